@@ -1,0 +1,207 @@
+"""The ``evr`` command: serve, db, user, audit."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from appliance import logs, migrate
+from appliance.config import Settings, SettingsError, load_settings
+from appliance.db import Database
+from appliance.services import accounts, audit
+from appliance.services.accounts import AccountError
+from appliance.services.audit import Actor
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def _cli_actor() -> Actor:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = str(os.getuid())
+    return Actor(f"cli:{name}", "cli")
+
+
+def _db(settings: Settings) -> Database:
+    db = Database(settings.effective_database_url)
+    migrate.upgrade(db.engine)
+    return db
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from appliance.server import serve
+
+    serve(settings)
+    return 0
+
+
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    db = Database(settings.effective_database_url)
+    migrate.upgrade(db.engine)
+    print(f"database at revision {migrate.current(db.engine)}")
+    return 0
+
+
+def cmd_db_current(settings: Settings, args: argparse.Namespace) -> int:
+    db = Database(settings.effective_database_url)
+    print(f"current {migrate.current(db.engine)} (head {migrate.head()})")
+    return 0
+
+
+def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
+    roles = accounts.parse_roles(args.role or [])
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    with _db(settings).session() as session:
+        user, password = accounts.create_user(
+            session,
+            _cli_actor(),
+            args.username,
+            args.name or args.username,
+            roles,
+            password,
+            accounts.PasswordPolicy.from_settings(settings),
+        )
+    print(f"created {user.username} with roles {', '.join(sorted(r.value for r in roles))}")
+    if not args.password_stdin:
+        print(f"one-time password (shown once): {password}")
+    return 0
+
+
+def cmd_user_list(settings: Settings, args: argparse.Namespace) -> int:
+    with _db(settings).session() as session:
+        views = accounts.list_users(session)
+    print(f"{'USERNAME':20} {'STATE':9} {'ROLES':40} NAME")
+    for view in views:
+        user = view.user
+        state = "disabled" if user.disabled else "active"
+        roles = ",".join(sorted(r.value for r in view.roles))
+        print(f"{user.username:20} {state:9} {roles:40} {user.display_name}")
+    return 0
+
+
+def cmd_user_disable(settings: Settings, args: argparse.Namespace) -> int:
+    with _db(settings).session() as session:
+        accounts.set_disabled(session, _cli_actor(), args.username, not args.enable)
+    print(f"{args.username} {'enabled' if args.enable else 'disabled'}")
+    return 0
+
+
+def cmd_user_reset_password(settings: Settings, args: argparse.Namespace) -> int:
+    with _db(settings).session() as session:
+        user, password = accounts.reset_password(session, _cli_actor(), args.username)
+    print(f"one-time password for {user.username} (shown once): {password}")
+    return 0
+
+
+def cmd_user_set_roles(settings: Settings, args: argparse.Namespace) -> int:
+    roles = accounts.parse_roles(args.roles)
+    with _db(settings).session() as session:
+        accounts.set_roles(session, _cli_actor(), args.username, roles)
+    print(f"{args.username} now has roles {', '.join(sorted(r.value for r in roles))}")
+    return 0
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    with _db(settings).session() as session:
+        result = audit.verify(session)
+    if result.ok:
+        print(f"audit chain OK: {result.checked} events verified")
+        return 0
+    where = f"event #{result.broken_seq}" + (
+        f" (row id {result.broken_id})" if result.broken_id else ""
+    )
+    print(
+        f"audit chain BROKEN at {where}: {result.reason}; "
+        f"{result.checked} events before it verified",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evr", description="Enhanced Video Response appliance.")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML settings file (default: /etc/evr/evr.toml when present)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the appliance (HTTPS, signalling, media)")
+    serve.set_defaults(func=cmd_serve)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("upgrade", help="apply migrations up to the newest").set_defaults(
+        func=cmd_db_upgrade
+    )
+    db.add_parser("current", help="show the schema revision").set_defaults(func=cmd_db_current)
+
+    user = commands.add_parser("user", help="manage accounts").add_subparsers(
+        dest="user_command", required=True
+    )
+    add = user.add_parser("add", help="create an account; prints a one-time password")
+    add.add_argument("username")
+    add.add_argument("--name", help="display name (default: the username)")
+    add.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        help="handler, supervisor, evidence_officer, auditor or admin; repeatable",
+    )
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the initial password from standard input",
+    )
+    add.set_defaults(func=cmd_user_add)
+    user.add_parser("list", help="list accounts").set_defaults(func=cmd_user_list)
+    disable = user.add_parser("disable", help="disable an account and end its sessions")
+    disable.add_argument("username")
+    disable.add_argument("--enable", action="store_true", help="enable it again instead")
+    disable.set_defaults(func=cmd_user_disable)
+    reset = user.add_parser("reset-password", help="set a one-time password and unlock")
+    reset.add_argument("username")
+    reset.set_defaults(func=cmd_user_reset_password)
+    set_roles = user.add_parser("set-roles", help="replace an account's roles")
+    set_roles.add_argument("username")
+    set_roles.add_argument("roles", nargs="+")
+    set_roles.set_defaults(func=cmd_user_set_roles)
+
+    audit_parser = commands.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit_parser.add_parser(
+        "verify", help="check the hash chain; names the first broken event"
+    ).set_defaults(func=cmd_audit_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"evr: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(settings.log_format, settings.log_level)
+    func: Command = args.func
+    try:
+        return func(settings, args)
+    except SettingsError as exc:
+        print(f"evr: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AccountError as exc:
+        print(f"evr: {exc}", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,194 @@
+"""The one settings object.
+
+Every setting comes, in rising precedence, from its default, the TOML file
+(``--config``, else ``/etc/evr/evr.toml`` when present) and an ``EVR_*``
+environment variable. ``docs/configuration.md`` documents each one; a test keeps
+the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("/etc/evr/evr.toml")
+
+# pydantic builds the sources inside the constructor, with no argument of ours to
+# carry the TOML path there, so it travels in a context variable.
+_config_file_var: ContextVar[Path | None] = ContextVar("evr_config_file")
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message names it and says what is wrong."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EVR_",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    force_name: str = Field(
+        "EVR Appliance",
+        min_length=1,
+        max_length=120,
+        description="The force's name, shown on every page a caller or handler sees.",
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base URL callers and handlers reach the box at, used in links. "
+        "Default: https://<hostname>:<port>.",
+    )
+    host: str = Field("0.0.0.0", description="Address to listen on.")  # noqa: S104
+    port: int = Field(8443, ge=1, le=65535, description="TCP port for HTTPS.")
+    data_dir: Path = Field(
+        Path("var"), description="Where the database, certificate and media live."
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL. Default: SQLite at <data_dir>/evr.db. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db.",
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate chain. Default: <data_dir>/tls/cert.pem, "
+        "made self-signed on first start when neither it nor the key exist.",
+    )
+    tls_key: Path | None = Field(
+        None, description="PEM private key. Default: <data_dir>/tls/key.pem."
+    )
+    session_idle_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="A signed-in session ends after this long unused."
+    )
+    session_absolute_hours: int = Field(
+        12, ge=1, le=7 * 24, description="A session ends this long after sign-in, used or not."
+    )
+    login_max_failures: int = Field(
+        5, ge=1, le=100, description="Consecutive wrong passwords before the account locks."
+    )
+    login_lockout_seconds: int = Field(
+        300,
+        ge=1,
+        le=86400,
+        description="First lock's length; each further lock without a good sign-in doubles it "
+        "(at most 24 hours).",
+    )
+    password_min_length: int = Field(
+        12, ge=8, le=128, description="Shortest password a user may choose."
+    )
+    min_free_bytes: int = Field(
+        1024**3,
+        ge=0,
+        description="/readyz fails when the data dir has less free space than this.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json` writes one JSON object per line, for a log shipper."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level logged."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// behind a TLS proxy)")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be set together")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _config_file_var.get(None)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'evr.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        return f"https://{socket.gethostname()}:{self.port}"
+
+    @property
+    def tls_paths(self) -> tuple[Path, Path]:
+        if self.tls_cert is not None and self.tls_key is not None:
+            return self.tls_cert, self.tls_key
+        return self.data_dir / "tls" / "cert.pem", self.data_dir / "tls" / "key.pem"
+
+    @property
+    def tls_is_default(self) -> bool:
+        return self.tls_cert is None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings, raising ``SettingsError`` that names the bad setting."""
+    if config_file is None and DEFAULT_CONFIG_FILE.is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"config file {config_file}: not found")
+    token = _config_file_var.set(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, config_file)) from None
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"config file {config_file}: {exc}") from None
+    finally:
+        _config_file_var.reset(token)
+
+
+def _describe(exc: ValidationError, config_file: Path | None) -> str:
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        env = f"EVR_{name.upper()}"
+        source = f" (environment variable {env})" if env in os.environ else ""
+        if not source and config_file is not None:
+            source = f" (in {config_file} or the default)"
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) else f": got {value!r}"
+        lines.append(f"invalid setting {name}{source}: {error['msg']}{shown}")
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""Accounts, their roles and their signed-in sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from appliance.models.base import UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    HANDLER = "handler"
+    SUPERVISOR = "supervisor"
+    EVIDENCE_OFFICER = "evidence_officer"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    display_name: str = Field(max_length=120)
+    password_hash: str = Field(max_length=255)
+    must_change_password: bool = True
+    disabled: bool = False
+    failed_logins: int = 0
+    lockouts: int = 0
+    locked_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    password_changed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    last_login_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class UserRole(SQLModel, table=True):
+    __tablename__ = "user_roles"
+    __table_args__ = (UniqueConstraint("user_id", "role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    role: str = Field(max_length=32)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is kept."""
+
+    __tablename__ = "web_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    last_seen_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    source: str = Field(default="", max_length=64)
+    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

@@ -1,0 +1,90 @@
+"""Start-up: data dir, migrations, first admin, certificate, then serve HTTPS."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from aiohttp import web
+
+from appliance import migrate, tls
+from appliance.config import Settings, SettingsError
+from appliance.db import Database
+from appliance.services import accounts
+from appliance.web.app import create_app
+
+log = logging.getLogger("evr.server")
+
+
+@dataclass
+class Prepared:
+    db: Database
+    cert_path: Path
+    key_path: Path
+    fingerprint: str
+    admin_password: str | None
+
+
+def prepare(settings: Settings) -> Prepared:
+    """Everything ``serve`` does before it listens; idempotent, so every start runs it."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    db = Database(settings.effective_database_url)
+    migrate.upgrade(db.engine)
+    with db.session() as session:
+        admin_password = accounts.ensure_first_admin(session)
+    cert_path, key_path = settings.tls_paths
+    if not cert_path.exists() and not key_path.exists() and settings.tls_is_default:
+        tls.make_self_signed(cert_path, key_path)
+        log.info("made a self-signed certificate", extra={"cert": str(cert_path)})
+    for name, path in (("tls_cert", cert_path), ("tls_key", key_path)):
+        if not path.is_file():
+            raise SettingsError(f"invalid setting {name}: file {path} not found")
+    try:
+        fingerprint = tls.fingerprint(tls.load_certificate(cert_path))
+    except ValueError as exc:
+        raise SettingsError(
+            f"invalid setting tls_cert: {cert_path} is not a PEM certificate ({exc})"
+        ) from None
+    return Prepared(db, cert_path, key_path, fingerprint, admin_password)
+
+
+def banner(settings: Settings, prepared: Prepared, out: TextIO) -> None:
+    host = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
+    print(f"EVR appliance for {settings.force_name}", file=out)
+    print(f"  serving   https://{host}:{settings.port}/", file=out)
+    print(f"  public    {settings.effective_public_url}", file=out)
+    print(f"  database  {prepared.db.engine.url.render_as_string(hide_password=True)}", file=out)
+    print(f"  cert      {prepared.cert_path}", file=out)
+    print(f"  SHA-256   {prepared.fingerprint}", file=out)
+    if prepared.admin_password:
+        print("", file=out)
+        print("  First start: an admin account was created. This password is shown once:", file=out)
+        print("    username  admin", file=out)
+        print(f"    password  {prepared.admin_password}", file=out)
+        print("  You will be asked to choose your own at first sign-in.", file=out)
+    out.flush()
+
+
+def serve(settings: Settings) -> None:
+    prepared = prepare(settings)
+    banner(settings, prepared, sys.stdout)
+    app = create_app(settings, prepared.db)
+    app.on_cleanup.append(lambda _app: _dispose(prepared.db))
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_context=tls.server_context(prepared.cert_path, prepared.key_path),
+        access_log=None,
+        print=None,
+        shutdown_timeout=5,
+    )
+
+
+async def _dispose(db: Database) -> None:
+    db.dispose()

@@ -1,0 +1,106 @@
+"""Signed-in browser sessions, kept server-side so they can be ended at once.
+
+The cookie carries 256 random bits; the table keeps only their SHA-256, so a copy
+of the database signs nobody in. A session ends when idle too long, when too old,
+on sign-out, or when its user is disabled or changes password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import Session, col, select, update
+
+from appliance.config import Settings
+from appliance.models import User, WebSession, utcnow
+from appliance.services import audit
+
+# Writing last_seen on every request would make every page a write; a minute's
+# slack against an idle limit of many minutes costs nothing.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle: timedelta = timedelta(minutes=30)
+    absolute: timedelta = timedelta(hours=12)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionPolicy:
+        return cls(
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            absolute=timedelta(hours=settings.session_absolute_hours),
+        )
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start(session: Session, user: User, source: str) -> tuple[str, WebSession]:
+    assert user.id is not None
+    token = secrets.token_urlsafe(32)
+    web_session = WebSession(
+        token_hash=_hash(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(32),
+        source=source[:64],
+    )
+    session.add(web_session)
+    session.flush()
+    return token, web_session
+
+
+def resolve(
+    session: Session, token: str | None, policy: SessionPolicy
+) -> tuple[WebSession, User] | None:
+    """The live session and user for a cookie, or None (unknown, tampered, expired, ended)."""
+    if not token or len(token) > 128:
+        return None
+    web_session = session.exec(
+        select(WebSession).where(WebSession.token_hash == _hash(token))
+    ).first()
+    if web_session is None or web_session.ended_at is not None:
+        return None
+    user = session.get(User, web_session.user_id)
+    now = utcnow()
+    if (
+        user is None
+        or user.disabled
+        or now - web_session.last_seen_at > policy.idle
+        or now - web_session.created_at > policy.absolute
+    ):
+        web_session.ended_at = now
+        session.add(web_session)
+        return None
+    if now - web_session.last_seen_at > TOUCH_INTERVAL:
+        web_session.last_seen_at = now
+        session.add(web_session)
+    return web_session, user
+
+
+def sign_out(session: Session, web_session: WebSession, user: User, source: str) -> None:
+    if web_session.ended_at is None:
+        web_session.ended_at = utcnow()
+        session.add(web_session)
+    audit.record(
+        session,
+        audit.Actor(user.username, source),
+        "logout",
+        object_type="user",
+        object_id=user.username,
+    )
+
+
+def end_all_for(session: Session, user_id: int, except_id: int | None = None) -> None:
+    statement = (
+        update(WebSession)
+        .where(col(WebSession.user_id) == user_id, col(WebSession.ended_at).is_(None))
+        .values(ended_at=utcnow())
+    )
+    if except_id is not None:
+        statement = statement.where(col(WebSession.id) != except_id)
+    session.exec(statement)  # type: ignore[call-overload]

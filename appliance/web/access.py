@@ -1,0 +1,72 @@
+"""Who may reach a handler, declared on the handler itself.
+
+Every route must say: ``@public``, ``@signed_in`` or ``@requires(Role...)``. The
+auth middleware refuses any handler that says nothing, so a new page is never open
+by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from appliance.models import Role, User
+from appliance.web import keys
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ACCESS_ATTR = "_evr_access"
+PERMISSIONS_ATTR = "_evr_permissions"
+PUBLIC = "public"
+SIGNED_IN = "signed_in"
+
+
+def public(handler: Handler) -> Handler:
+    setattr(handler, ACCESS_ATTR, PUBLIC)
+    return handler
+
+
+def signed_in(handler: Handler) -> Handler:
+    setattr(handler, ACCESS_ATTR, SIGNED_IN)
+    return handler
+
+
+def requires(*roles: Role) -> Callable[[Handler], Handler]:
+    """Any one of the roles will do."""
+
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, ACCESS_ATTR, frozenset(roles))
+        return handler
+
+    return mark
+
+
+def grants(*features: str) -> Callable[[Handler], Handler]:
+    """Let this page use browser features (camera, microphone, geolocation)."""
+
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, PERMISSIONS_ATTR, frozenset(features))
+        return handler
+
+    return mark
+
+
+def access_of(handler: Any) -> Any:
+    return getattr(handler, ACCESS_ATTR, None)
+
+
+def current_user(request: web.Request) -> User:
+    user = request.get(keys.USER)
+    if user is None:
+        raise web.HTTPUnauthorized()
+    return user
+
+
+def current_roles(request: web.Request) -> frozenset[Role]:
+    return request.get(keys.ROLES, frozenset())
+
+
+def source_of(request: web.Request) -> str:
+    return (request.remote or "")[:64]

@@ -1,0 +1,49 @@
+"""Wires the aiohttp application: templates, middlewares, routes, static files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from appliance.config import Settings
+from appliance.db import Database
+from appliance.web import admin, auth, health, home, keys, middleware
+
+PACKAGE = Path(__file__).resolve().parent.parent
+# A form body larger than this is refused before it is read (413).
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+async def _template_context(request: web.Request) -> dict[str, Any]:
+    return {
+        "force_name": request.app[keys.SETTINGS].force_name,
+        "password_min_length": request.app[keys.SETTINGS].password_min_length,
+        "current_user": request.get(keys.USER),
+        "current_roles": request.get(keys.ROLES, frozenset()),
+        "csrf_token": request.get(keys.CSRF, ""),
+        "csrf_field": keys.CSRF_FIELD,
+    }
+
+
+def create_app(settings: Settings, db: Database) -> web.Application:
+    app = web.Application(
+        middlewares=[middleware.observe, middleware.authenticate],
+        client_max_size=MAX_REQUEST_BYTES,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.DB] = db
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        context_processors=[_template_context],
+    )
+    app.on_response_prepare.append(middleware.security_headers)
+    for module in (auth, home, admin, health):
+        app.router.add_routes(module.routes)
+    app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)
+    return app

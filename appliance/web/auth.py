@@ -1,0 +1,138 @@
+"""Sign in, sign out, change password."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from appliance import metrics
+from appliance.services import accounts, web_sessions
+from appliance.services.accounts import AccountError, SignInStatus
+from appliance.web import keys
+from appliance.web.access import current_user, public, signed_in, source_of
+
+routes = web.RouteTableDef()
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path on this site: never an absolute or protocol-relative URL."""
+    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return "/"
+
+
+@routes.get("/login", name="login")
+@public
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if request.get(keys.USER) is not None:
+        raise web.HTTPSeeOther("/")
+    return aiohttp_jinja2.render_template(
+        "login.html", request, {"next": _safe_next(request.query.get("next"))}
+    )
+
+
+@routes.post("/login", name="login_submit")
+@public
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    username = str(form.get("username", ""))[:128]
+    password = str(form.get("password", ""))[:1024]
+    next_path = _safe_next(str(form.get("next", "/")))
+    settings = request.app[keys.SETTINGS]
+    db = request.app[keys.DB]
+    source = source_of(request)
+    policy = accounts.LockoutPolicy.from_settings(settings)
+
+    def attempt() -> tuple[accounts.SignInResult, str | None]:
+        with db.session() as session:
+            result = accounts.sign_in(session, username, password, source, policy)
+            token = None
+            if result.user is not None:
+                token, _ = web_sessions.start(session, result.user, source)
+            return result, token
+
+    result, token = await asyncio.to_thread(attempt)
+    metrics.SIGN_INS.labels(result.status.value).inc()
+    if result.status is SignInStatus.OK and token is not None:
+        response = web.HTTPSeeOther(next_path)
+        response.set_cookie(
+            keys.SESSION_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/"
+        )
+        response.del_cookie(keys.CSRF_COOKIE, path="/")
+        raise response
+    if result.status is SignInStatus.LOCKED and result.locked_until is not None:
+        message = (
+            "Too many wrong attempts: this account is locked until "
+            f"{result.locked_until:%H:%M} UTC. An administrator can unlock it sooner."
+        )
+    else:
+        message = "Wrong username or password."
+    return aiohttp_jinja2.render_template(
+        "login.html",
+        request,
+        {"error": message, "username": username, "next": next_path},
+        status=429 if result.status is SignInStatus.LOCKED else 401,
+    )
+
+
+@routes.post("/logout", name="logout")
+@signed_in
+async def logout(request: web.Request) -> web.StreamResponse:
+    db = request.app[keys.DB]
+    with db.session() as session:
+        web_sessions.sign_out(
+            session, request[keys.WEB_SESSION], current_user(request), source_of(request)
+        )
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(keys.SESSION_COOKIE, path="/")
+    raise response
+
+
+@routes.get("/account/password", name="password")
+@signed_in
+async def password_form(request: web.Request) -> web.StreamResponse:
+    return aiohttp_jinja2.render_template(
+        "password.html", request, {"forced": current_user(request).must_change_password}
+    )
+
+
+@routes.post("/account/password", name="password_submit")
+@signed_in
+async def change_password(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    current = str(form.get("current_password", ""))[:1024]
+    new = str(form.get("new_password", ""))[:1024]
+    confirm = str(form.get("confirm_password", ""))[:1024]
+    user = current_user(request)
+    settings = request.app[keys.SETTINGS]
+    db = request.app[keys.DB]
+    source = source_of(request)
+    keep = request[keys.WEB_SESSION].id
+
+    def attempt() -> None:
+        if new != confirm:
+            raise AccountError("the new password and its confirmation differ")
+        with db.session() as session:
+            fresh = session.merge(user)
+            accounts.change_password(
+                session,
+                fresh,
+                current,
+                new,
+                source,
+                accounts.PasswordPolicy.from_settings(settings),
+                keep_session_id=keep,
+            )
+
+    try:
+        await asyncio.to_thread(attempt)
+    except AccountError as exc:
+        return aiohttp_jinja2.render_template(
+            "password.html",
+            request,
+            {"forced": user.must_change_password, "error": f"Not changed: {exc}."},
+            status=400,
+        )
+    raise web.HTTPSeeOther("/?notice=password_changed")

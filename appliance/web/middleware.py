@@ -1,0 +1,205 @@
+"""Request id, logging and metrics; sign-in; CSRF; forced password change; headers."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import secrets
+import time
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp.web_urldispatcher import StaticResource
+
+from appliance import metrics
+from appliance.logs import request_id_var
+from appliance.services import accounts, web_sessions
+from appliance.web import keys
+from appliance.web.access import (
+    PERMISSIONS_ATTR,
+    PUBLIC,
+    SIGNED_IN,
+    Handler,
+    access_of,
+)
+
+log = logging.getLogger("evr.http")
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Pages a user who must change their password may still reach.
+PASSWORD_CHANGE_ROUTES = {"password", "logout"}
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "manifest-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
+BROWSER_FEATURES = ("camera", "microphone", "geolocation", "display-capture", "usb", "payment")
+
+
+def _route_template(request: web.Request) -> str:
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _route_name(request: web.Request) -> str | None:
+    route = request.match_info.route
+    return route.name if route is not None else None
+
+
+def _is_static(request: web.Request) -> bool:
+    route = request.match_info.route
+    return route is not None and isinstance(route.resource, StaticResource)
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: request id, one log line, metrics; a 500 page for what escapes."""
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
+    request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    except Exception:
+        log.exception("unhandled error", extra={"route": _route_template(request)})
+        response = aiohttp_jinja2.render_template(
+            "error.html",
+            request,
+            {"status": 500, "message": "Something went wrong on the box."},
+            status=500,
+        )
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route_template(request)
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+        metrics.HTTP_REQUEST_DURATION.labels(request.method, route).observe(elapsed)
+        log.info(
+            "%s %s %s",
+            request.method,
+            route,
+            status,
+            extra={
+                "route": route,
+                "method": request.method,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 1),
+            },
+        )
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Load the session, enforce the handler's declared access and the CSRF token."""
+    if _is_static(request):
+        return await handler(request)
+    settings = request.app[keys.SETTINGS]
+    db = request.app[keys.DB]
+    token = request.cookies.get(keys.SESSION_COOKIE)
+    if token:
+        policy = web_sessions.SessionPolicy.from_settings(settings)
+        with db.session() as session:
+            resolved = web_sessions.resolve(session, token, policy)
+            if resolved is not None:
+                web_session, user = resolved
+                request[keys.WEB_SESSION] = web_session
+                request[keys.USER] = user
+                request[keys.ROLES] = frozenset(accounts.roles_of(session, web_session.user_id))
+                request[keys.CSRF] = web_session.csrf_token
+
+    if keys.CSRF not in request:
+        anon = request.cookies.get(keys.CSRF_COOKIE, "")
+        if not anon or len(anon) > 128:
+            anon = secrets.token_urlsafe(32)
+            request[keys.NEW_CSRF_COOKIE] = anon
+        request[keys.CSRF] = anon
+
+    access = access_of(request.match_info.handler)
+    if access is None and request.match_info.http_exception is None:
+        log.error("route without an access rule refused", extra={"route": _route_template(request)})
+        raise web.HTTPForbidden(text="This page has no access rule.")
+    if request.method in UNSAFE_METHODS and access is not None:
+        await _check_csrf(request)
+
+    user = request.get(keys.USER)
+    if access is not None and access != PUBLIC:
+        if user is None:
+            if request.method == "GET":
+                raise web.HTTPSeeOther(f"/login?next={request.rel_url.path}")
+            raise web.HTTPUnauthorized(text="Sign in first.")
+        if user.must_change_password and _route_name(request) not in PASSWORD_CHANGE_ROUTES:
+            raise web.HTTPSeeOther("/account/password")
+        if access != SIGNED_IN and not (access & request[keys.ROLES]):
+            raise web.HTTPForbidden(text="Your role does not allow this.")
+    response = await handler(request)
+    if keys.NEW_CSRF_COOKIE in request and response.content_type == "text/html":
+        response.set_cookie(
+            keys.CSRF_COOKIE,
+            request[keys.NEW_CSRF_COOKIE],
+            secure=True,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+        )
+    return response
+
+
+async def _check_csrf(request: web.Request) -> None:
+    expected = request[keys.CSRF]
+    sent = request.headers.get(keys.CSRF_HEADER, "")
+    if not sent and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        form = await request.post()
+        value = form.get(keys.CSRF_FIELD, "")
+        sent = value if isinstance(value, str) else ""
+    if keys.NEW_CSRF_COOKIE in request or not hmac.compare_digest(sent.encode(), expected.encode()):
+        log.warning("CSRF token missing or wrong", extra={"route": _route_template(request)})
+        raise web.HTTPForbidden(
+            text="The form had expired or was not sent from this site. "
+            "Reload the page and try again."
+        )
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response, errors and static files included (an on_response_prepare hook)."""
+    headers = response.headers
+    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    granted = getattr(request.match_info.handler, PERMISSIONS_ATTR, frozenset())
+    headers["Permissions-Policy"] = ", ".join(
+        f"{feature}=(self)" if feature in granted else f"{feature}=()"
+        for feature in BROWSER_FEATURES
+    )
+    if _is_static(request):
+        headers.setdefault("Cache-Control", "no-cache")
+    else:
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
