@@ -61,10 +61,15 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
 
-def configure(log_format: str = "text", level: str = "INFO", stream: Any = None) -> None:
+def make_handler(log_format: str = "text", stream: Any = None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RedactingFilter())
+    return handler
+
+
+def configure(log_format: str = "text", level: str = "INFO", stream: Any = None) -> None:
+    handler = make_handler(log_format, stream)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -11,12 +11,11 @@ from appliance.models import Role, User, WebSession
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 
-# Per request (plain string keys: aiohttp has no typed request keys).
-USER = "evr.user"
-ROLES = "evr.roles"
-WEB_SESSION = "evr.web_session"
-CSRF = "evr.csrf"
-NEW_CSRF_COOKIE = "evr.new_csrf_cookie"
+USER = web.RequestKey("user", User)
+ROLES = web.RequestKey("roles", frozenset)
+WEB_SESSION = web.RequestKey("web_session", WebSession)
+CSRF = web.RequestKey("csrf", str)
+NEW_CSRF_COOKIE = web.RequestKey("new_csrf_cookie", str)
 
 SESSION_COOKIE = "__Host-evr_session"
 CSRF_COOKIE = "__Host-evr_csrf"

@@ -29,7 +29,7 @@ log = logging.getLogger("evr.http")
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Pages a user who must change their password may still reach.
-PASSWORD_CHANGE_ROUTES = {"password", "logout"}
+PASSWORD_CHANGE_ROUTES = {"password", "password_submit", "logout"}
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
