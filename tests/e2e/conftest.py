@@ -1,0 +1,109 @@
+"""Real-browser fixtures: Debian's chromium driven by Playwright, and `evr serve` as a process.
+
+Never a downloaded browser: `executable_path` is Debian's `/usr/bin/chromium`, which
+`make test` installs. Flags as the spike on this machine found them (docs/development.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.conftest import free_port
+from tests.support.process import start_serve, stop, wait_healthy
+
+CHROMIUM = os.environ.get("EVR_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+
+
+@dataclass
+class Appliance:
+    base_url: str
+    data_dir: Path
+    admin_password: str
+    process: subprocess.Popen[str]
+
+
+@pytest.fixture(scope="module")
+def appliance() -> Iterator[Appliance]:
+    """`evr serve` in a fresh data dir, on its own port, with the printed admin password."""
+    root = Path(tempfile.mkdtemp(prefix="evr-e2e-"))
+    port = free_port()
+    process = start_serve(
+        root,
+        EVR_DATA_DIR=str(root / "var"),
+        EVR_PORT=str(port),
+        EVR_HOST="127.0.0.1",
+        EVR_FORCE_NAME="Wessex Police",
+        EVR_MIN_FREE_BYTES="0",
+    )
+    base_url = f"https://127.0.0.1:{port}"
+    password = ""
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = re.search(r"password\s+(\S{20})$", line.strip())
+            if match:
+                password = match.group(1)
+                break
+        wait_healthy(base_url, process)
+        yield Appliance(base_url, root / "var", password, process)
+    finally:
+        stop(process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One browser for each module.
+
+    Sync Playwright keeps an event loop running in this thread while it lives, which
+    the asyncio tests that follow could not share.
+    """
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: make test installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context(ignore_https_errors=True, locale="en-GB")
+    context.set_default_timeout(10_000)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
