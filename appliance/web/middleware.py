@@ -78,8 +78,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = response.status
     except web.HTTPException as exc:
         status = exc.status
-        exc.headers["X-Request-Id"] = request_id
-        raise
+        if status < 400 or "text/html" not in request.headers.get("Accept", ""):
+            exc.headers["X-Request-Id"] = request_id
+            raise
+        response = _error_page(request, exc)
     except Exception:
         log.exception("unhandled error", extra={"route": _route_template(request)})
         response = aiohttp_jinja2.render_template(
@@ -107,6 +109,26 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
     response.headers["X-Request-Id"] = request_id
     return response
+
+
+ERROR_MESSAGES = {
+    401: "Sign in first.",
+    403: "You do not have access to this page.",
+    404: "There is no page at this address.",
+    405: "That cannot be done here.",
+    413: "What was sent is too large.",
+}
+
+
+def _error_page(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
+    """A page in the site's layout for a browser; the exception's own text for others."""
+    default = f"{exc.status}: {exc.reason}"
+    message = (
+        exc.text if exc.text and exc.text != default else ERROR_MESSAGES.get(exc.status, exc.reason)
+    )
+    return aiohttp_jinja2.render_template(
+        "error.html", request, {"status": exc.status, "message": message}, status=exc.status
+    )
 
 
 @web.middleware

@@ -10,15 +10,21 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from aiohttp import web
 from sqlmodel import select
 
 from appliance import logs
+from appliance.config import Settings
+from appliance.db import Database
 from appliance.models import AuditEvent, Role, User, WebSession, utcnow
 from appliance.services import accounts
 from appliance.services.audit import Actor
 from appliance.web import keys
+from appliance.web.access import grants, public
+from appliance.web.app import create_app
 from tests.conftest import LiveServer
 from tests.support.http import FormClient
 
@@ -335,3 +341,64 @@ async def test_logs_carry_request_ids_but_no_names_or_numbers(
     assert len({line["request_id"] for line in requests}) == len(requests)
     with live_server.db.session() as session:
         assert session.exec(select(User).where(User.username == "pc9")).one()
+
+
+async def test_browsers_get_error_pages_in_the_layout(
+    live_server: LiveServer, client: FormClient
+) -> None:
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    response, body = await client.get("/no/such/page", headers=html)
+    assert response.status == 404
+    assert "There is no page at this address." in body and "<main" in body
+    _add_user(live_server, "pc10", Role.HANDLER)
+    await client.sign_in("pc10", NEW_PASSWORD)
+    response, body = await client.get("/admin/users", headers=html)
+    assert response.status == 403 and "Your role does not allow this." in body
+    response, body = await client.get("/no/such/page")
+    assert response.status == 404 and "<main" not in body
+
+
+async def test_auditor_reads_and_verifies_the_trail(
+    live_server: LiveServer, client: FormClient
+) -> None:
+    _add_user(live_server, "dpo1", Role.AUDITOR)
+    await client.sign_in("dpo1", NEW_PASSWORD)
+    response, body = await client.get("/audit")
+    assert response.status == 200
+    assert "login.succeeded" in body and "user.created" in body
+    assert "The chain holds" not in body
+    response, body = await client.get("/audit?verify=1")
+    assert re.search(r"The chain holds: \d+ events checked", body)
+
+
+async def test_pages_grant_camera_only_when_they_declare_it(
+    settings: Settings, db: Database, aiohttp_client: Any
+) -> None:
+    app = create_app(settings, db)
+
+    @public
+    @grants("camera", "microphone")
+    async def camera_page(request: web.Request) -> web.Response:
+        return web.Response(text="camera")
+
+    app.router.add_get("/camera-test", camera_page)
+    client = await aiohttp_client(app)
+    granted = (await client.get("/camera-test")).headers["Permissions-Policy"]
+    assert "camera=(self)" in granted and "microphone=(self)" in granted
+    assert "geolocation=()" in granted
+    plain = (await client.get("/healthz")).headers["Permissions-Policy"]
+    assert "camera=()" in plain and "microphone=()" in plain
+
+
+async def test_a_route_without_an_access_rule_is_refused(
+    settings: Settings, db: Database, aiohttp_client: Any
+) -> None:
+    app = create_app(settings, db)
+
+    async def forgotten(request: web.Request) -> web.Response:
+        return web.Response(text="secret")
+
+    app.router.add_get("/forgotten", forgotten)
+    client = await aiohttp_client(app)
+    response = await client.get("/forgotten")
+    assert response.status == 403 and "secret" not in await response.text()
