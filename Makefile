@@ -9,6 +9,9 @@ DEV_STAMP := $(VENV)/.dev-installed
 TEST_DEB_PACKAGES := postgresql chromium fonts-dejavu-core prometheus iproute2 python3-venv
 RUN_DEB_PACKAGES := python3-venv iproute2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# As root the suite runs in a network namespace of its own with only loopback, so
+# browsers and media peers under test can reach nothing but this machine.
+ISOLATE := $(shell [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null && echo yes)
 
 .PHONY: run test lint format system-packages-test system-packages-run clean
 
@@ -17,7 +20,11 @@ run: $(RUNTIME_STAMP)
 
 test: system-packages-test $(DEV_STAMP)
 	$(BIN)/ruff check .
+ifeq ($(ISOLATE),yes)
+	unshare -n -- sh -c 'ip link set lo up && exec $(BIN)/pytest'
+else
 	$(BIN)/pytest
+endif
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
