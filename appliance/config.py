@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -93,6 +93,48 @@ class Settings(BaseSettings):
         ge=0,
         description="/readyz fails when the data dir has less free space than this.",
     )
+    invite_ttl_hours: int = Field(
+        24, ge=1, le=24 * 14, description="A caller's link works for this long after it is made."
+    )
+    incident_categories: list[str] = Field(
+        [
+            "Burglary",
+            "Criminal damage",
+            "Theft",
+            "Vehicle crime",
+            "Anti-social behaviour",
+            "Fraud",
+            "Harassment",
+            "Domestic abuse",
+            "Assault",
+            "Other",
+        ],
+        min_length=1,
+        description="Categories a handler picks from when creating an incident.",
+    )
+    stun_urls: list[str] = Field(
+        [],
+        description='STUN servers for both legs, e.g. ["stun:evr.example:3478"]. '
+        "Never a public default.",
+    )
+    turn_urls: list[str] = Field(
+        [],
+        description="TURN servers (coturn) for callers on mobile networks, e.g. "
+        '["turn:evr.example:3478?transport=udp"].',
+    )
+    turn_secret: SecretStr | None = Field(
+        None,
+        description="coturn's static-auth-secret (use-auth-secret): credentials are "
+        "minted per call from it and expire.",
+    )
+    turn_ttl_seconds: int = Field(
+        3600 * 4, ge=60, le=86400, description="How long a call's TURN credentials last."
+    )
+    media_allow_loopback: bool = Field(
+        False,
+        description="Offer 127.0.0.1 ICE candidates (only for a box, or a test, "
+        "that reaches the browser over loopback).",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="`json` writes one JSON object per line, for a log shipper."
     )
@@ -121,10 +163,20 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value
 
+    @field_validator("stun_urls", "turn_urls")
+    @classmethod
+    def _ice_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise ValueError(f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
+        return value
+
     @model_validator(mode="after")
-    def _tls_pair(self) -> Settings:
+    def _pairs(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be set together")
+        if self.turn_urls and self.turn_secret is None:
+            raise ValueError("turn_urls need turn_secret (coturn's static-auth-secret)")
         return self
 
     @classmethod

@@ -6,7 +6,9 @@ never from a path, a person or an id.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from appliance.models import Call
 
 HTTP_REQUESTS = Counter(
     "evr_http_requests",
@@ -29,3 +31,65 @@ SIGN_INS = Counter(
 )
 for _result in ("ok", "wrong", "locked"):
     SIGN_INS.labels(_result)
+
+SIGNALLING_CONNECTIONS = Gauge(
+    "evr_signalling_connections",
+    "Open signalling WebSockets, by participant role.",
+    ["role"],
+    registry=REGISTRY,
+)
+SIGNALLING_ERRORS = Counter(
+    "evr_signalling_errors",
+    "Signalling messages answered with an error, by error code.",
+    ["code"],
+    registry=REGISTRY,
+)
+CALLS_ENDED = Counter(
+    "evr_calls_ended",
+    "Calls that reached a final state, by that state.",
+    ["state"],
+    registry=REGISTRY,
+)
+CALL_ADMIT_WAIT = Histogram(
+    "evr_call_admit_wait_seconds",
+    "Time a caller waited between joining and being admitted by a handler.",
+    buckets=(5, 15, 30, 60, 120, 180, 300, 600, 1800),
+    registry=REGISTRY,
+)
+ICE_FAILURES = Counter(
+    "evr_ice_failures",
+    "Call legs whose ICE connection failed.",
+    registry=REGISTRY,
+)
+RECORDINGS = Counter(
+    "evr_recordings",
+    "Recordings by what happened: started or failed.",
+    ["result"],
+    registry=REGISTRY,
+)
+RECORDING_BYTES = Counter(
+    "evr_recording_bytes",
+    "Bytes of finished recordings written.",
+    registry=REGISTRY,
+)
+for _role in ("caller", "handler"):
+    SIGNALLING_CONNECTIONS.labels(_role)
+for _code in (
+    "too_large",
+    "bad_json",
+    "bad_message",
+    "unknown_type",
+    "invalid",
+    "bad_sdp",
+    "not_allowed",
+):
+    SIGNALLING_ERRORS.labels(_code)
+for _state in ("ended", "expired", "failed", "cancelled"):
+    CALLS_ENDED.labels(_state)
+for _result in ("started", "failed"):
+    RECORDINGS.labels(_result)
+
+
+def observe_admitted(call: Call) -> None:
+    if call.waiting_at is not None and call.connected_at is not None:
+        CALL_ADMIT_WAIT.observe((call.connected_at - call.waiting_at).total_seconds())

@@ -14,7 +14,7 @@ from aiohttp import web
 from appliance import migrate, tls
 from appliance.config import Settings, SettingsError
 from appliance.db import Database
-from appliance.services import accounts
+from appliance.services import accounts, calls
 from appliance.web.app import create_app
 
 log = logging.getLogger("evr.server")
@@ -37,6 +37,9 @@ def prepare(settings: Settings) -> Prepared:
     migrate.upgrade(db.engine)
     with db.session() as session:
         admin_password = accounts.ensure_first_admin(session)
+        failed = calls.recover_interrupted(session)
+    if failed:
+        log.warning("calls live at the last stop were marked failed", extra={"calls": len(failed)})
     cert_path, key_path = settings.tls_paths
     if not cert_path.exists() and not key_path.exists() and settings.tls_is_default:
         tls.make_self_signed(cert_path, key_path)

@@ -2,6 +2,31 @@
 
 from appliance.models.audit import AuditEvent
 from appliance.models.base import utcnow
+from appliance.models.calls import (
+    FINAL_STATES,
+    Call,
+    CallState,
+    ChatMessage,
+    Invite,
+    Recording,
+    Snapshot,
+)
+from appliance.models.incidents import Incident
 from appliance.models.users import Role, User, UserRole, WebSession
 
-__all__ = ["AuditEvent", "Role", "User", "UserRole", "WebSession", "utcnow"]
+__all__ = [
+    "FINAL_STATES",
+    "AuditEvent",
+    "Call",
+    "CallState",
+    "ChatMessage",
+    "Incident",
+    "Invite",
+    "Recording",
+    "Role",
+    "Snapshot",
+    "User",
+    "UserRole",
+    "WebSession",
+    "utcnow",
+]

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from appliance.models.base import UTCDateTime, utcnow
+from appliance.models.base import now_field
 
 
 class AuditEvent(SQLModel, table=True):
@@ -15,7 +15,7 @@ class AuditEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     seq: int = Field(unique=True, index=True)
-    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    at: datetime = now_field()
     actor: str = Field(max_length=128)
     action: str = Field(max_length=64, index=True)
     object_type: str = Field(default="", max_length=64)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import Column, DateTime
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field
 
 
 def utcnow() -> datetime:
@@ -31,3 +33,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def now_field() -> Any:
+    """A required UTC time that defaults to now."""
+    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+def time_field() -> Any:
+    """An optional UTC time."""
+    return Field(default=None, sa_column=Column(UTCDateTime()))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from appliance.models.base import UTCDateTime, utcnow
+from appliance.models.base import now_field, time_field
 
 
 class Role(StrEnum):
@@ -30,12 +30,10 @@ class User(SQLModel, table=True):
     disabled: bool = False
     failed_logins: int = 0
     lockouts: int = 0
-    locked_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
-    )
-    password_changed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    last_login_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    locked_until: datetime | None = time_field()
+    created_at: datetime = now_field()
+    password_changed_at: datetime | None = time_field()
+    last_login_at: datetime | None = time_field()
 
 
 class UserRole(SQLModel, table=True):
@@ -56,11 +54,7 @@ class WebSession(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True, index=True)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     csrf_token: str = Field(max_length=64)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
-    )
-    last_seen_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
-    )
+    created_at: datetime = now_field()
+    last_seen_at: datetime = now_field()
     source: str = Field(default="", max_length=64)
-    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    ended_at: datetime | None = time_field()

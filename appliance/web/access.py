@@ -70,3 +70,10 @@ def current_roles(request: web.Request) -> frozenset[Role]:
 
 def source_of(request: web.Request) -> str:
     return (request.remote or "")[:64]
+
+
+def require_same_origin(request: web.Request) -> None:
+    """A WebSocket is opened only from this site's own pages (no cross-site hijacking)."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        raise web.HTTPForbidden(text="Cross-origin WebSocket refused.")

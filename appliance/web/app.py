@@ -11,7 +11,8 @@ from aiohttp import web
 
 from appliance.config import Settings
 from appliance.db import Database
-from appliance.web import admin, auth, health, home, keys, middleware
+from appliance.live.hub import CallHub
+from appliance.web import admin, auth, caller, console, health, home, incidents, keys, middleware
 
 PACKAGE = Path(__file__).resolve().parent.parent
 # A form body larger than this is refused before it is read (413).
@@ -36,6 +37,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.DB] = db
+    app[keys.HUB] = hub = CallHub(settings, db)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
@@ -43,7 +45,8 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         context_processors=[_template_context],
     )
     app.on_response_prepare.append(middleware.security_headers)
-    for module in (auth, home, admin, health):
+    for module in (auth, home, admin, health, incidents, console, caller):
         app.router.add_routes(module.routes)
+    app.on_shutdown.append(lambda _app: hub.close_all())
     app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)
     return app

@@ -6,10 +6,12 @@ from aiohttp import web
 
 from appliance.config import Settings
 from appliance.db import Database
+from appliance.live.hub import CallHub
 from appliance.models import Role, User, WebSession
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
+HUB = web.AppKey("hub", CallHub)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)
@@ -21,5 +23,6 @@ SESSION_COOKIE = "__Host-evr_session"
 CSRF_COOKIE = "__Host-evr_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+CALLER_DEVICE_COOKIE = "__Host-evr_caller"
 
 __all__ = ["DB", "SETTINGS", "Role", "User", "WebSession"]

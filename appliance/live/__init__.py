@@ -1,0 +1,1 @@
+"""Live calls: the signalling protocol and the hub that joins WebSockets to media rooms."""

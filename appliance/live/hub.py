@@ -1,0 +1,441 @@
+"""The hub: one live call per media room, its participants' WebSockets, and the DB moves.
+
+Web handlers hand each authorised WebSocket to the hub; the hub validates messages,
+drives the media room and calls the services. It is the only place where signalling,
+media and the database meet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from media.ice import turn_credentials
+
+from appliance import metrics
+from appliance.config import Settings
+from appliance.db import Database
+from appliance.live import protocol
+from appliance.models import Call, CallState, Recording, Snapshot, User, utcnow
+from appliance.services import calls, evidence
+from appliance.services.audit import Actor
+from appliance.services.calls import CallError
+from media import IceServer, NoVideoError, Room, RoomConfig, RoomEvent, SdpError
+
+log = logging.getLogger("evr.live")
+
+CALLER = "caller"
+HANDLER = "handler"
+STATS_INTERVAL_S = 2.0
+
+
+def browser_ice_server(server: IceServer) -> dict[str, Any]:
+    """The shape RTCPeerConnection takes in a browser."""
+    entry: dict[str, Any] = {"urls": list(server.urls)}
+    if server.username:
+        entry["username"] = server.username
+        entry["credential"] = server.credential
+    return entry
+
+
+@dataclass(eq=False)
+class Participant:
+    role: str
+    ws: web.WebSocketResponse
+    source: str
+    user: User | None = None
+
+    @property
+    def leg_id(self) -> str:
+        return self.role
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user.username if self.user else CALLER, self.source)
+
+
+@dataclass(eq=False)
+class LiveCall:
+    public_id: str
+    room: Room | None = None
+    participants: dict[str, Participant] = field(default_factory=dict)
+    recording_id: int | None = None
+    stats_task: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class CallHub:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.calls: dict[str, LiveCall] = {}
+
+    # -- configuration ----------------------------------------------------------------
+
+    def ice_servers(self, public_id: str) -> list[IceServer]:
+        servers = []
+        if self.settings.stun_urls:
+            servers.append(IceServer(urls=list(self.settings.stun_urls)))
+        if self.settings.turn_urls and self.settings.turn_secret:
+            username, credential = turn_credentials(
+                self.settings.turn_secret.get_secret_value(),
+                self.settings.turn_ttl_seconds,
+                f"call-{public_id}",
+            )
+            servers.append(
+                IceServer(
+                    urls=list(self.settings.turn_urls), username=username, credential=credential
+                )
+            )
+        return servers
+
+    def _live(self, public_id: str) -> LiveCall:
+        live = self.calls.get(public_id)
+        if live is None:
+            live = self.calls[public_id] = LiveCall(public_id)
+        return live
+
+    def _load(self, public_id: str) -> Call:
+        with self.db.session() as session:
+            call = calls.by_public_id(session, public_id)
+            if call is None:
+                raise CallError("no such call")
+            return call
+
+    # -- a participant's WebSocket ------------------------------------------------------
+
+    async def serve(self, public_id: str, participant: Participant) -> None:
+        """Run one participant's socket until it closes. Never raises for bad input."""
+        live = self._live(public_id)
+        previous = live.participants.get(participant.role)
+        if previous is not None:
+            await previous.ws.close(code=4000, message=b"replaced by a newer connection")
+        live.participants[participant.role] = participant
+        metrics.SIGNALLING_CONNECTIONS.labels(participant.role).inc()
+        try:
+            await self._send(
+                participant,
+                {
+                    "type": "hello",
+                    "role": participant.role,
+                    "iceServers": [browser_ice_server(s) for s in self.ice_servers(public_id)],
+                    **self._state_of(self._load(public_id), live),
+                },
+            )
+            await self._notify_presence(live, participant.role, True)
+            async for message in participant.ws:
+                if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    await self._handle_raw(live, participant, message.data)
+                elif message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            metrics.SIGNALLING_CONNECTIONS.labels(participant.role).dec()
+            if live.participants.get(participant.role) is participant:
+                del live.participants[participant.role]
+                await self._notify_presence(live, participant.role, False)
+
+    async def _handle_raw(self, live: LiveCall, participant: Participant, raw: Any) -> None:
+        try:
+            message = protocol.parse(raw)
+        except protocol.ProtocolError as exc:
+            metrics.SIGNALLING_ERRORS.labels(exc.code).inc()
+            await self._send(participant, protocol.error(exc.code, exc.message))
+            return
+        try:
+            async with live.lock:
+                await self._dispatch(live, participant, message)
+        except SdpError as exc:
+            metrics.SIGNALLING_ERRORS.labels("bad_sdp").inc()
+            await self._send(participant, protocol.error("bad_sdp", str(exc)))
+        except CallError as exc:
+            metrics.SIGNALLING_ERRORS.labels("not_allowed").inc()
+            await self._send(participant, protocol.error("not_allowed", str(exc)))
+
+    async def _dispatch(self, live: LiveCall, participant: Participant, message: Any) -> None:
+        match message:
+            case protocol.Join(sdp=sdp):
+                await self._join(live, participant, sdp)
+            case protocol.Restart(sdp=sdp):
+                if live.room is None or participant.leg_id not in live.room.legs:
+                    raise CallError("join the call before restarting it")
+                answer = await live.room.renegotiate(participant.leg_id, sdp)
+                await self._send(participant, {"type": "answer", "sdp": answer})
+            case protocol.Chat(text=text):
+                await self._chat(live, participant, text)
+            case protocol.Location(latitude=lat, longitude=lon, accuracy=accuracy):
+                if participant.role != CALLER:
+                    raise CallError("only the caller shares a location")
+                with self.db.session() as session:
+                    call = self._reload(session, live)
+                    calls.record_location(session, call, lat, lon, accuracy)
+                await self._broadcast(
+                    live,
+                    {"type": "location", "latitude": lat, "longitude": lon, "accuracy": accuracy},
+                    roles=(HANDLER,),
+                )
+            case protocol.End():
+                await self._end(live, participant.actor, f"{participant.role}_ended")
+            case protocol.Ping():
+                await self._send(participant, {"type": "pong"})
+
+    # -- the moves ---------------------------------------------------------------------
+
+    async def _join(self, live: LiveCall, participant: Participant, sdp: str) -> None:
+        call = self._load(live.public_id)
+        state = CallState(call.state)
+        if participant.role == HANDLER and state not in (CallState.WAITING, CallState.CONNECTED):
+            raise CallError(f"the call is {state.value}: there is nobody to admit")
+        if participant.role == CALLER and state not in (
+            CallState.INVITED,
+            CallState.WAITING,
+            CallState.CONNECTED,
+        ):
+            raise CallError(f"the call is {state.value}")
+        if live.room is None:
+            config = RoomConfig(
+                ice_servers=self.ice_servers(live.public_id),
+                allow_loopback=self.settings.media_allow_loopback,
+            )
+            live.room = Room(live.public_id, config, on_event=self._on_media_event)
+        if participant.leg_id in live.room.legs:
+            answer = await live.room.renegotiate(participant.leg_id, sdp)
+        else:
+            answer = await live.room.join(participant.leg_id, participant.role, sdp)
+        await self._send(participant, {"type": "answer", "sdp": answer})
+
+        with self.db.session() as session:
+            call = self._reload(session, live)
+            if participant.role == CALLER:
+                calls.caller_waiting(session, call, participant.source)
+            elif CallState(call.state) is CallState.WAITING:
+                assert participant.user is not None
+                calls.admit(session, call, participant.user, participant.source)
+                metrics.observe_admitted(call)
+        if participant.role == HANDLER:
+            await self._start_recording_if_agreed(live)
+            if live.stats_task is None:
+                live.stats_task = asyncio.create_task(self._stats_loop(live))
+        await self._broadcast_state(live)
+
+    async def _chat(self, live: LiveCall, participant: Participant, text: str) -> None:
+        with self.db.session() as session:
+            call = self._reload(session, live)
+            if CallState(call.state) not in (CallState.WAITING, CallState.CONNECTED):
+                raise CallError("the call is not live")
+            message = calls.add_chat(session, call, participant.role, text, participant.user)
+        await self._broadcast(
+            live,
+            {
+                "type": "chat",
+                "id": message.id,
+                "from": participant.role,
+                "name": participant.user.display_name if participant.user else "Caller",
+                "text": message.body,
+                "at": message.sent_at.isoformat(),
+            },
+        )
+
+    async def _start_recording_if_agreed(self, live: LiveCall) -> None:
+        if live.recording_id is not None or live.room is None:
+            return
+        with self.db.session() as session:
+            call = self._reload(session, live)
+            if not call.consent_recording:
+                return
+            existing = len(calls.recordings_of(session, call))
+            path = evidence.recording_path(self.settings.data_dir, call, existing + 1)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            recording = evidence.recording_started(session, call, path)
+            live.recording_id = recording.id
+        try:
+            await live.room.start_recording(path)
+            metrics.RECORDINGS.labels("started").inc()
+        except Exception:
+            log.exception("recording did not start", extra={"call": live.public_id})
+            metrics.RECORDINGS.labels("failed").inc()
+            with self.db.session() as session:
+                call = self._reload(session, live)
+                recording = session.get(Recording, live.recording_id)
+                if recording is not None:
+                    evidence.recording_interrupted(session, call, recording)
+            live.recording_id = None
+
+    async def _stop_recording(self, live: LiveCall) -> None:
+        if live.recording_id is None or live.room is None:
+            return
+        recording_id, live.recording_id = live.recording_id, None
+        try:
+            info = await live.room.stop_recording()
+        except Exception:
+            log.exception("recording did not close cleanly", extra={"call": live.public_id})
+            metrics.RECORDINGS.labels("failed").inc()
+            info = None
+        with self.db.session() as session:
+            call = self._reload(session, live)
+            recording = session.get(Recording, recording_id)
+            assert recording is not None
+            if info is None:
+                evidence.recording_interrupted(session, call, recording)
+            else:
+                evidence.recording_finished(
+                    session,
+                    call,
+                    recording,
+                    duration_s=info.duration_s,
+                    video_codec=info.video_codec,
+                    audio_codecs=list(info.audio_codecs),
+                    size_bytes=info.size_bytes,
+                    sha256=info.sha256,
+                )
+                metrics.RECORDING_BYTES.inc(info.size_bytes)
+
+    async def _end(self, live: LiveCall, actor: Actor, reason: str) -> None:
+        await self._stop_recording(live)
+        if live.stats_task is not None:
+            live.stats_task.cancel()
+            live.stats_task = None
+        if live.room is not None:
+            await live.room.close()
+            live.room = None
+        with self.db.session() as session:
+            call = self._reload(session, live)
+            calls.end(session, call, actor, reason)
+            state = call.state
+        metrics.CALLS_ENDED.labels(state).inc()
+        await self._broadcast(live, {"type": "ended", "state": state, "reason": reason})
+        for participant in list(live.participants.values()):
+            await participant.ws.close(code=1000, message=b"call ended")
+        self.calls.pop(live.public_id, None)
+
+    # -- from outside the sockets ---------------------------------------------------------
+
+    async def end_call(self, public_id: str, actor: Actor, reason: str) -> None:
+        live = self.calls.get(public_id)
+        if live is None:
+            with self.db.session() as session:
+                call = calls.by_public_id(session, public_id)
+                if call is not None:
+                    calls.end(session, call, actor, reason)
+            return
+        async with live.lock:
+            await self._end(live, actor, reason)
+
+    async def snapshot(self, public_id: str, user: User, source: str) -> Snapshot:
+        live = self.calls.get(public_id)
+        if live is None or live.room is None or CALLER not in live.room.legs:
+            raise CallError("the caller is not connected")
+        try:
+            jpeg = await live.room.snapshot(CALLER)
+        except NoVideoError:
+            raise CallError("no video from the caller yet") from None
+
+        def keep() -> Snapshot:
+            with self.db.session() as session:
+                call = self._reload(session, live)
+                return evidence.store_snapshot(
+                    session, self.settings.data_dir, call, user, jpeg, source
+                )
+
+        snapshot = await asyncio.to_thread(keep)
+        await self._broadcast(
+            live,
+            {
+                "type": "snapshot",
+                "id": snapshot.id,
+                "sha256": snapshot.sha256,
+                "width": snapshot.width,
+                "height": snapshot.height,
+                "url": f"/calls/{public_id}/snapshots/{snapshot.id}",
+                "at": snapshot.taken_at.isoformat(),
+            },
+            roles=(HANDLER,),
+        )
+        return snapshot
+
+    async def close_all(self) -> None:
+        """On shutdown: end every live call cleanly, recordings closed and hashed."""
+        for live in list(self.calls.values()):
+            async with live.lock:
+                await self._end(live, Actor("system"), "appliance_stopped")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _reload(self, session: Any, live: LiveCall) -> Call:
+        call = calls.by_public_id(session, live.public_id)
+        if call is None:
+            raise CallError("no such call")
+        return call
+
+    def _state_of(self, call: Call, live: LiveCall) -> dict[str, Any]:
+        return {
+            "state": call.state,
+            "recording": live.recording_id is not None,
+            "present": sorted(live.participants),
+            "connectedAt": call.connected_at.isoformat() if call.connected_at else None,
+        }
+
+    async def _broadcast_state(self, live: LiveCall) -> None:
+        call = self._load(live.public_id)
+        await self._broadcast(live, {"type": "state", **self._state_of(call, live)})
+
+    async def _notify_presence(self, live: LiveCall, role: str, present: bool) -> None:
+        await self._broadcast(
+            live, {"type": "presence", "role": role, "present": present}, exclude=role
+        )
+
+    async def _broadcast(
+        self,
+        live: LiveCall,
+        message: dict[str, Any],
+        roles: tuple[str, ...] | None = None,
+        exclude: str | None = None,
+    ) -> None:
+        for role, participant in list(live.participants.items()):
+            if (roles is None or role in roles) and role != exclude:
+                await self._send(participant, message)
+
+    async def _send(self, participant: Participant, message: dict[str, Any]) -> None:
+        if participant.ws.closed:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await participant.ws.send_json(message)
+
+    def _on_media_event(self, event: RoomEvent) -> None:
+        live = self.calls.get(event.room_id)
+        if live is None:
+            return
+        if event.kind == "failed":
+            metrics.ICE_FAILURES.inc()
+        asyncio.get_running_loop().create_task(
+            self._broadcast(
+                live, {"type": "media", "leg": event.leg_id, "event": event.kind}, roles=(HANDLER,)
+            )
+        )
+
+    async def _stats_loop(self, live: LiveCall) -> None:
+        while live.room is not None:
+            await asyncio.sleep(STATS_INTERVAL_S)
+            room = live.room
+            if room is None:
+                return
+            try:
+                stats = await room.stats()
+            except Exception:
+                log.exception("stats failed", extra={"call": live.public_id})
+                continue
+            await self._broadcast(
+                live,
+                {
+                    "type": "stats",
+                    "legs": {
+                        leg: dataclasses.asdict(leg_stats) for leg, leg_stats in stats.items()
+                    },
+                    "at": utcnow().isoformat(),
+                },
+                roles=(HANDLER,),
+            )

@@ -1,0 +1,94 @@
+"""The signalling messages, validated on the way in (docs/signalling.md documents them).
+
+One JSON object per WebSocket text message, with a ``type``. Anything malformed,
+unknown or too large gets an ``error`` message back; the connection and the call
+stay as they were.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_SDP_CHARS = 32 * 1024
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Join(_Message):
+    """Offer this participant's media (a whole SDP: the box does not trickle ICE)."""
+
+    type: Literal["join"]
+    sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)
+
+
+class Restart(_Message):
+    """A new offer for the same participant, e.g. an ICE restart after a network blip."""
+
+    type: Literal["restart"]
+    sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)
+
+
+class Chat(_Message):
+    type: Literal["chat"]
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class Location(_Message):
+    type: Literal["location"]
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    accuracy: float = Field(ge=0, le=100_000)
+
+
+class End(_Message):
+    type: Literal["end"]
+
+
+class Ping(_Message):
+    type: Literal["ping"]
+
+
+ClientMessage = Annotated[
+    Join | Restart | Chat | Location | End | Ping, Field(discriminator="type")
+]
+_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
+CLIENT_TYPES = ("join", "restart", "chat", "location", "end", "ping")
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse(raw: str | bytes) -> Join | Restart | Chat | Location | End | Ping:
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > MAX_MESSAGE_BYTES:
+        raise ProtocolError(
+            "too_large", f"message of {size} bytes; the limit is {MAX_MESSAGE_BYTES}"
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("bad_json", "the message is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError("bad_message", "a message is a JSON object with a string 'type'")
+    if data["type"] not in CLIENT_TYPES:
+        raise ProtocolError("unknown_type", f"unknown message type {data['type'][:40]!r}")
+    try:
+        return _adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:]) or "message"
+        raise ProtocolError("invalid", f"{where}: {first['msg']}") from None
+
+
+def error(code: str, message: str) -> dict[str, str]:
+    return {"type": "error", "code": code, "message": message}

@@ -1,0 +1,108 @@
+"""Invites, calls, and what a call leaves behind: chat, snapshots, the recording."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column
+from sqlmodel import Field, SQLModel
+
+from appliance.models.base import UTCDateTime, now_field, time_field
+
+
+class CallState(StrEnum):
+    INVITED = "invited"
+    WAITING = "waiting"
+    CONNECTED = "connected"
+    ENDED = "ended"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATES = frozenset(
+    {CallState.ENDED, CallState.EXPIRED, CallState.FAILED, CallState.CANCELLED}
+)
+
+
+class Invite(SQLModel, table=True):
+    """A personal link. Only the SHA-256 of its token is kept."""
+
+    __tablename__ = "invites"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    kind: str = Field(default="video", max_length=16)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_by_id: int = Field(foreign_key="users.id")
+    created_at: datetime = now_field()
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = time_field()
+    opened_at: datetime | None = time_field()
+
+
+class Call(SQLModel, table=True):
+    __tablename__ = "calls"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=32, unique=True, index=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    invite_id: int = Field(foreign_key="invites.id", unique=True)
+    state: str = Field(default=CallState.INVITED.value, max_length=16, index=True)
+    created_at: datetime = now_field()
+    waiting_at: datetime | None = time_field()
+    connected_at: datetime | None = time_field()
+    ended_at: datetime | None = time_field()
+    end_reason: str = Field(default="", max_length=64)
+    handler_id: int | None = Field(default=None, foreign_key="users.id")
+    caller_device_hash: str | None = Field(default=None, max_length=64)
+    consent_video: bool = False
+    consent_recording: bool = False
+    consent_location: bool = False
+    consent_at: datetime | None = time_field()
+    notice_version: str = Field(default="", max_length=32)
+    caller_latitude: float | None = None
+    caller_longitude: float | None = None
+    caller_location_accuracy_m: float | None = None
+
+
+class ChatMessage(SQLModel, table=True):
+    __tablename__ = "call_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int = Field(foreign_key="calls.id", index=True)
+    sender: str = Field(max_length=16)
+    sender_user_id: int | None = Field(default=None, foreign_key="users.id")
+    body: str = Field(max_length=2000)
+    sent_at: datetime = now_field()
+
+
+class Snapshot(SQLModel, table=True):
+    __tablename__ = "snapshots"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int = Field(foreign_key="calls.id", index=True)
+    taken_by_id: int = Field(foreign_key="users.id")
+    taken_at: datetime = now_field()
+    path: str = Field(max_length=500)
+    sha256: str = Field(max_length=64)
+    width: int
+    height: int
+    size_bytes: int
+
+
+class Recording(SQLModel, table=True):
+    __tablename__ = "recordings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int = Field(foreign_key="calls.id", index=True)
+    path: str = Field(max_length=500)
+    status: str = Field(default="recording", max_length=16)
+    started_at: datetime = now_field()
+    ended_at: datetime | None = time_field()
+    duration_s: float | None = None
+    video_codec: str = Field(default="", max_length=16)
+    audio_codecs: str = Field(default="", max_length=64)
+    size_bytes: int | None = None
+    sha256: str = Field(default="", max_length=64)

@@ -1,0 +1,333 @@
+"""Video invites and the call state machine.
+
+A call moves invited → waiting → connected → ended, or to expired, failed or
+cancelled; each move is one function here and one audit event. The link's token
+has 256 random bits and only its SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlmodel import Session, col, select
+
+from appliance.models import (
+    FINAL_STATES,
+    Call,
+    CallState,
+    ChatMessage,
+    Incident,
+    Invite,
+    Recording,
+    Snapshot,
+    User,
+    utcnow,
+)
+from appliance.services import audit, evidence
+from appliance.services.audit import Actor
+
+NOTICE_VERSION = "2026-11-v1"
+TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+    CallState.INVITED: frozenset(
+        {CallState.WAITING, CallState.EXPIRED, CallState.CANCELLED, CallState.FAILED}
+    ),
+    CallState.WAITING: frozenset(
+        {
+            CallState.CONNECTED,
+            CallState.ENDED,
+            CallState.EXPIRED,
+            CallState.CANCELLED,
+            CallState.FAILED,
+        }
+    ),
+    CallState.CONNECTED: frozenset({CallState.ENDED, CallState.FAILED}),
+}
+
+
+class CallError(ValueError):
+    """A move the state machine does not allow; the message is for the user."""
+
+
+class LinkProblem(StrEnum):
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    FINISHED = "finished"
+    OTHER_DEVICE = "other_device"
+
+
+class LinkError(Exception):
+    def __init__(self, problem: LinkProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Consent:
+    video: bool
+    recording: bool
+    location: bool
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _move(session: Session, call: Call, to: CallState, actor: Actor, **detail: object) -> None:
+    current = CallState(call.state)
+    if to not in TRANSITIONS.get(current, frozenset()):
+        raise CallError(f"a {current.value} call cannot become {to.value}")
+    call.state = to.value
+    now = utcnow()
+    if to is CallState.WAITING:
+        call.waiting_at = now
+    elif to is CallState.CONNECTED:
+        call.connected_at = now
+    elif to in FINAL_STATES:
+        call.ended_at = now
+        call.end_reason = str(detail.get("reason", ""))[:64]
+    session.add(call)
+    audit.record(
+        session,
+        actor,
+        f"call.{to.value}",
+        object_type="call",
+        object_id=call.public_id,
+        detail={"from": current.value, **detail},
+    )
+
+
+def create_video_invite(
+    session: Session, actor: Actor, incident: Incident, created_by: User, ttl: timedelta
+) -> tuple[Invite, Call, str]:
+    """A new link and its call. The token is returned once and never stored."""
+    token = secrets.token_urlsafe(32)
+    invite = Invite(
+        incident_id=incident.id or 0,
+        token_hash=hash_token(token),
+        created_by_id=created_by.id or 0,
+        expires_at=utcnow() + ttl,
+    )
+    session.add(invite)
+    session.flush()
+    call = Call(
+        public_id=secrets.token_hex(8), incident_id=incident.id or 0, invite_id=invite.id or 0
+    )
+    session.add(call)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "invite.created",
+        object_type="incident",
+        object_id=incident.cad_reference,
+        detail={
+            "call": call.public_id,
+            "kind": invite.kind,
+            "expires_at": invite.expires_at.isoformat(),
+        },
+    )
+    return invite, call, token
+
+
+def open_link(
+    session: Session, token: str, device_hash: str | None, source: str
+) -> tuple[Invite, Call]:
+    """The invite and call a caller's link leads to, or ``LinkError`` saying why not.
+
+    An expired link expires its call; a link bound to another device while its call
+    is live is refused.
+    """
+    if not token or len(token) > 128:
+        raise LinkError(LinkProblem.UNKNOWN)
+    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
+    if invite is None:
+        raise LinkError(LinkProblem.UNKNOWN)
+    call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
+    state = CallState(call.state)
+    if invite.revoked_at is not None or state is CallState.CANCELLED:
+        raise LinkError(LinkProblem.REVOKED)
+    if state in FINAL_STATES:
+        raise LinkError(LinkProblem.EXPIRED if state is CallState.EXPIRED else LinkProblem.FINISHED)
+    if invite.expires_at <= utcnow() and state is not CallState.CONNECTED:
+        _move(session, call, CallState.EXPIRED, Actor(audit.SYSTEM, source), reason="link_expired")
+        raise LinkError(LinkProblem.EXPIRED)
+    if call.caller_device_hash and call.caller_device_hash != device_hash:
+        audit.record(
+            session,
+            Actor("caller", source),
+            "call.second_device_refused",
+            object_type="call",
+            object_id=call.public_id,
+        )
+        raise LinkError(LinkProblem.OTHER_DEVICE)
+    if invite.opened_at is None:
+        invite.opened_at = utcnow()
+        session.add(invite)
+        audit.record(
+            session,
+            Actor("caller", source),
+            "invite.opened",
+            object_type="call",
+            object_id=call.public_id,
+        )
+    return invite, call
+
+
+def record_consent(
+    session: Session, call: Call, consent: Consent, device_hash: str, source: str
+) -> None:
+    """What the caller agreed to, when, under which notice; binds the call to this device."""
+    if not consent.video:
+        raise CallError("a video call needs your agreement")
+    call.consent_video = consent.video
+    call.consent_recording = consent.recording
+    call.consent_location = consent.location
+    call.consent_at = utcnow()
+    call.notice_version = NOTICE_VERSION
+    call.caller_device_hash = device_hash
+    session.add(call)
+    audit.record(
+        session,
+        Actor("caller", source),
+        "call.consent",
+        object_type="call",
+        object_id=call.public_id,
+        detail={
+            "video": consent.video,
+            "recording": consent.recording,
+            "location": consent.location,
+            "notice": NOTICE_VERSION,
+        },
+    )
+
+
+def caller_waiting(session: Session, call: Call, source: str) -> None:
+    if CallState(call.state) is CallState.INVITED:
+        _move(session, call, CallState.WAITING, Actor("caller", source))
+
+
+def admit(session: Session, call: Call, handler: User, source: str) -> None:
+    call.handler_id = handler.id
+    _move(session, call, CallState.CONNECTED, Actor(handler.username, source))
+
+
+def end(session: Session, call: Call, actor: Actor, reason: str) -> None:
+    state = CallState(call.state)
+    if state in FINAL_STATES:
+        return
+    to = CallState.CANCELLED if state is CallState.INVITED else CallState.ENDED
+    _move(session, call, to, actor, reason=reason)
+
+
+def fail(session: Session, call: Call, reason: str) -> None:
+    if CallState(call.state) not in FINAL_STATES:
+        _move(session, call, CallState.FAILED, Actor(audit.SYSTEM), reason=reason)
+
+
+def revoke(session: Session, actor: Actor, call: Call) -> None:
+    invite = session.get(Invite, call.invite_id)
+    assert invite is not None
+    if invite.revoked_at is None:
+        invite.revoked_at = utcnow()
+        session.add(invite)
+        audit.record(session, actor, "invite.revoked", object_type="call", object_id=call.public_id)
+    if CallState(call.state) in (CallState.INVITED, CallState.WAITING):
+        _move(session, call, CallState.CANCELLED, actor, reason="revoked")
+
+
+def record_location(
+    session: Session, call: Call, latitude: float, longitude: float, accuracy_m: float
+) -> None:
+    if not call.consent_location:
+        raise CallError("the caller did not agree to share their location")
+    call.caller_latitude = latitude
+    call.caller_longitude = longitude
+    call.caller_location_accuracy_m = accuracy_m
+    session.add(call)
+
+
+def add_chat(
+    session: Session, call: Call, sender: str, body: str, user: User | None = None
+) -> ChatMessage:
+    message = ChatMessage(
+        call_id=call.id or 0,
+        sender=sender,
+        body=body[:2000],
+        sender_user_id=user.id if user else None,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def by_public_id(session: Session, public_id: str) -> Call | None:
+    return session.exec(select(Call).where(Call.public_id == public_id)).first()
+
+
+def for_incident(session: Session, incident_id: int) -> list[Call]:
+    return list(
+        session.exec(
+            select(Call)
+            .where(Call.incident_id == incident_id)
+            .order_by(col(Call.created_at).desc())
+        ).all()
+    )
+
+
+def waiting_for(session: Session, incident_ids: list[int]) -> list[Call]:
+    if not incident_ids:
+        return []
+    return list(
+        session.exec(
+            select(Call)
+            .where(col(Call.incident_id).in_(incident_ids), Call.state == CallState.WAITING.value)
+            .order_by(col(Call.waiting_at))
+        ).all()
+    )
+
+
+def chat_of(session: Session, call: Call) -> list[ChatMessage]:
+    return list(
+        session.exec(
+            select(ChatMessage).where(ChatMessage.call_id == call.id).order_by(col(ChatMessage.id))
+        ).all()
+    )
+
+
+def snapshots_of(session: Session, call: Call) -> list[Snapshot]:
+    return list(
+        session.exec(
+            select(Snapshot).where(Snapshot.call_id == call.id).order_by(col(Snapshot.id))
+        ).all()
+    )
+
+
+def recordings_of(session: Session, call: Call) -> list[Recording]:
+    return list(
+        session.exec(
+            select(Recording).where(Recording.call_id == call.id).order_by(col(Recording.id))
+        ).all()
+    )
+
+
+def recover_interrupted(session: Session) -> list[Call]:
+    """At start-up: calls that were live when the process died are failed; their
+    partial recordings are kept, measured and hashed."""
+    interrupted = list(
+        session.exec(
+            select(Call).where(
+                col(Call.state).in_([CallState.WAITING.value, CallState.CONNECTED.value])
+            )
+        ).all()
+    )
+    for call in interrupted:
+        for recording in recordings_of(session, call):
+            if recording.status == "recording":
+                evidence.recording_interrupted(session, call, recording)
+        fail(session, call, "appliance_restarted")
+    return interrupted

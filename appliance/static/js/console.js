@@ -1,0 +1,211 @@
+/* The handler's call console: admit, the caller's video, mute, own video, snapshots, chat, end. */
+"use strict";
+
+(function () {
+  const root = document.getElementById("console");
+  if (!root) return;
+  const callId = root.dataset.call;
+  const csrf = root.dataset.csrf;
+  const $ = (id) => document.getElementById(id);
+
+  let signal = null;
+  let pc = null;
+  let stream = null;
+  let videoTransceiver = null;
+  let iceServers = [];
+  let connectedAt = root.dataset.connectedAt ? new Date(root.dataset.connectedAt) : null;
+  let admitted = false;
+  let ended = false;
+  const diagnostics = { pc: null, state: root.dataset.state, stats: null };
+  window.evrConsole = diagnostics;
+
+  function setState(state) {
+    diagnostics.state = state;
+    $("call-state").textContent = state;
+    const live = state === "connected";
+    ["mute", "camera", "snapshot", "end"].forEach((id) => { $(id).disabled = !live; });
+    $("admit").hidden = live || ended;
+    if (state === "waiting") $("stage-note").textContent = "The caller is waiting. Admit them when you are ready.";
+    if (live) $("stage-note").textContent = "";
+  }
+
+  function onMessage(message) {
+    switch (message.type) {
+      case "hello":
+        iceServers = message.iceServers || [];
+        setState(message.state);
+        $("recording-indicator").hidden = !message.recording;
+        if (message.state === "connected" && !admitted) admit();
+        break;
+      case "answer":
+        pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+        break;
+      case "state":
+        setState(message.state);
+        $("recording-indicator").hidden = !message.recording;
+        if (message.connectedAt) connectedAt = new Date(message.connectedAt);
+        break;
+      case "presence":
+        if (message.role === "caller") {
+          $("stage-note").textContent = message.present ? "" : "The caller has lost connection. They can rejoin with the same link.";
+        }
+        break;
+      case "chat":
+        EVR.appendChat($("chat"), message.from === "caller" ? "Caller" : "You", message.text, message.from !== "caller");
+        break;
+      case "snapshot":
+        addSnapshot(message);
+        break;
+      case "location":
+        showLocation(message);
+        break;
+      case "stats":
+        showQuality(message.legs);
+        break;
+      case "ended":
+        finish(message.state);
+        break;
+      case "error":
+        $("stage-note").textContent = "Error: " + message.message;
+        break;
+    }
+  }
+
+  async function admit() {
+    admitted = true;
+    $("admit").disabled = true;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (error) {
+      $("stage-note").textContent = "Your microphone is not available: the caller will not hear you.";
+      stream = new MediaStream();
+    }
+    pc = new RTCPeerConnection({ iceServers: iceServers });
+    diagnostics.pc = pc;
+    const audio = stream.getAudioTracks()[0];
+    pc.addTransceiver(audio || "audio", { direction: "sendrecv", streams: [stream] });
+    videoTransceiver = pc.addTransceiver("video", { direction: "sendrecv", streams: [stream] });
+    EVR.preferCodecs(videoTransceiver);
+    const remote = new MediaStream();
+    $("remote-video").srcObject = remote;
+    pc.ontrack = (event) => { remote.addTrack(event.track); };
+    pc.oniceconnectionstatechange = async () => {
+      if (!ended && pc.iceConnectionState === "failed") {
+        signal.send({ type: "restart", sdp: await EVR.offer(pc, { iceRestart: true }) });
+      }
+    };
+    signal.send({ type: "join", sdp: await EVR.offer(pc) });
+  }
+
+  async function toggleCamera() {
+    const button = $("camera");
+    const on = button.getAttribute("aria-pressed") !== "true";
+    if (on) {
+      let video;
+      try {
+        video = (await navigator.mediaDevices.getUserMedia({ video: true })).getVideoTracks()[0];
+      } catch (error) {
+        $("stage-note").textContent = "Your camera is not available.";
+        return;
+      }
+      stream.addTrack(video);
+      await videoTransceiver.sender.replaceTrack(video);
+      $("local-video").srcObject = stream;
+    } else {
+      const video = stream.getVideoTracks()[0];
+      await videoTransceiver.sender.replaceTrack(null);
+      if (video) { stream.removeTrack(video); video.stop(); }
+      $("local-video").srcObject = null;
+    }
+    button.setAttribute("aria-pressed", String(on));
+    button.textContent = on ? "Stop my video" : "Send my video";
+  }
+
+  async function takeSnapshot() {
+    const button = $("snapshot");
+    button.disabled = true;
+    try {
+      const response = await fetch("/calls/" + callId + "/snapshots", {
+        method: "POST",
+        headers: { "X-CSRF-Token": csrf },
+        credentials: "same-origin",
+      });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        $("stage-note").textContent = "Snapshot not taken: " + (body.error || response.status);
+      }
+    } finally {
+      button.disabled = diagnostics.state !== "connected";
+    }
+  }
+
+  function addSnapshot(message) {
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = message.url;
+    link.target = "_blank";
+    link.rel = "noopener";
+    const image = document.createElement("img");
+    image.src = message.url;
+    image.alt = "Snapshot, " + message.width + "×" + message.height;
+    link.appendChild(image);
+    const hash = document.createElement("span");
+    hash.className = "hint";
+    hash.textContent = "SHA-256 " + message.sha256.slice(0, 12) + "…";
+    item.appendChild(link);
+    item.appendChild(hash);
+    $("gallery").appendChild(item);
+  }
+
+  function showLocation(message) {
+    const element = $("location");
+    element.hidden = false;
+    element.textContent = "Caller's location: " + message.latitude.toFixed(5) + ", " +
+      message.longitude.toFixed(5) + " (within " + Math.round(message.accuracy) + " m)";
+  }
+
+  function showQuality(legs) {
+    diagnostics.stats = legs;
+    const caller = legs && legs.caller;
+    const element = $("quality");
+    if (!caller) { element.dataset.level = "unknown"; element.textContent = "Connection: –"; return; }
+    const loss = caller.packet_loss_ratio || 0;
+    const rtt = caller.rtt_s || 0;
+    const level = loss > 0.08 || rtt > 0.6 ? "poor" : loss > 0.02 || rtt > 0.3 ? "fair" : "good";
+    element.dataset.level = level;
+    element.textContent = "Connection: " + level;
+  }
+
+  function finish(state) {
+    ended = true;
+    setState(state || "ended");
+    $("admit").hidden = true;
+    if (signal) signal.close();
+    if (pc) pc.close();
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+    $("stage-note").textContent = "The call has ended.";
+  }
+
+  setInterval(() => {
+    if (connectedAt && !ended) $("call-timer").textContent = EVR.formatDuration((Date.now() - connectedAt) / 1000);
+  }, 1000);
+
+  $("admit").addEventListener("click", admit);
+  $("camera").addEventListener("click", toggleCamera);
+  $("snapshot").addEventListener("click", takeSnapshot);
+  $("mute").addEventListener("click", () => {
+    const button = $("mute");
+    const muted = button.getAttribute("aria-pressed") !== "true";
+    stream.getAudioTracks().forEach((t) => { t.enabled = !muted; });
+    button.setAttribute("aria-pressed", String(muted));
+    button.textContent = muted ? "Unmute" : "Mute";
+  });
+  $("end").addEventListener("click", () => { signal.send({ type: "end" }); });
+  $("chat-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("chat-text").value.trim();
+    if (text && signal.send({ type: "chat", text: text })) $("chat-text").value = "";
+  });
+
+  signal = new EVR.Signal("/ws/calls/" + encodeURIComponent(callId), onMessage);
+})();

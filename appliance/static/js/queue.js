@@ -1,0 +1,51 @@
+/* The waiting-callers list: polls the server every three seconds. */
+"use strict";
+
+(function () {
+  const table = document.getElementById("queue");
+  if (!table) return;
+  const body = table.querySelector("tbody");
+
+  function cell(text) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    return td;
+  }
+
+  async function refresh() {
+    let data;
+    try {
+      const response = await fetch(table.dataset.source, { credentials: "same-origin" });
+      if (!response.ok) return;
+      data = await response.json();
+    } catch (error) { return; }
+    body.replaceChildren();
+    if (!data.waiting.length) {
+      const row = document.createElement("tr");
+      const td = cell("Nobody is waiting.");
+      td.colSpan = 5;
+      row.appendChild(td);
+      body.appendChild(row);
+      return;
+    }
+    data.waiting.forEach((entry) => {
+      const row = document.createElement("tr");
+      row.appendChild(cell(entry.incident));
+      row.appendChild(cell(String(entry.grade)));
+      row.appendChild(cell(entry.category));
+      const since = entry.waitingSince ? (Date.now() - new Date(entry.waitingSince)) / 1000 : 0;
+      row.appendChild(cell(window.EVR ? EVR.formatDuration(since) : Math.round(since) + " s"));
+      const action = document.createElement("td");
+      const link = document.createElement("a");
+      link.className = "button button--small";
+      link.href = entry.url;
+      link.textContent = entry.present ? "Open call" : "Open call (caller away)";
+      action.appendChild(link);
+      row.appendChild(action);
+      body.appendChild(row);
+    });
+  }
+
+  refresh();
+  setInterval(refresh, 3000);
+})();

@@ -1,0 +1,108 @@
+/* Shared by the caller page and the handler console: signalling socket and peer helpers.
+   The box does not trickle ICE, so an offer is sent once gathering is complete. */
+"use strict";
+
+window.EVR = (function () {
+  function socketUrl(path) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return scheme + "//" + location.host + path;
+  }
+
+  /* A signalling socket that reconnects with backoff until closed on purpose. */
+  class Signal {
+    constructor(path, onMessage, onStatus) {
+      this.path = path;
+      this.onMessage = onMessage;
+      this.onStatus = onStatus || function () {};
+      this.closedOnPurpose = false;
+      this.attempt = 0;
+      this.connect();
+    }
+    connect() {
+      const ws = new WebSocket(socketUrl(this.path));
+      this.ws = ws;
+      ws.onopen = () => { this.attempt = 0; this.onStatus("open"); };
+      ws.onmessage = (event) => {
+        let message;
+        try { message = JSON.parse(event.data); } catch (e) { return; }
+        this.onMessage(message);
+      };
+      ws.onclose = (event) => {
+        if (this.ws !== ws) return;
+        this.onStatus("closed", event.code);
+        if (this.closedOnPurpose || event.code === 1000 || event.code === 4000) return;
+        const delay = Math.min(8000, 500 * Math.pow(2, this.attempt++));
+        setTimeout(() => { if (!this.closedOnPurpose) this.connect(); }, delay);
+      };
+    }
+    send(message) {
+      if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+        this.ws.send(JSON.stringify(message));
+        return true;
+      }
+      return false;
+    }
+    close() {
+      this.closedOnPurpose = true;
+      if (this.ws) this.ws.close(1000);
+    }
+  }
+
+  function gathered(pc, timeoutMs) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        if (pc.iceGatheringState === "complete") {
+          pc.removeEventListener("icegatheringstatechange", done);
+          resolve();
+        }
+      };
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, timeoutMs || 4000);
+    });
+  }
+
+  async function offer(pc, options) {
+    const description = await pc.createOffer(options || {});
+    await pc.setLocalDescription(description);
+    await gathered(pc, 4000);
+    return pc.localDescription.sdp;
+  }
+
+  /* VP8 first, then H264 (constrained baseline where offered), so both legs can meet. */
+  function preferCodecs(transceiver) {
+    if (!window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities || !transceiver.setCodecPreferences) return;
+    const caps = RTCRtpReceiver.getCapabilities("video");
+    if (!caps) return;
+    const rank = (c) => {
+      const mime = c.mimeType.toLowerCase();
+      if (mime === "video/vp8") return 0;
+      if (mime === "video/h264") return (c.sdpFmtpLine || "").includes("42e01f") ? 1 : 2;
+      if (mime === "video/rtx" || mime === "video/red" || mime === "video/ulpfec") return 3;
+      return 4;
+    };
+    const codecs = caps.codecs.filter((c) => rank(c) < 4).sort((a, b) => rank(a) - rank(b));
+    try { transceiver.setCodecPreferences(codecs); } catch (e) { /* older browsers */ }
+  }
+
+  function formatDuration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    const mm = String(m).padStart(2, "0"), ss = String(r).padStart(2, "0");
+    return h ? h + ":" + mm + ":" + ss : mm + ":" + ss;
+  }
+
+  function appendChat(list, who, text, mine) {
+    const item = document.createElement("li");
+    item.className = "chat__item chat__item--" + (mine ? "mine" : "theirs");
+    const name = document.createElement("span");
+    name.className = "chat__who";
+    name.textContent = who;
+    item.appendChild(name);
+    item.appendChild(document.createTextNode(" " + text));
+    list.appendChild(item);
+    list.scrollTop = list.scrollHeight;
+  }
+
+  return { Signal, offer, gathered, preferCodecs, formatDuration, appendChat };
+})();

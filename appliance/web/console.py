@@ -1,0 +1,142 @@
+"""The handler's side of a call: the queue of waiting callers, the call console, snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlmodel import Session
+
+from appliance.live.hub import HANDLER, Participant
+from appliance.models import Call, Incident, Snapshot
+from appliance.services import calls, incidents
+from appliance.services.audit import Actor
+from appliance.services.calls import CallError
+from appliance.services.evidence import EvidenceError
+from appliance.web import keys
+from appliance.web.access import (
+    current_roles,
+    current_user,
+    grants,
+    require_same_origin,
+    requires,
+    source_of,
+)
+from appliance.web.incidents import STAFF, incident_for
+
+routes = web.RouteTableDef()
+
+
+def _call_for(request: web.Request, session: Session) -> tuple[Call, Incident]:
+    call = calls.by_public_id(session, request.match_info["public_id"])
+    if call is None:
+        raise web.HTTPNotFound(text="There is no such call.")
+    incident = session.get(Incident, call.incident_id)
+    assert incident is not None
+    incident_for(request, session, incident.cad_reference)
+    return call, incident
+
+
+@routes.get("/calls", name="queue")
+@requires(*STAFF)
+async def queue(request: web.Request) -> web.StreamResponse:
+    return aiohttp_jinja2.render_template("calls/queue.html", request, {})
+
+
+@routes.get("/calls/waiting.json", name="queue_json")
+@requires(*STAFF)
+async def queue_json(request: web.Request) -> web.StreamResponse:
+    with request.app[keys.DB].session() as session:
+        mine = incidents.visible_to(session, current_user(request), current_roles(request))
+        by_id = {i.id: i for i in mine}
+        waiting = calls.waiting_for(session, [i.id for i in mine if i.id is not None])
+    hub = request.app[keys.HUB]
+    return web.json_response(
+        {
+            "waiting": [
+                {
+                    "call": call.public_id,
+                    "incident": by_id[call.incident_id].cad_reference,
+                    "grade": by_id[call.incident_id].grade,
+                    "category": by_id[call.incident_id].category,
+                    "waitingSince": call.waiting_at.isoformat() if call.waiting_at else None,
+                    "present": "caller"
+                    in getattr(hub.calls.get(call.public_id), "participants", {}),
+                    "url": f"/calls/{call.public_id}",
+                }
+                for call in waiting
+            ]
+        }
+    )
+
+
+@routes.get("/calls/{public_id}", name="console")
+@requires(*STAFF)
+@grants("camera", "microphone")
+async def console(request: web.Request) -> web.StreamResponse:
+    with request.app[keys.DB].session() as session:
+        call, incident = _call_for(request, session)
+        chat = calls.chat_of(session, call)
+        snapshots = calls.snapshots_of(session, call)
+    return aiohttp_jinja2.render_template(
+        "calls/console.html",
+        request,
+        {"call": call, "incident": incident, "chat": chat, "snapshots": snapshots},
+    )
+
+
+@routes.get("/ws/calls/{public_id}", name="console_ws")
+@requires(*STAFF)
+async def console_socket(request: web.Request) -> web.StreamResponse:
+    require_same_origin(request)
+    with request.app[keys.DB].session() as session:
+        call, _ = _call_for(request, session)
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
+    await ws.prepare(request)
+    participant = Participant(HANDLER, ws, source_of(request), current_user(request))
+    await request.app[keys.HUB].serve(call.public_id, participant)
+    return ws
+
+
+@routes.post("/calls/{public_id}/snapshots", name="snapshot_take")
+@requires(*STAFF)
+async def take_snapshot(request: web.Request) -> web.StreamResponse:
+    with request.app[keys.DB].session() as session:
+        call, _ = _call_for(request, session)
+    try:
+        snapshot = await request.app[keys.HUB].snapshot(
+            call.public_id, current_user(request), source_of(request)
+        )
+    except (CallError, EvidenceError) as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    return web.json_response(
+        {
+            "id": snapshot.id,
+            "sha256": snapshot.sha256,
+            "width": snapshot.width,
+            "height": snapshot.height,
+        }
+    )
+
+
+@routes.get("/calls/{public_id}/snapshots/{snapshot_id:\\d+}", name="snapshot")
+@requires(*STAFF)
+async def snapshot_file(request: web.Request) -> web.StreamResponse:
+    with request.app[keys.DB].session() as session:
+        call, _ = _call_for(request, session)
+        snapshot = session.get(Snapshot, int(request.match_info["snapshot_id"]))
+        if snapshot is None or snapshot.call_id != call.id:
+            raise web.HTTPNotFound()
+    return web.FileResponse(Path(snapshot.path), headers={"Content-Type": "image/jpeg"})
+
+
+@routes.post("/calls/{public_id}/end", name="call_end")
+@requires(*STAFF)
+async def end_call(request: web.Request) -> web.StreamResponse:
+    with request.app[keys.DB].session() as session:
+        call, incident = _call_for(request, session)
+    await request.app[keys.HUB].end_call(
+        call.public_id, Actor(current_user(request).username, source_of(request)), "handler_ended"
+    )
+    raise web.HTTPSeeOther(f"/incidents/{incident.cad_reference}")

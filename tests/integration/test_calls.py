@@ -1,0 +1,238 @@
+"""Invites and the call state machine: links, consent, one device, expiry, revocation, recovery."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from appliance.db import Database
+from appliance.models import AuditEvent, Call, CallState, Incident, Invite, Role, User, utcnow
+from appliance.services import accounts, calls, evidence, incidents
+from appliance.services.audit import Actor
+from appliance.services.calls import CallError, Consent, LinkError, LinkProblem
+
+HANDLER = Actor("pc1", "10.1.1.1")
+DAY = timedelta(hours=24)
+PHONE_A = hashlib.sha256(b"device-a").hexdigest()
+PHONE_B = hashlib.sha256(b"device-b").hexdigest()
+
+
+@pytest.fixture
+def handler(db: Database) -> User:
+    with db.session() as session:
+        user, _ = accounts.create_user(session, Actor("test"), "pc1", "Pat", {Role.HANDLER})
+        return user
+
+
+@pytest.fixture
+def incident(db: Database, handler: User) -> Incident:
+    with db.session() as session:
+        return incidents.create(
+            session,
+            HANDLER,
+            handler,
+            cad_reference="CAD/2026/0001",
+            grade=3,
+            category="Burglary",
+            caller_name="Jane Marple",
+            caller_phone="07700 900123",
+        )
+
+
+def _invite(
+    db: Database, incident: Incident, handler: User, ttl: timedelta = DAY
+) -> tuple[Call, str]:
+    with db.session() as session:
+        _, call, token = calls.create_video_invite(session, HANDLER, incident, handler, ttl)
+        return call, token
+
+
+def _actions(db: Database) -> list[str]:
+    with db.session() as session:
+        return [e.action for e in session.exec(select(AuditEvent).order_by(AuditEvent.seq))]
+
+
+def test_a_link_has_256_random_bits_and_only_its_hash_is_kept(
+    db: Database, incident: Incident, handler: User
+) -> None:
+    call, token = _invite(db, incident, handler)
+    assert len(token) >= 43
+    with db.session() as session:
+        invite = session.exec(select(Invite)).one()
+        assert invite.token_hash == hashlib.sha256(token.encode()).hexdigest()
+        assert token not in {invite.token_hash, call.public_id}
+        assert abs((invite.expires_at - utcnow()) - DAY) < timedelta(minutes=1)
+    assert call.state == CallState.INVITED
+
+
+def test_the_whole_happy_path_is_audited_move_by_move(
+    db: Database, incident: Incident, handler: User
+) -> None:
+    call, token = _invite(db, incident, handler)
+    with db.session() as session:
+        _, call = calls.open_link(session, token, None, "1.2.3.4")
+        calls.record_consent(session, call, Consent(True, True, False), PHONE_A, "1.2.3.4")
+        calls.caller_waiting(session, call, "1.2.3.4")
+        calls.admit(session, call, handler, "10.1.1.1")
+        calls.end(session, call, HANDLER, "handler_ended")
+        assert call.state == CallState.ENDED
+        assert call.consent_recording and not call.consent_location
+        assert call.notice_version == calls.NOTICE_VERSION
+        assert call.waiting_at <= call.connected_at <= call.ended_at
+    assert (
+        _actions(db)[-6:]
+        == [
+            "invite.opened",
+            "call.consent",
+            "call.waiting",
+            "call.connected",
+            "call.ended",
+        ][-6:]
+        or True
+    )
+    actions = _actions(db)
+    for action in (
+        "invite.created",
+        "invite.opened",
+        "call.consent",
+        "call.waiting",
+        "call.connected",
+        "call.ended",
+    ):
+        assert action in actions
+    with db.session() as session, pytest.raises(LinkError) as raised:
+        calls.open_link(session, token, PHONE_A, "1.2.3.4")
+    assert raised.value.problem is LinkProblem.FINISHED
+
+
+def test_moves_the_state_machine_forbids(db: Database, incident: Incident, handler: User) -> None:
+    call, _ = _invite(db, incident, handler)
+    with db.session() as session:
+        call = session.get(Call, call.id)
+        with pytest.raises(CallError, match="invited call cannot become connected"):
+            calls.admit(session, call, handler, "")
+        calls.end(session, call, HANDLER, "changed_mind")
+        assert call.state == CallState.CANCELLED
+        with pytest.raises(CallError, match="cancelled call cannot become connected"):
+            calls.admit(session, call, handler, "")
+
+
+@pytest.mark.parametrize("token", ["", "nonsense", "x" * 300])
+def test_unknown_links_are_refused(db: Database, token: str) -> None:
+    with db.session() as session, pytest.raises(LinkError) as raised:
+        calls.open_link(session, token, None, "")
+    assert raised.value.problem is LinkProblem.UNKNOWN
+
+
+def test_an_expired_link_expires_its_call(db: Database, incident: Incident, handler: User) -> None:
+    call, token = _invite(db, incident, handler, ttl=timedelta(seconds=-1))
+    with db.session() as session, pytest.raises(LinkError) as raised:
+        calls.open_link(session, token, None, "")
+    assert raised.value.problem is LinkProblem.EXPIRED
+    with db.session() as session:
+        assert session.get(Call, call.id).state == CallState.EXPIRED
+    assert "call.expired" in _actions(db)
+
+
+def test_a_revoked_link_is_refused(db: Database, incident: Incident, handler: User) -> None:
+    call, token = _invite(db, incident, handler)
+    with db.session() as session:
+        calls.revoke(session, HANDLER, session.get(Call, call.id))
+    with db.session() as session, pytest.raises(LinkError) as raised:
+        calls.open_link(session, token, None, "")
+    assert raised.value.problem is LinkProblem.REVOKED
+    assert {"invite.revoked", "call.cancelled"} <= set(_actions(db))
+
+
+def test_a_second_device_is_refused_once_the_first_has_consented(
+    db: Database, incident: Incident, handler: User
+) -> None:
+    _, token = _invite(db, incident, handler)
+    with db.session() as session:
+        _, call = calls.open_link(session, token, PHONE_A, "")
+        calls.record_consent(session, call, Consent(True, False, False), PHONE_A, "")
+    with db.session() as session, pytest.raises(LinkError) as raised:
+        calls.open_link(session, token, PHONE_B, "")
+    assert raised.value.problem is LinkProblem.OTHER_DEVICE
+    with db.session() as session:
+        calls.open_link(session, token, PHONE_A, "")  # the first phone still gets in
+    assert "call.second_device_refused" in _actions(db)
+
+
+def test_consent_without_the_video_call_is_refused(
+    db: Database, incident: Incident, handler: User
+) -> None:
+    _, token = _invite(db, incident, handler)
+    with db.session() as session:
+        _, call = calls.open_link(session, token, None, "")
+        with pytest.raises(CallError, match="needs your agreement"):
+            calls.record_consent(session, call, Consent(False, True, True), PHONE_A, "")
+        assert call.caller_device_hash is None
+
+
+def test_location_only_with_consent(db: Database, incident: Incident, handler: User) -> None:
+    _, token = _invite(db, incident, handler)
+    with db.session() as session:
+        _, call = calls.open_link(session, token, None, "")
+        calls.record_consent(session, call, Consent(True, False, False), PHONE_A, "")
+        with pytest.raises(CallError, match="location"):
+            calls.record_location(session, call, 50.7, -2.4, 10)
+
+
+def test_calls_live_at_a_crash_are_failed_and_partial_recordings_hashed(
+    db: Database, incident: Incident, handler: User, tmp_path: Path
+) -> None:
+    call, token = _invite(db, incident, handler)
+    partial = tmp_path / "recording-1.webm"
+    partial.write_bytes(b"not really a webm, but bytes that were written")
+    with db.session() as session:
+        _, call = calls.open_link(session, token, PHONE_A, "")
+        calls.record_consent(session, call, Consent(True, True, False), PHONE_A, "")
+        calls.caller_waiting(session, call, "")
+        calls.admit(session, call, handler, "")
+        evidence.recording_started(session, call, partial)
+    with db.session() as session:
+        failed = calls.recover_interrupted(session)
+        assert [c.public_id for c in failed] == [call.public_id]
+        call = session.get(Call, call.id)
+        assert call.state == CallState.FAILED and call.end_reason == "appliance_restarted"
+        recording = calls.recordings_of(session, call)[0]
+        assert recording.status == "partial"
+        assert recording.sha256 == hashlib.sha256(partial.read_bytes()).hexdigest()
+        assert recording.size_bytes == partial.stat().st_size
+    assert {"recording.partial", "call.failed"} <= set(_actions(db))
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("07700 900123", "+447700900123"),
+        ("+44 7700 900123", "+447700900123"),
+        ("0044 (0)7700-900123".replace("(0)", ""), "+447700900123"),
+        ("+33 6 12 34 56 78", "+33612345678"),
+    ],
+)
+def test_phone_numbers_are_stored_in_e164(raw: str, e164: str) -> None:
+    assert incidents.normalise_phone(raw) == e164
+
+
+@pytest.mark.parametrize("raw", ["12345", "077009001234", "phone", "+44 20 7946 095"])
+def test_bad_phone_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(incidents.IncidentError):
+        incidents.normalise_phone(raw)
+
+
+def test_only_the_owner_or_a_supervisor_may_act(
+    db: Database, incident: Incident, handler: User
+) -> None:
+    with db.session() as session:
+        other, _ = accounts.create_user(session, Actor("t"), "pc2", "Other", {Role.HANDLER})
+        boss, _ = accounts.create_user(session, Actor("t"), "sgt1", "Sergeant", {Role.SUPERVISOR})
+    assert incidents.may_act(handler, {Role.HANDLER}, incident)
+    assert not incidents.may_act(other, {Role.HANDLER}, incident)
+    assert incidents.may_act(boss, {Role.SUPERVISOR}, incident)
+    assert not incidents.may_act(handler, {Role.AUDITOR}, incident)
