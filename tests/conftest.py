@@ -17,8 +17,6 @@ from aiohttp import web
 from appliance import migrate
 from appliance.config import Settings, load_settings
 from appliance.db import Database
-from appliance.server import prepare
-from appliance.web.app import create_app
 from tests.support.postgres import Databases, PostgresCluster
 
 BACKENDS = ("sqlite", "postgresql")
@@ -97,6 +95,9 @@ class LiveServer:
 
 @pytest.fixture
 async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    from appliance.server import prepare
+    from appliance.web.app import create_app
+
     prepared = await asyncio.to_thread(prepare, settings)
     app = create_app(settings, prepared.db)
     runner = web.AppRunner(app, access_log=None)
