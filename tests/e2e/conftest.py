@@ -10,13 +10,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.conftest import free_port
 from tests.support.process import start_serve, stop, wait_healthy
@@ -34,7 +35,9 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
 ]
+HANDLER_PASSWORD = "a handler's long passphrase"
 
 
 @dataclass
@@ -57,6 +60,8 @@ def appliance() -> Iterator[Appliance]:
         EVR_HOST="127.0.0.1",
         EVR_FORCE_NAME="Wessex Police",
         EVR_MIN_FREE_BYTES="0",
+        EVR_MEDIA_ALLOW_LOOPBACK="true",
+        EVR_PUBLIC_URL=f"https://127.0.0.1:{port}",
     )
     base_url = f"https://127.0.0.1:{port}"
     password = ""
@@ -107,3 +112,68 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+def media_context(browser: Browser, mobile: bool = False, camera: bool = True) -> BrowserContext:
+    """A browser profile with the fake camera and microphone granted (or the camera refused)."""
+    permissions = ["microphone", "camera"] if camera else ["microphone"]
+    options: dict[str, object] = {
+        "ignore_https_errors": True,
+        "locale": "en-GB",
+        "permissions": permissions,
+    }
+    if mobile:
+        options.update(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context = browser.new_context(**options)  # type: ignore[arg-type]
+    context.set_default_timeout(15_000)
+    if not camera:
+        context.add_init_script(
+            """(() => {
+                const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+                const refuse = () => Promise.reject(
+                    new DOMException("Permission denied", "NotAllowedError"));
+                navigator.mediaDevices.getUserMedia = (constraints) =>
+                    constraints && constraints.video ? refuse() : real(constraints);
+            })();"""
+        )
+    return context
+
+
+def signed_in_handler(context: BrowserContext, appliance: Appliance, username: str) -> Page:
+    """A handler account made through the CLI, signed in, its first password changed."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "user",
+            "add",
+            username,
+            "--name",
+            "Pat Handler",
+            "--role",
+            "handler",
+        ],
+        env={**os.environ, "EVR_DATA_DIR": str(appliance.data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if "already exists" not in result.stderr:
+        assert result.returncode == 0, result.stderr
+        one_time = re.search(r"shown once\): (\S+)", result.stdout).group(1)
+        password = one_time
+    else:
+        password = HANDLER_PASSWORD
+    page = context.new_page()
+    page.goto(appliance.base_url + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    if password != HANDLER_PASSWORD:
+        page.get_by_label("Current password").fill(password)
+        page.get_by_label("New password", exact=True).fill(HANDLER_PASSWORD)
+        page.get_by_label("New password again").fill(HANDLER_PASSWORD)
+        page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("heading", name=re.compile("^Welcome"))).to_be_visible()
+    return page

@@ -1,0 +1,195 @@
+"""A whole video call in two real browsers: the caller's phone and the handler's console."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.e2e.conftest import Appliance, media_context, signed_in_handler
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def handler(browser: Browser, appliance: Appliance) -> Iterator[Page]:
+    context = media_context(browser)
+    try:
+        yield signed_in_handler(context, appliance, "pc2001")
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[BrowserContext]:
+    context = media_context(browser, mobile=True)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+def new_link(handler: Page, appliance: Appliance, reference: str) -> str:
+    handler.goto(appliance.base_url + "/incidents")
+    handler.get_by_label("CAD reference").fill(reference)
+    handler.get_by_label("Caller's name").fill("Jane Marple")
+    handler.get_by_label("Caller's mobile number").fill("07700 900123")
+    handler.get_by_role("button", name="Create incident").click()
+    expect(handler.get_by_role("heading", name=f"Incident {reference}")).to_be_visible()
+    handler.get_by_role("button", name="Create video call link").click()
+    link = handler.get_by_label("Video call link").input_value()
+    assert re.fullmatch(r"https://[^/]+/v/[A-Za-z0-9_-]{43}", link), link
+    return link
+
+
+def caller_joins(phone: BrowserContext, link: str, recording: bool = True) -> Page:
+    page = phone.new_page()
+    page.goto(link)
+    expect(page).to_have_title("Video call")
+    page.get_by_label("I agree to a video call with the police").check()
+    if recording:
+        page.get_by_label("The call may be recorded").check()
+    page.get_by_role("button", name="Continue").click()
+    join = page.get_by_role("button", name="Join video call")
+    expect(join).to_be_enabled()
+    join.click()
+    expect(page.get_by_text("The officer will join you shortly")).to_be_visible()
+    return page
+
+
+def admit_first_waiting(handler: Page, appliance: Appliance, reference: str) -> None:
+    handler.goto(appliance.base_url + "/calls")
+    row = handler.locator("#queue tr", has_text=reference)
+    expect(row).to_be_visible(timeout=10_000)
+    row.get_by_role("link", name="Open call").click()
+    handler.get_by_role("button", name="Admit caller").click()
+    expect(handler.locator("#call-state")).to_have_text("connected")
+
+
+def frames_shown(page: Page, selector: str) -> int:
+    return page.eval_on_selector(
+        selector,
+        "v => v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0",
+    )
+
+
+def inbound_packets(page: Page, diagnostics: str, kind: str) -> int:
+    return page.evaluate(
+        """async ([name, kind]) => {
+            const pc = window[name] && window[name].pc;
+            if (!pc) return 0;
+            let total = 0;
+            (await pc.getStats()).forEach((r) => {
+                if (r.type === "inbound-rtp" && r.kind === kind) total += r.packetsReceived;
+            });
+            return total;
+        }""",
+        [diagnostics, kind],
+    )
+
+
+def wait_rising(read: object, floor: int, timeout: float = 15) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    first = read()  # type: ignore[operator]
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = read()  # type: ignore[operator]
+        if now > max(first, floor):
+            return first, now
+    raise AssertionError(f"did not rise above {max(first, floor)} (stayed at {first})")
+
+
+def test_a_recorded_video_call_from_link_to_end(
+    handler: Page, phone: BrowserContext, appliance: Appliance
+) -> None:
+    link = new_link(handler, appliance, "CAD/E2E/1")
+    caller = caller_joins(phone, link)
+    admit_first_waiting(handler, appliance, "CAD/E2E/1")
+    admitted_at = time.monotonic()
+
+    expect(caller.get_by_role("button", name="End call")).to_be_visible()
+    wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=5)
+    wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
+    expect(handler.locator("#recording-indicator")).to_be_visible()
+    expect(caller.locator("#recording-indicator")).to_be_visible()
+
+    handler.get_by_role("button", name="Snapshot").click()
+    snapshot = handler.locator("#gallery img")
+    expect(snapshot).to_have_count(1)
+    width = snapshot.evaluate("img => img.decode().then(() => img.naturalWidth)")
+    assert width >= 320
+
+    handler.get_by_label("Message to the caller").fill("Can you show me the back door?")
+    handler.get_by_role("button", name="Send").click()
+    expect(caller.locator("#chat")).to_contain_text("Can you show me the back door?")
+    caller.get_by_label("Message to the officer").fill("It is on the left")
+    caller.get_by_role("button", name="Send").click()
+    expect(handler.locator("#chat")).to_contain_text("It is on the left")
+
+    time.sleep(max(0.0, 4 - (time.monotonic() - admitted_at)))
+    handler.get_by_role("button", name="End call").click()
+    call_seconds = time.monotonic() - admitted_at
+    expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+    expect(handler.locator("#call-state")).to_have_text("ended")
+
+    recordings = list((appliance.data_dir / "calls").glob("*/recording-*.webm"))
+    assert len(recordings) == 1
+    assert_playable(recordings[0], call_seconds)
+
+
+def assert_playable(path: Path, call_seconds: float) -> None:
+    with av.open(str(path)) as container:
+        video = container.streams.video
+        audio = container.streams.audio
+        assert len(video) == 1 and len(audio) >= 1
+        frames = sum(1 for _ in container.decode(video=0))
+        assert frames > 10
+    with av.open(str(path)) as container:
+        last = 0.0
+        for packet in container.demux():
+            if packet.pts is not None:
+                last = max(last, float(packet.pts * packet.time_base))
+    assert abs(last - call_seconds) <= 0.2 * call_seconds, (last, call_seconds)
+
+
+def test_a_caller_without_a_camera_still_gets_an_audio_call(
+    browser: Browser, handler: Page, appliance: Appliance
+) -> None:
+    link = new_link(handler, appliance, "CAD/E2E/2")
+    no_camera = media_context(browser, mobile=True, camera=False)
+    try:
+        caller = no_camera.new_page()
+        caller.goto(link)
+        caller.get_by_label("I agree to a video call with the police").check()
+        caller.get_by_role("button", name="Continue").click()
+        expect(caller.get_by_text("You can still join with sound only")).to_be_visible()
+        caller.get_by_role("button", name="Join video call").click()
+        admit_first_waiting(handler, appliance, "CAD/E2E/2")
+        wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
+        wait_rising(lambda: inbound_packets(handler, "evrConsole", "audio"), floor=10)
+        handler.get_by_role("button", name="End call").click()
+        expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+    finally:
+        no_camera.close()
+
+
+def test_bad_links_show_a_plain_page_and_open_no_media(
+    phone: BrowserContext, handler: Page, appliance: Appliance
+) -> None:
+    page = phone.new_page()
+    response = page.goto(appliance.base_url + "/v/not-a-real-link-at-all")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", name="This link does not work")).to_be_visible()
+    assert page.evaluate("typeof window.evrCaller") == "undefined"
+
+    link = new_link(handler, appliance, "CAD/E2E/3")
+    handler.get_by_role("button", name="Revoke link").click()
+    response = page.goto(link)
+    assert response is not None and response.status == 410
+    expect(page.get_by_role("heading", name="This link is no longer in use")).to_be_visible()
+    assert page.evaluate("typeof window.evrCaller") == "undefined"
