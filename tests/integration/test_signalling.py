@@ -1,0 +1,200 @@
+"""The signalling WebSockets over real HTTPS: who gets in, and what bad input does (nothing)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiohttp
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from yarl import URL
+
+from appliance.models import Call, CallState, Role
+from appliance.services import accounts, calls, incidents
+from appliance.services.audit import Actor
+from appliance.services.calls import Consent
+from appliance.web import keys
+from tests.conftest import LiveServer
+from tests.support.http import FormClient
+
+PASSWORD = "a long enough passphrase"
+DEVICE = "this-phone-device-token"
+
+
+@dataclass
+class Invited:
+    call: Call
+    token: str
+
+
+def _handler(server: LiveServer, username: str) -> None:
+    with server.db.session() as session:
+        user, _ = accounts.create_user(
+            session, Actor("t"), username, "Pat", {Role.HANDLER}, password=PASSWORD
+        )
+        user.must_change_password = False
+        session.add(user)
+
+
+def _invite(server: LiveServer, owner: str, reference: str, consent: bool = True) -> Invited:
+    with server.db.session() as session:
+        user = accounts.require(session, owner)
+        incident = incidents.create(
+            session,
+            Actor(owner),
+            user,
+            cad_reference=reference,
+            grade=3,
+            category="Theft",
+            caller_name="Jane Marple",
+            caller_phone="07700900123",
+        )
+        _, call, token = calls.create_video_invite(
+            session, Actor(owner), incident, user, timedelta(hours=1)
+        )
+        if consent:
+            calls.record_consent(
+                session,
+                call,
+                Consent(True, False, False),
+                hashlib.sha256(DEVICE.encode()).hexdigest(),
+                "",
+            )
+    return Invited(call, token)
+
+
+@pytest.fixture
+async def http(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
+    jar = aiohttp.CookieJar(unsafe=True)
+    jar.update_cookies({keys.CALLER_DEVICE_COOKIE: DEVICE}, response_url=URL(live_server.base_url))
+    async with aiohttp.ClientSession(
+        cookie_jar=jar, connector=aiohttp.TCPConnector(ssl=False)
+    ) as session:
+        yield session
+
+
+async def _offer() -> tuple[RTCPeerConnection, str]:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTrack(AudioStreamTrack())
+    pc.addTrack(VideoStreamTrack())
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc, pc.localDescription.sdp
+
+
+async def _receive(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> dict:
+    while True:
+        message = json.loads((await ws.receive(timeout=20)).data)
+        if message["type"] == wanted:
+            return message
+
+
+def _ws_url(server: LiveServer, path: str) -> str:
+    return server.base_url.replace("https://", "wss://") + path
+
+
+async def test_bad_messages_get_an_error_and_break_nothing(
+    live_server: LiveServer, http: aiohttp.ClientSession
+) -> None:
+    _handler(live_server, "pc1")
+    first = _invite(live_server, "pc1", "CAD/S/1")
+    other = _invite(live_server, "pc1", "CAD/S/2")
+    async with http.ws_connect(_ws_url(live_server, f"/ws/v/{other.token}")) as bystander:
+        hello = await _receive(bystander, "hello")
+        assert hello["state"] == "invited" and hello["iceServers"] == []
+        async with http.ws_connect(_ws_url(live_server, f"/ws/v/{first.token}")) as ws:
+            await _receive(ws, "hello")
+            tried = {
+                "{not json": "bad_json",
+                "[1, 2]": "bad_message",
+                '{"type": "teleport"}': "unknown_type",
+                '{"type": "join"}': "invalid",
+                '{"type": "chat", "text": ""}': "invalid",
+                '{"type": "location", "latitude": 91, "longitude": 0, "accuracy": 5}': "invalid",
+                json.dumps({"type": "chat", "text": "x" * 70_000}): "too_large",
+                '{"type": "join", "sdp": "this is not an SDP"}': "bad_sdp",
+                json.dumps({"type": "join", "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"}): "bad_sdp",
+                '{"type": "restart", "sdp": "v=0"}': "not_allowed",
+            }
+            for raw, code in tried.items():
+                await ws.send_str(raw)
+                reply = await _receive(ws, "error")
+                assert reply["code"] == code, (raw[:40], reply)
+            await ws.send_str('{"type": "ping"}')
+            assert (await _receive(ws, "pong"))["type"] == "pong"
+
+            pc, sdp = await _offer()
+            try:
+                await ws.send_json({"type": "join", "sdp": sdp})
+                answer = await _receive(ws, "answer")
+                assert answer["sdp"].startswith("v=0")
+                assert (await _receive(ws, "state"))["state"] == "waiting"
+            finally:
+                await pc.close()
+        await bystander.send_str('{"type": "ping"}')
+        assert (await _receive(bystander, "pong"))["type"] == "pong"
+    with live_server.db.session() as session:
+        assert calls.by_public_id(session, other.call.public_id).state == CallState.INVITED
+
+
+async def test_who_may_open_a_socket(live_server: LiveServer, http: aiohttp.ClientSession) -> None:
+    _handler(live_server, "pc1")
+    _handler(live_server, "pc2")
+    invited = _invite(live_server, "pc1", "CAD/S/3")
+    unconsented = _invite(live_server, "pc1", "CAD/S/4", consent=False)
+
+    async def refused(session: aiohttp.ClientSession, path: str) -> int:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as raised:
+            async with session.ws_connect(_ws_url(live_server, path)):
+                pass
+        return raised.value.status
+
+    assert await refused(http, "/ws/v/not-a-token") == 403
+    assert await refused(http, f"/ws/v/{unconsented.token}") == 403
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as stranger:
+        # Another phone (no device cookie from the consent) is refused.
+        assert await refused(stranger, f"/ws/v/{invited.token}") == 403
+        # Signed out: no handler socket.
+        assert await refused(stranger, f"/ws/calls/{invited.call.public_id}") == 401
+
+    other = FormClient(live_server.base_url)
+    try:
+        await other.sign_in("pc2", PASSWORD)
+        # A handler who does not own the incident cannot join its room.
+        assert await refused(other.session, f"/ws/calls/{invited.call.public_id}") == 403
+    finally:
+        await other.close()
+    owner = FormClient(live_server.base_url)
+    try:
+        await owner.sign_in("pc1", PASSWORD)
+        async with owner.session.ws_connect(
+            _ws_url(live_server, f"/ws/calls/{invited.call.public_id}")
+        ) as ws:
+            assert (await _receive(ws, "hello"))["role"] == "handler"
+            # Nobody is waiting yet: admitting is refused, and says why.
+            pc, sdp = await _offer()
+            try:
+                await ws.send_json({"type": "join", "sdp": sdp})
+                reply = await _receive(ws, "error")
+                assert reply["code"] == "not_allowed" and "nobody to admit" in reply["message"]
+            finally:
+                await pc.close()
+    finally:
+        await owner.close()
+
+
+async def test_cross_site_sockets_are_refused(
+    live_server: LiveServer, http: aiohttp.ClientSession
+) -> None:
+    _handler(live_server, "pc1")
+    invited = _invite(live_server, "pc1", "CAD/S/5")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as raised:
+        async with http.ws_connect(
+            _ws_url(live_server, f"/ws/v/{invited.token}"), origin="https://evil.example"
+        ):
+            pass
+    assert raised.value.status == 403
