@@ -46,6 +46,7 @@ class Appliance:
     data_dir: Path
     admin_password: str
     process: subprocess.Popen[str]
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -53,29 +54,29 @@ def appliance() -> Iterator[Appliance]:
     """`evr serve` in a fresh data dir, on its own port, with the printed admin password."""
     root = Path(tempfile.mkdtemp(prefix="evr-e2e-"))
     port = free_port()
-    process = start_serve(
-        root,
-        EVR_DATA_DIR=str(root / "var"),
-        EVR_PORT=str(port),
-        EVR_HOST="127.0.0.1",
-        EVR_FORCE_NAME="Wessex Police",
-        EVR_MIN_FREE_BYTES="0",
-        EVR_MEDIA_ALLOW_LOOPBACK="true",
-        EVR_PUBLIC_URL=f"https://127.0.0.1:{port}",
+    env = {
+        "EVR_DATA_DIR": str(root / "var"),
+        "EVR_PORT": str(port),
+        "EVR_HOST": "127.0.0.1",
+        "EVR_FORCE_NAME": "Wessex Police",
+        "EVR_MIN_FREE_BYTES": "0",
+        "EVR_MEDIA_ALLOW_LOOPBACK": "true",
+        "EVR_PUBLIC_URL": f"https://127.0.0.1:{port}",
+    }
+    appliance = Appliance(
+        f"https://127.0.0.1:{port}", root / "var", "", start_serve(root, **env), env
     )
-    base_url = f"https://127.0.0.1:{port}"
-    password = ""
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
+        assert appliance.process.stdout is not None
+        for line in appliance.process.stdout:
             match = re.search(r"password\s+(\S{20})$", line.strip())
             if match:
-                password = match.group(1)
+                appliance.admin_password = match.group(1)
                 break
-        wait_healthy(base_url, process)
-        yield Appliance(base_url, root / "var", password, process)
+        wait_healthy(appliance.base_url, appliance.process)
+        yield appliance
     finally:
-        stop(process)
+        stop(appliance.process)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -1,0 +1,84 @@
+"""SIGKILL during a recorded call: the recording plays up to the kill; the next start
+marks the call failed and keeps the partial recording, hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+
+import av
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.conftest import Appliance, media_context, signed_in_handler
+from tests.e2e.test_call import (
+    admit_first_waiting,
+    caller_joins,
+    frames_shown,
+    new_link,
+    wait_rising,
+)
+from tests.support.process import start_serve, stop, wait_healthy
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def handler(browser: Browser, appliance: Appliance) -> Iterator[Page]:
+    context = media_context(browser)
+    try:
+        yield signed_in_handler(context, appliance, "pc3001")
+    finally:
+        context.close()
+
+
+def test_a_killed_appliance_keeps_the_recording_and_fails_the_call(
+    browser: Browser, handler: Page, appliance: Appliance
+) -> None:
+    link = new_link(handler, appliance, "CAD/CRASH/1")
+    phone = media_context(browser, mobile=True)
+    try:
+        caller_joins(phone, link)
+        admit_first_waiting(handler, appliance, "CAD/CRASH/1")
+        wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=5)
+        recording_began = time.monotonic()
+        time.sleep(5)
+        appliance.process.send_signal(signal.SIGKILL)
+        appliance.process.wait(timeout=10)
+        killed_after = time.monotonic() - recording_began
+    finally:
+        phone.close()
+
+    [recording] = list((appliance.data_dir / "calls").glob("*/recording-*.webm"))
+    with av.open(str(recording)) as container:
+        assert container.streams.video and container.streams.audio
+        last = 0.0
+        for packet in container.demux():
+            if packet.pts is not None:
+                last = max(last, float(packet.pts * packet.time_base))
+        decoded = sum(1 for _ in av.open(str(recording)).decode(video=0))
+    assert decoded > 10
+    assert killed_after - last < 4.0, (last, killed_after)
+
+    restarted = start_serve(appliance.data_dir.parent, **appliance.env)
+    try:
+        wait_healthy(appliance.base_url, restarted)
+        with sqlite3.connect(appliance.data_dir / "evr.db") as db:
+            state, reason = db.execute(
+                "SELECT state, end_reason FROM calls c JOIN incidents i ON i.id = c.incident_id "
+                "WHERE i.cad_reference = 'CAD/CRASH/1'"
+            ).fetchone()
+            status, sha256, size = db.execute(
+                "SELECT status, sha256, size_bytes FROM recordings"
+            ).fetchone()
+    finally:
+        appliance.process = restarted
+        stop(restarted)
+    assert (state, reason) == ("failed", "appliance_restarted")
+    assert status == "partial"
+    assert sha256 == hashlib.sha256(recording.read_bytes()).hexdigest()
+    assert size == recording.stat().st_size
+    expect(handler.locator("#call-state")).not_to_have_text("connected", timeout=20_000)
