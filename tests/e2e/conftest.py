@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.conftest import free_port
-from tests.support.process import start_serve, stop, wait_healthy
+from tests.support.process import OutputDrain, start_serve, stop, wait_healthy
 
 CHROMIUM = os.environ.get("EVR_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -47,6 +47,7 @@ class Appliance:
     admin_password: str
     process: subprocess.Popen[str]
     env: dict[str, str]
+    output: OutputDrain | None = None
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +68,12 @@ def appliance() -> Iterator[Appliance]:
         f"https://127.0.0.1:{port}", root / "var", "", start_serve(root, **env), env
     )
     try:
-        assert appliance.process.stdout is not None
-        for line in appliance.process.stdout:
-            match = re.search(r"password\s+(\S{20})$", line.strip())
-            if match:
-                appliance.admin_password = match.group(1)
-                break
+        appliance.output = OutputDrain(appliance.process)
+        appliance.admin_password = appliance.output.wait_for(r"password\s+(\S{20})\s*$").group(1)
         wait_healthy(appliance.base_url, appliance.process)
         yield appliance
     finally:
-        stop(appliance.process)
+        stop(appliance.process, appliance.output)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -21,7 +21,7 @@ from tests.e2e.test_call import (
     new_link,
     wait_rising,
 )
-from tests.support.process import start_serve, stop, wait_healthy
+from tests.support.process import OutputDrain, start_serve, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +64,7 @@ def test_a_killed_appliance_keeps_the_recording_and_fails_the_call(
     assert killed_after - last < 4.0, (last, killed_after)
 
     restarted = start_serve(appliance.data_dir.parent, **appliance.env)
+    restarted_output = OutputDrain(restarted)
     try:
         wait_healthy(appliance.base_url, restarted)
         with sqlite3.connect(appliance.data_dir / "evr.db") as db:
@@ -75,8 +76,7 @@ def test_a_killed_appliance_keeps_the_recording_and_fails_the_call(
                 "SELECT status, sha256, size_bytes FROM recordings"
             ).fetchone()
     finally:
-        appliance.process = restarted
-        stop(restarted)
+        appliance.process, appliance.output = restarted, restarted_output
     assert (state, reason) == ("failed", "appliance_restarted")
     assert status == "partial"
     assert sha256 == hashlib.sha256(recording.read_bytes()).hexdigest()

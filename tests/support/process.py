@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -39,6 +41,33 @@ def start_serve(cwd: Path, **env_overrides: str) -> subprocess.Popen[str]:
     )
 
 
+class OutputDrain:
+    """Reads a process's output on a thread, so a chatty server never blocks on a full pipe."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line)
+
+    def join(self) -> None:
+        self._thread.join(timeout=5)
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                match = re.search(pattern, line)
+                if match:
+                    return match
+            time.sleep(0.1)
+        raise AssertionError(f"no output line matched {pattern!r}: {''.join(self.lines)[-2000:]}")
+
+
 def wait_healthy(base_url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -53,9 +82,17 @@ def wait_healthy(base_url: str, process: subprocess.Popen[str], timeout: float =
     raise AssertionError(f"evr serve did not answer /healthz within {timeout} s")
 
 
-def stop(process: subprocess.Popen[str]) -> str:
+def stop(process: subprocess.Popen[str], drain: OutputDrain | None = None) -> str:
     """SIGTERM, as systemd stops it; returns what it printed."""
     process.send_signal(signal.SIGTERM)
+    if drain is not None:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        drain.join()
+        return "".join(drain.lines)
     try:
         output, _ = process.communicate(timeout=20)
     except subprocess.TimeoutExpired:
