@@ -161,7 +161,7 @@ class CallHub:
             case protocol.Join(sdp=sdp):
                 await self._join(live, participant, sdp)
             case protocol.Restart(sdp=sdp):
-                if live.room is None or participant.leg_id not in live.room.legs:
+                if live.room is None or participant.leg_id not in live.room.leg_ids:
                     raise CallError("join the call before restarting it")
                 answer = await live.room.renegotiate(participant.leg_id, sdp)
                 await self._send(participant, {"type": "answer", "sdp": answer})
@@ -202,7 +202,7 @@ class CallHub:
                 allow_loopback=self.settings.media_allow_loopback,
             )
             live.room = Room(live.public_id, config, on_event=self._on_media_event)
-        if participant.leg_id in live.room.legs:
+        if participant.leg_id in live.room.leg_ids:
             answer = await live.room.renegotiate(participant.leg_id, sdp)
         else:
             answer = await live.room.join(participant.leg_id, participant.role, sdp)
@@ -327,7 +327,7 @@ class CallHub:
 
     async def snapshot(self, public_id: str, user: User, source: str) -> Snapshot:
         live = self.calls.get(public_id)
-        if live is None or live.room is None or CALLER not in live.room.legs:
+        if live is None or live.room is None or CALLER not in live.room.leg_ids:
             raise CallError("the caller is not connected")
         try:
             jpeg = await live.room.snapshot(CALLER)
