@@ -6,6 +6,7 @@ Never a downloaded browser: `executable_path` is Debian's `/usr/bin/chromium`, w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -50,8 +51,8 @@ class Appliance:
     output: OutputDrain | None = None
 
 
-@pytest.fixture(scope="module")
-def appliance() -> Iterator[Appliance]:
+@contextlib.contextmanager
+def running_appliance() -> Iterator[Appliance]:
     """`evr serve` in a fresh data dir, on its own port, with the printed admin password."""
     root = Path(tempfile.mkdtemp(prefix="evr-e2e-"))
     port = free_port()
@@ -75,6 +76,12 @@ def appliance() -> Iterator[Appliance]:
     finally:
         stop(appliance.process, appliance.output)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def appliance() -> Iterator[Appliance]:
+    with running_appliance() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
