@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    Appliance,
     media_context,
     running_appliance,
     signed_in_handler,
