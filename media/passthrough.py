@@ -1,0 +1,246 @@
+"""The one place that touches aiortc (and aioice) internals.
+
+aiortc has no public hook for encoded media on the receiving side, for keyframe
+requests or REMB arriving at a sender, or for gathering loopback candidates. Every
+private name the media plane relies on is used in this module and nowhere else;
+on an aiortc upgrade, re-check each function here against the new source (the
+list is in docs/media.md) and then move ``SUPPORTED`` on.
+
+Everything is per object (a receiver, a sender, a peer connection): nothing here
+patches a module-level name, so other peer connections in the process, and the
+decoding path, behave exactly as aiortc ships them.
+"""
+
+import logging
+import queue
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any
+
+import aioice
+import aiortc
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.codecs import is_rtx
+from aiortc.codecs.opus import OpusEncoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
+
+from media.background import spawn
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED = {"aiortc": "1.16.", "aioice": "0.13."}
+
+
+def _check_versions() -> None:
+    found = {"aiortc": aiortc.__version__, "aioice": version("aioice")}
+    for name, prefix in SUPPORTED.items():
+        if not found[name].startswith(prefix):
+            raise ImportError(
+                f"media.passthrough is written against {name} {prefix}x but {found[name]} is "
+                "installed: re-check every hook in media/passthrough.py against its source "
+                "(see docs/media.md) before changing SUPPORTED"
+            )
+
+
+_check_versions()
+
+FrameHandler = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
+_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+_ENCODER = "_RTCRtpSender__encoder"
+
+
+class ReceiverTap(queue.Queue):  # type: ignore[type-arg]
+    """Stands in for a receiver's decoder queue and takes encoded frames off it.
+
+    ``RTCRtpReceiver._handle_rtp_packet`` puts ``(codec, JitterFrame)`` on this
+    queue on the event loop once the jitter buffer has a whole frame. The tap hands
+    it to ``handler`` there and then, so the frame is never decoded; ``None`` (the
+    receiver stopping) still reaches aiortc's idle decoder thread so it exits.
+    """
+
+    def __init__(self, handler: FrameHandler) -> None:
+        super().__init__()
+        self.handler = handler
+        self.frames_tapped = 0
+        self.frames_to_decoder = 0
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:
+            super().put(item, block, timeout)
+            return
+        codec, frame = item
+        self.frames_tapped += 1
+        try:
+            self.handler(codec, frame)
+        except Exception:
+            logger.exception("encoded frame handler failed")
+
+
+def tap_receiver(receiver: RTCRtpReceiver, handler: FrameHandler) -> ReceiverTap:
+    """Divert ``receiver``'s encoded frames to ``handler`` instead of its decoder.
+
+    Must run before ``receiver.receive()`` starts the decoder thread, i.e. between
+    ``setRemoteDescription`` and the connection coming up; installing it twice
+    returns the first tap with its handler replaced.
+    """
+    current = getattr(receiver, _DECODER_QUEUE)
+    if isinstance(current, ReceiverTap):
+        current.handler = handler
+        return current
+    if getattr(receiver, _DECODER_THREAD) is not None:
+        raise RuntimeError("receiver already started: its frames go to aiortc's decoder")
+    tap = ReceiverTap(handler)
+    setattr(receiver, _DECODER_QUEUE, tap)
+    return tap
+
+
+def receiver_tap(receiver: RTCRtpReceiver) -> ReceiverTap | None:
+    """The tap on ``receiver``, if any (tests use it to prove nothing was decoded)."""
+    current = getattr(receiver, _DECODER_QUEUE)
+    return current if isinstance(current, ReceiverTap) else None
+
+
+def media_ssrcs(receiver: RTCRtpReceiver) -> list[int]:
+    """SSRCs the remote end has recently sent on ``receiver`` (from public state)."""
+    return [s.source for s in receiver.getSynchronizationSources()]
+
+
+def send_pli(receiver: RTCRtpReceiver) -> bool:
+    """Ask the remote sender behind ``receiver`` for a keyframe (RTCP PLI).
+
+    Returns False when nothing has arrived yet (no SSRC to address).
+    """
+    ssrcs = media_ssrcs(receiver)
+    for ssrc in ssrcs:
+        spawn(receiver._send_rtcp_pli(ssrc))
+    return bool(ssrcs)
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever the far end asks ``sender`` for a keyframe (PLI/FIR).
+
+    aiortc only sets a flag its encoder reads; a sender that packs forwarded frames
+    never reads it, so the request has to travel to the leg the frames come from.
+    aiortc's own handling is kept for the transcoding path.
+    """
+    original = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        original()
+        callback()
+
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
+def on_remb(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call ``callback(bitrate_bps)`` when the far end sends REMB about ``sender``."""
+    original = sender._handle_rtcp_packet
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        await original(packet)
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if sender._ssrc in ssrcs:
+                callback(bitrate)
+
+    sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+
+def cap_remb(receiver: RTCRtpReceiver, cap: Callable[[], int | None]) -> Callable[[], None]:
+    """Clamp the REMB ``receiver`` sends upstream to ``cap()`` bits per second.
+
+    aiortc's receiver estimates the bandwidth of its own hop only. Where the media
+    is forwarded, the sender must not exceed what the slowest downstream hop takes,
+    so the estimate is lowered to the downstream REMB. Returns a function that
+    sends a clamped REMB at once (used when the downstream figure drops).
+    """
+    original = receiver._send_rtcp
+    last: dict[str, int] = {}
+
+    async def send_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                bitrate, ssrcs = 0, []
+            if ssrcs:
+                last["bitrate"] = bitrate
+                limit = cap()
+                if limit is not None and limit < bitrate:
+                    packet = RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP,
+                        ssrc=packet.ssrc,
+                        media_ssrc=0,
+                        fci=pack_remb_fci(limit, ssrcs),
+                    )
+        await original(packet)
+
+    receiver._send_rtcp = send_rtcp  # type: ignore[method-assign]
+
+    def push_now() -> None:
+        limit = cap()
+        rtcp_ssrc = getattr(receiver, _RTCP_SSRC)
+        ssrcs = media_ssrcs(receiver)
+        if limit is None or rtcp_ssrc is None or not ssrcs:
+            return
+        if "bitrate" in last and limit >= last["bitrate"]:
+            return
+        packet = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(limit, ssrcs)
+        )
+        spawn(original(packet))
+
+    return push_now
+
+
+def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:
+    """The codec aiortc sends with on ``transceiver`` (the first non-RTX one negotiated)."""
+    return next((c for c in transceiver._codecs if not is_rtx(c)), None)
+
+
+def encoder_used(sender: RTCRtpSender) -> bool:
+    """Whether ``sender`` has encoded any raw frame (False while it only packs)."""
+    encoder = getattr(sender, _ENCODER)
+    if encoder is None:
+        return False
+    if isinstance(encoder, OpusEncoder):
+        return encoder.first_packet_pts is not None
+    return getattr(encoder, "codec", None) is not None
+
+
+def gather_loopback(pc: RTCPeerConnection, only: bool = False) -> None:
+    """Make ``pc`` gather a 127.0.0.1 host candidate (``only``: nothing else).
+
+    aioice leaves loopback out of host addresses; a box tested in a network
+    namespace, or clients and server on one host, have nothing else. Call after
+    ``setRemoteDescription`` / ``addTransceiver`` and before ``setLocalDescription``
+    (which gathers).
+    """
+    seen: set[int] = set()
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        if id(connection) in seen or getattr(connection, "_evr_loopback", False):
+            continue
+        seen.add(id(connection))
+        _add_loopback(connection, only)
+
+
+def _add_loopback(connection: aioice.Connection, only: bool) -> None:
+    original = connection.get_component_candidates
+
+    async def get_component_candidates(
+        component: int, addresses: list[str], **kwargs: Any
+    ) -> list[aioice.Candidate]:
+        wanted = ["127.0.0.1"] if only else [*addresses, "127.0.0.1"]
+        return await original(component=component, addresses=wanted, **kwargs)
+
+    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+    connection._evr_loopback = True  # type: ignore[attr-defined]

@@ -1,0 +1,312 @@
+"""The room's recording: encoded caller video and both parties' Opus, remuxed to WebM.
+
+Not aiortc's MediaRecorder (which decodes and re-encodes, and lost video when audio
+came first): frames arrive already encoded and are written as they are, by PyAV
+in a writer thread, so the event loop only ever does a ``queue.put``.
+
+Crash behaviour: Matroska clusters are closed every second and every packet is
+flushed to the kernel, so a process killed with SIGKILL leaves a file that plays
+up to about a second before the kill; a clean stop also writes cues and the
+duration. The file is fsynced every few seconds against power loss.
+"""
+
+import asyncio
+import fractions
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+
+from media import codecs
+from media.errors import RecordingError
+from media.relay import EncodedFrame, Source
+
+logger = logging.getLogger(__name__)
+
+MS = fractions.Fraction(1, 1000)
+CLUSTER_MS = 1000
+FSYNC_EVERY_S = 2.0
+VIDEO_WAIT_S = 5.0
+MAX_PENDING = 2000
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    """What was written, for the evidence record."""
+
+    path: str
+    duration_s: float
+    video_codec: str | None
+    audio_codecs: list[str]
+    size_bytes: int
+    sha256: str
+    started_at: float = 0.0
+    stopped_at: float = 0.0
+    tracks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    key: str
+    data: bytes
+    pts_ms: int
+    keyframe: bool
+    codec_mime: str
+
+
+class RecorderInput:
+    """One track of the recording, fed by whichever source the room attaches.
+
+    Places frames on the recording's timeline: the first frame after an attach is
+    anchored at its arrival time, later ones follow its RTP timestamps, and the
+    result never goes backwards. Video starts at a keyframe.
+    """
+
+    def __init__(self, recorder: "Recorder", key: str, kind: str) -> None:
+        self.recorder = recorder
+        self.key = key
+        self.kind = kind
+        self.source: Source | None = None
+        self._anchor_s: float | None = None
+        self._last_ms = -1
+        self._need_keyframe = kind == "video"
+
+    def attach(self, source: Source | None) -> None:
+        if source is self.source:
+            return
+        if self.source is not None:
+            self.source.unsubscribe(self)
+        self.source = source
+        self._anchor_s = None
+        self._need_keyframe = self.kind == "video"
+        if source is not None:
+            source.subscribe(self)
+            source.request_keyframe()
+
+    def push(self, frame: EncodedFrame) -> None:
+        if self._need_keyframe:
+            if not frame.keyframe:
+                if self.source is not None:
+                    self.source.request_keyframe()
+                return
+            self._need_keyframe = False
+        clock = frame.codec.clockRate
+        if self._anchor_s is None:
+            self._anchor_s = (frame.arrival - self.recorder.started_monotonic) - (
+                frame.timestamp / clock
+            )
+        pts_ms = round((self._anchor_s + frame.timestamp / clock) * 1000)
+        pts_ms = max(pts_ms, self._last_ms + 1, 0)
+        self._last_ms = pts_ms
+        self.recorder.enqueue(_Item(self.key, frame.data, pts_ms, frame.keyframe, frame.mime))
+
+
+class Recorder:
+    """Writes a room's media to ``path`` until :meth:`stop`.
+
+    Tracks: ``video`` (the caller's camera), ``caller_audio``, ``handler_audio``.
+    The file is opened when the first video keyframe arrives (its size goes in the
+    header), or at once when no video is expected, or after ``VIDEO_WAIT_S``
+    without one; audio that came first is kept and written then.
+    """
+
+    AUDIO_TRACKS = ("caller_audio", "handler_audio")
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        expect_video: bool,
+        on_failure: Callable[[str], None],
+    ) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".webm":
+            raise RecordingError(f"recording path must end in .webm: {self.path}")
+        if self.path.exists():
+            raise RecordingError(f"refusing to overwrite {self.path}")
+        if not self.path.parent.is_dir():
+            raise RecordingError(f"recording directory does not exist: {self.path.parent}")
+        self.expect_video = expect_video
+        self.started_at = time.time()
+        self.started_monotonic = time.monotonic()
+        self.video = RecorderInput(self, "video", "video")
+        self.audio = {key: RecorderInput(self, key, "audio") for key in self.AUDIO_TRACKS}
+        self.failed: str | None = None
+        self.video_codec: str | None = None
+        self.packets_written = 0
+        self._on_failure = on_failure
+        self._loop = asyncio.get_running_loop()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._first_ms: int | None = None
+        self._end_ms = 0
+        self._thread = threading.Thread(target=self._run, name=f"recorder {self.path.name}")
+        self._thread.start()
+
+    def inputs(self) -> list[RecorderInput]:
+        return [self.video, *self.audio.values()]
+
+    def enqueue(self, item: _Item) -> None:
+        if self.failed is None:
+            self._queue.put(item)
+
+    async def stop(self) -> RecordingInfo:
+        """Finish the file and describe it (hashing runs off the event loop)."""
+        for recorder_input in self.inputs():
+            recorder_input.attach(None)
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+        if not self.path.exists():
+            raise RecordingError(f"nothing was recorded: {self.failed or 'no media arrived'}")
+        digest, size = await asyncio.to_thread(_sha256, self.path)
+        duration_ms = self._end_ms - (self._first_ms or 0)
+        return RecordingInfo(
+            path=str(self.path),
+            duration_s=round(max(duration_ms, 0) / 1000, 3),
+            video_codec=self.video_codec,
+            audio_codecs=["opus"] * len(self.AUDIO_TRACKS),
+            size_bytes=size,
+            sha256=digest,
+            started_at=self.started_at,
+            stopped_at=time.time(),
+            tracks=(["video"] if self.video_codec else []) + list(self.AUDIO_TRACKS),
+        )
+
+    def _run(self) -> None:
+        writer: _Writer | None = None
+        pending: list[_Item] = []
+        deadline = time.monotonic() + VIDEO_WAIT_S
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=0.5)
+                except queue.Empty:
+                    item = _Item("", b"", 0, False, "")
+                if item is None:
+                    break
+                if writer is None:
+                    if item.key:
+                        pending.append(item)
+                        del pending[:-MAX_PENDING]
+                    first_video = next(
+                        (p for p in pending if p.key == "video" and p.keyframe), None
+                    )
+                    if first_video is None and self.expect_video:
+                        if time.monotonic() < deadline:
+                            continue
+                        logger.warning("%s: no video keyframe; recording audio only", self.path)
+                    if first_video is None and not any(p.key for p in pending):
+                        continue
+                    writer = _Writer(self.path, first_video)
+                    self.video_codec = writer.video_codec
+                    for queued in pending:
+                        self._write(writer, queued)
+                    pending.clear()
+                elif item.key:
+                    self._write(writer, item)
+                writer.maybe_fsync()
+        except Exception as exc:
+            logger.exception("recording %s failed", self.path)
+            self.failed = f"{type(exc).__name__}: {exc}"
+            self._loop.call_soon_threadsafe(self._on_failure, self.failed)
+        finally:
+            if writer is not None:
+                try:
+                    writer.close()
+                except Exception as exc:
+                    logger.exception("closing recording %s failed", self.path)
+                    if self.failed is None:
+                        self.failed = f"{type(exc).__name__}: {exc}"
+                        self._loop.call_soon_threadsafe(self._on_failure, self.failed)
+
+    def _write(self, writer: "_Writer", item: _Item) -> None:
+        if writer.write(item):
+            self.packets_written += 1
+            if self._first_ms is None or item.pts_ms < self._first_ms:
+                self._first_ms = item.pts_ms
+            step = 20 if item.key != "video" else 0
+            self._end_ms = max(self._end_ms, item.pts_ms + step)
+
+
+class _Writer:
+    """The PyAV side: one open WebM container and its streams (writer thread only)."""
+
+    def __init__(self, path: Path, first_video: _Item | None) -> None:
+        self.path = path
+        self.video_codec: str | None = None
+        self.container = av.open(
+            str(path),
+            "w",
+            format="webm",
+            options={
+                "cluster_time_limit": str(CLUSTER_MS),
+                "cluster_size_limit": str(4 << 20),
+                "max_interleave_delta": "500000",
+            },
+            container_options={"flush_packets": "1"},
+        )
+        self.container.metadata["title"] = "EVR call recording"
+        self.streams: dict[str, av.stream.Stream] = {}
+        if first_video is not None:
+            size = _video_size(first_video)
+            if first_video.codec_mime != codecs.VP8:
+                raise RecordingError(f"cannot record {first_video.codec_mime} in WebM")
+            stream = self.container.add_mux_stream("vp8", width=size[0], height=size[1])
+            stream.time_base = MS
+            stream.metadata["title"] = "caller video"
+            self.streams["video"] = stream
+            self.video_codec = "vp8"
+        for key in Recorder.AUDIO_TRACKS:
+            stream = self.container.add_stream("libopus", rate=48000, layout="stereo")
+            stream.time_base = MS
+            stream.metadata["title"] = key.replace("_", " ")
+            self.streams[key] = stream
+        self._fd = os.open(path, os.O_RDONLY)
+        self._last_fsync = time.monotonic()
+
+    def write(self, item: _Item) -> bool:
+        stream = self.streams.get(item.key)
+        if stream is None or not item.data:
+            return False
+        packet = av.Packet(item.data)
+        packet.pts = item.pts_ms
+        packet.dts = item.pts_ms
+        packet.time_base = MS
+        packet.stream = stream
+        packet.is_keyframe = item.keyframe
+        self.container.mux(packet)
+        return True
+
+    def maybe_fsync(self) -> None:
+        if time.monotonic() - self._last_fsync >= FSYNC_EVERY_S:
+            os.fsync(self._fd)
+            self._last_fsync = time.monotonic()
+
+    def close(self) -> None:
+        try:
+            self.container.close()
+        finally:
+            os.fsync(self._fd)
+            os.close(self._fd)
+
+
+def _video_size(item: _Item) -> tuple[int, int]:
+    size = codecs.vp8_size(item.data) if item.codec_mime == codecs.VP8 else None
+    if size is None:
+        raise RecordingError("the first video frame is not a VP8 keyframe")
+    return size
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

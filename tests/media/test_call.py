@@ -1,0 +1,25 @@
+"""Two-party calls through the relay: caller first, handler later."""
+
+from media import Room
+from tests.media.conftest import Events
+from tests.media.support import Client, connect, until
+
+
+async def test_caller_then_handler_media_flows(
+    room: Room, clients: list[Client], events: Events
+) -> None:
+    caller = Client("caller")
+    handler = Client("handler", video=False)
+    clients += [caller, handler]
+    await connect(room, caller, "caller-1", "caller")
+    await until(lambda: "first_video_frame" in events.kinds("caller-1"), what="caller video")
+    await connect(room, handler, "handler-1", "handler")
+
+    await until(lambda: handler.video_frames >= 15, what="handler decoding caller video")
+    assert handler.video_size == (640, 480)
+    seen = handler.video_frames
+    await until(lambda: handler.video_frames >= seen + 10, what="frame count still rising")
+    await until(lambda: handler.audio_frames >= 25, what="handler hearing caller")
+    await until(lambda: caller.audio_frames >= 25, what="caller hearing handler")
+    assert "connected" in events.kinds("caller-1")
+    assert "connected" in events.kinds("handler-1")
