@@ -287,7 +287,7 @@ class CallHub:
                     call,
                     recording,
                     duration_s=info.duration_s,
-                    video_codec=info.video_codec,
+                    video_codec=info.video_codec or "",
                     audio_codecs=list(info.audio_codecs),
                     size_bytes=info.size_bytes,
                     sha256=info.sha256,

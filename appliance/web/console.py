@@ -32,10 +32,7 @@ def _call_for(request: web.Request, session: Session) -> tuple[Call, Incident]:
     call = calls.by_public_id(session, request.match_info["public_id"])
     if call is None:
         raise web.HTTPNotFound(text="There is no such call.")
-    incident = session.get(Incident, call.incident_id)
-    assert incident is not None
-    incident_for(request, session, incident.cad_reference)
-    return call, incident
+    return call, incident_for(request, session, call.incident_id)
 
 
 @routes.get("/calls", name="queue")
@@ -139,4 +136,4 @@ async def end_call(request: web.Request) -> web.StreamResponse:
     await request.app[keys.HUB].end_call(
         call.public_id, Actor(current_user(request).username, source_of(request)), "handler_ended"
     )
-    raise web.HTTPSeeOther(f"/incidents/{incident.cad_reference}")
+    raise web.HTTPSeeOther(f"/incidents/{incident.id}")

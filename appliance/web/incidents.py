@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlmodel import Session
 
 from appliance.models import Incident, Role
 from appliance.services import calls, incidents
@@ -22,9 +23,9 @@ def _actor(request: web.Request) -> Actor:
     return Actor(current_user(request).username, source_of(request))
 
 
-def incident_for(request: web.Request, session: object, reference: str) -> Incident:
-    """The incident named in the path, if this user may act on it (else 404 or 403)."""
-    incident = incidents.get_by_reference(session, reference)  # type: ignore[arg-type]
+def incident_for(request: web.Request, session: Session, incident_id: int) -> Incident:
+    """The incident, if this user may act on it (else 404 or 403)."""
+    incident = session.get(Incident, incident_id)
     if incident is None:
         raise web.HTTPNotFound(text="There is no incident with that reference.")
     if not incidents.may_act(current_user(request), current_roles(request), incident):
@@ -89,14 +90,14 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
             )
     except (IncidentError, ValueError) as exc:
         return _render_list(request, f"Not created: {exc}.", fields, status=400)
-    raise web.HTTPSeeOther(f"/incidents/{incident.cad_reference}")
+    raise web.HTTPSeeOther(f"/incidents/{incident.id}")
 
 
 def _render_incident(
-    request: web.Request, reference: str, link: str = "", status: int = 200
+    request: web.Request, incident_id: int, link: str = "", status: int = 200
 ) -> web.Response:
     with request.app[keys.DB].session() as session:
-        incident = incident_for(request, session, reference)
+        incident = incident_for(request, session, incident_id)
         incident_calls = calls.for_incident(session, incident.id or 0)
     return aiohttp_jinja2.render_template(
         "incidents/show.html",
@@ -106,19 +107,19 @@ def _render_incident(
     )
 
 
-@routes.get("/incidents/{reference}", name="incident")
+@routes.get(r"/incidents/{incident_id:\d+}", name="incident")
 @requires(*STAFF)
 async def incident_page(request: web.Request) -> web.StreamResponse:
-    return _render_incident(request, request.match_info["reference"])
+    return _render_incident(request, int(request.match_info["incident_id"]))
 
 
-@routes.post("/incidents/{reference}/invites", name="incident_invite")
+@routes.post(r"/incidents/{incident_id:\d+}/invites", name="incident_invite")
 @requires(*STAFF)
 async def invite(request: web.Request) -> web.StreamResponse:
-    reference = request.match_info["reference"]
+    incident_id = int(request.match_info["incident_id"])
     settings = request.app[keys.SETTINGS]
     with request.app[keys.DB].session() as session:
-        incident = incident_for(request, session, reference)
+        incident = incident_for(request, session, incident_id)
         _, _, token = calls.create_video_invite(
             session,
             _actor(request),
@@ -126,7 +127,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
             current_user(request),
             timedelta(hours=settings.invite_ttl_hours),
         )
-    return _render_incident(request, reference, link=f"{settings.effective_public_url}/v/{token}")
+    return _render_incident(request, incident_id, link=f"{settings.effective_public_url}/v/{token}")
 
 
 @routes.post("/calls/{public_id}/revoke", name="call_revoke")
@@ -136,10 +137,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
         call = calls.by_public_id(session, request.match_info["public_id"])
         if call is None:
             raise web.HTTPNotFound()
-        incident = session.get(Incident, call.incident_id)
-        assert incident is not None
-        incident_for(request, session, incident.cad_reference)
+        incident_for(request, session, call.incident_id)
         calls.revoke(session, _actor(request), call)
-        reference = incident.cad_reference
     await request.app[keys.HUB].end_call(call.public_id, _actor(request), "revoked")
-    raise web.HTTPSeeOther(f"/incidents/{reference}")
+    raise web.HTTPSeeOther(f"/incidents/{call.incident_id}")

@@ -167,7 +167,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     user = request.get(keys.USER)
     if access is not None and access != PUBLIC:
         if user is None:
-            if request.method == "GET":
+            if request.method == "GET" and "websocket" not in request.headers.get("Upgrade", ""):
                 raise web.HTTPSeeOther(f"/login?next={request.rel_url.path}")
             raise web.HTTPUnauthorized(text="Sign in first.")
         if user.must_change_password and _route_name(request) not in PASSWORD_CHANGE_ROUTES:

@@ -50,6 +50,10 @@ class Appliance:
     env: dict[str, str]
     output: OutputDrain | None = None
 
+    def log_tail(self, lines: int = 60) -> str:
+        """The server's last output lines, for an assertion message."""
+        return "".join(self.output.lines[-lines:]) if self.output else ""
+
 
 @contextlib.contextmanager
 def running_appliance() -> Iterator[Appliance]:

@@ -42,7 +42,7 @@ def new_link(handler: Page, appliance: Appliance, reference: str) -> str:
     handler.get_by_role("button", name="Create incident").click()
     expect(handler.get_by_role("heading", name=f"Incident {reference}")).to_be_visible()
     handler.get_by_role("button", name="Create video call link").click()
-    link = handler.get_by_label("Video call link").input_value()
+    link = handler.get_by_role("textbox", name="Video call link").input_value()
     assert re.fullmatch(r"https://[^/]+/v/[A-Za-z0-9_-]{43}", link), link
     return link
 
@@ -125,10 +125,10 @@ def test_a_recorded_video_call_from_link_to_end(
     assert width >= 320
 
     handler.get_by_label("Message to the caller").fill("Can you show me the back door?")
-    handler.get_by_role("button", name="Send").click()
+    handler.get_by_role("button", name="Send", exact=True).click()
     expect(caller.locator("#chat")).to_contain_text("Can you show me the back door?")
     caller.get_by_label("Message to the officer").fill("It is on the left")
-    caller.get_by_role("button", name="Send").click()
+    caller.get_by_role("button", name="Send", exact=True).click()
     expect(handler.locator("#chat")).to_contain_text("It is on the left")
 
     time.sleep(max(0.0, 4 - (time.monotonic() - admitted_at)))
@@ -138,7 +138,7 @@ def test_a_recorded_video_call_from_link_to_end(
     expect(handler.locator("#call-state")).to_have_text("ended")
 
     recordings = list((appliance.data_dir / "calls").glob("*/recording-*.webm"))
-    assert len(recordings) == 1
+    assert len(recordings) == 1, appliance.log_tail()
     assert_playable(recordings[0], call_seconds)
 
 
