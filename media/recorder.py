@@ -239,17 +239,22 @@ class _Writer:
     def __init__(self, path: Path, first_video: _Item | None) -> None:
         self.path = path
         self.video_codec: str | None = None
-        self.container = av.open(
-            str(path),
-            "w",
-            format="webm",
-            options={
-                "cluster_time_limit": str(CLUSTER_MS),
-                "cluster_size_limit": str(4 << 20),
-                "max_interleave_delta": "500000",
-            },
-            container_options={"flush_packets": "1"},
-        )
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            self.container = av.open(
+                str(path),
+                "w",
+                format="webm",
+                options={
+                    "cluster_time_limit": str(CLUSTER_MS),
+                    "cluster_size_limit": str(4 << 20),
+                    "max_interleave_delta": "500000",
+                },
+                container_options={"flush_packets": "1"},
+            )
+        except BaseException:
+            os.close(self._fd)
+            raise
         self.container.metadata["title"] = "EVR call recording"
         self.streams: dict[str, av.stream.Stream] = {}
         if first_video is not None:
@@ -266,7 +271,6 @@ class _Writer:
             stream.time_base = MS
             stream.metadata["title"] = key.replace("_", " ")
             self.streams[key] = stream
-        self._fd = os.open(path, os.O_RDONLY)
         self._last_fsync = time.monotonic()
 
     def write(self, item: _Item) -> bool:

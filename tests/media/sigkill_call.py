@@ -1,0 +1,27 @@
+"""A call that records until it is killed: run by test_recording as a subprocess.
+
+Prints one JSON line once recording has started, then runs until SIGKILL.
+"""
+
+import asyncio
+import json
+import sys
+import time
+
+from media import Room, RoomConfig
+from tests.media.support import Client, connect, until
+
+
+async def main(path: str) -> None:
+    room = Room("killed", RoomConfig(allow_loopback=True))
+    caller, handler = Client("caller"), Client("handler", video=False)
+    await connect(room, caller, "caller-1", "caller")
+    await connect(room, handler, "handler-1", "handler")
+    await until(lambda: handler.video_frames >= 3 and caller.audio_frames >= 3, timeout=20)
+    await room.start_recording(path)
+    print(json.dumps({"recording_started": time.time()}), flush=True)
+    await asyncio.sleep(3600)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))

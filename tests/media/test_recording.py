@@ -1,0 +1,108 @@
+"""Recording: remuxed WebM that plays, hashes and survives SIGKILL."""
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from media import RecordingError, Room
+from tests.media.conftest import Events
+from tests.media.recording import decode_file
+from tests.media.support import Client, connect, until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_recording_remuxes_the_call(
+    room: Room, clients: list[Client], events: Events, tmp_path: Path
+) -> None:
+    caller, handler = Client("caller"), Client("handler", video=False)
+    clients += [caller, handler]
+    await connect(room, caller, "caller-1", "caller")
+    await connect(room, handler, "handler-1", "handler")
+    await until(lambda: handler.video_frames >= 5 and caller.audio_frames >= 5, what="media")
+
+    path = tmp_path / "call.webm"
+    started = time.monotonic()
+    await room.start_recording(path)
+    with pytest.raises(RecordingError):
+        await room.start_recording(tmp_path / "second.webm")
+    await asyncio.sleep(4.0)
+    info = await room.stop_recording()
+    wall = time.monotonic() - started
+
+    assert info.path == str(path)
+    assert info.video_codec == "vp8"
+    assert info.audio_codecs == ["opus", "opus"]
+    assert info.size_bytes == path.stat().st_size > 10_000
+    assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert abs(info.duration_s - wall) <= 0.2 * wall, (info.duration_s, wall)
+
+    decoded = decode_file(str(path))
+    assert decoded.video_codecs == ["vp8"]
+    assert decoded.audio_codecs == ["opus", "opus"]
+    assert decoded.first_video_keyframe
+    assert decoded.video_size == (640, 480)
+    assert decoded.video_frames >= 0.6 * 15 * 4
+    assert decoded.audio_frames >= 0.6 * 50 * 4 * 2, "both parties' audio, 50 frames/s each"
+    media_span = max(decoded.last_video_s, decoded.last_audio_s) - decoded.first_s
+    assert abs(media_span - wall) <= 0.2 * wall, (media_span, wall)
+    assert [e.kind for e in events if e.leg_id is None][:2] == [
+        "recording_started",
+        "recording_stopped",
+    ]
+
+
+async def test_recording_refuses_bad_paths(room: Room, tmp_path: Path) -> None:
+    with pytest.raises(RecordingError):
+        await room.start_recording(tmp_path / "call.mp4")
+    with pytest.raises(RecordingError):
+        await room.start_recording(tmp_path / "missing-dir" / "call.webm")
+    existing = tmp_path / "exists.webm"
+    existing.write_bytes(b"evidence")
+    with pytest.raises(RecordingError):
+        await room.start_recording(existing)
+    with pytest.raises(RecordingError):
+        await room.stop_recording()
+
+
+def test_sigkill_leaves_a_playable_file(tmp_path: Path) -> None:
+    path = tmp_path / "killed.webm"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.media.sigkill_call", str(path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, "the call process exited before recording"
+        started = json.loads(line)["recording_started"]
+        time.sleep(max(0.0, started + 4.0 - time.time()))
+        proc.send_signal(signal.SIGKILL)
+        killed = time.time()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    print(f"recorded {killed - started:.2f}s before SIGKILL")
+
+    decoded = decode_file(str(path))
+    recorded = killed - started
+    print(decoded)
+    assert decoded.video_codecs == ["vp8"]
+    assert decoded.first_video_keyframe
+    assert decoded.video_frames >= 15 * (recorded - 3.0) * 0.6
+    assert decoded.last_video_s >= recorded - 3.0, (decoded.last_video_s, recorded)
+    assert decoded.last_audio_s >= recorded - 3.0, (decoded.last_audio_s, recorded)
