@@ -220,7 +220,9 @@ class Room:
             except RecordingError:
                 logger.exception("room %s: recording could not be finished", self.room_id)
         for leg_id in list(self._legs):
-            await self.leave(leg_id)
+            # A leg whose connection closed meanwhile has already left.
+            with contextlib.suppress(UnknownLegError):
+                await self.leave(leg_id)
         self._emit(None, "closed")
         return info
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from media.ice import turn_credentials
 
 from appliance import metrics
 from appliance.config import Settings
@@ -26,6 +25,7 @@ from appliance.services import calls, evidence
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from media import IceServer, NoVideoError, Room, RoomConfig, RoomEvent, SdpError
+from media.ice import turn_credentials
 
 log = logging.getLogger("evr.live")
 
@@ -203,9 +203,9 @@ class CallHub:
             )
             live.room = Room(live.public_id, config, on_event=self._on_media_event)
         if participant.leg_id in live.room.leg_ids:
-            answer = await live.room.renegotiate(participant.leg_id, sdp)
-        else:
-            answer = await live.room.join(participant.leg_id, participant.role, sdp)
+            # A join (not a restart) comes from a new page: its old connection is gone.
+            await live.room.leave(participant.leg_id)
+        answer = await live.room.join(participant.leg_id, participant.role, sdp)
         await self._send(participant, {"type": "answer", "sdp": answer})
 
         with self.db.session() as session:
@@ -300,8 +300,11 @@ class CallHub:
             live.stats_task.cancel()
             live.stats_task = None
         if live.room is not None:
-            await live.room.close()
-            live.room = None
+            room, live.room = live.room, None
+            try:
+                await room.close()
+            except Exception:
+                log.exception("media room did not close cleanly", extra={"call": live.public_id})
         with self.db.session() as session:
             call = self._reload(session, live)
             calls.end(session, call, actor, reason)

@@ -131,6 +131,9 @@ def test_a_recorded_video_call_from_link_to_end(
     caller.get_by_role("button", name="Send", exact=True).click()
     expect(handler.locator("#chat")).to_contain_text("It is on the left")
 
+    handler.get_by_role("button", name="Send my video").click()
+    wait_rising(lambda: frames_shown(caller, "#remote"), floor=5)
+
     time.sleep(max(0.0, 4 - (time.monotonic() - admitted_at)))
     handler.get_by_role("button", name="End call").click()
     call_seconds = time.monotonic() - admitted_at
@@ -172,8 +175,11 @@ def test_a_caller_without_a_camera_still_gets_an_audio_call(
         admit_first_waiting(handler, appliance, "CAD/E2E/2")
         wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
         wait_rising(lambda: inbound_packets(handler, "evrConsole", "audio"), floor=10)
+        expect(handler.locator("#recording-indicator")).to_be_hidden()
         handler.get_by_role("button", name="End call").click()
         expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+        call_dir = appliance.data_dir / "calls" / handler.url.rsplit("/", 1)[-1]
+        assert not list(call_dir.glob("recording-*")), "recorded without the caller's consent"
     finally:
         no_camera.close()
 
@@ -193,3 +199,23 @@ def test_bad_links_show_a_plain_page_and_open_no_media(
     assert response is not None and response.status == 410
     expect(page.get_by_role("heading", name="This link is no longer in use")).to_be_visible()
     assert page.evaluate("typeof window.evrCaller") == "undefined"
+
+
+def test_the_same_link_recovers_the_call_after_the_page_is_lost(
+    handler: Page, phone: BrowserContext, appliance: Appliance
+) -> None:
+    """A phone that reloads (or loses the page) rejoins the same call with the same link."""
+    link = new_link(handler, appliance, "CAD/E2E/4")
+    caller = caller_joins(phone, link, recording=False)
+    admit_first_waiting(handler, appliance, "CAD/E2E/4")
+    wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=5)
+
+    caller.reload()
+    expect(caller.get_by_role("heading", name="Check your camera")).to_be_visible()
+    caller.get_by_role("button", name="Join video call").click()
+    expect(caller.get_by_role("button", name="End call")).to_be_visible()
+    wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
+    wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=0)
+    expect(handler.locator("#call-state")).to_have_text("connected")
+    caller.get_by_role("button", name="End call").click()
+    expect(handler.locator("#call-state")).to_have_text("ended")

@@ -113,11 +113,15 @@
     signal = new EVR.Signal("/ws/v/" + encodeURIComponent(token), onMessage, onStatus);
   }
 
+  /* A new page joins with a fresh connection; a page whose socket dropped and came back
+     keeps its connection and restarts ICE on it. */
   async function sendOffer() {
+    if (pc && pc.remoteDescription) {
+      signal.send({ type: "restart", sdp: await EVR.offer(pc, { iceRestart: true }) });
+      return;
+    }
     if (!pc) pc = newPeer();
-    const restart = pc.remoteDescription !== null;
-    const sdp = await EVR.offer(pc, restart ? { iceRestart: true } : {});
-    signal.send({ type: "join", sdp: sdp });
+    signal.send({ type: "join", sdp: await EVR.offer(pc) });
   }
 
   function onStatus(status) {
