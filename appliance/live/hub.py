@@ -74,6 +74,7 @@ class CallHub:
         self.settings = settings
         self.db = db
         self.calls: dict[str, LiveCall] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- configuration ----------------------------------------------------------------
 
@@ -414,11 +415,13 @@ class CallHub:
             return
         if event.kind == "failed":
             metrics.ICE_FAILURES.inc()
-        asyncio.get_running_loop().create_task(
+        task = asyncio.get_running_loop().create_task(
             self._broadcast(
                 live, {"type": "media", "leg": event.leg_id, "event": event.kind}, roles=(HANDLER,)
             )
         )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _stats_loop(self, live: LiveCall) -> None:
         while live.room is not None:

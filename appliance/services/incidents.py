@@ -98,7 +98,3 @@ def visible_to(session: Session, user: User, roles: Iterable[Role]) -> list[Inci
     if Role.SUPERVISOR not in set(roles):
         query = query.where(Incident.owner_id == user.id)
     return list(session.exec(query.limit(500)).all())
-
-
-def get_by_reference(session: Session, cad_reference: str) -> Incident | None:
-    return session.exec(select(Incident).where(Incident.cad_reference == cad_reference)).first()

@@ -25,6 +25,7 @@
     const live = state === "connected";
     ["mute", "camera", "snapshot", "end"].forEach((id) => { $(id).disabled = !live; });
     $("admit").hidden = live || ended;
+    $("admit").disabled = state !== "waiting" || admitted;
     if (state === "waiting") $("stage-note").textContent = "The caller is waiting. Admit them when you are ready.";
     if (live) $("stage-note").textContent = "";
   }
