@@ -26,6 +26,7 @@
     ["mute", "camera", "snapshot", "end"].forEach((id) => { $(id).disabled = !live; });
     $("admit").hidden = live || ended;
     $("admit").disabled = state !== "waiting" || admitted;
+    if (state === "invited") $("stage-note").textContent = "The caller has not joined yet. This page tells you when they do.";
     if (state === "waiting") $("stage-note").textContent = "The caller is waiting. Admit them when you are ready.";
     if (live) $("stage-note").textContent = "";
   }
