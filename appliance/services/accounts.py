@@ -315,7 +315,11 @@ def change_password(
     policy: PasswordPolicy,
     keep_session_id: int | None = None,
 ) -> None:
-    """Change one's own password; other sessions of the user end."""
+    """Change one's own password; other sessions of the user end.
+
+    A wrong current password is audited before ``AccountError`` is raised: the caller
+    commits its session on that refusal to keep the event.
+    """
     actor = Actor(user.username, source)
     if not verify_password(user.password_hash, current):
         audit.record(

@@ -60,12 +60,6 @@ class LinkProblem(StrEnum):
     OTHER_DEVICE = "other_device"
 
 
-class LinkError(Exception):
-    def __init__(self, problem: LinkProblem) -> None:
-        super().__init__(problem.value)
-        self.problem = problem
-
-
 @dataclass(frozen=True)
 class Consent:
     video: bool
@@ -136,26 +130,26 @@ def create_video_invite(
 
 def open_link(
     session: Session, token: str, device_hash: str | None, source: str
-) -> tuple[Invite, Call]:
-    """The invite and call a caller's link leads to, or ``LinkError`` saying why not.
+) -> Call | LinkProblem:
+    """The call a caller's link leads to, or the problem that stops it.
 
-    An expired link expires its call; a link bound to another device while its call
-    is live is refused.
+    A problem is returned, not raised, so what it records (an expired call, a refused
+    second phone) commits with the caller's session instead of rolling back.
     """
     if not token or len(token) > 128:
-        raise LinkError(LinkProblem.UNKNOWN)
+        return LinkProblem.UNKNOWN
     invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
     if invite is None:
-        raise LinkError(LinkProblem.UNKNOWN)
+        return LinkProblem.UNKNOWN
     call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
     state = CallState(call.state)
     if invite.revoked_at is not None or state is CallState.CANCELLED:
-        raise LinkError(LinkProblem.REVOKED)
+        return LinkProblem.REVOKED
     if state in FINAL_STATES:
-        raise LinkError(LinkProblem.EXPIRED if state is CallState.EXPIRED else LinkProblem.FINISHED)
+        return LinkProblem.EXPIRED if state is CallState.EXPIRED else LinkProblem.FINISHED
     if invite.expires_at <= utcnow() and state is not CallState.CONNECTED:
         _move(session, call, CallState.EXPIRED, Actor(audit.SYSTEM, source), reason="link_expired")
-        raise LinkError(LinkProblem.EXPIRED)
+        return LinkProblem.EXPIRED
     if call.caller_device_hash and call.caller_device_hash != device_hash:
         audit.record(
             session,
@@ -164,7 +158,7 @@ def open_link(
             object_type="call",
             object_id=call.public_id,
         )
-        raise LinkError(LinkProblem.OTHER_DEVICE)
+        return LinkProblem.OTHER_DEVICE
     if invite.opened_at is None:
         invite.opened_at = utcnow()
         session.add(invite)
@@ -175,15 +169,26 @@ def open_link(
             object_type="call",
             object_id=call.public_id,
         )
-    return invite, call
+    return call
 
 
 def record_consent(
     session: Session, call: Call, consent: Consent, device_hash: str, source: str
-) -> None:
-    """What the caller agreed to, when, under which notice; binds the call to this device."""
+) -> bool:
+    """What the caller agreed to, when, under which notice; binds the call to this device.
+
+    Without agreement to the video call nothing is bound: the decline is recorded and
+    ``False`` returned (an officer's visit stays on offer).
+    """
     if not consent.video:
-        raise CallError("a video call needs your agreement")
+        audit.record(
+            session,
+            Actor("caller", source),
+            "call.consent_declined",
+            object_type="call",
+            object_id=call.public_id,
+        )
+        return False
     call.consent_video = consent.video
     call.consent_recording = consent.recording
     call.consent_location = consent.location
@@ -204,6 +209,7 @@ def record_consent(
             "notice": NOTICE_VERSION,
         },
     )
+    return True
 
 
 def caller_waiting(session: Session, call: Call, source: str) -> None:

@@ -111,28 +111,31 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     source = source_of(request)
     keep = request[keys.WEB_SESSION].id
 
-    def attempt() -> None:
+    def attempt() -> str | None:
+        """The refusal, if any. A refusal still commits: a wrong current password is audited."""
         if new != confirm:
-            raise AccountError("the new password and its confirmation differ")
+            return "the new password and its confirmation differ"
         with db.session() as session:
-            fresh = session.merge(user)
-            accounts.change_password(
-                session,
-                fresh,
-                current,
-                new,
-                source,
-                accounts.PasswordPolicy.from_settings(settings),
-                keep_session_id=keep,
-            )
+            try:
+                accounts.change_password(
+                    session,
+                    session.merge(user),
+                    current,
+                    new,
+                    source,
+                    accounts.PasswordPolicy.from_settings(settings),
+                    keep_session_id=keep,
+                )
+            except AccountError as exc:
+                return str(exc)
+        return None
 
-    try:
-        await asyncio.to_thread(attempt)
-    except AccountError as exc:
+    refusal = await asyncio.to_thread(attempt)
+    if refusal is not None:
         return aiohttp_jinja2.render_template(
             "password.html",
             request,
-            {"forced": user.must_change_password, "error": f"Not changed: {exc}."},
+            {"forced": user.must_change_password, "error": f"Not changed: {refusal}."},
             status=400,
         )
     raise web.HTTPSeeOther("/?notice=password_changed")

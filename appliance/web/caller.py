@@ -15,7 +15,7 @@ from aiohttp import web
 from appliance.live.hub import CALLER, Participant
 from appliance.models import Call
 from appliance.services import calls
-from appliance.services.calls import CallError, Consent, LinkError, LinkProblem
+from appliance.services.calls import Consent, LinkProblem
 from appliance.web import keys
 from appliance.web.access import grants, public, require_same_origin, source_of
 
@@ -56,12 +56,11 @@ def _device_hash(request: web.Request) -> str | None:
     return hashlib.sha256(token.encode()).hexdigest() if token else None
 
 
-def _open(request: web.Request) -> Call:
+def _open(request: web.Request) -> Call | LinkProblem:
     with request.app[keys.DB].session() as session:
-        _, call = calls.open_link(
+        return calls.open_link(
             session, request.match_info["token"], _device_hash(request), source_of(request)
         )
-    return call
 
 
 def _problem(request: web.Request, problem: LinkProblem) -> web.Response:
@@ -74,10 +73,9 @@ def _problem(request: web.Request, problem: LinkProblem) -> web.Response:
 @routes.get("/v/{token}", name="caller_link")
 @public
 async def link(request: web.Request) -> web.StreamResponse:
-    try:
-        call = _open(request)
-    except LinkError as exc:
-        return _problem(request, exc.problem)
+    call = _open(request)
+    if isinstance(call, LinkProblem):
+        return _problem(request, call)
     if call.consent_at is not None and _device_hash(request) == call.caller_device_hash:
         raise web.HTTPSeeOther(f"/v/{request.match_info['token']}/call")
     return aiohttp_jinja2.render_template(
@@ -99,20 +97,20 @@ async def consent(request: web.Request) -> web.StreamResponse:
     )
     device = request.cookies.get(keys.CALLER_DEVICE_COOKIE) or secrets.token_urlsafe(32)
     device_hash = hashlib.sha256(device.encode()).hexdigest()
-    try:
-        with request.app[keys.DB].session() as session:
-            _, call = calls.open_link(session, token, _device_hash(request), source_of(request))
-            calls.record_consent(session, call, choice, device_hash, source_of(request))
-    except LinkError as exc:
-        return _problem(request, exc.problem)
-    except CallError as exc:
+    with request.app[keys.DB].session() as session:
+        call = calls.open_link(session, token, _device_hash(request), source_of(request))
+        if isinstance(call, LinkProblem):
+            return _problem(request, call)
+        agreed = calls.record_consent(session, call, choice, device_hash, source_of(request))
+    if not agreed:
         return aiohttp_jinja2.render_template(
             "caller/consent.html",
             request,
             {
                 "token": token,
                 "notice_version": calls.NOTICE_VERSION,
-                "error": f"{exc}. If you would rather not, an officer can visit you instead.",
+                "error": "A video call needs your agreement. If you would rather not, "
+                "an officer can visit you instead: tell the officer who called you.",
             },
             status=400,
         )
@@ -127,10 +125,9 @@ async def consent(request: web.Request) -> web.StreamResponse:
 @public
 @grants("camera", "microphone", "geolocation")
 async def call_page(request: web.Request) -> web.StreamResponse:
-    try:
-        call = _open(request)
-    except LinkError as exc:
-        return _problem(request, exc.problem)
+    call = _open(request)
+    if isinstance(call, LinkProblem):
+        return _problem(request, call)
     if call.consent_at is None:
         raise web.HTTPSeeOther(f"/v/{request.match_info['token']}")
     return aiohttp_jinja2.render_template(
@@ -144,10 +141,9 @@ async def call_page(request: web.Request) -> web.StreamResponse:
 @public
 async def caller_socket(request: web.Request) -> web.StreamResponse:
     require_same_origin(request)
-    try:
-        call = _open(request)
-    except LinkError as exc:
-        raise web.HTTPForbidden(text=f"link refused: {exc.problem.value}") from None
+    call = _open(request)
+    if isinstance(call, LinkProblem):
+        raise web.HTTPForbidden(text=f"link refused: {call.value}")
     if call.consent_at is None:
         raise web.HTTPForbidden(text="consent first")
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)

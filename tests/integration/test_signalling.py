@@ -14,7 +14,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from yarl import URL
 
-from appliance.models import Call, CallState, Role
+from appliance.models import Call, CallState, Invite, Role, utcnow
 from appliance.services import accounts, calls, incidents
 from appliance.services.audit import Actor
 from appliance.services.calls import Consent
@@ -198,3 +198,24 @@ async def test_cross_site_sockets_are_refused(
         ):
             pass
     assert raised.value.status == 403
+
+
+async def test_an_expired_link_shows_a_plain_page_and_opens_no_socket(
+    live_server: LiveServer, http: aiohttp.ClientSession
+) -> None:
+    _handler(live_server, "pc1")
+    invited = _invite(live_server, "pc1", "CAD/S/6")
+    with live_server.db.session() as session:
+        invite = session.get(Invite, invited.call.invite_id)
+        invite.expires_at = utcnow() - timedelta(minutes=1)
+        session.add(invite)
+    async with http.get(f"{live_server.base_url}/v/{invited.token}") as response:
+        body = await response.text()
+        assert response.status == 410
+        assert "This link has expired" in body and "caller.js" not in body
+    with pytest.raises(aiohttp.WSServerHandshakeError) as raised:
+        async with http.ws_connect(_ws_url(live_server, f"/ws/v/{invited.token}")):
+            pass
+    assert raised.value.status == 403
+    with live_server.db.session() as session:
+        assert calls.by_public_id(session, invited.call.public_id).state == CallState.EXPIRED

@@ -71,6 +71,17 @@ async def test_first_sign_in_forces_a_password_change(
     response, body = await client.post(
         "/account/password",
         {
+            "current_password": "a guess",
+            "new_password": NEW_PASSWORD,
+            "confirm_password": NEW_PASSWORD,
+        },
+    )
+    assert response.status == 400 and "current password is wrong" in body
+    assert "user.password_change_failed" in _audit_actions(live_server)
+
+    response, body = await client.post(
+        "/account/password",
+        {
             "current_password": live_server.admin_password,
             "new_password": "short",
             "confirm_password": "short",
