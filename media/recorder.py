@@ -248,7 +248,7 @@ class _Writer:
                 options={
                     "cluster_time_limit": str(CLUSTER_MS),
                     "cluster_size_limit": str(4 << 20),
-                    "max_interleave_delta": "500000",
+                    "max_interleave_delta": "100000",
                 },
                 container_options={"flush_packets": "1"},
             )
