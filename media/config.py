@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
 from aiortc.rtcicetransport import parse_stun_turn_uri
 
 
@@ -44,10 +44,16 @@ class RoomConfig:
     disconnect_after_s: float = 3.0
 
     def rtc_configuration(self) -> RTCConfiguration:
-        """Always an explicit configuration, so aiortc never falls back to Google STUN."""
+        """Always an explicit configuration, so aiortc never falls back to Google STUN.
+
+        Max-bundle: every browser bundles, and with aiortc's default (balanced) a
+        second transceiver of one kind created before the offer is applied is left
+        on a transport that bundling then stops.
+        """
         return RTCConfiguration(
             iceServers=[
                 RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
                 for s in self.ice_servers
-            ]
+            ],
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )

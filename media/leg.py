@@ -1,5 +1,6 @@
 """A leg: one participant's identity in a room, outliving any one peer connection."""
 
+import asyncio
 import time
 
 from media.peer import Peer
@@ -28,6 +29,7 @@ class Leg:
         self.state_since = time.monotonic()
         self.first_video_reported = False
         self.keyframes = KeyframeBuffer(max_frames)
+        self.lock = asyncio.Lock()
         self._snapshot_source: Source | None = None
 
     def sources(self, kind: str) -> list[Source]:

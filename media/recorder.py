@@ -1,5 +1,7 @@
 """The room's recording: encoded caller video and both parties' Opus, remuxed to WebM.
 
+(Matroska ``.mkv`` when the caller sends H264, which WebM cannot hold.)
+
 Not aiortc's MediaRecorder (which decodes and re-encodes, and lost video when audio
 came first): frames arrive already encoded and are written as they are, by PyAV
 in a writer thread, so the event loop only ever does a ``queue.put``.
@@ -13,6 +15,7 @@ duration. The file is fsynced every few seconds against power loss.
 import asyncio
 import fractions
 import hashlib
+import io
 import logging
 import os
 import queue
@@ -203,6 +206,7 @@ class Recorder:
                     if first_video is None and not any(p.key for p in pending):
                         continue
                     writer = _Writer(self.path, first_video)
+                    self.path = writer.path
                     self.video_codec = writer.video_codec
                     for queued in pending:
                         self._write(writer, queued)
@@ -234,21 +238,27 @@ class Recorder:
 
 
 class _Writer:
-    """The PyAV side: one open WebM container and its streams (writer thread only)."""
+    """The PyAV side: one open container and its streams (writer thread only).
+
+    WebM for VP8. WebM cannot hold H264, so an H264 caller is written as Matroska
+    next to the requested name (``.mkv``); the stream parameters (size, SPS/PPS as
+    ``avcC``) come from PyAV's raw-H264 demuxer reading the first keyframe.
+    """
 
     def __init__(self, path: Path, first_video: _Item | None) -> None:
-        self.path = path
+        h264 = first_video is not None and first_video.codec_mime == codecs.H264
+        self.path = path.with_suffix(".mkv") if h264 else path
         self.video_codec: str | None = None
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             self.container = av.open(
-                str(path),
+                str(self.path),
                 "w",
-                format="webm",
+                format="matroska" if h264 else "webm",
                 options={
                     "cluster_time_limit": str(CLUSTER_MS),
                     "cluster_size_limit": str(4 << 20),
-                    "max_interleave_delta": "500000",
+                    "max_interleave_delta": "100000",
                 },
                 container_options={"flush_packets": "1"},
             )
@@ -258,20 +268,32 @@ class _Writer:
         self.container.metadata["title"] = "EVR call recording"
         self.streams: dict[str, av.stream.Stream] = {}
         if first_video is not None:
-            size = _video_size(first_video)
-            if first_video.codec_mime != codecs.VP8:
-                raise RecordingError(f"cannot record {first_video.codec_mime} in WebM")
-            stream = self.container.add_mux_stream("vp8", width=size[0], height=size[1])
+            stream = self._video_stream(first_video)
             stream.time_base = MS
             stream.metadata["title"] = "caller video"
             self.streams["video"] = stream
-            self.video_codec = "vp8"
         for key in Recorder.AUDIO_TRACKS:
             stream = self.container.add_stream("libopus", rate=48000, layout="stereo")
             stream.time_base = MS
             stream.metadata["title"] = key.replace("_", " ")
             self.streams[key] = stream
         self._last_fsync = time.monotonic()
+
+    def _video_stream(self, keyframe: _Item) -> av.stream.Stream:
+        if keyframe.codec_mime == codecs.VP8:
+            size = codecs.vp8_size(keyframe.data)
+            if size is None:
+                raise RecordingError("the first video frame is not a VP8 keyframe")
+            self.video_codec = "vp8"
+            return self.container.add_mux_stream("vp8", width=size[0], height=size[1])
+        if keyframe.codec_mime == codecs.H264:
+            with av.open(io.BytesIO(keyframe.data), format="h264") as probe:
+                template = probe.streams.video[0]
+                if not template.codec_context.width or not template.codec_context.extradata:
+                    raise RecordingError("the first H264 keyframe carries no SPS/PPS")
+                self.video_codec = "h264"
+                return self.container.add_stream_from_template(template)
+        raise RecordingError(f"cannot record {keyframe.codec_mime}")
 
     def write(self, item: _Item) -> bool:
         stream = self.streams.get(item.key)
@@ -297,13 +319,6 @@ class _Writer:
         finally:
             os.fsync(self._fd)
             os.close(self._fd)
-
-
-def _video_size(item: _Item) -> tuple[int, int]:
-    size = codecs.vp8_size(item.data) if item.codec_mime == codecs.VP8 else None
-    if size is None:
-        raise RecordingError("the first video frame is not a VP8 keyframe")
-    return size
 
 
 def _sha256(path: Path) -> tuple[str, int]:

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aiortc.sdp import SessionDescription
+
 from media import sdp
 from media.background import spawn
 from media.config import RoomConfig
@@ -119,6 +121,11 @@ class Room:
         self._check_open()
         leg = self.leg(leg_id)
         offer = sdp.parse_offer(offer_sdp)
+        async with leg.lock:
+            return await self._renegotiate(leg, offer, offer_sdp)
+
+    async def _renegotiate(self, leg: Leg, offer: SessionDescription, offer_sdp: str) -> str:
+        leg_id = leg.leg_id
         old = leg.peer
         restart = old.remote is None or sdp.ice_credentials(offer) != sdp.ice_credentials(
             old.remote
@@ -154,12 +161,16 @@ class Room:
         self._emit(leg_id, "closed", reason="left")
 
     async def start_recording(self, path: str | os.PathLike[str]) -> None:
-        """Start writing the call to ``path`` (a ``.webm`` file that must not exist)."""
+        """Start writing the call to ``path`` (a ``.webm`` file that must not exist).
+
+        An H264 caller is written as Matroska beside it (``.mkv``); ``stop_recording``
+        returns the real path.
+        """
         self._check_open()
         if self._recorder is not None:
             raise RecordingError(f"room {self.room_id!r} is already recording")
         caller = self._first("caller")
-        expect_video = caller is not None and caller.video_source() is not None
+        expect_video = caller is None or caller.video_source() is not None
         self._recorder = Recorder(path, expect_video, self._recording_failed)
         self._route()
         self._emit(None, "recording_started", path=str(path))

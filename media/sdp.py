@@ -40,6 +40,10 @@ def parse_offer(text: object) -> sdp.SessionDescription:
             raise SdpError(f"{where} does not use a=rtcp-mux")
         if not m.rtp.codecs:
             raise SdpError(f"{where} lists no codecs")
+    bundle = next((g for g in description.group if g.semantic == "BUNDLE"), None)
+    bundled = set(bundle.items) if bundle is not None else set()
+    if any(m.rtp.muxId not in bundled for m in media):
+        raise SdpError("offer does not bundle all media in one BUNDLE group (a=group:BUNDLE)")
     description.type = "offer"
     return description
 

@@ -1,6 +1,8 @@
 """A call that records until it is killed: run by test_recording as a subprocess.
 
-Prints one JSON line once recording has started, then runs until SIGKILL.
+Prints one JSON line once recording has started, then runs until SIGKILL. With
+``--caller-only`` the handler's audio track stays empty, which is what makes the
+muxer's interleaving wait.
 """
 
 import asyncio
@@ -12,16 +14,20 @@ from media import Room, RoomConfig
 from tests.media.support import Client, connect, until
 
 
-async def main(path: str) -> None:
+async def main(path: str, with_handler: bool) -> None:
     room = Room("killed", RoomConfig(allow_loopback=True))
-    caller, handler = Client("caller"), Client("handler", video=False)
+    caller = Client("caller")
     await connect(room, caller, "caller-1", "caller")
-    await connect(room, handler, "handler-1", "handler")
-    await until(lambda: handler.video_frames >= 3 and caller.audio_frames >= 3, timeout=20)
+    if with_handler:
+        handler = Client("handler", video=False)
+        await connect(room, handler, "handler-1", "handler")
+        await until(lambda: handler.video_frames >= 3 and caller.audio_frames >= 3, timeout=20)
+    else:
+        await until(lambda: room.leg("caller-1").keyframes.keyframes_seen > 0, timeout=20)
     await room.start_recording(path)
     print(json.dumps({"recording_started": time.time()}), flush=True)
     await asyncio.sleep(3600)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], with_handler=sys.argv[2:] != ["--caller-only"]))

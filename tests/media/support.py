@@ -15,6 +15,7 @@ from collections.abc import Callable
 import av
 from aiortc import (
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpSender,
@@ -100,19 +101,24 @@ class Client:
     """A stand-in for a phone or handler browser.
 
     ``video``: send the pattern; otherwise offer a recvonly video transceiver, as a
-    browser without a camera does. Counts what it decodes from the server.
+    browser without a camera does. Counts what it decodes from the server. Max-bundle
+    like a browser's offer (aiortc's balanced policy strands a second transceiver of
+    one kind on a transport that bundling stops).
     """
 
     def __init__(
         self, name: str, *, video: bool = True, audio: bool = True, video_codec: str | None = None
     ) -> None:
         self.name = name
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
         self.video_track = PatternVideoTrack() if video else None
         self.audio_track = ToneAudioTrack() if audio else None
         self.video_frames = 0
         self.audio_frames = 0
         self.video_size: tuple[int, int] | None = None
+        self.frames_by_mid: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         if self.audio_track is not None:
             self.pc.addTrack(self.audio_track)
@@ -152,12 +158,14 @@ class Client:
         await self.pc.close()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        self._tasks.append(asyncio.ensure_future(self._consume(track)))
+        mid = next(t.mid for t in self.pc.getTransceivers() if t.receiver.track is track)
+        self._tasks.append(asyncio.ensure_future(self._consume(track, mid)))
 
-    async def _consume(self, track: MediaStreamTrack) -> None:
+    async def _consume(self, track: MediaStreamTrack, mid: str) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
+                self.frames_by_mid[mid] = self.frames_by_mid.get(mid, 0) + 1
                 if track.kind == "video":
                     self.video_frames += 1
                     self.video_size = (frame.width, frame.height)

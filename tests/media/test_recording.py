@@ -73,10 +73,12 @@ async def test_recording_refuses_bad_paths(room: Room, tmp_path: Path) -> None:
         await room.stop_recording()
 
 
-def test_sigkill_leaves_a_playable_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("who", ["both parties", "caller only"])
+def test_sigkill_leaves_a_playable_file(tmp_path: Path, who: str) -> None:
     path = tmp_path / "killed.webm"
+    extra = ["--caller-only"] if who == "caller only" else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.media.sigkill_call", str(path)],
+        [sys.executable, "-m", "tests.media.sigkill_call", str(path), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -100,9 +102,36 @@ def test_sigkill_leaves_a_playable_file(tmp_path: Path) -> None:
 
     decoded = decode_file(str(path))
     recorded = killed - started
-    print(decoded)
+    print(f"decoded video to {decoded.last_video_s:.2f}s, audio to {decoded.last_audio_s:.2f}s")
     assert decoded.video_codecs == ["vp8"]
     assert decoded.first_video_keyframe
     assert decoded.video_frames >= 15 * (recorded - 3.0) * 0.6
     assert decoded.last_video_s >= recorded - 3.0, (decoded.last_video_s, recorded)
     assert decoded.last_audio_s >= recorded - 3.0, (decoded.last_audio_s, recorded)
+    assert decoded.last_video_s <= recorded + 0.5
+
+
+async def test_h264_caller_is_recorded_as_matroska(
+    room: Room, clients: list[Client], tmp_path: Path
+) -> None:
+    caller = Client("caller", video_codec="video/H264")
+    handler = Client("handler", video=False)
+    clients += [caller, handler]
+    await connect(room, caller, "caller-1", "caller")
+    await connect(room, handler, "handler-1", "handler")
+    await until(lambda: handler.video_frames >= 5, timeout=15, what="H264 call")
+    assert room.leg("handler-1").outputs("video")[0].frames_transcoded == 0
+
+    await room.start_recording(tmp_path / "call.webm")
+    await asyncio.sleep(2.5)
+    info = await room.stop_recording()
+
+    assert info.path == str(tmp_path / "call.mkv")
+    assert not (tmp_path / "call.webm").exists()
+    assert info.video_codec == "h264"
+    assert info.sha256 == hashlib.sha256(Path(info.path).read_bytes()).hexdigest()
+    decoded = decode_file(info.path)
+    assert decoded.video_codecs == ["h264"]
+    assert decoded.first_video_keyframe
+    assert decoded.video_size == (640, 480)
+    assert decoded.video_frames >= 0.5 * 15 * 2.5

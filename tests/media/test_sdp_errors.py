@@ -44,6 +44,7 @@ async def test_bad_offers_are_refused_while_the_call_goes_on(
         "no ICE": without(good, "a=ice-ufrag", "a=ice-pwd"),
         "no DTLS": without(good, "a=fingerprint", "a=setup"),
         "no rtcp-mux": without(good, "a=rtcp-mux"),
+        "not bundled": without(good, "a=group:BUNDLE"),
         "plain RTP": good.replace("UDP/TLS/RTP/SAVPF", "RTP/AVP"),
         "no common codec": re.sub(r"VP8/90000|H264/90000", "VP9/90000", good).replace(
             "opus/48000", "speex/48000"
