@@ -139,6 +139,8 @@ class CallHub:
             if live.participants.get(participant.role) is participant:
                 del live.participants[participant.role]
                 await self._notify_presence(live, participant.role, False)
+            if not live.participants and live.room is None:
+                self.calls.pop(public_id, None)
 
     async def _handle_raw(self, live: LiveCall, participant: Participant, raw: Any) -> None:
         try:
