@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     invite_ttl_hours: int = Field(
         24, ge=1, le=24 * 14, description="A caller's link works for this long after it is made."
     )
+    queue_target_seconds: int = Field(
+        180,
+        ge=10,
+        le=86400,
+        description="How long a caller who has joined should wait, at "
+        "most, before a handler admits them; longer counts as a target breach.",
+    )
     incident_categories: list[str] = Field(
         [
             "Burglary",

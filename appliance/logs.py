@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+# The call a log line belongs to, to correlate with metrics and the audit trail.
+call_id_var: ContextVar[str | None] = ContextVar("call_id", default=None)
 
 # A UK or international number: +44 / 0 then 9–10 more digits, spaces or dashes allowed.
 PHONE_RE = re.compile(r"(?<![\w])(?:\+|00)?\d(?:[\s-]?\d){9,13}(?![\w])")
@@ -29,6 +31,9 @@ def redact(text: str) -> str:
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        call_id = call_id_var.get()
+        if call_id is not None and not hasattr(record, "call"):
+            record.call = call_id
         if record.args:
             record.msg = record.getMessage()
             record.args = None

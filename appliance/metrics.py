@@ -1,7 +1,10 @@
 """The one metrics module: every Prometheus series the appliance exports is defined here.
 
-Labels come only from small fixed sets (methods, route templates, status codes),
-never from a path, a person or an id.
+Names follow Prometheus practice: one ``evr_`` prefix, base units (seconds, bytes,
+ratios 0–1), counters exported with ``_total``. Labels come only from small fixed
+sets (methods, route templates, status codes, roles, directions, channels), never
+from a path, a person, a phone number or an id. Every labelled series is created at
+import, so a rate over it exists from the first scrape.
 """
 
 from __future__ import annotations
@@ -88,6 +91,118 @@ for _state in ("ended", "expired", "failed", "cancelled"):
     CALLS_ENDED.labels(_state)
 for _result in ("started", "failed"):
     RECORDINGS.labels(_result)
+
+CALLS_ACTIVE = Gauge(
+    "evr_calls_active",
+    "Calls connected now (admitted and not ended).",
+    registry=REGISTRY,
+)
+CALL_SETUP = Histogram(
+    "evr_call_setup_seconds",
+    "From the handler admitting the caller to the handler's media connection being up.",
+    buckets=(0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+CALL_DURATION = Histogram(
+    "evr_call_duration_seconds",
+    "From admission to the end of the call.",
+    buckets=(30, 60, 180, 300, 600, 900, 1200, 1800, 2700, 3600, 7200),
+    registry=REGISTRY,
+)
+ROLES = ("caller", "handler", "guest")
+DIRECTIONS = ("received", "sent")
+MEDIA_PACKETS = Counter(
+    "evr_media_packets",
+    "RTP packets the box received from, or sent to, participants of a role.",
+    ["role", "direction"],
+    registry=REGISTRY,
+)
+MEDIA_BYTES = Counter(
+    "evr_media_bytes",
+    "Media bytes the box received from, or sent to, participants of a role.",
+    ["role", "direction"],
+    registry=REGISTRY,
+)
+MEDIA_LOSS = Gauge(
+    "evr_media_packet_loss_ratio",
+    "Share of packets lost (0–1), mean over live legs of the role: received = on the way "
+    "to the box, sent = on the way to the participant.",
+    ["role", "direction"],
+    registry=REGISTRY,
+)
+MEDIA_JITTER = Gauge(
+    "evr_media_jitter_seconds",
+    "Inbound jitter at the box, mean over live legs of the role.",
+    ["role"],
+    registry=REGISTRY,
+)
+MEDIA_RTT = Gauge(
+    "evr_media_round_trip_seconds",
+    "Round-trip time between the box and the participants of a role, mean over live legs.",
+    ["role"],
+    registry=REGISTRY,
+)
+MEDIA_FPS = Gauge(
+    "evr_media_frames_per_second",
+    "Video frames per second the box receives from the role's legs and forwards unchanged "
+    "to the others, mean over live legs.",
+    ["role"],
+    registry=REGISTRY,
+)
+STORAGE_FREE = Gauge(
+    "evr_storage_free_bytes",
+    "Free bytes on the file system holding the data dir.",
+    registry=REGISTRY,
+)
+CHANNELS = ("link", "sms", "email")
+INVITES_SENT = Counter(
+    "evr_invites_sent",
+    "Invites sent to callers, by channel (link: shown to the handler to pass on).",
+    ["channel"],
+    registry=REGISTRY,
+)
+INVITES_FAILED = Counter(
+    "evr_invites_failed",
+    "Invites that could not be delivered, by channel.",
+    ["channel"],
+    registry=REGISTRY,
+)
+QUEUE_LENGTH = Gauge(
+    "evr_queue_length",
+    "Callers who have joined and wait to be admitted.",
+    registry=REGISTRY,
+)
+QUEUE_OLDEST_WAIT = Gauge(
+    "evr_queue_oldest_wait_seconds",
+    "How long the longest-waiting caller has waited (0 when nobody waits).",
+    registry=REGISTRY,
+)
+QUEUE_BREACHES = Counter(
+    "evr_queue_target_breaches",
+    "Callers who waited longer than the admission target (counted once per call).",
+    registry=REGISTRY,
+)
+QUEUE_TARGET = Gauge(
+    "evr_queue_target_seconds",
+    "The admission target a waiting caller is measured against.",
+    registry=REGISTRY,
+)
+TLS_EXPIRY = Gauge(
+    "evr_tls_certificate_expiry_timestamp_seconds",
+    "When the served TLS certificate stops being valid (Unix time).",
+    registry=REGISTRY,
+)
+for _role in ROLES:
+    MEDIA_JITTER.labels(_role)
+    MEDIA_RTT.labels(_role)
+    MEDIA_FPS.labels(_role)
+    for _direction in DIRECTIONS:
+        MEDIA_PACKETS.labels(_role, _direction)
+        MEDIA_BYTES.labels(_role, _direction)
+        MEDIA_LOSS.labels(_role, _direction)
+for _channel in CHANNELS:
+    INVITES_SENT.labels(_channel)
+    INVITES_FAILED.labels(_channel)
 
 
 def observe_admitted(call: Call) -> None:

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from appliance import migrate, tls
+from appliance import metrics, migrate, tls
 from appliance.config import Settings, SettingsError
 from appliance.db import Database
 from appliance.services import accounts, calls
@@ -48,7 +48,9 @@ def prepare(settings: Settings) -> Prepared:
         if not path.is_file():
             raise SettingsError(f"invalid setting {name}: file {path} not found")
     try:
-        fingerprint = tls.fingerprint(tls.load_certificate(cert_path))
+        certificate = tls.load_certificate(cert_path)
+        fingerprint = tls.fingerprint(certificate)
+        metrics.TLS_EXPIRY.set(certificate.not_valid_after_utc.timestamp())
     except ValueError as exc:
         raise SettingsError(
             f"invalid setting tls_cert: {cert_path} is not a PEM certificate ({exc})"

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +21,13 @@ from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live import protocol
+from appliance.live.quality import QualityMeter
+from appliance.logs import call_id_var
 from appliance.models import Call, CallState, Recording, Snapshot, User, utcnow
 from appliance.services import calls, evidence
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
-from media import IceServer, NoVideoError, Room, RoomConfig, RoomEvent, SdpError
+from media import IceServer, LegStats, NoVideoError, Room, RoomConfig, RoomEvent, SdpError
 from media.ice import turn_credentials
 
 log = logging.getLogger("evr.live")
@@ -65,7 +68,8 @@ class LiveCall:
     room: Room | None = None
     participants: dict[str, Participant] = field(default_factory=dict)
     recording_id: int | None = None
-    stats_task: asyncio.Task[None] | None = None
+    admitted_at: float | None = None
+    setup_observed: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -75,6 +79,9 @@ class CallHub:
         self.db = db
         self.calls: dict[str, LiveCall] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._quality = QualityMeter()
+        self._breached: set[str] = set()
+        self._sampler: asyncio.Task[None] | None = None
 
     # -- configuration ----------------------------------------------------------------
 
@@ -112,6 +119,7 @@ class CallHub:
 
     async def serve(self, public_id: str, participant: Participant) -> None:
         """Run one participant's socket until it closes. Never raises for bad input."""
+        call_id_var.set(public_id)
         live = self._live(public_id)
         previous = live.participants.get(participant.role)
         if previous is not None:
@@ -219,10 +227,9 @@ class CallHub:
                 assert participant.user is not None
                 calls.admit(session, call, participant.user, participant.source)
                 metrics.observe_admitted(call)
+                live.admitted_at = time.monotonic()
         if participant.role == HANDLER:
             await self._start_recording_if_agreed(live)
-            if live.stats_task is None:
-                live.stats_task = asyncio.create_task(self._stats_loop(live))
         await self._broadcast_state(live)
 
     async def _chat(self, live: LiveCall, participant: Participant, text: str) -> None:
@@ -299,9 +306,8 @@ class CallHub:
 
     async def _end(self, live: LiveCall, actor: Actor, reason: str) -> None:
         await self._stop_recording(live)
-        if live.stats_task is not None:
-            live.stats_task.cancel()
-            live.stats_task = None
+        if live.admitted_at is not None:
+            metrics.CALL_DURATION.observe(time.monotonic() - live.admitted_at)
         if live.room is not None:
             room, live.room = live.room, None
             try:
@@ -417,6 +423,16 @@ class CallHub:
             return
         if event.kind == "failed":
             metrics.ICE_FAILURES.inc()
+        elif event.kind == "recording_failed":
+            metrics.RECORDINGS.labels("failed").inc()
+        elif (
+            event.kind == "connected"
+            and event.leg_id == HANDLER
+            and live.admitted_at is not None
+            and not live.setup_observed
+        ):
+            live.setup_observed = True
+            metrics.CALL_SETUP.observe(time.monotonic() - live.admitted_at)
         task = asyncio.get_running_loop().create_task(
             self._broadcast(
                 live, {"type": "media", "leg": event.leg_id, "event": event.kind}, roles=(HANDLER,)
@@ -425,25 +441,66 @@ class CallHub:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _stats_loop(self, live: LiveCall) -> None:
-        while live.room is not None:
-            await asyncio.sleep(STATS_INTERVAL_S)
+    # -- sampling: quality, queue, storage -------------------------------------------------
+
+    def active_calls(self) -> int:
+        return sum(1 for live in self.calls.values() if live.admitted_at is not None)
+
+    async def start_sampling(self, period_s: float = STATS_INTERVAL_S) -> None:
+        if self._sampler is None:
+            self._sampler = asyncio.create_task(self._sample_forever(period_s))
+
+    async def stop_sampling(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+            self._sampler = None
+
+    async def _sample_forever(self, period_s: float) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await self.sample()
+            except Exception:
+                log.exception("sampling failed")
+
+    async def sample(self) -> None:
+        """One period: each live room's stats to its handler and to the metrics; the queue."""
+        samples: list[tuple[str, LegStats]] = []
+        for live in list(self.calls.values()):
             room = live.room
             if room is None:
-                return
+                continue
             try:
                 stats = await room.stats()
             except Exception:
                 log.exception("stats failed", extra={"call": live.public_id})
                 continue
+            samples.extend((live.public_id, leg) for leg in stats.values())
             await self._broadcast(
                 live,
                 {
                     "type": "stats",
-                    "legs": {
-                        leg: dataclasses.asdict(leg_stats) for leg, leg_stats in stats.items()
-                    },
+                    "legs": {leg: dataclasses.asdict(s) for leg, s in stats.items()},
                     "at": utcnow().isoformat(),
                 },
                 roles=(HANDLER,),
             )
+        self._quality.record(samples)
+        metrics.CALLS_ACTIVE.set(self.active_calls())
+        await asyncio.to_thread(self._sample_queue)
+
+    def _sample_queue(self) -> None:
+        target = self.settings.queue_target_seconds
+        with self.db.session() as session:
+            waiting = calls.all_waiting(session)
+        now = utcnow()
+        waits = {c.public_id: (now - c.waiting_at).total_seconds() for c in waiting if c.waiting_at}
+        metrics.QUEUE_LENGTH.set(len(waiting))
+        metrics.QUEUE_OLDEST_WAIT.set(max(waits.values(), default=0.0))
+        for public_id, waited in waits.items():
+            if waited > target and public_id not in self._breached:
+                self._breached.add(public_id)
+                metrics.QUEUE_BREACHES.inc()
+        self._breached &= set(waits)

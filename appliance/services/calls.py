@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
+from appliance import metrics
 from appliance.models import (
     FINAL_STATES,
     Call,
@@ -113,6 +114,7 @@ def create_video_invite(
     )
     session.add(call)
     session.flush()
+    metrics.INVITES_SENT.labels("link").inc()
     audit.record(
         session,
         actor,
@@ -295,6 +297,10 @@ def waiting_for(session: Session, incident_ids: list[int]) -> list[Call]:
             .order_by(col(Call.waiting_at))
         ).all()
     )
+
+
+def all_waiting(session: Session) -> list[Call]:
+    return list(session.exec(select(Call).where(Call.state == CallState.WAITING.value)).all())
 
 
 def chat_of(session: Session, call: Call) -> list[ChatMessage]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
@@ -30,6 +32,13 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
     }
 
 
+def _free_bytes(path: Path) -> float:
+    try:
+        return float(shutil.disk_usage(path).free)
+    except OSError:
+        return float("nan")
+
+
 def create_app(settings: Settings, db: Database) -> web.Application:
     app = web.Application(
         middlewares=[middleware.observe, middleware.authenticate],
@@ -47,6 +56,10 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     app.on_response_prepare.append(middleware.security_headers)
     for module in (auth, home, admin, health, incidents, console, caller):
         app.router.add_routes(module.routes)
+    app.on_startup.append(lambda _app: hub.start_sampling())
     app.on_shutdown.append(lambda _app: hub.close_all())
+    app.on_cleanup.append(lambda _app: hub.stop_sampling())
+    metrics.QUEUE_TARGET.set(settings.queue_target_seconds)
+    metrics.STORAGE_FREE.set_function(lambda: _free_bytes(settings.data_dir))
     app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)
     return app
