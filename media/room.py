@@ -231,7 +231,8 @@ class Room:
             except RecordingError:
                 logger.exception("room %s: recording could not be finished", self.room_id)
         for leg_id in list(self._legs):
-            await self.leave(leg_id)
+            if leg_id in self._legs:
+                await self.leave(leg_id)
         self._emit(None, "closed")
         return info
 
