@@ -42,6 +42,15 @@ def _check_versions() -> None:
                 "installed: re-check every hook in media/passthrough.py against its source "
                 "(see docs/media.md) before changing SUPPORTED"
             )
+    needed = {
+        RTCRtpReceiver: ("_send_rtcp", "_send_rtcp_pli", "_handle_rtp_packet"),
+        RTCRtpSender: ("_send_keyframe", "_handle_rtcp_packet", "_next_encoded_frame"),
+        aioice.Connection: ("get_component_candidates",),
+    }
+    for cls, names in needed.items():
+        missing = [n for n in names if not hasattr(cls, n)]
+        if missing:
+            raise ImportError(f"{cls.__name__} lacks {missing}: aiortc internals changed")
 
 
 _check_versions()
@@ -67,7 +76,6 @@ class ReceiverTap(queue.Queue):  # type: ignore[type-arg]
         super().__init__()
         self.handler = handler
         self.frames_tapped = 0
-        self.frames_to_decoder = 0
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         if item is None:

@@ -2,10 +2,11 @@
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc.sdp import SessionDescription
@@ -46,7 +47,8 @@ class Room:
 
     The room decides nothing about people: the appliance says who joins in which
     role; the room routes media by role, records, and reports events through
-    ``on_event`` (always called on the event loop, never raising into the room).
+    ``on_event`` (always called on the event loop, never raising into the room; a
+    coroutine it returns is run as a background task).
     """
 
     def __init__(
@@ -330,6 +332,14 @@ class Room:
         if self._on_event is None:
             return
         try:
-            self._on_event(RoomEvent(self.room_id, leg_id, kind, detail))
+            result = self._on_event(RoomEvent(self.room_id, leg_id, kind, detail))
         except Exception:
             logger.exception("room %s: on_event failed for %s", self.room_id, kind)
+            return
+        if inspect.isawaitable(result):
+            spawn(_await(result))
+
+
+async def _await(result: Awaitable[Any]) -> None:
+    """Run an ``async`` event handler's coroutine to completion in the background."""
+    await result

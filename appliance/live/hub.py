@@ -92,8 +92,8 @@ class CallHub:
         if self.settings.turn_urls and self.settings.turn_secret:
             username, credential = turn_credentials(
                 self.settings.turn_secret.get_secret_value(),
-                self.settings.turn_ttl_seconds,
                 f"call-{public_id}",
+                ttl_s=self.settings.turn_ttl_seconds,
             )
             servers.append(
                 IceServer(
@@ -292,6 +292,7 @@ class CallHub:
             if info is None:
                 evidence.recording_interrupted(session, call, recording)
             else:
+                recording.path = info.path  # an H264 caller is recorded as .mkv, not .webm
                 evidence.recording_finished(
                     session,
                     call,

@@ -106,3 +106,21 @@ async def test_remb_from_the_handler_limits_the_caller(room: Room, clients: list
     )
     await receiver._send_rtcp(remb)
     await until(lambda: encoder.target_bitrate <= 300_000, timeout=3, what="REMB at the caller")
+
+
+async def test_close_after_a_hang_up(clients: list[Client]) -> None:
+    events: list = []
+    room = Room("closing", RoomConfig(allow_loopback=True), events.append)
+    caller, handler = Client("caller"), Client("handler", video=False)
+    clients += [caller, handler]
+    await connect(room, caller, "caller-1", "caller")
+    await connect(room, handler, "handler-1", "handler")
+    await until(lambda: handler.video_frames >= 3, what="call")
+    await handler.close()
+    await room.close()
+    assert room.leg_ids == []
+    assert [e.kind for e in events if e.leg_id is None][-1] == "closed"
+    assert sorted(e.leg_id for e in events if e.kind == "closed" and e.leg_id) == [
+        "caller-1",
+        "handler-1",
+    ]

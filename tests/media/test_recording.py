@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import io
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import pytest
 
 from media import RecordingError, Room
@@ -125,6 +127,9 @@ async def test_h264_caller_is_recorded_as_matroska(
     await room.start_recording(tmp_path / "call.webm")
     await asyncio.sleep(2.5)
     info = await room.stop_recording()
+    still = await room.snapshot("caller-1")
+    with av.open(io.BytesIO(still), format="image2pipe") as container:
+        assert next(container.decode(video=0)).width == 640
 
     assert info.path == str(tmp_path / "call.mkv")
     assert not (tmp_path / "call.webm").exists()

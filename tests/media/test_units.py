@@ -72,3 +72,12 @@ def test_keyframe_and_size_detection() -> None:
 def test_offer_checks_say_what_is_wrong(offer: str, message: str) -> None:
     with pytest.raises(SdpError, match=message):
         parse_offer(offer)
+
+
+def test_passthrough_refuses_another_aiortc(monkeypatch: pytest.MonkeyPatch) -> None:
+    from media import passthrough
+
+    passthrough._check_versions()
+    monkeypatch.setitem(passthrough.SUPPORTED, "aiortc", "1.17.")
+    with pytest.raises(ImportError, match="re-check every hook"):
+        passthrough._check_versions()
