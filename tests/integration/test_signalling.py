@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +15,7 @@ import aiohttp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from pydantic import SecretStr
 from yarl import URL
 
 from appliance.models import Call, CallState, Invite, Role, utcnow
@@ -219,3 +223,24 @@ async def test_an_expired_link_shows_a_plain_page_and_opens_no_socket(
     assert raised.value.status == 403
     with live_server.db.session() as session:
         assert calls.by_public_id(session, invited.call.public_id).state == CallState.EXPIRED
+
+
+async def test_hello_carries_turn_credentials_minted_for_the_call(
+    live_server: LiveServer, http: aiohttp.ClientSession
+) -> None:
+    """coturn's REST scheme: username '<expiry>:<user>', credential base64(HMAC-SHA1)."""
+    live_server.settings.stun_urls = ["stun:127.0.0.1:3478"]
+    live_server.settings.turn_urls = ["turn:127.0.0.1:3478?transport=udp"]
+    live_server.settings.turn_secret = SecretStr("coturn-static-auth-secret")
+    _handler(live_server, "pc1")
+    invited = _invite(live_server, "pc1", "CAD/S/7")
+    async with http.ws_connect(_ws_url(live_server, f"/ws/v/{invited.token}")) as ws:
+        hello = await _receive(ws, "hello")
+    stun, turn = hello["iceServers"]
+    assert stun == {"urls": ["stun:127.0.0.1:3478"]}
+    assert turn["urls"] == ["turn:127.0.0.1:3478?transport=udp"]
+    expiry, user = turn["username"].split(":", 1)
+    assert user == f"call-{invited.call.public_id}"
+    assert abs(int(expiry) - (time.time() + live_server.settings.turn_ttl_seconds)) < 60
+    expected = hmac.new(b"coturn-static-auth-secret", turn["username"].encode(), "sha1").digest()
+    assert turn["credential"] == base64.b64encode(expected).decode()
