@@ -206,6 +206,32 @@ class PassthroughServer:
             await room.close()
 
 
+class SampledServer(PassthroughServer):
+    """Passthrough plus the appliance's quality sampling (bench/metrics_sampling.py)."""
+
+    def __init__(self, period_s: float) -> None:
+        super().__init__()
+        from appliance.live.quality import QualityMeter
+
+        self.meter = QualityMeter()
+        self.period_s = period_s
+        self.samples = 0
+        self.task = asyncio.ensure_future(self._sample())
+
+    async def _sample(self) -> None:
+        while True:
+            await asyncio.sleep(self.period_s)
+            batch = []
+            for call, room in list(self.rooms.items()):
+                batch.extend((str(call), leg) for leg in (await room.stats()).values())
+            self.meter.record(batch)
+            self.samples += 1
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await super().close()
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -213,7 +239,13 @@ def cpu_seconds() -> float:
 
 async def serve(mode: str) -> None:
     """The child process: answer offers, measure own CPU on request."""
-    server = PassthroughServer() if mode == "passthrough" else TranscodeServer()
+    server: PassthroughServer | TranscodeServer
+    if mode.startswith("sampled-"):
+        server = SampledServer(float(mode.removeprefix("sampled-")))
+    elif mode == "passthrough":
+        server = PassthroughServer()
+    else:
+        server = TranscodeServer()
     while True:
         line = await asyncio.to_thread(sys.stdin.readline)
         if not line:
@@ -296,7 +328,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--serve", choices=["passthrough", "transcode"])
+    parser.add_argument("--serve", help="passthrough, transcode or sampled-<period s>")
     args = parser.parse_args()
     if args.serve:
         await serve(args.serve)
