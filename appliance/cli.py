@@ -12,7 +12,7 @@ from pathlib import Path
 from appliance import logs, migrate
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
-from appliance.services import accounts, audit
+from appliance.services import accounts, api_keys, audit
 from appliance.services.accounts import AccountError
 from appliance.services.audit import Actor
 
@@ -107,6 +107,32 @@ def cmd_user_set_roles(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
+    with _db(settings).session() as session:
+        api_key, key = api_keys.create(session, _cli_actor(), args.name)
+    print(f"API key {api_key.name} (shown once; send it as 'Authorization: Bearer <key>'):")
+    print(key)
+    return 0
+
+
+def cmd_apikey_list(settings: Settings, args: argparse.Namespace) -> int:
+    with _db(settings).session() as session:
+        keys = api_keys.list_keys(session)
+    print(f"{'NAME':24} {'PREFIX':14} {'STATE':8} LAST USED")
+    for key in keys:
+        state = "revoked" if key.revoked_at else "active"
+        used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
+        print(f"{key.name:24} {key.prefix:14} {state:8} {used}")
+    return 0
+
+
+def cmd_apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    with _db(settings).session() as session:
+        api_keys.revoke(session, _cli_actor(), args.name)
+    print(f"API key {args.name} revoked")
+    return 0
+
+
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     with _db(settings).session() as session:
         result = audit.verify(session)
@@ -179,6 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
     set_roles.add_argument("roles", nargs="+")
     set_roles.set_defaults(func=cmd_user_set_roles)
 
+    apikey = commands.add_parser("apikey", help="API keys for integrations (CAD)").add_subparsers(
+        dest="apikey_command", required=True
+    )
+    create = apikey.add_parser("create", help="make a key; prints it once")
+    create.add_argument("name", help="the integration, e.g. cad")
+    create.set_defaults(func=cmd_apikey_create)
+    apikey.add_parser("list", help="list keys (never the keys themselves)").set_defaults(
+        func=cmd_apikey_list
+    )
+    revoke = apikey.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=cmd_apikey_revoke)
+
     audit_parser = commands.add_parser("audit", help="the audit trail").add_subparsers(
         dest="audit_command", required=True
     )
@@ -202,6 +241,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"evr: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except AccountError as exc:
+    except (AccountError, api_keys.ApiKeyError) as exc:
         print(f"evr: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -119,6 +119,18 @@ class Settings(BaseSettings):
         min_length=1,
         description="Categories a handler picks from when creating an incident.",
     )
+    eligibility_questions: list[str] = Field(
+        [
+            "The caller is 18 or over, or a parent or guardian is with them",
+            "The caller has a smartphone with a camera, and 4G or Wi-Fi",
+            "The offender is not present",
+            "There is no immediate threat, risk or harm",
+            "The caller agrees to a video call and knows an officer can still visit instead",
+        ],
+        min_length=1,
+        description="The checklist a handler answers before a video invite (Dorset's rules by "
+        "default). Every answer must be yes for the video path.",
+    )
     stun_urls: list[str] = Field(
         [],
         description='STUN servers for both legs, e.g. ["stun:evr.example:3478"]. '

@@ -1,5 +1,6 @@
 """The database tables. Import every model here so Alembic sees the whole metadata."""
 
+from appliance.models.api_keys import ApiKey
 from appliance.models.audit import AuditEvent
 from appliance.models.base import utcnow
 from appliance.models.calls import (
@@ -16,6 +17,7 @@ from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "FINAL_STATES",
+    "ApiKey",
     "AuditEvent",
     "Call",
     "CallState",

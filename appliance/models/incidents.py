@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import JSON, CheckConstraint, Column
 from sqlmodel import Field, SQLModel
 
-from appliance.models.base import now_field
+from appliance.models.base import now_field, time_field
 
 
 class Incident(SQLModel, table=True):
@@ -28,6 +28,12 @@ class Incident(SQLModel, table=True):
     location_text: str = Field(default="", max_length=500)
     received_at: datetime = now_field()
     created_at: datetime = now_field()
-    created_by_id: int = Field(foreign_key="users.id")
+    created_by_id: int | None = Field(default=None, foreign_key="users.id")
     owner_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     status: str = Field(default="open", max_length=16)
+    source: str = Field(default="ui", max_length=64)
+    eligibility: str = Field(default="unknown", max_length=16)
+    eligibility_answers: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    eligibility_reason: str = Field(default="", max_length=500)
+    eligibility_by_id: int | None = Field(default=None, foreign_key="users.id")
+    eligibility_at: datetime | None = time_field()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from appliance.models import Incident, Role, User
+from appliance.models import Incident, Role, User, utcnow
 from appliance.services import audit
 from appliance.services.audit import Actor
 
@@ -38,7 +39,7 @@ def normalise_phone(raw: str) -> str:
 def create(
     session: Session,
     actor: Actor,
-    created_by: User,
+    created_by: User | None,
     *,
     cad_reference: str,
     grade: int,
@@ -48,7 +49,10 @@ def create(
     summary: str = "",
     location_text: str = "",
     received_at: datetime | None = None,
+    source: str = "ui",
+    categories: list[str] | None = None,
 ) -> Incident:
+    """A new incident. Made by a handler it is theirs; from CAD (no user) it waits unowned."""
     cad_reference = cad_reference.strip()
     if not CAD_RE.match(cad_reference):
         raise IncidentError("a CAD reference is 2–64 letters, digits, '/', '_' or '-'")
@@ -56,6 +60,10 @@ def create(
         raise IncidentError("the grade is 1, 2, 3 or 4")
     if not category.strip():
         raise IncidentError("choose a category")
+    if categories is not None and category.strip() not in categories:
+        raise IncidentError(
+            f"unknown category {category.strip()!r}: one of " + ", ".join(categories)
+        )
     if not caller_name.strip():
         raise IncidentError("the caller's name is needed")
     if session.exec(select(Incident.id).where(Incident.cad_reference == cad_reference)).first():
@@ -68,8 +76,9 @@ def create(
         caller_phone=normalise_phone(caller_phone),
         summary=summary.strip()[:2000],
         location_text=location_text.strip()[:500],
-        created_by_id=created_by.id or 0,
-        owner_id=created_by.id,
+        created_by_id=created_by.id if created_by else None,
+        owner_id=created_by.id if created_by else None,
+        source=source[:64],
         **({"received_at": received_at} if received_at else {}),
     )
     session.add(incident)
@@ -80,7 +89,7 @@ def create(
         "incident.created",
         object_type="incident",
         object_id=incident.cad_reference,
-        detail={"grade": grade},
+        detail={"grade": grade, "source": source},
     )
     return incident
 
@@ -93,8 +102,102 @@ def may_act(user: User, roles: Iterable[Role], incident: Incident) -> bool:
     return Role.HANDLER in roles and incident.owner_id == user.id
 
 
-def visible_to(session: Session, user: User, roles: Iterable[Role]) -> list[Incident]:
+def may_see(user: User, roles: Iterable[Role], incident: Incident) -> bool:
+    """A handler also sees incidents nobody has taken yet (from CAD), to take one."""
+    roles = set(roles)
+    return may_act(user, roles, incident) or (Role.HANDLER in roles and incident.owner_id is None)
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str | None = None
+    grade: int | None = None
+    category: str | None = None
+    text: str | None = None
+    unowned: bool = False
+
+
+def search(
+    session: Session,
+    filters: Filters,
+    user: User | None = None,
+    roles: Iterable[Role] = (),
+    limit: int = 500,
+) -> list[Incident]:
+    """Incidents newest first, filtered; with a user, only what that user may see."""
     query = select(Incident).order_by(col(Incident.received_at).desc())
-    if Role.SUPERVISOR not in set(roles):
-        query = query.where(Incident.owner_id == user.id)
-    return list(session.exec(query.limit(500)).all())
+    if user is not None and Role.SUPERVISOR not in set(roles):
+        query = query.where((col(Incident.owner_id) == user.id) | col(Incident.owner_id).is_(None))
+    if filters.status:
+        query = query.where(Incident.status == filters.status)
+    if filters.grade:
+        query = query.where(Incident.grade == filters.grade)
+    if filters.category:
+        query = query.where(Incident.category == filters.category)
+    if filters.unowned:
+        query = query.where(col(Incident.owner_id).is_(None))
+    if filters.text:
+        pattern = f"%{filters.text.strip()[:64]}%"
+        query = query.where(
+            col(Incident.cad_reference).ilike(pattern)
+            | col(Incident.summary).ilike(pattern)
+            | col(Incident.location_text).ilike(pattern)
+        )
+    return list(session.exec(query.limit(limit)).all())
+
+
+def visible_to(session: Session, user: User, roles: Iterable[Role]) -> list[Incident]:
+    return search(session, Filters(), user, roles)
+
+
+def take(session: Session, actor: Actor, user: User, incident: Incident) -> None:
+    """A handler takes an incident nobody owns (one from CAD)."""
+    if incident.owner_id is not None and incident.owner_id != user.id:
+        raise IncidentError("another handler has this incident; a supervisor can re-assign it")
+    if incident.owner_id == user.id:
+        return
+    incident.owner_id = user.id
+    session.add(incident)
+    audit.record(
+        session,
+        actor,
+        "incident.assigned",
+        object_type="incident",
+        object_id=incident.cad_reference,
+        detail={"to": user.username},
+    )
+
+
+def record_eligibility(
+    session: Session,
+    actor: Actor,
+    user: User,
+    incident: Incident,
+    questions: list[str],
+    answers: list[bool | None],
+    reason: str = "",
+) -> bool:
+    """The checklist's answers: eligible only when every answer is yes.
+
+    An ineligible incident records why (the handler's reason, else the questions
+    answered no) and leaves the video path: no invite can be made for it.
+    """
+    if len(answers) != len(questions) or any(a is None for a in answers):
+        raise IncidentError("answer every question of the checklist")
+    eligible = all(answers)
+    failed = [q for q, a in zip(questions, answers, strict=True) if not a]
+    incident.eligibility = "eligible" if eligible else "ineligible"
+    incident.eligibility_answers = {q: bool(a) for q, a in zip(questions, answers, strict=True)}
+    incident.eligibility_reason = "" if eligible else (reason.strip() or "; ".join(failed))[:500]
+    incident.eligibility_by_id = user.id
+    incident.eligibility_at = utcnow()
+    session.add(incident)
+    audit.record(
+        session,
+        actor,
+        "incident.eligibility",
+        object_type="incident",
+        object_id=incident.cad_reference,
+        detail={"eligible": eligible, "failed": len(failed)},
+    )
+    return eligible
