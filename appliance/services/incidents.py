@@ -115,6 +115,7 @@ class Filters:
     category: str | None = None
     text: str | None = None
     unowned: bool = False
+    cad_reference: str | None = None
 
 
 def search(
@@ -134,6 +135,8 @@ def search(
         query = query.where(Incident.grade == filters.grade)
     if filters.category:
         query = query.where(Incident.category == filters.category)
+    if filters.cad_reference:
+        query = query.where(Incident.cad_reference == filters.cad_reference)
     if filters.unowned:
         query = query.where(col(Incident.owner_id).is_(None))
     if filters.text:

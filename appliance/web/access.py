@@ -21,6 +21,7 @@ ACCESS_ATTR = "_evr_access"
 PERMISSIONS_ATTR = "_evr_permissions"
 PUBLIC = "public"
 SIGNED_IN = "signed_in"
+API_KEY = "api_key"
 
 
 def public(handler: Handler) -> Handler:
@@ -30,6 +31,12 @@ def public(handler: Handler) -> Handler:
 
 def signed_in(handler: Handler) -> Handler:
     setattr(handler, ACCESS_ATTR, SIGNED_IN)
+    return handler
+
+
+def api_key(handler: Handler) -> Handler:
+    """For integrations: a Bearer API key, never a browser session (so no CSRF either)."""
+    setattr(handler, ACCESS_ATTR, API_KEY)
     return handler
 
 

@@ -14,7 +14,18 @@ from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
-from appliance.web import admin, auth, caller, console, health, home, incidents, keys, middleware
+from appliance.web import (
+    admin,
+    api,
+    auth,
+    caller,
+    console,
+    health,
+    home,
+    incidents,
+    keys,
+    middleware,
+)
 
 PACKAGE = Path(__file__).resolve().parent.parent
 # A form body larger than this is refused before it is read (413).
@@ -54,7 +65,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         context_processors=[_template_context],
     )
     app.on_response_prepare.append(middleware.security_headers)
-    for module in (auth, home, admin, health, incidents, console, caller):
+    for module in (auth, home, admin, health, incidents, console, caller, api):
         app.router.add_routes(module.routes)
     app.on_startup.append(lambda _app: hub.start_sampling())
     app.on_shutdown.append(lambda _app: hub.close_all())

@@ -7,7 +7,7 @@ from aiohttp import web
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
-from appliance.models import Role, User, WebSession
+from appliance.models import ApiKey, Role, User, WebSession
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
@@ -17,6 +17,7 @@ USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)
 WEB_SESSION = web.RequestKey("web_session", WebSession)
 CSRF = web.RequestKey("csrf", str)
+API_CLIENT = web.RequestKey("api_client", ApiKey)
 NEW_CSRF_COOKIE = web.RequestKey("new_csrf_cookie", str)
 
 SESSION_COOKIE = "__Host-evr_session"

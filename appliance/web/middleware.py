@@ -14,15 +14,18 @@ from aiohttp.web_urldispatcher import StaticResource
 
 from appliance import metrics
 from appliance.logs import request_id_var
-from appliance.services import accounts, web_sessions
+from appliance.services import accounts, api_keys, web_sessions
 from appliance.web import keys
 from appliance.web.access import (
+    API_KEY,
     PERMISSIONS_ATTR,
     PUBLIC,
     SIGNED_IN,
     Handler,
     access_of,
+    source_of,
 )
+from appliance.web.api import api_error
 
 log = logging.getLogger("evr.http")
 
@@ -78,10 +81,13 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = response.status
     except web.HTTPException as exc:
         status = exc.status
-        if status < 400 or "text/html" not in request.headers.get("Accept", ""):
+        if status >= 400 and request.path.startswith("/api/"):
+            response = api_error(status, _slug(exc.reason), exc.text or exc.reason)
+        elif status < 400 or "text/html" not in request.headers.get("Accept", ""):
             exc.headers["X-Request-Id"] = request_id
             raise
-        response = _error_page(request, exc)
+        else:
+            response = _error_page(request, exc)
     except Exception:
         log.exception("unhandled error", extra={"route": _route_template(request)})
         response = aiohttp_jinja2.render_template(
@@ -120,6 +126,10 @@ ERROR_MESSAGES = {
 }
 
 
+def _slug(reason: str) -> str:
+    return reason.lower().replace(" ", "_").replace("-", "_")
+
+
 def _error_page(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
     """A page in the site's layout for a browser; the exception's own text for others."""
     default = f"{exc.status}: {exc.reason}"
@@ -138,6 +148,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     settings = request.app[keys.SETTINGS]
     db = request.app[keys.DB]
+    if access_of(request.match_info.handler) == API_KEY:
+        return await _with_api_key(request, handler)
     token = request.cookies.get(keys.SESSION_COOKIE)
     if token:
         policy = web_sessions.SessionPolicy.from_settings(settings)
@@ -185,6 +197,22 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             path="/",
         )
     return response
+
+
+async def _with_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An integration's request: a live Bearer key or a JSON 401 (audited)."""
+    header = request.headers.get("Authorization", "")
+    presented = header[7:].strip() if header[:7].lower() == "bearer " else None
+    with request.app[keys.DB].session() as session:
+        client = api_keys.authenticate(session, presented, source_of(request))
+    if client is None:
+        response = api_error(
+            401, "unauthorised", "send a live API key as 'Authorization: Bearer <key>'"
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="evr"'
+        return response
+    request[keys.API_CLIENT] = client
+    return await handler(request)
 
 
 async def _check_csrf(request: web.Request) -> None:

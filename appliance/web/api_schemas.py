@@ -1,0 +1,209 @@
+"""The CAD API's request and response bodies, and the OpenAPI document built from them.
+
+The pydantic models are both the validation and the documentation: the OpenAPI
+document's schemas are their JSON Schemas, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from appliance.models import Incident
+
+EXAMPLE_INCIDENT = {
+    "cad_reference": "CAD/2026/000123",
+    "grade": 3,
+    "category": "Burglary",
+    "caller_name": "Jane Marple",
+    "caller_phone": "07700 900123",
+    "summary": "Shed broken into overnight; tools taken.",
+    "location_text": "12 High Street, Dorchester",
+    "received_at": "2026-11-25T09:30:00Z",
+}
+
+
+class IncidentIn(BaseModel):
+    """A new incident from the force's CAD system."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_INCIDENT]})
+
+    cad_reference: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9/_-]+$")
+    grade: int = Field(ge=1, le=4, description="1 emergency … 3 scheduled, 4 resolved")
+    category: str = Field(min_length=1, max_length=64, description="One of the box's categories")
+    caller_name: str = Field(min_length=1, max_length=120)
+    caller_phone: str = Field(min_length=5, max_length=20, description="UK or E.164; stored E.164")
+    summary: str = Field(default="", max_length=2000)
+    location_text: str = Field(default="", max_length=500)
+    received_at: AwareDatetime | None = Field(default=None, description="When CAD took the call")
+
+
+class IncidentOut(BaseModel):
+    id: int
+    cad_reference: str
+    grade: int
+    category: str
+    caller_name: str
+    caller_phone: str = Field(description="E.164")
+    summary: str
+    location_text: str
+    received_at: datetime
+    created_at: datetime
+    status: str
+    source: str
+    eligibility: str = Field(description="unknown, eligible or ineligible")
+    assigned: bool = Field(description="Whether a handler has taken it")
+
+    @classmethod
+    def of(cls, incident: Incident) -> IncidentOut:
+        return cls(
+            id=incident.id or 0,
+            cad_reference=incident.cad_reference,
+            grade=incident.grade,
+            category=incident.category,
+            caller_name=incident.caller_name,
+            caller_phone=incident.caller_phone,
+            summary=incident.summary,
+            location_text=incident.location_text,
+            received_at=incident.received_at,
+            created_at=incident.created_at,
+            status=incident.status,
+            source=incident.source,
+            eligibility=incident.eligibility,
+            assigned=incident.owner_id is not None,
+        )
+
+
+class IncidentList(BaseModel):
+    incidents: list[IncidentOut]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="invalid, unauthorised, not_found, conflict, …")
+    message: str
+    field: str | None = None
+
+
+class Error(BaseModel):
+    error: ErrorDetail
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in (IncidentIn, IncidentOut, IncidentList, Error):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+def openapi_document(server_url: str) -> dict[str, Any]:
+    unauthorised = _error("No API key, or not a live one (the refusal is audited)")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "EVR appliance CAD API",
+            "version": "1",
+            "description": "Incidents from the force's Computer Aided Dispatch system. "
+            "Authenticate with `Authorization: Bearer <key>` (`evr apikey create NAME`).",
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"apiKey": []}],
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(),
+        },
+        "paths": {
+            "/api/v1/incidents": {
+                "post": {
+                    "operationId": "createIncident",
+                    "summary": "Create an incident",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/IncidentIn"},
+                                "example": EXAMPLE_INCIDENT,
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _ok("Created", "IncidentOut"),
+                        "400": _error("Invalid input; the field is named"),
+                        "401": unauthorised,
+                        "409": _error("An incident with that CAD reference exists"),
+                        "415": _error("The body is not JSON"),
+                    },
+                },
+                "get": {
+                    "operationId": "listIncidents",
+                    "summary": "List incidents, newest first, with filters",
+                    "parameters": [
+                        _param("cad_reference", "string", "CAD/2026/000123"),
+                        _param("status", "string", "open"),
+                        _param("grade", "integer", 3),
+                        _param("category", "string", "Burglary"),
+                        _param(
+                            "q", "string", "High Street", "Text in reference, summary or location"
+                        ),
+                        _param("limit", "integer", 50, "At most 500"),
+                    ],
+                    "responses": {
+                        "200": _ok("Incidents", "IncidentList"),
+                        "400": _error("An unknown or invalid query parameter"),
+                        "401": unauthorised,
+                    },
+                },
+            },
+            "/api/v1/incidents/{incident_id}": {
+                "get": {
+                    "operationId": "getIncident",
+                    "summary": "One incident",
+                    "parameters": [
+                        {
+                            "name": "incident_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                            "example": 1,
+                        }
+                    ],
+                    "responses": {
+                        "200": _ok("The incident", "IncidentOut"),
+                        "401": unauthorised,
+                        "404": _error("No such incident"),
+                    },
+                },
+            },
+        },
+    }
+
+
+def _param(name: str, kind: str, example: Any, description: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": kind},
+        "example": example,
+        "description": description,
+    }
+
+
+QUERY_PARAMETERS = {"cad_reference", "status", "grade", "category", "q", "limit"}
