@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from appliance.models import Incident, Role, User, utcnow
+from appliance.models import AuditEvent, Call, Incident, Role, User, utcnow
 from appliance.services import audit
 from appliance.services.audit import Actor
 
@@ -204,3 +204,16 @@ def record_eligibility(
         detail={"eligible": eligible, "failed": len(failed)},
     )
     return eligible
+
+
+def timeline(session: Session, incident: Incident) -> list[AuditEvent]:
+    """Everything that happened to the incident and its calls, oldest first."""
+    call_ids = [
+        c for c in session.exec(select(Call.public_id).where(Call.incident_id == incident.id))
+    ]
+    about_incident = (col(AuditEvent.object_type) == "incident") & (
+        col(AuditEvent.object_id) == incident.cad_reference
+    )
+    about_calls = (col(AuditEvent.object_type) == "call") & col(AuditEvent.object_id).in_(call_ids)
+    query = select(AuditEvent).where(about_incident | about_calls if call_ids else about_incident)
+    return list(session.exec(query.order_by(col(AuditEvent.seq))).all())

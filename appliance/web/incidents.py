@@ -11,7 +11,7 @@ from sqlmodel import Session
 from appliance.models import Incident, Role
 from appliance.services import calls, incidents
 from appliance.services.audit import Actor
-from appliance.services.incidents import IncidentError
+from appliance.services.incidents import Filters, IncidentError
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, requires, source_of
 
@@ -23,26 +23,44 @@ def _actor(request: web.Request) -> Actor:
     return Actor(current_user(request).username, source_of(request))
 
 
-def incident_for(request: web.Request, session: Session, incident_id: int) -> Incident:
-    """The incident, if this user may act on it (else 404 or 403)."""
+def incident_for(
+    request: web.Request, session: Session, incident_id: int, act: bool = True
+) -> Incident:
+    """The incident, if this user may act on it, or only see it (else 404 or 403)."""
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise web.HTTPNotFound(text="There is no incident with that reference.")
-    if not incidents.may_act(current_user(request), current_roles(request), incident):
+    allowed = incidents.may_act if act else incidents.may_see
+    if not allowed(current_user(request), current_roles(request), incident):
         raise web.HTTPForbidden(text="This incident is not yours to act on.")
     return incident
+
+
+def _filters(request: web.Request) -> Filters:
+    query = request.query
+    grade = query.get("grade", "")
+    return Filters(
+        status=query.get("status") or None,
+        grade=int(grade) if grade.isdigit() else None,
+        category=query.get("category") or None,
+        text=query.get("q") or None,
+        unowned=query.get("unowned") == "1",
+    )
 
 
 def _render_list(
     request: web.Request, error: str = "", form: dict | None = None, status: int = 200
 ) -> web.Response:
+    filters = _filters(request)
     with request.app[keys.DB].session() as session:
-        rows = incidents.visible_to(session, current_user(request), current_roles(request))
+        rows = incidents.search(session, filters, current_user(request), current_roles(request))
     return aiohttp_jinja2.render_template(
         "incidents/list.html",
         request,
         {
             "incidents": rows,
+            "filters": filters,
+            "me": current_user(request).id,
             "categories": request.app[keys.SETTINGS].incident_categories,
             "error": error,
             "form": form or {},
@@ -87,6 +105,7 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
                 caller_phone=fields["caller_phone"],
                 summary=fields["summary"],
                 location_text=fields["location_text"],
+                categories=request.app[keys.SETTINGS].incident_categories,
             )
     except (IncidentError, ValueError) as exc:
         return _render_list(request, f"Not created: {exc}.", fields, status=400)
@@ -94,15 +113,25 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
 
 
 def _render_incident(
-    request: web.Request, incident_id: int, link: str = "", status: int = 200
+    request: web.Request, incident_id: int, link: str = "", error: str = "", status: int = 200
 ) -> web.Response:
+    settings = request.app[keys.SETTINGS]
     with request.app[keys.DB].session() as session:
-        incident = incident_for(request, session, incident_id)
+        incident = incident_for(request, session, incident_id, act=False)
         incident_calls = calls.for_incident(session, incident.id or 0)
+        timeline = incidents.timeline(session, incident)
     return aiohttp_jinja2.render_template(
         "incidents/show.html",
         request,
-        {"incident": incident, "calls": incident_calls, "link": link},
+        {
+            "incident": incident,
+            "calls": incident_calls,
+            "link": link,
+            "error": error,
+            "timeline": timeline,
+            "questions": settings.eligibility_questions,
+            "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
+        },
         status=status,
     )
 
@@ -120,6 +149,14 @@ async def invite(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
     with request.app[keys.DB].session() as session:
         incident = incident_for(request, session, incident_id)
+        if incident.eligibility != "eligible":
+            return _render_incident(
+                request,
+                incident_id,
+                error="Complete the eligibility checklist first: a video "
+                "invite needs every answer yes.",
+                status=409,
+            )
         _, _, token = calls.create_video_invite(
             session,
             _actor(request),
@@ -128,6 +165,45 @@ async def invite(request: web.Request) -> web.StreamResponse:
             timedelta(hours=settings.invite_ttl_hours),
         )
     return _render_incident(request, incident_id, link=f"{settings.effective_public_url}/v/{token}")
+
+
+@routes.post(r"/incidents/{incident_id:\d+}/take", name="incident_take")
+@requires(Role.HANDLER)
+async def take(request: web.Request) -> web.StreamResponse:
+    incident_id = int(request.match_info["incident_id"])
+    try:
+        with request.app[keys.DB].session() as session:
+            incident = incident_for(request, session, incident_id, act=False)
+            incidents.take(session, _actor(request), current_user(request), incident)
+    except IncidentError as exc:
+        return _render_incident(request, incident_id, error=f"Not taken: {exc}.", status=409)
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}")
+
+
+@routes.post(r"/incidents/{incident_id:\d+}/eligibility", name="incident_eligibility")
+@requires(*STAFF)
+async def eligibility(request: web.Request) -> web.StreamResponse:
+    incident_id = int(request.match_info["incident_id"])
+    form = await request.post()
+    questions = request.app[keys.SETTINGS].eligibility_questions
+    answers = [
+        {"yes": True, "no": False}.get(str(form.get(f"q{n}", ""))) for n in range(len(questions))
+    ]
+    try:
+        with request.app[keys.DB].session() as session:
+            incident = incident_for(request, session, incident_id)
+            incidents.record_eligibility(
+                session,
+                _actor(request),
+                current_user(request),
+                incident,
+                questions,
+                answers,
+                str(form.get("reason", "")),
+            )
+    except IncidentError as exc:
+        return _render_incident(request, incident_id, error=f"Not recorded: {exc}.", status=400)
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}")
 
 
 @routes.post("/calls/{public_id}/revoke", name="call_revoke")

@@ -41,10 +41,19 @@ def new_link(handler: Page, appliance: Appliance, reference: str) -> str:
     handler.get_by_label("Caller's mobile number").fill("07700 900123")
     handler.get_by_role("button", name="Create incident").click()
     expect(handler.get_by_role("heading", name=f"Incident {reference}")).to_be_visible()
+    answer_checklist(handler)
     handler.get_by_role("button", name="Create video call link").click()
     link = handler.get_by_role("textbox", name="Video call link").input_value()
     assert re.fullmatch(r"https://[^/]+/v/[A-Za-z0-9_-]{43}", link), link
     return link
+
+
+def answer_checklist(handler: Page, yes: bool = True) -> None:
+    """Every eligibility question answered (yes, by default), then recorded."""
+    for radio in handler.locator(f"input[type=radio][value={'yes' if yes else 'no'}]").all():
+        radio.check()
+    handler.get_by_role("button", name="Record eligibility").click()
+    expect(handler.locator(".facts")).to_contain_text("eligible" if yes else "ineligible")
 
 
 def caller_joins(phone: BrowserContext, link: str, recording: bool = True) -> Page:
