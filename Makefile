@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 # Debian packages the test suite drives: a PostgreSQL server, the browser, promtool.
-TEST_DEB_PACKAGES := postgresql chromium fonts-dejavu-core prometheus iproute2 python3-venv
+TEST_DEB_PACKAGES := postgresql chromium fonts-dejavu-core prometheus iproute2 python3-venv debootstrap coturn nftables systemd vagrant
 RUN_DEB_PACKAGES := python3-venv iproute2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # As root the suite runs in a network namespace of its own with only loopback, so

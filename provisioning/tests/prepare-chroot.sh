@@ -14,8 +14,11 @@ REPO=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 CACHE=${EVR_TEST_CACHE:-/var/cache/evr-test}
 PYTHON=${EVR_TEST_PYTHON:-$REPO/.venv/bin/python}
 SUITE=bookworm
+# What any Debian 12 server has that minbase lacks: Python for Ansible, systemd (so the
+# rendered units can be verified against a real unit tree).
+BASE_INCLUDE=python3,python3-apt,systemd,systemd-sysv,iproute2
 # Everything the roles install with apt; keep in step with the roles' *_packages defaults.
-ROLE_PACKAGES="python3 python3-venv python3-cryptography openssl ca-certificates logrotate \
+ROLE_PACKAGES="python3 python3-venv python3-packaging python3-cryptography openssl ca-certificates logrotate \
 coturn nftables prometheus-node-exporter"
 
 [ "$(id -u)" = 0 ] || { echo "prepare-chroot.sh: must run as root (debootstrap, chroot)" >&2; exit 1; }
@@ -32,12 +35,12 @@ security=$(awk '/^URIs:/ {u=$2} /^Suites:/ && u && /'$SUITE'-security/ {print u;
   /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
 [ -n "$mirror" ] || { echo "prepare-chroot.sh: no $SUITE mirror in /etc/apt/sources.list*" >&2; exit 1; }
 
-base_key=$(printf '%s\n' "$mirror" "$security" "$ROLE_PACKAGES" "v1" | sha256sum | cut -c1-16)
+base_key=$(printf '%s\n' "$mirror" "$security" "$BASE_INCLUDE" "$ROLE_PACKAGES" "v2" | sha256sum | cut -c1-16)
 if [ "$(cat "$CACHE/base.stamp" 2>/dev/null)" != "$base_key" ]; then
   echo "prepare-chroot.sh: debootstrap $SUITE from $mirror"
   rm -rf "$CACHE/base" "$CACHE/base.tmp" "$CACHE/base.stamp"
   start=$(date +%s)
-  debootstrap --variant=minbase --include=python3,python3-apt "$SUITE" "$CACHE/base.tmp" "$mirror"
+  debootstrap --variant=minbase --include="$BASE_INCLUDE" "$SUITE" "$CACHE/base.tmp" "$mirror"
   {
     echo "deb $mirror $SUITE main"
     echo "deb $mirror $SUITE-updates main"

@@ -1,0 +1,72 @@
+"""site.yml converges into a Debian 12 chroot and a second run changes nothing."""
+
+from __future__ import annotations
+
+import stat
+import tomllib
+
+from appliance.config import load_settings
+from tests.provisioning.conftest import TURN_SECRET, Converged
+
+
+def _chroot_user(root_etc_passwd: str, name: str) -> tuple[int, int]:
+    for line in root_etc_passwd.splitlines():
+        fields = line.split(":")
+        if fields[0] == name:
+            return int(fields[2]), int(fields[3])
+    raise AssertionError(f"no user {name} in the chroot")
+
+
+def test_first_converge_changes_and_succeeds(converged: Converged) -> None:
+    recap = converged.first.recap
+    assert recap["failed"] == 0 and recap["unreachable"] == 0, converged.first.output[-4000:]
+    assert recap["changed"] > 10
+
+
+def test_second_converge_is_idempotent(converged: Converged) -> None:
+    recap = converged.second.recap
+    changed = [line for line in converged.second.output.splitlines() if line.startswith("changed:")]
+    assert recap["changed"] == 0, "\n".join(changed) + converged.second.output[-4000:]
+    assert recap["failed"] == 0
+
+
+def test_master_key_is_made_once_and_kept(converged: Converged) -> None:
+    path = converged.root / "etc/evr/master.key"
+    key = path.read_bytes()
+    assert len(key) == 32
+    assert key == converged.master_key_after_first, "the second run replaced the master key"
+    assert len(set(key)) > 8, "32 bytes that are not random"
+    info = path.stat()
+    uid, gid = _chroot_user((converged.root / "etc/passwd").read_text(), "evr")
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert (info.st_uid, info.st_gid) == (uid, gid)
+
+
+def test_settings_file_is_valid_for_the_appliance(converged: Converged) -> None:
+    path = converged.root / "etc/evr/evr.toml"
+    raw = tomllib.loads(path.read_text())
+    assert raw["port"] == 8443
+    assert raw["tls_cert"] == "/etc/evr/tls/cert.pem"
+    settings = load_settings(path)
+    assert settings.force_name == "Test Constabulary"
+    assert settings.turn_secret is not None
+    assert settings.turn_secret.get_secret_value() == TURN_SECRET
+    assert settings.data_dir.as_posix() == "/var/lib/evr"
+    info = path.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o640
+    assert info.st_uid == 0
+
+
+def test_appliance_installed_in_a_venv_owned_by_root(converged: Converged) -> None:
+    evr = converged.root / "opt/evr/venv/bin/evr"
+    assert evr.is_file()
+    assert evr.stat().st_uid == 0
+    wheels = list((converged.root / "opt/evr/dist").glob("evr_appliance-*.whl"))
+    assert len(wheels) == 1
+
+
+def test_local_ca_key_stays_with_root(converged: Converged) -> None:
+    tls = converged.root / "etc/evr/tls"
+    assert stat.S_IMODE((tls / "ca.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tls / "key.pem").stat().st_mode) == 0o640
+    assert "BEGIN CERTIFICATE" in (tls / "cert.pem").read_text()
