@@ -13,6 +13,7 @@ def test_vagrant_validate(tmp_path: Path) -> None:
     env = dict(
         os.environ,
         VAGRANT_HOME=str(tmp_path / "vagrant.d"),
+        VAGRANT_DOTFILE_PATH=str(tmp_path / "dot-vagrant"),
         VAGRANT_CHECKPOINT_DISABLE="1",
         VAGRANT_BOX_UPDATE_CHECK_DISABLE="1",
     )
