@@ -20,6 +20,9 @@ run: $(RUNTIME_STAMP)
 
 test: system-packages-test $(DEV_STAMP)
 	$(BIN)/ruff check .
+	# The provisioning tests' Debian chroot and wheelhouse need the network: fetch them
+	# (or reuse the cache) before the suite runs in its network namespace.
+	EVR_TEST_PYTHON=$(BIN)/python sh provisioning/tests/prepare-chroot.sh .
 ifeq ($(ISOLATE),yes)
 	unshare -n -- sh -c 'ip link set lo up && exec $(BIN)/pytest'
 else
