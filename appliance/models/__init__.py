@@ -12,16 +12,20 @@ from appliance.models.calls import (
     Snapshot,
 )
 from appliance.models.incidents import Incident
+from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "FINAL_STATES",
+    "UNSENT_STATES",
     "AuditEvent",
     "Call",
     "CallState",
     "ChatMessage",
     "Incident",
     "Invite",
+    "MessageStatus",
+    "OutboundMessage",
     "Recording",
     "Role",
     "Snapshot",
