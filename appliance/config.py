@@ -9,7 +9,9 @@ the two in step.
 from __future__ import annotations
 
 import os
+import re
 import socket
+import string
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +25,16 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_FILE = Path("/etc/evr/evr.toml")
+NOTIFY_ADAPTERS = ("outbox", "govuk_notify", "webhook")
+# The SMS may be read over a victim's shoulder (RVR): its fixed wording never names
+# the police or what happened. The force's own name comes from force_name.
+UNSAFE_SMS_WORDS = re.compile(
+    r"\b(police|crime|abuse|domestic|victim|offence|offender|assault|999|101)\b", re.I
+)
+DEFAULT_SMS_INVITE = "{force_name}: here is the link for your video call: {link}"
+
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+NOTIFY_KEY_RE = re.compile(rf".+-{UUID_RE.pattern}-{UUID_RE.pattern}", re.I)
 
 # pydantic builds the sources inside the constructor, with no argument of ours to
 # carry the TOML path there, so it travels in a context variable.
@@ -160,6 +172,46 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level logged."
     )
+    notify_adapter: Literal["outbox", "govuk_notify", "webhook"] = Field(
+        "outbox",
+        description="How SMS invites leave the box: outbox (kept for an admin to pass on), "
+        "govuk_notify (GOV.UK Notify's API) or webhook (the force's own SMS gateway).",
+    )
+    notify_api_key: SecretStr | None = Field(
+        None,
+        description="GOV.UK Notify API key: {key_name}-{service_id}-{secret_key}. "
+        "Needed by govuk_notify.",
+    )
+    notify_template_id: str | None = Field(
+        None,
+        description="GOV.UK Notify template id (a UUID) whose text is ((body)). "
+        "Needed by govuk_notify.",
+    )
+    notify_base_url: str = Field(
+        "https://api.notifications.service.gov.uk",
+        description="GOV.UK Notify API base URL.",
+    )
+    notify_webhook_url: str | None = Field(
+        None, description="The force's SMS gateway URL that takes signed JSON. Needed by webhook."
+    )
+    notify_webhook_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key the webhook request is signed with (32+ characters). "
+        "Needed by webhook.",
+    )
+    notify_timeout_seconds: float = Field(
+        10, gt=0, le=120, description="Longest wait for the SMS gateway to answer one message."
+    )
+    notify_max_attempts: int = Field(
+        5, ge=1, le=20, description="Tries per message before it is marked failed."
+    )
+    sms_invite_template: str = Field(
+        DEFAULT_SMS_INVITE,
+        min_length=10,
+        max_length=300,
+        description="The invite SMS: {force_name} and {link} are filled in. Neutral wording "
+        "only (it may be read by someone else).",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -189,6 +241,65 @@ class Settings(BaseSettings):
             if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
                 raise ValueError(f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
         return value
+
+    @field_validator("notify_base_url", "notify_webhook_url")
+    @classmethod
+    def _notify_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// (or http://) URL")
+        return value.rstrip("/")
+
+    @field_validator("notify_template_id")
+    @classmethod
+    def _template_id(cls, value: str | None) -> str | None:
+        if value is not None and not UUID_RE.fullmatch(value):
+            raise ValueError("must be the template's UUID, as GOV.UK Notify shows it")
+        return value
+
+    @field_validator("notify_api_key")
+    @classmethod
+    def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not NOTIFY_KEY_RE.fullmatch(value.get_secret_value()):
+            raise ValueError("must be a GOV.UK Notify API key: {key_name}-{uuid}-{uuid}")
+        return value
+
+    @field_validator("notify_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("sms_invite_template")
+    @classmethod
+    def _sms_template(cls, value: str) -> str:
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"is not a valid template: {exc}") from None
+        if "link" not in fields:
+            raise ValueError("must contain {link}")
+        if fields - {"link", "force_name"}:
+            raise ValueError("may only use the placeholders {force_name} and {link}")
+        unsafe = UNSAFE_SMS_WORDS.search(value)
+        if unsafe:
+            raise ValueError(
+                f"must stay neutral (it may be read by someone else): remove {unsafe.group(0)!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _notify_adapter_needs(self) -> Settings:
+        needs = {
+            "govuk_notify": ("notify_api_key", "notify_template_id"),
+            "webhook": ("notify_webhook_url", "notify_webhook_secret"),
+        }.get(self.notify_adapter, ())
+        missing = [name for name in needs if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"notify_adapter {self.notify_adapter} needs {' and '.join(missing)}")
+        return self
 
     @model_validator(mode="after")
     def _pairs(self) -> Settings:
@@ -234,6 +345,12 @@ class Settings(BaseSettings):
         return self.tls_cert is None
 
 
+# A bad secret's value is never echoed in the error.
+SECRET_SETTINGS = frozenset(
+    name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+)
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Read settings, raising ``SettingsError`` that names the bad setting."""
     if config_file is None and DEFAULT_CONFIG_FILE.is_file():
@@ -260,6 +377,7 @@ def _describe(exc: ValidationError, config_file: Path | None) -> str:
         if not source and config_file is not None:
             source = f" (in {config_file} or the default)"
         value = error.get("input")
-        shown = "" if isinstance(value, dict) else f": got {value!r}"
+        secret = name in SECRET_SETTINGS
+        shown = "" if isinstance(value, dict) or secret else f": got {value!r}"
         lines.append(f"invalid setting {name}{source}: {error['msg']}{shown}")
     return "\n".join(lines)

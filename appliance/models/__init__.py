@@ -13,10 +13,12 @@ from appliance.models.calls import (
     Snapshot,
 )
 from appliance.models.incidents import Incident
+from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "FINAL_STATES",
+    "UNSENT_STATES",
     "ApiKey",
     "AuditEvent",
     "Call",
@@ -24,6 +26,8 @@ __all__ = [
     "ChatMessage",
     "Incident",
     "Invite",
+    "MessageStatus",
+    "OutboundMessage",
     "Recording",
     "Role",
     "Snapshot",

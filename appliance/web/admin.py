@@ -1,4 +1,4 @@
-"""User management for admins: create, roles, disable, reset password."""
+"""Admin pages: users (create, roles, disable, reset password) and the SMS outbox."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from appliance.models import Role
-from appliance.services import accounts
+from appliance.services import accounts, messages
 from appliance.services.accounts import AccountError
 from appliance.services.audit import Actor
 from appliance.web import keys
@@ -20,6 +20,7 @@ NOTICES = {
     "roles": "Roles changed.",
     "disabled": "Account disabled; its sessions ended.",
     "enabled": "Account enabled.",
+    "resent": "Queued again.",
 }
 
 
@@ -127,4 +128,42 @@ async def reset_password(request: web.Request) -> web.StreamResponse:
         "admin/one_time_password.html",
         request,
         {"username": username, "password": password, "created": False},
+    )
+
+
+@routes.get("/admin/outbox", name="admin_outbox")
+@requires(Role.ADMIN)
+async def outbox(request: web.Request) -> web.StreamResponse:
+    return _render_outbox(request)
+
+
+@routes.post("/admin/outbox/{message_id:\\d+}/resend", name="admin_outbox_resend")
+@requires(Role.ADMIN)
+async def resend(request: web.Request) -> web.StreamResponse:
+    try:
+        with request.app[keys.DB].session() as session:
+            message = messages.get(session, int(request.match_info["message_id"]))
+            if message is None:
+                raise web.HTTPNotFound()
+            messages.resend(session, _actor(request), message)
+    except messages.MessageError as exc:
+        return _render_outbox(request, f"Not queued: {exc}.", status=400)
+    request.app[keys.DISPATCHER].poke()
+    raise web.HTTPSeeOther("/admin/outbox?notice=resent")
+
+
+def _render_outbox(request: web.Request, error: str = "", status: int = 200) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    with request.app[keys.DB].session() as session:
+        rows = messages.recent(session)
+    return aiohttp_jinja2.render_template(
+        "admin/outbox.html",
+        request,
+        {
+            "messages": rows,
+            "adapter": settings.notify_adapter,
+            "error": error,
+            "notice": NOTICES.get(request.query.get("notice", ""), ""),
+        },
+        status=status,
     )

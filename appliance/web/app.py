@@ -14,6 +14,7 @@ from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
+from appliance.notify.dispatcher import Dispatcher
 from appliance.web import (
     admin,
     api,
@@ -70,6 +71,9 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     app.on_startup.append(lambda _app: hub.start_sampling())
     app.on_shutdown.append(lambda _app: hub.close_all())
     app.on_cleanup.append(lambda _app: hub.stop_sampling())
+    app[keys.DISPATCHER] = dispatcher = Dispatcher.from_settings(settings, db)
+    app.on_startup.append(lambda _app: dispatcher.start())
+    app.on_cleanup.append(lambda _app: dispatcher.stop())
     metrics.QUEUE_TARGET.set(settings.queue_target_seconds)
     metrics.STORAGE_FREE.set_function(lambda: _free_bytes(settings.data_dir))
     app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)

@@ -8,10 +8,12 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.models import ApiKey, Role, User, WebSession
+from appliance.notify.dispatcher import Dispatcher
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 HUB = web.AppKey("hub", CallHub)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)

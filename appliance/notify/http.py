@@ -1,0 +1,45 @@
+"""What the HTTP adapters share: one lazily made aiohttp session, and error wording.
+
+``trust_env`` is on so a force's outbound proxy (``HTTPS_PROXY``, ``NO_PROXY``) is
+honoured: boxes on a police LAN rarely reach the internet directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+USER_AGENT = "evr-appliance"
+
+
+class HttpClient:
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                headers={"User-Agent": USER_AGENT},
+                trust_env=True,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def network_error(exc: BaseException, timeout_s: float) -> str:
+    """What went wrong on the way, in words for the outbox page (never the message)."""
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to the gateway ({exc.os_error.strerror or exc.os_error})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError)

@@ -1,0 +1,234 @@
+"""Messages to callers (SMS invites): queue, pick up when due, record what happened.
+
+A message is queued ``pending``; the dispatcher sends it through the adapter and
+``record_result`` moves it to ``sent``, ``stored`` (outbox), ``retrying`` (with
+exponential backoff) or ``failed`` (refused, or after the last attempt). Each
+message's outcome is audited and counted once. Neither the audit trail nor the logs
+ever carry the phone number or the text: only the message id and its reference.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from appliance import metrics
+from appliance.config import Settings
+from appliance.models import (
+    UNSENT_STATES,
+    MessageStatus,
+    OutboundMessage,
+    utcnow,
+)
+from appliance.notify.base import Delivery, DeliveryResult
+from appliance.services import audit
+from appliance.services.audit import Actor
+
+E164_RE = re.compile(r"\+[1-9]\d{7,14}")
+REFERENCE_RE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
+# GOV.UK Notify's longest text message (6 parts of 153 characters).
+MAX_BODY_CHARS = 918
+CHANNEL = "sms"
+
+
+class MessageError(ValueError):
+    """The message is for the person who asked."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The n-th failed attempt waits ``base * 2**(n-1)`` seconds, at most ``cap``,
+    or longer when the gateway asked (Retry-After)."""
+
+    max_attempts: int = 5
+    base_seconds: float = 30.0
+    cap_seconds: float = 3600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(max_attempts=settings.notify_max_attempts)
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
+        seconds = min(self.cap_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
+        if retry_after is not None:
+            seconds = max(seconds, min(retry_after, self.cap_seconds))
+        return timedelta(seconds=seconds)
+
+
+def invite_text(settings: Settings, link: str) -> str:
+    """The invite's wording with the force's name and the caller's link filled in."""
+    return settings.sms_invite_template.format(force_name=settings.force_name, link=link)
+
+
+def queue_sms(
+    session: Session,
+    actor: Actor,
+    *,
+    to_phone: str,
+    body: str,
+    reference: str,
+    incident_id: int | None = None,
+    call_public_id: str | None = None,
+) -> OutboundMessage:
+    """Store an SMS to send (``pending``, due now). Poke the dispatcher after commit."""
+    message = _new(
+        session,
+        to_phone=to_phone,
+        body=body,
+        reference=reference,
+        incident_id=incident_id,
+        call_public_id=call_public_id,
+    )
+    _audit(session, actor, "message.queued", message)
+    return message
+
+
+def _new(
+    session: Session,
+    *,
+    to_phone: str,
+    body: str,
+    reference: str,
+    incident_id: int | None,
+    call_public_id: str | None,
+) -> OutboundMessage:
+    if not E164_RE.fullmatch(to_phone):
+        raise MessageError("the phone number must be in E.164 form, e.g. +447700900123")
+    if not body.strip() or len(body) > MAX_BODY_CHARS:
+        raise MessageError(f"the text must have 1 to {MAX_BODY_CHARS} characters")
+    if not REFERENCE_RE.fullmatch(reference):
+        raise MessageError("the reference must be 1-64 letters, digits or . _ : / -")
+    now = utcnow()
+    message = OutboundMessage(
+        incident_id=incident_id,
+        call_public_id=call_public_id,
+        channel=CHANNEL,
+        to_phone=to_phone,
+        body=body,
+        reference=reference,
+        status=MessageStatus.PENDING.value,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def due(session: Session, now: datetime, limit: int = 20) -> list[OutboundMessage]:
+    """Unsent messages whose next attempt is due, oldest first."""
+    return list(
+        session.exec(
+            select(OutboundMessage)
+            .where(
+                col(OutboundMessage.status).in_([s.value for s in UNSENT_STATES]),
+                col(OutboundMessage.next_attempt_at) <= now,
+            )
+            .order_by(col(OutboundMessage.next_attempt_at), col(OutboundMessage.id))
+            .limit(limit)
+        ).all()
+    )
+
+
+def record_result(
+    session: Session,
+    message: OutboundMessage,
+    result: DeliveryResult,
+    now: datetime,
+    policy: RetryPolicy,
+) -> OutboundMessage:
+    """One attempt's result. An outcome (sent, stored, failed) is audited and counted once."""
+    if MessageStatus(message.status) not in UNSENT_STATES:
+        raise MessageError(f"message {message.id} is already {message.status}")
+    message.attempts += 1
+    system = Actor(audit.SYSTEM)
+    if result.status is Delivery.SENT:
+        message.status = MessageStatus.SENT.value
+        message.sent_at = now
+        message.provider_id = result.provider_id
+        message.next_attempt_at = None
+        message.last_error = ""
+        metrics.INVITES_SENT.labels(CHANNEL).inc()
+        _audit(session, system, "message.sent", message)
+    elif result.status is Delivery.STORED:
+        message.status = MessageStatus.STORED.value
+        message.next_attempt_at = None
+        message.last_error = ""
+        _audit(session, system, "message.stored", message)
+    elif result.status is Delivery.RETRY and message.attempts < policy.max_attempts:
+        message.status = MessageStatus.RETRYING.value
+        message.last_error = result.error[:500]
+        message.next_attempt_at = now + policy.delay(message.attempts, result.retry_after)
+    else:
+        message.status = MessageStatus.FAILED.value
+        message.next_attempt_at = None
+        gave_up = result.status is Delivery.RETRY
+        message.last_error = (
+            f"gave up after {message.attempts} attempts: {result.error}"
+            if gave_up
+            else result.error
+        )[:500]
+        metrics.INVITES_FAILED.labels(CHANNEL).inc()
+        _audit(session, system, "message.failed", message, gave_up=gave_up)
+    session.add(message)
+    session.flush()
+    return message
+
+
+def for_incident(session: Session, incident_id: int) -> list[OutboundMessage]:
+    return list(
+        session.exec(
+            select(OutboundMessage)
+            .where(OutboundMessage.incident_id == incident_id)
+            .order_by(col(OutboundMessage.id).desc())
+        ).all()
+    )
+
+
+def recent(session: Session, limit: int = 200) -> list[OutboundMessage]:
+    """The outbox: every message, newest first."""
+    return list(
+        session.exec(
+            select(OutboundMessage).order_by(col(OutboundMessage.id).desc()).limit(limit)
+        ).all()
+    )
+
+
+def get(session: Session, message_id: int) -> OutboundMessage | None:
+    return session.get(OutboundMessage, message_id)
+
+
+def resend(session: Session, actor: Actor, message: OutboundMessage) -> OutboundMessage:
+    """A new pending copy of a finished message (the old row keeps its history)."""
+    if MessageStatus(message.status) in UNSENT_STATES:
+        raise MessageError("this message is still being sent")
+    copy = _new(
+        session,
+        to_phone=message.to_phone,
+        body=message.body,
+        reference=message.reference,
+        incident_id=message.incident_id,
+        call_public_id=message.call_public_id,
+    )
+    _audit(session, actor, "message.resent", copy, of=message.id)
+    return copy
+
+
+def _audit(
+    session: Session, actor: Actor, action: str, message: OutboundMessage, **extra: object
+) -> None:
+    # The id and our reference only: never the number, never the text.
+    detail: dict[str, object] = {
+        "reference": message.reference,
+        "channel": message.channel,
+        "attempts": message.attempts,
+        **extra,
+    }
+    if message.call_public_id:
+        detail["call"] = message.call_public_id
+    audit.record(
+        session, actor, action, object_type="message", object_id=message.id or "", detail=detail
+    )
