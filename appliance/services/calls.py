@@ -16,6 +16,7 @@ from enum import StrEnum
 from sqlmodel import Session, col, select
 
 from appliance import metrics
+from appliance.config import Settings
 from appliance.models import (
     FINAL_STATES,
     Call,
@@ -23,12 +24,13 @@ from appliance.models import (
     ChatMessage,
     Incident,
     Invite,
+    OutboundMessage,
     Recording,
     Snapshot,
     User,
     utcnow,
 )
-from appliance.services import audit, evidence
+from appliance.services import audit, evidence, messages
 from appliance.services.audit import Actor
 
 NOTICE_VERSION = "2026-11-v1"
@@ -97,9 +99,18 @@ def _move(session: Session, call: Call, to: CallState, actor: Actor, **detail: o
 
 
 def create_video_invite(
-    session: Session, actor: Actor, incident: Incident, created_by: User, ttl: timedelta
+    session: Session,
+    actor: Actor,
+    incident: Incident,
+    created_by: User,
+    ttl: timedelta,
+    channel: str = "link",
 ) -> tuple[Invite, Call, str]:
-    """A new link and its call. The token is returned once and never stored."""
+    """A new link and its call. The token is returned once and never stored.
+
+    ``channel`` says how the link travels: ``link`` (shown to the handler to pass on,
+    counted as sent now) or ``sms`` (counted by the dispatcher when the gateway answers).
+    """
     token = secrets.token_urlsafe(32)
     invite = Invite(
         incident_id=incident.id or 0,
@@ -114,7 +125,8 @@ def create_video_invite(
     )
     session.add(call)
     session.flush()
-    metrics.INVITES_SENT.labels("link").inc()
+    if channel == "link":
+        metrics.INVITES_SENT.labels("link").inc()
     audit.record(
         session,
         actor,
@@ -124,6 +136,7 @@ def create_video_invite(
         detail={
             "call": call.public_id,
             "kind": invite.kind,
+            "channel": channel,
             "expires_at": invite.expires_at.isoformat(),
         },
     )
@@ -343,3 +356,37 @@ def recover_interrupted(session: Session) -> list[Call]:
                 evidence.recording_interrupted(session, call, recording)
         fail(session, call, "appliance_restarted")
     return interrupted
+
+
+def link_for(settings: Settings, token: str) -> str:
+    return f"{settings.effective_public_url}/v/{token}"
+
+
+def create_sms_invite(
+    session: Session,
+    actor: Actor,
+    incident: Incident,
+    created_by: User,
+    settings: Settings,
+    safe_to_contact: bool,
+) -> tuple[Call, OutboundMessage]:
+    """A video invite sent to the caller's phone by SMS (queued; the dispatcher sends it).
+
+    The handler must first confirm it is safe to contact the caller on that number now:
+    a domestic abuse victim's phone may be seen by the abuser.
+    """
+    if not safe_to_contact:
+        raise CallError("confirm that it is safe to contact the caller on this number now")
+    _, call, token = create_video_invite(
+        session, actor, incident, created_by, timedelta(hours=settings.invite_ttl_hours), "sms"
+    )
+    message = messages.queue_sms(
+        session,
+        actor,
+        to_phone=incident.caller_phone,
+        body=messages.invite_text(settings, link_for(settings, token)),
+        reference=call.public_id,
+        incident_id=incident.id,
+        call_public_id=call.public_id,
+    )
+    return call, message

@@ -9,14 +9,17 @@ from aiohttp import web
 from sqlmodel import Session
 
 from appliance.models import Incident, Role
-from appliance.services import calls, incidents
+from appliance.services import calls, incidents, messages
 from appliance.services.audit import Actor
+from appliance.services.calls import CallError
 from appliance.services.incidents import Filters, IncidentError
+from appliance.services.messages import MessageError
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, requires, source_of
 
 routes = web.RouteTableDef()
 STAFF = (Role.HANDLER, Role.SUPERVISOR)
+NOTICES = {"sms_queued": "The link is on its way to the caller by SMS. Its status shows below."}
 
 
 def _actor(request: web.Request) -> Actor:
@@ -120,6 +123,7 @@ def _render_incident(
         incident = incident_for(request, session, incident_id, act=False)
         incident_calls = calls.for_incident(session, incident.id or 0)
         timeline = incidents.timeline(session, incident)
+        sms = messages.for_incident(session, incident.id or 0)
     return aiohttp_jinja2.render_template(
         "incidents/show.html",
         request,
@@ -129,6 +133,8 @@ def _render_incident(
             "link": link,
             "error": error,
             "timeline": timeline,
+            "messages": sms,
+            "notice": NOTICES.get(request.query.get("notice", ""), ""),
             "questions": settings.eligibility_questions,
             "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
         },
@@ -147,24 +153,62 @@ async def incident_page(request: web.Request) -> web.StreamResponse:
 async def invite(request: web.Request) -> web.StreamResponse:
     incident_id = int(request.match_info["incident_id"])
     settings = request.app[keys.SETTINGS]
+    form = await request.post()
+    by_sms = form.get("channel") == "sms"
+    refusal, status, link = "", 400, ""
     with request.app[keys.DB].session() as session:
         incident = incident_for(request, session, incident_id)
         if incident.eligibility != "eligible":
-            return _render_incident(
-                request,
-                incident_id,
-                error="Complete the eligibility checklist first: a video "
-                "invite needs every answer yes.",
-                status=409,
+            refusal = "complete the eligibility checklist first: a video invite needs every "
+            refusal += "answer yes"
+            status = 409
+        elif by_sms:
+            try:
+                calls.create_sms_invite(
+                    session,
+                    _actor(request),
+                    incident,
+                    current_user(request),
+                    settings,
+                    safe_to_contact=form.get("safe_to_contact") == "yes",
+                )
+            except (CallError, MessageError) as exc:
+                refusal = str(exc)
+        else:
+            _, _, token = calls.create_video_invite(
+                session,
+                _actor(request),
+                incident,
+                current_user(request),
+                timedelta(hours=settings.invite_ttl_hours),
             )
-        _, _, token = calls.create_video_invite(
-            session,
-            _actor(request),
-            incident,
-            current_user(request),
-            timedelta(hours=settings.invite_ttl_hours),
-        )
-    return _render_incident(request, incident_id, link=f"{settings.effective_public_url}/v/{token}")
+            link = calls.link_for(settings, token)
+    # Rendered after the session closes: SQLite allows one writer, and that was us.
+    if refusal:
+        return _render_incident(request, incident_id, error=f"Not sent: {refusal}.", status=status)
+    if not by_sms:
+        return _render_incident(request, incident_id, link=link)
+    request.app[keys.DISPATCHER].poke()
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
+
+
+@routes.post(
+    r"/incidents/{incident_id:\d+}/messages/{message_id:\d+}/resend", name="incident_resend"
+)
+@requires(*STAFF)
+async def resend(request: web.Request) -> web.StreamResponse:
+    incident_id = int(request.match_info["incident_id"])
+    try:
+        with request.app[keys.DB].session() as session:
+            incident_for(request, session, incident_id)
+            message = messages.get(session, int(request.match_info["message_id"]))
+            if message is None or message.incident_id != incident_id:
+                raise web.HTTPNotFound(text="There is no such message on this incident.")
+            messages.resend(session, _actor(request), message)
+    except MessageError as exc:
+        return _render_incident(request, incident_id, error=f"Not resent: {exc}.", status=409)
+    request.app[keys.DISPATCHER].poke()
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/take", name="incident_take")
