@@ -1,0 +1,97 @@
+"""The whole path, as a control room works it: CAD → queue → eligibility → SMS → the call."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.e2e.conftest import Appliance, media_context, signed_in_handler
+from tests.e2e.test_call import answer_checklist, frames_shown, wait_rising
+
+pytestmark = pytest.mark.e2e
+
+INCIDENT = {
+    "cad_reference": "CAD/2026/004242",
+    "grade": 3,
+    "category": "Criminal damage",
+    "caller_name": "Jane Marple",
+    "caller_phone": "07700 900456",
+    "summary": "Car window smashed overnight",
+    "location_text": "St Mary Mead",
+}
+
+
+def _api_key(appliance: Appliance) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "appliance", "apikey", "create", "cad"],
+        env={**os.environ, **appliance.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_from_cad_to_the_call(browser: Browser, appliance: Appliance) -> None:
+    staff = media_context(browser)
+    office = browser.new_context(ignore_https_errors=True)
+    phone = media_context(browser, mobile=True)
+    try:
+        created = staff.request.post(
+            appliance.base_url + "/api/v1/incidents",
+            data=INCIDENT,
+            headers={"Authorization": f"Bearer {_api_key(appliance)}"},
+        )
+        assert created.status == 201, created.text()
+
+        handler = signed_in_handler(staff, appliance, "pc5001")
+        handler.get_by_role("link", name="Incidents", exact=True).click()
+        handler.get_by_label("Not yet taken").check()
+        handler.get_by_role("button", name="Filter").click()
+        handler.get_by_role("link", name="CAD/2026/004242").click()
+        handler.get_by_role("button", name="Take this incident").click()
+        answer_checklist(handler)
+        handler.get_by_label("It is safe to contact the caller on this number now").check()
+        handler.get_by_role("button", name="Send link by SMS").click()
+        expect(handler.get_by_role("status")).to_contain_text("on its way to the caller")
+        expect(handler.locator("#sms")).to_contain_text("stored")
+
+        admin = office.new_page()
+        admin.goto(appliance.base_url + "/login")
+        admin.get_by_label("Username").fill("admin")
+        admin.get_by_label("Password").fill(appliance.admin_password)
+        admin.get_by_role("button", name="Sign in").click()
+        admin.get_by_label("Current password").fill(appliance.admin_password)
+        admin.get_by_label("New password", exact=True).fill("the chief's own long passphrase")
+        admin.get_by_label("New password again").fill("the chief's own long passphrase")
+        admin.get_by_role("button", name="Change password").click()
+        admin.goto(appliance.base_url + "/admin/outbox")
+        row = admin.locator("tr", has_text="+447700900456")
+        text = row.locator("td").nth(3).inner_text()
+        link = re.search(r"https://\S+/v/[A-Za-z0-9_-]{43}", text).group(0)
+
+        caller = phone.new_page()
+        caller.goto(link)
+        caller.get_by_label("I agree to a video call with the police").check()
+        caller.get_by_role("button", name="Continue").click()
+        caller.get_by_role("button", name="Join video call").click()
+        expect(caller.get_by_text("The officer will join you shortly")).to_be_visible()
+
+        handler.goto(appliance.base_url + "/calls")
+        handler.locator("#queue tr", has_text="CAD/2026/004242").get_by_role(
+            "link", name="Open call"
+        ).click()
+        handler.get_by_role("button", name="Admit caller").click()
+        wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=5)
+        handler.get_by_role("button", name="End call").click()
+        expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+    finally:
+        phone.close()
+        office.close()
+        staff.close()
