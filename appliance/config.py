@@ -115,6 +115,16 @@ class Settings(BaseSettings):
         description="How long a caller who has joined should wait, at "
         "most, before a handler admits them; longer counts as a target breach.",
     )
+    response_target_hours_by_grade: dict[str, float] = Field(
+        {"1": 1.0, "2": 4.0, "3": 48.0, "4": 168.0},
+        description="Hours from an incident's receipt to its video response, by grade "
+        "(grade 3: 48 hours, Dorset's target). The queue orders by this and shows breaches.",
+    )
+    response_target_hours_by_category: dict[str, float] = Field(
+        {},
+        description="Targets that override the grade's for a category, e.g. "
+        '{"Domestic abuse": 1}.',
+    )
     incident_categories: list[str] = Field(
         [
             "Burglary",

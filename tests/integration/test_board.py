@@ -1,0 +1,136 @@
+"""The queue board: ordered by target time, breaches shown, assignment, a handler's own list."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from appliance.models import AuditEvent, Call, CallState, Incident, Role, utcnow
+from appliance.services import accounts, calls, incidents
+from appliance.services.audit import Actor
+from tests.conftest import LiveServer
+from tests.support.http import FormClient
+
+PASSWORD = "a long enough passphrase"
+
+
+def _user(server: LiveServer, name: str, *roles: Role) -> None:
+    with server.db.session() as session:
+        user, _ = accounts.create_user(
+            session, Actor("t"), name, name.title(), roles, password=PASSWORD
+        )
+        user.must_change_password = False
+        session.add(user)
+
+
+def _incident(
+    server: LiveServer, ref: str, grade: int, hours_ago: float, category: str = "Theft"
+) -> int:
+    with server.db.session() as session:
+        incident = incidents.create(
+            session,
+            Actor("api:cad"),
+            None,
+            cad_reference=ref,
+            grade=grade,
+            category=category,
+            caller_name="Jane Marple",
+            caller_phone="07700900123",
+            source="api:cad",
+            received_at=utcnow() - timedelta(hours=hours_ago),
+        )
+        return incident.id
+
+
+@pytest.fixture
+async def supervisor(live_server: LiveServer) -> AsyncIterator[FormClient]:
+    _user(live_server, "sgt1", Role.SUPERVISOR)
+    client = FormClient(live_server.base_url)
+    await client.sign_in("sgt1", PASSWORD)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_the_board_orders_by_target_and_shows_breaches(
+    live_server: LiveServer, supervisor: FormClient
+) -> None:
+    live_server.settings.response_target_hours_by_category = {"Domestic abuse": 1.0}
+    _incident(live_server, "CAD/Q/LATE", 3, hours_ago=50)  # 48 h target: 2 h over
+    _incident(live_server, "CAD/Q/SOON", 2, hours_ago=3)  # 4 h target: 1 h left
+    _incident(live_server, "CAD/Q/DA", 3, hours_ago=0.5, category="Domestic abuse")  # 30 min
+    _incident(live_server, "CAD/Q/LATER", 3, hours_ago=1)  # 47 h left
+    ineligible = _incident(live_server, "CAD/Q/NO", 3, hours_ago=60)
+    answered = _incident(live_server, "CAD/Q/DONE", 3, hours_ago=60)
+    with live_server.db.session() as session:
+        incident = session.get(Incident, ineligible)
+        incident.eligibility = "ineligible"
+        session.add(incident)
+        done = session.get(Incident, answered)
+        _, call, _ = calls.create_video_invite(
+            session, Actor("t"), done, accounts.require(session, "sgt1"), timedelta(hours=1)
+        )
+        call.state = CallState.ENDED.value
+        session.add(call)
+
+    response, body = await supervisor.get("/board")
+    assert response.status == 200
+    order = [ref for ref in ("CAD/Q/LATE", "CAD/Q/DA", "CAD/Q/SOON", "CAD/Q/LATER") if ref in body]
+    assert order == ["CAD/Q/LATE", "CAD/Q/DA", "CAD/Q/SOON", "CAD/Q/LATER"]
+    assert sorted((body.index(r), r) for r in order) == [(body.index(r), r) for r in order]
+    assert "CAD/Q/NO" not in body and "CAD/Q/DONE" not in body
+    assert body.count('class="breach"') == 1 and "overdue 2 h" in body
+    assert "Waiting (4, 1 past target)" in body
+
+    fragment_response, fragment = await supervisor.get("/board?fragment=1")
+    assert fragment_response.status == 200
+    assert "CAD/Q/LATE" in fragment and "<html" not in fragment
+
+
+async def test_assignment_and_a_handlers_own_list(
+    live_server: LiveServer, supervisor: FormClient
+) -> None:
+    _user(live_server, "pc1", Role.HANDLER)
+    _user(live_server, "clerk", Role.AUDITOR)
+    mine = _incident(live_server, "CAD/Q/A", 3, hours_ago=1)
+    _incident(live_server, "CAD/Q/B", 3, hours_ago=2)
+    await supervisor.get("/board")
+    response, body = await supervisor.post(f"/incidents/{mine}/assign", {"handler": "clerk"})
+    assert response.status == 400 and "choose a handler" in body
+    response, _ = await supervisor.post(f"/incidents/{mine}/assign", {"handler": "pc1"})
+    assert response.status == 303
+    with live_server.db.session() as session:
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "incident.assigned")
+        ).one()
+        assert event.actor == "sgt1" and event.detail["to"] == "pc1"
+
+    handler = FormClient(live_server.base_url)
+    try:
+        await handler.sign_in("pc1", PASSWORD)
+        response, body = await handler.get("/my")
+        assert response.status == 200
+        assert "CAD/Q/A" in body and "CAD/Q/B" not in body
+        response, _ = await handler.get("/board", allow_redirects=False)
+        assert response.status == 403
+        # Once the caller is on a connected call, the incident has had its response.
+        with live_server.db.session() as session:
+            incident = session.get(Incident, mine)
+            _, call, _ = calls.create_video_invite(
+                session,
+                Actor("pc1"),
+                incident,
+                accounts.require(session, "pc1"),
+                timedelta(hours=1),
+            )
+            session.get(Call, call.id).state = CallState.CONNECTED.value
+        response, body = await handler.get("/my?fragment=1")
+        assert "CAD/Q/A" not in body and "Nothing is waiting" in body
+    finally:
+        await handler.close()
+    response, body = await supervisor.get("/board")
+    assert "Calls now" in body and "CAD/Q/A" in body.split("Calls now")[1]
