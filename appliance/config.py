@@ -153,6 +153,23 @@ class Settings(BaseSettings):
         description="The checklist a handler answers before a video invite (Dorset's rules by "
         "default). Every answer must be yes for the video path.",
     )
+    outcome_codes: dict[str, str] = Field(
+        {
+            "advice_given": "Advice given",
+            "crime_recorded": "Crime recorded",
+            "resolved_on_call": "Resolved on the call",
+            "referred": "Referred to a partner agency",
+            "officer_to_attend": "Officer to attend",
+            "no_further_action": "No further action",
+        },
+        min_length=1,
+        description="Outcome codes (code: label) a handler chooses from; closing an "
+        "incident needs one.",
+    )
+    outcome_codes_deploying: list[str] = Field(
+        ["officer_to_attend"],
+        description="Outcome codes that mean someone is sent: a deployment, never avoided.",
+    )
     stun_urls: list[str] = Field(
         [],
         description='STUN servers for both legs, e.g. ["stun:evr.example:3478"]. '

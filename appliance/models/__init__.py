@@ -14,10 +14,18 @@ from appliance.models.calls import (
 )
 from appliance.models.incidents import Incident
 from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
+from appliance.models.officer import (
+    THRIVE_PARTS,
+    THRIVE_RATINGS,
+    IncidentNote,
+    ThriveAssessment,
+)
 from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "FINAL_STATES",
+    "THRIVE_PARTS",
+    "THRIVE_RATINGS",
     "UNSENT_STATES",
     "ApiKey",
     "AuditEvent",
@@ -25,12 +33,14 @@ __all__ = [
     "CallState",
     "ChatMessage",
     "Incident",
+    "IncidentNote",
     "Invite",
     "MessageStatus",
     "OutboundMessage",
     "Recording",
     "Role",
     "Snapshot",
+    "ThriveAssessment",
     "User",
     "UserRole",
     "WebSession",

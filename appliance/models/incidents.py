@@ -37,3 +37,8 @@ class Incident(SQLModel, table=True):
     eligibility_reason: str = Field(default="", max_length=500)
     eligibility_by_id: int | None = Field(default=None, foreign_key="users.id")
     eligibility_at: datetime | None = time_field()
+    outcome_code: str | None = Field(default=None, max_length=32)
+    deployment_needed: bool | None = None
+    outcome_by_id: int | None = Field(default=None, foreign_key="users.id")
+    outcome_at: datetime | None = time_field()
+    closed_at: datetime | None = time_field()

@@ -9,8 +9,8 @@ from aiohttp import web
 from sqlmodel import Session
 
 from appliance.live.hub import HANDLER, Participant
-from appliance.models import Call, Incident, Snapshot
-from appliance.services import calls, incidents
+from appliance.models import THRIVE_PARTS, THRIVE_RATINGS, Call, Incident, Snapshot
+from appliance.services import calls, incidents, officer
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.evidence import EvidenceError
@@ -76,10 +76,19 @@ async def console(request: web.Request) -> web.StreamResponse:
         call, incident = _call_for(request, session)
         chat = calls.chat_of(session, call)
         snapshots = calls.snapshots_of(session, call)
+        thrive = officer.thrive_history(session, incident)
     return aiohttp_jinja2.render_template(
         "calls/console.html",
         request,
-        {"call": call, "incident": incident, "chat": chat, "snapshots": snapshots},
+        {
+            "call": call,
+            "incident": incident,
+            "chat": chat,
+            "snapshots": snapshots,
+            "thrive": thrive,
+            "thrive_parts": THRIVE_PARTS,
+            "thrive_ratings": THRIVE_RATINGS,
+        },
     )
 
 

@@ -8,8 +8,8 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlmodel import Session
 
-from appliance.models import Incident, Role
-from appliance.services import calls, incidents, messages
+from appliance.models import THRIVE_PARTS, THRIVE_RATINGS, Incident, Role
+from appliance.services import calls, incidents, messages, officer
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.incidents import Filters, IncidentError
@@ -124,6 +124,8 @@ def _render_incident(
         incident_calls = calls.for_incident(session, incident.id or 0)
         timeline = incidents.timeline(session, incident)
         sms = messages.for_incident(session, incident.id or 0)
+        thrive = officer.thrive_history(session, incident)
+        notes = officer.notes_of(session, incident)
     return aiohttp_jinja2.render_template(
         "incidents/show.html",
         request,
@@ -134,6 +136,12 @@ def _render_incident(
             "error": error,
             "timeline": timeline,
             "messages": sms,
+            "thrive": thrive,
+            "notes": notes,
+            "thrive_parts": THRIVE_PARTS,
+            "thrive_ratings": THRIVE_RATINGS,
+            "outcomes": settings.outcome_codes,
+            "deploying": settings.outcome_codes_deploying,
             "notice": NOTICES.get(request.query.get("notice", ""), ""),
             "questions": settings.eligibility_questions,
             "may_act": incidents.may_act(current_user(request), current_roles(request), incident),

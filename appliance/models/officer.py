@@ -1,0 +1,42 @@
+"""What the officer records about an incident: THRIVE (versioned), notes and safeguarding."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from appliance.models.base import now_field
+
+THRIVE_PARTS = ("threat", "harm", "risk", "investigation", "vulnerability", "engagement")
+THRIVE_RATINGS = ("low", "medium", "high")
+
+
+class ThriveAssessment(SQLModel, table=True):
+    """One version of an incident's THRIVE: a change adds a version, never edits one."""
+
+    __tablename__ = "thrive_assessments"
+    __table_args__ = (UniqueConstraint("incident_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    version: int
+    ratings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    notes: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    by_id: int = Field(foreign_key="users.id")
+    at: datetime = now_field()
+
+
+class IncidentNote(SQLModel, table=True):
+    """A time-stamped note, or a safeguarding referral (to whom, why)."""
+
+    __tablename__ = "incident_notes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    kind: str = Field(max_length=16)
+    referred_to: str = Field(default="", max_length=120)
+    text: str = Field(max_length=4000)
+    by_id: int = Field(foreign_key="users.id")
+    at: datetime = now_field()
