@@ -186,3 +186,23 @@ def signed_in_handler(context: BrowserContext, appliance: Appliance, username: s
         page.get_by_role("button", name="Change password").click()
     expect(page.get_by_role("heading", name=re.compile("^Welcome"))).to_be_visible()
     return page
+
+
+@pytest.fixture
+def handler(browser: Browser, appliance: Appliance) -> Iterator[Page]:
+    """A signed-in handler's page with a fake camera and microphone."""
+    context = media_context(browser)
+    try:
+        yield signed_in_handler(context, appliance, "pc1001")
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[BrowserContext]:
+    """A caller's phone: a mobile-sized profile with a fake camera and microphone."""
+    context = media_context(browser, mobile=True)
+    try:
+        yield context
+    finally:
+        context.close()

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.conftest import Appliance, media_context, signed_in_handler
+from tests.e2e.conftest import Appliance, media_context
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def handler(browser: Browser, appliance: Appliance) -> Iterator[Page]:
-    context = media_context(browser)
-    try:
-        yield signed_in_handler(context, appliance, "pc2001")
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[BrowserContext]:
-    context = media_context(browser, mobile=True)
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 def new_link(handler: Page, appliance: Appliance, reference: str) -> str:

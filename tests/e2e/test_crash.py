@@ -7,13 +7,12 @@ import hashlib
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
 
 import av
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Appliance, media_context, signed_in_handler
+from tests.e2e.conftest import Appliance, media_context
 from tests.e2e.test_call import (
     admit_first_waiting,
     caller_joins,
@@ -24,15 +23,6 @@ from tests.e2e.test_call import (
 from tests.support.process import OutputDrain, start_serve, wait_healthy
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def handler(browser: Browser, appliance: Appliance) -> Iterator[Page]:
-    context = media_context(browser)
-    try:
-        yield signed_in_handler(context, appliance, "pc3001")
-    finally:
-        context.close()
 
 
 def test_a_killed_appliance_keeps_the_recording_and_fails_the_call(

@@ -59,7 +59,12 @@ def test_from_cad_to_the_call(browser: Browser, appliance: Appliance) -> None:
         answer_checklist(handler)
         handler.get_by_label("It is safe to contact the caller on this number now").check()
         handler.get_by_role("button", name="Send link by SMS").click()
-        expect(handler.get_by_role("status")).to_contain_text("on its way to the caller")
+        expect(handler.locator(".notice")).to_contain_text("on its way to the caller")
+        for _ in range(20):  # the dispatcher stores it within moments; reload to see it
+            if "stored" in handler.locator("#sms").inner_text():
+                break
+            handler.wait_for_timeout(250)
+            handler.reload()
         expect(handler.locator("#sms")).to_contain_text("stored")
 
         admin = office.new_page()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import Appliance, media_context, signed_in_handler
+from tests.e2e.conftest import Appliance, media_context
 from tests.e2e.test_call import (
     admit_first_waiting,
     caller_joins,
@@ -22,15 +21,6 @@ from tests.e2e.test_call import (
 from tests.support.process import https_get
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def handler(browser: Browser, appliance: Appliance) -> Iterator[Page]:
-    context = media_context(browser)
-    try:
-        yield signed_in_handler(context, appliance, "pc4001")
-    finally:
-        context.close()
 
 
 def scrape(appliance: Appliance) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
