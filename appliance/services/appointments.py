@@ -391,3 +391,25 @@ def _audit(
             **extra,
         },
     )
+
+
+@dataclass(frozen=True)
+class Booking:
+    """What the incident page shows: the appointment on, its history, slots to pick."""
+
+    current: Appointment | None
+    past: list[Appointment]
+    slots: list[Slot]
+
+    @staticmethod
+    def label(at: datetime) -> str:
+        return london_label(at)
+
+
+def booking_for(session: Session, settings: Settings, incident_id: int) -> Booking:
+    every = for_incident(session, incident_id)
+    current = next(
+        (a for a in every if AppointmentState(a.state) in ACTIVE_APPOINTMENT_STATES), None
+    )
+    past = [a for a in every if a is not current]
+    return Booking(current, past, next_free_slots(session, settings))

@@ -193,6 +193,12 @@ def open_link(
     return call
 
 
+def opens_at(session: Session, token: str) -> datetime | None:
+    """When a booked appointment's link starts to work (None: it always did)."""
+    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
+    return invite.opens_at if invite else None
+
+
 def record_consent(
     session: Session, call: Call, consent: Consent, device_hash: str, source: str
 ) -> bool:

@@ -9,7 +9,7 @@ from aiohttp import web
 from sqlmodel import Session
 
 from appliance.models import Incident, Role
-from appliance.services import calls, incidents, messages
+from appliance.services import appointments, calls, incidents, messages
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.incidents import Filters, IncidentError
@@ -19,7 +19,12 @@ from appliance.web.access import current_roles, current_user, requires, source_o
 
 routes = web.RouteTableDef()
 STAFF = (Role.HANDLER, Role.SUPERVISOR)
-NOTICES = {"sms_queued": "The link is on its way to the caller by SMS. Its status shows below."}
+NOTICES = {
+    "sms_queued": "The link is on its way to the caller by SMS. Its status shows below.",
+    "appointment_book": "Booked. The caller gets an SMS with the time and the link.",
+    "appointment_move": "Moved. The caller gets an SMS with the new time and a new link.",
+    "appointment_cancel": "Cancelled. The link no longer works; the caller gets an SMS.",
+}
 
 
 def _actor(request: web.Request) -> Actor:
@@ -124,6 +129,7 @@ def _render_incident(
         incident_calls = calls.for_incident(session, incident.id or 0)
         timeline = incidents.timeline(session, incident)
         sms = messages.for_incident(session, incident.id or 0)
+        booking = appointments.booking_for(session, settings, incident.id or 0)
     return aiohttp_jinja2.render_template(
         "incidents/show.html",
         request,
@@ -134,6 +140,7 @@ def _render_incident(
             "error": error,
             "timeline": timeline,
             "messages": sms,
+            "booking": booking,
             "notice": NOTICES.get(request.query.get("notice", ""), ""),
             "questions": settings.eligibility_questions,
             "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
