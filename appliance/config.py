@@ -31,6 +31,14 @@ NOTIFY_ADAPTERS = ("outbox", "govuk_notify", "webhook")
 UNSAFE_SMS_WORDS = re.compile(
     r"\b(police|crime|abuse|domestic|victim|offence|offender|assault|999|101)\b", re.I
 )
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+FULL_DAYS = {day: f"{day}day" for day in ("mon", "fri", "sun")} | {
+    "tue": "tuesday",
+    "wed": "wednesday",
+    "thu": "thursday",
+    "sat": "saturday",
+}
+HOURS_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)")
 DEFAULT_SMS_INVITE = "{force_name}: here is the link for your video call: {link}"
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
@@ -239,6 +247,24 @@ class Settings(BaseSettings):
         description="The invite SMS: {force_name} and {link} are filled in. Neutral wording "
         "only (it may be read by someone else).",
     )
+    appointment_hours: dict[str, str] = Field(
+        dict.fromkeys(WEEKDAYS, "08:30-21:30"),
+        description="Opening hours for booked video appointments per weekday, Europe/London "
+        'wall-clock time, e.g. {"mon": "08:30-21:30", "sun": "closed"}; a day left out is '
+        "closed.",
+    )
+    appointment_slot_minutes: int = Field(
+        30, ge=5, le=240, description="Length of one appointment slot."
+    )
+    appointment_officers: int = Field(
+        2, ge=1, le=100, description="Video officers on duty: appointments bookable per slot."
+    )
+    appointment_reminder_minutes: int = Field(
+        60, ge=0, le=7 * 24 * 60, description="The reminder SMS goes this long before the slot."
+    )
+    appointment_link_opens_minutes: int = Field(
+        15, ge=0, le=24 * 60, description="An appointment's link works from this long before it."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -316,6 +342,25 @@ class Settings(BaseSettings):
                 f"must stay neutral (it may be read by someone else): remove {unsafe.group(0)!r}"
             )
         return value
+
+    @field_validator("appointment_hours")
+    @classmethod
+    def _appointment_hours(cls, value: dict[str, str]) -> dict[str, str]:
+        hours: dict[str, str] = {}
+        for day, span in value.items():
+            key = day.strip().lower()[:3]
+            if key not in WEEKDAYS or day.strip().lower() not in (key, FULL_DAYS[key]):
+                raise ValueError(f"{day!r} is not a weekday (mon, tue, ... sun)")
+            span = span.strip().lower()
+            if span in ("", "closed"):
+                continue
+            match = HOURS_RE.fullmatch(span)
+            if not match or (match[3] == "24" and match[4] != "00"):
+                raise ValueError(f"{day}: {span!r} is not HH:MM-HH:MM (or closed)")
+            if (match[1], match[2]) >= (match[3], match[4]):
+                raise ValueError(f"{day}: {span!r} closes before it opens")
+            hours[key] = span
+        return hours
 
     @model_validator(mode="after")
     def _notify_adapter_needs(self) -> Settings:

@@ -1,6 +1,11 @@
 """The database tables. Import every model here so Alembic sees the whole metadata."""
 
 from appliance.models.api_keys import ApiKey
+from appliance.models.appointments import (
+    ACTIVE_APPOINTMENT_STATES,
+    Appointment,
+    AppointmentState,
+)
 from appliance.models.audit import AuditEvent
 from appliance.models.base import utcnow
 from appliance.models.calls import (
@@ -23,11 +28,14 @@ from appliance.models.officer import (
 from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
+    "ACTIVE_APPOINTMENT_STATES",
     "FINAL_STATES",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
     "UNSENT_STATES",
     "ApiKey",
+    "Appointment",
+    "AppointmentState",
     "AuditEvent",
     "Call",
     "CallState",

@@ -38,6 +38,7 @@ class Invite(SQLModel, table=True):
     created_by_id: int = Field(foreign_key="users.id")
     created_at: datetime = now_field()
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    opens_at: datetime | None = time_field()  # a booked appointment's link: not before
     revoked_at: datetime | None = time_field()
     opened_at: datetime | None = time_field()
 

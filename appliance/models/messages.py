@@ -21,6 +21,7 @@ class MessageStatus(StrEnum):
     STORED = "stored"  # the outbox adapter kept it for someone to pass on
     SENT = "sent"  # the gateway accepted it
     FAILED = "failed"  # refused, or given up after the last attempt
+    CANCELLED = "cancelled"  # withdrawn before it was sent (a moved or cancelled appointment)
 
 
 UNSENT_STATES = frozenset({MessageStatus.PENDING, MessageStatus.RETRYING})

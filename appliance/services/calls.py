@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel import Session, col, select
@@ -61,6 +62,7 @@ class LinkProblem(StrEnum):
     REVOKED = "revoked"
     FINISHED = "finished"
     OTHER_DEVICE = "other_device"
+    TOO_EARLY = "too_early"  # a booked appointment's link, before it opens (invite.opens_at)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ def create_video_invite(
     created_by: User,
     ttl: timedelta,
     channel: str = "link",
+    opens_at: datetime | None = None,
 ) -> tuple[Invite, Call, str]:
     """A new link and its call. The token is returned once and never stored.
 
@@ -117,6 +120,7 @@ def create_video_invite(
         token_hash=hash_token(token),
         created_by_id=created_by.id or 0,
         expires_at=utcnow() + ttl,
+        opens_at=opens_at,
     )
     session.add(invite)
     session.flush()
@@ -165,6 +169,8 @@ def open_link(
     if invite.expires_at <= utcnow() and state is not CallState.CONNECTED:
         _move(session, call, CallState.EXPIRED, Actor(audit.SYSTEM, source), reason="link_expired")
         return LinkProblem.EXPIRED
+    if invite.opens_at is not None and utcnow() < invite.opens_at:
+        return LinkProblem.TOO_EARLY
     if call.caller_device_hash and call.caller_device_hash != device_hash:
         audit.record(
             session,
@@ -185,6 +191,12 @@ def open_link(
             object_id=call.public_id,
         )
     return call
+
+
+def opens_at(session: Session, token: str) -> datetime | None:
+    """When a booked appointment's link starts to work (None: it always did)."""
+    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
+    return invite.opens_at if invite else None
 
 
 def record_consent(
@@ -369,24 +381,37 @@ def create_sms_invite(
     created_by: User,
     settings: Settings,
     safe_to_contact: bool,
-) -> tuple[Call, OutboundMessage]:
+    *,
+    ttl: timedelta | None = None,
+    opens_at: datetime | None = None,
+    wording: Callable[[str], str] | None = None,
+) -> tuple[Call, OutboundMessage, str]:
     """A video invite sent to the caller's phone by SMS (queued; the dispatcher sends it).
 
     The handler must first confirm it is safe to contact the caller on that number now:
-    a domestic abuse victim's phone may be seen by the abuser.
+    a domestic abuse victim's phone may be seen by the abuser. A booked appointment
+    passes its own ``ttl``, ``opens_at`` and ``wording`` (the text around the link).
+    Returns the call, the message and the link (shown nowhere: for a reminder's text).
     """
     if not safe_to_contact:
         raise CallError("confirm that it is safe to contact the caller on this number now")
     _, call, token = create_video_invite(
-        session, actor, incident, created_by, timedelta(hours=settings.invite_ttl_hours), "sms"
+        session,
+        actor,
+        incident,
+        created_by,
+        ttl or timedelta(hours=settings.invite_ttl_hours),
+        "sms",
+        opens_at=opens_at,
     )
+    link = link_for(settings, token)
     message = messages.queue_sms(
         session,
         actor,
         to_phone=incident.caller_phone,
-        body=messages.invite_text(settings, link_for(settings, token)),
+        body=(wording or (lambda url: messages.invite_text(settings, url)))(link),
         reference=call.public_id,
         incident_id=incident.id,
         call_public_id=call.public_id,
     )
-    return call, message
+    return call, message, link

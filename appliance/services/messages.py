@@ -72,8 +72,11 @@ def queue_sms(
     reference: str,
     incident_id: int | None = None,
     call_public_id: str | None = None,
+    not_before: datetime | None = None,
 ) -> OutboundMessage:
-    """Store an SMS to send (``pending``, due now). Poke the dispatcher after commit."""
+    """Store an SMS to send (``pending``, due now or at ``not_before``, e.g. a reminder).
+
+    Poke the dispatcher after commit."""
     message = _new(
         session,
         to_phone=to_phone,
@@ -82,8 +85,27 @@ def queue_sms(
         incident_id=incident_id,
         call_public_id=call_public_id,
     )
+    if not_before is not None:
+        message.next_attempt_at = not_before
+        session.add(message)
+        session.flush()
     _audit(session, actor, "message.queued", message)
     return message
+
+
+def cancel(session: Session, actor: Actor, message: OutboundMessage) -> bool:
+    """Withdraw a message not yet tried (a reminder for a moved or cancelled appointment).
+
+    ``False`` when it is too late: it was tried already, or has gone.
+    """
+    if message.status != MessageStatus.PENDING.value or message.attempts:
+        return False
+    message.status = MessageStatus.CANCELLED.value
+    message.next_attempt_at = None
+    session.add(message)
+    session.flush()
+    _audit(session, actor, "message.cancelled", message)
+    return True
 
 
 def _new(

@@ -18,6 +18,7 @@ from appliance.notify.dispatcher import Dispatcher
 from appliance.web import (
     admin,
     api,
+    appointments,
     auth,
     board,
     caller,
@@ -68,7 +69,19 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         context_processors=[_template_context],
     )
     app.on_response_prepare.append(middleware.security_headers)
-    for module in (auth, home, admin, health, incidents, officer, console, caller, api, board):
+    for module in (
+        auth,
+        home,
+        admin,
+        health,
+        incidents,
+        officer,
+        appointments,
+        console,
+        caller,
+        api,
+        board,
+    ):
         app.router.add_routes(module.routes)
     app.on_startup.append(lambda _app: hub.start_sampling())
     app.on_shutdown.append(lambda _app: hub.close_all())

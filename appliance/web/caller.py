@@ -11,10 +11,12 @@ import secrets
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlmodel import Session
 
 from appliance.live.hub import CALLER, Participant
 from appliance.models import Call
 from appliance.services import calls
+from appliance.services.appointments import london_label
 from appliance.services.calls import Consent, LinkProblem
 from appliance.web import keys
 from appliance.web.access import grants, public, require_same_origin, source_of
@@ -48,6 +50,11 @@ PROBLEMS = {
         "A video call can only use one phone at a time. Use the phone "
         "you started on, or ask the officer for a new link.",
     ),
+    LinkProblem.TOO_EARLY: (
+        409,
+        "Your video call has not started yet",
+        "This link works from {opens} (UK time). Please open it again then.",
+    ),
 }
 
 
@@ -63,8 +70,18 @@ def _open(request: web.Request) -> Call | LinkProblem:
         )
 
 
-def _problem(request: web.Request, problem: LinkProblem) -> web.Response:
+def _problem(
+    request: web.Request, problem: LinkProblem, session: Session | None = None
+) -> web.Response:
     status, title, text = PROBLEMS[problem]
+    if problem is LinkProblem.TOO_EARLY:
+        token = request.match_info["token"]
+        if session is None:
+            with request.app[keys.DB].session() as own:
+                opens_at = calls.opens_at(own, token)
+        else:
+            opens_at = calls.opens_at(session, token)
+        text = text.format(opens=london_label(opens_at) if opens_at else "shortly before")
     return aiohttp_jinja2.render_template(
         "caller/problem.html", request, {"title": title, "text": text}, status=status
     )
@@ -100,7 +117,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
     with request.app[keys.DB].session() as session:
         call = calls.open_link(session, token, _device_hash(request), source_of(request))
         if isinstance(call, LinkProblem):
-            return _problem(request, call)
+            return _problem(request, call, session)
         agreed = calls.record_consent(session, call, choice, device_hash, source_of(request))
     if not agreed:
         return aiohttp_jinja2.render_template(

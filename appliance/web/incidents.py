@@ -9,7 +9,7 @@ from aiohttp import web
 from sqlmodel import Session
 
 from appliance.models import THRIVE_PARTS, THRIVE_RATINGS, Incident, Role
-from appliance.services import calls, incidents, messages, officer
+from appliance.services import appointments, calls, incidents, messages, officer
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.incidents import Filters, IncidentError
@@ -19,7 +19,12 @@ from appliance.web.access import current_roles, current_user, requires, source_o
 
 routes = web.RouteTableDef()
 STAFF = (Role.HANDLER, Role.SUPERVISOR)
-NOTICES = {"sms_queued": "The link is on its way to the caller by SMS. Its status shows below."}
+NOTICES = {
+    "sms_queued": "The link is on its way to the caller by SMS. Its status shows below.",
+    "appointment_book": "Booked. The caller gets an SMS with the time and the link.",
+    "appointment_move": "Moved. The caller gets an SMS with the new time and a new link.",
+    "appointment_cancel": "Cancelled. The link no longer works; the caller gets an SMS.",
+}
 
 
 def _actor(request: web.Request) -> Actor:
@@ -126,6 +131,7 @@ def _render_incident(
         sms = messages.for_incident(session, incident.id or 0)
         thrive = officer.thrive_history(session, incident)
         notes = officer.notes_of(session, incident)
+        booking = appointments.booking_for(session, settings, incident.id or 0)
     return aiohttp_jinja2.render_template(
         "incidents/show.html",
         request,
@@ -142,6 +148,7 @@ def _render_incident(
             "thrive_ratings": THRIVE_RATINGS,
             "outcomes": settings.outcome_codes,
             "deploying": settings.outcome_codes_deploying,
+            "booking": booking,
             "notice": NOTICES.get(request.query.get("notice", ""), ""),
             "questions": settings.eligibility_questions,
             "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
