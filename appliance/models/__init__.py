@@ -14,6 +14,7 @@ from appliance.models.calls import (
 )
 from appliance.models.incidents import Incident
 from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
+from appliance.models.uploads import SharedLocation, UploadedItem
 from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "OutboundMessage",
     "Recording",
     "Role",
+    "SharedLocation",
     "Snapshot",
+    "UploadedItem",
     "User",
     "UserRole",
     "WebSession",
