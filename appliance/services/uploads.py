@@ -133,6 +133,15 @@ def _refuse_type(name: str) -> UploadRefused:
     )
 
 
+def _refuse_total(name: str, size: int, limits: Limits, left: int) -> UploadRefused:
+    return UploadRefused(
+        f"“{name}” would take this link past its limit of "
+        f"{human_size(limits.max_total_bytes)} in all ({human_size(left)} left). "
+        "Nothing of it was kept.",
+        "total_too_large",
+    )
+
+
 def check_content(path: Path, detected: str, name: str) -> None:
     """Open what the magic bytes promised with PyAV: a video must demux with a video
     stream in the right container, a JPEG or PNG must decode. HEIC/HEIF is taken on
@@ -180,13 +189,19 @@ def usage(session: Session, invite: Invite) -> Usage:
 
 
 async def receive(
-    chunks: AsyncIterator[bytes], folder: Path, original_name: str, max_bytes: int
+    chunks: AsyncIterator[bytes],
+    folder: Path,
+    original_name: str,
+    limits: Limits,
+    used: Usage,
 ) -> Received:
     """Write a stream to a temporary file in ``folder``, hashing as it goes.
 
-    Refused (and the temporary file removed) when the stream passes ``max_bytes`` or
-    its first bytes are not an accepted type; the content is then checked whole.
+    Refused (and the temporary file removed) as soon as the stream passes the
+    per-file limit or what is left of the link's total, or its first bytes are not an
+    accepted type; the content is then checked whole. ``keep`` checks the total again.
     """
+    left = max(limits.max_total_bytes - used.total_bytes, 0)
     name = sanitise_name(original_name)
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     temp = folder / f".incoming-{secrets.token_hex(8)}.partial"
@@ -199,12 +214,14 @@ async def receive(
         with out:
             async for chunk in chunks:
                 size += len(chunk)
-                if size > max_bytes:
+                if size > limits.max_file_bytes:
                     raise UploadRefused(
-                        f"“{name}” is larger than {human_size(max_bytes)}, the most one file "
-                        "may be. Nothing of it was kept.",
+                        f"“{name}” is larger than {human_size(limits.max_file_bytes)}, the "
+                        "most one file may be. Nothing of it was kept.",
                         "file_too_large",
                     )
+                if size > left:
+                    raise _refuse_total(name, size, limits, left)
                 if detected is None:
                     head += chunk[: HEAD_BYTES - len(head)]
                     if len(head) >= HEAD_BYTES:
@@ -254,12 +271,7 @@ def keep(
         )
     if used.total_bytes + received.size_bytes > limits.max_total_bytes:
         left = max(limits.max_total_bytes - used.total_bytes, 0)
-        raise UploadRefused(
-            f"“{received.original_name}” ({human_size(received.size_bytes)}) would take this "
-            f"link past its limit of {human_size(limits.max_total_bytes)} in all "
-            f"({human_size(left)} left). Nothing of it was kept.",
-            "total_too_large",
-        )
+        raise _refuse_total(received.original_name, received.size_bytes, limits, left)
     received_at = utcnow()
     final = received.temp_path.with_name(
         f"{received_at:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(4)}{ACCEPTED[received.detected_type]}"
