@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import unicodedata
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,7 +168,9 @@ def check_content(path: Path, detected: str, name: str) -> None:
 def sanitise_name(name: str | None) -> str:
     """The caller's file name as something safe to show: no folders, no control
     characters, at most 200 characters. Never used to build a path."""
-    base = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    # Some clients percent-encode the name (RFC 5987 style); folders are dropped after.
+    decoded = urllib.parse.unquote(name or "")
+    base = unicodedata.normalize("NFC", decoded.replace("\\", "/").rsplit("/", 1)[-1])
     cleaned = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
     cleaned = cleaned.lstrip(".") or "unnamed"
     return cleaned[:200]
