@@ -40,6 +40,11 @@ FULL_DAYS = {day: f"{day}day" for day in ("mon", "fri", "sun")} | {
 }
 HOURS_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)")
 DEFAULT_SMS_INVITE = "{force_name}: here is the link for your video call: {link}"
+DEFAULT_SMS_UPLOAD = "{force_name}: here is the link to send your photos and videos: {link}"
+DEFAULT_SMS_LOCATION = "{force_name}: here is the link to share where you are: {link}"
+# South, west, north, east: Great Britain, Northern Ireland, the Isle of Man, the
+# Channel Islands, Scilly, Shetland, with a margin.
+UK_BOUNDS = [49.0, -8.8, 61.0, 2.0]
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 NOTIFY_KEY_RE = re.compile(rf".+-{UUID_RE.pattern}-{UUID_RE.pattern}", re.I)
@@ -266,6 +271,38 @@ class Settings(BaseSettings):
         15, ge=0, le=24 * 60, description="An appointment's link works from this long before it."
     )
 
+    sms_upload_template: str = Field(
+        DEFAULT_SMS_UPLOAD,
+        min_length=10,
+        max_length=300,
+        description="The SMS for an upload invite (photos and videos); same rules as "
+        "sms_invite_template.",
+    )
+    sms_location_template: str = Field(
+        DEFAULT_SMS_LOCATION,
+        min_length=10,
+        max_length=300,
+        description="The SMS for a location invite; same rules as sms_invite_template.",
+    )
+    upload_max_file_bytes: int = Field(
+        200 * 1024**2,
+        ge=1024,
+        description="Largest single photo or video a caller may send.",
+    )
+    upload_max_total_bytes: int = Field(
+        1024**3,
+        ge=1024,
+        description="Most one upload link may receive in all; reaching it spends the link.",
+    )
+    upload_max_files: int = Field(
+        20, ge=1, le=1000, description="Most files one upload link may receive."
+    )
+    location_bounds: list[float] = Field(
+        UK_BOUNDS,
+        description="A shared location outside this box [south, west, north, east] (degrees) "
+        "is refused as implausible; [] accepts anywhere on Earth.",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -325,7 +362,19 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters")
         return value
 
-    @field_validator("sms_invite_template")
+    @field_validator("location_bounds")
+    @classmethod
+    def _bounds(cls, value: list[float]) -> list[float]:
+        if not value:
+            return value
+        if len(value) != 4:
+            raise ValueError("must be [south, west, north, east] or []")
+        south, west, north, east = value
+        if not (-90 <= south < north <= 90 and -180 <= west < east <= 180):
+            raise ValueError("must be [south, west, north, east] with south < north, west < east")
+        return value
+
+    @field_validator("sms_invite_template", "sms_upload_template", "sms_location_template")
     @classmethod
     def _sms_template(cls, value: str) -> str:
         try:
@@ -379,6 +428,8 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert and tls_key must be set together")
         if self.turn_urls and self.turn_secret is None:
             raise ValueError("turn_urls need turn_secret (coturn's static-auth-secret)")
+        if self.upload_max_file_bytes > self.upload_max_total_bytes:
+            raise ValueError("upload_max_file_bytes cannot be more than upload_max_total_bytes")
         return self
 
     @classmethod

@@ -25,6 +25,7 @@ from appliance.models.officer import (
     IncidentNote,
     ThriveAssessment,
 )
+from appliance.models.uploads import SharedLocation, UploadedItem
 from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
@@ -47,8 +48,10 @@ __all__ = [
     "OutboundMessage",
     "Recording",
     "Role",
+    "SharedLocation",
     "Snapshot",
     "ThriveAssessment",
+    "UploadedItem",
     "User",
     "UserRole",
     "WebSession",

@@ -1,4 +1,4 @@
-"""Video invites and the call state machine.
+"""Invites (video, upload, location) and the call state machine.
 
 A call moves invited → waiting → connected → ended, or to expired, failed or
 cancelled; each move is one function here and one audit event. The link's token
@@ -35,9 +35,21 @@ from appliance.services import audit, evidence, messages
 from appliance.services.audit import Actor
 
 NOTICE_VERSION = "2026-11-v1"
+# What a link asks of the caller. Every kind has a Call row: it carries the link's
+# state, the consent and the device binding. Only video calls go on to waiting and
+# connected; an upload or location link goes from invited straight to ended when
+# the caller is done.
+VIDEO, UPLOAD, LOCATION = "video", "upload", "location"
+INVITE_KINDS = (VIDEO, UPLOAD, LOCATION)
 TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.INVITED: frozenset(
-        {CallState.WAITING, CallState.EXPIRED, CallState.CANCELLED, CallState.FAILED}
+        {
+            CallState.WAITING,
+            CallState.ENDED,
+            CallState.EXPIRED,
+            CallState.CANCELLED,
+            CallState.FAILED,
+        }
     ),
     CallState.WAITING: frozenset(
         {
@@ -107,16 +119,22 @@ def create_video_invite(
     created_by: User,
     ttl: timedelta,
     channel: str = "link",
+    kind: str = VIDEO,
     opens_at: datetime | None = None,
 ) -> tuple[Invite, Call, str]:
     """A new link and its call. The token is returned once and never stored.
 
     ``channel`` says how the link travels: ``link`` (shown to the handler to pass on,
     counted as sent now) or ``sms`` (counted by the dispatcher when the gateway answers).
+    ``kind`` says what the link asks for: a video call, photos and videos, or the
+    caller's location (see ``INVITE_KINDS``).
     """
+    if kind not in INVITE_KINDS:
+        raise CallError(f"there is no {kind!r} kind of invite")
     token = secrets.token_urlsafe(32)
     invite = Invite(
         incident_id=incident.id or 0,
+        kind=kind,
         token_hash=hash_token(token),
         created_by_id=created_by.id or 0,
         expires_at=utcnow() + ttl,
@@ -237,6 +255,71 @@ def record_consent(
         },
     )
     return True
+
+
+def kind_of(session: Session, call: Call) -> str:
+    invite = session.get(Invite, call.invite_id)
+    return invite.kind if invite is not None else VIDEO
+
+
+def kind_of_token(session: Session, token: str) -> str:
+    """The kind of the invite a token names (video when unknown), for wording a refusal."""
+    if not token or len(token) > 128:
+        return VIDEO
+    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
+    return invite.kind if invite is not None else VIDEO
+
+
+def kinds_for(session: Session, some_calls: list[Call]) -> dict[int, str]:
+    """Invite kind by call id, for pages that list calls."""
+    ids = [c.invite_id for c in some_calls]
+    if not ids:
+        return {}
+    kinds = {
+        i.id: i.kind for i in session.exec(select(Invite).where(col(Invite.id).in_(ids))).all()
+    }
+    return {c.id or 0: kinds.get(c.invite_id, VIDEO) for c in some_calls}
+
+
+def record_collection_consent(
+    session: Session, call: Call, kind: str, agreed: bool, device_hash: str, source: str
+) -> bool:
+    """The caller's agreement to an upload or location link; binds the link to this device.
+
+    Like ``record_consent``: a refusal is recorded and ``False`` returned.
+    """
+    if kind not in (UPLOAD, LOCATION):
+        raise CallError(f"a {kind} link takes the video call's consent")
+    if not agreed:
+        audit.record(
+            session,
+            Actor("caller", source),
+            "call.consent_declined",
+            object_type="call",
+            object_id=call.public_id,
+            detail={"kind": kind},
+        )
+        return False
+    call.consent_location = kind == LOCATION
+    call.consent_at = utcnow()
+    call.notice_version = NOTICE_VERSION
+    call.caller_device_hash = device_hash
+    session.add(call)
+    audit.record(
+        session,
+        Actor("caller", source),
+        "call.consent",
+        object_type="call",
+        object_id=call.public_id,
+        detail={"kind": kind, "notice": NOTICE_VERSION},
+    )
+    return True
+
+
+def finish_collection(session: Session, call: Call, source: str, reason: str) -> None:
+    """Spend an upload or location link: the caller is done, or the limit is reached."""
+    if CallState(call.state) is CallState.INVITED:
+        _move(session, call, CallState.ENDED, Actor("caller", source), reason=reason)
 
 
 def caller_waiting(session: Session, call: Call, source: str) -> None:
@@ -381,12 +464,13 @@ def create_sms_invite(
     created_by: User,
     settings: Settings,
     safe_to_contact: bool,
+    kind: str = VIDEO,
     *,
     ttl: timedelta | None = None,
     opens_at: datetime | None = None,
     wording: Callable[[str], str] | None = None,
 ) -> tuple[Call, OutboundMessage, str]:
-    """A video invite sent to the caller's phone by SMS (queued; the dispatcher sends it).
+    """An invite sent to the caller's phone by SMS (queued; the dispatcher sends it).
 
     The handler must first confirm it is safe to contact the caller on that number now:
     a domestic abuse victim's phone may be seen by the abuser. A booked appointment
@@ -402,6 +486,7 @@ def create_sms_invite(
         created_by,
         ttl or timedelta(hours=settings.invite_ttl_hours),
         "sms",
+        kind,
         opens_at=opens_at,
     )
     link = link_for(settings, token)
@@ -409,7 +494,7 @@ def create_sms_invite(
         session,
         actor,
         to_phone=incident.caller_phone,
-        body=(wording or (lambda url: messages.invite_text(settings, url)))(link),
+        body=(wording or (lambda url: messages.invite_text(settings, url, kind)))(link),
         reference=call.public_id,
         incident_id=incident.id,
         call_public_id=call.public_id,

@@ -58,9 +58,13 @@ class RetryPolicy:
         return timedelta(seconds=seconds)
 
 
-def invite_text(settings: Settings, link: str) -> str:
-    """The invite's wording with the force's name and the caller's link filled in."""
-    return settings.sms_invite_template.format(force_name=settings.force_name, link=link)
+def invite_text(settings: Settings, link: str, kind: str = "video") -> str:
+    """The invite's wording for its kind, with the force's name and the link filled in."""
+    template = {
+        "upload": settings.sms_upload_template,
+        "location": settings.sms_location_template,
+    }.get(kind, settings.sms_invite_template)
+    return template.format(force_name=settings.force_name, link=link)
 
 
 def queue_sms(

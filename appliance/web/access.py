@@ -7,6 +7,7 @@ by accident.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from appliance.web import keys
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ACCESS_ATTR = "_evr_access"
+STREAMS_BODY_ATTR = "_evr_streams_body"
 PERMISSIONS_ATTR = "_evr_permissions"
 PUBLIC = "public"
 SIGNED_IN = "signed_in"
@@ -58,6 +60,20 @@ def grants(*features: str) -> Callable[[Handler], Handler]:
         return handler
 
     return mark
+
+
+def streams_body(handler: Handler) -> Handler:
+    """This handler reads its multipart body itself, as a stream (uploads larger than
+    the app-wide request limit). The middleware then leaves a form's CSRF token to the
+    handler, which must read it as the first part (``csrf_matches``) before any file."""
+    setattr(handler, STREAMS_BODY_ATTR, True)
+    return handler
+
+
+def csrf_matches(request: web.Request, sent: str) -> bool:
+    if keys.NEW_CSRF_COOKIE in request:
+        return False
+    return hmac.compare_digest(sent.encode(), request[keys.CSRF].encode())
 
 
 def access_of(handler: Any) -> Any:

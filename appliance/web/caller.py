@@ -2,24 +2,36 @@
 
 Mobile first, a neutral title, nothing cached. A bad link (unknown, expired,
 revoked, finished, in use on another phone) gets a plain page and opens no media.
+One link, ``/v/{token}``, serves every invite kind: a video call, an upload of
+photos and videos, or the phone's location shared once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp_jinja2
-from aiohttp import web
-from sqlmodel import Session
+from aiohttp import BodyPartReader, web
 
 from appliance.live.hub import CALLER, Participant
-from appliance.models import Call
-from appliance.services import calls
+from appliance.models import Call, Invite
+from appliance.services import calls, locations, uploads
 from appliance.services.appointments import london_label
-from appliance.services.calls import Consent, LinkProblem
+from appliance.services.calls import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
+from appliance.services.locations import LocationRefused
+from appliance.services.uploads import Limits, UploadRefused
 from appliance.web import keys
-from appliance.web.access import grants, public, require_same_origin, source_of
+from appliance.web.access import (
+    csrf_matches,
+    grants,
+    public,
+    require_same_origin,
+    source_of,
+    streams_body,
+)
 
 routes = web.RouteTableDef()
 
@@ -58,48 +70,99 @@ PROBLEMS = {
 }
 
 
+# Wording for upload and location links where the video call's would mislead.
+COLLECTION_PROBLEMS = {
+    LinkProblem.REVOKED: (
+        410,
+        "This link is no longer in use",
+        "The officer cancelled this link. They may send you a new one.",
+    ),
+    LinkProblem.FINISHED: (
+        410,
+        "This link has been used",
+        "Thank you: what you sent has reached us. If you need us again, please call.",
+    ),
+    LinkProblem.OTHER_DEVICE: (
+        409,
+        "This link is open on another phone",
+        "This link works on one phone only. Use the phone you started on, or ask the "
+        "officer for a new link.",
+    ),
+}
+TITLES = {VIDEO: "Video call", UPLOAD: "Send photos and videos", LOCATION: "Share where you are"}
+# Where a caller who has agreed goes next, by kind.
+NEXT_STEP = {VIDEO: "call", UPLOAD: "upload", LOCATION: "location"}
+REFUSAL_STATUS = {"type": 415, "file_too_large": 413, "total_too_large": 413}
+CHUNK = 256 * 1024
+
+
 def _device_hash(request: web.Request) -> str | None:
     token = request.cookies.get(keys.CALLER_DEVICE_COOKIE)
     return hashlib.sha256(token.encode()).hexdigest() if token else None
 
 
-def _open(request: web.Request) -> Call | LinkProblem:
+def _open(request: web.Request) -> tuple[Call | LinkProblem, str]:
+    """The link's call (or its problem) and the invite's kind."""
+    token = request.match_info["token"]
     with request.app[keys.DB].session() as session:
-        return calls.open_link(
-            session, request.match_info["token"], _device_hash(request), source_of(request)
-        )
+        result = calls.open_link(session, token, _device_hash(request), source_of(request))
+        kind = calls.kind_of_token(session, token)
+    return result, kind
 
 
-def _problem(
-    request: web.Request, problem: LinkProblem, session: Session | None = None
-) -> web.Response:
+def _problem(request: web.Request, problem: LinkProblem, kind: str = VIDEO) -> web.Response:
+    """A plain page saying why the link does not work (called after any session closed)."""
     status, title, text = PROBLEMS[problem]
+    if kind != VIDEO:
+        status, title, text = COLLECTION_PROBLEMS.get(problem, (status, title, text))
     if problem is LinkProblem.TOO_EARLY:
-        token = request.match_info["token"]
-        if session is None:
-            with request.app[keys.DB].session() as own:
-                opens_at = calls.opens_at(own, token)
-        else:
-            opens_at = calls.opens_at(session, token)
+        with request.app[keys.DB].session() as session:
+            opens_at = calls.opens_at(session, request.match_info["token"])
         text = text.format(opens=london_label(opens_at) if opens_at else "shortly before")
     return aiohttp_jinja2.render_template(
-        "caller/problem.html", request, {"title": title, "text": text}, status=status
+        "caller/problem.html",
+        request,
+        {"title": title, "text": text, "page_title": TITLES.get(kind, TITLES[VIDEO])},
+        status=status,
     )
+
+
+def _consent_page(
+    request: web.Request, kind: str, error: str = "", status: int = 200
+) -> web.Response:
+    template = {
+        VIDEO: "caller/consent.html",
+        UPLOAD: "caller/consent_upload.html",
+        LOCATION: "caller/consent_location.html",
+    }[kind]
+    return aiohttp_jinja2.render_template(
+        template,
+        request,
+        {
+            "token": request.match_info["token"],
+            "notice_version": calls.NOTICE_VERSION,
+            "page_title": TITLES[kind],
+            "limits": Limits.from_settings(request.app[keys.SETTINGS]),
+            "human_size": uploads.human_size,
+            "error": error,
+        },
+        status=status,
+    )
+
+
+def _agreed_here(request: web.Request, call: Call) -> bool:
+    return call.consent_at is not None and _device_hash(request) == call.caller_device_hash
 
 
 @routes.get("/v/{token}", name="caller_link")
 @public
 async def link(request: web.Request) -> web.StreamResponse:
-    call = _open(request)
+    call, kind = _open(request)
     if isinstance(call, LinkProblem):
-        return _problem(request, call)
-    if call.consent_at is not None and _device_hash(request) == call.caller_device_hash:
-        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}/call")
-    return aiohttp_jinja2.render_template(
-        "caller/consent.html",
-        request,
-        {"token": request.match_info["token"], "notice_version": calls.NOTICE_VERSION},
-    )
+        return _problem(request, call, kind)
+    if _agreed_here(request, call):
+        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}/{NEXT_STEP[kind]}")
+    return _consent_page(request, kind)
 
 
 @routes.post("/v/{token}", name="caller_consent")
@@ -116,22 +179,34 @@ async def consent(request: web.Request) -> web.StreamResponse:
     device_hash = hashlib.sha256(device.encode()).hexdigest()
     with request.app[keys.DB].session() as session:
         call = calls.open_link(session, token, _device_hash(request), source_of(request))
-        if isinstance(call, LinkProblem):
-            return _problem(request, call, session)
-        agreed = calls.record_consent(session, call, choice, device_hash, source_of(request))
+        kind = calls.kind_of_token(session, token)
+        if not isinstance(call, LinkProblem):
+            if kind == VIDEO:
+                agreed = calls.record_consent(
+                    session, call, choice, device_hash, source_of(request)
+                )
+            else:
+                agreed = calls.record_collection_consent(
+                    session,
+                    call,
+                    kind,
+                    form.get("consent") == "yes",
+                    device_hash,
+                    source_of(request),
+                )
+    if isinstance(call, LinkProblem):
+        return _problem(request, call, kind)
     if not agreed:
-        return aiohttp_jinja2.render_template(
-            "caller/consent.html",
-            request,
-            {
-                "token": token,
-                "notice_version": calls.NOTICE_VERSION,
-                "error": "A video call needs your agreement. If you would rather not, "
-                "an officer can visit you instead: tell the officer who called you.",
-            },
-            status=400,
-        )
-    response = web.HTTPSeeOther(f"/v/{token}/call")
+        error = {
+            VIDEO: "A video call needs your agreement. If you would rather not, "
+            "an officer can visit you instead: tell the officer who called you.",
+            UPLOAD: "Sending photos and videos needs your agreement. If you would rather "
+            "not, tell the officer who called you.",
+            LOCATION: "Sharing your location needs your agreement. If you would rather "
+            "not, tell the officer where you are instead.",
+        }[kind]
+        return _consent_page(request, kind, error, status=400)
+    response = web.HTTPSeeOther(f"/v/{token}/{NEXT_STEP[kind]}")
     response.set_cookie(
         keys.CALLER_DEVICE_COOKIE, device, secure=True, httponly=True, samesite="Strict", path="/"
     )
@@ -142,10 +217,10 @@ async def consent(request: web.Request) -> web.StreamResponse:
 @public
 @grants("camera", "microphone", "geolocation")
 async def call_page(request: web.Request) -> web.StreamResponse:
-    call = _open(request)
+    call, kind = _open(request)
     if isinstance(call, LinkProblem):
-        return _problem(request, call)
-    if call.consent_at is None:
+        return _problem(request, call, kind)
+    if call.consent_at is None or kind != VIDEO:
         raise web.HTTPSeeOther(f"/v/{request.match_info['token']}")
     return aiohttp_jinja2.render_template(
         "caller/call.html",
@@ -158,12 +233,288 @@ async def call_page(request: web.Request) -> web.StreamResponse:
 @public
 async def caller_socket(request: web.Request) -> web.StreamResponse:
     require_same_origin(request)
-    call = _open(request)
+    call, kind = _open(request)
     if isinstance(call, LinkProblem):
         raise web.HTTPForbidden(text=f"link refused: {call.value}")
+    if kind != VIDEO:
+        raise web.HTTPForbidden(text="this link is not for a video call")
     if call.consent_at is None:
         raise web.HTTPForbidden(text="consent first")
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
     await ws.prepare(request)
     await request.app[keys.HUB].serve(call.public_id, Participant(CALLER, ws, source_of(request)))
     return ws
+
+
+def _collection_call(
+    request: web.Request, call: Call | LinkProblem, kind: str, want: str
+) -> Call | web.Response:
+    """The agreed call of an upload or location link opened on its own phone, else the
+    page the caller should see instead."""
+    if isinstance(call, LinkProblem):
+        return _problem(request, call, kind)
+    if kind != want or call.consent_at is None:
+        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}")
+    return call
+
+
+def _upload_page(
+    request: web.Request,
+    call: Call,
+    *,
+    received: list[str] | None = None,
+    error: str = "",
+    status: int = 200,
+) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    with request.app[keys.DB].session() as session:
+        invite = session.get(Invite, call.invite_id)
+        assert invite is not None
+        used = uploads.usage(session, invite)
+    return aiohttp_jinja2.render_template(
+        "caller/upload.html",
+        request,
+        {
+            "token": request.match_info["token"],
+            "page_title": TITLES[UPLOAD],
+            "used": used,
+            "limits": Limits.from_settings(settings),
+            "human_size": uploads.human_size,
+            "received": received or [],
+            "error": error,
+        },
+        status=status,
+    )
+
+
+def _done_page(request: web.Request, kind: str, text: str) -> web.Response:
+    return aiohttp_jinja2.render_template(
+        "caller/done.html", request, {"page_title": TITLES[kind], "text": text}
+    )
+
+
+@routes.get("/v/{token}/upload", name="caller_upload")
+@public
+async def upload_page(request: web.Request) -> web.StreamResponse:
+    result, kind = _open(request)
+    call = _collection_call(request, result, kind, UPLOAD)
+    if not isinstance(call, Call):
+        return call
+    return _upload_page(request, call)
+
+
+async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK):
+        yield chunk
+
+
+async def _small_field(part: BodyPartReader, limit: int = 256) -> str | None:
+    data = b""
+    while chunk := await part.read_chunk(limit):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return data.decode("utf-8", "replace")
+
+
+@routes.post("/v/{token}/upload", name="caller_upload_submit")
+@public
+@streams_body
+async def upload_submit(request: web.Request) -> web.StreamResponse:
+    """Files as a multipart stream, never read whole: the app-wide body limit does not
+    apply here, the upload limits do, file by file, as the bytes arrive."""
+    result, kind = _open(request)
+    call = _collection_call(request, result, kind, UPLOAD)
+    if not isinstance(call, Call):
+        return call
+    if request.content_type != "multipart/form-data":
+        raise web.HTTPBadRequest(text="Send the files with the form on the page.")
+    reader = await request.multipart()
+    first = await reader.next()
+    sent = await _small_field(first) if isinstance(first, BodyPartReader) else None
+    if first is None or first.name != keys.CSRF_FIELD or not csrf_matches(request, sent or ""):
+        raise web.HTTPForbidden(
+            text="The form had expired or was not sent from this site. "
+            "Reload the page and try again."
+        )
+    settings = request.app[keys.SETTINGS]
+    db = request.app[keys.DB]
+    limits = Limits.from_settings(settings)
+    token = request.match_info["token"]
+    folder = uploads.uploads_dir(settings.data_dir, call.incident_id)
+    source = source_of(request)
+    kept: list[str] = []
+    spent = False
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name != "files" or not part.filename:
+            if isinstance(part, BodyPartReader):
+                await part.release()
+            continue
+        with db.session() as session:
+            invite = session.get(Invite, call.invite_id)
+            assert invite is not None
+            used = uploads.usage(session, invite)
+        try:
+            received = await uploads.receive(_chunks(part), folder, part.filename, limits, used)
+        except UploadRefused as refusal:
+            with db.session() as session:
+                uploads.record_refusal(session, call, refusal, source)
+            return _upload_page(
+                request,
+                call,
+                received=kept,
+                error=str(refusal),
+                status=REFUSAL_STATUS.get(refusal.reason, 400),
+            )
+        outcome = _keep(request, token, received, limits)
+        if isinstance(outcome, LinkProblem):
+            return _problem(request, outcome, UPLOAD)
+        if isinstance(outcome, UploadRefused):
+            return _upload_page(
+                request,
+                call,
+                received=kept,
+                error=str(outcome),
+                status=REFUSAL_STATUS.get(outcome.reason, 400),
+            )
+        kept.append(received.original_name)
+        spent = outcome
+        if spent:
+            break
+    if spent:
+        return _done_page(
+            request,
+            UPLOAD,
+            f"We received {len(kept)} file(s). This link has now taken all it can: "
+            "if you have more to send, tell the officer.",
+        )
+    if not kept:
+        return _upload_page(request, call, error="Choose at least one photo or video.", status=400)
+    return _upload_page(request, call, received=kept)
+
+
+def _keep(
+    request: web.Request, token: str, received: uploads.Received, limits: Limits
+) -> bool | LinkProblem | UploadRefused:
+    """Make a received file evidence; whether the link is now spent, or why not kept.
+
+    The link is checked again (revoked or expired while the file arrived). The
+    evidence file is removed if the row does not commit; the temporary file always.
+    """
+    final: Path | None = None
+    source = source_of(request)
+    try:
+        with request.app[keys.DB].session() as session:
+            call = calls.open_link(session, token, _device_hash(request), source)
+            if isinstance(call, LinkProblem):
+                return call
+            invite = session.get(Invite, call.invite_id)
+            assert invite is not None
+            try:
+                item, spent = uploads.keep(session, call, invite, received, limits, source)
+                final = Path(item.path)
+            except UploadRefused as refusal:
+                uploads.record_refusal(session, call, refusal, source)
+                return refusal
+        return spent
+    except BaseException:
+        if final is not None:
+            final.unlink(missing_ok=True)
+        raise
+    finally:
+        received.temp_path.unlink(missing_ok=True)
+
+
+@routes.post("/v/{token}/finish", name="caller_upload_finish")
+@public
+async def upload_finish(request: web.Request) -> web.StreamResponse:
+    token = request.match_info["token"]
+    with request.app[keys.DB].session() as session:
+        result = calls.open_link(session, token, _device_hash(request), source_of(request))
+        kind = calls.kind_of_token(session, token)
+        used = None
+        if isinstance(result, Call) and kind == UPLOAD and result.consent_at is not None:
+            invite = session.get(Invite, result.invite_id)
+            assert invite is not None
+            used = uploads.finish(session, result, invite, source_of(request))
+    if used is None:
+        page = _collection_call(request, result, kind, UPLOAD)
+        if not isinstance(page, Call):
+            return page
+        raise web.HTTPSeeOther(f"/v/{token}")
+    return _done_page(
+        request,
+        UPLOAD,
+        f"Thank you. We received {used.files} file(s). This link is now closed.",
+    )
+
+
+def _location_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
+    return aiohttp_jinja2.render_template(
+        "caller/location.html",
+        request,
+        {"token": request.match_info["token"], "page_title": TITLES[LOCATION], "error": error},
+        status=status,
+    )
+
+
+@routes.get("/v/{token}/location", name="caller_location")
+@public
+@grants("geolocation")
+async def location_page(request: web.Request) -> web.StreamResponse:
+    result, kind = _open(request)
+    page = _collection_call(request, result, kind, LOCATION)
+    if not isinstance(page, Call):
+        return page
+    return _location_page(request)
+
+
+@routes.post("/v/{token}/location", name="caller_location_submit")
+@public
+@grants("geolocation")
+async def location_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    token = request.match_info["token"]
+    source = source_of(request)
+    try:
+        position = tuple(float(str(form.get(k, ""))) for k in ("latitude", "longitude", "accuracy"))
+    except ValueError:
+        position = None
+    refusal: LocationRefused | None = None
+    with request.app[keys.DB].session() as session:
+        result = calls.open_link(session, token, _device_hash(request), source)
+        kind = calls.kind_of_token(session, token)
+        if isinstance(result, Call) and kind == LOCATION and result.consent_at is not None:
+            invite = session.get(Invite, result.invite_id)
+            assert invite is not None
+            try:
+                if position is None:
+                    raise LocationRefused(
+                        "Your phone did not send a position. Allow location for this page "
+                        "and try again.",
+                        "missing",
+                    )
+                latitude, longitude, accuracy = position
+                locations.share(
+                    session,
+                    result,
+                    invite,
+                    latitude,
+                    longitude,
+                    accuracy,
+                    request.app[keys.SETTINGS].location_bounds,
+                    source,
+                )
+            except LocationRefused as exc:
+                locations.record_refusal(session, result, exc, source)
+                refusal = exc
+    page = _collection_call(request, result, kind, LOCATION)
+    if not isinstance(page, Call):
+        return page
+    if refusal is not None:
+        return _location_page(request, str(refusal), status=400)
+    return _done_page(
+        request,
+        LOCATION,
+        "Thank you. Your location has reached the officer. You can close this page.",
+    )

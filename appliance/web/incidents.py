@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp_jinja2
 from aiohttp import web
 from sqlmodel import Session
 
-from appliance.models import THRIVE_PARTS, THRIVE_RATINGS, Incident, Role
-from appliance.services import appointments, calls, incidents, messages, officer
+from appliance.models import THRIVE_PARTS, THRIVE_RATINGS, Incident, Role, UploadedItem
+from appliance.services import (
+    appointments,
+    calls,
+    incidents,
+    locations,
+    messages,
+    officer,
+    uploads,
+)
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.incidents import Filters, IncidentError
@@ -121,7 +130,12 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
 
 
 def _render_incident(
-    request: web.Request, incident_id: int, link: str = "", error: str = "", status: int = 200
+    request: web.Request,
+    incident_id: int,
+    link: str = "",
+    error: str = "",
+    status: int = 200,
+    link_kind: str = calls.VIDEO,
 ) -> web.Response:
     settings = request.app[keys.SETTINGS]
     with request.app[keys.DB].session() as session:
@@ -132,13 +146,21 @@ def _render_incident(
         thrive = officer.thrive_history(session, incident)
         notes = officer.notes_of(session, incident)
         booking = appointments.booking_for(session, settings, incident.id or 0)
+        kinds = calls.kinds_for(session, incident_calls)
+        items = uploads.for_incident(session, incident.id or 0)
+        shared = locations.for_incident(session, incident.id or 0)
     return aiohttp_jinja2.render_template(
         "incidents/show.html",
         request,
         {
             "incident": incident,
             "calls": incident_calls,
+            "kinds": kinds,
+            "uploads": items,
+            "locations": shared,
+            "human_size": uploads.human_size,
             "link": link,
+            "link_kind": link_kind,
             "error": error,
             "timeline": timeline,
             "messages": sms,
@@ -170,6 +192,9 @@ async def invite(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
     form = await request.post()
     by_sms = form.get("channel") == "sms"
+    kind = str(form.get("kind", calls.VIDEO))
+    if kind not in calls.INVITE_KINDS:
+        return _render_incident(request, incident_id, error="Not sent: unknown invite.", status=400)
     refusal, status, link = "", 400, ""
     with request.app[keys.DB].session() as session:
         incident = incident_for(request, session, incident_id)
@@ -186,6 +211,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
                     current_user(request),
                     settings,
                     safe_to_contact=form.get("safe_to_contact") == "yes",
+                    kind=kind,
                 )
             except (CallError, MessageError) as exc:
                 refusal = str(exc)
@@ -196,15 +222,39 @@ async def invite(request: web.Request) -> web.StreamResponse:
                 incident,
                 current_user(request),
                 timedelta(hours=settings.invite_ttl_hours),
+                kind=kind,
             )
             link = calls.link_for(settings, token)
     # Rendered after the session closes: SQLite allows one writer, and that was us.
     if refusal:
         return _render_incident(request, incident_id, error=f"Not sent: {refusal}.", status=status)
     if not by_sms:
-        return _render_incident(request, incident_id, link=link)
+        return _render_incident(request, incident_id, link=link, link_kind=kind)
     request.app[keys.DISPATCHER].poke()
     raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
+
+
+@routes.get(r"/incidents/{incident_id:\d+}/uploads/{item_id:\d+}", name="incident_upload")
+@requires(*STAFF)
+async def upload_file(request: web.Request) -> web.StreamResponse:
+    """An uploaded photo or video, for staff who may act on the incident (audited)."""
+    incident_id = int(request.match_info["incident_id"])
+    with request.app[keys.DB].session() as session:
+        incident_for(request, session, incident_id)
+        item = session.get(UploadedItem, int(request.match_info["item_id"]))
+        if item is None or item.incident_id != incident_id:
+            raise web.HTTPNotFound(text="There is no such upload on this incident.")
+        uploads.opened_by_staff(session, _actor(request), item)
+    path = Path(item.path)
+    disposition = "inline" if request.query.get("view") == "1" else "attachment"
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": item.detected_type,
+            "Content-Disposition": f'{disposition}; filename="upload-{item.id}'
+            f'{uploads.ACCEPTED[item.detected_type]}"',
+        },
+    )
 
 
 @routes.post(

@@ -21,6 +21,7 @@ from appliance.web.access import (
     PERMISSIONS_ATTR,
     PUBLIC,
     SIGNED_IN,
+    STREAMS_BODY_ATTR,
     Handler,
     access_of,
     source_of,
@@ -218,6 +219,9 @@ async def _with_api_key(request: web.Request, handler: Handler) -> web.StreamRes
 async def _check_csrf(request: web.Request) -> None:
     expected = request[keys.CSRF]
     sent = request.headers.get(keys.CSRF_HEADER, "")
+    streams = getattr(request.match_info.handler, STREAMS_BODY_ATTR, False)
+    if not sent and streams and request.content_type == "multipart/form-data":
+        return  # the handler checks the form's first part before it reads any file
     if not sent and request.content_type in (
         "application/x-www-form-urlencoded",
         "multipart/form-data",

@@ -1,7 +1,7 @@
 """officer: THRIVE versions, notes and safeguarding, outcome
 
 Revision ID: 0007_officer
-Revises: 0005_appointments
+Revises: 0006_uploads
 Create Date: 2026-11-25 23:33:48.922635
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_officer"
-down_revision: str | None = "0005_appointments"
+down_revision: str | None = "0006_uploads"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
