@@ -13,7 +13,14 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from appliance.config import Settings
-from appliance.models import Call, CallState, Incident, User
+from appliance.models import (
+    ACTIVE_APPOINTMENT_STATES,
+    Appointment,
+    Call,
+    CallState,
+    Incident,
+    User,
+)
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.incidents import IncidentError
@@ -117,3 +124,20 @@ def _latest_call_states(session: Session, incident_ids: list[int]) -> dict[int, 
     ).all():
         states[call.incident_id] = call.state
     return states
+
+
+def booked_for(
+    session: Session, owner_id: int, now: datetime
+) -> list[tuple[Appointment, Incident]]:
+    """A handler's appointments still to come (or under way), the soonest first."""
+    rows = session.exec(
+        select(Appointment, Incident)
+        .join(Incident, col(Incident.id) == col(Appointment.incident_id))
+        .where(
+            Incident.owner_id == owner_id,
+            col(Appointment.state).in_([s.value for s in ACTIVE_APPOINTMENT_STATES]),
+            col(Appointment.ends_at) > now,
+        )
+        .order_by(col(Appointment.starts_at))
+    ).all()
+    return [(appointment, incident) for appointment, incident in rows]

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from appliance.models import Role, utcnow
 from appliance.services import accounts, queue
+from appliance.services.appointments import london_label
 from appliance.services.audit import Actor
 from appliance.services.incidents import IncidentError
 from appliance.web import keys
@@ -38,6 +39,7 @@ def _render(
     with request.app[keys.DB].session() as session:
         rows = queue.waiting(session, settings, owner_id)
         live = queue.live_calls(session) if owner_id is None else []
+        booked = queue.booked_for(session, owner_id, utcnow()) if owner_id is not None else []
     fragment = request.query.get("fragment") == "1"
     return aiohttp_jinja2.render_template(
         fragment_template if fragment else template,
@@ -45,6 +47,7 @@ def _render(
         {
             "rows": rows,
             "live": live,
+            "booked": [(a, i, london_label(a.starts_at)) for a, i in booked],
             "now": utcnow(),
             "handlers": _handlers(request) if owner_id is None else [],
             "error": error,
@@ -62,7 +65,7 @@ async def board(request: web.Request) -> web.StreamResponse:
 @routes.get("/my", name="my_work")
 @requires(Role.HANDLER)
 async def my_work(request: web.Request) -> web.StreamResponse:
-    return _render(request, "calls/my.html", "calls/_queue_table.html", current_user(request).id)
+    return _render(request, "calls/my.html", "calls/_my_body.html", current_user(request).id)
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/assign", name="incident_assign")

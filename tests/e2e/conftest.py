@@ -56,7 +56,7 @@ class Appliance:
 
 
 @contextlib.contextmanager
-def running_appliance() -> Iterator[Appliance]:
+def running_appliance(**extra_env: str) -> Iterator[Appliance]:
     """`evr serve` in a fresh data dir, on its own port, with the printed admin password."""
     root = Path(tempfile.mkdtemp(prefix="evr-e2e-"))
     port = free_port()
@@ -68,6 +68,7 @@ def running_appliance() -> Iterator[Appliance]:
         "EVR_MIN_FREE_BYTES": "0",
         "EVR_MEDIA_ALLOW_LOOPBACK": "true",
         "EVR_PUBLIC_URL": f"https://127.0.0.1:{port}",
+        **extra_env,
     }
     appliance = Appliance(
         f"https://127.0.0.1:{port}", root / "var", "", start_serve(root, **env), env

@@ -1,16 +1,19 @@
-"""The whole path, as a control room works it: CAD → queue → eligibility → SMS → the call."""
+"""The whole path, as a control room works it: CAD → queue → eligibility → a booked slot
+with its SMS (outbox) → the caller's link → the call."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import Appliance, media_context, signed_in_handler
+from tests.e2e.conftest import Appliance, media_context, running_appliance, signed_in_handler
 from tests.e2e.test_call import answer_checklist, frames_shown, wait_rising
 
 pytestmark = pytest.mark.e2e
@@ -24,6 +27,18 @@ INCIDENT = {
     "summary": "Car window smashed overnight",
     "location_text": "St Mary Mead",
 }
+
+
+@pytest.fixture(scope="module")
+def appliance() -> Iterator[Appliance]:
+    """Open round the clock, so the next slot is never far off whenever the test runs, and
+    the link opens two hours before its slot, so the caller can use it at once."""
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    with running_appliance(
+        EVR_APPOINTMENT_HOURS=json.dumps(dict.fromkeys(days, "00:00-24:00")),
+        EVR_APPOINTMENT_LINK_OPENS_MINUTES="120",
+    ) as running:
+        yield running
 
 
 def _api_key(appliance: Appliance) -> str:
@@ -57,9 +72,12 @@ def test_from_cad_to_the_call(browser: Browser, appliance: Appliance) -> None:
         handler.get_by_role("link", name="CAD/2026/004242").click()
         handler.get_by_role("button", name="Take this incident").click()
         answer_checklist(handler)
-        handler.get_by_label("It is safe to contact the caller on this number now").check()
-        handler.get_by_role("button", name="Send link by SMS").click()
-        expect(handler.locator(".notice")).to_contain_text("on its way to the caller")
+        booking = handler.locator("#appointments form")
+        slot = booking.get_by_label("Next free slots (UK time)")
+        expect(slot).to_be_visible()
+        booking.get_by_label("It is safe to contact the caller on this number now").check()
+        booking.get_by_role("button", name="Book video appointment").click()
+        expect(handler.locator("#appointments")).to_contain_text("Booked for")
         for _ in range(20):  # the dispatcher stores it within moments; reload to see it
             if "stored" in handler.locator("#sms").inner_text():
                 break
@@ -77,7 +95,7 @@ def test_from_cad_to_the_call(browser: Browser, appliance: Appliance) -> None:
         admin.get_by_label("New password again").fill("the chief's own long passphrase")
         admin.get_by_role("button", name="Change password").click()
         admin.goto(appliance.base_url + "/admin/outbox")
-        row = admin.locator("tr", has_text="+447700900456")
+        row = admin.locator("tr", has_text="+447700900456").filter(has_text="stored").first
         text = row.locator("td").nth(3).inner_text()
         link = re.search(r"https://\S+/v/[A-Za-z0-9_-]{43}", text).group(0)
 

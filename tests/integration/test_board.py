@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, utcnow
-from appliance.services import accounts, calls, incidents
+from appliance.services import accounts, appointments, calls, incidents
 from appliance.services.audit import Actor
 from tests.conftest import LiveServer
 from tests.support.http import FormClient
@@ -115,6 +116,26 @@ async def test_assignment_and_a_handlers_own_list(
         response, body = await handler.get("/my")
         assert response.status == 200
         assert "CAD/Q/A" in body and "CAD/Q/B" not in body
+        assert "Nothing booked." in body
+        with live_server.db.session() as session:
+            incident = session.get(Incident, mine)
+            incident.eligibility = "eligible"
+            session.add(incident)
+            starts = datetime.combine(
+                date.today() + timedelta(days=7), time(10, 0), tzinfo=ZoneInfo("Europe/London")
+            ).astimezone(UTC)
+            appointments.book(
+                session,
+                Actor("pc1"),
+                live_server.settings,
+                incident,
+                accounts.require(session, "pc1"),
+                starts,
+                safe_to_contact=True,
+            )
+        response, body = await handler.get("/my?fragment=1")
+        booked = body.split("Booked video appointments")[1]
+        assert "CAD/Q/A" in booked and "10:00" in booked
         response, _ = await handler.get("/board", allow_redirects=False)
         assert response.status == 403
         # Once the caller is on a connected call, the incident has had its response.
@@ -129,7 +150,8 @@ async def test_assignment_and_a_handlers_own_list(
             )
             session.get(Call, call.id).state = CallState.CONNECTED.value
         response, body = await handler.get("/my?fragment=1")
-        assert "CAD/Q/A" not in body and "Nothing is waiting" in body
+        assigned = body.split("Booked video appointments")[0]
+        assert "CAD/Q/A" not in assigned and "Nothing is waiting" in assigned
     finally:
         await handler.close()
     response, body = await supervisor.get("/board")
