@@ -12,33 +12,20 @@ import pytest
 from sqlmodel import func, select
 
 from appliance.models import Appointment, Call, Incident, Invite, OutboundMessage, Role
-from appliance.services import accounts, appointments, incidents
+from appliance.services import appointments, incidents
 from appliance.services.audit import Actor
 from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.staff import PASSWORD, add_incident, add_user
 
-PASSWORD = "a long enough passphrase"
 SLOT_RE = re.compile(r'<option value="([^"]+)">([^<]+) \((\d) free\)</option>')
 
 
 @pytest.fixture
 async def handler(live_server: LiveServer) -> AsyncIterator[FormClient]:
     with live_server.db.session() as session:
-        user, _ = accounts.create_user(
-            session, Actor("t"), "pc1", "Pat", {Role.HANDLER}, password=PASSWORD
-        )
-        user.must_change_password = False
-        session.add(user)
-        incident = incidents.create(
-            session,
-            Actor("pc1"),
-            user,
-            cad_reference="CAD/WEB/1",
-            grade=3,
-            category="Theft",
-            caller_name="Jane Marple",
-            caller_phone="07700 900123",
-        )
+        user = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/WEB/1")
         incidents.record_eligibility(session, Actor("pc1"), user, incident, ["ok?"], [True])
     client = FormClient(live_server.base_url)
     await client.sign_in("pc1", PASSWORD)

@@ -10,34 +10,18 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, Incident, OutboundMessage, Role
-from appliance.services import accounts, incidents
-from appliance.services.audit import Actor
 from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.staff import PASSWORD, add_incident, add_user
 
-PASSWORD = "a long enough passphrase"
 YES = "yes"
 
 
 @pytest.fixture
 async def handler(live_server: LiveServer) -> AsyncIterator[FormClient]:
     with live_server.db.session() as session:
-        user, _ = accounts.create_user(
-            session, Actor("t"), "pc1", "Pat", {Role.HANDLER}, password=PASSWORD
-        )
-        user.must_change_password = False
-        session.add(user)
-        incidents.create(
-            session,
-            Actor("api:cad"),
-            None,
-            cad_reference="CAD/IN/1",
-            grade=3,
-            category="Theft",
-            caller_name="Jane Marple",
-            caller_phone="07700 900123",
-            source="api:cad",
-        )
+        add_user(session, "pc1", Role.HANDLER)
+        add_incident(session, None, "CAD/IN/1", source="api:cad")
     client = FormClient(live_server.base_url)
     await client.sign_in("pc1", PASSWORD)
     try:

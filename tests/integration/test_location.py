@@ -10,32 +10,18 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, SharedLocation, User
-from appliance.services import accounts, calls, incidents
+from appliance.services import calls
 from appliance.services.audit import Actor
 from tests.conftest import LiveServer
 from tests.support.http import FormClient
-
-PASSWORD = "a long enough passphrase"
+from tests.support.staff import PASSWORD, add_incident, add_user
 
 
 @pytest.fixture
 def incident(live_server: LiveServer) -> tuple[Incident, User]:
     with live_server.db.session() as session:
-        user, _ = accounts.create_user(
-            session, Actor("t"), "pc1", "Pat", {Role.HANDLER}, password=PASSWORD
-        )
-        user.must_change_password = False
-        session.add(user)
-        incident = incidents.create(
-            session,
-            Actor("pc1"),
-            user,
-            cad_reference="CAD/LOC/1",
-            grade=3,
-            category="Theft",
-            caller_name="Jane Marple",
-            caller_phone="07700 900123",
-        )
+        user = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/LOC/1")
         return incident, user
 
 

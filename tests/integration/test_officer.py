@@ -8,12 +8,12 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Incident, IncidentNote, Role, ThriveAssessment
-from appliance.services import accounts, incidents
+from appliance.services import incidents
 from appliance.services.audit import Actor
 from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.staff import PASSWORD, add_user
 
-PASSWORD = "a long enough passphrase"
 RATINGS = {
     "threat": "low",
     "harm": "medium",
@@ -27,11 +27,7 @@ RATINGS = {
 @pytest.fixture
 async def officer(live_server: LiveServer) -> AsyncIterator[tuple[FormClient, int]]:
     with live_server.db.session() as session:
-        user, _ = accounts.create_user(
-            session, Actor("t"), "pc1", "Pat", {Role.HANDLER}, password=PASSWORD
-        )
-        user.must_change_password = False
-        session.add(user)
+        user = add_user(session, "pc1", Role.HANDLER)
         incident = incidents.create(
             session,
             Actor("pc1"),

@@ -13,34 +13,21 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, UploadedItem, User
-from appliance.services import accounts, calls, incidents, uploads
+from appliance.services import calls, uploads
 from appliance.services.audit import Actor
 from tests.conftest import LiveServer
 from tests.support import media_files
 from tests.support.http import FormClient
+from tests.support.staff import PASSWORD, add_incident, add_user
 
-PASSWORD = "a long enough passphrase"
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x00" * 200
 
 
 @pytest.fixture
 def incident(live_server: LiveServer) -> tuple[Incident, User]:
     with live_server.db.session() as session:
-        user, _ = accounts.create_user(
-            session, Actor("t"), "pc1", "Pat", {Role.HANDLER}, password=PASSWORD
-        )
-        user.must_change_password = False
-        session.add(user)
-        incident = incidents.create(
-            session,
-            Actor("pc1"),
-            user,
-            cad_reference="CAD/UP/1",
-            grade=3,
-            category="Theft",
-            caller_name="Jane Marple",
-            caller_phone="07700 900123",
-        )
+        user = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/UP/1")
         return incident, user
 
 
