@@ -22,6 +22,7 @@ from appliance.web import (
     auth,
     board,
     caller,
+    collect,
     console,
     health,
     home,
@@ -79,6 +80,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         appointments,
         console,
         caller,
+        collect,
         api,
         board,
     ):
