@@ -17,6 +17,7 @@ from aiohttp import web
 from appliance import migrate
 from appliance.config import Settings, load_settings
 from appliance.db import Database
+from tests.support.http import FormClient
 from tests.support.postgres import Databases, PostgresCluster
 
 BACKENDS = ("sqlite", "postgresql")
@@ -113,6 +114,16 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     finally:
         await runner.cleanup()
         prepared.db.dispose()
+
+
+@pytest.fixture
+async def caller(live_server: LiveServer) -> AsyncIterator[FormClient]:
+    """A phone's browser with no session, cookies kept: the caller's side of a link."""
+    client = FormClient(live_server.base_url)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -3,7 +3,6 @@ incident; out of range or outside the force's box is refused and nothing kept.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -31,15 +30,6 @@ def _link(server: LiveServer, incident: Incident, user: User, ttl_hours: float =
             session, Actor("pc1"), incident, user, timedelta(hours=ttl_hours), kind=calls.LOCATION
         )
     return token
-
-
-@pytest.fixture
-async def caller(live_server: LiveServer) -> AsyncIterator[FormClient]:
-    client = FormClient(live_server.base_url)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def _agree(client: FormClient, token: str) -> None:

@@ -4,7 +4,6 @@ or oversized files refused with nothing half-written, links like video links."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,15 +41,6 @@ def _link(server: LiveServer, incident: Incident, user: User, ttl_hours: float =
             kind=calls.UPLOAD,
         )
     return token
-
-
-@pytest.fixture
-async def caller(live_server: LiveServer) -> AsyncIterator[FormClient]:
-    client = FormClient(live_server.base_url)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def _agree(client: FormClient, token: str) -> str:

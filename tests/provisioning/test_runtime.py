@@ -5,6 +5,7 @@ and a backup can be taken."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import re
@@ -104,6 +105,32 @@ print("MEDIA-OK")
     assert "MEDIA-OK" in proc.stdout, proc.stdout + proc.stderr
 
 
+@contextlib.contextmanager
+def _listening(
+    proc: subprocess.Popen[bytes], port: int, log: Path, what: str, timeout: float
+) -> Iterator[None]:
+    """Wait until ``proc`` accepts connections on ``port``; stop it afterwards."""
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError(f"{what} did not listen in {timeout} s:\n" + log.read_text())
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="module")
 def appliance(mounted: Path) -> Iterator[tuple[int, Path]]:
     """`evr serve` as the role installed it, as the service user, with the rendered
@@ -121,25 +148,8 @@ def appliance(mounted: Path) -> Iterator[tuple[int, Path]]:
             stderr=subprocess.STDOUT,
             preexec_fn=_deny_write_execute,
         )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError("the appliance did not listen in 60 s:\n" + log.read_text())
+    with _listening(proc, port, log, "the appliance", 60):
         yield port, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_appliance_answers_healthz_over_https_with_the_local_ca(
@@ -206,25 +216,8 @@ def coturn(mounted: Path) -> Iterator[tuple[int, int]]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("coturn did not listen:\n" + log.read_text())
+    with _listening(proc, port, log, "coturn", 20):
         yield port, tls_port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def _allocate(
