@@ -25,12 +25,23 @@ from appliance.models.officer import (
     IncidentNote,
     ThriveAssessment,
 )
+from appliance.models.rvr import (
+    DASH_ANSWERS,
+    DISCLOSURE_KINDS,
+    RISK_LEVELS,
+    DashAssessment,
+    Disclosure,
+    RvrCase,
+)
 from appliance.models.uploads import SharedLocation, UploadedItem
 from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
+    "DASH_ANSWERS",
+    "DISCLOSURE_KINDS",
     "FINAL_STATES",
+    "RISK_LEVELS",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
     "UNSENT_STATES",
@@ -41,6 +52,8 @@ __all__ = [
     "Call",
     "CallState",
     "ChatMessage",
+    "DashAssessment",
+    "Disclosure",
     "Incident",
     "IncidentNote",
     "Invite",
@@ -48,6 +61,7 @@ __all__ = [
     "OutboundMessage",
     "Recording",
     "Role",
+    "RvrCase",
     "SharedLocation",
     "Snapshot",
     "ThriveAssessment",

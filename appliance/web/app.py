@@ -22,6 +22,7 @@ from appliance.web import (
     auth,
     board,
     caller,
+    caller_safety,
     collect,
     console,
     health,
@@ -30,6 +31,7 @@ from appliance.web import (
     keys,
     middleware,
     officer,
+    rvr,
 )
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -45,6 +47,7 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
         "current_roles": request.get(keys.ROLES, frozenset()),
         "csrf_token": request.get(keys.CSRF, ""),
         "csrf_field": keys.CSRF_FIELD,
+        **caller_safety.template_context(request),
     }
 
 
@@ -80,9 +83,11 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         appointments,
         console,
         caller,
+        caller_safety,
         collect,
         api,
         board,
+        rvr,
     ):
         app.router.add_routes(module.routes)
     app.on_startup.append(lambda _app: hub.start_sampling())
@@ -94,4 +99,11 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     metrics.QUEUE_TARGET.set(settings.queue_target_seconds)
     metrics.STORAGE_FREE.set_function(lambda: _free_bytes(settings.data_dir))
     app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)
+    # The same files for the caller's pages, sent no-store: nothing stays on their phone.
+    app.router.add_static(
+        caller_safety.ASSETS_PREFIX,
+        PACKAGE / "static",
+        name=caller_safety.ASSETS_ROUTE,
+        append_version=True,
+    )
     return app

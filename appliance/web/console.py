@@ -24,6 +24,7 @@ from appliance.web.access import (
     source_of,
 )
 from appliance.web.incidents import STAFF, incident_for
+from appliance.web.rvr import console_context as rvr_console_context
 
 routes = web.RouteTableDef()
 
@@ -77,6 +78,7 @@ async def console(request: web.Request) -> web.StreamResponse:
         chat = calls.chat_of(session, call)
         snapshots = calls.snapshots_of(session, call)
         thrive = officer.thrive_history(session, incident)
+        rvr_context = rvr_console_context(session, request.app[keys.SETTINGS], incident)
     return aiohttp_jinja2.render_template(
         "calls/console.html",
         request,
@@ -88,6 +90,7 @@ async def console(request: web.Request) -> web.StreamResponse:
             "thrive": thrive,
             "thrive_parts": THRIVE_PARTS,
             "thrive_ratings": THRIVE_RATINGS,
+            **rvr_context,
         },
     )
 

@@ -204,6 +204,11 @@
     if (text && signal.send({ type: "chat", text: text })) $("chat-text").value = "";
   });
   window.addEventListener("pagehide", () => { if (signal && !joined) signal.close(); });
+  /* Quick exit (quick-exit.js): hang up at once, camera off, before the page goes. */
+  window.addEventListener("evr:quick-exit", () => {
+    if (signal) signal.send({ type: "end" });
+    finish();
+  });
 
   start();
 })();

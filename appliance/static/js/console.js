@@ -65,7 +65,7 @@
         showQuality(message.legs);
         break;
       case "ended":
-        finish(message.state);
+        finish(message.state, message.reason);
         break;
       case "error":
         $("stage-note").textContent = "Error: " + message.message;
@@ -178,14 +178,19 @@
     element.textContent = "Connection: " + level;
   }
 
-  function finish(state) {
+  const ENDED_NOTES = {
+    quick_exit: "The caller left with quick exit. They may not be safe: do not call back unless a safe way was agreed.",
+    caller_not_safe: "Video ended: caller not safe. The incident is flagged for an emergency call-back.",
+  };
+
+  function finish(state, reason) {
     ended = true;
     setState(state || "ended");
     $("admit").hidden = true;
     if (signal) signal.close();
     if (pc) pc.close();
     if (stream) stream.getTracks().forEach((t) => t.stop());
-    $("stage-note").textContent = "The call has ended.";
+    $("stage-note").textContent = ENDED_NOTES[reason] || "The call has ended.";
   }
 
   setInterval(() => {
