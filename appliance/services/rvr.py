@@ -203,17 +203,43 @@ def transfer(
     return call, message
 
 
+def _update(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    incident: Incident,
+    action: str,
+    detail: dict[str, object] | None = None,
+    **fields: object,
+) -> None:
+    """Set fields on the incident's RVR record and audit it, in one step."""
+    _require_rvr(settings, incident)
+    case = _case(session, incident)
+    for name, value in fields.items():
+        setattr(case, name, value)
+    session.add(case)
+    audit.record(
+        session,
+        actor,
+        action,
+        object_type="incident",
+        object_id=incident.cad_reference,
+        detail=detail,
+    )
+
+
 def confirm_caller_safe(
     session: Session, settings: Settings, actor: Actor, user: User, incident: Incident
 ) -> None:
     """At the start of the call: the officer has confirmed the caller is alone and safe."""
-    _require_rvr(settings, incident)
-    case = _case(session, incident)
-    case.caller_safe_at = utcnow()
-    case.caller_safe_by_id = user.id
-    session.add(case)
-    audit.record(
-        session, actor, "rvr.caller_safe", object_type="incident", object_id=incident.cad_reference
+    _update(
+        session,
+        settings,
+        actor,
+        incident,
+        "rvr.caller_safe",
+        caller_safe_at=utcnow(),
+        caller_safe_by_id=user.id,
     )
 
 
@@ -221,20 +247,17 @@ def set_code_word(
     session: Session, settings: Settings, actor: Actor, incident: Incident, code_word: str
 ) -> None:
     """The word the caller will use if they cannot speak freely (not audited in clear)."""
-    _require_rvr(settings, incident)
     code_word = code_word.strip()
     if len(code_word) > 64:
         raise RvrError("a code word is at most 64 characters")
-    case = _case(session, incident)
-    case.code_word = code_word
-    session.add(case)
-    audit.record(
+    _update(
         session,
+        settings,
         actor,
+        incident,
         "rvr.code_word",
-        object_type="incident",
-        object_id=incident.cad_reference,
-        detail={"set": bool(code_word)},
+        {"set": bool(code_word)},
+        code_word=code_word,
     )
 
 
@@ -242,18 +265,15 @@ def caller_not_safe(
     session: Session, settings: Settings, actor: Actor, user: User, incident: Incident
 ) -> None:
     """Flag the incident for an emergency call-back (the web layer ends the video at once)."""
-    _require_rvr(settings, incident)
-    case = _case(session, incident)
-    case.not_safe_at = utcnow()
-    case.not_safe_by_id = user.id
-    case.callback_needed = True
-    session.add(case)
-    audit.record(
+    _update(
         session,
+        settings,
         actor,
+        incident,
         "rvr.caller_not_safe",
-        object_type="incident",
-        object_id=incident.cad_reference,
+        not_safe_at=utcnow(),
+        not_safe_by_id=user.id,
+        callback_needed=True,
     )
 
 

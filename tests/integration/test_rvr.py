@@ -30,6 +30,7 @@ from appliance.services import calls, dash, queue, rvr
 from appliance.services.audit import Actor
 from appliance.services.dash import DashError
 from appliance.services.rvr import SAFETY_QUESTIONS
+from appliance.web.api_schemas import IncidentOut
 from tests.conftest import LiveServer
 from tests.support.http import FormClient
 from tests.support.staff import PASSWORD, add_incident, add_user
@@ -271,6 +272,9 @@ async def test_time_to_the_callers_first_screen_is_recorded_once(
         assert session.get(Incident, incident_id).caller_first_screen_at == first_at
     _, body = await client.get(f"/incidents/{incident_id}/rvr")
     assert 'id="first-screen"' in body
+    with live_server.db.session() as session:
+        shown = IncidentOut.of(session.get(Incident, incident_id)).model_dump(mode="json")
+    assert shown["caller_first_screen_seconds"] == seconds  # what CAD reads
 
 
 async def test_caller_not_safe_ends_the_video_and_flags_a_call_back(
