@@ -219,11 +219,11 @@ def timeline(session: Session, incident: Incident) -> list[AuditEvent]:
     return list(session.exec(query.order_by(col(AuditEvent.seq))).all())
 
 
-def record_first_screen(session: Session, incident: Incident) -> None:
+def record_first_screen(session: Session, incident: Incident) -> bool:
     """The caller's link showed its first page: how long after the incident was made
-    (RVR's measure: minutes, not hours). Only the first time counts."""
+    (RVR's measure: minutes, not hours). Only the first time counts (True then)."""
     if incident.caller_first_screen_at is not None:
-        return
+        return False
     now = utcnow()
     incident.caller_first_screen_at = now
     incident.caller_first_screen_seconds = round((now - incident.created_at).total_seconds(), 3)
@@ -236,3 +236,4 @@ def record_first_screen(session: Session, incident: Incident) -> None:
         object_id=incident.cad_reference,
         detail={"seconds": incident.caller_first_screen_seconds},
     )
+    return True

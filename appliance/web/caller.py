@@ -14,9 +14,10 @@ import secrets
 import aiohttp_jinja2
 from aiohttp import web
 
+from appliance import metrics
 from appliance.live.hub import CALLER, Participant
 from appliance.models import Call, Incident
-from appliance.services import calls, incidents, uploads
+from appliance.services import calls, incidents, rvr, uploads
 from appliance.services.appointments import london_label
 from appliance.services.calls import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
 from appliance.services.uploads import Limits
@@ -152,8 +153,11 @@ async def link(request: web.Request) -> web.StreamResponse:
         return problem_page(request, call, kind)
     with request.app[keys.DB].session() as session:
         incident = session.get(Incident, call.incident_id)
-        if incident is not None:
-            incidents.record_first_screen(session, incident)
+        if incident is not None and incidents.record_first_screen(session, incident):
+            track = "rvr" if rvr.is_rvr(request.app[keys.SETTINGS], incident) else "standard"
+            metrics.CALLER_FIRST_SCREEN.labels(track).observe(
+                incident.caller_first_screen_seconds or 0.0
+            )
     if _agreed_here(request, call):
         raise web.HTTPSeeOther(f"/v/{request.match_info['token']}/{NEXT_STEP[kind]}")
     return _consent_page(request, kind)

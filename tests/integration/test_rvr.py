@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from appliance import metrics
 from appliance.config import Settings, SettingsError, load_settings, unsafe_word
 from appliance.db import Database
 from appliance.models import (
@@ -251,6 +252,13 @@ async def test_collection_pages_carry_the_quick_exit_and_no_store_too(
     assert response.headers["Cache-Control"] == "no-cache"  # staff pages may revalidate
 
 
+def _first_screen_count() -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "evr_caller_first_screen_seconds_count", {"track": "rvr"}
+    )
+    return value or 0.0
+
+
 async def test_time_to_the_callers_first_screen_is_recorded_once(
     live_server: LiveServer, officer: tuple[FormClient, int], caller: FormClient
 ) -> None:
@@ -261,7 +269,9 @@ async def test_time_to_the_callers_first_screen_is_recorded_once(
     with live_server.db.session() as session:
         assert session.get(Incident, incident_id).caller_first_screen_at is None
     before = utcnow()
+    observed = _first_screen_count()
     await caller.get(f"/v/{token}")
+    assert _first_screen_count() == observed + 1
     with live_server.db.session() as session:
         incident = session.get(Incident, incident_id)
         first_at, seconds = incident.caller_first_screen_at, incident.caller_first_screen_seconds
@@ -270,6 +280,7 @@ async def test_time_to_the_callers_first_screen_is_recorded_once(
     await caller.get(f"/v/{token}")
     with live_server.db.session() as session:
         assert session.get(Incident, incident_id).caller_first_screen_at == first_at
+    assert _first_screen_count() == observed + 1
     _, body = await client.get(f"/incidents/{incident_id}/rvr")
     assert 'id="first-screen"' in body
     with live_server.db.session() as session:
