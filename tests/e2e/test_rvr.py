@@ -157,12 +157,18 @@ def test_rvr_from_cad_to_a_quick_exit(
         )
         assert stored == {"local": 0, "session": 0, "workers": 0}
         with sqlite3.connect(appliance.data_dir / "evr.db") as db:
-            (seconds,) = db.execute(
-                "SELECT caller_first_screen_seconds FROM incidents WHERE cad_reference = ?",
+            seconds, first_at, transferred_at = db.execute(
+                "SELECT i.caller_first_screen_seconds, i.caller_first_screen_at, r.transferred_at"
+                " FROM incidents i JOIN rvr_cases r ON r.incident_id = i.id"
+                " WHERE i.cad_reference = ?",
                 ("CAD/RVR/DA",),
             ).fetchone()
         assert seconds is not None and seconds > 0
-        print(f"RVR: incident made to the caller's first screen: {seconds:.1f} s")
+        since_transfer = datetime.fromisoformat(first_at) - datetime.fromisoformat(transferred_at)
+        print(
+            f"RVR: incident made to the caller's first screen {seconds:.1f} s; "
+            f"Transfer now to the first screen {since_transfer.total_seconds():.1f} s"
+        )
     finally:
         phone.close()
         staff.close()
