@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from appliance.live import protocol
 from appliance.live.quality import QualityMeter
 from appliance.logs import call_id_var
 from appliance.models import Call, CallState, Recording, Snapshot, User, utcnow
-from appliance.services import calls, evidence
+from appliance.services import cad, calls, evidence
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from media import IceServer, LegStats, NoVideoError, Room, RoomConfig, RoomEvent, SdpError
@@ -82,6 +83,7 @@ class CallHub:
         self._quality = QualityMeter()
         self._breached: set[str] = set()
         self._sampler: asyncio.Task[None] | None = None
+        self.cad_poke: Callable[[], None] = lambda: None
 
     # -- configuration ----------------------------------------------------------------
 
@@ -228,6 +230,14 @@ class CallHub:
                 calls.admit(session, call, participant.user, participant.source)
                 metrics.observe_admitted(call)
                 live.admitted_at = time.monotonic()
+                cad.queue_event(
+                    session,
+                    self.settings,
+                    "call.connected",
+                    call.incident_id,
+                    {"call": {"id": call.public_id, "officer": participant.user.display_name}},
+                )
+        self.cad_poke()
         if participant.role == HANDLER:
             await self._start_recording_if_agreed(live)
         await self._broadcast_state(live)
@@ -319,6 +329,14 @@ class CallHub:
             call = self._reload(session, live)
             calls.end(session, call, actor, reason)
             state = call.state
+            cad.queue_event(
+                session,
+                self.settings,
+                "call.ended",
+                call.incident_id,
+                {"call": {"id": call.public_id, "state": state, "reason": reason}},
+            )
+        self.cad_poke()
         metrics.CALLS_ENDED.labels(state).inc()
         await self._broadcast(live, {"type": "ended", "state": state, "reason": reason})
         for participant in list(live.participants.values()):
@@ -369,6 +387,14 @@ class CallHub:
             roles=(HANDLER,),
         )
         return snapshot
+
+    async def notify(
+        self, public_id: str, message: dict[str, Any], roles: tuple[str, ...] | None = None
+    ) -> None:
+        """Tell the pages on a live call about something that changed outside it."""
+        live = self.calls.get(public_id)
+        if live is not None:
+            await self._broadcast(live, message, roles=roles)
 
     async def close_all(self) -> None:
         """On shutdown: end every live call cleanly, recordings closed and hashed."""

@@ -8,6 +8,7 @@ from appliance.models.appointments import (
 )
 from appliance.models.audit import AuditEvent
 from appliance.models.base import utcnow
+from appliance.models.cad import CadDelivery, DeliveryState
 from appliance.models.calls import (
     FINAL_STATES,
     Call,
@@ -17,6 +18,7 @@ from appliance.models.calls import (
     Recording,
     Snapshot,
 )
+from appliance.models.guests import GUEST_ROLES, GuestInvite
 from appliance.models.incidents import Incident
 from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.officer import (
@@ -25,12 +27,14 @@ from appliance.models.officer import (
     IncidentNote,
     ThriveAssessment,
 )
+from appliance.models.statements import Statement, StatementState
 from appliance.models.uploads import SharedLocation, UploadedItem
 from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
     "FINAL_STATES",
+    "GUEST_ROLES",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
     "UNSENT_STATES",
@@ -38,9 +42,12 @@ __all__ = [
     "Appointment",
     "AppointmentState",
     "AuditEvent",
+    "CadDelivery",
     "Call",
     "CallState",
     "ChatMessage",
+    "DeliveryState",
+    "GuestInvite",
     "Incident",
     "IncidentNote",
     "Invite",
@@ -50,6 +57,8 @@ __all__ = [
     "Role",
     "SharedLocation",
     "Snapshot",
+    "Statement",
+    "StatementState",
     "ThriveAssessment",
     "UploadedItem",
     "User",

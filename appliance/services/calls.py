@@ -211,6 +211,26 @@ def open_link(
     return call
 
 
+def call_after(session: Session, token: str, device_hash: str | None, hours: float) -> Call | None:
+    """The call behind a caller's link for what follows it (reading and signing the
+    statement): only on the phone that agreed, while the call is live or for ``hours``
+    after it ended; never for a revoked link.
+    """
+    if not token or len(token) > 128 or device_hash is None:
+        return None
+    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
+    if invite is None or invite.revoked_at is not None:
+        return None
+    call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
+    if call.caller_device_hash != device_hash:
+        return None
+    if call.ended_at is not None and utcnow() - call.ended_at > timedelta(hours=hours):
+        return None
+    if CallState(call.state) in (CallState.CANCELLED, CallState.EXPIRED, CallState.INVITED):
+        return None
+    return call
+
+
 def opens_at(session: Session, token: str) -> datetime | None:
     """When a booked appointment's link starts to work (None: it always did)."""
     invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
