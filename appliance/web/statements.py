@@ -62,24 +62,34 @@ def _live_call(session: Session, form: MultiDictProxy[Any], incident: Incident):
     return call
 
 
+def _save(
+    request: web.Request,
+    session: Session,
+    incident: Incident,
+    form: MultiDictProxy[Any],
+    call: Call | None,
+) -> Statement:
+    return statements.save(
+        session,
+        actor_of(request),
+        current_user(request),
+        incident,
+        Witness.clean(
+            str(form.get("witness_name", "")),
+            str(form.get("witness_age", "")),
+            str(form.get("witness_occupation", "")),
+            str(form.get("account", "")),
+        ),
+        request.app[keys.SETTINGS].statement_declaration,
+        call,
+    )
+
+
 @routes.post(r"/incidents/{incident_id:\d+}/statement", name="statement_save")
 @requires(*STAFF)
 async def save(request: web.Request) -> web.StreamResponse:
     def work(session: Session, incident: Incident, form: MultiDictProxy[Any]) -> dict[str, Any]:
-        statement = statements.save(
-            session,
-            actor_of(request),
-            current_user(request),
-            incident,
-            Witness.clean(
-                str(form.get("witness_name", "")),
-                str(form.get("witness_age", "")),
-                str(form.get("witness_occupation", "")),
-                str(form.get("account", "")),
-            ),
-            request.app[keys.SETTINGS].statement_declaration,
-            _live_call(session, form, incident),
-        )
+        statement = _save(request, session, incident, form, _live_call(session, form, incident))
         pushed.update(statement=officer_view(statement), call=statement.call_id)
         return {
             "message": f"Statement version {statement.version} saved as a draft.",
@@ -99,6 +109,8 @@ async def send(request: web.Request) -> web.StreamResponse:
         call = _live_call(session, form, incident)
         if call is None:
             raise StatementError("send the statement from the call with the caller")
+        if "account" in form:  # the form's text is saved first: what is sent is what is shown
+            _save(request, session, incident, form, call)
         statement = statements.send(session, actor_of(request), incident, call)
         pushed.update(statement=officer_view(statement), call=call.id)
         return {
