@@ -340,6 +340,13 @@ class Settings(BaseSettings):
     cad_webhook_max_attempts: int = Field(
         8, ge=1, le=30, description="Tries per CAD event before it is marked failed."
     )
+    cad_webhook_backoff_seconds: float = Field(
+        5,
+        gt=0,
+        le=600,
+        description="Wait before the first retry of a CAD event; it doubles per attempt, up "
+        "to an hour.",
+    )
     cad_webhook_timeout_seconds: float = Field(
         10, gt=0, le=120, description="Longest wait for the CAD to answer one event."
     )

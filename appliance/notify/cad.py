@@ -52,11 +52,13 @@ class CadSender(PollingTask):
         *,
         timeout_s: float,
         max_attempts: int,
+        backoff_s: float = 5.0,
         interval_s: float = 5.0,
         batch: int = 20,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        super().__init__(interval_s, batch)
+        super().__init__(min(interval_s, backoff_s), batch)
+        self.backoff_s = backoff_s
         self.db = db
         self.url = url
         self.secret = secret
@@ -74,6 +76,7 @@ class CadSender(PollingTask):
             settings.cad_webhook_secret.get_secret_value(),
             timeout_s=settings.cad_webhook_timeout_seconds,
             max_attempts=settings.cad_webhook_max_attempts,
+            backoff_s=settings.cad_webhook_backoff_seconds,
         )
 
     async def stop(self) -> None:
@@ -118,7 +121,9 @@ class CadSender(PollingTask):
             delivery = session.get(CadDelivery, delivery_id)
             if delivery is None:
                 return
-            cad.record_answer(session, delivery, answer, self.clock(), self.max_attempts)
+            cad.record_answer(
+                session, delivery, answer, self.clock(), self.max_attempts, self.backoff_s
+            )
             state = delivery.state
         metrics.CAD_DELIVERIES.labels(
             "delivered" if answer.delivered else "retry" if state == "pending" else "failed"

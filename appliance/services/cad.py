@@ -21,7 +21,6 @@ from appliance.models import CadDelivery, DeliveryState, Incident, utcnow
 from appliance.services import audit
 from appliance.services.audit import Actor
 
-BACKOFF_BASE_S = 5.0
 BACKOFF_MAX_S = 3600.0
 SCHEMA_VERSION = 1
 
@@ -37,9 +36,9 @@ class Answer:
     retry_after_s: float | None = None
 
 
-def backoff_s(attempts: int) -> float:
-    """5 s, 10 s, 20 s … doubling, capped at an hour."""
-    return min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S)
+def backoff_s(attempts: int, base_s: float) -> float:
+    """base, 2×base, 4×base … after each failed attempt, capped at an hour."""
+    return min(base_s * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S)
 
 
 def queue_event(
@@ -97,7 +96,12 @@ def due(session: Session, now: datetime, limit: int) -> list[CadDelivery]:
 
 
 def record_answer(
-    session: Session, delivery: CadDelivery, answer: Answer, now: datetime, max_attempts: int
+    session: Session,
+    delivery: CadDelivery,
+    answer: Answer,
+    now: datetime,
+    max_attempts: int,
+    backoff_base_s: float,
 ) -> None:
     delivery.attempts += 1
     delivery.last_attempt_at = now
@@ -108,7 +112,7 @@ def record_answer(
         delivery.delivered_at = now
         delivery.next_attempt_at = None
     elif answer.retry and delivery.attempts < max_attempts:
-        wait = max(answer.retry_after_s or 0.0, backoff_s(delivery.attempts))
+        wait = max(answer.retry_after_s or 0.0, backoff_s(delivery.attempts, backoff_base_s))
         delivery.next_attempt_at = now + timedelta(seconds=min(wait, BACKOFF_MAX_S))
     else:
         delivery.state = DeliveryState.FAILED.value

@@ -32,7 +32,7 @@ async def deliveries(request: web.Request) -> web.StreamResponse:
             "deliveries": rows,
             "counts": counts,
             "configured": settings.cad_webhook_url is not None,
-            "url": settings.cad_webhook_url,
+            "cad_url": settings.cad_webhook_url,
             "notice": "Queued to send again." if request.query.get("notice") == "resent" else "",
         },
     )
