@@ -54,6 +54,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
     if not request.app[keys.SETTINGS].guests_enabled:
         return web.json_response({"error": "guests are switched off on this box"}, status=403)
     form = await request.post()
+    base = request.app[keys.SETTINGS].effective_public_url
     try:
         with request.app[keys.DB].session() as session:
             call, _ = call_for(request, session)
@@ -68,7 +69,6 @@ async def invite(request: web.Request) -> web.StreamResponse:
             reply = {"id": guest.id, "label": guests.label(guest), "name": guest.name}
     except GuestError as exc:
         return web.json_response({"error": str(exc)}, status=409)
-    base = request.app[keys.SETTINGS].public_base_url
     return web.json_response({**reply, "link": f"{base}/g/{token}", "message": "Link ready."})
 
 
