@@ -19,7 +19,10 @@ from sqlmodel import Session, col, select
 from appliance import metrics
 from appliance.config import Settings
 from appliance.models import (
+    ACTIVE_APPOINTMENT_STATES,
     FINAL_STATES,
+    Appointment,
+    AppointmentState,
     Call,
     CallState,
     ChatMessage,
@@ -348,8 +351,33 @@ def caller_waiting(session: Session, call: Call, source: str) -> None:
 
 
 def admit(session: Session, call: Call, handler: User, source: str) -> None:
+    """Connect the call; a booked appointment whose link this was is then kept (done) and
+    its reminder, if not sent yet, withdrawn."""
     call.handler_id = handler.id
     _move(session, call, CallState.CONNECTED, Actor(handler.username, source))
+    appointment = session.exec(
+        select(Appointment)
+        .where(Appointment.call_public_id == call.public_id)
+        .where(col(Appointment.state).in_([s.value for s in ACTIVE_APPOINTMENT_STATES]))
+    ).first()
+    if appointment is not None:
+        appointment.state = AppointmentState.DONE.value
+        session.add(appointment)
+        reminder = (
+            session.get(OutboundMessage, appointment.reminder_message_id)
+            if appointment.reminder_message_id
+            else None
+        )
+        if reminder is not None:  # joined early: the reminder would only confuse
+            messages.cancel(session, Actor(handler.username, source), reminder)
+        audit.record(
+            session,
+            Actor(handler.username, source),
+            "appointment.kept",
+            object_type="call",
+            object_id=call.public_id,
+            detail={"appointment": appointment.id},
+        )
 
 
 def end(session: Session, call: Call, actor: Actor, reason: str) -> None:
