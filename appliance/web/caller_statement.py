@@ -12,6 +12,7 @@ import base64
 import binascii
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from appliance.models import Call
@@ -50,6 +51,19 @@ async def _json(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="send a JSON object")
     return body
+
+
+@routes.get("/v/{token}/statement/sign", name="caller_statement_page")
+@public
+async def page(request: web.Request) -> web.StreamResponse:
+    """The statement alone, for a caller who comes back to their link after the call."""
+    with request.app[keys.DB].session() as session:
+        _call(request, session)
+    return aiohttp_jinja2.render_template(
+        "caller/statement.html",
+        request,
+        {"token": request.match_info["token"], "page_title": "Your statement"},
+    )
 
 
 @routes.get("/v/{token}/statement", name="caller_statement")
