@@ -8,6 +8,7 @@ from appliance.models.appointments import (
 )
 from appliance.models.audit import AuditEvent
 from appliance.models.base import utcnow
+from appliance.models.cad import CadDelivery, DeliveryState
 from appliance.models.calls import (
     FINAL_STATES,
     Call,
@@ -17,6 +18,7 @@ from appliance.models.calls import (
     Recording,
     Snapshot,
 )
+from appliance.models.guests import GUEST_ROLES, GuestInvite
 from appliance.models.incidents import Incident
 from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.officer import (
@@ -33,6 +35,7 @@ from appliance.models.rvr import (
     Disclosure,
     RvrCase,
 )
+from appliance.models.statements import Statement, StatementState
 from appliance.models.uploads import SharedLocation, UploadedItem
 from appliance.models.users import Role, User, UserRole, WebSession
 
@@ -41,6 +44,7 @@ __all__ = [
     "DASH_ANSWERS",
     "DISCLOSURE_KINDS",
     "FINAL_STATES",
+    "GUEST_ROLES",
     "RISK_LEVELS",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
@@ -49,11 +53,14 @@ __all__ = [
     "Appointment",
     "AppointmentState",
     "AuditEvent",
+    "CadDelivery",
     "Call",
     "CallState",
     "ChatMessage",
     "DashAssessment",
+    "DeliveryState",
     "Disclosure",
+    "GuestInvite",
     "Incident",
     "IncidentNote",
     "Invite",
@@ -64,6 +71,8 @@ __all__ = [
     "RvrCase",
     "SharedLocation",
     "Snapshot",
+    "Statement",
+    "StatementState",
     "ThriveAssessment",
     "UploadedItem",
     "User",

@@ -14,17 +14,22 @@ from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
+from appliance.notify.cad import CadSender
 from appliance.notify.dispatcher import Dispatcher
+from appliance.notify.loop import PollingTask
 from appliance.web import (
     admin,
     api,
     appointments,
     auth,
     board,
+    cad_admin,
     caller,
     caller_safety,
+    caller_statement,
     collect,
     console,
+    guests,
     health,
     home,
     incidents,
@@ -32,6 +37,7 @@ from appliance.web import (
     middleware,
     officer,
     rvr,
+    statements,
 )
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -77,13 +83,17 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         auth,
         home,
         admin,
+        cad_admin,
         health,
         incidents,
         officer,
+        statements,
         appointments,
         console,
+        guests,
         caller,
         caller_safety,
+        caller_statement,
         collect,
         api,
         board,
@@ -96,6 +106,12 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     app[keys.DISPATCHER] = dispatcher = Dispatcher.from_settings(settings, db)
     app.on_startup.append(lambda _app: dispatcher.start())
     app.on_cleanup.append(lambda _app: dispatcher.stop())
+    sender = CadSender.from_settings(settings, db)
+    app[keys.CAD] = sender or PollingTask(interval_s=3600, batch=1)
+    hub.cad_poke = app[keys.CAD].poke
+    if sender is not None:
+        app.on_startup.append(lambda _app: sender.start())
+        app.on_cleanup.append(lambda _app: sender.stop())
     metrics.QUEUE_TARGET.set(settings.queue_target_seconds)
     metrics.STORAGE_FREE.set_function(lambda: _free_bytes(settings.data_dir))
     app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)

@@ -429,3 +429,31 @@ def test_queue_sms_not_before_is_honoured_by_due(db: Database) -> None:
         assert message.next_attempt_at == later
         assert messages.due(session, later - timedelta(seconds=1)) == []
         assert [m.id for m in messages.due(session, later)] == [message.id]
+
+
+def test_an_appointment_kept_is_done_and_can_no_longer_be_moved(
+    db: Database, settings: Settings, user: User
+) -> None:
+    """The caller joins the booked call and the handler admits them: the booking is done."""
+    incident = _incident(db, user)
+    booked = _book(db, settings, incident, user, utc(2027, 3, 22, 10, 0))
+    with db.session() as session:
+        call = calls.by_public_id(session, booked.call_public_id)
+        handler = session.get(User, user.id)
+        assert call is not None and handler is not None
+        calls.caller_waiting(session, call, "t")
+        calls.admit(session, call, handler, "t")
+    with db.session() as session:
+        kept = session.get(Appointment, booked.id)
+        assert kept is not None and kept.state == "done"
+        assert appointments.active_for(session, incident.id or 0) is None
+        assert (
+            session.exec(select(AuditEvent).where(AuditEvent.action == "appointment.kept"))
+            .one()
+            .object_id
+            == booked.call_public_id
+        )
+        reminder = session.get(OutboundMessage, kept.reminder_message_id)
+        assert reminder is not None and reminder.status == "cancelled"
+        with pytest.raises(AppointmentError, match="this appointment is done"):
+            appointments.cancel(session, ACTOR, settings, kept, True)
