@@ -20,7 +20,7 @@ from appliance.models.calls import (
 )
 from appliance.models.guests import GUEST_ROLES, GuestInvite
 from appliance.models.incidents import Incident
-from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
+from appliance.models.messages import PURPOSES, UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.officer import (
     THRIVE_PARTS,
     THRIVE_RATINGS,
@@ -35,6 +35,7 @@ __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
     "FINAL_STATES",
     "GUEST_ROLES",
+    "PURPOSES",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
     "UNSENT_STATES",
