@@ -24,7 +24,7 @@ from appliance.live import protocol
 from appliance.live.quality import QualityMeter
 from appliance.logs import call_id_var
 from appliance.models import Call, CallState, Recording, Snapshot, User, utcnow
-from appliance.services import calls, evidence
+from appliance.services import calls, evidence, survey
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from media import IceServer, LegStats, NoVideoError, Room, RoomConfig, RoomEvent, SdpError
@@ -318,6 +318,7 @@ class CallHub:
         with self.db.session() as session:
             call = self._reload(session, live)
             calls.end(session, call, actor, reason)
+            survey.after_call(session, self.settings, call)
             state = call.state
         metrics.CALLS_ENDED.labels(state).inc()
         await self._broadcast(live, {"type": "ended", "state": state, "reason": reason})
@@ -334,6 +335,7 @@ class CallHub:
                 call = calls.by_public_id(session, public_id)
                 if call is not None:
                     calls.end(session, call, actor, reason)
+                    survey.after_call(session, self.settings, call)
             return
         async with live.lock:
             await self._end(live, actor, reason)

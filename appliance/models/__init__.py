@@ -17,6 +17,17 @@ from appliance.models.calls import (
     Recording,
     Snapshot,
 )
+from appliance.models.evaluation import (
+    ARMS,
+    USUAL_ARM,
+    VIDEO_ARM,
+    ArmAlreadyRevealed,
+    SurveyLink,
+    SurveyResponse,
+    Trial,
+    TrialAllocation,
+    TrialBlock,
+)
 from appliance.models.incidents import Incident
 from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.officer import (
@@ -30,13 +41,17 @@ from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
+    "ARMS",
     "FINAL_STATES",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
     "UNSENT_STATES",
+    "USUAL_ARM",
+    "VIDEO_ARM",
     "ApiKey",
     "Appointment",
     "AppointmentState",
+    "ArmAlreadyRevealed",
     "AuditEvent",
     "Call",
     "CallState",
@@ -50,7 +65,12 @@ __all__ = [
     "Role",
     "SharedLocation",
     "Snapshot",
+    "SurveyLink",
+    "SurveyResponse",
     "ThriveAssessment",
+    "Trial",
+    "TrialAllocation",
+    "TrialBlock",
     "UploadedItem",
     "User",
     "UserRole",
