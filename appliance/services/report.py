@@ -66,7 +66,7 @@ def charts(evaluation: Evaluation) -> Charts:
             box = axes.boxplot(
                 [d for _, d in shown],
                 tick_labels=[COHORT_LABELS[k] for k, _ in shown],
-                vert=False,
+                orientation="horizontal",
                 patch_artist=True,
             )
             for patch, (k, _) in zip(box["boxes"], shown, strict=True):
@@ -183,7 +183,7 @@ def csv_tables(evaluation: Evaluation) -> dict[str, list[list[object]]]:
     """The CSV files' rows, header first."""
     head = ["period", "cohort", "measure", "label", "n", "count", "value", "ci_low", "ci_high"]
     measures: list[list[object]] = [head]
-    whole = f"{evaluation.start.date()}..{evaluation.end.date()}"
+    whole = f"{evaluation.start.date()}..{(evaluation.end - timedelta(days=1)).date()}"
     for period, estimates in [(whole, evaluation.estimates), *evaluation.periods]:
         for e in estimates:
             measures.append(
