@@ -43,9 +43,7 @@ def _ended_call(server: LiveServer, ref: str, category: str = "Theft") -> tuple[
         session.flush()
         incident = add_incident(session, user, ref, category=category)
         incidents.record_eligibility(session, ACTOR, user, incident, ["ok"], [True])
-        _, _, token = calls.create_video_invite(
-            session, ACTOR, incident, user, timedelta(hours=1)
-        )
+        _, _, token = calls.create_video_invite(session, ACTOR, incident, user, timedelta(hours=1))
         return incident.id or 0, token
 
 
