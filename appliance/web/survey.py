@@ -94,15 +94,23 @@ async def _answer(request: web.Request, channel: str) -> web.Response:
     return _thanks(request)
 
 
+def _offer(request: web.Request, channel: str) -> web.Response:
+    """The empty form, or why it cannot be answered."""
+    token = request.match_info["token"]
+    with request.app[keys.DB].session() as session:
+        if channel == PAGE:
+            found: object = survey.open_on_page(session, token, device_hash_of(request))
+        else:
+            found = survey.open_sms_link(session, token)
+    if isinstance(found, SurveyProblem):
+        return _problem(request, found)
+    return _form(request, f"/v/{token}/survey" if channel == PAGE else f"/s/{token}")
+
+
 @routes.get("/v/{token}/survey", name="survey_after_call")
 @public
 async def after_call(request: web.Request) -> web.StreamResponse:
-    token = request.match_info["token"]
-    with request.app[keys.DB].session() as session:
-        found = survey.open_on_page(session, token, device_hash_of(request))
-    if isinstance(found, SurveyProblem):
-        return _problem(request, found)
-    return _form(request, f"/v/{token}/survey")
+    return _offer(request, PAGE)
 
 
 @routes.post("/v/{token}/survey", name="survey_after_call_answer")
@@ -114,11 +122,7 @@ async def after_call_answer(request: web.Request) -> web.StreamResponse:
 @routes.get("/s/{token}", name="survey_link")
 @public
 async def by_link(request: web.Request) -> web.StreamResponse:
-    with request.app[keys.DB].session() as session:
-        found = survey.open_sms_link(session, request.match_info["token"])
-    if isinstance(found, SurveyProblem):
-        return _problem(request, found)
-    return _form(request, f"/s/{request.match_info['token']}")
+    return _offer(request, SMS)
 
 
 @routes.post("/s/{token}", name="survey_link_answer")

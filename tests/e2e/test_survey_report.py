@@ -6,52 +6,25 @@ The report page's screenshot is kept under test-artifacts/ at the repository roo
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.conftest import HANDLER_PASSWORD, Appliance
+from tests.e2e.conftest import Appliance, signed_in_handler
 from tests.e2e.test_call import admit_first_waiting, caller_joins, new_link
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def signed_in_supervisor(browser: Browser, appliance: Appliance) -> Page:
-    add = ["user", "add", "sup1", "--name", "Sam Sergeant", "--role", "supervisor"]
-    result = subprocess.run(
-        [sys.executable, "-m", "appliance", *add],
-        env={**os.environ, "EVR_DATA_DIR": str(appliance.data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    one_time = re.search(r"shown once\): (\S+)", result.stdout).group(1)
-    context = browser.new_context(ignore_https_errors=True, locale="en-GB")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    page.goto(appliance.base_url + "/login")
-    page.get_by_label("Username").fill("sup1")
-    page.get_by_label("Password").fill(one_time)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_label("Current password").fill(one_time)
-    page.get_by_label("New password", exact=True).fill(HANDLER_PASSWORD)
-    page.get_by_label("New password again").fill(HANDLER_PASSWORD)
-    page.get_by_role("button", name="Change password").click()
-    expect(page.get_by_role("heading", name=re.compile("^Welcome"))).to_be_visible()
-    return page
-
-
 def test_the_caller_answers_after_the_call_and_the_supervisor_sees_it(
     handler: Page, phone: BrowserContext, appliance: Appliance, browser: Browser
 ) -> None:
-    supervisor = signed_in_supervisor(browser, appliance)
+    context = browser.new_context(ignore_https_errors=True, locale="en-GB")
+    context.set_default_timeout(15_000)
+    supervisor = signed_in_handler(context, appliance, "sup1", role="supervisor")
     supervisor.goto(appliance.base_url + "/evaluation")
     expect(supervisor.get_by_role("heading", name="Evaluation")).to_be_visible()
     expect(supervisor.locator("#no-cases")).to_be_visible()

@@ -11,6 +11,7 @@ summary or a survey comment, and `evr report` must write the same thing to files
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 import subprocess
@@ -35,6 +36,7 @@ from appliance.models import (
     SurveyResponse,
     Trial,
     TrialAllocation,
+    User,
 )
 from appliance.services import measures, report
 from tests.support.staff import add_user
@@ -64,6 +66,30 @@ class Truth:
 
 def _rating(rng: np.random.Generator, good: bool) -> int:
     return int(rng.choice([4, 5])) if good else int(rng.choice([1, 2, 3]))
+
+
+def _video_call(
+    session: Session, incident: Incident, user: User, key: str, connected: datetime
+) -> None:
+    """A video call that connected at ``connected`` and has ended."""
+    invite = Invite(
+        incident_id=incident.id,
+        token_hash=hashlib.sha256(key.encode()).hexdigest(),
+        created_by_id=user.id,
+        expires_at=connected + timedelta(days=1),
+    )
+    session.add(invite)
+    session.flush()
+    session.add(
+        Call(
+            public_id=key,
+            incident_id=incident.id,
+            invite_id=invite.id,
+            state="ended",
+            connected_at=connected,
+            ended_at=connected + timedelta(minutes=20),
+        )
+    )
 
 
 def build(session: Session, seed: int = 11) -> Truth:
@@ -105,24 +131,7 @@ def build(session: Session, seed: int = 11) -> Truth:
         if cohort != "usual":
             incident.deployment_needed = deployed
             incident.outcome_code = "officer_to_attend" if deployed else "advice_given"
-            invite = Invite(
-                incident_id=incident.id,
-                token_hash=f"{i:064d}",
-                created_by_id=user.id,
-                expires_at=received + timedelta(days=1),
-            )
-            session.add(invite)
-            session.flush()
-            session.add(
-                Call(
-                    public_id=f"k{i}",
-                    incident_id=incident.id,
-                    invite_id=invite.id,
-                    state="ended",
-                    connected_at=responded,
-                    ended_at=responded + timedelta(minutes=20),
-                )
-            )
+            _video_call(session, incident, user, f"k{i}", responded)
         if cohort != "service":
             session.add(
                 TrialAllocation(
@@ -168,23 +177,7 @@ def build(session: Session, seed: int = 11) -> Truth:
         )
         session.add(outside)
         session.flush()
-        invite = Invite(
-            incident_id=outside.id,
-            token_hash=f"out{j}".ljust(64, "0"),
-            created_by_id=user.id,
-            expires_at=when + timedelta(days=1),
-        )
-        session.add(invite)
-        session.flush()
-        session.add(
-            Call(
-                public_id=f"out{j}",
-                incident_id=outside.id,
-                invite_id=invite.id,
-                state="ended",
-                connected_at=when + timedelta(hours=1),
-            )
-        )
+        _video_call(session, outside, user, f"out{j}", when + timedelta(hours=1))
     session.flush()
     return truth
 
