@@ -9,12 +9,16 @@ can reproduce the whole sequence; each block is also stored when first used.
 
 Concealment: the next place in a stratum is taken only at the moment of revealing,
 and revealing needs the eligibility check and the caller's consent recorded first.
+While the trial runs nobody is shown the seed (whoever knows it could work out the
+next place): the audit trail holds its SHA-256 from the start and the seed itself
+from the stop, so an auditor can check it was not changed in between.
 Once revealed the arm is fixed: revealing again returns it, and the allocation row
 refuses any change (see ``models.evaluation``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import secrets
 from collections.abc import Sequence
@@ -67,6 +71,12 @@ def sequence(seed: int, stratum: str, places: int, sizes: Sequence[int]) -> list
     return arms[:places]
 
 
+def seed_digest(seed: int) -> str:
+    """What the audit trail shows of a running trial's seed: it commits to the seed
+    without telling it (the seed itself is recorded when the trial stops)."""
+    return hashlib.sha256(f"evr-trial-seed:{seed}".encode()).hexdigest()
+
+
 def active(session: Session) -> Trial | None:
     return session.exec(
         select(Trial).where(col(Trial.stopped_at).is_(None)).order_by(col(Trial.id).desc())
@@ -99,7 +109,11 @@ def start(
         "trial.started",
         object_type="trial",
         object_id=trial.id or "",
-        detail={"seed": trial.seed, "block_sizes": trial.block_sizes, "strata": "category"},
+        detail={
+            "seed_sha256": seed_digest(trial.seed),
+            "block_sizes": trial.block_sizes,
+            "strata": "category",
+        },
     )
     return trial
 
@@ -112,7 +126,14 @@ def stop(session: Session, actor: Actor, user: User) -> Trial:
     trial.stopped_at = utcnow()
     trial.stopped_by_id = user.id
     session.add(trial)
-    audit.record(session, actor, "trial.stopped", object_type="trial", object_id=trial.id or "")
+    audit.record(
+        session,
+        actor,
+        "trial.stopped",
+        object_type="trial",
+        object_id=trial.id or "",
+        detail={"seed": trial.seed},
+    )
     return trial
 
 

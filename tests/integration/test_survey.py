@@ -228,7 +228,8 @@ async def test_the_trial_from_the_supervisors_switch_to_the_control_arms_survey(
     response, _ = await supervisor.post("/evaluation/trial", {"action": "start", "seed": "31"})
     assert response.status == 303
     response, body = await supervisor.get("/evaluation/trial")
-    assert "is <strong>running</strong>" in body and "<code>31</code>" in body
+    assert "is <strong>running</strong>" in body
+    assert "<code" not in body and "hidden while the trial runs" in body
 
     with live_server.db.session() as session:
         user = session.exec(select(User).where(User.username == "sup1")).one()
@@ -278,8 +279,17 @@ async def test_the_trial_from_the_supervisors_switch_to_the_control_arms_survey(
     assert "same</span>" in body and "differs" not in body.split("<h2>Trial")[1]
     response, _ = await supervisor.post("/evaluation/trial", {"action": "stop"})
     assert response.status == 303
+    response, body = await supervisor.get("/evaluation/trial")
+    assert ">31</code>" in body
     with live_server.db.session() as session:
         assert trial.active(session) is None
+        started, stopped = (
+            session.exec(select(AuditEvent).where(AuditEvent.action == action)).one()
+            for action in ("trial.started", "trial.stopped")
+        )
+        assert "seed" not in started.detail
+        assert started.detail["seed_sha256"] == trial.seed_digest(31)
+        assert stopped.detail["seed"] == 31
 
 
 async def test_the_evaluation_page_is_for_supervisors(
