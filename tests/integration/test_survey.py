@@ -165,6 +165,7 @@ async def test_the_sms_link_works_once_and_expires(
     try:
         response, body = await phone.get(f"/s/{survey_token}")
         assert response.status == 200 and "Would you use a video call with us again?" in body
+        assert response.headers["Cache-Control"] == "no-store"  # nothing kept on the phone
         response, body = await phone.post(f"/s/{survey_token}", {**GOOD, "use_again": "maybe"})
         assert response.status == 400 and "answer yes or no" in body
         response, body = await phone.post(f"/s/{survey_token}", {**GOOD, "use_again": ""})
