@@ -18,6 +18,17 @@ from appliance.models.calls import (
     Recording,
     Snapshot,
 )
+from appliance.models.evaluation import (
+    ARMS,
+    USUAL_ARM,
+    VIDEO_ARM,
+    ArmAlreadyRevealed,
+    SurveyLink,
+    SurveyResponse,
+    Trial,
+    TrialAllocation,
+    TrialBlock,
+)
 from appliance.models.guests import GUEST_ROLES, GuestInvite
 from appliance.models.incidents import Incident
 from appliance.models.messages import PURPOSES, UNSENT_STATES, MessageStatus, OutboundMessage
@@ -33,15 +44,19 @@ from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
+    "ARMS",
     "FINAL_STATES",
     "GUEST_ROLES",
     "PURPOSES",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
     "UNSENT_STATES",
+    "USUAL_ARM",
+    "VIDEO_ARM",
     "ApiKey",
     "Appointment",
     "AppointmentState",
+    "ArmAlreadyRevealed",
     "AuditEvent",
     "CadDelivery",
     "Call",
@@ -60,7 +75,12 @@ __all__ = [
     "Snapshot",
     "Statement",
     "StatementState",
+    "SurveyLink",
+    "SurveyResponse",
     "ThriveAssessment",
+    "Trial",
+    "TrialAllocation",
+    "TrialBlock",
     "UploadedItem",
     "User",
     "UserRole",

@@ -26,7 +26,7 @@ class MessageStatus(StrEnum):
 
 UNSENT_STATES = frozenset({MessageStatus.PENDING, MessageStatus.RETRYING})
 # What a message is for: only invites (a link to act on) count as invites in the metrics.
-PURPOSES = ("invite", "reminder", "cancellation", "notice")
+PURPOSES = ("invite", "reminder", "cancellation", "survey", "notice")
 
 
 class OutboundMessage(SQLModel, table=True):

@@ -35,7 +35,10 @@ from appliance.web import (
     keys,
     middleware,
     officer,
+    report,
     statements,
+    survey,
+    trial,
 )
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -93,6 +96,9 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         collect,
         api,
         board,
+        survey,
+        report,
+        trial,
     ):
         app.router.add_routes(module.routes)
     app.on_startup.append(lambda _app: hub.start_sampling())
