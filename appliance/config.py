@@ -58,6 +58,7 @@ DEFAULT_UNSAFE_WORDS = (
     "999",
     "101",
 )
+DEFAULT_SMS_SURVEY = "{force_name}: please tell us how we did. It takes a minute: {link}"
 # South, west, north, east: Great Britain, Northern Ireland, the Isle of Man, the
 # Channel Islands, Scilly, Shetland, with a margin.
 UK_BOUNDS = [49.0, -8.8, 61.0, 2.0]
@@ -432,6 +433,58 @@ class Settings(BaseSettings):
         description="This many yes answers on the DASH checklist flag a MARAC referral even "
         "when the officer's risk level is not high.",
     )
+    sms_survey_template: str = Field(
+        DEFAULT_SMS_SURVEY,
+        min_length=10,
+        max_length=300,
+        description="The SMS with the caller survey's link; same rules as sms_invite_template.",
+    )
+    survey_sms_delay_minutes: int = Field(
+        120,
+        ge=0,
+        le=30 * 24 * 60,
+        description="The survey SMS goes this long after a video call ends (or an in-person "
+        "response is recorded), unless the caller has answered on the call page by then.",
+    )
+    survey_link_days: int = Field(
+        14, ge=1, le=90, description="How long the survey link in the SMS works."
+    )
+    survey_sms_skip_categories: list[str] = Field(
+        ["Domestic abuse"],
+        description="Incident categories whose callers are never sent the survey by SMS (a "
+        "later text may be read by the abuser); they can still answer on the call page.",
+    )
+    trial_block_sizes: list[int] = Field(
+        [4, 6],
+        min_length=1,
+        description="Block sizes of the randomised trial; each block's size is drawn from "
+        "this list and holds as many video as usual-response places. Even numbers only.",
+    )
+    evaluation_positive_rating: int = Field(
+        4,
+        ge=2,
+        le=5,
+        description="A survey rating (1-5) at or above this counts as positive / satisfied.",
+    )
+    evaluation_visit_officer_hours: float = Field(
+        2.0,
+        ge=0,
+        le=48,
+        description="Officer hours an in-person attendance takes, travel included (unit cost "
+        "for the time-saved measure).",
+    )
+    evaluation_video_officer_hours: float = Field(
+        0.75,
+        ge=0,
+        le=48,
+        description="Officer hours a video response takes (set against a visit's hours).",
+    )
+    evaluation_officer_hour_cost: float = Field(
+        40.0, ge=0, description="Cost of one officer hour, in pounds."
+    )
+    evaluation_visit_travel_cost: float = Field(
+        15.0, ge=0, description="Travel cost of one in-person attendance (mileage), in pounds."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -513,7 +566,11 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "sms_invite_template", "sms_upload_template", "sms_location_template", "rvr_sms_template"
+        "sms_invite_template",
+        "sms_upload_template",
+        "sms_location_template",
+        "sms_survey_template",
+        "rvr_sms_template",
     )
     @classmethod
     def _sms_template(cls, value: str) -> str:
@@ -530,6 +587,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must stay neutral (it may be read by someone else): remove {unsafe.group(0)!r}"
             )
+        return value
+
+    @field_validator("trial_block_sizes")
+    @classmethod
+    def _block_sizes(cls, value: list[int]) -> list[int]:
+        for size in value:
+            if size < 2 or size % 2 or size > 20:
+                raise ValueError(f"{size} is not an even block size from 2 to 20")
         return value
 
     @field_validator("appointment_hours")

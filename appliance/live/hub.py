@@ -25,7 +25,7 @@ from appliance.live import protocol
 from appliance.live.quality import QualityMeter
 from appliance.logs import call_id_var
 from appliance.models import Call, CallState, GuestInvite, Recording, Snapshot, User, utcnow
-from appliance.services import cad, calls, evidence, guests
+from appliance.services import cad, calls, evidence, guests, survey
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from media import IceServer, LegStats, NoVideoError, Room, RoomConfig, RoomEvent, SdpError
@@ -342,6 +342,7 @@ class CallHub:
         with self.db.session() as session:
             call = self._reload(session, live)
             calls.end(session, call, actor, reason)
+            survey.after_call(session, self.settings, call)
             state = call.state
             cad.queue_event(
                 session,
@@ -366,6 +367,15 @@ class CallHub:
                 call = calls.by_public_id(session, public_id)
                 if call is not None:
                     calls.end(session, call, actor, reason)
+                    survey.after_call(session, self.settings, call)
+                    cad.queue_event(
+                        session,
+                        self.settings,
+                        "call.ended",
+                        call.incident_id,
+                        {"call": {"id": call.public_id, "state": call.state, "reason": reason}},
+                    )
+            self.cad_poke()
             return
         async with live.lock:
             await self._end(live, actor, reason)

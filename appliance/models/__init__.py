@@ -18,9 +18,20 @@ from appliance.models.calls import (
     Recording,
     Snapshot,
 )
+from appliance.models.evaluation import (
+    ARMS,
+    USUAL_ARM,
+    VIDEO_ARM,
+    ArmAlreadyRevealed,
+    SurveyLink,
+    SurveyResponse,
+    Trial,
+    TrialAllocation,
+    TrialBlock,
+)
 from appliance.models.guests import GUEST_ROLES, GuestInvite
 from appliance.models.incidents import Incident
-from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
+from appliance.models.messages import PURPOSES, UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.officer import (
     THRIVE_PARTS,
     THRIVE_RATINGS,
@@ -41,17 +52,22 @@ from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
+    "ARMS",
     "DASH_ANSWERS",
     "DISCLOSURE_KINDS",
     "FINAL_STATES",
     "GUEST_ROLES",
+    "PURPOSES",
     "RISK_LEVELS",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
     "UNSENT_STATES",
+    "USUAL_ARM",
+    "VIDEO_ARM",
     "ApiKey",
     "Appointment",
     "AppointmentState",
+    "ArmAlreadyRevealed",
     "AuditEvent",
     "CadDelivery",
     "Call",
@@ -73,7 +89,12 @@ __all__ = [
     "Snapshot",
     "Statement",
     "StatementState",
+    "SurveyLink",
+    "SurveyResponse",
     "ThriveAssessment",
+    "Trial",
+    "TrialAllocation",
+    "TrialBlock",
     "UploadedItem",
     "User",
     "UserRole",

@@ -34,7 +34,7 @@ from appliance.models import (
     User,
     utcnow,
 )
-from appliance.services import audit, evidence, messages
+from appliance.services import audit, evidence, messages, trial
 from appliance.services.audit import Actor
 
 NOTICE_VERSION = "2026-11-v1"
@@ -134,6 +134,8 @@ def create_video_invite(
     """
     if kind not in INVITE_KINDS:
         raise CallError(f"there is no {kind!r} kind of invite")
+    if kind == VIDEO and (refusal := trial.video_refusal(session, incident)):
+        raise CallError(refusal)
     token = secrets.token_urlsafe(32)
     invite = Invite(
         incident_id=incident.id or 0,

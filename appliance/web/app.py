@@ -36,8 +36,11 @@ from appliance.web import (
     keys,
     middleware,
     officer,
+    report,
     rvr,
     statements,
+    survey,
+    trial,
 )
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -98,6 +101,9 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         api,
         board,
         rvr,
+        survey,
+        report,
+        trial,
     ):
         app.router.add_routes(module.routes)
     app.on_startup.append(lambda _app: hub.start_sampling())

@@ -20,6 +20,7 @@ from appliance.services import (
     officer,
     rvr,
     statements,
+    trial,
     uploads,
 )
 from appliance.services.audit import Actor
@@ -215,6 +216,8 @@ async def invite(request: web.Request) -> web.StreamResponse:
             refusal = "complete the eligibility checklist first: a video invite needs every "
             refusal += "answer yes"
             status = 409
+        elif kind == calls.VIDEO and (held := trial.video_refusal(session, incident)):
+            refusal, status = held, 409
         elif by_sms:
             try:
                 calls.create_sms_invite(

@@ -1,7 +1,7 @@
 """rvr: the Rapid Video Response record, DASH checklists, disclosures, time to first screen
 
 Revision ID: 0009_rvr
-Revises: 0008_statement_cad_guests
+Revises: 0010_evaluation
 Create Date: 2026-11-26 00:39:57.431047
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_rvr"
-down_revision: str | None = "0008_statement_cad_guests"
+down_revision: str | None = "0010_evaluation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
