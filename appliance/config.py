@@ -42,6 +42,22 @@ HOURS_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)")
 DEFAULT_SMS_INVITE = "{force_name}: here is the link for your video call: {link}"
 DEFAULT_SMS_UPLOAD = "{force_name}: here is the link to send your photos and videos: {link}"
 DEFAULT_SMS_LOCATION = "{force_name}: here is the link to share where you are: {link}"
+DEFAULT_RVR_SMS = "Here is the link for your appointment: {link}"
+DEFAULT_UNSAFE_WORDS = (
+    "police",
+    "crime",
+    "abuse",
+    "abuser",
+    "domestic",
+    "violence",
+    "victim",
+    "offence",
+    "offender",
+    "assault",
+    "refuge",
+    "999",
+    "101",
+)
 DEFAULT_SMS_SURVEY = "{force_name}: please tell us how we did. It takes a minute: {link}"
 # South, west, north, east: Great Britain, Northern Ireland, the Isle of Man, the
 # Channel Islands, Scilly, Shetland, with a margin.
@@ -362,6 +378,61 @@ class Settings(BaseSettings):
         "is refused as implausible; [] accepts anywhere on Earth.",
     )
 
+    rvr_categories: list[str] = Field(
+        ["Domestic abuse"],
+        description="Incident categories on the Rapid Video Response track: their own queue, "
+        "a target in minutes, the safety questions before the invite and the safe caller pages.",
+    )
+    rvr_target_minutes: int = Field(
+        15,
+        ge=1,
+        le=24 * 60,
+        description="Minutes from an RVR incident's receipt to its video call; RVR work sorts "
+        "above all other work on the queue.",
+    )
+    rvr_link_minutes: int = Field(
+        30, ge=5, le=24 * 60, description="An RVR link works for this long after it is sent."
+    )
+    rvr_sms_template: str = Field(
+        DEFAULT_RVR_SMS,
+        min_length=10,
+        max_length=300,
+        description="The RVR invite SMS: {link} (and {force_name}, if the force wants its "
+        "name shown) are filled in. Checked against unsafe_words.",
+    )
+    rvr_page_title: str = Field(
+        "Appointment",
+        min_length=1,
+        max_length=60,
+        description="The title and heading of every caller page on the RVR path (what a "
+        "browser tab or history shows). Checked against unsafe_words.",
+    )
+    rvr_show_force_name: bool = Field(
+        False,
+        description="Show the force's name on the RVR caller pages. Off: the pages carry no "
+        "name or crest at all.",
+    )
+    quick_exit_url: str = Field(
+        "https://www.bbc.co.uk/weather",
+        description="The harmless site the quick-exit control on every caller page leaves for.",
+    )
+    unsafe_words: list[str] = Field(
+        list(DEFAULT_UNSAFE_WORDS),
+        description="Words that must never appear in an RVR SMS or a caller page's title "
+        "(whole words, any case). The settings above are checked at start-up.",
+    )
+    dash_questions_file: Path | None = Field(
+        None,
+        description="A JSON file of the force's own DASH questions "
+        '([{"id": "...", "text": "..."}, ...]) replacing the shipped short headings.',
+    )
+    dash_marac_yes_count: int = Field(
+        14,
+        ge=1,
+        le=100,
+        description="This many yes answers on the DASH checklist flag a MARAC referral even "
+        "when the officer's risk level is not high.",
+    )
     sms_survey_template: str = Field(
         DEFAULT_SMS_SURVEY,
         min_length=10,
@@ -495,7 +566,11 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "sms_invite_template", "sms_upload_template", "sms_location_template", "sms_survey_template"
+        "sms_invite_template",
+        "sms_upload_template",
+        "sms_location_template",
+        "sms_survey_template",
+        "rvr_sms_template",
     )
     @classmethod
     def _sms_template(cls, value: str) -> str:
@@ -552,6 +627,24 @@ class Settings(BaseSettings):
             raise ValueError(f"notify_adapter {self.notify_adapter} needs {' and '.join(missing)}")
         return self
 
+    @field_validator("quick_exit_url")
+    @classmethod
+    def _quick_exit_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// (or http://) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _rvr_neutral(self) -> Settings:
+        sms = self.rvr_sms_template.format(force_name=self.force_name, link="")
+        for name, text in (("rvr_sms_template", sms), ("rvr_page_title", self.rvr_page_title)):
+            word = unsafe_word(text, self.unsafe_words)
+            if word:
+                raise ValueError(f"{name} must stay neutral: it contains {word!r} (unsafe_words)")
+        if self.rvr_show_force_name and unsafe_word(self.force_name, self.unsafe_words):
+            raise ValueError("rvr_show_force_name: the force's name contains an unsafe word")
+        return self
+
     @model_validator(mode="after")
     def _pairs(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -598,6 +691,14 @@ class Settings(BaseSettings):
     @property
     def tls_is_default(self) -> bool:
         return self.tls_cert is None
+
+
+def unsafe_word(text: str, words: list[str]) -> str | None:
+    """The first of ``words`` that ``text`` contains as a whole word (any case), else None."""
+    for word in words:
+        if word.strip() and re.search(rf"(?<!\w){re.escape(word.strip())}(?!\w)", text, re.I):
+            return word.strip()
+    return None
 
 
 # A bad secret's value is never echoed in the error.

@@ -103,6 +103,14 @@ CALL_SETUP = Histogram(
     buckets=(0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0),
     registry=REGISTRY,
 )
+CALLER_FIRST_SCREEN = Histogram(
+    "evr_caller_first_screen_seconds",
+    "From an incident's creation to the first page its caller's link showed, by track "
+    "(rvr: Rapid Video Response, standard: the rest).",
+    ["track"],
+    buckets=(30, 60, 120, 180, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600, 48 * 3600),
+    registry=REGISTRY,
+)
 CALL_DURATION = Histogram(
     "evr_call_duration_seconds",
     "From admission to the end of the call.",

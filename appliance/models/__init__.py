@@ -38,6 +38,14 @@ from appliance.models.officer import (
     IncidentNote,
     ThriveAssessment,
 )
+from appliance.models.rvr import (
+    DASH_ANSWERS,
+    DISCLOSURE_KINDS,
+    RISK_LEVELS,
+    DashAssessment,
+    Disclosure,
+    RvrCase,
+)
 from appliance.models.statements import Statement, StatementState
 from appliance.models.uploads import SharedLocation, UploadedItem
 from appliance.models.users import Role, User, UserRole, WebSession
@@ -45,9 +53,12 @@ from appliance.models.users import Role, User, UserRole, WebSession
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
     "ARMS",
+    "DASH_ANSWERS",
+    "DISCLOSURE_KINDS",
     "FINAL_STATES",
     "GUEST_ROLES",
     "PURPOSES",
+    "RISK_LEVELS",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
     "UNSENT_STATES",
@@ -62,7 +73,9 @@ __all__ = [
     "Call",
     "CallState",
     "ChatMessage",
+    "DashAssessment",
     "DeliveryState",
+    "Disclosure",
     "GuestInvite",
     "Incident",
     "IncidentNote",
@@ -71,6 +84,7 @@ __all__ = [
     "OutboundMessage",
     "Recording",
     "Role",
+    "RvrCase",
     "SharedLocation",
     "Snapshot",
     "Statement",

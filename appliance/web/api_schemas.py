@@ -56,6 +56,11 @@ class IncidentOut(BaseModel):
     source: str
     eligibility: str = Field(description="unknown, eligible or ineligible")
     assigned: bool = Field(description="Whether a handler has taken it")
+    caller_first_screen_seconds: float | None = Field(
+        default=None,
+        description="Seconds from the incident's creation to the first page the caller's link "
+        "showed (null until then); Rapid Video Response's measure",
+    )
 
     @classmethod
     def of(cls, incident: Incident) -> IncidentOut:
@@ -74,6 +79,7 @@ class IncidentOut(BaseModel):
             source=incident.source,
             eligibility=incident.eligibility,
             assigned=incident.owner_id is not None,
+            caller_first_screen_seconds=incident.caller_first_screen_seconds,
         )
 
 

@@ -25,6 +25,7 @@ from appliance.web import (
     board,
     cad_admin,
     caller,
+    caller_safety,
     caller_statement,
     collect,
     console,
@@ -36,6 +37,7 @@ from appliance.web import (
     middleware,
     officer,
     report,
+    rvr,
     statements,
     survey,
     trial,
@@ -54,6 +56,7 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
         "current_roles": request.get(keys.ROLES, frozenset()),
         "csrf_token": request.get(keys.CSRF, ""),
         "csrf_field": keys.CSRF_FIELD,
+        **caller_safety.template_context(request),
     }
 
 
@@ -92,10 +95,12 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         console,
         guests,
         caller,
+        caller_safety,
         caller_statement,
         collect,
         api,
         board,
+        rvr,
         survey,
         report,
         trial,
@@ -116,4 +121,11 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     metrics.QUEUE_TARGET.set(settings.queue_target_seconds)
     metrics.STORAGE_FREE.set_function(lambda: _free_bytes(settings.data_dir))
     app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)
+    # The same files for the caller's pages, sent no-store: nothing stays on their phone.
+    app.router.add_static(
+        caller_safety.ASSETS_PREFIX,
+        PACKAGE / "static",
+        name=caller_safety.ASSETS_ROUTE,
+        append_version=True,
+    )
     return app

@@ -20,7 +20,7 @@ from appliance.services import cad, calls, statements
 from appliance.services.statements import StatementConflict, StatementError
 from appliance.web import keys
 from appliance.web.access import public, source_of
-from appliance.web.caller import device_hash_of
+from appliance.web.caller_safety import device_hash_of, note_look
 from appliance.web.statements import caller_safe, caller_view, officer_view
 
 routes = web.RouteTableDef()
@@ -28,6 +28,7 @@ PNG_DATA_URL = "data:image/png;base64,"
 
 
 def _call(request: web.Request, session: Any) -> Call:
+    note_look(request, session, request.match_info["token"])
     call = calls.call_after(
         session,
         request.match_info["token"],

@@ -24,6 +24,7 @@ from appliance.web.access import (
     source_of,
 )
 from appliance.web.incidents import STAFF, incident_for
+from appliance.web.rvr import console_context as rvr_console_context
 
 routes = web.RouteTableDef()
 
@@ -79,6 +80,7 @@ async def console(request: web.Request) -> web.StreamResponse:
         thrive = officer.thrive_history(session, incident)
         statement = statements.latest(session, incident)
         invited_guests = guests.active(session, call)
+        rvr_context = rvr_console_context(session, request.app[keys.SETTINGS], incident)
     settings = request.app[keys.SETTINGS]
     return aiohttp_jinja2.render_template(
         "calls/console.html",
@@ -96,6 +98,7 @@ async def console(request: web.Request) -> web.StreamResponse:
             "outcomes": settings.outcome_codes,
             "guest_roles": GUEST_ROLES if settings.guests_enabled else {},
             "guests": invited_guests,
+            **rvr_context,
         },
     )
 

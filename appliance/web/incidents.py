@@ -18,6 +18,7 @@ from appliance.services import (
     locations,
     messages,
     officer,
+    rvr,
     statements,
     trial,
     uploads,
@@ -182,6 +183,7 @@ def _render_incident(
             "notice": NOTICES.get(request.query.get("notice", ""), ""),
             "questions": settings.eligibility_questions,
             "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
+            "rvr": rvr.is_rvr(settings, incident),
         },
         status=status,
     )
@@ -206,7 +208,11 @@ async def invite(request: web.Request) -> web.StreamResponse:
     refusal, status, link = "", 400, ""
     with request.app[keys.DB].session() as session:
         incident = incident_for(request, session, incident_id)
-        if incident.eligibility != "eligible":
+        if rvr.is_rvr(settings, incident):
+            refusal = "this is Rapid Video Response work: ask the safety questions and use "
+            refusal += "Transfer now on its RVR page (neutral wording, a short-lived link)"
+            status = 409
+        elif incident.eligibility != "eligible":
             refusal = "complete the eligibility checklist first: a video invite needs every "
             refusal += "answer yes"
             status = 409

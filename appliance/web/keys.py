@@ -24,6 +24,8 @@ WEB_SESSION = web.RequestKey("web_session", WebSession)
 CSRF = web.RequestKey("csrf", str)
 API_CLIENT = web.RequestKey("api_client", ApiKey)
 NEW_CSRF_COOKIE = web.RequestKey("new_csrf_cookie", str)
+# A caller page on the RVR path (or a link we cannot place): the neutral look.
+NEUTRAL_LOOK = web.RequestKey("neutral_look", bool)
 
 SESSION_COOKIE = "__Host-evr_session"
 CSRF_COOKIE = "__Host-evr_csrf"

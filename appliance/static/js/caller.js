@@ -222,6 +222,9 @@
     if (text && signal.send({ type: "chat", text: text })) $("chat-text").value = "";
   });
   window.addEventListener("pagehide", () => { if (signal && !joined) signal.close(); });
+  /* Quick exit (quick-exit.js): hang up at once, camera off, before the page goes. The
+     box ends the call on the quick exit's beacon, so the officer learns why. */
+  window.addEventListener("evr:quick-exit", finish);
 
   start();
 })();

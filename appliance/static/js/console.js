@@ -70,7 +70,7 @@
         window.dispatchEvent(new CustomEvent("evr:statement", { detail: message.statement }));
         break;
       case "ended":
-        finish(message.state);
+        finish(message.state, message.reason);
         break;
       case "error":
         $("stage-note").textContent = "Error: " + message.message;
@@ -256,14 +256,19 @@
     element.textContent = "Connection: " + level;
   }
 
-  function finish(state) {
+  const ENDED_NOTES = {
+    quick_exit: "The caller left with quick exit. They may not be safe: do not call back unless a safe way was agreed.",
+    caller_not_safe: "Video ended: caller not safe. The incident is flagged for an emergency call-back.",
+  };
+
+  function finish(state, reason) {
     ended = true;
     setState(state || "ended");
     $("admit").hidden = true;
     if (signal) signal.close();
     if (pc) pc.close();
     if (stream) stream.getTracks().forEach((t) => t.stop());
-    $("stage-note").textContent = "The call has ended.";
+    $("stage-note").textContent = ENDED_NOTES[reason] || "The call has ended.";
   }
 
   setInterval(() => {
