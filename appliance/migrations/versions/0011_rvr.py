@@ -1,6 +1,6 @@
 """rvr: the Rapid Video Response record, DASH checklists, disclosures, time to first screen
 
-Revision ID: 0009_rvr
+Revision ID: 0011_rvr
 Revises: 0010_evaluation
 Create Date: 2026-11-26 00:39:57.431047
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_rvr"
+revision: str = "0011_rvr"
 down_revision: str | None = "0010_evaluation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
