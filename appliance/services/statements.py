@@ -32,6 +32,10 @@ class StatementError(ValueError):
     """Refused input; nothing changed. The message is for whoever asked."""
 
 
+class StatementNotKept(StatementError):
+    """The box could not write the signed files (a full disk): nothing was recorded."""
+
+
 class StatementConflict(StatementError):
     """Refused because of the statement's state (signed already, being changed)."""
 
@@ -276,8 +280,14 @@ def sign(
     folder = statement_dir(data_dir, incident)
     signature_path = folder / f"statement-v{statement.version}-signature.png"
     pdf_path = folder / f"statement-v{statement.version}.pdf"
-    write_atomically(signature_path, signature_png)
-    write_atomically(pdf_path, pdf)
+    try:
+        write_atomically(signature_path, signature_png)
+        write_atomically(pdf_path, pdf)
+    except OSError as exc:
+        signature_path.unlink(missing_ok=True)
+        raise StatementNotKept(
+            "the box could not keep your signed statement just now; please try again"
+        ) from exc
     statement.signature_path = str(signature_path)
     statement.pdf_path = str(pdf_path)
     statement.pdf_sha256 = hashlib.sha256(pdf).hexdigest()

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from appliance.models import Call
 from appliance.services import cad, calls, statements
-from appliance.services.statements import StatementConflict, StatementError
+from appliance.services.statements import StatementConflict, StatementError, StatementNotKept
 from appliance.web import keys
 from appliance.web.access import public, source_of
 from appliance.web.caller_safety import device_hash_of, note_look
@@ -134,6 +134,8 @@ async def sign(request: web.Request) -> web.StreamResponse:
                     }
                 },
             )
+    except StatementNotKept as exc:
+        return _refused(str(exc), 503)
     except StatementError as exc:
         return _refused(str(exc), 409 if isinstance(exc, StatementConflict) else 400)
     request.app[keys.CAD].poke()

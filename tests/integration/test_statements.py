@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +21,12 @@ from appliance.models import AuditEvent, Call, Incident, Role, Statement, User
 from appliance.services import calls, statements
 from appliance.services.audit import Actor
 from appliance.services.calls import Consent
-from appliance.services.statements import StatementConflict, StatementError, Witness
+from appliance.services.statements import (
+    StatementConflict,
+    StatementError,
+    StatementNotKept,
+    Witness,
+)
 from tests.support.staff import add_incident, add_user
 
 DEVICE = "d" * 64
@@ -243,3 +250,38 @@ def test_the_caller_can_ask_for_changes_and_then_the_officer_resends(
         )
         resent = statements.send(session, Actor("pc7"), incident, call)
         assert (resent.state, resent.change_request, resent.version) == ("sent", "", 1)
+
+
+def test_a_full_disk_while_signing_keeps_nothing_half_done_and_the_caller_can_sign_later(
+    db: Database, scene: tuple[int, int, int], settings: Settings
+) -> None:
+    """Tried: signing while the statements' folder is on a full (tiny tmpfs) disk."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (make test runs as root)")
+    statement_id = _write_and_send(db, scene, settings)
+    with db.session() as session:
+        incident = session.get(Incident, scene[1])
+        assert incident is not None
+        folder = statements.statement_dir(settings.data_dir, incident)
+    folder.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], check=True)
+    try:
+        (folder / "filler").write_bytes(b"\0" * 60 * 1024)
+        with db.session() as session, pytest.raises(StatementNotKept, match="try again"):
+            _, _, call = _load(session, scene)
+            statements.sign(
+                session, settings.data_dir, call, statement_id, "Jane Marple", signature_png(), "t"
+            )
+        assert sorted(p.name for p in folder.iterdir()) == ["filler"]
+        with db.session() as session:
+            waiting = session.get(Statement, statement_id)
+            assert waiting and waiting.state == "sent" and not waiting.pdf_path
+        (folder / "filler").unlink()
+        with db.session() as session:
+            _, _, call = _load(session, scene)
+            signed = statements.sign(
+                session, settings.data_dir, call, statement_id, "Jane Marple", signature_png(), "t"
+            )
+            assert signed.state == "signed" and Path(signed.pdf_path).exists()
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
