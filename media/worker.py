@@ -25,6 +25,7 @@ from typing import Any
 
 from media import ipc
 from media.background import spawn
+from media.errors import RoomClosedError
 from media.events import RoomEvent
 
 logger = logging.getLogger("media.worker")
@@ -70,8 +71,6 @@ class WorkerServer:
             return None
         room = self.rooms.get(room_id)
         if room is None:
-            from media.errors import RoomClosedError
-
             raise RoomClosedError(f"room {room_id!r} is not open in this worker")
         if method.startswith("_") or method not in ROOM_METHODS:
             raise ValueError(f"no room method {method!r}")
