@@ -54,6 +54,7 @@ class Step:
     calls: int
     server_cpu: float  # cores used by web process + workers over the window
     loadgen_cpu: float
+    server_wait: float  # seconds per second its threads waited for a CPU (starved if high)
     delivered: float
     rss_mb: float
     errors: int
@@ -126,6 +127,16 @@ def tree_cpu_seconds(pid: int) -> float:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
     return total / TICKS
+
+
+def tree_wait_seconds(pid: int) -> float:
+    """Time the server's threads spent runnable but waiting for a CPU (schedstat)."""
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -249,7 +260,8 @@ async def measure(
             await asyncio.sleep(settle_s)
             up = [c for c, _ in live if c.error is None]
             before = loadgen.video_counts(up)
-            cpu_s, lg_s, t0 = tree_cpu_seconds(server.pid), loadgen.cpu_seconds(), time.monotonic()
+            cpu_s, lg_s = tree_cpu_seconds(server.pid), loadgen.cpu_seconds()
+            wait_s, t0 = tree_wait_seconds(server.pid), time.monotonic()
             await asyncio.sleep(window_s)
             elapsed = time.monotonic() - t0
             after = loadgen.video_counts(up)
@@ -259,6 +271,7 @@ async def measure(
                 calls=target,
                 server_cpu=round((tree_cpu_seconds(server.pid) - cpu_s) / elapsed, 4),
                 loadgen_cpu=round((loadgen.cpu_seconds() - lg_s) / elapsed, 4),
+                server_wait=round((tree_wait_seconds(server.pid) - wait_s) / elapsed, 4),
                 delivered=round(window.ratio, 4),
                 rss_mb=round(tree_rss_mb(server.pid), 1),
                 errors=errors,
@@ -267,7 +280,8 @@ async def measure(
             result.steps.append(step)
             print(
                 f"  {pipeline:8} {target:3} calls: server {step.server_cpu:5.2f} cores, "
-                f"loadgen {step.loadgen_cpu:4.2f}, video delivered {step.delivered:6.1%}, "
+                f"waiting for a CPU {step.server_wait:4.2f}, loadgen {step.loadgen_cpu:4.2f}, "
+                f"video delivered {step.delivered:6.1%}, "
                 f"RSS {step.rss_mb:6.0f} MB, errors {errors}",
                 flush=True,
             )
