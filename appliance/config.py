@@ -42,9 +42,22 @@ HOURS_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)")
 DEFAULT_SMS_INVITE = "{force_name}: here is the link for your video call: {link}"
 DEFAULT_SMS_UPLOAD = "{force_name}: here is the link to send your photos and videos: {link}"
 DEFAULT_SMS_LOCATION = "{force_name}: here is the link to share where you are: {link}"
+DEFAULT_SMS_SURVEY = "{force_name}: please tell us how we did. It takes a minute: {link}"
 # South, west, north, east: Great Britain, Northern Ireland, the Isle of Man, the
 # Channel Islands, Scilly, Shetland, with a margin.
 UK_BOUNDS = [49.0, -8.8, 61.0, 2.0]
+DEFAULT_DECLARATION = (
+    "This statement is true to the best of my knowledge and belief and I make it knowing "
+    "that, if it is tendered in evidence, I shall be liable to prosecution if I have wilfully "
+    "stated in it anything which I know to be false, or do not believe to be true."
+)
+CAD_EVENTS = (
+    "incident.outcome",
+    "incident.closed",
+    "call.connected",
+    "call.ended",
+    "statement.signed",
+)
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 NOTIFY_KEY_RE = re.compile(rf".+-{UUID_RE.pattern}-{UUID_RE.pattern}", re.I)
@@ -304,10 +317,109 @@ class Settings(BaseSettings):
     upload_max_files: int = Field(
         20, ge=1, le=1000, description="Most files one upload link may receive."
     )
+    statement_declaration: str = Field(
+        DEFAULT_DECLARATION,
+        min_length=20,
+        max_length=2000,
+        description="The declaration a witness signs under their statement, printed on the PDF "
+        "(the Criminal Justice Act 1967 s.9 wording by default).",
+    )
+    statement_sign_hours: float = Field(
+        24,
+        gt=0,
+        le=168,
+        description="How long after the call ends the caller's link can still read and sign "
+        "a statement sent to it.",
+    )
+    cad_webhook_url: str | None = Field(
+        None,
+        description="The force CAD's URL for outbound events (signed JSON POSTs). Unset: no "
+        "events are queued.",
+    )
+    cad_webhook_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key the CAD events are signed with (32+ characters). Needed "
+        "with cad_webhook_url.",
+    )
+    cad_webhook_events: list[str] = Field(
+        list(CAD_EVENTS),
+        description="Which events go to the CAD: " + ", ".join(CAD_EVENTS) + ".",
+    )
+    cad_webhook_max_attempts: int = Field(
+        8, ge=1, le=30, description="Tries per CAD event before it is marked failed."
+    )
+    cad_webhook_backoff_seconds: float = Field(
+        5,
+        gt=0,
+        le=600,
+        description="Wait before the first retry of a CAD event; it doubles per attempt, up "
+        "to an hour.",
+    )
+    cad_webhook_timeout_seconds: float = Field(
+        10, gt=0, le=120, description="Longest wait for the CAD to answer one event."
+    )
+    guests_enabled: bool = Field(
+        True,
+        description="Whether an officer may invite a guest (interpreter, second officer, "
+        "supervisor) onto a live call.",
+    )
     location_bounds: list[float] = Field(
         UK_BOUNDS,
         description="A shared location outside this box [south, west, north, east] (degrees) "
         "is refused as implausible; [] accepts anywhere on Earth.",
+    )
+
+    sms_survey_template: str = Field(
+        DEFAULT_SMS_SURVEY,
+        min_length=10,
+        max_length=300,
+        description="The SMS with the caller survey's link; same rules as sms_invite_template.",
+    )
+    survey_sms_delay_minutes: int = Field(
+        120,
+        ge=0,
+        le=30 * 24 * 60,
+        description="The survey SMS goes this long after a video call ends (or an in-person "
+        "response is recorded), unless the caller has answered on the call page by then.",
+    )
+    survey_link_days: int = Field(
+        14, ge=1, le=90, description="How long the survey link in the SMS works."
+    )
+    survey_sms_skip_categories: list[str] = Field(
+        ["Domestic abuse"],
+        description="Incident categories whose callers are never sent the survey by SMS (a "
+        "later text may be read by the abuser); they can still answer on the call page.",
+    )
+    trial_block_sizes: list[int] = Field(
+        [4, 6],
+        min_length=1,
+        description="Block sizes of the randomised trial; each block's size is drawn from "
+        "this list and holds as many video as usual-response places. Even numbers only.",
+    )
+    evaluation_positive_rating: int = Field(
+        4,
+        ge=2,
+        le=5,
+        description="A survey rating (1-5) at or above this counts as positive / satisfied.",
+    )
+    evaluation_visit_officer_hours: float = Field(
+        2.0,
+        ge=0,
+        le=48,
+        description="Officer hours an in-person attendance takes, travel included (unit cost "
+        "for the time-saved measure).",
+    )
+    evaluation_video_officer_hours: float = Field(
+        0.75,
+        ge=0,
+        le=48,
+        description="Officer hours a video response takes (set against a visit's hours).",
+    )
+    evaluation_officer_hour_cost: float = Field(
+        40.0, ge=0, description="Cost of one officer hour, in pounds."
+    )
+    evaluation_visit_travel_cost: float = Field(
+        15.0, ge=0, description="Travel cost of one in-person attendance (mileage), in pounds."
     )
 
     @field_validator("log_level", mode="before")
@@ -339,7 +451,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
         return value
 
-    @field_validator("notify_base_url", "notify_webhook_url")
+    @field_validator("notify_base_url", "notify_webhook_url", "cad_webhook_url")
     @classmethod
     def _notify_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -362,11 +474,19 @@ class Settings(BaseSettings):
             raise ValueError("must be a GOV.UK Notify API key: {key_name}-{uuid}-{uuid}")
         return value
 
-    @field_validator("notify_webhook_secret")
+    @field_validator("notify_webhook_secret", "cad_webhook_secret")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("cad_webhook_events")
+    @classmethod
+    def _cad_events(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(CAD_EVENTS))
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not an event; choose from {', '.join(CAD_EVENTS)}")
         return value
 
     @field_validator("location_bounds")
@@ -381,7 +501,9 @@ class Settings(BaseSettings):
             raise ValueError("must be [south, west, north, east] with south < north, west < east")
         return value
 
-    @field_validator("sms_invite_template", "sms_upload_template", "sms_location_template")
+    @field_validator(
+        "sms_invite_template", "sms_upload_template", "sms_location_template", "sms_survey_template"
+    )
     @classmethod
     def _sms_template(cls, value: str) -> str:
         try:
@@ -397,6 +519,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must stay neutral (it may be read by someone else): remove {unsafe.group(0)!r}"
             )
+        return value
+
+    @field_validator("trial_block_sizes")
+    @classmethod
+    def _block_sizes(cls, value: list[int]) -> list[int]:
+        for size in value:
+            if size < 2 or size % 2 or size > 20:
+                raise ValueError(f"{size} is not an even block size from 2 to 20")
         return value
 
     @field_validator("appointment_hours")
@@ -435,6 +565,8 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert and tls_key must be set together")
         if self.turn_urls and self.turn_secret is None:
             raise ValueError("turn_urls need turn_secret (coturn's static-auth-secret)")
+        if (self.cad_webhook_url is None) != (self.cad_webhook_secret is None):
+            raise ValueError("cad_webhook_url and cad_webhook_secret must be set together")
         if self.upload_max_file_bytes > self.upload_max_total_bytes:
             raise ValueError("upload_max_file_bytes cannot be more than upload_max_total_bytes")
         return self

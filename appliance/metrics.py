@@ -187,6 +187,18 @@ QUEUE_TARGET = Gauge(
     "The admission target a waiting caller is measured against.",
     registry=REGISTRY,
 )
+CAD_DELIVERIES = Counter(
+    "evr_cad_deliveries",
+    "Attempts to send an event to the force's CAD, by result (delivered, retry, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+GUESTS_JOINED = Counter(
+    "evr_guests_joined",
+    "Guests (interpreter, second officer, supervisor) who joined a call, by their role.",
+    ["role"],
+    registry=REGISTRY,
+)
 TLS_EXPIRY = Gauge(
     "evr_tls_certificate_expiry_timestamp_seconds",
     "When the served TLS certificate stops being valid (Unix time).",
@@ -203,6 +215,8 @@ for _role in ROLES:
 for _channel in CHANNELS:
     INVITES_SENT.labels(_channel)
     INVITES_FAILED.labels(_channel)
+for _result in ("delivered", "retry", "failed"):
+    CAD_DELIVERIES.labels(_result)
 
 
 def observe_admitted(call: Call) -> None:

@@ -8,6 +8,7 @@ from appliance.models.appointments import (
 )
 from appliance.models.audit import AuditEvent
 from appliance.models.base import utcnow
+from appliance.models.cad import CadDelivery, DeliveryState
 from appliance.models.calls import (
     FINAL_STATES,
     Call,
@@ -17,30 +18,52 @@ from appliance.models.calls import (
     Recording,
     Snapshot,
 )
+from appliance.models.evaluation import (
+    ARMS,
+    USUAL_ARM,
+    VIDEO_ARM,
+    ArmAlreadyRevealed,
+    SurveyLink,
+    SurveyResponse,
+    Trial,
+    TrialAllocation,
+    TrialBlock,
+)
+from appliance.models.guests import GUEST_ROLES, GuestInvite
 from appliance.models.incidents import Incident
-from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
+from appliance.models.messages import PURPOSES, UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.officer import (
     THRIVE_PARTS,
     THRIVE_RATINGS,
     IncidentNote,
     ThriveAssessment,
 )
+from appliance.models.statements import Statement, StatementState
 from appliance.models.uploads import SharedLocation, UploadedItem
 from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
+    "ARMS",
     "FINAL_STATES",
+    "GUEST_ROLES",
+    "PURPOSES",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
     "UNSENT_STATES",
+    "USUAL_ARM",
+    "VIDEO_ARM",
     "ApiKey",
     "Appointment",
     "AppointmentState",
+    "ArmAlreadyRevealed",
     "AuditEvent",
+    "CadDelivery",
     "Call",
     "CallState",
     "ChatMessage",
+    "DeliveryState",
+    "GuestInvite",
     "Incident",
     "IncidentNote",
     "Invite",
@@ -50,7 +73,14 @@ __all__ = [
     "Role",
     "SharedLocation",
     "Snapshot",
+    "Statement",
+    "StatementState",
+    "SurveyLink",
+    "SurveyResponse",
     "ThriveAssessment",
+    "Trial",
+    "TrialAllocation",
+    "TrialBlock",
     "UploadedItem",
     "User",
     "UserRole",

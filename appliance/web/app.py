@@ -14,22 +14,31 @@ from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
+from appliance.notify.cad import CadSender
 from appliance.notify.dispatcher import Dispatcher
+from appliance.notify.loop import PollingTask
 from appliance.web import (
     admin,
     api,
     appointments,
     auth,
     board,
+    cad_admin,
     caller,
+    caller_statement,
     collect,
     console,
+    guests,
     health,
     home,
     incidents,
     keys,
     middleware,
     officer,
+    report,
+    statements,
+    survey,
+    trial,
 )
 from media.workers import WorkerPool
 
@@ -80,15 +89,22 @@ def create_app(
         auth,
         home,
         admin,
+        cad_admin,
         health,
         incidents,
         officer,
+        statements,
         appointments,
         console,
+        guests,
         caller,
+        caller_statement,
         collect,
         api,
         board,
+        survey,
+        report,
+        trial,
     ):
         app.router.add_routes(module.routes)
     app.on_startup.append(lambda _app: hub.start_sampling())
@@ -99,6 +115,12 @@ def create_app(
     app[keys.DISPATCHER] = dispatcher = Dispatcher.from_settings(settings, db)
     app.on_startup.append(lambda _app: dispatcher.start())
     app.on_cleanup.append(lambda _app: dispatcher.stop())
+    sender = CadSender.from_settings(settings, db)
+    app[keys.CAD] = sender or PollingTask(interval_s=3600, batch=1)
+    hub.cad_poke = app[keys.CAD].poke
+    if sender is not None:
+        app.on_startup.append(lambda _app: sender.start())
+        app.on_cleanup.append(lambda _app: sender.stop())
     metrics.QUEUE_TARGET.set(settings.queue_target_seconds)
     metrics.STORAGE_FREE.set_function(lambda: _free_bytes(settings.data_dir))
     app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)

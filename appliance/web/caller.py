@@ -16,7 +16,7 @@ from aiohttp import web
 
 from appliance.live.hub import CALLER, Participant
 from appliance.models import Call
-from appliance.services import calls, uploads
+from appliance.services import calls, statements, uploads
 from appliance.services.appointments import london_label
 from appliance.services.calls import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
 from appliance.services.uploads import Limits
@@ -105,6 +105,8 @@ def open_for(request: web.Request) -> tuple[Call | LinkProblem, str]:
 
 def problem_page(request: web.Request, problem: LinkProblem, kind: str = VIDEO) -> web.Response:
     """A plain page saying why the link does not work (called after any session closed)."""
+    if problem is LinkProblem.FINISHED and kind == VIDEO and _statement_waiting(request):
+        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}/statement/sign")
     status, title, text = PROBLEMS[problem]
     if kind != VIDEO:
         status, title, text = COLLECTION_PROBLEMS.get(problem, (status, title, text))
@@ -118,6 +120,19 @@ def problem_page(request: web.Request, problem: LinkProblem, kind: str = VIDEO) 
         {"title": title, "text": text, "page_title": TITLES.get(kind, TITLES[VIDEO])},
         status=status,
     )
+
+
+def _statement_waiting(request: web.Request) -> bool:
+    """After the call, this phone still has a statement to read and sign."""
+    with request.app[keys.DB].session() as session:
+        call = calls.call_after(
+            session,
+            request.match_info["token"],
+            device_hash_of(request),
+            request.app[keys.SETTINGS].statement_sign_hours,
+        )
+        statement = statements.for_caller(session, call) if call else None
+        return statement is not None and statement.state == "sent"
 
 
 def _consent_page(

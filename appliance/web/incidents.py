@@ -12,11 +12,14 @@ from sqlmodel import Session
 from appliance.models import THRIVE_PARTS, THRIVE_RATINGS, Incident, Role, UploadedItem
 from appliance.services import (
     appointments,
+    cad,
     calls,
     incidents,
     locations,
     messages,
     officer,
+    statements,
+    trial,
     uploads,
 )
 from appliance.services.audit import Actor
@@ -149,6 +152,8 @@ def _render_incident(
         kinds = calls.kinds_for(session, incident_calls)
         items = uploads.for_incident(session, incident.id or 0)
         shared = locations.for_incident(session, incident.id or 0)
+        statement_versions = statements.versions(session, incident)
+        cad_deliveries = cad.for_incident(session, incident.id or 0)
     return aiohttp_jinja2.render_template(
         "incidents/show.html",
         request,
@@ -170,6 +175,9 @@ def _render_incident(
             "thrive_ratings": THRIVE_RATINGS,
             "outcomes": settings.outcome_codes,
             "deploying": settings.outcome_codes_deploying,
+            "statements": statement_versions,
+            "declaration": settings.statement_declaration,
+            "cad_deliveries": cad_deliveries,
             "booking": booking,
             "notice": NOTICES.get(request.query.get("notice", ""), ""),
             "questions": settings.eligibility_questions,
@@ -202,6 +210,8 @@ async def invite(request: web.Request) -> web.StreamResponse:
             refusal = "complete the eligibility checklist first: a video invite needs every "
             refusal += "answer yes"
             status = 409
+        elif kind == calls.VIDEO and (held := trial.video_refusal(session, incident)):
+            refusal, status = held, 409
         elif by_sms:
             try:
                 calls.create_sms_invite(
