@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import loadgen
@@ -399,4 +401,4 @@ def _cpu_model() -> str:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())

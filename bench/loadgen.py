@@ -36,6 +36,7 @@ from typing import Any
 
 import aiohttp
 import av
+import uvloop
 from aiortc import (
     MediaStreamTrack,
     RTCBundlePolicy,
@@ -468,7 +469,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.cpus:
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
-    print(json.dumps(asyncio.run(run(args))))
+    print(json.dumps(uvloop.run(run(args))))
 
 
 if __name__ == "__main__":

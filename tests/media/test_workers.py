@@ -82,8 +82,10 @@ async def test_a_killed_worker_fails_only_its_calls_and_is_replaced(
     doomed, _, _ = await _call(pool, "doomed", events, clients)
     survivor, _, survivor_handler = await _call(pool, "survivor", events, clients)
     assert doomed.worker is not survivor.worker
-    await doomed.start_recording(tmp_path / "doomed.webm")
+    recording = tmp_path / "doomed.webm"
+    await doomed.start_recording(recording)
     await until(lambda: survivor_handler.video_frames >= 5)
+    await until(lambda: recording.exists() and recording.stat().st_size > 20_000, what="written")
     old_pid = doomed.worker.pid
     assert old_pid is not None
 
@@ -106,7 +108,8 @@ async def test_a_killed_worker_fails_only_its_calls_and_is_replaced(
     assert pool.restarts == 1
     await until(lambda: fresh_handler.video_frames >= 10, what="the new worker relays")
     # The recording the dead worker was writing still plays up to about the kill.
-    assert decode_file(str(tmp_path / "doomed.webm")).audio_frames > 0
+    decoded = decode_file(str(recording))
+    assert decoded.video_frames > 0 and decoded.audio_frames > 0
 
 
 async def test_codec_mismatch_falls_back_to_transcoding_and_still_records(
