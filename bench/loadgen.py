@@ -190,6 +190,10 @@ class Peer:
     async def offer(self) -> str:
         for transceiver in self.pc.getTransceivers():
             passthrough.tap_receiver(transceiver.receiver, self._counter(transceiver.kind))
+            # No bandwidth estimate (replayed media cannot follow one): aiortc's REMB
+            # estimator is per-packet Python, and the generator must stay cheaper than
+            # the server. The server's own receivers keep theirs.
+            transceiver.receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
         passthrough.gather_loopback(self.pc, only=True)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return self.pc.localDescription.sdp
