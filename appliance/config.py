@@ -235,6 +235,13 @@ class Settings(BaseSettings):
         description="Offer 127.0.0.1 ICE candidates (only for a box, or a test, "
         "that reaches the browser over loopback).",
     )
+    media_workers: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)),
+        ge=0,
+        le=256,
+        description="Media worker processes; calls are spread over them (default: the "
+        "cores this process may use). 0 runs media inside the web process.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="`json` writes one JSON object per line, for a log shipper."
     )

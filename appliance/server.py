@@ -16,6 +16,7 @@ from appliance.config import Settings, SettingsError
 from appliance.db import Database
 from appliance.services import accounts, calls
 from appliance.web.app import create_app
+from media.workers import WorkerPool
 
 log = logging.getLogger("evr.server")
 
@@ -75,10 +76,11 @@ def banner(settings: Settings, prepared: Prepared, out: TextIO) -> None:
     out.flush()
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, media: WorkerPool | None = None) -> None:
+    """Serve until stopped; ``media`` replaces the worker pool the settings ask for (benches)."""
     prepared = prepare(settings)
     banner(settings, prepared, sys.stdout)
-    app = create_app(settings, prepared.db)
+    app = create_app(settings, prepared.db, media)
     app.on_cleanup.append(lambda _app: _dispose(prepared.db))
     web.run_app(
         app,

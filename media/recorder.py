@@ -4,7 +4,10 @@
 
 Not aiortc's MediaRecorder (which decodes and re-encodes, and lost video when audio
 came first): frames arrive already encoded and are written as they are, by PyAV
-in a writer thread, so the event loop only ever does a ``queue.put``.
+in a writer thread, so the event loop only ever appends to a list: the list goes to
+the writer every ``HANDOFF_S`` (one wake-up of the writer thread per batch, not per
+packet: waking it per packet had the loop thread fighting it for the GIL, which
+profiling found was most of a loaded worker's time).
 
 Crash behaviour: Matroska clusters are closed every second and every packet is
 flushed to the kernel, so a process killed with SIGKILL leaves a file that plays
@@ -21,6 +24,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +42,7 @@ CLUSTER_MS = 1000
 FSYNC_EVERY_S = 2.0
 VIDEO_WAIT_S = 5.0
 MAX_PENDING = 2000
+HANDOFF_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,10 @@ class Recorder:
         self.packets_written = 0
         self._on_failure = on_failure
         self._loop = asyncio.get_running_loop()
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
+        self._batch: list[_Item] = []
+        self._handoff: asyncio.TimerHandle | None = None
+        self._received: deque[_Item] = deque()
         self._first_ms: int | None = None
         self._end_ms = 0
         self._thread = threading.Thread(target=self._run, name=f"recorder {self.path.name}")
@@ -156,12 +164,32 @@ class Recorder:
 
     def enqueue(self, item: _Item) -> None:
         if self.failed is None:
-            self._queue.put(item)
+            self._batch.append(item)
+            if self._handoff is None:
+                self._handoff = self._loop.call_later(HANDOFF_S, self._hand_off)
+
+    def _hand_off(self) -> None:
+        self._handoff = None
+        batch, self._batch = self._batch, []
+        if batch:
+            self._queue.put(batch)
+
+    def _next(self, timeout: float) -> _Item | None:
+        """The writer thread's next item (``None``: stop); ``queue.Empty`` after ``timeout``."""
+        if not self._received:
+            batch = self._queue.get(timeout=timeout)
+            if batch is None:
+                return None
+            self._received.extend(batch)
+        return self._received.popleft()
 
     async def stop(self) -> RecordingInfo:
         """Finish the file and describe it (hashing runs off the event loop)."""
         for recorder_input in self.inputs():
             recorder_input.attach(None)
+        if self._handoff is not None:
+            self._handoff.cancel()
+        self._hand_off()
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
         if not self.path.exists():
@@ -187,7 +215,7 @@ class Recorder:
         try:
             while True:
                 try:
-                    item = self._queue.get(timeout=0.5)
+                    item = self._next(timeout=0.5)
                 except queue.Empty:
                     item = _Item("", b"", 0, False, "")
                 if item is None:

@@ -84,10 +84,13 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 class LiveServer:
     """The real app on real HTTPS on 127.0.0.1, in this test's event loop."""
 
-    def __init__(self, settings: Settings, db: Database, base_url: str) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, base_url: str, app: web.Application | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
         self.base_url = base_url
+        self.app = app
         self.admin_password: str | None = None
 
     def url(self, path: str) -> str:
@@ -107,7 +110,7 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     context.load_cert_chain(prepared.cert_path, prepared.key_path)
     site = web.TCPSite(runner, "127.0.0.1", settings.port, ssl_context=context)
     await site.start()
-    server = LiveServer(settings, prepared.db, f"https://127.0.0.1:{settings.port}")
+    server = LiveServer(settings, prepared.db, f"https://127.0.0.1:{settings.port}", app)
     server.admin_password = prepared.admin_password
     try:
         yield server

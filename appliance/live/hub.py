@@ -30,6 +30,7 @@ from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from media import IceServer, LegStats, NoVideoError, Room, RoomConfig, RoomEvent, SdpError
 from media.ice import turn_credentials
+from media.workers import RoomProxy, WorkerPool
 
 log = logging.getLogger("evr.live")
 
@@ -71,7 +72,7 @@ class Participant:
 @dataclass(eq=False)
 class LiveCall:
     public_id: str
-    room: Room | None = None
+    room: Room | RoomProxy | None = None
     participants: dict[str, Participant] = field(default_factory=dict)
     recording_id: int | None = None
     admitted_at: float | None = None
@@ -80,9 +81,10 @@ class LiveCall:
 
 
 class CallHub:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, media: WorkerPool | None = None) -> None:
         self.settings = settings
         self.db = db
+        self.media = media
         self.calls: dict[str, LiveCall] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._quality = QualityMeter()
@@ -225,7 +227,7 @@ class CallHub:
                 ice_servers=self.ice_servers(live.public_id),
                 allow_loopback=self.settings.media_allow_loopback,
             )
-            live.room = Room(live.public_id, config, on_event=self._on_media_event)
+            live.room = self._new_room(live.public_id, config)
         if participant.leg_id in live.room.leg_ids:
             # A join (not a restart) comes from a new page: its old connection is gone.
             await live.room.leave(participant.leg_id)
@@ -255,6 +257,12 @@ class CallHub:
         if participant.role == HANDLER:
             await self._start_recording_if_agreed(live)
         await self._broadcast_state(live)
+
+    def _new_room(self, public_id: str, config: RoomConfig) -> Room | RoomProxy:
+        """In the least-loaded media worker, or in this process when there are none."""
+        if self.media is None:
+            return Room(public_id, config, on_event=self._on_media_event)
+        return self.media.room(public_id, config, on_event=self._on_media_event)
 
     async def _chat(self, live: LiveCall, participant: Participant, text: str) -> None:
         with self.db.session() as session:
@@ -516,6 +524,9 @@ class CallHub:
         live = self.calls.get(event.room_id)
         if live is None:
             return
+        if event.kind == "failed" and event.leg_id is None:
+            self._spawn(self._media_failed(live, str(event.detail.get("reason", "media failed"))))
+            return
         if event.kind == "failed":
             metrics.ICE_FAILURES.inc()
         elif event.kind == "recording_failed":
@@ -528,13 +539,44 @@ class CallHub:
         ):
             live.setup_observed = True
             metrics.CALL_SETUP.observe(time.monotonic() - live.admitted_at)
-        task = asyncio.get_running_loop().create_task(
+        self._spawn(
             self._broadcast(
                 live, {"type": "media", "leg": event.leg_id, "event": event.kind}, roles=(HANDLER,)
             )
         )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _media_failed(self, live: LiveCall, reason: str) -> None:
+        """The room's media is gone (its worker died): the call fails, the rest carry on.
+
+        The recording is kept as interrupted: the recorder flushes every packet and
+        syncs every 2 s, so the file plays up to about when the worker stopped.
+        """
+        async with live.lock:
+            if live.room is None or self.calls.get(live.public_id) is not live:
+                return
+            live.room = None
+            recording_id, live.recording_id = live.recording_id, None
+            log.error("media for the call failed", extra={"call": live.public_id, "reason": reason})
+            with self.db.session() as session:
+                call = self._reload(session, live)
+                if recording_id is not None:
+                    recording = session.get(Recording, recording_id)
+                    if recording is not None:
+                        evidence.recording_interrupted(session, call, recording)
+                calls.fail(session, call, reason)
+                state = call.state
+            if recording_id is not None:
+                metrics.RECORDINGS.labels("failed").inc()
+            metrics.CALLS_ENDED.labels(state).inc()
+            await self._broadcast(live, {"type": "ended", "state": state, "reason": "media_failed"})
+            for participant in list(live.participants.values()):
+                await participant.ws.close(code=1011, message=b"call media failed")
+            self.calls.pop(live.public_id, None)
 
     # -- sampling: quality, queue, storage -------------------------------------------------
 

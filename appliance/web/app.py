@@ -42,6 +42,7 @@ from appliance.web import (
     survey,
     trial,
 )
+from media.workers import WorkerPool
 
 PACKAGE = Path(__file__).resolve().parent.parent
 # A form body larger than this is refused before it is read (413).
@@ -67,14 +68,19 @@ def _free_bytes(path: Path) -> float:
         return float("nan")
 
 
-def create_app(settings: Settings, db: Database) -> web.Application:
+def create_app(
+    settings: Settings, db: Database, media: WorkerPool | None = None
+) -> web.Application:
+    """The web application; ``media`` replaces the worker pool the settings ask for."""
     app = web.Application(
         middlewares=[middleware.observe, middleware.authenticate],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[keys.SETTINGS] = settings
     app[keys.DB] = db
-    app[keys.HUB] = hub = CallHub(settings, db)
+    if media is None and settings.media_workers > 0:
+        media = WorkerPool(settings.media_workers)
+    app[keys.HUB] = hub = CallHub(settings, db, media)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
@@ -109,6 +115,8 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     app.on_startup.append(lambda _app: hub.start_sampling())
     app.on_shutdown.append(lambda _app: hub.close_all())
     app.on_cleanup.append(lambda _app: hub.stop_sampling())
+    if media is not None:
+        app.on_cleanup.append(lambda _app: media.stop())
     app[keys.DISPATCHER] = dispatcher = Dispatcher.from_settings(settings, db)
     app.on_startup.append(lambda _app: dispatcher.start())
     app.on_cleanup.append(lambda _app: dispatcher.stop())

@@ -1,0 +1,177 @@
+"""Calls through the hub with media in worker processes: spread, and a worker killed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from appliance.config import Settings
+from appliance.live.hub import CallHub
+from appliance.models import CallState, Role
+from appliance.services import accounts, calls
+from appliance.services.audit import Actor
+from appliance.services.calls import Consent
+from appliance.web import keys
+from media.workers import RoomProxy
+from tests.conftest import LiveServer
+from tests.media.support import Client
+from tests.support.http import FormClient
+from tests.support.staff import PASSWORD, add_incident, add_user
+
+DEVICE = "worker-test-device"
+
+
+@dataclass
+class LiveCallClients:
+    public_id: str
+    caller_ws: aiohttp.ClientWebSocketResponse
+    handler_ws: aiohttp.ClientWebSocketResponse
+    peers: list[Client] = field(default_factory=list)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    settings.media_workers = 2
+    settings.media_allow_loopback = True
+    return settings
+
+
+@pytest.fixture
+async def phone(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
+    jar = aiohttp.CookieJar(unsafe=True)
+    jar.update_cookies({keys.CALLER_DEVICE_COOKIE: DEVICE}, response_url=URL(live_server.base_url))
+    async with aiohttp.ClientSession(
+        cookie_jar=jar, connector=aiohttp.TCPConnector(ssl=False)
+    ) as session:
+        yield session
+
+
+@pytest.fixture
+async def officer(live_server: LiveServer) -> AsyncIterator[FormClient]:
+    with live_server.db.session() as session:
+        add_user(session, "pc1", Role.HANDLER)
+    client = FormClient(live_server.base_url)
+    await client.sign_in("pc1", PASSWORD)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _invite(server: LiveServer, reference: str) -> tuple[str, str]:
+    with server.db.session() as session:
+        user = accounts.require(session, "pc1")
+        incident = add_incident(session, user, reference)
+        _, call, token = calls.create_video_invite(
+            session, Actor("pc1"), incident, user, timedelta(hours=1)
+        )
+        calls.record_consent(
+            session,
+            call,
+            Consent(video=True, recording=True, location=False),
+            hashlib.sha256(DEVICE.encode()).hexdigest(),
+            "",
+        )
+        return call.public_id, token
+
+
+async def _receive(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> dict:
+    while True:
+        message = await ws.receive(timeout=20)
+        if message.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"socket closed waiting for {wanted!r}: {message}")
+        data = json.loads(message.data)
+        if data["type"] == wanted:
+            return data
+
+
+async def _join(ws: aiohttp.ClientWebSocketResponse, peer: Client) -> None:
+    await _receive(ws, "hello")
+    await ws.send_json({"type": "join", "sdp": await peer.offer()})
+    await peer.accept((await _receive(ws, "answer"))["sdp"])
+
+
+async def _connect(
+    server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient, reference: str
+) -> LiveCallClients:
+    public_id, token = _invite(server, reference)
+    wss = server.base_url.replace("https://", "wss://")
+    caller_ws = await phone.ws_connect(f"{wss}/ws/v/{token}")
+    handler_ws = await officer.session.ws_connect(f"{wss}/ws/calls/{public_id}")
+    live = LiveCallClients(public_id, caller_ws, handler_ws, [Client("caller"), Client("handler")])
+    await _join(caller_ws, live.peers[0])
+    await _join(handler_ws, live.peers[1])
+    return live
+
+
+def _room(server: LiveServer, public_id: str) -> RoomProxy:
+    assert server.app is not None
+    hub: CallHub = server.app[keys.HUB]
+    room = hub.calls[public_id].room
+    assert isinstance(room, RoomProxy)
+    return room
+
+
+def _state(server: LiveServer, public_id: str) -> str:
+    with server.db.session() as session:
+        call = calls.by_public_id(session, public_id)
+        assert call is not None
+        return call.state
+
+
+async def _hang_up(live: LiveCallClients) -> None:
+    for ws in (live.caller_ws, live.handler_ws):
+        await ws.close()
+    for peer in live.peers:
+        await peer.close()
+
+
+async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call(
+    live_server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient
+) -> None:
+    first = await _connect(live_server, phone, officer, "CAD/W/1")
+    second = await _connect(live_server, phone, officer, "CAD/W/2")
+    made: list[LiveCallClients] = [first, second]
+    try:
+        room_1, room_2 = _room(live_server, first.public_id), _room(live_server, second.public_id)
+        assert room_1.worker is not room_2.worker, "two calls, two workers"
+        assert _state(live_server, first.public_id) == CallState.CONNECTED
+        assert room_1.leg_ids == ["caller", "handler"]
+        await asyncio.sleep(1.5)  # the recording has started and written something
+        assert room_1.recording
+        pid = room_1.worker.pid
+        assert pid is not None and pid != os.getpid()
+
+        os.kill(pid, signal.SIGKILL)
+        ended = await _receive(first.handler_ws, "ended")
+        assert (ended["state"], ended["reason"]) == ("failed", "media_failed")
+        assert (await _receive(first.caller_ws, "ended"))["state"] == "failed"
+        assert _state(live_server, first.public_id) == CallState.FAILED
+        with live_server.db.session() as session:
+            call = calls.by_public_id(session, first.public_id)
+            recordings = calls.recordings_of(session, call)
+            assert [r.status for r in recordings] == ["partial"]
+            assert recordings[0].size_bytes and recordings[0].sha256
+
+        assert _state(live_server, second.public_id) == CallState.CONNECTED
+        assert room_2.leg_ids == ["caller", "handler"]
+        assert (await room_2.stats())["caller"].state in ("new", "connecting", "connected")
+
+        third = await _connect(live_server, phone, officer, "CAD/W/3")
+        made.append(third)
+        room_3 = _room(live_server, third.public_id)
+        assert room_3.worker.pid not in (pid, room_2.worker.pid)
+        assert _state(live_server, third.public_id) == CallState.CONNECTED
+    finally:
+        for live in made:
+            await _hang_up(live)
