@@ -2,7 +2,7 @@
 
 Prints one JSON line once recording has started, then runs until SIGKILL. With
 ``--caller-only`` the handler's audio track stays empty, which is what makes the
-muxer's interleaving wait.
+muxer's interleaving wait. With ``--data-key HEX`` the recording is sealed.
 """
 
 import asyncio
@@ -14,7 +14,7 @@ from media import Room, RoomConfig
 from tests.media.support import Client, connect, until
 
 
-async def main(path: str, with_handler: bool) -> None:
+async def main(path: str, with_handler: bool, data_key: bytes | None) -> None:
     room = Room("killed", RoomConfig(allow_loopback=True))
     caller = Client("caller")
     await connect(room, caller, "caller-1", "caller")
@@ -24,10 +24,12 @@ async def main(path: str, with_handler: bool) -> None:
         await until(lambda: handler.video_frames >= 3 and caller.audio_frames >= 3, timeout=20)
     else:
         await until(lambda: room.leg("caller-1").keyframes.keyframes_seen > 0, timeout=20)
-    await room.start_recording(path)
+    await room.start_recording(path, data_key)
     print(json.dumps({"recording_started": time.time()}), flush=True)
     await asyncio.sleep(3600)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], with_handler=sys.argv[2:] != ["--caller-only"]))
+    flags = sys.argv[2:]
+    key = bytes.fromhex(flags[flags.index("--data-key") + 1]) if "--data-key" in flags else None
+    asyncio.run(main(sys.argv[1], with_handler="--caller-only" not in flags, data_key=key))
