@@ -27,6 +27,7 @@ from appliance.models import Call, CallState, Recording, Snapshot, User, utcnow
 from appliance.services import calls, evidence
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
+from appliance.services.keys import Keyring
 from media import IceServer, LegStats, NoVideoError, Room, RoomConfig, RoomEvent, SdpError
 from media.ice import turn_credentials
 
@@ -74,9 +75,10 @@ class LiveCall:
 
 
 class CallHub:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, keyring: Keyring) -> None:
         self.settings = settings
         self.db = db
+        self.keyring = keyring
         self.calls: dict[str, LiveCall] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._quality = QualityMeter()
@@ -260,10 +262,10 @@ class CallHub:
             existing = len(calls.recordings_of(session, call))
             path = evidence.recording_path(self.settings.data_dir, call, existing + 1)
             path.parent.mkdir(parents=True, exist_ok=True)
-            recording = evidence.recording_started(session, call, path)
+            recording, data_key = evidence.recording_started(session, self.keyring, call, path)
             live.recording_id = recording.id
         try:
-            await live.room.start_recording(path)
+            await live.room.start_recording(path, data_key)
             metrics.RECORDINGS.labels("started").inc()
         except Exception:
             log.exception("recording did not start", extra={"call": live.public_id})
@@ -272,7 +274,7 @@ class CallHub:
                 call = self._reload(session, live)
                 recording = session.get(Recording, live.recording_id)
                 if recording is not None:
-                    evidence.recording_interrupted(session, call, recording)
+                    evidence.recording_interrupted(session, self.keyring, call, recording)
             live.recording_id = None
 
     async def _stop_recording(self, live: LiveCall) -> None:
@@ -290,11 +292,12 @@ class CallHub:
             recording = session.get(Recording, recording_id)
             assert recording is not None
             if info is None:
-                evidence.recording_interrupted(session, call, recording)
+                evidence.recording_interrupted(session, self.keyring, call, recording)
             else:
                 recording.path = info.path  # an H264 caller is recorded as .mkv, not .webm
                 evidence.recording_finished(
                     session,
+                    self.keyring,
                     call,
                     recording,
                     duration_s=info.duration_s,
@@ -350,9 +353,7 @@ class CallHub:
         def keep() -> Snapshot:
             with self.db.session() as session:
                 call = self._reload(session, live)
-                return evidence.store_snapshot(
-                    session, self.settings.data_dir, call, user, jpeg, source
-                )
+                return evidence.store_snapshot(session, self.keyring, call, user, jpeg, source)
 
         snapshot = await asyncio.to_thread(keep)
         await self._broadcast(

@@ -17,6 +17,7 @@ from appliance.models.calls import (
     Recording,
     Snapshot,
 )
+from appliance.models.evidence import EvidenceFile, FileKind, FileStatus
 from appliance.models.incidents import Incident
 from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.officer import (
@@ -41,6 +42,9 @@ __all__ = [
     "Call",
     "CallState",
     "ChatMessage",
+    "EvidenceFile",
+    "FileKind",
+    "FileStatus",
     "Incident",
     "IncidentNote",
     "Invite",

@@ -15,6 +15,8 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.notify.dispatcher import Dispatcher
+from appliance.services import keys as evidence_keys
+from appliance.services.keys import Keyring
 from appliance.web import (
     admin,
     api,
@@ -24,6 +26,7 @@ from appliance.web import (
     caller,
     collect,
     console,
+    evidence,
     health,
     home,
     incidents,
@@ -55,14 +58,19 @@ def _free_bytes(path: Path) -> float:
         return float("nan")
 
 
-def create_app(settings: Settings, db: Database) -> web.Application:
+def create_app(settings: Settings, db: Database, keyring: Keyring | None = None) -> web.Application:
+    """``keyring`` comes from start-up (server.prepare); tests may leave it to be opened here."""
+    if keyring is None:
+        with db.session() as session:
+            keyring = evidence_keys.open_keyring(settings, session)
     app = web.Application(
         middlewares=[middleware.observe, middleware.authenticate],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[keys.SETTINGS] = settings
     app[keys.DB] = db
-    app[keys.HUB] = hub = CallHub(settings, db)
+    app[keys.KEYRING] = keyring
+    app[keys.HUB] = hub = CallHub(settings, db, keyring)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
@@ -83,6 +91,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         collect,
         api,
         board,
+        evidence,
     ):
         app.router.add_routes(module.routes)
     app.on_startup.append(lambda _app: hub.start_sampling())

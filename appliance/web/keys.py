@@ -9,11 +9,13 @@ from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.models import ApiKey, Role, User, WebSession
 from appliance.notify.dispatcher import Dispatcher
+from appliance.services.keys import Keyring
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 HUB = web.AppKey("hub", CallHub)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+KEYRING = web.AppKey("keyring", Keyring)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)
