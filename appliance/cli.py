@@ -1,4 +1,4 @@
-"""The ``evr`` command: serve, db, user, audit."""
+"""The ``evr`` command: serve, db, user, audit, keys, evidence, purge, export, backup."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from appliance import logs, migrate
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
-from appliance.services import accounts, api_keys, audit
+from appliance.services import accounts, api_keys, audit, integrity, keys
 from appliance.services.accounts import AccountError
 from appliance.services.audit import Actor
 
@@ -150,6 +150,39 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def _keyring(settings: Settings, db: Database) -> keys.Keyring:
+    with db.session() as session:
+        return keys.open_keyring(settings, session)
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db)
+    with db.session() as session:
+        new = keys.rotate(session, settings, keyring, _cli_actor())
+    print(f"master key rotated: {keyring.key_id} -> {new.key_id}; data keys re-wrapped")
+    print(f"back up the new {settings.effective_master_key_file} now (docs/evidence.md)")
+    return 0
+
+
+def cmd_evidence_verify(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db)
+    with db.session() as session:
+        report = integrity.verify(session, keyring)
+    for problem in report.problems:
+        print(f"FAILED {problem}", file=sys.stderr)
+    if report.chain.ok:
+        print(f"audit chain OK: {report.chain.checked} events verified")
+    else:
+        print(
+            f"audit chain BROKEN at event #{report.chain.broken_seq}: {report.chain.reason}",
+            file=sys.stderr,
+        )
+    print(f"{report.checked - len(report.problems)} of {report.checked} evidence files verified")
+    return 0 if report.ok else EXIT_FAILED
+
+
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -224,6 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_parser(
         "verify", help="check the hash chain; names the first broken event"
     ).set_defaults(func=cmd_audit_verify)
+
+    keys_parser = commands.add_parser("keys", help="the master key").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys_parser.add_parser(
+        "rotate", help="make a new master key and re-wrap every data key (media untouched)"
+    ).set_defaults(func=cmd_keys_rotate)
+
+    evidence_parser = commands.add_parser("evidence", help="kept evidence").add_subparsers(
+        dest="evidence_command", required=True
+    )
+    evidence_parser.add_parser(
+        "verify", help="check every file against its hash, and the audit chain; names failures"
+    ).set_defaults(func=cmd_evidence_verify)
     return parser
 
 

@@ -155,6 +155,8 @@ class SealedReader:
             self._index: list[tuple[int, int]] = []  # (file offset, sealed length)
             self._scan()
             self.finished = self._final_present()
+            if not self.finished and self._index and not self._tail_bytes:
+                self._open(len(self._index) - 1, final=False)  # altered, not just cut short?
             if not self.finished and not allow_unfinished:
                 raise SealedError(f"{self.path.name}: cut short (no final chunk)")
             self._plain_offsets = self._measure()

@@ -55,10 +55,10 @@ def test_a_flipped_byte_is_named(tmp_path: Path) -> None:
 
 
 def test_wrong_key_refuses(tmp_path: Path) -> None:
-    """Opened with another data key: nothing decrypts, and it is not taken as finished."""
+    """Opened with another data key: refused at once, not taken for a cut-short file."""
     path = tmp_path / "f"
     _write(path, sealed.new_data_key())
-    with pytest.raises(SealedError, match="cut short"):
+    with pytest.raises(SealedError, match="fails its check"):
         SealedReader(path, sealed.new_data_key())
 
 

@@ -1,0 +1,276 @@
+"""Evidence at rest: sealed, verified, played with ranges, seen only by those allowed.
+
+Runs against the real app on HTTPS and the `evr` command, on both databases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from appliance.config import Settings
+from appliance.db import Database
+from appliance.models import AuditEvent, Call, EvidenceFile, FileKind, Incident, Role, User
+from appliance.services import calls, evidence, keys, sealing
+from appliance.services.audit import Actor
+from tests.conftest import LiveServer
+from tests.support import media_files
+from tests.support.evidence import files_containing
+from tests.support.http import FormClient
+from tests.support.staff import PASSWORD, add_incident, add_user
+
+
+def evr(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
+    env |= {
+        "EVR_DATABASE_URL": settings.effective_database_url,
+        "EVR_DATA_DIR": str(settings.data_dir),
+        "EVR_PORT": str(settings.port),
+        "EVR_HOST": "127.0.0.1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def keyring_of(server: LiveServer) -> keys.Keyring:
+    with server.db.session() as session:
+        return keys.open_keyring(server.settings, session)
+
+
+def seal_recording(server: LiveServer, incident: Incident, tmp_path: Path) -> tuple[int, bytes]:
+    """A real VP8 WebM, sealed under the incident as its call's recording would be."""
+    plain = media_files.webm(tmp_path / "source.webm", seconds=6)
+    keyring = keyring_of(server)
+    with server.db.session() as session:
+        path = server.settings.data_dir / "calls" / f"inc{incident.id}" / "recording-1.webm"
+        file = sealing.seal_bytes(
+            session, keyring, path, plain, FileKind.RECORDING, incident.id or 0
+        )
+        return file.id or 0, plain
+
+
+@pytest.fixture
+def people(live_server: LiveServer) -> dict[str, Any]:
+    with live_server.db.session() as session:
+        owner = add_user(session, "pc1", Role.HANDLER)
+        add_user(session, "pc2", Role.HANDLER)
+        add_user(session, "do1", Role.EVIDENCE_OFFICER)
+        add_user(session, "aud1", Role.AUDITOR)
+        add_user(session, "adm1", Role.ADMIN)
+        incident = add_incident(session, owner, "CAD/EV/1")
+        return {"owner": owner, "incident": incident}
+
+
+async def signed_in(server: LiveServer, username: str) -> FormClient:
+    client = FormClient(server.base_url)
+    await client.sign_in(username, PASSWORD)
+    await client.get("/")  # the session's CSRF token
+    return client
+
+
+async def fetch(client: FormClient, path: str, **headers: str) -> tuple[int, dict, bytes]:
+    async with client.session.get(client.base_url + path, headers=headers) as response:
+        return response.status, dict(response.headers), await response.read()
+
+
+def actions(db: Database) -> list[tuple[str, str, dict]]:
+    with db.session() as session:
+        return [(e.action, e.actor, e.detail) for e in session.exec(select(AuditEvent))]
+
+
+def test_a_snapshot_is_never_on_disk_in_clear(db: Database, tmp_path: Path) -> None:
+    """A real JPEG kept as a call's snapshot: no file under the data dir holds its bytes."""
+    keyring = keys.Keyring(os.urandom(32), tmp_path)
+    jpeg = media_files.jpeg(64, 48)
+    with db.session() as session:
+        user = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/EV/2")
+        invite, _, _ = calls.create_video_invite(
+            session, Actor("pc1"), incident, user, __import__("datetime").timedelta(hours=1)
+        )
+        call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
+        snapshot = evidence.store_snapshot(session, keyring, call, user, jpeg, "")
+        file = sealing.file_at(session, keyring, snapshot.path)
+        assert file is not None and sealing.open_bytes(keyring, file) == jpeg
+        assert file.sha256 == snapshot.sha256 == hashlib.sha256(jpeg).hexdigest()
+    assert Path(snapshot.path).is_file()
+    for pattern in (jpeg, jpeg[:32], jpeg[len(jpeg) // 2 :][:32]):
+        assert files_containing(tmp_path, pattern) == []
+
+
+async def test_playback_with_ranges_and_a_flipped_byte(
+    live_server: LiveServer, people: dict[str, Any], tmp_path: Path
+) -> None:
+    file_id, plain = seal_recording(live_server, people["incident"], tmp_path)
+    officer = await signed_in(live_server, "do1")
+    try:
+        status, headers, body = await fetch(officer, f"/evidence/{file_id}")
+        assert status == 200 and body == plain and headers["Content-Type"] == "video/webm"
+        assert headers["Accept-Ranges"] == "bytes"
+        status, headers, body = await fetch(
+            officer, f"/evidence/{file_id}", Range="bytes=1000-1999"
+        )
+        assert status == 206 and body == plain[1000:2000]
+        assert headers["Content-Range"] == f"bytes 1000-1999/{len(plain)}"
+        status, headers, body = await fetch(officer, f"/evidence/{file_id}", Range="bytes=-10")
+        assert status == 206 and body == plain[-10:]
+        status, headers, _ = await fetch(
+            officer, f"/evidence/{file_id}", Range=f"bytes={len(plain)}-"
+        )
+        assert status == 416 and headers["Content-Range"] == f"bytes */{len(plain)}"
+
+        result = evr(live_server.settings, "evidence", "verify")
+        assert result.returncode == 0, result.stderr
+        assert "1 of 1 evidence files verified" in result.stdout
+
+        # One byte flipped in the middle of the stored file.
+        keyring = keyring_of(live_server)
+        with live_server.db.session() as session:
+            file = session.get(EvidenceFile, file_id)
+            stored = sealing.absolute(keyring, file)
+        raw = bytearray(stored.read_bytes())
+        raw[len(raw) // 2] ^= 0x01
+        stored.write_bytes(raw)
+
+        status, _, body = await fetch(officer, f"/evidence/{file_id}")
+        assert status == 500 and b"fails its integrity check" in body
+        result = evr(live_server.settings, "evidence", "verify")
+        assert result.returncode == 1
+        assert (
+            f"FAILED recording #{file_id}" in result.stderr and "fails its check" in result.stderr
+        )
+        assert "0 of 1 evidence files verified" in result.stdout
+        assert "audit chain OK" in result.stdout
+    finally:
+        await officer.close()
+    played = [a for a, actor, d in actions(live_server.db) if a == "evidence.played"]
+    assert played, "the playback was audited"
+
+
+async def test_who_may_see_evidence_and_refusals_are_audited(
+    live_server: LiveServer, people: dict[str, Any], tmp_path: Path
+) -> None:
+    file_id, plain = seal_recording(live_server, people["incident"], tmp_path)
+    incident_id = people["incident"].id
+    owner = await signed_in(live_server, "pc1")
+    other = await signed_in(live_server, "pc2")
+    auditor = await signed_in(live_server, "aud1")
+    admin = await signed_in(live_server, "adm1")
+    try:
+        response, body = await owner.get(f"/incidents/{incident_id}/evidence")
+        assert response.status == 200 and f'src="/evidence/{file_id}"' in body
+        assert (await fetch(owner, f"/evidence/{file_id}"))[2] == plain
+        response, _ = await other.get(f"/incidents/{incident_id}/evidence")
+        assert response.status == 403
+        status, _, body = await fetch(other, f"/evidence/{file_id}")
+        assert status == 403 and plain[:100] not in body
+        for client in (auditor, admin):
+            status, _, body = await fetch(client, f"/evidence/{file_id}")
+            assert status == 403 and plain[:100] not in body
+        response, _ = await owner.post(f"/evidence/{file_id}/mark", {"evidential": "yes"})
+        assert response.status == 403, "a handler does not mark evidence"
+    finally:
+        for client in (owner, other, auditor, admin):
+            await client.close()
+    refused = [(actor, d) for a, actor, d in actions(live_server.db) if a == "evidence.refused"]
+    assert ("pc2", {}) in refused and len(refused) == 2
+
+
+async def test_an_evidence_officer_marks_an_exhibit(
+    live_server: LiveServer, people: dict[str, Any], tmp_path: Path
+) -> None:
+    file_id, _ = seal_recording(live_server, people["incident"], tmp_path)
+    officer = await signed_in(live_server, "do1")
+    try:
+        response, _ = await officer.post(
+            f"/evidence/{file_id}/mark", {"evidential": "yes", "exhibit_ref": "JS/1"}
+        )
+        assert response.status == 303 and "review+date" in response.headers["Location"]
+        response, _ = await officer.post(
+            f"/evidence/{file_id}/mark",
+            {"evidential": "yes", "exhibit_ref": "JS/1", "review_at": "2999-01-01"},
+        )
+        assert response.status == 303
+        response, body = await officer.get(f"/incidents/{people['incident'].id}/evidence")
+        assert "exhibit JS/1" in body
+    finally:
+        await officer.close()
+    marks = [d for a, _, d in actions(live_server.db) if a == "evidence.marked"]
+    assert marks and marks[-1]["after"]["exhibit_ref"] == "JS/1"
+
+
+def test_start_up_refuses_a_missing_or_wrong_master_key(settings: Settings) -> None:
+    """Files sealed, then the key file removed, then replaced by another key: each
+    start stops with a message naming the setting, exit 2, before anything is written."""
+    db = Database(settings.effective_database_url)
+    from appliance import migrate
+
+    migrate.upgrade(db.engine)
+    with db.session() as session:
+        keyring = keys.open_keyring(settings, session)
+        user = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/EV/3")
+        sealing.seal_bytes(
+            session,
+            keyring,
+            settings.data_dir / "x.jpg",
+            b"evidence",
+            FileKind.SNAPSHOT,
+            incident.id or 0,
+        )
+    db.dispose()
+    key_file = settings.effective_master_key_file
+    original = key_file.read_bytes()
+
+    key_file.unlink()
+    result = evr(settings, "serve")
+    assert result.returncode == 2
+    assert "master_key_file" in result.stderr and "does not exist" in result.stderr
+    assert not key_file.exists(), "no new key was made over sealed data"
+
+    key_file.write_bytes(os.urandom(32))
+    result = evr(settings, "serve")
+    assert result.returncode == 2 and "is not the key that sealed 1 evidence files" in result.stderr
+
+    key_file.write_bytes(b"short")
+    result = evr(settings, "serve")
+    assert result.returncode == 2 and "holds 5 bytes" in result.stderr
+
+    key_file.write_bytes(original)
+    result = evr(settings, "evidence", "verify")
+    assert result.returncode == 0, result.stderr
+
+
+def test_rotation_rewraps_keys_and_leaves_media_alone(settings: Settings) -> None:
+    from appliance import migrate
+
+    db = Database(settings.effective_database_url)
+    migrate.upgrade(db.engine)
+    with db.session() as session:
+        keyring = keys.open_keyring(settings, session)
+        user: User = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/EV/4")
+        path = settings.data_dir / "y.jpg"
+        sealing.seal_bytes(session, keyring, path, b"evidence", FileKind.SNAPSHOT, incident.id)
+    before = path.read_bytes()
+    db.dispose()
+    result = evr(settings, "keys", "rotate")
+    assert result.returncode == 0, result.stderr
+    assert f"{keyring.key_id} -> " in result.stdout
+    assert path.read_bytes() == before
+    assert settings.effective_master_key_file.read_bytes() != keyring.master
+    result = evr(settings, "evidence", "verify")
+    assert result.returncode == 0, result.stderr
+    assert "keys.rotated" in [a for a, _, _ in actions(Database(settings.effective_database_url))]
