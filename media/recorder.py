@@ -170,6 +170,8 @@ class Recorder:
         await asyncio.to_thread(self._thread.join)
         if not self.path.exists():
             raise RecordingError(f"nothing was recorded: {self.failed or 'no media arrived'}")
+        if self.failed is not None:
+            raise RecordingError(f"the recording was cut short: {self.failed}")
         if self._plain is not None:
             digest, size = self._plain
         else:

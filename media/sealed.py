@@ -64,6 +64,7 @@ class SealedWriter:
         self._buffer = bytearray()
         self._index = 0
         self.closed = False
+        self.broken: OSError | None = None
         self.sha256 = hashlib.sha256()
         self.size = 0
         self._write_all(self._header)
@@ -96,6 +97,9 @@ class SealedWriter:
     def close(self) -> None:
         if self.closed:
             return
+        if self.broken is not None:
+            self.abandon()
+            raise OSError(self.broken.errno, f"sealed file cut short: {self.broken}")
         try:
             self._seal(bytes(self._buffer), final=True)
             self._buffer.clear()
@@ -121,16 +125,24 @@ class SealedWriter:
             self.abandon()
 
     def _seal(self, plain: bytes, final: bool) -> None:
+        if self.broken is not None:
+            raise OSError(self.broken.errno, f"sealed file unusable after: {self.broken}")
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, plain, self._header + AAD.pack(self._index, final))
         self._write_all(LENGTH.pack(len(sealed)) + nonce + sealed)
         self._index += 1
 
     def _write_all(self, data: bytes) -> None:
+        """Write a whole record; after a failed write (a full disk) the file is left as
+        it is, its torn tail ignored by readers, and no further record is appended."""
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            self.broken = exc
+            raise
 
 
 class SealedReader:

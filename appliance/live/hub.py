@@ -308,6 +308,16 @@ class CallHub:
                 )
                 metrics.RECORDING_BYTES.inc(info.size_bytes)
 
+    async def _recording_cut_short(self, live: LiveCall) -> None:
+        """The recorder stopped (a full disk, a write error) while the call goes on: keep
+        what was sealed, mark it incomplete, raise the alert metric."""
+        async with live.lock:
+            if live.recording_id is None:
+                return
+            log.error("recording cut short; the call goes on", extra={"call": live.public_id})
+            await self._stop_recording(live)
+            metrics.RECORDINGS_INCOMPLETE.inc()
+
     async def _end(self, live: LiveCall, actor: Actor, reason: str) -> None:
         await self._stop_recording(live)
         if live.admitted_at is not None:
@@ -427,6 +437,9 @@ class CallHub:
             metrics.ICE_FAILURES.inc()
         elif event.kind == "recording_failed":
             metrics.RECORDINGS.labels("failed").inc()
+            cut = asyncio.get_running_loop().create_task(self._recording_cut_short(live))
+            self._background.add(cut)
+            cut.add_done_callback(self._background.discard)
         elif (
             event.kind == "connected"
             and event.leg_id == HANDLER
