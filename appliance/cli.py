@@ -12,7 +12,7 @@ from pathlib import Path
 from appliance import logs, migrate
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
-from appliance.services import accounts, api_keys, audit, integrity, keys
+from appliance.services import accounts, api_keys, audit, integrity, keys, retention
 from appliance.services.accounts import AccountError
 from appliance.services.audit import Actor
 
@@ -183,6 +183,21 @@ def cmd_evidence_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if report.ok else EXIT_FAILED
 
 
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db)
+    with db.session() as session:
+        done = retention.purge(session, settings, keyring, _cli_actor(), args.dry_run)
+        verb = "would delete" if args.dry_run else "deleted"
+        for file in done.delete:
+            print(f"{verb} {retention.describe(file)}")
+        for file in done.review_due:
+            print(f"review due (evidential, kept) {retention.describe(file)}")
+    total = f"{len(done.delete)} files " + ("to delete (dry run)" if args.dry_run else "deleted")
+    print(f"{total}; {len(done.review_due)} evidential files due for review")
+    return 0
+
+
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -271,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     evidence_parser.add_parser(
         "verify", help="check every file against its hash, and the audit chain; names failures"
     ).set_defaults(func=cmd_evidence_verify)
+
+    purge = commands.add_parser("purge", help="delete evidence past retention (audited)")
+    purge.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
+    )
+    purge.set_defaults(func=cmd_purge)
     return parser
 
 

@@ -15,6 +15,7 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.notify.dispatcher import Dispatcher
+from appliance.purger import Purger
 from appliance.services import keys as evidence_keys
 from appliance.services.keys import Keyring
 from appliance.web import (
@@ -100,6 +101,9 @@ def create_app(settings: Settings, db: Database, keyring: Keyring | None = None)
     app[keys.DISPATCHER] = dispatcher = Dispatcher.from_settings(settings, db)
     app.on_startup.append(lambda _app: dispatcher.start())
     app.on_cleanup.append(lambda _app: dispatcher.stop())
+    purger = Purger(settings, db, keyring)
+    app.on_startup.append(lambda _app: purger.start())
+    app.on_cleanup.append(lambda _app: purger.stop())
     metrics.QUEUE_TARGET.set(settings.queue_target_seconds)
     metrics.STORAGE_FREE.set_function(lambda: _free_bytes(settings.data_dir))
     app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)

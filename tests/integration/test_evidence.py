@@ -274,3 +274,77 @@ def test_rotation_rewraps_keys_and_leaves_media_alone(settings: Settings) -> Non
     result = evr(settings, "evidence", "verify")
     assert result.returncode == 0, result.stderr
     assert "keys.rotated" in [a for a, _, _ in actions(Database(settings.effective_database_url))]
+
+
+def _age(db: Database, file_id: int, days: int) -> None:
+    with db.session() as session:
+        file = session.get(EvidenceFile, file_id)
+        file.created_at = file.created_at - __import__("datetime").timedelta(days=days)
+        session.add(file)
+
+
+def test_purge_dry_run_lists_exactly_what_the_purge_deletes(settings: Settings) -> None:
+    """Old, new, legal hold, evidential-past-review: the dry run's list is the real
+    purge's list; held and evidential items survive; tombstones keep their hash."""
+    from datetime import timedelta
+
+    from appliance import migrate
+    from appliance.models import utcnow
+
+    db = Database(settings.effective_database_url)
+    migrate.upgrade(db.engine)
+    ids: dict[str, int] = {}
+    with db.session() as session:
+        keyring = keys.open_keyring(settings, session)
+        user = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/EV/5")
+        for name in ("old1", "old2", "fresh", "held", "exhibit"):
+            file = sealing.seal_bytes(
+                session,
+                keyring,
+                settings.data_dir / f"{name}.jpg",
+                name.encode() * 100,
+                FileKind.SNAPSHOT,
+                incident.id or 0,
+            )
+            ids[name] = file.id or 0
+    for name in ("old1", "old2", "held", "exhibit"):
+        _age(db, ids[name], 31)
+    with db.session() as session:
+        session.get(EvidenceFile, ids["held"]).legal_hold = True
+        exhibit = session.get(EvidenceFile, ids["exhibit"])
+        exhibit.evidential, exhibit.exhibit_ref = True, "JS/2"
+        exhibit.review_at = utcnow() - timedelta(days=1)
+    db.dispose()
+
+    dry = evr(settings, "purge", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    listed = [
+        line.split(" incident")[0] for line in dry.stdout.splitlines() if line.startswith("would")
+    ]
+    assert listed == [
+        f"would delete snapshot #{ids['old1']}",
+        f"would delete snapshot #{ids['old2']}",
+    ]
+    assert f"review due (evidential, kept) snapshot #{ids['exhibit']}" in dry.stdout
+    assert all((settings.data_dir / f"{n}.jpg").exists() for n in ids)
+
+    real = evr(settings, "purge")
+    assert real.returncode == 0, real.stderr
+    deleted = [
+        line.split(" incident")[0] for line in real.stdout.splitlines() if "deleted " in line
+    ]
+    assert [d.replace("deleted", "would delete") for d in deleted] == listed
+    for name in ids:
+        assert (settings.data_dir / f"{name}.jpg").exists() == (name not in ("old1", "old2"))
+    db = Database(settings.effective_database_url)
+    with db.session() as session:
+        tombstone = session.get(EvidenceFile, ids["old1"])
+        assert tombstone.status == "deleted" and tombstone.wrapped_key is None
+        assert tombstone.sha256 == hashlib.sha256(b"old1" * 100).hexdigest()
+    assert [a for a, _, _ in actions(db)].count("evidence.deleted") == 2
+    db.dispose()
+    again = evr(settings, "purge", "--dry-run")
+    assert "0 files to delete (dry run)" in again.stdout
+    verify = evr(settings, "evidence", "verify")
+    assert verify.returncode == 0 and "3 of 3 evidence files verified" in verify.stdout
