@@ -9,10 +9,22 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sqlmodel import select
+
 from appliance import logs, migrate
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
-from appliance.services import accounts, api_keys, audit, integrity, keys, retention
+from appliance.models import Incident
+from appliance.services import (
+    accounts,
+    api_keys,
+    audit,
+    export,
+    integrity,
+    keys,
+    retention,
+    signing,
+)
 from appliance.services.accounts import AccountError
 from appliance.services.audit import Actor
 
@@ -198,6 +210,52 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_bundle(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db)
+    signing.ensure_signing_key(settings.effective_signing_key_file)
+    with db.session() as session:
+        incident = session.exec(
+            select(Incident).where(Incident.cad_reference == args.incident)
+        ).first()
+        if incident is None:
+            print(f"evr: no incident with CAD reference {args.incident!r}", file=sys.stderr)
+            return EXIT_FAILED
+        try:
+            with args.out.open("xb") as out:
+                bundle = export.write_bundle(
+                    session, settings, keyring, _cli_actor(), incident, out
+                )
+        except FileExistsError:
+            print(f"evr: {args.out} exists; not overwritten", file=sys.stderr)
+            return EXIT_FAILED
+        except export.ExportError as exc:
+            args.out.unlink(missing_ok=True)
+            print(f"evr: not exported: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    print(f"exported {bundle.files} files to {args.out}; SHA256SUMS {bundle.sums_sha256}")
+    return 0
+
+
+def cmd_export_verify(settings: Settings, args: argparse.Namespace) -> int:
+    key = args.public_key.read_bytes() if args.public_key else None
+    if key is None and settings.effective_signing_key_file.exists():
+        key = signing.public_pem(settings.effective_signing_key_file)
+    problems = export.verify_bundle(args.bundle, key)
+    for problem in problems:
+        print(f"FAILED {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_FAILED
+    print(f"{args.bundle}: signature and every file verified")
+    return 0
+
+
+def cmd_export_public_key(settings: Settings, args: argparse.Namespace) -> int:
+    signing.ensure_signing_key(settings.effective_signing_key_file)
+    sys.stdout.write(signing.public_pem(settings.effective_signing_key_file).decode())
+    return 0
+
+
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -292,6 +350,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
     )
     purge.set_defaults(func=cmd_purge)
+
+    export_parser = commands.add_parser("export", help="export bundles").add_subparsers(
+        dest="export_command", required=True
+    )
+    bundle = export_parser.add_parser("bundle", help="an incident's signed export zip")
+    bundle.add_argument("incident", help="the incident's CAD reference")
+    bundle.add_argument("out", type=Path, help="the zip to write (must not exist)")
+    bundle.set_defaults(func=cmd_export_bundle)
+    verify = export_parser.add_parser("verify", help="check a bundle's signature and files")
+    verify.add_argument("bundle", type=Path)
+    verify.add_argument(
+        "--public-key", type=Path, help="the sending box's public key (default: this box's)"
+    )
+    verify.set_defaults(func=cmd_export_verify)
+    export_parser.add_parser(
+        "public-key", help="print this box's Ed25519 public key (PEM)"
+    ).set_defaults(func=cmd_export_public_key)
     return parser
 
 

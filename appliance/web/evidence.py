@@ -9,22 +9,25 @@ makes after it (range requests further in) are not each recorded.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import queue
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from appliance import metrics
 from appliance.models import EvidenceFile, FileKind, Incident, Role
-from appliance.services import custody, sealing, uploads
+from appliance.services import custody, export, sealing, signing, uploads
 from appliance.services.audit import Actor
 from appliance.services.custody import CustodyError, Mark
 from appliance.services.keys import UnwrapError
 from appliance.web import keys
-from appliance.web.access import current_roles, current_user, requires, source_of
+from appliance.web.access import current_roles, current_user, public, requires, source_of
 from media.sealed import SealedError
 
 log = logging.getLogger("evr.evidence")
@@ -236,3 +239,63 @@ async def mark(request: web.Request) -> web.StreamResponse:
             .with_query(error=error)
         )
     raise web.HTTPSeeOther(f"/incidents/{incident_id}/evidence#file-{file_id}")
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only stream from the zip-writing thread to the response, with
+    back-pressure (a bounded queue), so a bundle never sits whole in memory or on disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.chunks.put(bytes(data))
+        return len(data)
+
+
+@routes.get(r"/incidents/{incident_id:\d+}/export", name="incident_export")
+@requires(Role.EVIDENCE_OFFICER)
+async def export_bundle(request: web.Request) -> web.StreamResponse:
+    """The incident's signed export zip, streamed as it is made (audited)."""
+    incident = _incident_or_refuse(request, int(request.match_info["incident_id"]))
+    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
+    keyring, actor = request.app[keys.KEYRING], _actor(request)
+    pipe = _Pipe()
+    failure: list[str] = []
+
+    def make() -> None:
+        try:
+            with db.session() as session:
+                export.write_bundle(session, settings, keyring, actor, incident, pipe)
+        except export.ExportError as exc:
+            failure.append(str(exc))
+        finally:
+            pipe.chunks.put(None)
+
+    worker = asyncio.get_running_loop().run_in_executor(None, make)
+    response = web.StreamResponse()
+    response.content_type = "application/zip"
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", incident.cad_reference)
+    response.headers["Content-Disposition"] = f'attachment; filename="evr-{safe}.zip"'
+    response.headers["Cache-Control"] = "no-store"
+    await response.prepare(request)
+    while (chunk := await asyncio.to_thread(pipe.chunks.get)) is not None:
+        await response.write(chunk)
+    await worker
+    if failure:
+        log.error("export failed", extra={"incident": incident.id, "error": failure[0]})
+        raise ConnectionResetError(failure[0])
+    await response.write_eof()
+    return response
+
+
+@routes.get("/evidence/public-key.pem", name="evidence_public_key")
+@public
+async def public_key(request: web.Request) -> web.StreamResponse:
+    """The box's Ed25519 public key, for checking where an export bundle came from."""
+    pem = signing.public_pem(request.app[keys.SETTINGS].effective_signing_key_file)
+    return web.Response(body=pem, content_type="application/x-pem-file")

@@ -348,3 +348,74 @@ def test_purge_dry_run_lists_exactly_what_the_purge_deletes(settings: Settings) 
     assert "0 files to delete (dry run)" in again.stdout
     verify = evr(settings, "evidence", "verify")
     assert verify.returncode == 0 and "3 of 3 evidence files verified" in verify.stdout
+
+
+def _tamper_zip(source: Path, target: Path, name: str) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            data = old.read(item.filename)
+            if item.filename == name:
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            new.writestr(item, data)
+
+
+async def test_an_export_bundle_verifies_and_tampering_fails(
+    live_server: LiveServer, people: dict[str, Any], tmp_path: Path
+) -> None:
+    import zipfile
+
+    file_id, plain = seal_recording(live_server, people["incident"], tmp_path)
+    officer = await signed_in(live_server, "do1")
+    try:
+        status, headers, body = await fetch(officer, f"/incidents/{people['incident'].id}/export")
+        assert status == 200 and headers["Content-Type"] == "application/zip"
+        status, _, pem = await fetch(officer, "/evidence/public-key.pem")
+        assert status == 200 and pem.startswith(b"-----BEGIN PUBLIC KEY-----")
+        handler = await signed_in(live_server, "pc1")
+        status, _, _ = await fetch(handler, f"/incidents/{people['incident'].id}/export")
+        assert status == 403, "only an evidence officer exports"
+        await handler.close()
+    finally:
+        await officer.close()
+    bundle = tmp_path / "bundle.zip"
+    bundle.write_bytes(body)
+    key = tmp_path / "box.pem"
+    key.write_bytes(pem)
+    with zipfile.ZipFile(bundle) as opened_zip:
+        names = set(opened_zip.namelist())
+        assert opened_zip.read(f"recordings/recording-{file_id}.webm") == plain
+    assert {"SHA256SUMS", "SHA256SUMS.sig", "chat.txt", "incident.json", "audit.jsonl"} <= names
+
+    unpacked = tmp_path / "unpacked"
+    zipfile.ZipFile(bundle).extractall(unpacked)
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=unpacked, capture_output=True)
+    assert check.returncode == 0, check.stdout
+    result = evr(live_server.settings, "export", "verify", str(bundle), "--public-key", str(key))
+    assert result.returncode == 0, result.stderr
+
+    # One bit of the recording changed inside the zip: both checks fail and name it.
+    tampered = tmp_path / "tampered.zip"
+    _tamper_zip(bundle, tampered, f"recordings/recording-{file_id}.webm")
+    bad = tmp_path / "bad"
+    zipfile.ZipFile(tampered).extractall(bad)
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=bad, capture_output=True)
+    assert check.returncode != 0 and b"recording" in check.stdout and b"FAILED" in check.stdout
+    result = evr(live_server.settings, "export", "verify", str(tampered), "--public-key", str(key))
+    assert result.returncode == 1
+    assert f"recordings/recording-{file_id}.webm: SHA-256 does not match" in result.stderr
+
+    # The manifest edited to match the altered file: the signature no longer holds.
+    edited = tmp_path / "edited.zip"
+    _tamper_zip(bundle, edited, "SHA256SUMS")
+    result = evr(live_server.settings, "export", "verify", str(edited), "--public-key", str(key))
+    assert result.returncode == 1 and "signature does not hold" in result.stderr
+    exported = [d for a, _, d in actions(live_server.db) if a == "evidence.exported"]
+    assert exported and exported[0]["files"] >= 4
+    cli_bundle = tmp_path / "cli.zip"
+    result = evr(live_server.settings, "export", "bundle", "CAD/EV/1", str(cli_bundle))
+    assert result.returncode == 0, result.stderr
+    assert evr(live_server.settings, "export", "verify", str(cli_bundle)).returncode == 0
+    again = evr(live_server.settings, "export", "bundle", "CAD/EV/1", str(cli_bundle))
+    assert again.returncode == 1 and "not overwritten" in again.stderr
