@@ -19,6 +19,7 @@ from appliance.services import (
     accounts,
     api_keys,
     audit,
+    backup,
     export,
     integrity,
     keys,
@@ -256,6 +257,55 @@ def cmd_export_public_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db)
+    try:
+        made = backup.make(settings, db, args.dest, keyring.key_id)
+    except backup.BackupError as exc:
+        print(f"evr: backup not made: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    with db.session() as session:
+        audit.record(
+            session,
+            _cli_actor(),
+            "backup.made",
+            object_type="backup",
+            object_id=str(args.dest)[:128],
+            detail={"media_files": made.files, "database": made.database},
+        )
+    print(f"backup in {args.dest}: {made.database} database, {made.files} sealed media files")
+    print(f"the master key ({settings.effective_master_key_file}) is NOT in it: keep it apart")
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        info = backup.restore(settings, args.src)
+    except backup.BackupError as exc:
+        print(f"evr: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    db = _db(settings)
+    with db.session() as session:
+        chain = audit.verify(session)
+        try:
+            keyring = keys.open_keyring(settings, session)
+        except SettingsError as exc:
+            print(f"evr: restored, but {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        audit.record(
+            session,
+            _cli_actor(),
+            "backup.restored",
+            object_type="backup",
+            object_id=str(args.src)[:128],
+            detail={"made_at": info["made_at"], "master_key_id": keyring.key_id},
+        )
+    print(f"restored the backup made {info['made_at']} ({info['media_files']} media files)")
+    print(f"audit chain {'OK' if chain.ok else 'BROKEN'}: {chain.checked} events verified")
+    return 0 if chain.ok else EXIT_FAILED
+
+
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -367,6 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     export_parser.add_parser(
         "public-key", help="print this box's Ed25519 public key (PEM)"
     ).set_defaults(func=cmd_export_public_key)
+
+    backup_parser = commands.add_parser("backup", help="database and sealed media to DEST")
+    backup_parser.add_argument("dest", type=Path, help="a new (or empty) directory")
+    backup_parser.set_defaults(func=cmd_backup)
+    restore = commands.add_parser("restore", help="a backup onto a fresh box")
+    restore.add_argument("src", type=Path, help="a directory made by `evr backup`")
+    restore.set_defaults(func=cmd_restore)
     return parser
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,8 @@ def evr(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         "EVR_PORT": str(settings.port),
         "EVR_HOST": "127.0.0.1",
     }
+    if settings.master_key_file is not None:
+        env["EVR_MASTER_KEY_FILE"] = str(settings.master_key_file)
     return subprocess.run(
         [sys.executable, "-m", "appliance", *args],
         env=env,
@@ -419,3 +422,89 @@ async def test_an_export_bundle_verifies_and_tampering_fails(
     assert evr(live_server.settings, "export", "verify", str(cli_bundle)).returncode == 0
     again = evr(live_server.settings, "export", "bundle", "CAD/EV/1", str(cli_bundle))
     assert again.returncode == 1 and "not overwritten" in again.stderr
+
+
+def test_backup_then_restore_onto_an_empty_box(
+    settings: Settings, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Incidents, sealed files and the audit chain come back the same on a fresh data
+    dir (another path) and a fresh database; a tampered backup is refused whole."""
+    from appliance import migrate
+    from appliance.config import load_settings
+    from appliance.models import Snapshot as SnapshotRow
+
+    db = Database(settings.effective_database_url)
+    migrate.upgrade(db.engine)
+    with db.session() as session:
+        keyring = keys.open_keyring(settings, session)
+        user = add_user(session, "pc1", Role.HANDLER)
+        for n in range(3):
+            incident = add_incident(session, user, f"CAD/BK/{n}")
+            sealing.seal_bytes(
+                session,
+                keyring,
+                settings.data_dir / "calls" / f"c{n}" / "snapshots" / "s.jpg",
+                f"snapshot {n}".encode() * 50,
+                FileKind.SNAPSHOT,
+                incident.id or 0,
+            )
+        invite, _, _ = calls.create_video_invite(
+            session, Actor("pc1"), incident, user, __import__("datetime").timedelta(hours=1)
+        )
+        call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
+        snapshot = evidence.store_snapshot(session, keyring, call, user, media_files.jpeg(), "")
+        snapshot_id = snapshot.id
+
+    def state(database: Database) -> tuple[list, list, int]:
+        with database.session() as session:
+            incidents = sorted(i.cad_reference for i in session.exec(select(Incident)))
+            files = sorted((f.path, f.sha256) for f in session.exec(select(EvidenceFile)))
+            chain = __import__("appliance.services.audit", fromlist=["verify"]).verify(session)
+            assert chain.ok
+            return incidents, files, chain.checked
+
+    before = state(db)
+    db.dispose()
+    dest = tmp_path / "backup"
+    made = evr(settings, "backup", str(dest))
+    assert made.returncode == 0, made.stderr
+    assert not list(dest.rglob("*.key")), "the master key stays out of the backup"
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=dest, capture_output=True)
+    assert check.returncode == 0, check.stdout
+
+    if settings.effective_database_url.startswith("sqlite"):
+        fresh_url = f"sqlite:///{tmp_path / 'fresh' / 'evr.db'}"
+        (tmp_path / "fresh").mkdir()
+    else:
+        fresh_url = request.getfixturevalue("postgres_databases").create()
+    fresh = load_settings(
+        data_dir=tmp_path / "fresh-var",
+        database_url=fresh_url,
+        master_key_file=settings.effective_master_key_file,  # the key kept apart
+        port=settings.port,
+    )
+    tampered = tmp_path / "tampered"
+    shutil.copytree(dest, tampered)
+    victim = next((tampered / "media").rglob("s.jpg"))
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\0")
+    refused = evr(fresh, "restore", str(tampered))
+    assert refused.returncode == 1 and "does not verify, nothing restored" in refused.stderr
+    assert "s.jpg: SHA-256 does not match" in refused.stderr
+
+    restored = evr(fresh, "restore", str(dest))
+    assert restored.returncode == 0, restored.stderr
+    assert "audit chain OK" in restored.stdout
+    again = Database(fresh_url)
+    try:
+        incidents, files, checked = state(again)
+        assert (incidents, files) == before[:2] and checked >= before[2]
+        with again.session() as session:
+            moved = session.get(SnapshotRow, snapshot_id)
+            assert Path(moved.path).is_relative_to(fresh.data_dir)
+    finally:
+        again.dispose()
+    verify = evr(fresh, "evidence", "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert "4 of 4 evidence files verified" in verify.stdout
+    second = evr(fresh, "restore", str(dest))
+    assert second.returncode == 1 and "not empty" in second.stderr
