@@ -206,6 +206,10 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{verb} {retention.describe(file)}")
         for file in done.review_due:
             print(f"review due (evidential, kept) {retention.describe(file)}")
+        for incident in done.minimise:
+            minimised = "would minimise" if args.dry_run else "minimised"
+            closed = f"{incident.closed_at:%Y-%m-%d}"
+            print(f"{minimised} incident {incident.cad_reference} (closed {closed})")
     total = f"{len(done.delete)} files " + ("to delete (dry run)" if args.dry_run else "deleted")
     print(f"{total}; {len(done.review_due)} evidential files due for review")
     return 0

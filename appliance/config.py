@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         description="Recordings, snapshots and uploads not marked evidential are deleted "
         "this many days after they were made.",
     )
+    minimise_after_days: int = Field(
+        365,
+        ge=1,
+        description="A closed incident's caller details (name, phone, location) are removed "
+        "this many days after it closed, unless any of its evidence is evidential or on hold.",
+    )
     purge_interval_minutes: int = Field(
         60, ge=0, description="How often the server runs the purge; 0: only `evr purge`."
     )

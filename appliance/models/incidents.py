@@ -42,3 +42,4 @@ class Incident(SQLModel, table=True):
     outcome_by_id: int | None = Field(default=None, foreign_key="users.id")
     outcome_at: datetime | None = time_field()
     closed_at: datetime | None = time_field()
+    minimised_at: datetime | None = time_field()  # personal data removed (retention)

@@ -91,6 +91,17 @@ def _media_files(data_dir: Path) -> list[Path]:
     return found
 
 
+def _sqlite_copy(source_path: Path, target_path: Path) -> None:
+    """A consistent copy with SQLite's online backup API (the source may be in use)."""
+    source = sqlite3.connect(source_path)
+    target = sqlite3.connect(target_path)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as source:
@@ -106,13 +117,7 @@ def make(settings: Settings, db: Database, dest: Path, master_key_id: str) -> Ma
     url = settings.effective_database_url
     engine = db.engine.dialect.name
     if engine == "sqlite":
-        source = sqlite3.connect(make_url(url).database or "")
-        target = sqlite3.connect(dest / SQLITE_FILE)
-        try:
-            source.backup(target)
-        finally:
-            target.close()
-            source.close()
+        _sqlite_copy(Path(make_url(url).database or ""), dest / SQLITE_FILE)
     else:
         conninfo, env = _libpq(url)
         result = subprocess.run(
@@ -199,13 +204,7 @@ def restore(settings: Settings, src: Path) -> dict[str, object]:
             target = Path(make_url(settings.effective_database_url).database or "")
             for leftover in (target, target.with_name(target.name + "-wal")):
                 leftover.unlink(missing_ok=True)
-            source = sqlite3.connect(src / SQLITE_FILE)
-            copy = sqlite3.connect(target)
-            try:
-                source.backup(copy)
-            finally:
-                copy.close()
-                source.close()
+            _sqlite_copy(src / SQLITE_FILE, target)
         else:
             conninfo, env = _libpq(settings.effective_database_url)
             result = subprocess.run(

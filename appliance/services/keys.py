@@ -75,12 +75,12 @@ def _read_master(path: Path) -> bytes:
     return data
 
 
-def write_key_file(path: Path, master: bytes) -> None:
+def write_key_file(path: Path, secret: bytes) -> None:
     """Create ``path`` (never overwriting) with mode 0600, flushed to disk."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, master)
+        os.write(fd, secret)
         os.fsync(fd)
     finally:
         os.close(fd)

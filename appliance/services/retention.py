@@ -10,13 +10,13 @@ row stays as a tombstone with the hash, and the deletion is audited.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from appliance.config import Settings
-from appliance.models import EvidenceFile, FileStatus, utcnow
+from appliance.models import Call, EvidenceFile, FileStatus, Incident, SharedLocation, utcnow
 from appliance.services import audit, sealing
 from appliance.services.audit import Actor
 from appliance.services.keys import Keyring
@@ -24,10 +24,55 @@ from appliance.services.keys import Keyring
 KEPT_STATES = [FileStatus.COMPLETE.value, FileStatus.INCOMPLETE.value]
 
 
+MINIMISED = "(minimised)"
+
+
 @dataclass(frozen=True)
 class Plan:
     delete: list[EvidenceFile]
     review_due: list[EvidenceFile]
+    minimise: list[Incident] = field(default_factory=list)
+
+
+def _to_minimise(session: Session, settings: Settings, now: datetime) -> list[Incident]:
+    """Closed long enough, not yet minimised, and nothing of theirs kept as evidence."""
+    kept = select(EvidenceFile.incident_id).where(
+        col(EvidenceFile.status).in_(KEPT_STATES)
+        & (col(EvidenceFile.evidential).is_(True) | col(EvidenceFile.legal_hold).is_(True))
+    )
+    return list(
+        session.exec(
+            select(Incident)
+            .where(col(Incident.closed_at) < now - timedelta(days=settings.minimise_after_days))
+            .where(col(Incident.minimised_at).is_(None))
+            .where(col(Incident.id).not_in(kept))
+            .order_by(col(Incident.id))
+        ).all()
+    )
+
+
+def minimise(session: Session, actor: Actor, incident: Incident) -> None:
+    """Remove the caller's personal data; keep the incident, its hashes and its trail."""
+    incident.caller_name = MINIMISED
+    incident.caller_phone = ""
+    incident.location_text = ""
+    incident.minimised_at = utcnow()
+    session.add(incident)
+    for call in session.exec(select(Call).where(Call.incident_id == incident.id)).all():
+        call.caller_latitude = call.caller_longitude = call.caller_location_accuracy_m = None
+        session.add(call)
+    for shared in session.exec(
+        select(SharedLocation).where(SharedLocation.incident_id == incident.id)
+    ).all():
+        session.delete(shared)
+    audit.record(
+        session,
+        actor,
+        "incident.minimised",
+        object_type="incident",
+        object_id=incident.id or 0,
+        detail={"reason": "retention"},
+    )
 
 
 def plan(session: Session, settings: Settings, now: datetime | None = None) -> Plan:
@@ -47,7 +92,7 @@ def plan(session: Session, settings: Settings, now: datetime | None = None) -> P
     review = session.exec(
         kept.where(col(EvidenceFile.evidential).is_(True)).where(col(EvidenceFile.review_at) < now)
     ).all()
-    return Plan(list(delete), list(review))
+    return Plan(list(delete), list(review), _to_minimise(session, settings, now))
 
 
 def delete(
@@ -83,6 +128,9 @@ def purge(
     if not dry_run:
         for file in due.delete:
             delete(session, keyring, actor, file, "retention")
+        for incident in due.minimise:
+            minimise(session, actor, incident)
+        session.commit()
     return due
 
 

@@ -34,16 +34,29 @@ def begin(
 ) -> tuple[EvidenceFile, bytes]:
     """A row for a file about to be written elsewhere (the recorder), and its data key."""
     data_key = sealed.new_data_key()
+    return _row(session, keyring, path, data_key, kind, incident_id), data_key
+
+
+def _row(
+    session: Session,
+    keyring: Keyring,
+    path: Path,
+    data_key: bytes,
+    kind: FileKind,
+    incident_id: int,
+    **fields: object,
+) -> EvidenceFile:
     file = EvidenceFile(
         kind=kind.value,
         incident_id=incident_id,
         path=relative(keyring, path),
         wrapped_key=keyring.wrap(data_key),
         master_key_id=keyring.key_id,
+        **fields,
     )
     session.add(file)
     session.flush()
-    return file, data_key
+    return file
 
 
 def finish(
@@ -91,19 +104,17 @@ def adopt(
     size_bytes: int,
 ) -> EvidenceFile:
     """A row for a file already sealed whole under ``data_key`` (an upload)."""
-    file = EvidenceFile(
-        kind=kind.value,
-        incident_id=incident_id,
-        path=relative(keyring, path),
-        wrapped_key=keyring.wrap(data_key),
-        master_key_id=keyring.key_id,
+    return _row(
+        session,
+        keyring,
+        path,
+        data_key,
+        kind,
+        incident_id,
         status=FileStatus.COMPLETE.value,
         sha256=sha256,
         size_bytes=size_bytes,
     )
-    session.add(file)
-    session.flush()
-    return file
 
 
 def file_at(session: Session, keyring: Keyring, path: Path | str) -> EvidenceFile | None:

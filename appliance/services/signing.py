@@ -3,7 +3,6 @@ a bundle came from and that nothing in it changed (docs/evidence.md)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -11,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from appliance.config import SettingsError
+from appliance.services.keys import write_key_file
 
 
 def ensure_signing_key(path: Path) -> None:
@@ -18,18 +18,12 @@ def ensure_signing_key(path: Path) -> None:
     if path.exists():
         load_private(path)
         return
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_key_file(path, pem)
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:

@@ -508,3 +508,46 @@ def test_backup_then_restore_onto_an_empty_box(
     assert "4 of 4 evidence files verified" in verify.stdout
     second = evr(fresh, "restore", str(dest))
     assert second.returncode == 1 and "not empty" in second.stderr
+
+
+def test_the_scheduled_purge_minimises_old_closed_incidents(settings: Settings) -> None:
+    """The server's purge task (one run): an incident closed long ago loses its caller's
+    details; one closed recently, and one whose evidence is on legal hold, keep them."""
+    from datetime import timedelta
+
+    from appliance import migrate
+    from appliance.models import utcnow
+    from appliance.purger import Purger
+
+    db = Database(settings.effective_database_url)
+    migrate.upgrade(db.engine)
+    with db.session() as session:
+        keyring = keys.open_keyring(settings, session)
+        user = add_user(session, "pc1", Role.HANDLER)
+        old, recent, held = (add_incident(session, user, f"CAD/MIN/{n}") for n in range(3))
+        for incident, days in ((old, 400), (recent, 10), (held, 400)):
+            incident.status, incident.closed_at = "closed", utcnow() - timedelta(days=days)
+            session.add(incident)
+        file = sealing.seal_bytes(
+            session, keyring, settings.data_dir / "h.jpg", b"x" * 10, FileKind.SNAPSHOT, held.id
+        )
+        file.legal_hold = True
+        ids = [old.id, recent.id, held.id]
+    try:
+        assert Purger(settings, db, keyring).run_once() == 0  # nothing old enough to delete
+        with db.session() as session:
+            names = [session.get(Incident, i).caller_name for i in ids]
+            phones = [session.get(Incident, i).caller_phone for i in ids]
+        assert names == ["(minimised)", "Jane Marple", "Jane Marple"]
+        assert phones[0] == "" and phones[1] == "+447700900123"
+        assert [a for a, _, _ in actions(db)].count("incident.minimised") == 1
+        with db.session() as session:
+            assert audit_ok(session)
+    finally:
+        db.dispose()
+
+
+def audit_ok(session: Any) -> bool:
+    from appliance.services import audit
+
+    return audit.verify(session).ok

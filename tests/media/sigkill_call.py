@@ -7,8 +7,12 @@ muxer's interleaving wait. With ``--data-key HEX`` the recording is sealed.
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from media import Room, RoomConfig
 from tests.media.support import Client, connect, until
@@ -27,6 +31,34 @@ async def main(path: str, with_handler: bool, data_key: bytes | None) -> None:
     await room.start_recording(path, data_key)
     print(json.dumps({"recording_started": time.time()}), flush=True)
     await asyncio.sleep(3600)
+
+
+def record_until_killed(path: Path, *flags: str, seconds: float = 4.0) -> tuple[float, float]:
+    """Run this module as a process, SIGKILL it ``seconds`` into the recording; the
+    wall-clock times the recording started and the kill was sent."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.media.sigkill_call", str(path), *flags],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, "the call process exited before recording"
+        started = json.loads(line)["recording_started"]
+        time.sleep(max(0.0, started + seconds - time.time()))
+        proc.send_signal(signal.SIGKILL)
+        killed = time.time()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return started, killed
 
 
 if __name__ == "__main__":

@@ -2,12 +2,6 @@
 
 import asyncio
 import hashlib
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import av
@@ -15,6 +9,7 @@ import av
 from media import Room
 from media.sealed import PlainView, SealedReader, new_data_key
 from tests.media.recording import decode_file
+from tests.media.sigkill_call import record_until_killed
 from tests.media.support import Client, connect, until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,26 +56,7 @@ async def test_sealed_recording_plays_and_hides_its_frames(
 def test_sealed_sigkill_leaves_a_readable_file(tmp_path: Path) -> None:
     path = tmp_path / "killed.webm"
     key = new_data_key()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.media.sigkill_call", str(path), "--data-key", key.hex()],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, "the call process exited before recording"
-        started = json.loads(line)["recording_started"]
-        time.sleep(max(0.0, started + 4.0 - time.time()))
-        proc.send_signal(signal.SIGKILL)
-        killed = time.time()
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    started, killed = record_until_killed(path, "--data-key", key.hex())
     recorded = killed - started
     with SealedReader(path, key, allow_unfinished=True) as reader:
         assert not reader.finished

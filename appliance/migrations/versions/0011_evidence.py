@@ -52,9 +52,13 @@ def upgrade() -> None:
             batch_op.f("ix_evidence_files_master_key_id"), ["master_key_id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_evidence_files_status"), ["status"], unique=False)
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("minimised_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.drop_column("minimised_at")
     with op.batch_alter_table("evidence_files", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_evidence_files_status"))
         batch_op.drop_index(batch_op.f("ix_evidence_files_master_key_id"))
