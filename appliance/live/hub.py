@@ -277,7 +277,7 @@ class CallHub:
                     evidence.recording_interrupted(session, self.keyring, call, recording)
             live.recording_id = None
 
-    async def _stop_recording(self, live: LiveCall) -> None:
+    async def _stop_recording(self, live: LiveCall, failure_counted: bool = False) -> None:
         if live.recording_id is None or live.room is None:
             return
         recording_id, live.recording_id = live.recording_id, None
@@ -285,7 +285,8 @@ class CallHub:
             info = await live.room.stop_recording()
         except Exception:
             log.exception("recording did not close cleanly", extra={"call": live.public_id})
-            metrics.RECORDINGS.labels("failed").inc()
+            if not failure_counted:
+                metrics.RECORDINGS.labels("failed").inc()
             info = None
         with self.db.session() as session:
             call = self._reload(session, live)
@@ -315,7 +316,7 @@ class CallHub:
             if live.recording_id is None:
                 return
             log.error("recording cut short; the call goes on", extra={"call": live.public_id})
-            await self._stop_recording(live)
+            await self._stop_recording(live, failure_counted=True)
             metrics.RECORDINGS_INCOMPLETE.inc()
 
     async def _end(self, live: LiveCall, actor: Actor, reason: str) -> None:

@@ -118,9 +118,12 @@ def adopt(
 
 
 def file_at(session: Session, keyring: Keyring, path: Path | str) -> EvidenceFile | None:
-    return session.exec(
-        select(EvidenceFile).where(EvidenceFile.path == relative(keyring, Path(path)))
-    ).first()
+    """The sealed file at ``path``; None for a path outside the data dir or never sealed."""
+    try:
+        wanted = relative(keyring, Path(path))
+    except ValueError:
+        return None
+    return session.exec(select(EvidenceFile).where(EvidenceFile.path == wanted)).first()
 
 
 def reader(keyring: Keyring, file: EvidenceFile) -> SealedReader:
