@@ -1,4 +1,5 @@
-"""The ``evr`` command: serve, db, user, audit, keys, evidence, purge, export, backup."""
+"""The ``evr`` command: serve, db, user, apikey, audit, report, keys, evidence, purge,
+export, backup, restore."""
 
 from __future__ import annotations
 
@@ -310,6 +311,21 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if chain.ok else EXIT_FAILED
 
 
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from appliance.services import measures, report
+
+    try:
+        start, end = measures.period(args.from_date, args.to_date)
+    except ValueError as exc:
+        print(f"evr: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with _db(settings).session() as session:
+        evaluation = measures.evaluate(session, settings, start, end)
+    for path in report.write(evaluation, args.outdir, settings.force_name):
+        print(path)
+    return 0
+
+
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -428,6 +444,18 @@ def build_parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("restore", help="a backup onto a fresh box")
     restore.add_argument("src", type=Path, help="a directory made by `evr backup`")
     restore.set_defaults(func=cmd_restore)
+
+    report_parser = commands.add_parser(
+        "report", help="write the evaluation report (HTML with charts, and CSV files)"
+    )
+    report_parser.add_argument(
+        "--from", dest="from_date", required=True, help="first day, YYYY-MM-DD (UTC)"
+    )
+    report_parser.add_argument(
+        "--to", dest="to_date", required=True, help="last day included, YYYY-MM-DD (UTC)"
+    )
+    report_parser.add_argument("outdir", type=Path, help="folder to write into (made if missing)")
+    report_parser.set_defaults(func=cmd_report)
     return parser
 
 

@@ -42,9 +42,38 @@ HOURS_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)")
 DEFAULT_SMS_INVITE = "{force_name}: here is the link for your video call: {link}"
 DEFAULT_SMS_UPLOAD = "{force_name}: here is the link to send your photos and videos: {link}"
 DEFAULT_SMS_LOCATION = "{force_name}: here is the link to share where you are: {link}"
+DEFAULT_RVR_SMS = "Here is the link for your appointment: {link}"
+DEFAULT_UNSAFE_WORDS = (
+    "police",
+    "crime",
+    "abuse",
+    "abuser",
+    "domestic",
+    "violence",
+    "victim",
+    "offence",
+    "offender",
+    "assault",
+    "refuge",
+    "999",
+    "101",
+)
+DEFAULT_SMS_SURVEY = "{force_name}: please tell us how we did. It takes a minute: {link}"
 # South, west, north, east: Great Britain, Northern Ireland, the Isle of Man, the
 # Channel Islands, Scilly, Shetland, with a margin.
 UK_BOUNDS = [49.0, -8.8, 61.0, 2.0]
+DEFAULT_DECLARATION = (
+    "This statement is true to the best of my knowledge and belief and I make it knowing "
+    "that, if it is tendered in evidence, I shall be liable to prosecution if I have wilfully "
+    "stated in it anything which I know to be false, or do not believe to be true."
+)
+CAD_EVENTS = (
+    "incident.outcome",
+    "incident.closed",
+    "call.connected",
+    "call.ended",
+    "statement.signed",
+)
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 NOTIFY_KEY_RE = re.compile(rf".+-{UUID_RE.pattern}-{UUID_RE.pattern}", re.I)
@@ -322,10 +351,164 @@ class Settings(BaseSettings):
     upload_max_files: int = Field(
         20, ge=1, le=1000, description="Most files one upload link may receive."
     )
+    statement_declaration: str = Field(
+        DEFAULT_DECLARATION,
+        min_length=20,
+        max_length=2000,
+        description="The declaration a witness signs under their statement, printed on the PDF "
+        "(the Criminal Justice Act 1967 s.9 wording by default).",
+    )
+    statement_sign_hours: float = Field(
+        24,
+        gt=0,
+        le=168,
+        description="How long after the call ends the caller's link can still read and sign "
+        "a statement sent to it.",
+    )
+    cad_webhook_url: str | None = Field(
+        None,
+        description="The force CAD's URL for outbound events (signed JSON POSTs). Unset: no "
+        "events are queued.",
+    )
+    cad_webhook_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key the CAD events are signed with (32+ characters). Needed "
+        "with cad_webhook_url.",
+    )
+    cad_webhook_events: list[str] = Field(
+        list(CAD_EVENTS),
+        description="Which events go to the CAD: " + ", ".join(CAD_EVENTS) + ".",
+    )
+    cad_webhook_max_attempts: int = Field(
+        8, ge=1, le=30, description="Tries per CAD event before it is marked failed."
+    )
+    cad_webhook_backoff_seconds: float = Field(
+        5,
+        gt=0,
+        le=600,
+        description="Wait before the first retry of a CAD event; it doubles per attempt, up "
+        "to an hour.",
+    )
+    cad_webhook_timeout_seconds: float = Field(
+        10, gt=0, le=120, description="Longest wait for the CAD to answer one event."
+    )
+    guests_enabled: bool = Field(
+        True,
+        description="Whether an officer may invite a guest (interpreter, second officer, "
+        "supervisor) onto a live call.",
+    )
     location_bounds: list[float] = Field(
         UK_BOUNDS,
         description="A shared location outside this box [south, west, north, east] (degrees) "
         "is refused as implausible; [] accepts anywhere on Earth.",
+    )
+
+    rvr_categories: list[str] = Field(
+        ["Domestic abuse"],
+        description="Incident categories on the Rapid Video Response track: their own queue, "
+        "a target in minutes, the safety questions before the invite and the safe caller pages.",
+    )
+    rvr_target_minutes: int = Field(
+        15,
+        ge=1,
+        le=24 * 60,
+        description="Minutes from an RVR incident's receipt to its video call; RVR work sorts "
+        "above all other work on the queue.",
+    )
+    rvr_link_minutes: int = Field(
+        30, ge=5, le=24 * 60, description="An RVR link works for this long after it is sent."
+    )
+    rvr_sms_template: str = Field(
+        DEFAULT_RVR_SMS,
+        min_length=10,
+        max_length=300,
+        description="The RVR invite SMS: {link} (and {force_name}, if the force wants its "
+        "name shown) are filled in. Checked against unsafe_words.",
+    )
+    rvr_page_title: str = Field(
+        "Appointment",
+        min_length=1,
+        max_length=60,
+        description="The title and heading of every caller page on the RVR path (what a "
+        "browser tab or history shows). Checked against unsafe_words.",
+    )
+    rvr_show_force_name: bool = Field(
+        False,
+        description="Show the force's name on the RVR caller pages. Off: the pages carry no "
+        "name or crest at all.",
+    )
+    quick_exit_url: str = Field(
+        "https://www.bbc.co.uk/weather",
+        description="The harmless site the quick-exit control on every caller page leaves for.",
+    )
+    unsafe_words: list[str] = Field(
+        list(DEFAULT_UNSAFE_WORDS),
+        description="Words that must never appear in an RVR SMS or a caller page's title "
+        "(whole words, any case). The settings above are checked at start-up.",
+    )
+    dash_questions_file: Path | None = Field(
+        None,
+        description="A JSON file of the force's own DASH questions "
+        '([{"id": "...", "text": "..."}, ...]) replacing the shipped short headings.',
+    )
+    dash_marac_yes_count: int = Field(
+        14,
+        ge=1,
+        le=100,
+        description="This many yes answers on the DASH checklist flag a MARAC referral even "
+        "when the officer's risk level is not high.",
+    )
+    sms_survey_template: str = Field(
+        DEFAULT_SMS_SURVEY,
+        min_length=10,
+        max_length=300,
+        description="The SMS with the caller survey's link; same rules as sms_invite_template.",
+    )
+    survey_sms_delay_minutes: int = Field(
+        120,
+        ge=0,
+        le=30 * 24 * 60,
+        description="The survey SMS goes this long after a video call ends (or an in-person "
+        "response is recorded), unless the caller has answered on the call page by then.",
+    )
+    survey_link_days: int = Field(
+        14, ge=1, le=90, description="How long the survey link in the SMS works."
+    )
+    survey_sms_skip_categories: list[str] = Field(
+        ["Domestic abuse"],
+        description="Incident categories whose callers are never sent the survey by SMS (a "
+        "later text may be read by the abuser); they can still answer on the call page.",
+    )
+    trial_block_sizes: list[int] = Field(
+        [4, 6],
+        min_length=1,
+        description="Block sizes of the randomised trial; each block's size is drawn from "
+        "this list and holds as many video as usual-response places. Even numbers only.",
+    )
+    evaluation_positive_rating: int = Field(
+        4,
+        ge=2,
+        le=5,
+        description="A survey rating (1-5) at or above this counts as positive / satisfied.",
+    )
+    evaluation_visit_officer_hours: float = Field(
+        2.0,
+        ge=0,
+        le=48,
+        description="Officer hours an in-person attendance takes, travel included (unit cost "
+        "for the time-saved measure).",
+    )
+    evaluation_video_officer_hours: float = Field(
+        0.75,
+        ge=0,
+        le=48,
+        description="Officer hours a video response takes (set against a visit's hours).",
+    )
+    evaluation_officer_hour_cost: float = Field(
+        40.0, ge=0, description="Cost of one officer hour, in pounds."
+    )
+    evaluation_visit_travel_cost: float = Field(
+        15.0, ge=0, description="Travel cost of one in-person attendance (mileage), in pounds."
     )
 
     @field_validator("log_level", mode="before")
@@ -357,7 +540,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
         return value
 
-    @field_validator("notify_base_url", "notify_webhook_url")
+    @field_validator("notify_base_url", "notify_webhook_url", "cad_webhook_url")
     @classmethod
     def _notify_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -380,11 +563,19 @@ class Settings(BaseSettings):
             raise ValueError("must be a GOV.UK Notify API key: {key_name}-{uuid}-{uuid}")
         return value
 
-    @field_validator("notify_webhook_secret")
+    @field_validator("notify_webhook_secret", "cad_webhook_secret")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("cad_webhook_events")
+    @classmethod
+    def _cad_events(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(CAD_EVENTS))
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not an event; choose from {', '.join(CAD_EVENTS)}")
         return value
 
     @field_validator("location_bounds")
@@ -399,7 +590,13 @@ class Settings(BaseSettings):
             raise ValueError("must be [south, west, north, east] with south < north, west < east")
         return value
 
-    @field_validator("sms_invite_template", "sms_upload_template", "sms_location_template")
+    @field_validator(
+        "sms_invite_template",
+        "sms_upload_template",
+        "sms_location_template",
+        "sms_survey_template",
+        "rvr_sms_template",
+    )
     @classmethod
     def _sms_template(cls, value: str) -> str:
         try:
@@ -415,6 +612,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must stay neutral (it may be read by someone else): remove {unsafe.group(0)!r}"
             )
+        return value
+
+    @field_validator("trial_block_sizes")
+    @classmethod
+    def _block_sizes(cls, value: list[int]) -> list[int]:
+        for size in value:
+            if size < 2 or size % 2 or size > 20:
+                raise ValueError(f"{size} is not an even block size from 2 to 20")
         return value
 
     @field_validator("appointment_hours")
@@ -447,12 +652,32 @@ class Settings(BaseSettings):
             raise ValueError(f"notify_adapter {self.notify_adapter} needs {' and '.join(missing)}")
         return self
 
+    @field_validator("quick_exit_url")
+    @classmethod
+    def _quick_exit_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// (or http://) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _rvr_neutral(self) -> Settings:
+        sms = self.rvr_sms_template.format(force_name=self.force_name, link="")
+        for name, text in (("rvr_sms_template", sms), ("rvr_page_title", self.rvr_page_title)):
+            word = unsafe_word(text, self.unsafe_words)
+            if word:
+                raise ValueError(f"{name} must stay neutral: it contains {word!r} (unsafe_words)")
+        if self.rvr_show_force_name and unsafe_word(self.force_name, self.unsafe_words):
+            raise ValueError("rvr_show_force_name: the force's name contains an unsafe word")
+        return self
+
     @model_validator(mode="after")
     def _pairs(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be set together")
         if self.turn_urls and self.turn_secret is None:
             raise ValueError("turn_urls need turn_secret (coturn's static-auth-secret)")
+        if (self.cad_webhook_url is None) != (self.cad_webhook_secret is None):
+            raise ValueError("cad_webhook_url and cad_webhook_secret must be set together")
         if self.upload_max_file_bytes > self.upload_max_total_bytes:
             raise ValueError("upload_max_file_bytes cannot be more than upload_max_total_bytes")
         return self
@@ -499,6 +724,14 @@ class Settings(BaseSettings):
     @property
     def tls_is_default(self) -> bool:
         return self.tls_cert is None
+
+
+def unsafe_word(text: str, words: list[str]) -> str | None:
+    """The first of ``words`` that ``text`` contains as a whole word (any case), else None."""
+    for word in words:
+        if word.strip() and re.search(rf"(?<!\w){re.escape(word.strip())}(?!\w)", text, re.I):
+            return word.strip()
+    return None
 
 
 # A bad secret's value is never echoed in the error.

@@ -119,6 +119,14 @@ CALL_SETUP = Histogram(
     buckets=(0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0),
     registry=REGISTRY,
 )
+CALLER_FIRST_SCREEN = Histogram(
+    "evr_caller_first_screen_seconds",
+    "From an incident's creation to the first page its caller's link showed, by track "
+    "(rvr: Rapid Video Response, standard: the rest).",
+    ["track"],
+    buckets=(30, 60, 120, 180, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600, 48 * 3600),
+    registry=REGISTRY,
+)
 CALL_DURATION = Histogram(
     "evr_call_duration_seconds",
     "From admission to the end of the call.",
@@ -203,6 +211,18 @@ QUEUE_TARGET = Gauge(
     "The admission target a waiting caller is measured against.",
     registry=REGISTRY,
 )
+CAD_DELIVERIES = Counter(
+    "evr_cad_deliveries",
+    "Attempts to send an event to the force's CAD, by result (delivered, retry, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+GUESTS_JOINED = Counter(
+    "evr_guests_joined",
+    "Guests (interpreter, second officer, supervisor) who joined a call, by their role.",
+    ["role"],
+    registry=REGISTRY,
+)
 TLS_EXPIRY = Gauge(
     "evr_tls_certificate_expiry_timestamp_seconds",
     "When the served TLS certificate stops being valid (Unix time).",
@@ -219,6 +239,8 @@ for _role in ROLES:
 for _channel in CHANNELS:
     INVITES_SENT.labels(_channel)
     INVITES_FAILED.labels(_channel)
+for _result in ("delivered", "retry", "failed"):
+    CAD_DELIVERIES.labels(_result)
 
 
 def observe_admitted(call: Call) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,8 @@ from appliance.db import Database
 from appliance.live import protocol
 from appliance.live.quality import QualityMeter
 from appliance.logs import call_id_var
-from appliance.models import Call, CallState, Recording, Snapshot, User, utcnow
-from appliance.services import calls, evidence
+from appliance.models import Call, CallState, GuestInvite, Recording, Snapshot, User, utcnow
+from appliance.services import cad, calls, evidence, guests, survey
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.keys import Keyring
@@ -35,6 +36,7 @@ log = logging.getLogger("evr.live")
 
 CALLER = "caller"
 HANDLER = "handler"
+GUEST = "guest"
 STATS_INTERVAL_S = 2.0
 
 
@@ -53,13 +55,17 @@ class Participant:
     ws: web.WebSocketResponse
     source: str
     user: User | None = None
+    guest: GuestInvite | None = None
 
     @property
     def leg_id(self) -> str:
-        return self.role
+        """The caller and the handler are one leg each; each guest has a leg of their own."""
+        return guests.leg_id(self.guest) if self.guest is not None else self.role
 
     @property
     def actor(self) -> Actor:
+        if self.guest is not None:
+            return Actor(f"guest:{self.guest.role}", self.source)
         return Actor(self.user.username if self.user else CALLER, self.source)
 
 
@@ -84,6 +90,7 @@ class CallHub:
         self._quality = QualityMeter()
         self._breached: set[str] = set()
         self._sampler: asyncio.Task[None] | None = None
+        self.cad_poke: Callable[[], None] = lambda: None
 
     # -- configuration ----------------------------------------------------------------
 
@@ -123,10 +130,10 @@ class CallHub:
         """Run one participant's socket until it closes. Never raises for bad input."""
         call_id_var.set(public_id)
         live = self._live(public_id)
-        previous = live.participants.get(participant.role)
+        previous = live.participants.get(participant.leg_id)
         if previous is not None:
             await previous.ws.close(code=4000, message=b"replaced by a newer connection")
-        live.participants[participant.role] = participant
+        live.participants[participant.leg_id] = participant
         metrics.SIGNALLING_CONNECTIONS.labels(participant.role).inc()
         try:
             await self._send(
@@ -138,7 +145,7 @@ class CallHub:
                     **self._state_of(self._load(public_id), live),
                 },
             )
-            await self._notify_presence(live, participant.role, True)
+            await self._notify_presence(live, participant, True)
             async for message in participant.ws:
                 if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     await self._handle_raw(live, participant, message.data)
@@ -146,9 +153,11 @@ class CallHub:
                     break
         finally:
             metrics.SIGNALLING_CONNECTIONS.labels(participant.role).dec()
-            if live.participants.get(participant.role) is participant:
-                del live.participants[participant.role]
-                await self._notify_presence(live, participant.role, False)
+            if live.participants.get(participant.leg_id) is participant:
+                del live.participants[participant.leg_id]
+                if participant.guest is not None:
+                    await self._guest_left(live, participant)
+                await self._notify_presence(live, participant, False)
             if not live.participants and live.room is None:
                 self.calls.pop(public_id, None)
 
@@ -191,6 +200,8 @@ class CallHub:
                     {"type": "location", "latitude": lat, "longitude": lon, "accuracy": accuracy},
                     roles=(HANDLER,),
                 )
+            case protocol.End() if participant.role == GUEST:
+                await participant.ws.close(code=1000, message=b"left the call")
             case protocol.End():
                 await self._end(live, participant.actor, f"{participant.role}_ended")
             case protocol.Ping():
@@ -209,6 +220,8 @@ class CallHub:
             CallState.CONNECTED,
         ):
             raise CallError(f"the call is {state.value}")
+        if participant.role == GUEST and state is not CallState.CONNECTED:
+            raise CallError(f"the call is {state.value}: a guest joins a connected call")
         if live.room is None:
             config = RoomConfig(
                 ice_servers=self.ice_servers(live.public_id),
@@ -223,13 +236,24 @@ class CallHub:
 
         with self.db.session() as session:
             call = self._reload(session, live)
-            if participant.role == CALLER:
+            if participant.guest is not None:
+                guests.joined(session, participant.guest, call, participant.source)
+                metrics.GUESTS_JOINED.labels(participant.guest.role).inc()
+            elif participant.role == CALLER:
                 calls.caller_waiting(session, call, participant.source)
             elif CallState(call.state) is CallState.WAITING:
                 assert participant.user is not None
                 calls.admit(session, call, participant.user, participant.source)
                 metrics.observe_admitted(call)
                 live.admitted_at = time.monotonic()
+                cad.queue_event(
+                    session,
+                    self.settings,
+                    "call.connected",
+                    call.incident_id,
+                    {"call": {"id": call.public_id, "officer": participant.user.display_name}},
+                )
+        self.cad_poke()
         if participant.role == HANDLER:
             await self._start_recording_if_agreed(live)
         await self._broadcast_state(live)
@@ -246,7 +270,7 @@ class CallHub:
                 "type": "chat",
                 "id": message.id,
                 "from": participant.role,
-                "name": participant.user.display_name if participant.user else "Caller",
+                "name": self._name_of(participant),
                 "text": message.body,
                 "at": message.sent_at.isoformat(),
             },
@@ -332,7 +356,16 @@ class CallHub:
         with self.db.session() as session:
             call = self._reload(session, live)
             calls.end(session, call, actor, reason)
+            survey.after_call(session, self.settings, call)
             state = call.state
+            cad.queue_event(
+                session,
+                self.settings,
+                "call.ended",
+                call.incident_id,
+                {"call": {"id": call.public_id, "state": state, "reason": reason}},
+            )
+        self.cad_poke()
         metrics.CALLS_ENDED.labels(state).inc()
         await self._broadcast(live, {"type": "ended", "state": state, "reason": reason})
         for participant in list(live.participants.values()):
@@ -348,6 +381,15 @@ class CallHub:
                 call = calls.by_public_id(session, public_id)
                 if call is not None:
                     calls.end(session, call, actor, reason)
+                    survey.after_call(session, self.settings, call)
+                    cad.queue_event(
+                        session,
+                        self.settings,
+                        "call.ended",
+                        call.incident_id,
+                        {"call": {"id": call.public_id, "state": call.state, "reason": reason}},
+                    )
+            self.cad_poke()
             return
         async with live.lock:
             await self._end(live, actor, reason)
@@ -382,6 +424,38 @@ class CallHub:
         )
         return snapshot
 
+    async def notify(
+        self, public_id: str, message: dict[str, Any], roles: tuple[str, ...] | None = None
+    ) -> None:
+        """Tell the pages on a live call about something that changed outside it."""
+        live = self.calls.get(public_id)
+        if live is not None:
+            await self._broadcast(live, message, roles=roles)
+
+    async def remove_guest(self, public_id: str, leg_id: str) -> None:
+        """End only the guest's leg: their socket closes, the others' media goes on."""
+        live = self.calls.get(public_id)
+        if live is None:
+            return
+        participant = live.participants.get(leg_id)
+        if participant is not None:
+            await participant.ws.close(code=4001, message=b"removed from the call by the officer")
+        async with live.lock:
+            if live.room is not None and leg_id in live.room.leg_ids:
+                await live.room.leave(leg_id)
+        await self._broadcast_state(live)
+
+    async def _guest_left(self, live: LiveCall, participant: Participant) -> None:
+        """A guest's page closed: their leg goes (a rejoin makes a new one)."""
+        async with live.lock:
+            if live.room is not None and participant.leg_id in live.room.leg_ids:
+                await live.room.leave(participant.leg_id)
+
+    def _name_of(self, participant: Participant) -> str:
+        if participant.guest is not None:
+            return f"{participant.guest.name} ({guests.label(participant.guest)})"
+        return participant.user.display_name if participant.user else "Caller"
+
     async def close_all(self) -> None:
         """On shutdown: end every live call cleanly, recordings closed and hashed."""
         for live in list(self.calls.values()):
@@ -401,6 +475,16 @@ class CallHub:
             "state": call.state,
             "recording": live.recording_id is not None,
             "present": sorted(live.participants),
+            "guests": [
+                {
+                    "leg": p.leg_id,
+                    "role": p.guest.role,
+                    "label": guests.label(p.guest),
+                    "name": p.guest.name,
+                }
+                for p in live.participants.values()
+                if p.guest is not None
+            ],
             "connectedAt": call.connected_at.isoformat() if call.connected_at else None,
         }
 
@@ -408,10 +492,20 @@ class CallHub:
         call = self._load(live.public_id)
         await self._broadcast(live, {"type": "state", **self._state_of(call, live)})
 
-    async def _notify_presence(self, live: LiveCall, role: str, present: bool) -> None:
-        await self._broadcast(
-            live, {"type": "presence", "role": role, "present": present}, exclude=role
-        )
+    async def _notify_presence(
+        self, live: LiveCall, participant: Participant, present: bool
+    ) -> None:
+        message: dict[str, Any] = {
+            "type": "presence",
+            "role": participant.role,
+            "leg": participant.leg_id,
+            "present": present,
+        }
+        if participant.guest is not None:
+            message |= {"label": guests.label(participant.guest), "name": participant.guest.name}
+        await self._broadcast(live, message, exclude=participant.leg_id)
+        if participant.guest is not None:
+            await self._broadcast_state(live)
 
     async def _broadcast(
         self,
@@ -420,8 +514,8 @@ class CallHub:
         roles: tuple[str, ...] | None = None,
         exclude: str | None = None,
     ) -> None:
-        for role, participant in list(live.participants.items()):
-            if (roles is None or role in roles) and role != exclude:
+        for key, participant in list(live.participants.items()):
+            if (roles is None or participant.role in roles) and key != exclude:
                 await self._send(participant, message)
 
     async def _send(self, participant: Participant, message: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from appliance.models.appointments import (
 )
 from appliance.models.audit import AuditEvent
 from appliance.models.base import utcnow
+from appliance.models.cad import CadDelivery, DeliveryState
 from appliance.models.calls import (
     FINAL_STATES,
     Call,
@@ -17,34 +18,69 @@ from appliance.models.calls import (
     Recording,
     Snapshot,
 )
+from appliance.models.evaluation import (
+    ARMS,
+    USUAL_ARM,
+    VIDEO_ARM,
+    ArmAlreadyRevealed,
+    SurveyLink,
+    SurveyResponse,
+    Trial,
+    TrialAllocation,
+    TrialBlock,
+)
 from appliance.models.evidence import EvidenceFile, FileKind, FileStatus
+from appliance.models.guests import GUEST_ROLES, GuestInvite
 from appliance.models.incidents import Incident
-from appliance.models.messages import UNSENT_STATES, MessageStatus, OutboundMessage
+from appliance.models.messages import PURPOSES, UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.officer import (
     THRIVE_PARTS,
     THRIVE_RATINGS,
     IncidentNote,
     ThriveAssessment,
 )
+from appliance.models.rvr import (
+    DASH_ANSWERS,
+    DISCLOSURE_KINDS,
+    RISK_LEVELS,
+    DashAssessment,
+    Disclosure,
+    RvrCase,
+)
+from appliance.models.statements import Statement, StatementState
 from appliance.models.uploads import SharedLocation, UploadedItem
 from appliance.models.users import Role, User, UserRole, WebSession
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
+    "ARMS",
+    "DASH_ANSWERS",
+    "DISCLOSURE_KINDS",
     "FINAL_STATES",
+    "GUEST_ROLES",
+    "PURPOSES",
+    "RISK_LEVELS",
     "THRIVE_PARTS",
     "THRIVE_RATINGS",
     "UNSENT_STATES",
+    "USUAL_ARM",
+    "VIDEO_ARM",
     "ApiKey",
     "Appointment",
     "AppointmentState",
+    "ArmAlreadyRevealed",
     "AuditEvent",
+    "CadDelivery",
     "Call",
     "CallState",
     "ChatMessage",
+    "DashAssessment",
+    "DeliveryState",
+    "Disclosure",
     "EvidenceFile",
     "FileKind",
     "FileStatus",
+    "GuestInvite",
     "Incident",
     "IncidentNote",
     "Invite",
@@ -52,9 +88,17 @@ __all__ = [
     "OutboundMessage",
     "Recording",
     "Role",
+    "RvrCase",
     "SharedLocation",
     "Snapshot",
+    "Statement",
+    "StatementState",
+    "SurveyLink",
+    "SurveyResponse",
     "ThriveAssessment",
+    "Trial",
+    "TrialAllocation",
+    "TrialBlock",
     "UploadedItem",
     "User",
     "UserRole",

@@ -25,6 +25,8 @@ class MessageStatus(StrEnum):
 
 
 UNSENT_STATES = frozenset({MessageStatus.PENDING, MessageStatus.RETRYING})
+# What a message is for: only invites (a link to act on) count as invites in the metrics.
+PURPOSES = ("invite", "reminder", "cancellation", "survey", "notice")
 
 
 class OutboundMessage(SQLModel, table=True):
@@ -35,6 +37,9 @@ class OutboundMessage(SQLModel, table=True):
     incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
     call_public_id: str | None = Field(default=None, max_length=32, foreign_key="calls.public_id")
     channel: str = Field(default="sms", max_length=16)
+    purpose: str = Field(
+        default="invite", max_length=16, sa_column_kwargs={"server_default": "invite"}
+    )
     to_phone: str = Field(max_length=20)
     body: str = Field(max_length=1000)
     reference: str = Field(max_length=64)

@@ -17,6 +17,7 @@ class Role(StrEnum):
     EVIDENCE_OFFICER = "evidence_officer"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    RVR_OFFICER = "rvr_officer"
 
 
 class User(SQLModel, table=True):

@@ -11,7 +11,6 @@ gateway should send once per ``reference``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -21,6 +20,7 @@ from appliance.db import Database
 from appliance.models import OutboundMessage, utcnow
 from appliance.notify import make_notifier
 from appliance.notify.base import DeliveryResult, Notifier, SmsMessage
+from appliance.notify.loop import PollingTask
 from appliance.services import messages
 from appliance.services.messages import RetryPolicy
 
@@ -31,7 +31,9 @@ BATCH = 20
 CONCURRENCY = 4
 
 
-class Dispatcher:
+class Dispatcher(PollingTask):
+    name = "sms-dispatcher"
+
     def __init__(
         self,
         db: Database,
@@ -43,16 +45,12 @@ class Dispatcher:
         batch: int = BATCH,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        super().__init__(interval_s, batch)
         self.db = db
         self.notifier = notifier
         self.policy = policy
         self.timeout_s = timeout_s
-        self.interval_s = interval_s
-        self.batch = batch
         self.clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._limit = asyncio.Semaphore(CONCURRENCY)
 
     @classmethod
@@ -64,44 +62,9 @@ class Dispatcher:
             timeout_s=settings.notify_timeout_seconds,
         )
 
-    def poke(self) -> None:
-        """Send what is due now instead of at the next tick. Safe from any thread."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._wake.set()
-        else:
-            loop.call_soon_threadsafe(self._wake.set)
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._loop = asyncio.get_running_loop()
-            self._task = asyncio.create_task(self._forever(), name="sms-dispatcher")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._loop = None
+        await super().stop()
         await self.notifier.close()
-
-    async def _forever(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                while await self.run_once() == self.batch:
-                    pass
-            except Exception:
-                log.exception("sending messages failed; trying again at the next tick")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
 
     async def run_once(self) -> int:
         """Send one batch of due messages and record the results; how many were tried."""

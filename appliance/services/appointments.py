@@ -314,6 +314,7 @@ def cancel(
         reference=appointment.call_public_id,
         incident_id=incident.id,
         call_public_id=appointment.call_public_id,
+        purpose="cancellation",
     )
     appointment.state = AppointmentState.CANCELLED.value
     session.add(appointment)
@@ -355,6 +356,7 @@ def _invite_and_sms(
             incident_id=incident.id,
             call_public_id=call.public_id,
             not_before=remind_at,
+            purpose="reminder",
         )
     return call, reminder
 

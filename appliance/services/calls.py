@@ -19,7 +19,10 @@ from sqlmodel import Session, col, select
 from appliance import metrics
 from appliance.config import Settings
 from appliance.models import (
+    ACTIVE_APPOINTMENT_STATES,
     FINAL_STATES,
+    Appointment,
+    AppointmentState,
     Call,
     CallState,
     ChatMessage,
@@ -31,7 +34,7 @@ from appliance.models import (
     User,
     utcnow,
 )
-from appliance.services import audit, evidence, messages
+from appliance.services import audit, evidence, messages, trial
 from appliance.services.audit import Actor
 from appliance.services.keys import Keyring
 
@@ -132,6 +135,8 @@ def create_video_invite(
     """
     if kind not in INVITE_KINDS:
         raise CallError(f"there is no {kind!r} kind of invite")
+    if kind == VIDEO and (refusal := trial.video_refusal(session, incident)):
+        raise CallError(refusal)
     token = secrets.token_urlsafe(32)
     invite = Invite(
         incident_id=incident.id or 0,
@@ -209,6 +214,26 @@ def open_link(
             object_type="call",
             object_id=call.public_id,
         )
+    return call
+
+
+def call_after(session: Session, token: str, device_hash: str | None, hours: float) -> Call | None:
+    """The call behind a caller's link for what follows it (reading and signing the
+    statement): only on the phone that agreed, while the call is live or for ``hours``
+    after it ended; never for a revoked link.
+    """
+    if not token or len(token) > 128 or device_hash is None:
+        return None
+    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
+    if invite is None or invite.revoked_at is not None:
+        return None
+    call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
+    if call.caller_device_hash != device_hash:
+        return None
+    if call.ended_at is not None and utcnow() - call.ended_at > timedelta(hours=hours):
+        return None
+    if CallState(call.state) in (CallState.CANCELLED, CallState.EXPIRED, CallState.INVITED):
+        return None
     return call
 
 
@@ -329,8 +354,33 @@ def caller_waiting(session: Session, call: Call, source: str) -> None:
 
 
 def admit(session: Session, call: Call, handler: User, source: str) -> None:
+    """Connect the call; a booked appointment whose link this was is then kept (done) and
+    its reminder, if not sent yet, withdrawn."""
     call.handler_id = handler.id
     _move(session, call, CallState.CONNECTED, Actor(handler.username, source))
+    appointment = session.exec(
+        select(Appointment)
+        .where(Appointment.call_public_id == call.public_id)
+        .where(col(Appointment.state).in_([s.value for s in ACTIVE_APPOINTMENT_STATES]))
+    ).first()
+    if appointment is not None:
+        appointment.state = AppointmentState.DONE.value
+        session.add(appointment)
+        reminder = (
+            session.get(OutboundMessage, appointment.reminder_message_id)
+            if appointment.reminder_message_id
+            else None
+        )
+        if reminder is not None:  # joined early: the reminder would only confuse
+            messages.cancel(session, Actor(handler.username, source), reminder)
+        audit.record(
+            session,
+            Actor(handler.username, source),
+            "appointment.kept",
+            object_type="call",
+            object_id=call.public_id,
+            detail={"appointment": appointment.id},
+        )
 
 
 def end(session: Session, call: Call, actor: Actor, reason: str) -> None:

@@ -217,3 +217,23 @@ def timeline(session: Session, incident: Incident) -> list[AuditEvent]:
     about_calls = (col(AuditEvent.object_type) == "call") & col(AuditEvent.object_id).in_(call_ids)
     query = select(AuditEvent).where(about_incident | about_calls if call_ids else about_incident)
     return list(session.exec(query.order_by(col(AuditEvent.seq))).all())
+
+
+def record_first_screen(session: Session, incident: Incident) -> bool:
+    """The caller's link showed its first page: how long after the incident was made
+    (RVR's measure: minutes, not hours). Only the first time counts (True then)."""
+    if incident.caller_first_screen_at is not None:
+        return False
+    now = utcnow()
+    incident.caller_first_screen_at = now
+    incident.caller_first_screen_seconds = round((now - incident.created_at).total_seconds(), 3)
+    session.add(incident)
+    audit.record(
+        session,
+        Actor("caller"),
+        "incident.first_screen",
+        object_type="incident",
+        object_id=incident.cad_reference,
+        detail={"seconds": incident.caller_first_screen_seconds},
+    )
+    return True

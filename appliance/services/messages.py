@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from appliance import metrics
 from appliance.config import Settings
 from appliance.models import (
+    PURPOSES,
     UNSENT_STATES,
     MessageStatus,
     OutboundMessage,
@@ -77,9 +78,11 @@ def queue_sms(
     incident_id: int | None = None,
     call_public_id: str | None = None,
     not_before: datetime | None = None,
+    purpose: str = "invite",
 ) -> OutboundMessage:
     """Store an SMS to send (``pending``, due now or at ``not_before``, e.g. a reminder).
 
+    ``purpose`` is one of ``PURPOSES``; only invites count in ``evr_invites_*``.
     Poke the dispatcher after commit."""
     message = _new(
         session,
@@ -88,6 +91,7 @@ def queue_sms(
         reference=reference,
         incident_id=incident_id,
         call_public_id=call_public_id,
+        purpose=purpose,
     )
     if not_before is not None:
         message.next_attempt_at = not_before
@@ -120,7 +124,10 @@ def _new(
     reference: str,
     incident_id: int | None,
     call_public_id: str | None,
+    purpose: str = "invite",
 ) -> OutboundMessage:
+    if purpose not in PURPOSES:
+        raise MessageError(f"a message is for one of: {', '.join(PURPOSES)}")
     if not E164_RE.fullmatch(to_phone):
         raise MessageError("the phone number must be in E.164 form, e.g. +447700900123")
     if not body.strip() or len(body) > MAX_BODY_CHARS:
@@ -132,6 +139,7 @@ def _new(
         incident_id=incident_id,
         call_public_id=call_public_id,
         channel=CHANNEL,
+        purpose=purpose,
         to_phone=to_phone,
         body=body,
         reference=reference,
@@ -177,7 +185,8 @@ def record_result(
         message.provider_id = result.provider_id
         message.next_attempt_at = None
         message.last_error = ""
-        metrics.INVITES_SENT.labels(CHANNEL).inc()
+        if message.purpose == "invite":
+            metrics.INVITES_SENT.labels(CHANNEL).inc()
         _audit(session, system, "message.sent", message)
     elif result.status is Delivery.STORED:
         message.status = MessageStatus.STORED.value
@@ -197,7 +206,8 @@ def record_result(
             if gave_up
             else result.error
         )[:500]
-        metrics.INVITES_FAILED.labels(CHANNEL).inc()
+        if message.purpose == "invite":
+            metrics.INVITES_FAILED.labels(CHANNEL).inc()
         _audit(session, system, "message.failed", message, gave_up=gave_up)
     session.add(message)
     session.flush()
@@ -238,6 +248,7 @@ def resend(session: Session, actor: Actor, message: OutboundMessage) -> Outbound
         reference=message.reference,
         incident_id=message.incident_id,
         call_public_id=message.call_public_id,
+        purpose=message.purpose,
     )
     _audit(session, actor, "message.resent", copy, of=message.id)
     return copy
@@ -249,6 +260,7 @@ def _audit(
     # The id and our reference only: never the number, never the text.
     detail: dict[str, object] = {
         "reference": message.reference,
+        "purpose": message.purpose,
         "channel": message.channel,
         "attempts": message.attempts,
         **extra,

@@ -20,7 +20,7 @@ from appliance.models import (
     User,
     utcnow,
 )
-from appliance.services import audit
+from appliance.services import audit, cad
 from appliance.services.audit import Actor
 from appliance.services.incidents import IncidentError
 
@@ -159,9 +159,23 @@ def set_outcome(
         object_id=incident.cad_reference,
         detail={"outcome": code, "deployment_needed": deployment_needed},
     )
+    cad.queue_event(
+        session,
+        settings,
+        "incident.outcome",
+        incident.id,
+        {
+            "outcome": {
+                "code": code,
+                "label": settings.outcome_codes[code],
+                "deploymentNeeded": deployment_needed,
+                "by": user.display_name,
+            }
+        },
+    )
 
 
-def close(session: Session, actor: Actor, incident: Incident) -> None:
+def close(session: Session, actor: Actor, incident: Incident, settings: Settings) -> None:
     """Close the incident; refused without an outcome."""
     if incident.outcome_code is None:
         raise IncidentError("set the outcome before closing the incident")
@@ -177,4 +191,7 @@ def close(session: Session, actor: Actor, incident: Incident) -> None:
         object_type="incident",
         object_id=incident.cad_reference,
         detail={"outcome": incident.outcome_code},
+    )
+    cad.queue_event(
+        session, settings, "incident.closed", incident.id, {"outcome": incident.outcome_code}
     )

@@ -2,7 +2,8 @@
 
 An incident waits until a video call with the caller has connected, unless it was found
 ineligible or closed. Its target is its received time plus the target for its category,
-else for its grade (grade 3: 48 hours, Dorset's). Past the target it is a breach.
+else for its grade (grade 3: 48 hours, Dorset's). Past the target it is a breach. Rapid
+Video Response incidents (``rvr_categories``) have a target in minutes and sort above all.
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ class BoardRow:
     target_at: datetime
     owner: str | None
     call_state: str | None
+    rvr: bool = False
 
     def overdue(self, now: datetime) -> bool:
         return now > self.target_at
 
 
 def target_for(settings: Settings, incident: Incident) -> timedelta:
+    if incident.category in settings.rvr_categories:
+        return timedelta(minutes=settings.rvr_target_minutes)
     hours = settings.response_target_hours_by_category.get(incident.category)
     if hours is None:
         hours = settings.response_target_hours_by_grade.get(str(incident.grade), 48.0)
@@ -65,10 +69,12 @@ def waiting(session: Session, settings: Settings, owner_id: int | None = None) -
             target_at=i.received_at + target_for(settings, i),
             owner=names.get(i.owner_id) if i.owner_id else None,
             call_state=latest.get(i.id or 0),
+            rvr=i.category in settings.rvr_categories,
         )
         for i in rows
     ]
-    return sorted(board, key=lambda row: row.target_at)
+    # Rapid Video Response work goes above all other work, then the soonest target.
+    return sorted(board, key=lambda row: (not row.rvr, row.target_at))
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ document's schemas are their JSON Schemas, so the two cannot disagree.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from appliance.config import CAD_EVENTS
 from appliance.models import Incident
 
 EXAMPLE_INCIDENT = {
@@ -55,6 +56,11 @@ class IncidentOut(BaseModel):
     source: str
     eligibility: str = Field(description="unknown, eligible or ineligible")
     assigned: bool = Field(description="Whether a handler has taken it")
+    caller_first_screen_seconds: float | None = Field(
+        default=None,
+        description="Seconds from the incident's creation to the first page the caller's link "
+        "showed (null until then); Rapid Video Response's measure",
+    )
 
     @classmethod
     def of(cls, incident: Incident) -> IncidentOut:
@@ -73,6 +79,7 @@ class IncidentOut(BaseModel):
             source=incident.source,
             eligibility=incident.eligibility,
             assigned=incident.owner_id is not None,
+            caller_first_screen_seconds=incident.caller_first_screen_seconds,
         )
 
 
@@ -88,6 +95,33 @@ class ErrorDetail(BaseModel):
 
 class Error(BaseModel):
     error: ErrorDetail
+
+
+class CadEventIncident(BaseModel):
+    cadReference: str
+    status: str
+    grade: int
+    category: str
+
+
+class CadEvent(BaseModel):
+    """What the box sends the CAD (webhook): the same bytes on every attempt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="The event's UUID, also in X-EVR-Event-Id: de-duplicate on it")
+    event: Literal[CAD_EVENTS] = Field(  # type: ignore[valid-type]
+        description="incident.outcome, incident.closed, call.connected, call.ended or "
+        "statement.signed"
+    )
+    occurredAt: AwareDatetime
+    schemaVersion: Literal[1]
+    incident: CadEventIncident | None
+    data: dict[str, Any] = Field(
+        description="By event: outcome {code, label, deploymentNeeded, by}; outcome (code) "
+        "on closing; call {id, officer | state, reason}; statement {version, signedAt, "
+        "contentSha256, pdfSha256}"
+    )
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -106,7 +140,7 @@ def _ok(description: str, schema: str) -> dict[str, Any]:
 
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (IncidentIn, IncidentOut, IncidentList, Error):
+    for model in (IncidentIn, IncidentOut, IncidentList, Error, CadEvent):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -129,6 +163,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
             "schemas": _schemas(),
         },
+        "webhooks": {"cadEvent": _cad_webhook()},
         "paths": {
             "/api/v1/incidents": {
                 "post": {
@@ -192,6 +227,49 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 },
             },
         },
+    }
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+def _cad_webhook() -> dict[str, Any]:
+    """The box calls the CAD (EVR_CAD_WEBHOOK_URL): documented as an OpenAPI 3.1 webhook."""
+    return {
+        "post": {
+            "operationId": "cadEvent",
+            "summary": "An event on an incident, sent by the box to the force's CAD",
+            "description": "Signed with HMAC-SHA256 (EVR_CAD_WEBHOOK_SECRET) over "
+            "`<X-EVR-Timestamp>.<body bytes>`; refuse a timestamp more than 5 minutes off. "
+            "Retried with backoff until a 2xx (401, 403, 408, 429 and 5xx are retried; other "
+            "4xx are not). Delivery is at least once: de-duplicate on X-EVR-Event-Id.",
+            "security": [],
+            "parameters": [
+                _header("X-EVR-Event-Id", "The event's id (same on every attempt)"),
+                _header("X-EVR-Timestamp", "Unix seconds of this attempt"),
+                _header("X-EVR-Signature", "sha256=<hex HMAC of '<timestamp>.<body>'>"),
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/CadEvent"}}
+                },
+            },
+            "responses": {
+                "200": {"description": "Taken (any 2xx)"},
+                "401": {
+                    "description": "Signature refused: retried, so fixing a secret loses nothing"
+                },
+                "503": {"description": "Busy: retried (Retry-After honoured)"},
+            },
+        }
     }
 
 

@@ -14,7 +14,9 @@ from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
+from appliance.notify.cad import CadSender
 from appliance.notify.dispatcher import Dispatcher
+from appliance.notify.loop import PollingTask
 from appliance.purger import Purger
 from appliance.services import keys as evidence_keys
 from appliance.services.keys import Keyring
@@ -24,16 +26,25 @@ from appliance.web import (
     appointments,
     auth,
     board,
+    cad_admin,
     caller,
+    caller_safety,
+    caller_statement,
     collect,
     console,
     evidence,
+    guests,
     health,
     home,
     incidents,
     keys,
     middleware,
     officer,
+    report,
+    rvr,
+    statements,
+    survey,
+    trial,
 )
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -49,6 +60,7 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
         "current_roles": request.get(keys.ROLES, frozenset()),
         "csrf_token": request.get(keys.CSRF, ""),
         "csrf_field": keys.CSRF_FIELD,
+        **caller_safety.template_context(request),
     }
 
 
@@ -83,16 +95,25 @@ def create_app(settings: Settings, db: Database, keyring: Keyring | None = None)
         auth,
         home,
         admin,
+        cad_admin,
         health,
         incidents,
         officer,
+        statements,
         appointments,
         console,
+        guests,
         caller,
+        caller_safety,
+        caller_statement,
         collect,
         api,
         board,
         evidence,
+        rvr,
+        survey,
+        report,
+        trial,
     ):
         app.router.add_routes(module.routes)
     app.on_startup.append(lambda _app: hub.start_sampling())
@@ -104,7 +125,20 @@ def create_app(settings: Settings, db: Database, keyring: Keyring | None = None)
     purger = Purger(settings, db, keyring)
     app.on_startup.append(lambda _app: purger.start())
     app.on_cleanup.append(lambda _app: purger.stop())
+    sender = CadSender.from_settings(settings, db)
+    app[keys.CAD] = sender or PollingTask(interval_s=3600, batch=1)
+    hub.cad_poke = app[keys.CAD].poke
+    if sender is not None:
+        app.on_startup.append(lambda _app: sender.start())
+        app.on_cleanup.append(lambda _app: sender.stop())
     metrics.QUEUE_TARGET.set(settings.queue_target_seconds)
     metrics.STORAGE_FREE.set_function(lambda: _free_bytes(settings.data_dir))
     app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)
+    # The same files for the caller's pages, sent no-store: nothing stays on their phone.
+    app.router.add_static(
+        caller_safety.ASSETS_PREFIX,
+        PACKAGE / "static",
+        name=caller_safety.ASSETS_ROUTE,
+        append_version=True,
+    )
     return app

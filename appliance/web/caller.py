@@ -14,9 +14,10 @@ import secrets
 import aiohttp_jinja2
 from aiohttp import web
 
+from appliance import metrics
 from appliance.live.hub import CALLER, Participant
-from appliance.models import Call
-from appliance.services import calls, uploads
+from appliance.models import Call, Incident
+from appliance.services import calls, incidents, rvr, statements, uploads
 from appliance.services.appointments import london_label
 from appliance.services.calls import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
 from appliance.services.uploads import Limits
@@ -27,6 +28,7 @@ from appliance.web.access import (
     require_same_origin,
     source_of,
 )
+from appliance.web.caller_safety import device_hash_of, note_look
 
 routes = web.RouteTableDef()
 
@@ -89,22 +91,20 @@ TITLES = {VIDEO: "Video call", UPLOAD: "Send photos and videos", LOCATION: "Shar
 NEXT_STEP = {VIDEO: "call", UPLOAD: "upload", LOCATION: "location"}
 
 
-def device_hash_of(request: web.Request) -> str | None:
-    token = request.cookies.get(keys.CALLER_DEVICE_COOKIE)
-    return hashlib.sha256(token.encode()).hexdigest() if token else None
-
-
 def open_for(request: web.Request) -> tuple[Call | LinkProblem, str]:
-    """The link's call (or its problem) and the invite's kind."""
+    """The link's call (or its problem) and the invite's kind; notes the page's look."""
     token = request.match_info["token"]
     with request.app[keys.DB].session() as session:
         result = calls.open_link(session, token, device_hash_of(request), source_of(request))
         kind = calls.kind_of_token(session, token)
+        note_look(request, session, token)
     return result, kind
 
 
 def problem_page(request: web.Request, problem: LinkProblem, kind: str = VIDEO) -> web.Response:
     """A plain page saying why the link does not work (called after any session closed)."""
+    if problem is LinkProblem.FINISHED and kind == VIDEO and _statement_waiting(request):
+        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}/statement/sign")
     status, title, text = PROBLEMS[problem]
     if kind != VIDEO:
         status, title, text = COLLECTION_PROBLEMS.get(problem, (status, title, text))
@@ -118,6 +118,19 @@ def problem_page(request: web.Request, problem: LinkProblem, kind: str = VIDEO) 
         {"title": title, "text": text, "page_title": TITLES.get(kind, TITLES[VIDEO])},
         status=status,
     )
+
+
+def _statement_waiting(request: web.Request) -> bool:
+    """After the call, this phone still has a statement to read and sign."""
+    with request.app[keys.DB].session() as session:
+        call = calls.call_after(
+            session,
+            request.match_info["token"],
+            device_hash_of(request),
+            request.app[keys.SETTINGS].statement_sign_hours,
+        )
+        statement = statements.for_caller(session, call) if call else None
+        return statement is not None and statement.state == "sent"
 
 
 def _consent_page(
@@ -153,6 +166,13 @@ async def link(request: web.Request) -> web.StreamResponse:
     call, kind = open_for(request)
     if isinstance(call, LinkProblem):
         return problem_page(request, call, kind)
+    with request.app[keys.DB].session() as session:
+        incident = session.get(Incident, call.incident_id)
+        if incident is not None and incidents.record_first_screen(session, incident):
+            track = "rvr" if rvr.is_rvr(request.app[keys.SETTINGS], incident) else "standard"
+            metrics.CALLER_FIRST_SCREEN.labels(track).observe(
+                incident.caller_first_screen_seconds or 0.0
+            )
     if _agreed_here(request, call):
         raise web.HTTPSeeOther(f"/v/{request.match_info['token']}/{NEXT_STEP[kind]}")
     return _consent_page(request, kind)
@@ -173,6 +193,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
     with request.app[keys.DB].session() as session:
         call = calls.open_link(session, token, device_hash_of(request), source_of(request))
         kind = calls.kind_of_token(session, token)
+        note_look(request, session, token)
         if not isinstance(call, LinkProblem):
             if kind == VIDEO:
                 agreed = calls.record_consent(

@@ -7,8 +7,8 @@ from aiohttp import web
 from sqlmodel import Session
 
 from appliance.live.hub import HANDLER, Participant
-from appliance.models import THRIVE_PARTS, THRIVE_RATINGS, Call, Incident, Snapshot
-from appliance.services import calls, custody, incidents, officer, sealing
+from appliance.models import GUEST_ROLES, THRIVE_PARTS, THRIVE_RATINGS, Call, Incident, Snapshot
+from appliance.services import calls, custody, guests, incidents, officer, sealing, statements
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.evidence import EvidenceError
@@ -23,11 +23,12 @@ from appliance.web.access import (
 )
 from appliance.web.evidence import stream_file
 from appliance.web.incidents import STAFF, incident_for
+from appliance.web.rvr import console_context as rvr_console_context
 
 routes = web.RouteTableDef()
 
 
-def _call_for(request: web.Request, session: Session) -> tuple[Call, Incident]:
+def call_for(request: web.Request, session: Session) -> tuple[Call, Incident]:
     call = calls.by_public_id(session, request.match_info["public_id"])
     if call is None:
         raise web.HTTPNotFound(text="There is no such call.")
@@ -72,10 +73,14 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
 @grants("camera", "microphone")
 async def console(request: web.Request) -> web.StreamResponse:
     with request.app[keys.DB].session() as session:
-        call, incident = _call_for(request, session)
+        call, incident = call_for(request, session)
         chat = calls.chat_of(session, call)
         snapshots = calls.snapshots_of(session, call)
         thrive = officer.thrive_history(session, incident)
+        statement = statements.latest(session, incident)
+        invited_guests = guests.active(session, call)
+        rvr_context = rvr_console_context(session, request.app[keys.SETTINGS], incident)
+    settings = request.app[keys.SETTINGS]
     return aiohttp_jinja2.render_template(
         "calls/console.html",
         request,
@@ -87,6 +92,12 @@ async def console(request: web.Request) -> web.StreamResponse:
             "thrive": thrive,
             "thrive_parts": THRIVE_PARTS,
             "thrive_ratings": THRIVE_RATINGS,
+            "statement": statement,
+            "declaration": settings.statement_declaration,
+            "outcomes": settings.outcome_codes,
+            "guest_roles": GUEST_ROLES if settings.guests_enabled else {},
+            "guests": invited_guests,
+            **rvr_context,
         },
     )
 
@@ -96,7 +107,7 @@ async def console(request: web.Request) -> web.StreamResponse:
 async def console_socket(request: web.Request) -> web.StreamResponse:
     require_same_origin(request)
     with request.app[keys.DB].session() as session:
-        call, _ = _call_for(request, session)
+        call, _ = call_for(request, session)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
     await ws.prepare(request)
     participant = Participant(HANDLER, ws, source_of(request), current_user(request))
@@ -108,7 +119,7 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
 @requires(*STAFF)
 async def take_snapshot(request: web.Request) -> web.StreamResponse:
     with request.app[keys.DB].session() as session:
-        call, _ = _call_for(request, session)
+        call, _ = call_for(request, session)
     try:
         snapshot = await request.app[keys.HUB].snapshot(
             call.public_id, current_user(request), source_of(request)
@@ -131,7 +142,7 @@ async def snapshot_file(request: web.Request) -> web.StreamResponse:
     """A snapshot, decrypted for the handler's page (audited as a view)."""
     keyring = request.app[keys.KEYRING]
     with request.app[keys.DB].session() as session:
-        call, _ = _call_for(request, session)
+        call, _ = call_for(request, session)
         snapshot = session.get(Snapshot, int(request.match_info["snapshot_id"]))
         if snapshot is None or snapshot.call_id != call.id:
             raise web.HTTPNotFound()
@@ -148,7 +159,7 @@ async def snapshot_file(request: web.Request) -> web.StreamResponse:
 @requires(*STAFF)
 async def end_call(request: web.Request) -> web.StreamResponse:
     with request.app[keys.DB].session() as session:
-        call, incident = _call_for(request, session)
+        call, incident = call_for(request, session)
     await request.app[keys.HUB].end_call(
         call.public_id, Actor(current_user(request).username, source_of(request)), "handler_ended"
     )

@@ -11,12 +11,16 @@ from sqlmodel import Session
 from appliance.models import THRIVE_PARTS, THRIVE_RATINGS, Incident, Role, UploadedItem
 from appliance.services import (
     appointments,
+    cad,
     calls,
     incidents,
     locations,
     messages,
     officer,
+    rvr,
     sealing,
+    statements,
+    trial,
     uploads,
 )
 from appliance.services.audit import Actor
@@ -150,6 +154,8 @@ def _render_incident(
         kinds = calls.kinds_for(session, incident_calls)
         items = uploads.for_incident(session, incident.id or 0)
         shared = locations.for_incident(session, incident.id or 0)
+        statement_versions = statements.versions(session, incident)
+        cad_deliveries = cad.for_incident(session, incident.id or 0)
     return aiohttp_jinja2.render_template(
         "incidents/show.html",
         request,
@@ -171,10 +177,14 @@ def _render_incident(
             "thrive_ratings": THRIVE_RATINGS,
             "outcomes": settings.outcome_codes,
             "deploying": settings.outcome_codes_deploying,
+            "statements": statement_versions,
+            "declaration": settings.statement_declaration,
+            "cad_deliveries": cad_deliveries,
             "booking": booking,
             "notice": NOTICES.get(request.query.get("notice", ""), ""),
             "questions": settings.eligibility_questions,
             "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
+            "rvr": rvr.is_rvr(settings, incident),
         },
         status=status,
     )
@@ -199,10 +209,16 @@ async def invite(request: web.Request) -> web.StreamResponse:
     refusal, status, link = "", 400, ""
     with request.app[keys.DB].session() as session:
         incident = incident_for(request, session, incident_id)
-        if incident.eligibility != "eligible":
+        if rvr.is_rvr(settings, incident):
+            refusal = "this is Rapid Video Response work: ask the safety questions and use "
+            refusal += "Transfer now on its RVR page (neutral wording, a short-lived link)"
+            status = 409
+        elif incident.eligibility != "eligible":
             refusal = "complete the eligibility checklist first: a video invite needs every "
             refusal += "answer yes"
             status = 409
+        elif kind == calls.VIDEO and (held := trial.video_refusal(session, incident)):
+            refusal, status = held, 409
         elif by_sms:
             try:
                 calls.create_sms_invite(

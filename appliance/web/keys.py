@@ -9,6 +9,7 @@ from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.models import ApiKey, Role, User, WebSession
 from appliance.notify.dispatcher import Dispatcher
+from appliance.notify.loop import PollingTask
 from appliance.services.keys import Keyring
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -16,6 +17,8 @@ DB = web.AppKey("db", Database)
 HUB = web.AppKey("hub", CallHub)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 KEYRING = web.AppKey("keyring", Keyring)
+# The CAD sender; an idle task (poking it does nothing) when no CAD is configured.
+CAD = web.AppKey("cad", PollingTask)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)
@@ -23,6 +26,8 @@ WEB_SESSION = web.RequestKey("web_session", WebSession)
 CSRF = web.RequestKey("csrf", str)
 API_CLIENT = web.RequestKey("api_client", ApiKey)
 NEW_CSRF_COOKIE = web.RequestKey("new_csrf_cookie", str)
+# A caller page on the RVR path (or a link we cannot place): the neutral look.
+NEUTRAL_LOOK = web.RequestKey("neutral_look", bool)
 
 SESSION_COOKIE = "__Host-evr_session"
 CSRF_COOKIE = "__Host-evr_csrf"

@@ -27,6 +27,7 @@ from appliance.web.access import (
     source_of,
 )
 from appliance.web.api import api_error
+from appliance.web.caller_safety import ASSETS_ROUTE as CALLER_ASSETS_ROUTE
 
 log = logging.getLogger("evr.http")
 
@@ -67,6 +68,11 @@ def _route_name(request: web.Request) -> str | None:
 def _is_static(request: web.Request) -> bool:
     route = request.match_info.route
     return route is not None and isinstance(route.resource, StaticResource)
+
+
+def _is_caller_asset(request: web.Request) -> bool:
+    route = request.match_info.route
+    return _is_static(request) and route.resource.name == CALLER_ASSETS_ROUTE
 
 
 @web.middleware
@@ -252,7 +258,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         f"{feature}=(self)" if feature in granted else f"{feature}=()"
         for feature in BROWSER_FEATURES
     )
-    if _is_static(request):
+    if _is_static(request) and not _is_caller_asset(request):
         headers.setdefault("Cache-Control", "no-cache")
     else:
         headers["Cache-Control"] = "no-store"

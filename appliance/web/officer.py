@@ -18,6 +18,7 @@ from appliance.models import THRIVE_PARTS, Incident
 from appliance.services import officer
 from appliance.services.audit import Actor
 from appliance.services.incidents import IncidentError
+from appliance.services.statements import StatementConflict, StatementError
 from appliance.web import keys
 from appliance.web.access import current_user, requires, source_of
 from appliance.web.incidents import STAFF, incident_for
@@ -27,26 +28,31 @@ routes = web.RouteTableDef()
 Work = Callable[[Session, Incident, MultiDictProxy[Any]], dict[str, Any]]
 
 
-async def _act(request: web.Request, work: Work) -> web.StreamResponse:
+async def act(request: web.Request, work: Work) -> web.StreamResponse:
+    """Run one change in its own transaction; a refusal changes nothing (400, or 409 when
+    the state forbids it, e.g. a signed statement)."""
     incident_id = int(request.match_info["incident_id"])
     form = await request.post()
-    error, result = "", {}
+    error, status, result = "", 400, {}
     try:
         with request.app[keys.DB].session() as session:
             incident = incident_for(request, session, incident_id)
             result = work(session, incident, form)
-    except IncidentError as exc:
+    except (IncidentError, StatementError) as exc:
         error = str(exc)
+        status = 409 if isinstance(exc, StatementConflict) else 400
+    else:
+        request.app[keys.CAD].poke()  # an outcome or a closing may have queued a CAD event
     if request.headers.get("X-Requested-With") == "fetch":
         if error:
-            return web.json_response({"error": error}, status=400)
+            return web.json_response({"error": error}, status=status)
         return web.json_response({"ok": True, **result})
     if error:
-        return render_incident(request, incident_id, error=f"Not saved: {error}.", status=400)
+        return render_incident(request, incident_id, error=f"Not saved: {error}.", status=status)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}")
 
 
-def _actor(request: web.Request) -> Actor:
+def actor_of(request: web.Request) -> Actor:
     return Actor(current_user(request).username, source_of(request))
 
 
@@ -56,7 +62,7 @@ async def thrive(request: web.Request) -> web.StreamResponse:
     def work(session: Session, incident: Incident, form: MultiDictProxy[Any]) -> dict[str, Any]:
         assessment = officer.record_thrive(
             session,
-            _actor(request),
+            actor_of(request),
             current_user(request),
             incident,
             {part: str(form.get(part, "")) for part in THRIVE_PARTS},
@@ -64,7 +70,7 @@ async def thrive(request: web.Request) -> web.StreamResponse:
         )
         return {"message": f"THRIVE saved as version {assessment.version}."}
 
-    return await _act(request, work)
+    return await act(request, work)
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/notes", name="incident_note")
@@ -73,7 +79,7 @@ async def note(request: web.Request) -> web.StreamResponse:
     def work(session: Session, incident: Incident, form: MultiDictProxy[Any]) -> dict[str, Any]:
         added = officer.add_note(
             session,
-            _actor(request),
+            actor_of(request),
             current_user(request),
             incident,
             str(form.get("text", "")),
@@ -82,7 +88,7 @@ async def note(request: web.Request) -> web.StreamResponse:
         )
         return {"message": f"{added.kind.capitalize()} recorded at {added.at:%H:%M:%S} UTC."}
 
-    return await _act(request, work)
+    return await act(request, work)
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/outcome", name="incident_outcome")
@@ -92,7 +98,7 @@ async def outcome(request: web.Request) -> web.StreamResponse:
         answer = str(form.get("deployment_needed", ""))
         officer.set_outcome(
             session,
-            _actor(request),
+            actor_of(request),
             current_user(request),
             incident,
             request.app[keys.SETTINGS],
@@ -100,17 +106,17 @@ async def outcome(request: web.Request) -> web.StreamResponse:
             {"yes": True, "no": False}.get(answer),
         )
         if form.get("close") == "yes":
-            officer.close(session, _actor(request), incident)
+            officer.close(session, actor_of(request), incident, request.app[keys.SETTINGS])
         return {"message": "Outcome saved."}
 
-    return await _act(request, work)
+    return await act(request, work)
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/close", name="incident_close")
 @requires(*STAFF)
 async def close(request: web.Request) -> web.StreamResponse:
     def work(session: Session, incident: Incident, form: MultiDictProxy[Any]) -> dict[str, Any]:
-        officer.close(session, _actor(request), incident)
+        officer.close(session, actor_of(request), incident, request.app[keys.SETTINGS])
         return {"message": "Incident closed."}
 
-    return await _act(request, work)
+    return await act(request, work)

@@ -18,7 +18,7 @@ SUITE=bookworm
 # rendered units can be verified against a real unit tree).
 BASE_INCLUDE=python3,python3-apt,systemd,systemd-sysv,iproute2
 # Everything the roles install with apt; keep in step with the roles' *_packages defaults.
-ROLE_PACKAGES="python3 python3-venv python3-packaging python3-cryptography openssl ca-certificates logrotate \
+ROLE_PACKAGES="python3 python3-venv python3-packaging python3-cryptography openssl ca-certificates logrotate fonts-dejavu-core \
 coturn nftables prometheus-node-exporter"
 
 [ "$(id -u)" = 0 ] || { echo "prepare-chroot.sh: must run as root (debootstrap, chroot)" >&2; exit 1; }

@@ -149,8 +149,11 @@ def media_context(browser: Browser, mobile: bool = False, camera: bool = True) -
     return context
 
 
-def signed_in_handler(context: BrowserContext, appliance: Appliance, username: str) -> Page:
-    """A handler account made through the CLI, signed in, its first password changed."""
+def signed_in_handler(
+    context: BrowserContext, appliance: Appliance, username: str, role: str = "handler"
+) -> Page:
+    """An account (a handler unless ``role`` says otherwise) made through the CLI, signed
+    in, its first password changed."""
     result = subprocess.run(
         [
             sys.executable,
@@ -162,7 +165,7 @@ def signed_in_handler(context: BrowserContext, appliance: Appliance, username: s
             "--name",
             "Pat Handler",
             "--role",
-            "handler",
+            role,
         ],
         env={**os.environ, "EVR_DATA_DIR": str(appliance.data_dir)},
         capture_output=True,

@@ -26,12 +26,14 @@ from appliance.models import (
     User,
 )
 from appliance.notify import OutboxNotifier
+from appliance.notify.base import DeliveryResult
 from appliance.notify.dispatcher import Dispatcher
-from appliance.services import accounts, appointments, calls, incidents
+from appliance.services import accounts, appointments, calls, incidents, messages
 from appliance.services.appointments import AppointmentError
 from appliance.services.audit import Actor
 from appliance.services.calls import LinkProblem
 from appliance.services.messages import RetryPolicy
+from tests.support.sms_gateways import sms_counts
 
 ACTOR = Actor("pc1")
 PHONE = "+447700900123"
@@ -429,3 +431,57 @@ def test_queue_sms_not_before_is_honoured_by_due(db: Database) -> None:
         assert message.next_attempt_at == later
         assert messages.due(session, later - timedelta(seconds=1)) == []
         assert [m.id for m in messages.due(session, later)] == [message.id]
+
+
+def test_an_appointment_kept_is_done_and_can_no_longer_be_moved(
+    db: Database, settings: Settings, user: User
+) -> None:
+    """The caller joins the booked call and the handler admits them: the booking is done."""
+    incident = _incident(db, user)
+    booked = _book(db, settings, incident, user, utc(2027, 3, 22, 10, 0))
+    with db.session() as session:
+        call = calls.by_public_id(session, booked.call_public_id)
+        handler = session.get(User, user.id)
+        assert call is not None and handler is not None
+        calls.caller_waiting(session, call, "t")
+        calls.admit(session, call, handler, "t")
+    with db.session() as session:
+        kept = session.get(Appointment, booked.id)
+        assert kept is not None and kept.state == "done"
+        assert appointments.active_for(session, incident.id or 0) is None
+        assert (
+            session.exec(select(AuditEvent).where(AuditEvent.action == "appointment.kept"))
+            .one()
+            .object_id
+            == booked.call_public_id
+        )
+        reminder = session.get(OutboundMessage, kept.reminder_message_id)
+        assert reminder is not None and reminder.status == "cancelled"
+        with pytest.raises(AppointmentError, match="this appointment is done"):
+            appointments.cancel(session, ACTOR, settings, kept, True)
+
+
+def test_only_the_invite_counts_as_an_invite_sent_not_its_reminder_or_cancellation(
+    db: Database, settings: Settings, user: User
+) -> None:
+    """evr_invites_sent_total feeds the SMS alert: reminders and cancellations stay out."""
+    incident = _incident(db, user)
+    booked = _book(db, settings, incident, user, utc(2027, 3, 22, 10, 0))
+    with db.session() as session:
+        appointments.cancel(
+            session,
+            ACTOR,
+            settings,
+            session.get(Appointment, booked.id),
+            True,  # type: ignore[arg-type]
+        )
+    before = sms_counts()
+    with db.session() as session:
+        for message in session.exec(select(OutboundMessage)).all():
+            if message.status == "pending":
+                messages.record_result(
+                    session, message, DeliveryResult.sent("id-1"), BEFORE, RetryPolicy(3)
+                )
+    purposes = sorted(m.purpose for m in _messages(db))
+    assert purposes == ["cancellation", "invite", "reminder"]
+    assert sms_counts() == (before[0] + 1, before[1])

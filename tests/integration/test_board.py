@@ -61,6 +61,7 @@ async def test_the_board_orders_by_target_and_shows_breaches(
     live_server: LiveServer, supervisor: FormClient
 ) -> None:
     live_server.settings.response_target_hours_by_category = {"Domestic abuse": 1.0}
+    live_server.settings.rvr_categories = []  # RVR ordering: tests/integration/test_rvr.py
     _incident(live_server, "CAD/Q/LATE", 3, hours_ago=50)  # 48 h target: 2 h over
     _incident(live_server, "CAD/Q/SOON", 2, hours_ago=3)  # 4 h target: 1 h left
     _incident(live_server, "CAD/Q/DA", 3, hours_ago=0.5, category="Domestic abuse")  # 30 min

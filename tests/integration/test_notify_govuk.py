@@ -283,6 +283,7 @@ async def test_after_the_last_attempt_the_message_fails_once(
     failed = [e for e in _audit(db) if e.action == "message.failed"]
     assert len(failed) == 1 and failed[0].detail == {
         "reference": "call-1a2b3c4d",
+        "purpose": "invite",
         "channel": "sms",
         "attempts": 3,
         "gave_up": True,

@@ -1,7 +1,7 @@
 """evidence: sealed files with wrapped data keys, hashes, marks and tombstones
 
 Revision ID: 0011_evidence
-Revises: 0007_officer
+Revises: 0011_rvr
 Create Date: 2026-11-26 00:42:22.349099
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_evidence"
-down_revision: str | None = "0007_officer"
+down_revision: str | None = "0011_rvr"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -78,9 +78,14 @@
     if (!stream.getVideoTracks().length) {
       EVR.preferCodecs(peer.addTransceiver("video", { direction: "recvonly" }));
     }
+    const guest = EVR.extraSlot(peer);
     const remote = new MediaStream();
     $("remote").srcObject = remote;
-    peer.ontrack = (event) => { remote.addTrack(event.track); };
+    $("guest-video").srcObject = guest.stream;
+    peer.ontrack = (event) => {
+      const forGuest = event.transceiver === guest.audio || event.transceiver === guest.video;
+      (forGuest ? guest.stream : remote).addTrack(event.track);
+    };
     peer.oniceconnectionstatechange = () => {
       if (ended) return;
       const state = peer.iceConnectionState;
@@ -128,8 +133,18 @@
     if (status === "closed" && !ended) $("call-note").textContent = "Reconnecting…";
   }
 
+  function showGuests(guests) {
+    $("guest-tile").hidden = !guests.length;
+    $("guest-caption").textContent = guests.length ? guests[0].label + " (" + guests[0].name + ")" : "";
+    $("guest-notice").hidden = !guests.length;
+    $("guest-notice").textContent = guests.length
+      ? "Also on the call: " + guests.map((g) => g.label + ", " + g.name).join("; ") + "."
+      : "";
+  }
+
   function applyState(message) {
     diagnostics.state = message.state;
+    if (message.guests) showGuests(message.guests);
     if (typeof message.recording === "boolean") $("recording-indicator").hidden = !message.recording;
     if (message.state === "connected") {
       show("step-call");
@@ -153,7 +168,10 @@
         applyState(message);
         break;
       case "chat":
-        EVR.appendChat($("chat"), message.from === "caller" ? "You" : "Officer", message.text, message.from === "caller");
+        EVR.appendChat($("chat"), message.from === "caller" ? "You" : message.from === "handler" ? "Officer" : message.name, message.text, message.from === "caller");
+        break;
+      case "statement":
+        window.dispatchEvent(new CustomEvent("evr:statement", { detail: message.statement }));
         break;
       case "ended":
         finish();
@@ -204,6 +222,9 @@
     if (text && signal.send({ type: "chat", text: text })) $("chat-text").value = "";
   });
   window.addEventListener("pagehide", () => { if (signal && !joined) signal.close(); });
+  /* Quick exit (quick-exit.js): hang up at once, camera off, before the page goes. The
+     box ends the call on the quick exit's beacon, so the officer learns why. */
+  window.addEventListener("evr:quick-exit", finish);
 
   start();
 })();

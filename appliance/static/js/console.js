@@ -35,6 +35,7 @@
     switch (message.type) {
       case "hello":
         iceServers = message.iceServers || [];
+        showGuests(message.guests || []);
         setState(message.state);
         $("recording-indicator").hidden = !message.recording;
         if (message.state === "connected" && !admitted) admit();
@@ -43,6 +44,7 @@
         pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
         break;
       case "state":
+        showGuests(message.guests || []);
         setState(message.state);
         $("recording-indicator").hidden = !message.recording;
         if (message.connectedAt) connectedAt = new Date(message.connectedAt);
@@ -53,7 +55,7 @@
         }
         break;
       case "chat":
-        EVR.appendChat($("chat"), message.from === "caller" ? "Caller" : "You", message.text, message.from !== "caller");
+        EVR.appendChat($("chat"), message.from === "handler" ? "You" : message.from === "caller" ? "Caller" : message.name, message.text, message.from === "handler");
         break;
       case "snapshot":
         addSnapshot(message);
@@ -64,8 +66,11 @@
       case "stats":
         showQuality(message.legs);
         break;
+      case "statement":
+        window.dispatchEvent(new CustomEvent("evr:statement", { detail: message.statement }));
+        break;
       case "ended":
-        finish(message.state);
+        finish(message.state, message.reason);
         break;
       case "error":
         $("stage-note").textContent = "Error: " + message.message;
@@ -88,9 +93,14 @@
     pc.addTransceiver(audio || "audio", { direction: "sendrecv", streams: [stream] });
     videoTransceiver = pc.addTransceiver("video", { direction: "sendrecv", streams: [stream] });
     EVR.preferCodecs(videoTransceiver);
+    const guest = EVR.extraSlot(pc);
     const remote = new MediaStream();
     $("remote-video").srcObject = remote;
-    pc.ontrack = (event) => { remote.addTrack(event.track); };
+    $("guest-video").srcObject = guest.stream;
+    pc.ontrack = (event) => {
+      const forGuest = event.transceiver === guest.audio || event.transceiver === guest.video;
+      (forGuest ? guest.stream : remote).addTrack(event.track);
+    };
     pc.oniceconnectionstatechange = async () => {
       if (!ended && pc.iceConnectionState === "failed") {
         signal.send({ type: "restart", sdp: await EVR.offer(pc, { iceRestart: true }) });
@@ -159,6 +169,74 @@
     $("gallery").appendChild(item);
   }
 
+  /* Guests: who is invited, who is on the call, and the officer's removal. */
+  function guestItem(id, text) {
+    const item = document.createElement("li");
+    item.dataset.guest = id;
+    const who = document.createElement("span");
+    who.textContent = text;
+    const tag = document.createElement("span");
+    tag.className = "tag";
+    tag.dataset.guestState = "";
+    tag.textContent = "invited";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "button button--small button--danger";
+    button.dataset.removeGuest = id;
+    button.textContent = "Remove";
+    item.append(who, " ", tag, " ", button);
+    $("guest-list").appendChild(item);
+  }
+
+  function showGuests(present) {
+    const list = $("guest-list");
+    const tile = $("guest-tile");
+    if (tile) tile.hidden = present.length === 0;
+    if (present.length && $("guest-caption")) $("guest-caption").textContent = present[0].label + " (" + present[0].name + ")";
+    if (!list) return;
+    const on = new Set(present.map((g) => g.leg.replace("guest-", "")));
+    list.querySelectorAll("li").forEach((item) => {
+      const tag = item.querySelector("[data-guest-state]");
+      if (on.has(item.dataset.guest)) tag.textContent = "on the call";
+      else if (tag.textContent === "on the call") tag.textContent = "left";
+    });
+  }
+
+  async function guestRequest(url, body) {
+    const response = await fetch(url, {
+      method: "POST",
+      body: body,
+      headers: { "X-CSRF-Token": csrf },
+      credentials: "same-origin",
+    });
+    const answer = await response.json().catch(() => ({}));
+    $("guest-status").textContent = response.ok ? answer.message : "Not done: " + (answer.error || response.status);
+    return response.ok ? answer : null;
+  }
+
+  if ($("guest-form")) {
+    $("guest-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const form = event.target;
+      const answer = await guestRequest(form.action, new URLSearchParams(new FormData(form)));
+      if (!answer) return;
+      guestItem(String(answer.id), answer.label + " (" + answer.name + ")");
+      $("guest-link").value = answer.link;
+      $("guest-link-row").hidden = false;
+      $("guest-name").value = "";
+    });
+    $("guest-list").addEventListener("click", async (event) => {
+      const id = event.target.dataset && event.target.dataset.removeGuest;
+      if (!id) return;
+      const answer = await guestRequest("/calls/" + callId + "/guests/" + id + "/remove", new URLSearchParams());
+      if (answer) {
+        const item = $("guest-list").querySelector('li[data-guest="' + id + '"]');
+        if (item) item.remove();
+        $("guest-link-row").hidden = true;
+      }
+    });
+  }
+
   function showLocation(message) {
     const element = $("location");
     element.hidden = false;
@@ -178,14 +256,19 @@
     element.textContent = "Connection: " + level;
   }
 
-  function finish(state) {
+  const ENDED_NOTES = {
+    quick_exit: "The caller left with quick exit. They may not be safe: do not call back unless a safe way was agreed.",
+    caller_not_safe: "Video ended: caller not safe. The incident is flagged for an emergency call-back.",
+  };
+
+  function finish(state, reason) {
     ended = true;
     setState(state || "ended");
     $("admit").hidden = true;
     if (signal) signal.close();
     if (pc) pc.close();
     if (stream) stream.getTracks().forEach((t) => t.stop());
-    $("stage-note").textContent = "The call has ended.";
+    $("stage-note").textContent = ENDED_NOTES[reason] || "The call has ended.";
   }
 
   setInterval(() => {

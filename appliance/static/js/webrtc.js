@@ -30,7 +30,7 @@ window.EVR = (function () {
       ws.onclose = (event) => {
         if (this.ws !== ws) return;
         this.onStatus("closed", event.code);
-        if (this.closedOnPurpose || event.code === 1000 || event.code === 4000) return;
+        if (this.closedOnPurpose || event.code === 1000 || event.code === 4000 || event.code === 4001) return;
         const delay = Math.min(8000, 500 * Math.pow(2, this.attempt++));
         setTimeout(() => { if (!this.closedOnPurpose) this.connect(); }, delay);
       };
@@ -85,6 +85,15 @@ window.EVR = (function () {
     try { transceiver.setCodecPreferences(codecs); } catch (e) { /* older browsers */ }
   }
 
+  /* One more audio and video slot that only receives: the box fills it with a guest's
+     media (or, for a guest, the officer's) without renegotiating. Returns the slot. */
+  function extraSlot(pc) {
+    const audio = pc.addTransceiver("audio", { direction: "recvonly" });
+    const video = pc.addTransceiver("video", { direction: "recvonly" });
+    preferCodecs(video);
+    return { audio: audio, video: video, stream: new MediaStream() };
+  }
+
   function formatDuration(seconds) {
     const s = Math.max(0, Math.floor(seconds));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
@@ -104,5 +113,5 @@ window.EVR = (function () {
     list.scrollTop = list.scrollHeight;
   }
 
-  return { Signal, offer, gathered, preferCodecs, formatDuration, appendChat };
+  return { Signal, offer, gathered, preferCodecs, extraSlot, formatDuration, appendChat };
 })();

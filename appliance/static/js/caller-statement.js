@@ -1,0 +1,112 @@
+/* The caller reads the statement the officer typed, signs it with a finger and their
+   typed name, or asks for a change. Works during the call and for a while after it. */
+"use strict";
+
+(function () {
+  const panel = document.getElementById("statement-panel");
+  const root = document.getElementById("caller");
+  if (!panel || !root) return;
+  const base = "/v/" + encodeURIComponent(root.dataset.token) + "/statement";
+  const $ = (id) => document.getElementById(id);
+  const pad = $("signature-pad");
+  const context = pad.getContext("2d");
+  let current = null;
+  let inked = false;
+  let drawing = false;
+
+  function say(text) { $("statement-status").textContent = text; }
+
+  function render(statement) {
+    current = statement;
+    if (!statement) return;
+    panel.hidden = false;
+    const readable = statement.state === "sent" || statement.state === "signed";
+    $("statement-body").hidden = !readable;
+    if (!readable) {
+      say("The officer is changing your statement. It will appear here again when it is ready.");
+      return;
+    }
+    $("st-name").textContent = statement.witnessName;
+    $("st-age").textContent = statement.witnessAge || "Over 18";
+    $("st-occupation").textContent = statement.witnessOccupation || "–";
+    $("st-account").textContent = statement.account;
+    $("st-declaration").textContent = statement.declaration;
+    $("statement-sign").hidden = statement.state !== "sent";
+    if (statement.state === "signed") {
+      say("You signed this statement as " + statement.signedName + ". Thank you.");
+    } else {
+      say("Please read your statement. If it is right, sign it; if not, ask for a change.");
+    }
+  }
+
+  function point(event) {
+    const box = pad.getBoundingClientRect();
+    return [(event.clientX - box.left) * (pad.width / box.width), (event.clientY - box.top) * (pad.height / box.height)];
+  }
+  function clearPad() {
+    context.clearRect(0, 0, pad.width, pad.height);
+    inked = false;
+  }
+  context.lineWidth = 4;
+  context.lineCap = "round";
+  context.lineJoin = "round";
+  context.strokeStyle = "#0b0c0c";
+  pad.addEventListener("pointerdown", (event) => {
+    drawing = true;
+    pad.setPointerCapture(event.pointerId);
+    const [x, y] = point(event);
+    context.beginPath();
+    context.moveTo(x, y);
+  });
+  pad.addEventListener("pointermove", (event) => {
+    if (!drawing) return;
+    const [x, y] = point(event);
+    context.lineTo(x, y);
+    context.stroke();
+    inked = true;
+  });
+  ["pointerup", "pointercancel", "pointerleave"].forEach((name) => pad.addEventListener(name, () => { drawing = false; }));
+
+  async function post(path, body) {
+    const response = await fetch(base + "/" + current.id + path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": panel.dataset.csrf },
+      credentials: "same-origin",
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(answer.error || "the statement could not be sent (" + response.status + ")");
+    return answer.statement;
+  }
+
+  $("signature-clear").addEventListener("click", clearPad);
+  $("statement-sign-button").addEventListener("click", async () => {
+    const name = $("signed-name").value.trim();
+    if (!inked) { say("Sign in the box with your finger first."); return; }
+    if (!name) { say("Type your full name as well."); return; }
+    $("statement-sign-button").disabled = true;
+    try {
+      render(await post("/sign", { name: name, signature: pad.toDataURL("image/png") }));
+    } catch (error) {
+      say("Not signed: " + error.message);
+    } finally {
+      $("statement-sign-button").disabled = false;
+    }
+  });
+  $("statement-change-button").addEventListener("click", async () => {
+    const text = $("change-text").value.trim();
+    if (!text) { say("Say what should change first."); return; }
+    try {
+      render(await post("/changes", { text: text }));
+      $("change-text").value = "";
+    } catch (error) {
+      say("Not sent: " + error.message);
+    }
+  });
+  window.addEventListener("evr:statement", (event) => render(event.detail));
+
+  fetch(base, { credentials: "same-origin" })
+    .then((response) => (response.ok ? response.json() : { statement: null }))
+    .then((body) => render(body.statement))
+    .catch(() => {});
+})();

@@ -1,0 +1,109 @@
+/* A guest's page (interpreter, second officer, supervisor): send own camera and
+   microphone; receive the caller on the first slot and the officer on the second. */
+"use strict";
+
+(function () {
+  const root = document.getElementById("guest");
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
+  let stream = null;
+  let pc = null;
+  let signal = null;
+  let iceServers = [];
+  let left = false;
+  const diagnostics = { pc: null, state: "joining" };
+  window.evrGuest = diagnostics;
+
+  async function start() {
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    } catch (error) {
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      } catch (again) {
+        $("guest-status").textContent = "We could not use your microphone. Allow it for this site and reload.";
+        return;
+      }
+    }
+    $("guest-preview").srcObject = stream;
+    $("guest-status").textContent = "When you are ready, join.";
+    $("guest-join").disabled = false;
+  }
+
+  function newPeer() {
+    const peer = new RTCPeerConnection({ iceServers: iceServers });
+    const caller = new MediaStream();
+    peer.addTransceiver(stream.getAudioTracks()[0] || "audio", { direction: "sendrecv", streams: [stream] });
+    const video = stream.getVideoTracks()[0];
+    EVR.preferCodecs(peer.addTransceiver(video || "video", { direction: video ? "sendrecv" : "recvonly", streams: [stream] }));
+    const officer = EVR.extraSlot(peer);
+    $("guest-remote-caller").srcObject = caller;
+    $("guest-remote-officer").srcObject = officer.stream;
+    peer.ontrack = (event) => {
+      const second = event.transceiver === officer.audio || event.transceiver === officer.video;
+      (second ? officer.stream : caller).addTrack(event.track);
+    };
+    diagnostics.pc = peer;
+    return peer;
+  }
+
+  function finish(title, text) {
+    left = true;
+    diagnostics.state = "left";
+    if (signal) signal.close();
+    if (pc) pc.close();
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+    $("guest-call").hidden = true;
+    $("guest-check").hidden = true;
+    $("guest-ended").hidden = false;
+    if (title) $("guest-ended-title").textContent = title;
+    if (text) $("guest-ended-text").textContent = text;
+  }
+
+  async function onMessage(message) {
+    switch (message.type) {
+      case "hello":
+        iceServers = message.iceServers || [];
+        if (!pc) pc = newPeer();
+        signal.send({ type: "join", sdp: await EVR.offer(pc) });
+        break;
+      case "answer":
+        await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+        diagnostics.state = "joined";
+        $("guest-check").hidden = true;
+        $("guest-call").hidden = false;
+        $("guest-self").srcObject = stream;
+        break;
+      case "ended":
+        finish("The call has ended", "Thank you. You can close this page.");
+        break;
+      case "error":
+        $("guest-note").textContent = "Something went wrong: " + message.message;
+        break;
+    }
+  }
+
+  function onStatus(status, code) {
+    if (status === "closed" && code === 4001 && !left) {
+      finish("The officer ended your part in the call", "Thank you. You can close this page.");
+    }
+  }
+
+  $("guest-join").addEventListener("click", () => {
+    $("guest-join").disabled = true;
+    signal = new EVR.Signal("/ws/g/" + encodeURIComponent(root.dataset.token), onMessage, onStatus);
+  });
+  $("guest-mute").addEventListener("click", () => {
+    const button = $("guest-mute");
+    const muted = button.getAttribute("aria-pressed") !== "true";
+    stream.getAudioTracks().forEach((t) => { t.enabled = !muted; });
+    button.setAttribute("aria-pressed", String(muted));
+    button.textContent = muted ? "Unmute" : "Mute";
+  });
+  $("guest-leave").addEventListener("click", () => {
+    if (signal) signal.send({ type: "end" });
+    finish();
+  });
+
+  start();
+})();

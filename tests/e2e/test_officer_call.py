@@ -1,0 +1,286 @@
+"""The officer's work on a live call, in real browsers: THRIVE, a statement the caller
+signs on the phone, the outcome sent to CAD; and a guest as the third party."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from pypdf import PdfReader
+
+from tests.e2e.conftest import Appliance, media_context, running_appliance, signed_in_handler
+from tests.e2e.test_call import admit_first_waiting, caller_joins, new_link
+from tests.support.cad_receiver import CadReceiver, signature
+from tests.support.evidence import opened_in
+
+pytestmark = pytest.mark.e2e
+CAD_SECRET = "wessex-cad-shared-secret-of-32-chars+"
+
+
+@contextlib.contextmanager
+def cad_receiver() -> Iterator[CadReceiver]:
+    """The force's CAD on 127.0.0.1, in a thread of its own (Playwright owns this one)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    receiver = CadReceiver(CAD_SECRET)
+    asyncio.run_coroutine_threadsafe(receiver.start(), loop).result(10)
+    try:
+        yield receiver
+    finally:
+        asyncio.run_coroutine_threadsafe(receiver.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def cad() -> Iterator[CadReceiver]:
+    with cad_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def appliance(cad: CadReceiver) -> Iterator[Appliance]:
+    with running_appliance(
+        EVR_CAD_WEBHOOK_URL=cad.url,
+        EVR_CAD_WEBHOOK_SECRET=CAD_SECRET,
+        EVR_CAD_WEBHOOK_BACKOFF_SECONDS="0.5",
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def handler(browser: Browser, appliance: Appliance) -> Iterator[Page]:
+    context = media_context(browser)
+    try:
+        yield signed_in_handler(context, appliance, "pc2001")
+    finally:
+        context.close()
+
+
+def wait_for(check: Callable[[], object], what: str, timeout: float = 15) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def draw_signature(page: Page) -> None:
+    box = page.locator("#signature-pad").bounding_box()
+    assert box is not None
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x + w * 0.1, y + h * 0.7)
+    page.mouse.down()
+    for step in range(1, 25):
+        page.mouse.move(x + w * (0.1 + 0.035 * step), y + h * (0.5 + 0.3 * ((-1) ** step)))
+    page.mouse.up()
+
+
+def statement_row(appliance: Appliance) -> tuple[str, str, str]:
+    with contextlib.closing(sqlite3.connect(appliance.data_dir / "evr.db")) as db:
+        row = db.execute(
+            "SELECT content_sha256, pdf_sha256, signature_path FROM statements "
+            "WHERE state = 'signed'"
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def test_thrive_a_signed_statement_and_the_outcome_to_cad(
+    handler: Page, phone: BrowserContext, appliance: Appliance, cad: CadReceiver
+) -> None:
+    link = new_link(handler, appliance, "CAD/E2E/ST1")
+    caller = caller_joins(phone, link, recording=False)
+    admit_first_waiting(handler, appliance, "CAD/E2E/ST1")
+
+    for part, rating in zip(
+        ("threat", "harm", "risk", "investigation", "vulnerability", "engagement"),
+        ("low", "medium", "low", "high", "medium", "low"),
+        strict=True,
+    ):
+        handler.locator(f"#thrive-{part}").select_option(rating)
+    handler.get_by_role("button", name="Save THRIVE").click()
+    expect(handler.locator(".thrive-form [data-ajax-status]")).to_contain_text("version 1")
+
+    handler.get_by_label("Occupation").fill("Retired teacher")
+    handler.get_by_label("Account, in the witness's words").fill(
+        "At about 21:40 I heard glass break.\nI saw a man in a grey hoodie leave by the gate."
+    )
+    handler.get_by_role("button", name="Send to the caller to sign").click()
+    expect(handler.locator("#statement-state")).to_contain_text("on the caller's phone")
+
+    expect(caller.locator("#statement-panel")).to_be_visible()
+    expect(caller.locator("#st-account")).to_contain_text("grey hoodie")
+    expect(caller.locator("#st-name")).to_have_text("Jane Marple")
+    caller.get_by_role("button", name="Sign statement").click()
+    expect(caller.locator("#statement-status")).to_contain_text("Sign in the box")
+    draw_signature(caller)
+    caller.get_by_label("Type your full name").fill("Jane Marple")
+    caller.get_by_role("button", name="Sign statement").click()
+    expect(caller.locator("#statement-status")).to_contain_text(
+        "You signed this statement as Jane Marple"
+    )
+    expect(handler.locator("#statement-state")).to_contain_text("signed by Jane Marple")
+    pdf_link = handler.locator("#statement-pdf a")
+    expect(pdf_link).to_be_visible()
+
+    content_sha256, pdf_sha256, signature_path = statement_row(appliance)
+    response = handler.request.get(appliance.base_url + pdf_link.get_attribute("href"))
+    assert response.ok and response.headers["content-type"] == "application/pdf"
+    pdf = response.body()
+    assert hashlib.sha256(pdf).hexdigest() == pdf_sha256
+    reader = PdfReader(io.BytesIO(pdf))
+    text = " ".join(" ".join((p.extract_text() or "") for p in reader.pages).split())
+    assert "Jane Marple" in text and "grey hoodie" in text
+    assert content_sha256 in text.replace(" ", "")
+    [image] = [image for p in reader.pages for image in p.images]
+    with Image.open(io.BytesIO(opened_in(appliance.data_dir, signature_path))) as drawn:
+        signed = drawn.convert("LA")
+    assert image.image.size == signed.size
+    inked = sum(1 for lum, alpha in signed.get_flattened_data() if alpha > 128 and lum < 160)
+    assert inked > 200, "the drawn signature did not reach the PDF"
+
+    # Signing again from the phone is refused; the first signature stands.
+    again = caller.evaluate(
+        """async () => {
+            const root = document.getElementById("caller");
+            const panel = document.getElementById("statement-panel");
+            const base = "/v/" + root.dataset.token + "/statement";
+            const r = await fetch(base, {credentials: "same-origin"});
+            const id = (await r.json()).statement.id;
+            const s = await fetch(base + "/" + id + "/sign", {
+                method: "POST", credentials: "same-origin",
+                headers: {"Content-Type": "application/json", "X-CSRF-Token": panel.dataset.csrf},
+                body: JSON.stringify({name: "Someone Else",
+                    signature: document.getElementById("signature-pad").toDataURL("image/png")}),
+            });
+            return [s.status, (await s.json()).error];
+        }"""
+    )
+    assert again == [409, "this statement is already signed"]
+    assert statement_row(appliance)[:2] == (content_sha256, pdf_sha256)
+
+    handler.locator("#outcome-code").select_option("resolved_on_call")
+    handler.get_by_label("No, it was dealt with by video").check()
+    handler.get_by_role("button", name="Save outcome").click()
+    expect(handler.locator("#outcome-code ~ [data-ajax-status]")).to_have_text("Outcome saved.")
+
+    wanted = {"call.connected", "statement.signed", "incident.outcome"}
+    wait_for(lambda: wanted <= {e["event"] for e in cad.events.values()}, "events at the CAD")
+    assert cad.violations == []
+    for attempt in cad.attempts:
+        assert attempt.signature == signature(CAD_SECRET.encode(), attempt.timestamp, attempt.body)
+    by_event = {e["event"]: e for e in cad.events.values()}
+    assert by_event["incident.outcome"]["data"]["outcome"]["code"] == "resolved_on_call"
+    assert by_event["incident.outcome"]["data"]["outcome"]["deploymentNeeded"] is False
+    assert by_event["statement.signed"]["data"]["statement"]["contentSha256"] == content_sha256
+    assert by_event["statement.signed"]["incident"]["cadReference"] == "CAD/E2E/ST1"
+
+
+def audio_slots(page: Page, diagnostics: str) -> list[int]:
+    """Audio packets received on each receiving audio slot, in transceiver order."""
+    return page.evaluate(
+        """async (name) => {
+            const pc = window[name] && window[name].pc;
+            if (!pc) return [];
+            const counts = [];
+            for (const t of pc.getTransceivers()) {
+                if (t.receiver.track.kind !== "audio") continue;
+                let packets = 0;
+                (await t.receiver.getStats()).forEach((r) => {
+                    if (r.type === "inbound-rtp") packets += r.packetsReceived;
+                });
+                counts.push(packets);
+            }
+            return counts;
+        }""",
+        diagnostics,
+    )
+
+
+def rising_slots(page: Page, diagnostics: str, slots: int = 2, timeout: float = 20) -> None:
+    first = audio_slots(page, diagnostics)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = audio_slots(page, diagnostics)
+        if len(now) >= slots and all(now[i] > first[i] + 10 for i in range(slots)):
+            return
+    raise AssertionError(f"{diagnostics}: audio slots did not all rise: {first} → {now}")
+
+
+def test_three_parties_hear_each_other_and_removing_the_guest_ends_only_their_leg(
+    browser: Browser, handler: Page, phone: BrowserContext, appliance: Appliance
+) -> None:
+    link = new_link(handler, appliance, "CAD/E2E/G1")
+    caller = caller_joins(phone, link, recording=False)
+    admit_first_waiting(handler, appliance, "CAD/E2E/G1")
+
+    handler.get_by_label("Role").select_option("interpreter")
+    handler.get_by_label("Name", exact=True).fill("Ana Silva")
+    handler.get_by_role("button", name="Make a guest link").click()
+    link_box = handler.get_by_label("One-call link for the guest")
+    expect(link_box).to_have_value(re.compile(r"^https://[^/]+/g/[A-Za-z0-9_-]{43}$"))
+    guest_link = link_box.input_value()
+
+    guest_context = media_context(browser)
+    try:
+        guest = guest_context.new_page()
+        guest.goto(guest_link)
+        expect(guest.get_by_text("You are joining as Interpreter")).to_be_visible()
+        join = guest.get_by_role("button", name="Join")
+        expect(join).to_be_enabled()
+        join.click()
+        expect(guest.locator("#guest-call")).to_be_visible()
+
+        expect(caller.locator("#guest-notice")).to_have_text(
+            "Also on the call: Interpreter, Ana Silva."
+        )
+        expect(handler.locator("#guest-caption")).to_have_text("Interpreter (Ana Silva)")
+        expect(handler.locator("#guest-list")).to_contain_text("on the call")
+
+        # Each receives both others: slot 1 and slot 2 of audio both carry packets.
+        rising_slots(handler, "evrConsole")  # caller, guest
+        rising_slots(caller, "evrCaller")  # officer, guest
+        rising_slots(guest, "evrGuest")  # caller, officer
+
+        handler.locator("#guest-list").get_by_role("button", name="Remove").click()
+        expect(
+            guest.get_by_role("heading", name="The officer ended your part in the call")
+        ).to_be_visible()
+        expect(caller.locator("#guest-notice")).to_be_hidden()
+
+        time.sleep(1.5)  # what was in flight arrives
+        before = {
+            "console": audio_slots(handler, "evrConsole"),
+            "caller": audio_slots(caller, "evrCaller"),
+        }
+        time.sleep(2.5)
+        after = {
+            "console": audio_slots(handler, "evrConsole"),
+            "caller": audio_slots(caller, "evrCaller"),
+        }
+        for side in ("console", "caller"):
+            assert after[side][0] > before[side][0] + 10, (side, before, after)  # call goes on
+            assert after[side][1] == before[side][1], (side, before, after)  # guest's leg ended
+        expect(handler.locator("#call-state")).to_have_text("connected")
+
+        response = guest.goto(guest_link)
+        assert response is not None and response.status == 410
+    finally:
+        guest_context.close()
+    handler.get_by_role("button", name="End call").click()
+    expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()

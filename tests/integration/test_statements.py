@@ -1,0 +1,278 @@
+"""The witness statement: saved, sent, signed into a PDF; signed versions never change."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from PIL import Image, ImageDraw
+from pypdf import PdfReader
+from sqlmodel import Session, select
+
+from appliance.config import Settings
+from appliance.db import Database
+from appliance.models import AuditEvent, Call, Incident, Role, Statement, User
+from appliance.services import calls, keys, statements
+from appliance.services.audit import Actor
+from appliance.services.calls import Consent
+from appliance.services.statements import StatementConflict, StatementError, Witness
+from tests.support.evidence import opened
+from tests.support.staff import add_incident, add_user
+
+DEVICE = "d" * 64
+ACCOUNT = "At about 21:40 I heard glass break. I saw a man in a grey hoodie leave by the gate."
+
+
+def signature_png(width: int = 400, height: int = 150, ink: bool = True) -> bytes:
+    image = Image.new("RGBA", (width, height), (255, 255, 255, 0))
+    if ink:
+        ImageDraw.Draw(image).line(
+            [(20, 120), (120, 30), (220, 110), (380, 40)], fill="black", width=4
+        )
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def scene(db: Database) -> tuple[int, int, int]:
+    with db.session() as session:
+        officer = add_user(session, "pc7", Role.HANDLER, display_name="PC 7 Ellis")
+        incident = add_incident(session, officer, "CAD/ST/1")
+        _, call, _ = calls.create_video_invite(
+            session, Actor("pc7"), incident, officer, timedelta(hours=1)
+        )
+        calls.record_consent(session, call, Consent(True, True, False), DEVICE, "test")
+        session.flush()
+        return officer.id or 0, incident.id or 0, call.id or 0
+
+
+def _load(session: Session, ids: tuple[int, int, int]) -> tuple[User, Incident, Call]:
+    officer, incident, call = (
+        session.get(User, ids[0]),
+        session.get(Incident, ids[1]),
+        session.get(Call, ids[2]),
+    )
+    assert officer and incident and call
+    return officer, incident, call
+
+
+def _write_and_send(db: Database, scene: tuple[int, int, int], settings: Settings) -> int:
+    with db.session() as session:
+        officer, incident, call = _load(session, scene)
+        statements.save(
+            session,
+            Actor("pc7"),
+            officer,
+            incident,
+            Witness.clean("Jane Marple", "", "Retired", ACCOUNT),
+            settings.statement_declaration,
+            call,
+        )
+        return statements.send(session, Actor("pc7"), incident, call).id or 0
+
+
+def test_signed_statement_becomes_a_pdf_with_signature_and_hash(
+    db: Database, scene: tuple[int, int, int], settings: Settings
+) -> None:
+    statement_id = _write_and_send(db, scene, settings)
+    png = signature_png()
+    with db.session() as session:
+        _, incident, call = _load(session, scene)
+        signed = statements.sign(
+            session,
+            keys.open_keyring(settings, session),
+            call,
+            statement_id,
+            " Jane  Marple ",
+            png,
+            "test",
+        )
+        reference = incident.cad_reference
+
+    assert signed.state == "signed" and signed.signed_name == "Jane Marple"
+    pdf_bytes = opened(settings, db, signed.pdf_path)
+    assert hashlib.sha256(pdf_bytes).hexdigest() == signed.pdf_sha256
+    assert opened(settings, db, signed.signature_path) == png
+
+    # The content hash, rebuilt here from the stored fields as docs/statements.md says.
+    assert signed.signed_at is not None
+    content = {
+        "incident": reference,
+        "version": 1,
+        "witness_name": "Jane Marple",
+        "witness_age": "",
+        "witness_occupation": "Retired",
+        "account": ACCOUNT,
+        "declaration": settings.statement_declaration,
+        "signed_name": "Jane Marple",
+        "signed_at": signed.signed_at.isoformat(),
+        "signature_sha256": hashlib.sha256(png).hexdigest(),
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert hashlib.sha256(canonical.encode()).hexdigest() == signed.content_sha256
+
+    reader = PdfReader(io.BytesIO(pdf_bytes))
+    text = " ".join((page.extract_text() or "") for page in reader.pages)
+    flat = " ".join(text.split())
+    assert "Jane Marple" in flat
+    assert signed.content_sha256 in flat.replace(" ", "")
+    assert "glass break" in flat
+    images = [image for page in reader.pages for image in page.images]
+    assert len(images) == 1
+    drawn = images[0].image.convert("LA")
+    assert drawn.size == (400, 150)
+    assert sum(1 for lum, alpha in drawn.get_flattened_data() if alpha > 128 and lum < 160) > 100
+
+
+def test_signing_twice_is_refused_and_the_first_signature_stands(
+    db: Database, scene: tuple[int, int, int], settings: Settings
+) -> None:
+    """Tried: a second signature (another name, another drawing) on the signed version."""
+    statement_id = _write_and_send(db, scene, settings)
+    with db.session() as session:
+        _, _, call = _load(session, scene)
+        first = statements.sign(
+            session,
+            keys.open_keyring(settings, session),
+            call,
+            statement_id,
+            "Jane Marple",
+            signature_png(),
+            "t",
+        )
+        first_pdf, first_hash = first.pdf_sha256, first.content_sha256
+    with db.session() as session, pytest.raises(StatementConflict, match="already signed"):
+        _, _, call = _load(session, scene)
+        statements.sign(
+            session,
+            keys.open_keyring(settings, session),
+            call,
+            statement_id,
+            "Someone Else",
+            signature_png(300),
+            "t",
+        )
+    with db.session() as session:
+        statement = session.get(Statement, statement_id)
+        assert statement and statement.signed_name == "Jane Marple"
+        assert (statement.pdf_sha256, statement.content_sha256) == (first_pdf, first_hash)
+        pdf_path = statement.pdf_path
+        signed_events = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "statement.signed")
+        ).all()
+        assert len(signed_events) == 1
+    assert hashlib.sha256(opened(settings, db, pdf_path)).hexdigest() == first_pdf
+
+
+def test_editing_a_signed_statement_is_refused_and_a_new_version_is_made_instead(
+    db: Database, scene: tuple[int, int, int], settings: Settings
+) -> None:
+    """Tried: saving new text over version 1 after it was signed."""
+    statement_id = _write_and_send(db, scene, settings)
+    with db.session() as session:
+        _, _, call = _load(session, scene)
+        statements.sign(
+            session,
+            keys.open_keyring(settings, session),
+            call,
+            statement_id,
+            "Jane Marple",
+            signature_png(),
+            "t",
+        )
+    with db.session() as session, pytest.raises(StatementConflict, match="start a new version"):
+        officer, incident, call = _load(session, scene)
+        statements.save(
+            session,
+            Actor("pc7"),
+            officer,
+            incident,
+            Witness.clean("Jane Marple", "", "Retired", "A different account"),
+            settings.statement_declaration,
+            call,
+        )
+    with db.session() as session:
+        officer, incident, call = _load(session, scene)
+        assert session.get(Statement, statement_id).account == ACCOUNT  # type: ignore[union-attr]
+        second = statements.new_version(session, Actor("pc7"), officer, incident)
+        assert (second.version, second.state, second.account) == (2, "draft", ACCOUNT)
+        statements.save(
+            session,
+            Actor("pc7"),
+            officer,
+            incident,
+            Witness.clean("Jane Marple", "", "Retired", ACCOUNT + " He was about 30."),
+            settings.statement_declaration,
+            call,
+        )
+        versions = statements.versions(session, incident)
+        assert [(s.version, s.state) for s in versions] == [(2, "draft"), (1, "signed")]
+        assert versions[1].account == ACCOUNT
+
+
+@pytest.mark.parametrize(
+    ("name", "png", "message"),
+    [
+        ("", signature_png(), "type your full name"),
+        ("Jane Marple", signature_png(ink=False), "draw your signature"),
+        ("Jane Marple", b"\x89PNG\r\n\x1a\nnot really", "not a readable image"),
+        ("Jane Marple", signature_png(4000, 100), "odd size"),
+    ],
+)
+def test_a_bad_signature_is_refused_and_the_statement_waits(
+    db: Database,
+    scene: tuple[int, int, int],
+    settings: Settings,
+    name: str,
+    png: bytes,
+    message: str,
+) -> None:
+    """Tried: no typed name, an empty canvas, a truncated PNG, an absurdly wide image."""
+    statement_id = _write_and_send(db, scene, settings)
+    with db.session() as session, pytest.raises(StatementError, match=message):
+        _, _, call = _load(session, scene)
+        statements.sign(
+            session, keys.open_keyring(settings, session), call, statement_id, name, png, "t"
+        )
+    with db.session() as session:
+        statement = session.get(Statement, statement_id)
+        assert statement and statement.state == "sent" and not statement.pdf_path
+    assert not list(settings.data_dir.rglob("*.pdf"))
+
+
+def test_the_caller_can_ask_for_changes_and_then_the_officer_resends(
+    db: Database, scene: tuple[int, int, int], settings: Settings
+) -> None:
+    statement_id = _write_and_send(db, scene, settings)
+    with db.session() as session:
+        _, _, call = _load(session, scene)
+        asked = statements.request_changes(session, call, statement_id, "It was 21:45", "t")
+        assert (asked.state, asked.change_request) == ("changes_requested", "It was 21:45")
+    with db.session() as session, pytest.raises(StatementConflict, match="changing"):
+        _, _, call = _load(session, scene)
+        statements.sign(
+            session,
+            keys.open_keyring(settings, session),
+            call,
+            statement_id,
+            "Jane Marple",
+            signature_png(),
+            "t",
+        )
+    with db.session() as session:
+        officer, incident, call = _load(session, scene)
+        statements.save(
+            session,
+            Actor("pc7"),
+            officer,
+            incident,
+            Witness.clean("Jane Marple", "", "Retired", ACCOUNT.replace("21:40", "21:45")),
+            settings.statement_declaration,
+            call,
+        )
+        resent = statements.send(session, Actor("pc7"), incident, call)
+        assert (resent.state, resent.change_request, resent.version) == ("sent", "", 1)

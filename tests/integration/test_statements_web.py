@@ -1,0 +1,98 @@
+"""The caller's side of the statement over HTTPS: after the call, only on their phone."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from datetime import timedelta
+
+from sqlmodel import select
+
+from appliance.models import Role, Statement
+from appliance.services import calls, statements
+from appliance.services.audit import Actor
+from appliance.services.calls import Consent
+from appliance.services.statements import Witness
+from appliance.web import keys
+from tests.conftest import LiveServer
+from tests.integration.test_statements import signature_png
+from tests.support.http import FormClient
+from tests.support.staff import add_incident, add_user
+
+DEVICE = "the-callers-phone-device-token"
+
+
+def _ended_call_with_a_statement_sent(server: LiveServer) -> str:
+    with server.db.session() as session:
+        officer = add_user(session, "pc3", Role.HANDLER)
+        incident = add_incident(session, officer, "CAD/SW/1")
+        _, call, token = calls.create_video_invite(
+            session, Actor("pc3"), incident, officer, timedelta(hours=1)
+        )
+        device_hash = hashlib.sha256(DEVICE.encode()).hexdigest()
+        calls.record_consent(session, call, Consent(True, False, False), device_hash, "t")
+        calls.caller_waiting(session, call, "t")
+        calls.admit(session, call, officer, "t")
+        statements.save(
+            session,
+            Actor("pc3"),
+            officer,
+            incident,
+            Witness.clean("Jane Marple", "", "", "I saw the van at 10."),
+            server.settings.statement_declaration,
+            call,
+        )
+        statements.send(session, Actor("pc3"), incident, call)
+        calls.end(session, call, Actor("pc3"), "handler_ended")
+    return token
+
+
+async def test_after_the_call_the_link_leads_the_caller_to_sign(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    token = _ended_call_with_a_statement_sent(live_server)
+    caller.set_cookie(keys.CALLER_DEVICE_COOKIE, DEVICE)
+    response, _ = await caller.get(f"/v/{token}", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"].endswith("/statement/sign")
+    response, page = await caller.get(f"/v/{token}/statement/sign")
+    assert response.status == 200 and 'id="statement-panel"' in page
+    csrf = re.search(r'data-csrf="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    response, body = await caller.get(f"/v/{token}/statement")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert '"account": "I saw the van at 10."' in body.replace('":"', '": "')
+
+    with live_server.db.session() as session:
+        statement_id = session.exec(select(Statement.id)).one()
+    url = f"{live_server.base_url}/v/{token}/statement/{statement_id}/sign"
+    data_url = "data:image/png;base64," + base64.b64encode(signature_png()).decode()
+    async with caller.session.post(
+        url, json={"name": "Jane Marple", "signature": data_url}, headers={"X-CSRF-Token": csrf}
+    ) as signed:
+        assert signed.status == 200
+        assert (await signed.json())["statement"]["state"] == "signed"
+
+    # Now nothing waits: the link says the call has finished.
+    response, page = await caller.get(f"/v/{token}", allow_redirects=False)
+    assert response.status == 410 and "This video call has finished" in page
+
+
+async def test_another_phone_or_no_token_cannot_read_or_sign(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """Tried: the link on a phone without the device cookie; the sign call without CSRF."""
+    token = _ended_call_with_a_statement_sent(live_server)
+    response, _ = await caller.get(f"/v/{token}/statement")
+    assert response.status == 403
+    response, _ = await caller.get(f"/v/{token}", allow_redirects=False)
+    assert response.status == 410  # no statement is offered to a phone that is not theirs
+
+    caller.set_cookie(keys.CALLER_DEVICE_COOKIE, DEVICE)
+    with live_server.db.session() as session:
+        statement_id = session.exec(select(Statement.id)).one()
+    url = f"{live_server.base_url}/v/{token}/statement/{statement_id}/sign"
+    data_url = "data:image/png;base64," + base64.b64encode(signature_png()).decode()
+    async with caller.session.post(url, json={"name": "X", "signature": data_url}) as refused:
+        assert refused.status == 403
+    with live_server.db.session() as session:
+        assert session.get(Statement, statement_id).state == "sent"  # type: ignore[union-attr]
