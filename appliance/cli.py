@@ -1,4 +1,5 @@
-"""The ``evr`` command: serve, db, user, apikey, audit, report."""
+"""The ``evr`` command: serve, db, user, apikey, audit, report, keys, evidence, purge,
+export, backup, restore."""
 
 from __future__ import annotations
 
@@ -9,10 +10,23 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sqlmodel import select
+
 from appliance import logs, migrate
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
-from appliance.services import accounts, api_keys, audit
+from appliance.models import Incident
+from appliance.services import (
+    accounts,
+    api_keys,
+    audit,
+    backup,
+    export,
+    integrity,
+    keys,
+    retention,
+    signing,
+)
 from appliance.services.accounts import AccountError
 from appliance.services.audit import Actor
 
@@ -150,6 +164,153 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def _keyring(settings: Settings, db: Database) -> keys.Keyring:
+    with db.session() as session:
+        return keys.open_keyring(settings, session)
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db)
+    with db.session() as session:
+        new = keys.rotate(session, settings, keyring, _cli_actor())
+    print(f"master key rotated: {keyring.key_id} -> {new.key_id}; data keys re-wrapped")
+    print(f"back up the new {settings.effective_master_key_file} now (docs/evidence.md)")
+    return 0
+
+
+def cmd_evidence_verify(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db)
+    with db.session() as session:
+        report = integrity.verify(session, keyring)
+    for problem in report.problems:
+        print(f"FAILED {problem}", file=sys.stderr)
+    if report.chain.ok:
+        print(f"audit chain OK: {report.chain.checked} events verified")
+    else:
+        print(
+            f"audit chain BROKEN at event #{report.chain.broken_seq}: {report.chain.reason}",
+            file=sys.stderr,
+        )
+    print(f"{report.checked - len(report.problems)} of {report.checked} evidence files verified")
+    return 0 if report.ok else EXIT_FAILED
+
+
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db)
+    with db.session() as session:
+        done = retention.purge(session, settings, keyring, _cli_actor(), args.dry_run)
+        verb = "would delete" if args.dry_run else "deleted"
+        for file in done.delete:
+            print(f"{verb} {retention.describe(file)}")
+        for file in done.review_due:
+            print(f"review due (evidential, kept) {retention.describe(file)}")
+        for incident in done.minimise:
+            minimised = "would minimise" if args.dry_run else "minimised"
+            closed = f"{incident.closed_at:%Y-%m-%d}"
+            print(f"{minimised} incident {incident.cad_reference} (closed {closed})")
+    total = f"{len(done.delete)} files " + ("to delete (dry run)" if args.dry_run else "deleted")
+    print(f"{total}; {len(done.review_due)} evidential files due for review")
+    return 0
+
+
+def cmd_export_bundle(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db)
+    signing.ensure_signing_key(settings.effective_signing_key_file)
+    with db.session() as session:
+        incident = session.exec(
+            select(Incident).where(Incident.cad_reference == args.incident)
+        ).first()
+        if incident is None:
+            print(f"evr: no incident with CAD reference {args.incident!r}", file=sys.stderr)
+            return EXIT_FAILED
+        try:
+            with args.out.open("xb") as out:
+                bundle = export.write_bundle(
+                    session, settings, keyring, _cli_actor(), incident, out
+                )
+        except FileExistsError:
+            print(f"evr: {args.out} exists; not overwritten", file=sys.stderr)
+            return EXIT_FAILED
+        except export.ExportError as exc:
+            args.out.unlink(missing_ok=True)
+            print(f"evr: not exported: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    print(f"exported {bundle.files} files to {args.out}; SHA256SUMS {bundle.sums_sha256}")
+    return 0
+
+
+def cmd_export_verify(settings: Settings, args: argparse.Namespace) -> int:
+    key = args.public_key.read_bytes() if args.public_key else None
+    if key is None and settings.effective_signing_key_file.exists():
+        key = signing.public_pem(settings.effective_signing_key_file)
+    problems = export.verify_bundle(args.bundle, key)
+    for problem in problems:
+        print(f"FAILED {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_FAILED
+    print(f"{args.bundle}: signature and every file verified")
+    return 0
+
+
+def cmd_export_public_key(settings: Settings, args: argparse.Namespace) -> int:
+    signing.ensure_signing_key(settings.effective_signing_key_file)
+    sys.stdout.write(signing.public_pem(settings.effective_signing_key_file).decode())
+    return 0
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db)
+    try:
+        made = backup.make(settings, db, args.dest, keyring.key_id)
+    except backup.BackupError as exc:
+        print(f"evr: backup not made: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    with db.session() as session:
+        audit.record(
+            session,
+            _cli_actor(),
+            "backup.made",
+            object_type="backup",
+            object_id=str(args.dest)[:128],
+            detail={"media_files": made.files, "database": made.database},
+        )
+    print(f"backup in {args.dest}: {made.database} database, {made.files} sealed media files")
+    print(f"the master key ({settings.effective_master_key_file}) is NOT in it: keep it apart")
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        info = backup.restore(settings, args.src)
+    except backup.BackupError as exc:
+        print(f"evr: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    db = _db(settings)
+    with db.session() as session:
+        chain = audit.verify(session)
+        try:
+            keyring = keys.open_keyring(settings, session)
+        except SettingsError as exc:
+            print(f"evr: restored, but {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        audit.record(
+            session,
+            _cli_actor(),
+            "backup.restored",
+            object_type="backup",
+            object_id=str(args.src)[:128],
+            detail={"made_at": info["made_at"], "master_key_id": keyring.key_id},
+        )
+    print(f"restored the backup made {info['made_at']} ({info['media_files']} media files)")
+    print(f"audit chain {'OK' if chain.ok else 'BROKEN'}: {chain.checked} events verified")
+    return 0 if chain.ok else EXIT_FAILED
+
+
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from appliance.services import measures, report
 
@@ -239,6 +400,50 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_parser(
         "verify", help="check the hash chain; names the first broken event"
     ).set_defaults(func=cmd_audit_verify)
+
+    keys_parser = commands.add_parser("keys", help="the master key").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys_parser.add_parser(
+        "rotate", help="make a new master key and re-wrap every data key (media untouched)"
+    ).set_defaults(func=cmd_keys_rotate)
+
+    evidence_parser = commands.add_parser("evidence", help="kept evidence").add_subparsers(
+        dest="evidence_command", required=True
+    )
+    evidence_parser.add_parser(
+        "verify", help="check every file against its hash, and the audit chain; names failures"
+    ).set_defaults(func=cmd_evidence_verify)
+
+    purge = commands.add_parser("purge", help="delete evidence past retention (audited)")
+    purge.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
+    )
+    purge.set_defaults(func=cmd_purge)
+
+    export_parser = commands.add_parser("export", help="export bundles").add_subparsers(
+        dest="export_command", required=True
+    )
+    bundle = export_parser.add_parser("bundle", help="an incident's signed export zip")
+    bundle.add_argument("incident", help="the incident's CAD reference")
+    bundle.add_argument("out", type=Path, help="the zip to write (must not exist)")
+    bundle.set_defaults(func=cmd_export_bundle)
+    verify = export_parser.add_parser("verify", help="check a bundle's signature and files")
+    verify.add_argument("bundle", type=Path)
+    verify.add_argument(
+        "--public-key", type=Path, help="the sending box's public key (default: this box's)"
+    )
+    verify.set_defaults(func=cmd_export_verify)
+    export_parser.add_parser(
+        "public-key", help="print this box's Ed25519 public key (PEM)"
+    ).set_defaults(func=cmd_export_public_key)
+
+    backup_parser = commands.add_parser("backup", help="database and sealed media to DEST")
+    backup_parser.add_argument("dest", type=Path, help="a new (or empty) directory")
+    backup_parser.set_defaults(func=cmd_backup)
+    restore = commands.add_parser("restore", help="a backup onto a fresh box")
+    restore.add_argument("src", type=Path, help="a directory made by `evr backup`")
+    restore.set_defaults(func=cmd_restore)
 
     report_parser = commands.add_parser(
         "report", help="write the evaluation report (HTML with charts, and CSV files)"

@@ -123,6 +123,31 @@ class Settings(BaseSettings):
     tls_key: Path | None = Field(
         None, description="PEM private key. Default: <data_dir>/tls/key.pem."
     )
+    master_key_file: Path | None = Field(
+        None,
+        description="The 32-byte master key that wraps every evidence file's data key. "
+        "Default: <data_dir>/keys/master.key, made on first start only while nothing is sealed.",
+    )
+    signing_key_file: Path | None = Field(
+        None,
+        description="The box's Ed25519 key (PEM) that signs export bundles. "
+        "Default: <data_dir>/keys/signing.pem, made on first start.",
+    )
+    retention_days: int = Field(
+        30,
+        ge=1,
+        description="Recordings, snapshots and uploads not marked evidential are deleted "
+        "this many days after they were made.",
+    )
+    minimise_after_days: int = Field(
+        365,
+        ge=1,
+        description="A closed incident's caller details (name, phone, location) are removed "
+        "this many days after it closed, unless any of its evidence is evidential or on hold.",
+    )
+    purge_interval_minutes: int = Field(
+        60, ge=0, description="How often the server runs the purge; 0: only `evr purge`."
+    )
     session_idle_minutes: int = Field(
         30, ge=1, le=24 * 60, description="A signed-in session ends after this long unused."
     )
@@ -694,6 +719,14 @@ class Settings(BaseSettings):
         if self.tls_cert is not None and self.tls_key is not None:
             return self.tls_cert, self.tls_key
         return self.data_dir / "tls" / "cert.pem", self.data_dir / "tls" / "key.pem"
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "keys" / "master.key"
+
+    @property
+    def effective_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "keys" / "signing.pem"
 
     @property
     def tls_is_default(self) -> bool:

@@ -91,6 +91,22 @@ for _state in ("ended", "expired", "failed", "cancelled"):
     CALLS_ENDED.labels(_state)
 for _result in ("started", "failed"):
     RECORDINGS.labels(_result)
+RECORDINGS_INCOMPLETE = Counter(
+    "evr_recordings_incomplete",
+    "Recordings cut short while the call went on (a full disk, a write error): "
+    "kept as far as written and marked incomplete.",
+    registry=REGISTRY,
+)
+EVIDENCE_INTEGRITY_FAILURES = Counter(
+    "evr_evidence_integrity_failures",
+    "Evidence files that failed their check when read (altered, cut short or wrong key).",
+    registry=REGISTRY,
+)
+EVIDENCE_PURGED = Counter(
+    "evr_evidence_purged",
+    "Evidence files deleted by the retention purge (data key destroyed, file removed).",
+    registry=REGISTRY,
+)
 
 CALLS_ACTIVE = Gauge(
     "evr_calls_active",

@@ -14,7 +14,8 @@ from aiohttp import web
 from appliance import metrics, migrate, tls
 from appliance.config import Settings, SettingsError
 from appliance.db import Database
-from appliance.services import accounts, calls
+from appliance.services import accounts, calls, keys, signing
+from appliance.services.keys import Keyring
 from appliance.web.app import create_app
 from media.workers import WorkerPool
 
@@ -28,6 +29,7 @@ class Prepared:
     key_path: Path
     fingerprint: str
     admin_password: str | None
+    keyring: Keyring
 
 
 def prepare(settings: Settings) -> Prepared:
@@ -37,8 +39,10 @@ def prepare(settings: Settings) -> Prepared:
     db = Database(settings.effective_database_url)
     migrate.upgrade(db.engine)
     with db.session() as session:
+        keyring = keys.open_keyring(settings, session)
+    with db.session() as session:
         admin_password = accounts.ensure_first_admin(session)
-        failed = calls.recover_interrupted(session)
+        failed = calls.recover_interrupted(session, keyring)
     if failed:
         log.warning("calls live at the last stop were marked failed", extra={"calls": len(failed)})
     cert_path, key_path = settings.tls_paths
@@ -56,7 +60,8 @@ def prepare(settings: Settings) -> Prepared:
         raise SettingsError(
             f"invalid setting tls_cert: {cert_path} is not a PEM certificate ({exc})"
         ) from None
-    return Prepared(db, cert_path, key_path, fingerprint, admin_password)
+    signing.ensure_signing_key(settings.effective_signing_key_file)
+    return Prepared(db, cert_path, key_path, fingerprint, admin_password, keyring)
 
 
 def banner(settings: Settings, prepared: Prepared, out: TextIO) -> None:
@@ -80,7 +85,7 @@ def serve(settings: Settings, media: WorkerPool | None = None) -> None:
     """Serve until stopped; ``media`` replaces the worker pool the settings ask for (benches)."""
     prepared = prepare(settings)
     banner(settings, prepared, sys.stdout)
-    app = create_app(settings, prepared.db, media)
+    app = create_app(settings, prepared.db, prepared.keyring, media)
     app.on_cleanup.append(lambda _app: _dispose(prepared.db))
     web.run_app(
         app,

@@ -34,6 +34,7 @@ import av
 from media import codecs
 from media.errors import RecordingError
 from media.relay import EncodedFrame, Source
+from media.sealed import SealedWriter
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,10 @@ class Recorder:
         path: str | os.PathLike[str],
         expect_video: bool,
         on_failure: Callable[[str], None],
+        data_key: bytes | None = None,
     ) -> None:
         self.path = Path(path)
+        self.data_key = data_key
         if self.path.suffix.lower() != ".webm":
             raise RecordingError(f"recording path must end in .webm: {self.path}")
         if self.path.exists():
@@ -156,6 +159,7 @@ class Recorder:
         self._received: deque[_Item] = deque()
         self._first_ms: int | None = None
         self._end_ms = 0
+        self._plain: tuple[str, int] | None = None
         self._thread = threading.Thread(target=self._run, name=f"recorder {self.path.name}")
         self._thread.start()
 
@@ -194,7 +198,12 @@ class Recorder:
         await asyncio.to_thread(self._thread.join)
         if not self.path.exists():
             raise RecordingError(f"nothing was recorded: {self.failed or 'no media arrived'}")
-        digest, size = await asyncio.to_thread(_sha256, self.path)
+        if self.failed is not None:
+            raise RecordingError(f"the recording was cut short: {self.failed}")
+        if self._plain is not None:
+            digest, size = self._plain
+        else:
+            digest, size = await asyncio.to_thread(_sha256, self.path)
         duration_ms = self._end_ms - (self._first_ms or 0)
         return RecordingInfo(
             path=str(self.path),
@@ -233,7 +242,7 @@ class Recorder:
                         logger.warning("%s: no video keyframe; recording audio only", self.path)
                     if first_video is None and not any(p.key for p in pending):
                         continue
-                    writer = _Writer(self.path, first_video)
+                    writer = _Writer(self.path, first_video, self.data_key)
                     self.path = writer.path
                     self.video_codec = writer.video_codec
                     for queued in pending:
@@ -250,6 +259,7 @@ class Recorder:
             if writer is not None:
                 try:
                     writer.close()
+                    self._plain = writer.plain_digest()
                 except Exception as exc:
                     logger.exception("closing recording %s failed", self.path)
                     if self.failed is None:
@@ -271,16 +281,25 @@ class _Writer:
     WebM for VP8. WebM cannot hold H264, so an H264 caller is written as Matroska
     next to the requested name (``.mkv``); the stream parameters (size, SPS/PPS as
     ``avcC``) come from PyAV's raw-H264 demuxer reading the first keyframe.
+
+    With a data key the container goes into a :class:`SealedWriter` instead of a
+    file: PyAV sees a pipe (so Matroska writes live-style, sizes unknown, no cues)
+    and a chunk is sealed after every packet that closed a cluster.
     """
 
-    def __init__(self, path: Path, first_video: _Item | None) -> None:
+    def __init__(self, path: Path, first_video: _Item | None, data_key: bytes | None) -> None:
         h264 = first_video is not None and first_video.codec_mime == codecs.H264
         self.path = path.with_suffix(".mkv") if h264 else path
         self.video_codec: str | None = None
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        self.sealed: SealedWriter | None = None
+        if data_key is not None:
+            self.sealed = SealedWriter(self.path, data_key)
+            self._fd = -1
+        else:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             self.container = av.open(
-                str(self.path),
+                self.sealed if self.sealed is not None else str(self.path),
                 "w",
                 format="matroska" if h264 else "webm",
                 options={
@@ -291,7 +310,10 @@ class _Writer:
                 container_options={"flush_packets": "1"},
             )
         except BaseException:
-            os.close(self._fd)
+            if self.sealed is not None:
+                self.sealed.abandon()
+            else:
+                os.close(self._fd)
             raise
         self.container.metadata["title"] = "EVR call recording"
         self.streams: dict[str, av.stream.Stream] = {}
@@ -334,19 +356,38 @@ class _Writer:
         packet.stream = stream
         packet.is_keyframe = item.keyframe
         self.container.mux(packet)
+        if self.sealed is not None:
+            self.sealed.flush()
         return True
 
     def maybe_fsync(self) -> None:
         if time.monotonic() - self._last_fsync >= FSYNC_EVERY_S:
-            os.fsync(self._fd)
+            if self.sealed is not None:
+                self.sealed.sync()
+            else:
+                os.fsync(self._fd)
             self._last_fsync = time.monotonic()
 
     def close(self) -> None:
+        if self.sealed is not None:
+            try:
+                self.container.close()
+            except BaseException:
+                self.sealed.abandon()
+                raise
+            self.sealed.close()
+            return
         try:
             self.container.close()
         finally:
             os.fsync(self._fd)
             os.close(self._fd)
+
+    def plain_digest(self) -> tuple[str, int] | None:
+        """The SHA-256 and size of the plaintext, taken as written (sealed files only)."""
+        if self.sealed is None:
+            return None
+        return self.sealed.sha256.hexdigest(), self.sealed.size
 
 
 def _sha256(path: Path) -> tuple[str, int]:

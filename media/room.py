@@ -162,18 +162,21 @@ class Room:
         leg.set_state("closed")
         self._emit(leg_id, "closed", reason="left")
 
-    async def start_recording(self, path: str | os.PathLike[str]) -> None:
+    async def start_recording(
+        self, path: str | os.PathLike[str], data_key: bytes | None = None
+    ) -> None:
         """Start writing the call to ``path`` (a ``.webm`` file that must not exist).
 
         An H264 caller is written as Matroska beside it (``.mkv``); ``stop_recording``
-        returns the real path.
+        returns the real path. With a ``data_key`` the file is sealed (media/sealed.py)
+        and the returned SHA-256 is of the plaintext as it was written.
         """
         self._check_open()
         if self._recorder is not None:
             raise RecordingError(f"room {self.room_id!r} is already recording")
         caller = self._first("caller")
         expect_video = caller is None or caller.video_source() is not None
-        self._recorder = Recorder(path, expect_video, self._recording_failed)
+        self._recorder = Recorder(path, expect_video, self._recording_failed, data_key)
         self._route()
         self._emit(None, "recording_started", path=str(path))
 

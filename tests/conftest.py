@@ -103,7 +103,7 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     from appliance.web.app import create_app
 
     prepared = await asyncio.to_thread(prepare, settings)
-    app = create_app(settings, prepared.db)
+    app = create_app(settings, prepared.db, prepared.keyring)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -28,6 +28,7 @@ from appliance.models import Call, CallState, GuestInvite, Recording, Snapshot, 
 from appliance.services import cad, calls, evidence, guests, survey
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
+from appliance.services.keys import Keyring
 from media import IceServer, LegStats, NoVideoError, Room, RoomConfig, RoomEvent, SdpError
 from media.ice import turn_credentials
 from media.workers import RoomProxy, WorkerPool
@@ -81,9 +82,16 @@ class LiveCall:
 
 
 class CallHub:
-    def __init__(self, settings: Settings, db: Database, media: WorkerPool | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        keyring: Keyring,
+        media: WorkerPool | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
+        self.keyring = keyring
         self.media = media
         self.calls: dict[str, LiveCall] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -292,10 +300,10 @@ class CallHub:
             existing = len(calls.recordings_of(session, call))
             path = evidence.recording_path(self.settings.data_dir, call, existing + 1)
             path.parent.mkdir(parents=True, exist_ok=True)
-            recording = evidence.recording_started(session, call, path)
+            recording, data_key = evidence.recording_started(session, self.keyring, call, path)
             live.recording_id = recording.id
         try:
-            await live.room.start_recording(path)
+            await live.room.start_recording(path, data_key)
             metrics.RECORDINGS.labels("started").inc()
         except Exception:
             log.exception("recording did not start", extra={"call": live.public_id})
@@ -304,10 +312,10 @@ class CallHub:
                 call = self._reload(session, live)
                 recording = session.get(Recording, live.recording_id)
                 if recording is not None:
-                    evidence.recording_interrupted(session, call, recording)
+                    evidence.recording_interrupted(session, self.keyring, call, recording)
             live.recording_id = None
 
-    async def _stop_recording(self, live: LiveCall) -> None:
+    async def _stop_recording(self, live: LiveCall, failure_counted: bool = False) -> None:
         if live.recording_id is None or live.room is None:
             return
         recording_id, live.recording_id = live.recording_id, None
@@ -315,18 +323,20 @@ class CallHub:
             info = await live.room.stop_recording()
         except Exception:
             log.exception("recording did not close cleanly", extra={"call": live.public_id})
-            metrics.RECORDINGS.labels("failed").inc()
+            if not failure_counted:
+                metrics.RECORDINGS.labels("failed").inc()
             info = None
         with self.db.session() as session:
             call = self._reload(session, live)
             recording = session.get(Recording, recording_id)
             assert recording is not None
             if info is None:
-                evidence.recording_interrupted(session, call, recording)
+                evidence.recording_interrupted(session, self.keyring, call, recording)
             else:
                 recording.path = info.path  # an H264 caller is recorded as .mkv, not .webm
                 evidence.recording_finished(
                     session,
+                    self.keyring,
                     call,
                     recording,
                     duration_s=info.duration_s,
@@ -336,6 +346,16 @@ class CallHub:
                     sha256=info.sha256,
                 )
                 metrics.RECORDING_BYTES.inc(info.size_bytes)
+
+    async def _recording_cut_short(self, live: LiveCall) -> None:
+        """The recorder stopped (a full disk, a write error) while the call goes on: keep
+        what was sealed, mark it incomplete, raise the alert metric."""
+        async with live.lock:
+            if live.recording_id is None:
+                return
+            log.error("recording cut short; the call goes on", extra={"call": live.public_id})
+            await self._stop_recording(live, failure_counted=True)
+            metrics.RECORDINGS_INCOMPLETE.inc()
 
     async def _end(self, live: LiveCall, actor: Actor, reason: str) -> None:
         await self._stop_recording(live)
@@ -400,9 +420,7 @@ class CallHub:
         def keep() -> Snapshot:
             with self.db.session() as session:
                 call = self._reload(session, live)
-                return evidence.store_snapshot(
-                    session, self.settings.data_dir, call, user, jpeg, source
-                )
+                return evidence.store_snapshot(session, self.keyring, call, user, jpeg, source)
 
         snapshot = await asyncio.to_thread(keep)
         await self._broadcast(
@@ -531,6 +549,9 @@ class CallHub:
             metrics.ICE_FAILURES.inc()
         elif event.kind == "recording_failed":
             metrics.RECORDINGS.labels("failed").inc()
+            cut = asyncio.get_running_loop().create_task(self._recording_cut_short(live))
+            self._background.add(cut)
+            cut.add_done_callback(self._background.discard)
         elif (
             event.kind == "connected"
             and event.leg_id == HANDLER

@@ -29,6 +29,7 @@ from appliance.models.evaluation import (
     TrialAllocation,
     TrialBlock,
 )
+from appliance.models.evidence import EvidenceFile, FileKind, FileStatus
 from appliance.models.guests import GUEST_ROLES, GuestInvite
 from appliance.models.incidents import Incident
 from appliance.models.messages import PURPOSES, UNSENT_STATES, MessageStatus, OutboundMessage
@@ -76,6 +77,9 @@ __all__ = [
     "DashAssessment",
     "DeliveryState",
     "Disclosure",
+    "EvidenceFile",
+    "FileKind",
+    "FileStatus",
     "GuestInvite",
     "Incident",
     "IncidentNote",

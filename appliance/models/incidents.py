@@ -42,6 +42,7 @@ class Incident(SQLModel, table=True):
     outcome_by_id: int | None = Field(default=None, foreign_key="users.id")
     outcome_at: datetime | None = time_field()
     closed_at: datetime | None = time_field()
+    minimised_at: datetime | None = time_field()  # personal data removed (retention)
     # The first page the caller's link showed, and how long after the incident was made.
     caller_first_screen_at: datetime | None = time_field()
     caller_first_screen_seconds: float | None = None

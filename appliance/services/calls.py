@@ -36,6 +36,7 @@ from appliance.models import (
 )
 from appliance.services import audit, evidence, messages, trial
 from appliance.services.audit import Actor
+from appliance.services.keys import Keyring
 
 NOTICE_VERSION = "2026-11-v1"
 # What a link asks of the caller. Every kind has a Call row: it carries the link's
@@ -485,7 +486,7 @@ def recordings_of(session: Session, call: Call) -> list[Recording]:
     )
 
 
-def recover_interrupted(session: Session) -> list[Call]:
+def recover_interrupted(session: Session, keyring: Keyring) -> list[Call]:
     """At start-up: calls that were live when the process died are failed; their
     partial recordings are kept, measured and hashed."""
     interrupted = list(
@@ -498,7 +499,7 @@ def recover_interrupted(session: Session) -> list[Call]:
     for call in interrupted:
         for recording in recordings_of(session, call):
             if recording.status == "recording":
-                evidence.recording_interrupted(session, call, recording)
+                evidence.recording_interrupted(session, keyring, call, recording)
         fail(session, call, "appliance_restarted")
     return interrupted
 

@@ -1,23 +1,25 @@
 """Snapshots and recordings kept on the box, each with the SHA-256 of what was written.
 
-Files are written to a temporary name, flushed to disk and renamed, so a crash or a
-full disk never leaves a half-written file under an evidence name, and the database
-row is added only once the file is whole.
+Both are sealed (services/sealing.py): a snapshot is sealed to a temporary name and
+renamed, so a crash or a full disk never leaves a half-written file under an evidence
+name; a recording is sealed chunk by chunk by the recorder with the data key its
+``EvidenceFile`` row wraps.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 
 import av
 from sqlmodel import Session
 
-from appliance.models import Call, Recording, Snapshot, User, utcnow
-from appliance.services import audit
+from appliance.models import Call, FileKind, FileStatus, Recording, Snapshot, User, utcnow
+from appliance.services import audit, sealing
 from appliance.services.audit import Actor
+from appliance.services.keys import Keyring
+from media.sealed import PlainView, SealedError
 
 CHUNK = 1024 * 1024
 
@@ -30,28 +32,6 @@ def call_dir(data_dir: Path, call: Call) -> Path:
     return data_dir / "calls" / call.public_id
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with partial.open("wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        partial.replace(path)
-    except OSError:
-        partial.unlink(missing_ok=True)
-        raise
-
-
 def image_size(jpeg: bytes) -> tuple[int, int]:
     """Width and height, read by decoding it: a check that the still is really an image."""
     with av.open(io.BytesIO(jpeg), format="mjpeg") as container:
@@ -60,14 +40,14 @@ def image_size(jpeg: bytes) -> tuple[int, int]:
 
 
 def store_snapshot(
-    session: Session, data_dir: Path, call: Call, user: User, jpeg: bytes, source: str
+    session: Session, keyring: Keyring, call: Call, user: User, jpeg: bytes, source: str
 ) -> Snapshot:
     width, height = image_size(jpeg)
-    folder = call_dir(data_dir, call) / "snapshots"
+    folder = call_dir(keyring.data_dir, call) / "snapshots"
     taken_at = utcnow()
     path = folder / f"{taken_at:%Y%m%dT%H%M%S%f}Z.jpg"
     try:
-        write_atomically(path, jpeg)
+        sealing.seal_bytes(session, keyring, path, jpeg, FileKind.SNAPSHOT, call.incident_id)
     except OSError as exc:
         raise EvidenceError(f"the snapshot could not be saved: {exc.strerror}") from exc
     snapshot = Snapshot(
@@ -97,10 +77,14 @@ def recording_path(data_dir: Path, call: Call, started: int) -> Path:
     return call_dir(data_dir, call) / f"recording-{started}.webm"
 
 
-def recording_started(session: Session, call: Call, path: Path) -> Recording:
+def recording_started(
+    session: Session, keyring: Keyring, call: Call, path: Path
+) -> tuple[Recording, bytes]:
+    """The recording's row and the data key the recorder seals it with."""
     recording = Recording(call_id=call.id or 0, path=str(path))
     session.add(recording)
     session.flush()
+    _, data_key = sealing.begin(session, keyring, path, FileKind.RECORDING, call.incident_id)
     audit.record(
         session,
         Actor(audit.SYSTEM),
@@ -109,11 +93,12 @@ def recording_started(session: Session, call: Call, path: Path) -> Recording:
         object_id=call.public_id,
         detail={"recording": recording.id},
     )
-    return recording
+    return recording, data_key
 
 
 def recording_finished(
     session: Session,
+    keyring: Keyring,
     call: Call,
     recording: Recording,
     *,
@@ -131,6 +116,11 @@ def recording_finished(
     recording.size_bytes = size_bytes
     recording.sha256 = sha256
     session.add(recording)
+    file = sealing.file_at(session, keyring, Path(recording.path).with_suffix(".webm"))
+    if file is not None:
+        sealing.finish(
+            session, file, sha256, size_bytes, path=sealing.relative(keyring, Path(recording.path))
+        )
     audit.record(
         session,
         Actor(audit.SYSTEM),
@@ -141,15 +131,35 @@ def recording_finished(
     )
 
 
-def recording_interrupted(session: Session, call: Call, recording: Recording) -> None:
-    """Keep what was written before a crash, measured and hashed."""
-    path = Path(recording.path)
+def recording_interrupted(
+    session: Session, keyring: Keyring, call: Call, recording: Recording
+) -> None:
+    """Keep what was written before a crash or a full disk, measured and hashed."""
     recording.status = "partial"
     recording.ended_at = utcnow()
-    if path.is_file():
-        recording.size_bytes = path.stat().st_size
-        recording.sha256 = sha256_of(path)
-        recording.duration_s = _playable_duration(path)
+    file = sealing.file_at(session, keyring, Path(recording.path).with_suffix(".webm"))
+    if file is not None:
+        file.status = FileStatus.INCOMPLETE.value
+        for suffix in (".webm", ".mkv"):
+            candidate = Path(recording.path).with_suffix(suffix)
+            if candidate.is_file():
+                recording.path = str(candidate)
+                file.path = sealing.relative(keyring, candidate)
+        if (keyring.data_dir / file.path).is_file():
+            try:
+                with sealing.reader(keyring, file) as opened:
+                    recording.sha256 = opened.sha256()
+                    recording.size_bytes = opened.size
+                    recording.duration_s = _playable_duration(PlainView(opened))
+                sealing.finish(
+                    session,
+                    file,
+                    recording.sha256,
+                    recording.size_bytes or 0,
+                    FileStatus.INCOMPLETE,
+                )
+            except SealedError:
+                pass
     session.add(recording)
     audit.record(
         session,
@@ -165,11 +175,11 @@ def recording_interrupted(session: Session, call: Call, recording: Recording) ->
     )
 
 
-def _playable_duration(path: Path) -> float | None:
+def _playable_duration(source: PlainView) -> float | None:
     """How far the file really plays: the last packet that demuxes."""
     try:
         last = 0.0
-        with av.open(str(path)) as container:
+        with av.open(source) as container:
             for packet in container.demux():
                 if packet.pts is not None and packet.time_base is not None:
                     last = max(last, float(packet.pts * packet.time_base))

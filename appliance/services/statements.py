@@ -18,10 +18,10 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from sqlmodel import Session, col, select
 
-from appliance.models import Call, Incident, Statement, StatementState, User, utcnow
-from appliance.services import audit
+from appliance.models import Call, FileKind, Incident, Statement, StatementState, User, utcnow
+from appliance.services import audit, sealing
 from appliance.services.audit import Actor
-from appliance.services.evidence import write_atomically
+from appliance.services.keys import Keyring
 
 MAX_SIGNATURE_BYTES = 512 * 1024
 MAX_SIGNATURE_SIDE = 2000
@@ -247,7 +247,7 @@ def statement_dir(data_dir: Path, incident: Incident) -> Path:
 
 def sign(
     session: Session,
-    data_dir: Path,
+    keyring: Keyring,
     call: Call,
     statement_id: int,
     signed_name: str,
@@ -255,7 +255,8 @@ def sign(
     source: str,
     officer_name: str = "",
 ) -> Statement:
-    """Sign, render the PDF, keep both files with their hashes; refused if signed already."""
+    """Sign, render the PDF, keep both files sealed with their hashes (docs/evidence.md);
+    refused if signed already."""
     from appliance.services.statement_pdf import render  # fpdf2 is only loaded to sign
 
     statement = _waiting(session, call, statement_id)
@@ -277,14 +278,17 @@ def sign(
         signature_png,
         officer_name or (officer.display_name if officer else ""),
     )
-    folder = statement_dir(data_dir, incident)
+    folder = statement_dir(keyring.data_dir, incident)
     signature_path = folder / f"statement-v{statement.version}-signature.png"
     pdf_path = folder / f"statement-v{statement.version}.pdf"
+    written: list[Path] = []
     try:
-        write_atomically(signature_path, signature_png)
-        write_atomically(pdf_path, pdf)
+        for path, data in ((signature_path, signature_png), (pdf_path, pdf)):
+            sealing.seal_bytes(session, keyring, path, data, FileKind.STATEMENT, incident.id or 0)
+            written.append(path)
     except OSError as exc:
-        signature_path.unlink(missing_ok=True)
+        for path in written:
+            path.unlink(missing_ok=True)
         raise StatementNotKept(
             "the box could not keep your signed statement just now; please try again"
         ) from exc

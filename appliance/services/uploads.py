@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import secrets
 import unicodedata
 import urllib.parse
@@ -24,9 +23,11 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from appliance.config import Settings
-from appliance.models import Call, Invite, UploadedItem, utcnow
-from appliance.services import audit, calls
+from appliance.models import Call, FileKind, Invite, UploadedItem, utcnow
+from appliance.services import audit, calls, sealing
 from appliance.services.audit import Actor
+from appliance.services.keys import Keyring
+from media.sealed import PlainView, SealedError, SealedReader, SealedWriter, new_data_key
 
 # Detected type -> the extension the evidence file gets (never the caller's own).
 ACCEPTED = {
@@ -88,6 +89,7 @@ class Received:
     detected_type: str
     size_bytes: int
     sha256: str
+    data_key: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -143,14 +145,14 @@ def _refuse_total(name: str, size: int, limits: Limits, left: int) -> UploadRefu
     )
 
 
-def check_content(path: Path, detected: str, name: str) -> None:
+def check_content(path: Path, detected: str, name: str, data_key: bytes) -> None:
     """Open what the magic bytes promised with PyAV: a video must demux with a video
     stream in the right container, a JPEG or PNG must decode. HEIC/HEIF is taken on
     its magic bytes (PyAV does not read it here)."""
     if detected in ("image/heic", "image/heif"):
         return
     try:
-        with av.open(str(path)) as container:
+        with SealedReader(path, data_key) as sealed, av.open(PlainView(sealed)) as container:
             streams = container.streams.video
             if not streams:
                 raise _refuse_type(name)
@@ -161,7 +163,7 @@ def check_content(path: Path, detected: str, name: str) -> None:
                 raise _refuse_type(name)
             else:
                 next(container.decode(video=0))
-    except (av.FFmpegError, StopIteration, OSError, UnicodeDecodeError) as exc:
+    except (av.FFmpegError, StopIteration, OSError, UnicodeDecodeError, SealedError) as exc:
         raise _refuse_type(name) from exc
 
 
@@ -212,7 +214,8 @@ async def receive(
     size = 0
     head = b""
     detected: str | None = None
-    out = await asyncio.to_thread(temp.open, "xb")
+    data_key = new_data_key()
+    out = await asyncio.to_thread(SealedWriter, temp, data_key)
     try:
         with out:
             async for chunk in chunks:
@@ -237,18 +240,17 @@ async def receive(
                 detected = sniff(head) if size else None
                 if not detected:
                     raise _refuse_type(name)
-            out.flush()
-            await asyncio.to_thread(os.fsync, out.fileno())
-        await asyncio.to_thread(check_content, temp, detected, name)
+        await asyncio.to_thread(check_content, temp, detected, name, data_key)
     except BaseException:
-        out.close()
+        out.abandon()
         await asyncio.to_thread(temp.unlink, missing_ok=True)
         raise
-    return Received(temp, name, detected, size, digest.hexdigest())
+    return Received(temp, name, detected, size, digest.hexdigest(), data_key)
 
 
 def keep(
     session: Session,
+    keyring: Keyring,
     call: Call,
     invite: Invite,
     received: Received,
@@ -292,6 +294,16 @@ def keep(
     )
     session.add(item)
     session.flush()
+    sealing.adopt(
+        session,
+        keyring,
+        final,
+        received.data_key,
+        FileKind.UPLOAD,
+        invite.incident_id,
+        received.sha256,
+        received.size_bytes,
+    )
     audit.record(
         session,
         Actor("caller", source),

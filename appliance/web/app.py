@@ -17,6 +17,9 @@ from appliance.live.hub import CallHub
 from appliance.notify.cad import CadSender
 from appliance.notify.dispatcher import Dispatcher
 from appliance.notify.loop import PollingTask
+from appliance.purger import Purger
+from appliance.services import keys as evidence_keys
+from appliance.services.keys import Keyring
 from appliance.web import (
     admin,
     api,
@@ -29,6 +32,7 @@ from appliance.web import (
     caller_statement,
     collect,
     console,
+    evidence,
     guests,
     health,
     home,
@@ -69,9 +73,16 @@ def _free_bytes(path: Path) -> float:
 
 
 def create_app(
-    settings: Settings, db: Database, media: WorkerPool | None = None
+    settings: Settings,
+    db: Database,
+    keyring: Keyring | None = None,
+    media: WorkerPool | None = None,
 ) -> web.Application:
-    """The web application; ``media`` replaces the worker pool the settings ask for."""
+    """``keyring`` comes from start-up (server.prepare); tests may leave it to be opened
+    here. ``media`` replaces the worker pool the settings ask for."""
+    if keyring is None:
+        with db.session() as session:
+            keyring = evidence_keys.open_keyring(settings, session)
     app = web.Application(
         middlewares=[middleware.observe, middleware.authenticate],
         client_max_size=MAX_REQUEST_BYTES,
@@ -80,7 +91,8 @@ def create_app(
     app[keys.DB] = db
     if media is None and settings.media_workers > 0:
         media = WorkerPool(settings.media_workers)
-    app[keys.HUB] = hub = CallHub(settings, db, media)
+    app[keys.KEYRING] = keyring
+    app[keys.HUB] = hub = CallHub(settings, db, keyring, media)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
@@ -106,6 +118,7 @@ def create_app(
         collect,
         api,
         board,
+        evidence,
         rvr,
         survey,
         report,
@@ -120,6 +133,9 @@ def create_app(
     app[keys.DISPATCHER] = dispatcher = Dispatcher.from_settings(settings, db)
     app.on_startup.append(lambda _app: dispatcher.start())
     app.on_cleanup.append(lambda _app: dispatcher.stop())
+    purger = Purger(settings, db, keyring)
+    app.on_startup.append(lambda _app: purger.start())
+    app.on_cleanup.append(lambda _app: purger.stop())
     sender = CadSender.from_settings(settings, db)
     app[keys.CAD] = sender or PollingTask(interval_s=3600, batch=1)
     hub.cad_poke = app[keys.CAD].poke

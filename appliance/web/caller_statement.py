@@ -117,7 +117,13 @@ async def sign(request: web.Request) -> web.StreamResponse:
         with request.app[keys.DB].session() as session:
             call = _call(request, session)
             statement = statements.sign(
-                session, settings.data_dir, call, statement_id, name, png, source_of(request)
+                session,
+                request.app[keys.KEYRING],
+                call,
+                statement_id,
+                name,
+                png,
+                source_of(request),
             )
             view, public_id = officer_view(statement), call.public_id
             cad.queue_event(

@@ -192,7 +192,9 @@ def _keep(
             invite = session.get(Invite, call.invite_id)
             assert invite is not None
             try:
-                item, spent = uploads.keep(session, call, invite, received, limits, source)
+                item, spent = uploads.keep(
+                    session, request.app[keys.KEYRING], call, invite, received, limits, source
+                )
                 final = Path(item.path)
             except UploadRefused as refusal:
                 uploads.record_refusal(session, call, refusal, source)

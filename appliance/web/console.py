@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aiohttp_jinja2
 from aiohttp import web
 from sqlmodel import Session
 
 from appliance.live.hub import HANDLER, Participant
 from appliance.models import GUEST_ROLES, THRIVE_PARTS, THRIVE_RATINGS, Call, Incident, Snapshot
-from appliance.services import calls, guests, incidents, officer, statements
+from appliance.services import calls, custody, guests, incidents, officer, sealing, statements
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.evidence import EvidenceError
@@ -23,6 +21,7 @@ from appliance.web.access import (
     requires,
     source_of,
 )
+from appliance.web.evidence import stream_file
 from appliance.web.incidents import STAFF, incident_for
 from appliance.web.rvr import console_context as rvr_console_context
 
@@ -140,12 +139,20 @@ async def take_snapshot(request: web.Request) -> web.StreamResponse:
 @routes.get("/calls/{public_id}/snapshots/{snapshot_id:\\d+}", name="snapshot")
 @requires(*STAFF)
 async def snapshot_file(request: web.Request) -> web.StreamResponse:
+    """A snapshot, decrypted for the handler's page (audited as a view)."""
+    keyring = request.app[keys.KEYRING]
     with request.app[keys.DB].session() as session:
         call, _ = call_for(request, session)
         snapshot = session.get(Snapshot, int(request.match_info["snapshot_id"]))
         if snapshot is None or snapshot.call_id != call.id:
             raise web.HTTPNotFound()
-    return web.FileResponse(Path(snapshot.path), headers={"Content-Type": "image/jpeg"})
+        file = sealing.file_at(session, keyring, snapshot.path)
+        if file is None:
+            raise web.HTTPNotFound()
+        custody.accessed(
+            session, Actor(current_user(request).username, source_of(request)), "viewed", file
+        )
+    return await stream_file(request, file)
 
 
 @routes.post("/calls/{public_id}/end", name="call_end")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -19,6 +18,7 @@ from appliance.services import (
     messages,
     officer,
     rvr,
+    sealing,
     statements,
     trial,
     uploads,
@@ -29,6 +29,7 @@ from appliance.services.incidents import Filters, IncidentError
 from appliance.services.messages import MessageError
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, requires, source_of
+from appliance.web.evidence import stream_file
 
 routes = web.RouteTableDef()
 STAFF = (Role.HANDLER, Role.SUPERVISOR)
@@ -261,16 +262,10 @@ async def upload_file(request: web.Request) -> web.StreamResponse:
         if item is None or item.incident_id != incident_id:
             raise web.HTTPNotFound(text="There is no such upload on this incident.")
         uploads.opened_by_staff(session, _actor(request), item)
-    path = Path(item.path)
-    disposition = "inline" if request.query.get("view") == "1" else "attachment"
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": item.detected_type,
-            "Content-Disposition": f'{disposition}; filename="upload-{item.id}'
-            f'{uploads.ACCEPTED[item.detected_type]}"',
-        },
-    )
+        file = sealing.file_at(session, request.app[keys.KEYRING], item.path)
+        if file is None:
+            raise web.HTTPNotFound(text="There is no such upload on this incident.")
+    return await stream_file(request, file, inline=request.query.get("view") == "1")
 
 
 @routes.post(

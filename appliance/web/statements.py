@@ -6,7 +6,6 @@ tell the live call, so the other page updates without a reload.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -14,11 +13,12 @@ from multidict import MultiDictProxy
 from sqlmodel import Session
 
 from appliance.models import Call, Incident, Statement
-from appliance.services import audit, calls, statements
+from appliance.services import audit, calls, sealing, statements
 from appliance.services.incidents import IncidentError
 from appliance.services.statements import StatementError, Witness
 from appliance.web import keys
 from appliance.web.access import current_user, requires
+from appliance.web.evidence import stream_file
 from appliance.web.incidents import STAFF, incident_for
 from appliance.web.officer import act, actor_of
 
@@ -192,13 +192,7 @@ async def pdf(request: web.Request) -> web.StreamResponse:
             object_id=incident.cad_reference,
             detail={"statement": statement.id, "version": statement.version},
         )
-        path, version = Path(statement.pdf_path), statement.version  # 404 if the file is gone
-        reference = incident.cad_reference.replace("/", "_")
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": "application/pdf",
-            "Content-Disposition": f'inline; filename="statement-{reference}-v{version}.pdf"',
-            "Cache-Control": "no-store",
-        },
-    )
+        file = sealing.file_at(session, request.app[keys.KEYRING], statement.pdf_path)
+        if file is None:
+            raise web.HTTPNotFound(text="The signed statement's file is not kept on this box.")
+    return await stream_file(request, file)

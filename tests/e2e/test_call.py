@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.conftest import Appliance, media_context
+from tests.support.evidence import a_video_frame, files_containing, opened_in
 
 pytestmark = pytest.mark.e2e
 
@@ -132,10 +134,23 @@ def test_a_recorded_video_call_from_link_to_end(
 
     recordings = list((appliance.data_dir / "calls").glob("*/recording-*.webm"))
     assert len(recordings) == 1, appliance.log_tail()
-    assert_playable(recordings[0], call_seconds)
+    plain = opened_in(appliance.data_dir, recordings[0])
+    assert_playable(plain, call_seconds)
+
+    # Nothing under the data dir holds a recorded frame or the snapshot in clear.
+    still = handler.request.get(appliance.base_url + snapshot.get_attribute("src")).body()
+    for pattern in (a_video_frame(plain), still[len(still) // 2 :][:64], plain[:32]):
+        assert files_containing(appliance.data_dir, pattern) == [], pattern[:16]
 
 
-def assert_playable(path: Path, call_seconds: float) -> None:
+def assert_playable(plain: bytes, call_seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "plain.webm"
+        path.write_bytes(plain)
+        _assert_playable(path, call_seconds)
+
+
+def _assert_playable(path: Path, call_seconds: float) -> None:
     with av.open(str(path)) as container:
         video = container.streams.video
         audio = container.streams.audio

@@ -4,6 +4,7 @@ marks the call failed and keeps the partial recording, hashed."""
 from __future__ import annotations
 
 import hashlib
+import io
 import signal
 import sqlite3
 import time
@@ -20,6 +21,7 @@ from tests.e2e.test_call import (
     new_link,
     wait_rising,
 )
+from tests.support.evidence import opened_in
 from tests.support.process import OutputDrain, start_serve, wait_healthy
 
 pytestmark = pytest.mark.e2e
@@ -43,13 +45,16 @@ def test_a_killed_appliance_keeps_the_recording_and_fails_the_call(
         phone.close()
 
     [recording] = list((appliance.data_dir / "calls").glob("*/recording-*.webm"))
-    with av.open(str(recording)) as container:
+    plain = opened_in(appliance.data_dir, recording)  # sealed: only whole chunks, unfinished
+    assert plain[:32] not in recording.read_bytes()
+    source = io.BytesIO(plain)
+    with av.open(source) as container:
         assert container.streams.video and container.streams.audio
         last = 0.0
         for packet in container.demux():
             if packet.pts is not None:
                 last = max(last, float(packet.pts * packet.time_base))
-        decoded = sum(1 for _ in av.open(str(recording)).decode(video=0))
+    decoded = sum(1 for _ in av.open(io.BytesIO(plain)).decode(video=0))
     assert decoded > 10
     assert killed_after - last < 4.0, (last, killed_after)
 
@@ -69,6 +74,6 @@ def test_a_killed_appliance_keeps_the_recording_and_fails_the_call(
         appliance.process, appliance.output = restarted, restarted_output
     assert (state, reason) == ("failed", "appliance_restarted")
     assert status == "partial"
-    assert sha256 == hashlib.sha256(recording.read_bytes()).hexdigest()
-    assert size == recording.stat().st_size
+    assert sha256 == hashlib.sha256(plain).hexdigest()
+    assert size == len(plain)
     expect(handler.locator("#call-state")).not_to_have_text("connected", timeout=20_000)

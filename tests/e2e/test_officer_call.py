@@ -21,6 +21,7 @@ from pypdf import PdfReader
 from tests.e2e.conftest import Appliance, media_context, running_appliance, signed_in_handler
 from tests.e2e.test_call import admit_first_waiting, caller_joins, new_link
 from tests.support.cad_receiver import CadReceiver, signature
+from tests.support.evidence import opened_in
 
 pytestmark = pytest.mark.e2e
 CAD_SECRET = "wessex-cad-shared-secret-of-32-chars+"
@@ -146,7 +147,7 @@ def test_thrive_a_signed_statement_and_the_outcome_to_cad(
     assert "Jane Marple" in text and "grey hoodie" in text
     assert content_sha256 in text.replace(" ", "")
     [image] = [image for p in reader.pages for image in p.images]
-    with Image.open(signature_path) as drawn:
+    with Image.open(io.BytesIO(opened_in(appliance.data_dir, signature_path))) as drawn:
         signed = drawn.convert("LA")
     assert image.image.size == signed.size
     inked = sum(1 for lum, alpha in signed.get_flattened_data() if alpha > 128 and lum < 160)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,9 +12,11 @@ from sqlmodel import select
 
 from appliance.db import Database
 from appliance.models import AuditEvent, Call, CallState, Incident, Invite, Role, User, utcnow
-from appliance.services import accounts, calls, evidence, incidents
+from appliance.services import accounts, calls, evidence, incidents, sealing
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError, Consent, LinkProblem
+from appliance.services.keys import Keyring
+from media.sealed import SealedWriter
 
 HANDLER = Actor("pc1", "10.1.1.1")
 DAY = timedelta(hours=24)
@@ -182,23 +185,31 @@ def test_calls_live_at_a_crash_are_failed_and_partial_recordings_hashed(
     db: Database, incident: Incident, handler: User, tmp_path: Path
 ) -> None:
     call, token = _invite(db, incident, handler)
+    keyring = Keyring(os.urandom(32), tmp_path)
     partial = tmp_path / "recording-1.webm"
-    partial.write_bytes(b"not really a webm, but bytes that were written")
+    written = b"not really a webm, but bytes that were written"
     with db.session() as session:
         call = calls.open_link(session, token, PHONE_A, "")
         calls.record_consent(session, call, Consent(True, True, False), PHONE_A, "")
         calls.caller_waiting(session, call, "")
         calls.admit(session, call, handler, "")
-        evidence.recording_started(session, call, partial)
+        _, data_key = evidence.recording_started(session, keyring, call, partial)
+    crashed = SealedWriter(partial, data_key)
+    crashed.write(written)
+    crashed.flush()
+    crashed.abandon()  # no final chunk, as after a SIGKILL
     with db.session() as session:
-        failed = calls.recover_interrupted(session)
+        failed = calls.recover_interrupted(session, keyring)
         assert [c.public_id for c in failed] == [call.public_id]
         call = session.get(Call, call.id)
         assert call.state == CallState.FAILED and call.end_reason == "appliance_restarted"
         recording = calls.recordings_of(session, call)[0]
         assert recording.status == "partial"
-        assert recording.sha256 == hashlib.sha256(partial.read_bytes()).hexdigest()
-        assert recording.size_bytes == partial.stat().st_size
+        assert recording.sha256 == hashlib.sha256(written).hexdigest()
+        file = sealing.file_at(session, keyring, partial)
+        assert file is not None and file.status == "incomplete"
+        assert file.sha256 == recording.sha256 and file.size_bytes == len(written)
+        assert recording.size_bytes == len(written)  # of the plaintext
     assert {"recording.partial", "call.failed"} <= set(_actions(db))
 
 

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import AuditEvent, Call, Incident, Role, Statement, User
-from appliance.services import calls, statements
+from appliance.services import calls, keys, statements
 from appliance.services.audit import Actor
 from appliance.services.calls import Consent
 from appliance.services.statements import (
@@ -27,6 +27,7 @@ from appliance.services.statements import (
     StatementNotKept,
     Witness,
 )
+from tests.support.evidence import opened
 from tests.support.staff import add_incident, add_user
 
 DEVICE = "d" * 64
@@ -90,14 +91,20 @@ def test_signed_statement_becomes_a_pdf_with_signature_and_hash(
     with db.session() as session:
         _, incident, call = _load(session, scene)
         signed = statements.sign(
-            session, settings.data_dir, call, statement_id, " Jane  Marple ", png, "test"
+            session,
+            keys.open_keyring(settings, session),
+            call,
+            statement_id,
+            " Jane  Marple ",
+            png,
+            "test",
         )
         reference = incident.cad_reference
 
     assert signed.state == "signed" and signed.signed_name == "Jane Marple"
-    pdf_bytes = Path(signed.pdf_path).read_bytes()
+    pdf_bytes = opened(settings, db, signed.pdf_path)
     assert hashlib.sha256(pdf_bytes).hexdigest() == signed.pdf_sha256
-    assert Path(signed.signature_path).read_bytes() == png
+    assert opened(settings, db, signed.signature_path) == png
 
     # The content hash, rebuilt here from the stored fields as docs/statements.md says.
     assert signed.signed_at is not None
@@ -137,23 +144,36 @@ def test_signing_twice_is_refused_and_the_first_signature_stands(
     with db.session() as session:
         _, _, call = _load(session, scene)
         first = statements.sign(
-            session, settings.data_dir, call, statement_id, "Jane Marple", signature_png(), "t"
+            session,
+            keys.open_keyring(settings, session),
+            call,
+            statement_id,
+            "Jane Marple",
+            signature_png(),
+            "t",
         )
         first_pdf, first_hash = first.pdf_sha256, first.content_sha256
     with db.session() as session, pytest.raises(StatementConflict, match="already signed"):
         _, _, call = _load(session, scene)
         statements.sign(
-            session, settings.data_dir, call, statement_id, "Someone Else", signature_png(300), "t"
+            session,
+            keys.open_keyring(settings, session),
+            call,
+            statement_id,
+            "Someone Else",
+            signature_png(300),
+            "t",
         )
     with db.session() as session:
         statement = session.get(Statement, statement_id)
         assert statement and statement.signed_name == "Jane Marple"
         assert (statement.pdf_sha256, statement.content_sha256) == (first_pdf, first_hash)
-        assert hashlib.sha256(Path(statement.pdf_path).read_bytes()).hexdigest() == first_pdf
+        pdf_path = statement.pdf_path
         signed_events = session.exec(
             select(AuditEvent).where(AuditEvent.action == "statement.signed")
         ).all()
         assert len(signed_events) == 1
+    assert hashlib.sha256(opened(settings, db, pdf_path)).hexdigest() == first_pdf
 
 
 def test_editing_a_signed_statement_is_refused_and_a_new_version_is_made_instead(
@@ -164,7 +184,13 @@ def test_editing_a_signed_statement_is_refused_and_a_new_version_is_made_instead
     with db.session() as session:
         _, _, call = _load(session, scene)
         statements.sign(
-            session, settings.data_dir, call, statement_id, "Jane Marple", signature_png(), "t"
+            session,
+            keys.open_keyring(settings, session),
+            call,
+            statement_id,
+            "Jane Marple",
+            signature_png(),
+            "t",
         )
     with db.session() as session, pytest.raises(StatementConflict, match="start a new version"):
         officer, incident, call = _load(session, scene)
@@ -217,7 +243,9 @@ def test_a_bad_signature_is_refused_and_the_statement_waits(
     statement_id = _write_and_send(db, scene, settings)
     with db.session() as session, pytest.raises(StatementError, match=message):
         _, _, call = _load(session, scene)
-        statements.sign(session, settings.data_dir, call, statement_id, name, png, "t")
+        statements.sign(
+            session, keys.open_keyring(settings, session), call, statement_id, name, png, "t"
+        )
     with db.session() as session:
         statement = session.get(Statement, statement_id)
         assert statement and statement.state == "sent" and not statement.pdf_path
@@ -235,7 +263,13 @@ def test_the_caller_can_ask_for_changes_and_then_the_officer_resends(
     with db.session() as session, pytest.raises(StatementConflict, match="changing"):
         _, _, call = _load(session, scene)
         statements.sign(
-            session, settings.data_dir, call, statement_id, "Jane Marple", signature_png(), "t"
+            session,
+            keys.open_keyring(settings, session),
+            call,
+            statement_id,
+            "Jane Marple",
+            signature_png(),
+            "t",
         )
     with db.session() as session:
         officer, incident, call = _load(session, scene)
@@ -270,7 +304,13 @@ def test_a_full_disk_while_signing_keeps_nothing_half_done_and_the_caller_can_si
         with db.session() as session, pytest.raises(StatementNotKept, match="try again"):
             _, _, call = _load(session, scene)
             statements.sign(
-                session, settings.data_dir, call, statement_id, "Jane Marple", signature_png(), "t"
+                session,
+                keys.open_keyring(settings, session),
+                call,
+                statement_id,
+                "Jane Marple",
+                signature_png(),
+                "t",
             )
         assert sorted(p.name for p in folder.iterdir()) == ["filler"]
         with db.session() as session:
@@ -280,7 +320,13 @@ def test_a_full_disk_while_signing_keeps_nothing_half_done_and_the_caller_can_si
         with db.session() as session:
             _, _, call = _load(session, scene)
             signed = statements.sign(
-                session, settings.data_dir, call, statement_id, "Jane Marple", signature_png(), "t"
+                session,
+                keys.open_keyring(settings, session),
+                call,
+                statement_id,
+                "Jane Marple",
+                signature_png(),
+                "t",
             )
             assert signed.state == "signed" and Path(signed.pdf_path).exists()
     finally:

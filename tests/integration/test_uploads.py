@@ -16,6 +16,7 @@ from appliance.services import calls, uploads
 from appliance.services.audit import Actor
 from tests.conftest import LiveServer
 from tests.support import media_files
+from tests.support.evidence import files_containing, opened
 from tests.support.http import FormClient
 from tests.support.staff import PASSWORD, add_incident, add_user
 
@@ -104,7 +105,8 @@ async def test_a_real_photo_and_video_are_stored_hashed_and_audited(
     assert items[1].original_name == "clip.mp4"  # no folders from the caller
     for item, data in zip(items, (photo, video), strict=True):
         path = Path(item.path)
-        assert path.read_bytes() == data
+        assert opened(live_server.settings, live_server.db, path) == data
+        assert files_containing(live_server.settings.data_dir, data[len(data) // 2 :][:64]) == []
         assert path.parent == uploads.uploads_dir(live_server.settings.data_dir, incident.id)
     assert not [p for p in _leftovers(live_server, incident) if p.name.startswith(".")]
     received = [d for a, d in _actions(live_server) if a == "upload.received"]

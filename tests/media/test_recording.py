@@ -3,11 +3,6 @@
 import asyncio
 import hashlib
 import io
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +12,7 @@ import pytest
 from media import RecordingError, Room
 from tests.media.conftest import Events
 from tests.media.recording import decode_file
+from tests.media.sigkill_call import record_until_killed
 from tests.media.support import Client, connect, until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,27 +75,7 @@ async def test_recording_refuses_bad_paths(room: Room, tmp_path: Path) -> None:
 def test_sigkill_leaves_a_playable_file(tmp_path: Path, who: str) -> None:
     path = tmp_path / "killed.webm"
     extra = ["--caller-only"] if who == "caller only" else []
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.media.sigkill_call", str(path), *extra],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, "the call process exited before recording"
-        started = json.loads(line)["recording_started"]
-        time.sleep(max(0.0, started + 4.0 - time.time()))
-        proc.send_signal(signal.SIGKILL)
-        killed = time.time()
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    started, killed = record_until_killed(path, *extra)
     print(f"recorded {killed - started:.2f}s before SIGKILL")
 
     decoded = decode_file(str(path))

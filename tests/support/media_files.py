@@ -36,3 +36,20 @@ def check_jpeg(data: bytes) -> tuple[int, int]:
     with av.open(io.BytesIO(data), format="mjpeg") as container:
         frame = next(container.decode(video=0))
         return frame.width, frame.height
+
+
+def webm(path: Path, seconds: int = 20, fps: int = 10) -> bytes:
+    """A VP8 WebM with cues (so a player can seek), a keyframe every second; each
+    frame a flat grey that changes with time."""
+    with av.open(str(path), "w", format="webm") as container:
+        stream = container.add_stream("libvpx", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.gop_size = fps
+        for n in range(seconds * fps):
+            frame = av.VideoFrame(160, 120, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([(n * 3) % 256]) * plane.buffer_size)
+            frame.pts = n
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path.read_bytes()

@@ -1,0 +1,126 @@
+"""Who may see, play, mark and export evidence, and the audit of every such act.
+
+Handlers see the evidence of their own incidents, supervisors and evidence officers
+all of it; only evidence officers mark items evidential, put them on legal hold and
+export. Auditors read the audit trail, admins manage users: neither sees evidence.
+A refusal is audited too (it commits with the caller's session like any event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from appliance.models import EvidenceFile, FileStatus, Incident, Role, User, utcnow
+from appliance.services import audit
+from appliance.services.audit import Actor
+
+EXHIBIT_MAX = 40
+
+
+class CustodyError(Exception):
+    """A mark was refused; the message is for the evidence officer."""
+
+
+def may_view(user: User, roles: Iterable[Role], incident: Incident) -> bool:
+    roles = set(roles)
+    if roles & {Role.SUPERVISOR, Role.EVIDENCE_OFFICER}:
+        return True
+    return Role.HANDLER in roles and incident.owner_id == user.id
+
+
+def may_mark(roles: Iterable[Role]) -> bool:
+    return Role.EVIDENCE_OFFICER in set(roles)
+
+
+may_export = may_mark
+
+
+def refused(session: Session, actor: Actor, what: str, object_id: str | int) -> None:
+    audit.record(
+        session,
+        actor,
+        "evidence.refused",
+        object_type=what,
+        object_id=object_id,
+        detail={},
+    )
+
+
+def accessed(session: Session, actor: Actor, action: str, file: EvidenceFile) -> None:
+    """``action``: viewed, played, downloaded."""
+    audit.record(
+        session,
+        actor,
+        f"evidence.{action}",
+        object_type="evidence_file",
+        object_id=file.id or 0,
+        detail={"incident": file.incident_id, "kind": file.kind, "sha256": file.sha256},
+    )
+
+
+def files_of(
+    session: Session, incident_id: int, include_deleted: bool = False
+) -> list[EvidenceFile]:
+    query = select(EvidenceFile).where(EvidenceFile.incident_id == incident_id)
+    if not include_deleted:
+        query = query.where(EvidenceFile.status != FileStatus.DELETED.value)
+    return list(session.exec(query.order_by(col(EvidenceFile.id))).all())
+
+
+@dataclass(frozen=True)
+class Mark:
+    evidential: bool
+    exhibit_ref: str
+    review_at: datetime | None
+    legal_hold: bool
+
+
+def mark(session: Session, actor: Actor, user: User, file: EvidenceFile, new: Mark) -> None:
+    """Mark an item evidential (with an exhibit reference and a review date) or not,
+    and put it on or off legal hold. Audited with what changed."""
+    exhibit = new.exhibit_ref.strip()
+    if len(exhibit) > EXHIBIT_MAX:
+        raise CustodyError(f"An exhibit reference is at most {EXHIBIT_MAX} characters.")
+    if new.evidential and not exhibit:
+        raise CustodyError("An evidential item needs an exhibit reference (e.g. JS/1).")
+    if new.evidential and new.review_at is None:
+        raise CustodyError("An evidential item needs a review date (MoPI).")
+    if new.review_at is not None and new.review_at <= utcnow():
+        raise CustodyError("The review date must be in the future.")
+    if file.status == FileStatus.DELETED.value:
+        raise CustodyError("This item was deleted; only its record remains.")
+    before = {
+        "evidential": file.evidential,
+        "exhibit_ref": file.exhibit_ref,
+        "review_at": file.review_at.isoformat() if file.review_at else None,
+        "legal_hold": file.legal_hold,
+    }
+    file.evidential = new.evidential
+    file.exhibit_ref = exhibit if new.evidential else ""
+    file.review_at = new.review_at if new.evidential else None
+    file.legal_hold = new.legal_hold
+    file.marked_by_id = user.id
+    session.add(file)
+    after = {
+        "evidential": file.evidential,
+        "exhibit_ref": file.exhibit_ref,
+        "review_at": file.review_at.isoformat() if file.review_at else None,
+        "legal_hold": file.legal_hold,
+    }
+    audit.record(
+        session,
+        actor,
+        "evidence.marked",
+        object_type="evidence_file",
+        object_id=file.id or 0,
+        detail={
+            "incident": file.incident_id,
+            "sha256": file.sha256,
+            "before": before,
+            "after": after,
+        },
+    )
