@@ -588,7 +588,7 @@ class CallHub:
                 if recording_id is not None:
                     recording = session.get(Recording, recording_id)
                     if recording is not None:
-                        evidence.recording_interrupted(session, call, recording)
+                        evidence.recording_interrupted(session, self.keyring, call, recording)
                 calls.fail(session, call, reason)
                 state = call.state
             if recording_id is not None:
