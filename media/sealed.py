@@ -67,7 +67,11 @@ class SealedWriter:
         self.broken: OSError | None = None
         self.sha256 = hashlib.sha256()
         self.size = 0
-        self._write_all(self._header)
+        try:
+            self._write_all(self._header)
+        except BaseException:
+            self.abandon()  # a full disk at the first byte must not leak the descriptor
+            raise
 
     def writable(self) -> bool:
         return True
