@@ -68,6 +68,21 @@ def _load(session: Session, ids: tuple[int, int, int]) -> tuple[User, Incident, 
     return officer, incident, call
 
 
+def _sign(
+    session: Session,
+    settings: Settings,
+    scene: tuple[int, int, int],
+    statement_id: int,
+    name: str = "Jane Marple",
+    png: bytes | None = None,
+) -> Statement:
+    """The caller signs the statement on the scene's call, as the sign route does."""
+    _, _, call = _load(session, scene)
+    keyring = keys.open_keyring(settings, session)
+    png = signature_png() if png is None else png
+    return statements.sign(session, keyring, call, statement_id, name, png, "t")
+
+
 def _write_and_send(db: Database, scene: tuple[int, int, int], settings: Settings) -> int:
     with db.session() as session:
         officer, incident, call = _load(session, scene)
@@ -142,28 +157,10 @@ def test_signing_twice_is_refused_and_the_first_signature_stands(
     """Tried: a second signature (another name, another drawing) on the signed version."""
     statement_id = _write_and_send(db, scene, settings)
     with db.session() as session:
-        _, _, call = _load(session, scene)
-        first = statements.sign(
-            session,
-            keys.open_keyring(settings, session),
-            call,
-            statement_id,
-            "Jane Marple",
-            signature_png(),
-            "t",
-        )
+        first = _sign(session, settings, scene, statement_id)
         first_pdf, first_hash = first.pdf_sha256, first.content_sha256
     with db.session() as session, pytest.raises(StatementConflict, match="already signed"):
-        _, _, call = _load(session, scene)
-        statements.sign(
-            session,
-            keys.open_keyring(settings, session),
-            call,
-            statement_id,
-            "Someone Else",
-            signature_png(300),
-            "t",
-        )
+        _sign(session, settings, scene, statement_id, "Someone Else", signature_png(300))
     with db.session() as session:
         statement = session.get(Statement, statement_id)
         assert statement and statement.signed_name == "Jane Marple"
@@ -182,16 +179,7 @@ def test_editing_a_signed_statement_is_refused_and_a_new_version_is_made_instead
     """Tried: saving new text over version 1 after it was signed."""
     statement_id = _write_and_send(db, scene, settings)
     with db.session() as session:
-        _, _, call = _load(session, scene)
-        statements.sign(
-            session,
-            keys.open_keyring(settings, session),
-            call,
-            statement_id,
-            "Jane Marple",
-            signature_png(),
-            "t",
-        )
+        _sign(session, settings, scene, statement_id)
     with db.session() as session, pytest.raises(StatementConflict, match="start a new version"):
         officer, incident, call = _load(session, scene)
         statements.save(
@@ -242,10 +230,7 @@ def test_a_bad_signature_is_refused_and_the_statement_waits(
     """Tried: no typed name, an empty canvas, a truncated PNG, an absurdly wide image."""
     statement_id = _write_and_send(db, scene, settings)
     with db.session() as session, pytest.raises(StatementError, match=message):
-        _, _, call = _load(session, scene)
-        statements.sign(
-            session, keys.open_keyring(settings, session), call, statement_id, name, png, "t"
-        )
+        _sign(session, settings, scene, statement_id, name, png)
     with db.session() as session:
         statement = session.get(Statement, statement_id)
         assert statement and statement.state == "sent" and not statement.pdf_path
@@ -261,16 +246,7 @@ def test_the_caller_can_ask_for_changes_and_then_the_officer_resends(
         asked = statements.request_changes(session, call, statement_id, "It was 21:45", "t")
         assert (asked.state, asked.change_request) == ("changes_requested", "It was 21:45")
     with db.session() as session, pytest.raises(StatementConflict, match="changing"):
-        _, _, call = _load(session, scene)
-        statements.sign(
-            session,
-            keys.open_keyring(settings, session),
-            call,
-            statement_id,
-            "Jane Marple",
-            signature_png(),
-            "t",
-        )
+        _sign(session, settings, scene, statement_id)
     with db.session() as session:
         officer, incident, call = _load(session, scene)
         statements.save(
@@ -303,32 +279,14 @@ def test_a_full_disk_while_signing_keeps_nothing_half_done_and_the_caller_can_si
         (folder / "filler").write_bytes(b"\0" * 60 * 1024)
         # The refusal leaves the session as the web handler's does: rolled back.
         with pytest.raises(StatementNotKept, match="try again"), db.session() as session:
-            _, _, call = _load(session, scene)
-            statements.sign(
-                session,
-                keys.open_keyring(settings, session),
-                call,
-                statement_id,
-                "Jane Marple",
-                signature_png(),
-                "t",
-            )
+            _sign(session, settings, scene, statement_id)
         assert sorted(p.name for p in folder.iterdir()) == ["filler"]
         with db.session() as session:
             waiting = session.get(Statement, statement_id)
             assert waiting and waiting.state == "sent" and not waiting.pdf_path
         (folder / "filler").unlink()
         with db.session() as session:
-            _, _, call = _load(session, scene)
-            signed = statements.sign(
-                session,
-                keys.open_keyring(settings, session),
-                call,
-                statement_id,
-                "Jane Marple",
-                signature_png(),
-                "t",
-            )
+            signed = _sign(session, settings, scene, statement_id)
             assert signed.state == "signed" and Path(signed.pdf_path).exists()
     finally:
         subprocess.run(["umount", str(folder)], check=True)
