@@ -591,6 +591,14 @@ class CallHub:
                         evidence.recording_interrupted(session, self.keyring, call, recording)
                 calls.fail(session, call, reason)
                 state = call.state
+                cad.queue_event(
+                    session,
+                    self.settings,
+                    "call.ended",
+                    call.incident_id,
+                    {"call": {"id": call.public_id, "state": state, "reason": "media_failed"}},
+                )
+            self.cad_poke()
             if recording_id is not None:
                 metrics.RECORDINGS.labels("failed").inc()
             metrics.CALLS_ENDED.labels(state).inc()
