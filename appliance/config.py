@@ -399,6 +399,13 @@ class Settings(BaseSettings):
     cad_webhook_timeout_seconds: float = Field(
         10, gt=0, le=120, description="Longest wait for the CAD to answer one event."
     )
+    call_abandoned_seconds: float = Field(
+        300,
+        gt=0,
+        le=86400,
+        description="A connected call that both the caller and the handler have left ends "
+        "(reason abandoned) after this long; either can rejoin before then.",
+    )
     guests_enabled: bool = Field(
         True,
         description="Whether an officer may invite a guest (interpreter, second officer, "

@@ -25,7 +25,7 @@ from appliance.live import protocol
 from appliance.live.quality import QualityMeter
 from appliance.logs import call_id_var
 from appliance.models import Call, CallState, GuestInvite, Recording, Snapshot, User, utcnow
-from appliance.services import cad, calls, evidence, guests, survey
+from appliance.services import audit, cad, calls, evidence, guests, survey
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.keys import Keyring
@@ -78,6 +78,7 @@ class LiveCall:
     recording_id: int | None = None
     admitted_at: float | None = None
     setup_observed: bool = False
+    empty_since: float | None = None  # when the caller and the handler had both gone
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -142,6 +143,8 @@ class CallHub:
         if previous is not None:
             await previous.ws.close(code=4000, message=b"replaced by a newer connection")
         live.participants[participant.leg_id] = participant
+        if participant.role in (CALLER, HANDLER):
+            live.empty_since = None
         metrics.SIGNALLING_CONNECTIONS.labels(participant.role).inc()
         try:
             await self._send(
@@ -166,6 +169,8 @@ class CallHub:
                 if participant.guest is not None:
                     await self._guest_left(live, participant)
                 await self._notify_presence(live, participant, False)
+                if not any(p.role in (CALLER, HANDLER) for p in live.participants.values()):
+                    live.empty_since = time.monotonic()
             if not live.participants and live.room is None:
                 self.calls.pop(public_id, None)
 
@@ -638,6 +643,9 @@ class CallHub:
             room = live.room
             if room is None:
                 continue
+            if self._abandoned(live):
+                self._spawn(self._end_abandoned(live))
+                continue
             try:
                 stats = await room.stats()
             except Exception:
@@ -656,6 +664,20 @@ class CallHub:
         self._quality.record(samples)
         metrics.CALLS_ACTIVE.set(self.active_calls())
         await asyncio.to_thread(self._sample_queue)
+
+    def _abandoned(self, live: LiveCall) -> bool:
+        """Admitted, and both the caller and the handler gone for longer than the setting."""
+        return (
+            live.admitted_at is not None
+            and live.empty_since is not None
+            and time.monotonic() - live.empty_since > self.settings.call_abandoned_seconds
+        )
+
+    async def _end_abandoned(self, live: LiveCall) -> None:
+        """End a call nobody came back to: the recording is closed, the call and CAD told."""
+        async with live.lock:
+            if self.calls.get(live.public_id) is live and self._abandoned(live):
+                await self._end(live, Actor(audit.SYSTEM), "abandoned")
 
     def _sample_queue(self) -> None:
         target = self.settings.queue_target_seconds

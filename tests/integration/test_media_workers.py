@@ -175,3 +175,31 @@ async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call
     finally:
         for live in made:
             await _hang_up(live)
+
+
+async def test_a_call_both_sides_left_ends_as_abandoned_and_one_side_keeps_it(
+    live_server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient
+) -> None:
+    """Tried: both pages close without ending the call; then only the caller's closes."""
+    live_server.settings.call_abandoned_seconds = 1.0
+    left = await _connect(live_server, phone, officer, "CAD/W/A1")
+    kept = await _connect(live_server, phone, officer, "CAD/W/A2")
+    try:
+        assert _state(live_server, left.public_id) == CallState.CONNECTED
+        await left.caller_ws.close()
+        await left.handler_ws.close()
+        await kept.caller_ws.close()
+        deadline = asyncio.get_running_loop().time() + 15
+        while _state(live_server, left.public_id) != CallState.ENDED:
+            assert asyncio.get_running_loop().time() < deadline, "the abandoned call stayed up"
+            await asyncio.sleep(0.2)
+        with live_server.db.session() as session:
+            call = calls.by_public_id(session, left.public_id)
+            assert call is not None and call.end_reason == "abandoned"
+            [recording] = calls.recordings_of(session, call)
+            assert recording.status == "complete"  # closed and hashed, not cut short
+        await asyncio.sleep(3)  # two more sampler periods: the handler is still there
+        assert _state(live_server, kept.public_id) == CallState.CONNECTED
+    finally:
+        await _hang_up(left)
+        await _hang_up(kept)
