@@ -16,7 +16,17 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from appliance.config import Settings
-from appliance.models import Call, EvidenceFile, FileStatus, Incident, SharedLocation, utcnow
+from appliance.models import (
+    UNSENT_STATES,
+    Call,
+    EvidenceFile,
+    FileStatus,
+    Incident,
+    MessageStatus,
+    OutboundMessage,
+    SharedLocation,
+    utcnow,
+)
 from appliance.services import audit, sealing
 from appliance.services.audit import Actor
 from appliance.services.keys import Keyring
@@ -65,6 +75,14 @@ def minimise(session: Session, actor: Actor, incident: Incident) -> None:
         select(SharedLocation).where(SharedLocation.incident_id == incident.id)
     ).all():
         session.delete(shared)
+    for message in session.exec(
+        select(OutboundMessage).where(OutboundMessage.incident_id == incident.id)
+    ).all():
+        message.to_phone = ""  # the SMS outbox keeps the number until it is minimised too
+        if MessageStatus(message.status) in UNSENT_STATES:
+            message.status = MessageStatus.CANCELLED.value
+            message.next_attempt_at = None
+        session.add(message)
     audit.record(
         session,
         actor,

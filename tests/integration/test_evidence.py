@@ -18,8 +18,17 @@ from sqlmodel import select
 
 from appliance.config import Settings
 from appliance.db import Database
-from appliance.models import AuditEvent, Call, EvidenceFile, FileKind, Incident, Role, User
-from appliance.services import calls, evidence, keys, sealing
+from appliance.models import (
+    AuditEvent,
+    Call,
+    EvidenceFile,
+    FileKind,
+    Incident,
+    OutboundMessage,
+    Role,
+    User,
+)
+from appliance.services import calls, evidence, keys, messages, sealing
 from appliance.services.audit import Actor
 from tests.conftest import LiveServer
 from tests.support import media_files
@@ -533,6 +542,15 @@ def test_the_scheduled_purge_minimises_old_closed_incidents(settings: Settings) 
         )
         file.legal_hold = True
         ids = [old.id, recent.id, held.id]
+        for incident in (old, recent):
+            messages.queue_sms(
+                session,
+                Actor("pc1"),
+                to_phone="+447700900123",
+                body="Your video call link",
+                reference=f"min-{incident.id}",
+                incident_id=incident.id,
+            )
     try:
         assert Purger(settings, db, keyring).run_once() == 0  # nothing old enough to delete
         with db.session() as session:
@@ -541,6 +559,12 @@ def test_the_scheduled_purge_minimises_old_closed_incidents(settings: Settings) 
         assert names == ["(minimised)", "Jane Marple", "Jane Marple"]
         assert phones[0] == "" and phones[1] == "+447700900123"
         assert [a for a, _, _ in actions(db)].count("incident.minimised") == 1
+        with db.session() as session:
+            outbox = {
+                m.incident_id: (m.to_phone, m.status)
+                for m in session.exec(select(OutboundMessage)).all()
+            }
+        assert outbox == {old.id: ("", "cancelled"), recent.id: ("+447700900123", "pending")}
         with db.session() as session:
             assert audit_ok(session)
     finally:
