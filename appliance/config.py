@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 import string
 from contextvars import ContextVar
 from pathlib import Path
@@ -389,6 +390,11 @@ class Settings(BaseSettings):
     cad_webhook_max_attempts: int = Field(
         8, ge=1, le=30, description="Tries per CAD event before it is marked failed."
     )
+    cad_webhook_ca_file: Path | None = Field(
+        None,
+        description="A PEM CA certificate to trust for the CAD's HTTPS, besides the system's "
+        "(a force's own PKI).",
+    )
     cad_webhook_backoff_seconds: float = Field(
         5,
         gt=0,
@@ -582,6 +588,17 @@ class Settings(BaseSettings):
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("cad_webhook_ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(value))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot use {value} as a CA certificate: {exc}") from None
         return value
 
     @field_validator("cad_webhook_events")

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from appliance import metrics
 from appliance.config import Settings
@@ -53,6 +54,7 @@ class CadSender(PollingTask):
         timeout_s: float,
         max_attempts: int,
         backoff_s: float = 5.0,
+        ca_file: Path | None = None,
         interval_s: float = 5.0,
         batch: int = 20,
         clock: Callable[[], datetime] = utcnow,
@@ -64,7 +66,7 @@ class CadSender(PollingTask):
         self.secret = secret
         self.max_attempts = max_attempts
         self.clock = clock
-        self.http = HttpClient(timeout_s)
+        self.http = HttpClient(timeout_s, ca_file)
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database) -> CadSender | None:
@@ -77,6 +79,7 @@ class CadSender(PollingTask):
             timeout_s=settings.cad_webhook_timeout_seconds,
             max_attempts=settings.cad_webhook_max_attempts,
             backoff_s=settings.cad_webhook_backoff_seconds,
+            ca_file=settings.cad_webhook_ca_file,
         )
 
     async def stop(self) -> None:

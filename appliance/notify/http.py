@@ -7,6 +7,8 @@ honoured: boxes on a police LAN rarely reach the internet directly.
 from __future__ import annotations
 
 import asyncio
+import ssl
+from pathlib import Path
 
 import aiohttp
 
@@ -14,8 +16,14 @@ USER_AGENT = "evr-appliance"
 
 
 class HttpClient:
-    def __init__(self, timeout_s: float) -> None:
+    """``ca_file``: trust this CA (PEM) as well as the system's, for a force's own PKI."""
+
+    def __init__(self, timeout_s: float, ca_file: Path | None = None) -> None:
         self.timeout_s = timeout_s
+        self.ssl: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            self.ssl = ssl.create_default_context()
+            self.ssl.load_verify_locations(cafile=str(ca_file))
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -24,6 +32,7 @@ class HttpClient:
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 headers={"User-Agent": USER_AGENT},
                 trust_env=True,
+                connector=aiohttp.TCPConnector(ssl=self.ssl),
             )
         return self._session
 
@@ -37,6 +46,8 @@ def network_error(exc: BaseException, timeout_s: float) -> str:
     """What went wrong on the way, in words for the outbox page (never the message)."""
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return f"no answer within {timeout_s:g} s"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the server's certificate is not trusted ({exc.certificate_error})"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect to the gateway ({exc.os_error.strerror or exc.os_error})"
     return f"{type(exc).__name__}: {exc}"

@@ -13,9 +13,13 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
+from appliance import migrate
 from appliance.config import Settings, load_settings
-from appliance.models import AuditEvent, CadDelivery, Role
+from appliance.db import Database
+from appliance.models import AuditEvent, CadDelivery, Role, utcnow
+from appliance.notify.cad import CadSender
 from appliance.services import cad
+from appliance.tls import make_self_signed, server_context
 from tests.conftest import LiveServer, free_port
 from tests.support.cad_receiver import CadReceiver, signature
 from tests.support.http import FormClient
@@ -75,8 +79,7 @@ async def officer(live_server: LiveServer) -> AsyncIterator[tuple[FormClient, in
 
 
 def deliveries(server: LiveServer) -> list[CadDelivery]:
-    with server.db.session() as session:
-        return list(session.exec(select(CadDelivery).order_by(CadDelivery.id)).all())
+    return deliveries_in(server.db)
 
 
 async def test_the_outcome_reaches_the_cad_signed_and_as_documented(
@@ -209,3 +212,54 @@ async def test_no_cad_configured_queues_nothing(
     with live_server.db.session() as session:
         assert cad.queue_event(session, other, "incident.outcome", None, {}) is None
     assert deliveries(live_server) == []
+
+
+async def test_a_cad_on_the_forces_own_pki_is_trusted_only_with_its_ca(
+    tmp_path: Path, database_url: str, cad_receiver: CadReceiver
+) -> None:
+    """Tried: the CAD serves HTTPS with a certificate from a CA the system does not know;
+    first without EVR_CAD_WEBHOOK_CA_FILE (refused, retried, shown), then with it."""
+    cert, key = tmp_path / "cad.pem", tmp_path / "cad.key"
+    make_self_signed(cert, key)
+    await cad_receiver.stop()
+    await cad_receiver.start(tls=server_context(cert, key))
+    db = Database(database_url)
+    migrate.upgrade(db.engine)
+    try:
+        with db.session() as session:
+            user = add_user(session, "pc9", Role.HANDLER)
+            incident = add_incident(session, user, "CAD/WH/TLS")
+            base = load_settings(
+                data_dir=tmp_path / "var",
+                database_url=database_url,
+                cad_webhook_url=cad_receiver.url,
+                cad_webhook_secret=SECRET,
+            )
+            cad.queue_event(session, base, "incident.closed", incident.id, {"outcome": "x"})
+        untrusting = CadSender.from_settings(base, db)
+        trusting = CadSender.from_settings(
+            base.model_copy(update={"cad_webhook_ca_file": cert}), db
+        )
+        assert untrusting is not None and trusting is not None
+        try:
+            assert await untrusting.run_once() == 1
+            [waiting] = deliveries_in(db)
+            assert waiting.state == "pending" and "not trusted" in waiting.last_error
+            assert cad_receiver.events == {}
+            with db.session() as session:  # the retry is due now
+                row = session.get(CadDelivery, waiting.id)
+                assert row is not None
+                row.next_attempt_at = utcnow()
+            assert await trusting.run_once() == 1
+            assert [d.state for d in deliveries_in(db)] == ["delivered"]
+            assert [e["event"] for e in cad_receiver.events.values()] == ["incident.closed"]
+        finally:
+            await untrusting.stop()
+            await trusting.stop()
+    finally:
+        db.dispose()
+
+
+def deliveries_in(db: Database) -> list[CadDelivery]:
+    with db.session() as session:
+        return list(session.exec(select(CadDelivery).order_by(CadDelivery.id)).all())

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import re
+import ssl
 import time
 import uuid
 from typing import Any
@@ -50,17 +51,20 @@ class _Server:
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.tls: ssl.SSLContext | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
-    async def start(self, port: int = 0) -> _Server:
+    async def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> _Server:
+        """On 127.0.0.1; over HTTPS with ``tls`` (a server context)."""
         app = web.Application()
         app.router.add_post(self.path, self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        self.tls = tls
+        site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=tls)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self
