@@ -211,6 +211,11 @@ QUEUE_TARGET = Gauge(
     "The admission target a waiting caller is measured against.",
     registry=REGISTRY,
 )
+MEDIA_WORKER_RESTARTS = Counter(
+    "evr_media_worker_restarts",
+    "Media worker processes that died and were replaced (their calls failed).",
+    registry=REGISTRY,
+)
 CAD_DELIVERIES = Counter(
     "evr_cad_deliveries",
     "Attempts to send an event to the force's CAD, by result (delivered, retry, failed).",

@@ -183,11 +183,18 @@ class WorkerPool:
     benches use it to run another pipeline through the same appliance.
     """
 
-    def __init__(self, size: int, factory: str = DEFAULT_FACTORY) -> None:
+    def __init__(
+        self,
+        size: int,
+        factory: str = DEFAULT_FACTORY,
+        on_restart: Callable[[], Any] | None = None,
+    ) -> None:
+        """``on_restart`` is told each time a dead worker is replaced (for a metric)."""
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.size = size
         self.factory = factory
+        self.on_restart = on_restart
         self._slots: list[Worker | None] = [None] * size
         self._stopping = False
         self.restarts = 0
@@ -211,6 +218,8 @@ class WorkerPool:
             return
         self.restarts += 1
         self._slots[worker.index] = Worker(worker.index, self.factory, self._exited)
+        if self.on_restart is not None:
+            self.on_restart()
 
     def room(
         self,

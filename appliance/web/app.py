@@ -90,7 +90,7 @@ def create_app(
     app[keys.SETTINGS] = settings
     app[keys.DB] = db
     if media is None and settings.media_workers > 0:
-        media = WorkerPool(settings.media_workers)
+        media = WorkerPool(settings.media_workers, on_restart=metrics.MEDIA_WORKER_RESTARTS.inc)
     app[keys.KEYRING] = keyring
     app[keys.HUB] = hub = CallHub(settings, db, keyring, media)
     aiohttp_jinja2.setup(

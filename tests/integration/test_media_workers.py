@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 from yarl import URL
 
 from appliance.config import Settings
@@ -152,6 +153,7 @@ async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call
         pid = room_1.worker.pid
         assert pid is not None and pid != os.getpid()
 
+        restarts = REGISTRY.get_sample_value("evr_media_worker_restarts_total") or 0.0
         os.kill(pid, signal.SIGKILL)
         ended = await _receive(first.handler_ws, "ended")
         assert (ended["state"], ended["reason"]) == ("failed", "media_failed")
@@ -163,6 +165,7 @@ async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call
             assert [r.status for r in recordings] == ["partial"]
             assert recordings[0].size_bytes and recordings[0].sha256
 
+        assert REGISTRY.get_sample_value("evr_media_worker_restarts_total") == restarts + 1
         assert _state(live_server, second.public_id) == CallState.CONNECTED
         assert room_2.leg_ids == ["caller", "handler"]
         assert (await room_2.stats())["caller"].state in ("new", "connecting", "connected")
