@@ -129,6 +129,9 @@ def test_rvr_from_cad_to_a_quick_exit(
         officer.goto(officer.url.split("?")[0])
         expect(officer.locator("#first-screen")).to_be_visible()
         officer.get_by_role("link", name="Open call console").first.click()
+        # Its forms are sent by fetch once the page's scripts ran; a click before that
+        # would post the plain form and land on the incident page instead.
+        officer.wait_for_load_state("load")
         officer.get_by_role("button", name="Caller is alone and safe").click()
         expect(officer.locator("#rvr-call-safety")).to_contain_text("Recorded: the caller is")
         officer.get_by_role("button", name="Admit caller").click()
