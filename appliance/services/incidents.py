@@ -23,8 +23,15 @@ class IncidentError(ValueError):
 
 
 def normalise_phone(raw: str) -> str:
-    """A UK mobile or landline, or any E.164 number, as E.164 (+447700900123)."""
-    number = PHONE_CLEAN_RE.sub("", raw.strip())
+    """A UK mobile or landline, or any E.164 number, as E.164 (+447700900123).
+
+    The "(0)" people write after a country code (+44 (0)7700 900123) is the trunk prefix
+    dialled only inside the country, so it is dropped, not kept as a digit.
+    """
+    written = raw.strip()
+    if written.startswith(("+", "00")):
+        written = written.replace("(0)", "", 1)
+    number = PHONE_CLEAN_RE.sub("", written)
     if number.startswith("00"):
         number = "+" + number[2:]
     elif number.startswith("0"):

@@ -86,27 +86,15 @@ def test_the_whole_happy_path_is_audited_move_by_move(
         assert call.consent_recording and not call.consent_location
         assert call.notice_version == calls.NOTICE_VERSION
         assert call.waiting_at <= call.connected_at <= call.ended_at
-    assert (
-        _actions(db)[-6:]
-        == [
-            "invite.opened",
-            "call.consent",
-            "call.waiting",
-            "call.connected",
-            "call.ended",
-        ][-6:]
-        or True
-    )
-    actions = _actions(db)
-    for action in (
+    moves = [
         "invite.created",
         "invite.opened",
         "call.consent",
         "call.waiting",
         "call.connected",
         "call.ended",
-    ):
-        assert action in actions
+    ]
+    assert [a for a in _actions(db) if a in moves] == moves
     with db.session() as session:
         assert calls.open_link(session, token, PHONE_A, "1.2.3.4") is LinkProblem.FINISHED
 
@@ -218,7 +206,9 @@ def test_calls_live_at_a_crash_are_failed_and_partial_recordings_hashed(
     [
         ("07700 900123", "+447700900123"),
         ("+44 7700 900123", "+447700900123"),
-        ("0044 (0)7700-900123".replace("(0)", ""), "+447700900123"),
+        ("0044 (0)7700-900123", "+447700900123"),
+        ("+44 (0)7700 900123", "+447700900123"),
+        ("+44(0)20 7946 0958", "+442079460958"),
         ("+33 6 12 34 56 78", "+33612345678"),
     ],
 )
