@@ -22,15 +22,15 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.conftest import (
+from tests.support.appliance import Appliance, running_appliance
+from tests.support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    Appliance,
+    frames_shown,
     media_context,
-    running_appliance,
+    new_link,
     signed_in_handler,
 )
-from tests.e2e.test_call import frames_shown, new_link
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -23,7 +23,7 @@ from aiohttp import web
 from playwright.async_api import async_playwright
 
 from media import Room, RoomConfig, RoomEvent
-from tests.media.support import Client, connect, until
+from tests.support.peers import Client, connect, until
 
 PAGE = """<!doctype html><html><body><script>
 let pc = null;

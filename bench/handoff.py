@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from media import Room, RoomConfig
 from media.workers import WorkerPool
-from tests.media.support import Client
+from tests.support.peers import Client
 
 CONFIG = RoomConfig(ice_servers=[], allow_loopback=True)
 

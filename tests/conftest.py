@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -18,16 +17,11 @@ from appliance import migrate
 from appliance.config import Settings, load_settings
 from appliance.db import Database
 from tests.support.http import FormClient
+from tests.support.live import LiveServer, free_port
 from tests.support.postgres import Databases, PostgresCluster
 
 BACKENDS = ("sqlite", "postgresql")
 _db_outcomes: Counter[tuple[str, str]] = Counter()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -79,22 +73,6 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         public_url="https://evr.test",
         port=free_port(),
     )
-
-
-class LiveServer:
-    """The real app on real HTTPS on 127.0.0.1, in this test's event loop."""
-
-    def __init__(
-        self, settings: Settings, db: Database, base_url: str, app: web.Application | None = None
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.base_url = base_url
-        self.app = app
-        self.admin_password: str | None = None
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
 
 
 @pytest.fixture

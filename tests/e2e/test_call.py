@@ -2,98 +2,25 @@
 
 from __future__ import annotations
 
-import re
-import tempfile
 import time
-from pathlib import Path
 
-import av
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.conftest import Appliance, media_context
+from tests.support.appliance import Appliance
+from tests.support.browser import (
+    admit_first_waiting,
+    assert_playable,
+    caller_joins,
+    frames_shown,
+    inbound_packets,
+    media_context,
+    new_link,
+    wait_rising,
+)
 from tests.support.evidence import a_video_frame, files_containing, opened_in
 
 pytestmark = pytest.mark.e2e
-
-
-def new_link(handler: Page, appliance: Appliance, reference: str) -> str:
-    handler.goto(appliance.base_url + "/incidents")
-    handler.get_by_label("CAD reference").fill(reference)
-    handler.get_by_label("Caller's name").fill("Jane Marple")
-    handler.get_by_label("Caller's mobile number").fill("07700 900123")
-    handler.get_by_role("button", name="Create incident").click()
-    expect(handler.get_by_role("heading", name=f"Incident {reference}")).to_be_visible()
-    answer_checklist(handler)
-    handler.get_by_role("button", name="Create video call link").click()
-    link = handler.get_by_role("textbox", name="Video call link").input_value()
-    assert re.fullmatch(r"https://[^/]+/v/[A-Za-z0-9_-]{43}", link), link
-    return link
-
-
-def answer_checklist(handler: Page, yes: bool = True) -> None:
-    """Every eligibility question answered (yes, by default), then recorded."""
-    for radio in handler.locator(f"input[type=radio][value={'yes' if yes else 'no'}]").all():
-        radio.check()
-    handler.get_by_role("button", name="Record eligibility").click()
-    expect(handler.locator(".facts")).to_contain_text("eligible" if yes else "ineligible")
-
-
-def caller_joins(phone: BrowserContext, link: str, recording: bool = True) -> Page:
-    page = phone.new_page()
-    page.goto(link)
-    expect(page).to_have_title("Video call")
-    page.get_by_label("I agree to a video call with the police").check()
-    if recording:
-        page.get_by_label("The call may be recorded").check()
-    page.get_by_role("button", name="Continue").click()
-    join = page.get_by_role("button", name="Join video call")
-    expect(join).to_be_enabled()
-    join.click()
-    expect(page.get_by_text("The officer will join you shortly")).to_be_visible()
-    return page
-
-
-def admit_first_waiting(handler: Page, appliance: Appliance, reference: str) -> None:
-    handler.goto(appliance.base_url + "/calls")
-    row = handler.locator("#queue tr", has_text=reference)
-    expect(row).to_be_visible(timeout=10_000)
-    row.get_by_role("link", name="Open call").click()
-    handler.get_by_role("button", name="Admit caller").click()
-    expect(handler.locator("#call-state")).to_have_text("connected")
-
-
-def frames_shown(page: Page, selector: str) -> int:
-    return page.eval_on_selector(
-        selector,
-        "v => v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0",
-    )
-
-
-def inbound_packets(page: Page, diagnostics: str, kind: str) -> int:
-    return page.evaluate(
-        """async ([name, kind]) => {
-            const pc = window[name] && window[name].pc;
-            if (!pc) return 0;
-            let total = 0;
-            (await pc.getStats()).forEach((r) => {
-                if (r.type === "inbound-rtp" && r.kind === kind) total += r.packetsReceived;
-            });
-            return total;
-        }""",
-        [diagnostics, kind],
-    )
-
-
-def wait_rising(read: object, floor: int, timeout: float = 15) -> tuple[int, int]:
-    deadline = time.monotonic() + timeout
-    first = read()  # type: ignore[operator]
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = read()  # type: ignore[operator]
-        if now > max(first, floor):
-            return first, now
-    raise AssertionError(f"did not rise above {max(first, floor)} (stayed at {first})")
 
 
 def test_a_recorded_video_call_from_link_to_end(
@@ -141,28 +68,6 @@ def test_a_recorded_video_call_from_link_to_end(
     still = handler.request.get(appliance.base_url + snapshot.get_attribute("src")).body()
     for pattern in (a_video_frame(plain), still[len(still) // 2 :][:64], plain[:32]):
         assert files_containing(appliance.data_dir, pattern) == [], pattern[:16]
-
-
-def assert_playable(plain: bytes, call_seconds: float) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "plain.webm"
-        path.write_bytes(plain)
-        _assert_playable(path, call_seconds)
-
-
-def _assert_playable(path: Path, call_seconds: float) -> None:
-    with av.open(str(path)) as container:
-        video = container.streams.video
-        audio = container.streams.audio
-        assert len(video) == 1 and len(audio) >= 1
-        frames = sum(1 for _ in container.decode(video=0))
-        assert frames > 10
-    with av.open(str(path)) as container:
-        last = 0.0
-        for packet in container.demux():
-            if packet.pts is not None:
-                last = max(last, float(packet.pts * packet.time_base))
-    assert abs(last - call_seconds) <= 0.2 * call_seconds, (last, call_seconds)
 
 
 def test_a_caller_without_a_camera_still_gets_an_audio_call(

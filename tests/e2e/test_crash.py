@@ -13,11 +13,12 @@ import av
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Appliance, media_context
-from tests.e2e.test_call import (
+from tests.support.appliance import Appliance
+from tests.support.browser import (
     admit_first_waiting,
     caller_joins,
     frames_shown,
+    media_context,
     new_link,
     wait_rising,
 )

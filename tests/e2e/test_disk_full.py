@@ -24,11 +24,12 @@ from playwright.sync_api import Browser, Page, expect
 from appliance.config import load_settings
 from appliance.db import Database
 from appliance.models import Role
-from tests.e2e.conftest import Appliance, media_context, running_appliance
-from tests.e2e.test_call import (
+from tests.support.appliance import Appliance, running_appliance
+from tests.support.browser import (
     admit_first_waiting,
     caller_joins,
     frames_shown,
+    media_context,
     new_link,
     wait_rising,
 )

@@ -16,8 +16,8 @@ from appliance.config import load_settings
 from appliance.db import Database
 from appliance.models import AuditEvent, FileKind, Role
 from appliance.services import keys, sealing
-from tests.e2e.conftest import Appliance
 from tests.support import media_files
+from tests.support.appliance import Appliance
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 

@@ -13,8 +13,14 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import Appliance, media_context, running_appliance, signed_in_handler
-from tests.e2e.test_call import answer_checklist, frames_shown, wait_rising
+from tests.support.appliance import Appliance, running_appliance
+from tests.support.browser import (
+    answer_checklist,
+    frames_shown,
+    media_context,
+    signed_in_handler,
+    wait_rising,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -10,11 +10,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import Appliance, media_context
-from tests.e2e.test_call import (
+from tests.support.appliance import Appliance
+from tests.support.browser import (
     admit_first_waiting,
     caller_joins,
     frames_shown,
+    media_context,
     new_link,
     wait_rising,
 )

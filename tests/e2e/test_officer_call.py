@@ -18,8 +18,14 @@ from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from pypdf import PdfReader
 
-from tests.e2e.conftest import Appliance, media_context, running_appliance, signed_in_handler
-from tests.e2e.test_call import admit_first_waiting, caller_joins, new_link
+from tests.support.appliance import Appliance, running_appliance
+from tests.support.browser import (
+    admit_first_waiting,
+    caller_joins,
+    media_context,
+    new_link,
+    signed_in_handler,
+)
 from tests.support.cad_receiver import CadReceiver, signature
 from tests.support.evidence import opened_in
 

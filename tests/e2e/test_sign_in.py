@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Appliance
+from tests.support.appliance import Appliance
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.conftest import Appliance, signed_in_handler
-from tests.e2e.test_call import admit_first_waiting, caller_joins, new_link
+from tests.support.appliance import Appliance
+from tests.support.browser import admit_first_waiting, caller_joins, new_link, signed_in_handler
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

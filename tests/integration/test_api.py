@@ -15,7 +15,7 @@ from sqlmodel import select
 from appliance.models import AuditEvent
 from appliance.services import api_keys
 from appliance.services.audit import Actor
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 
 
 @pytest.fixture

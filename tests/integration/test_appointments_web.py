@@ -14,8 +14,8 @@ from sqlmodel import func, select
 from appliance.models import Appointment, Call, Incident, Invite, OutboundMessage, Role
 from appliance.services import appointments, incidents
 from appliance.services.audit import Actor
-from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 SLOT_RE = re.compile(r'<option value="([^"]+)">([^<]+) \((\d) free\)</option>')

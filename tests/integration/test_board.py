@@ -12,8 +12,8 @@ from sqlmodel import select
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, utcnow
 from appliance.services import accounts, appointments, calls, incidents
 from appliance.services.audit import Actor
-from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 
 PASSWORD = "a long enough passphrase"
 

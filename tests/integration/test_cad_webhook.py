@@ -20,9 +20,9 @@ from appliance.models import AuditEvent, CadDelivery, Role, utcnow
 from appliance.notify.cad import CadSender
 from appliance.services import cad
 from appliance.tls import make_self_signed, server_context
-from tests.conftest import LiveServer, free_port
 from tests.support.cad_receiver import CadReceiver, signature
 from tests.support.http import FormClient
+from tests.support.live import LiveServer, free_port
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 SECRET = "the-box-and-the-cad-share-this-32-chars+"

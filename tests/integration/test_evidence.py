@@ -30,10 +30,10 @@ from appliance.models import (
 )
 from appliance.services import calls, evidence, keys, messages, sealing
 from appliance.services.audit import Actor
-from tests.conftest import LiveServer
 from tests.support import media_files
 from tests.support.evidence import files_containing
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 

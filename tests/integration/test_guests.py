@@ -14,8 +14,8 @@ from appliance.models import AuditEvent, Call, GuestInvite, Role
 from appliance.services import calls
 from appliance.services.audit import Actor
 from appliance.services.calls import Consent
-from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, Incident, OutboundMessage, Role
-from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 YES = "yes"

@@ -11,8 +11,8 @@ from sqlmodel import select
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, SharedLocation, User
 from appliance.services import calls
 from appliance.services.audit import Actor
-from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 

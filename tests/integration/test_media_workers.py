@@ -24,9 +24,9 @@ from appliance.services.audit import Actor
 from appliance.services.calls import Consent
 from appliance.web import keys
 from media.workers import RoomProxy
-from tests.conftest import LiveServer
-from tests.media.support import Client
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
+from tests.support.peers import Client
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 DEVICE = "worker-test-device"

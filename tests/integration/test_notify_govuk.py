@@ -23,7 +23,7 @@ from appliance.notify.govuk_notify import make_jwt
 from appliance.services import messages
 from appliance.services.audit import Actor
 from appliance.services.messages import RetryPolicy
-from tests.conftest import free_port
+from tests.support.live import free_port
 from tests.support.sms_gateways import Clock, NotifyContract, sms_counts
 
 SERVICE_ID = "26785a09-ab16-4eb0-8407-a37497a57506"

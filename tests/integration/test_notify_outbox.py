@@ -21,8 +21,8 @@ from appliance.notify.dispatcher import Dispatcher
 from appliance.services import accounts, calls, incidents, messages
 from appliance.services.audit import Actor
 from appliance.services.messages import MessageError, RetryPolicy
-from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 from tests.support.sms_gateways import sms_counts
 
 PASSWORD = "a long enough passphrase"

@@ -17,7 +17,7 @@ from appliance.notify.dispatcher import Dispatcher
 from appliance.services import messages
 from appliance.services.audit import Actor
 from appliance.services.messages import RetryPolicy
-from tests.conftest import free_port
+from tests.support.live import free_port
 from tests.support.sms_gateways import Clock, WebhookGateway, sms_counts
 
 SECRET = "a-shared-secret-of-forty-characters-0123"

@@ -32,8 +32,8 @@ from appliance.services.audit import Actor
 from appliance.services.dash import DashError
 from appliance.services.rvr import SAFETY_QUESTIONS
 from appliance.web.api_schemas import IncidentOut
-from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 DA = "Domestic abuse"

@@ -23,8 +23,8 @@ from appliance.services import accounts, calls, incidents
 from appliance.services.audit import Actor
 from appliance.services.calls import Consent
 from appliance.web import keys
-from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 
 PASSWORD = "a long enough passphrase"
 DEVICE = "this-phone-device-token"

@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
 from pypdf import PdfReader
 from sqlmodel import Session, select
 
@@ -28,21 +27,11 @@ from appliance.services.statements import (
     Witness,
 )
 from tests.support.evidence import opened
+from tests.support.signatures import signature_png
 from tests.support.staff import add_incident, add_user
 
 DEVICE = "d" * 64
 ACCOUNT = "At about 21:40 I heard glass break. I saw a man in a grey hoodie leave by the gate."
-
-
-def signature_png(width: int = 400, height: int = 150, ink: bool = True) -> bytes:
-    image = Image.new("RGBA", (width, height), (255, 255, 255, 0))
-    if ink:
-        ImageDraw.Draw(image).line(
-            [(20, 120), (120, 30), (220, 110), (380, 40)], fill="black", width=4
-        )
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 @pytest.fixture

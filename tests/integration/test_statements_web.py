@@ -15,9 +15,9 @@ from appliance.services.audit import Actor
 from appliance.services.calls import Consent
 from appliance.services.statements import Witness
 from appliance.web import keys
-from tests.conftest import LiveServer
-from tests.integration.test_statements import signature_png
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
+from tests.support.signatures import signature_png
 from tests.support.staff import add_incident, add_user
 
 DEVICE = "the-callers-phone-device-token"

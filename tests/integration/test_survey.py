@@ -25,8 +25,8 @@ from appliance.models import (
 )
 from appliance.services import calls, incidents, survey, trial
 from appliance.services.audit import Actor
-from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 ACTOR = Actor("pc1")

@@ -14,10 +14,10 @@ from sqlmodel import select
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, UploadedItem, User
 from appliance.services import calls, uploads
 from appliance.services.audit import Actor
-from tests.conftest import LiveServer
 from tests.support import media_files
 from tests.support.evidence import files_containing, opened
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x00" * 200

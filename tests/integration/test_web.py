@@ -25,8 +25,8 @@ from appliance.services.audit import Actor
 from appliance.web import keys
 from appliance.web.access import grants, public
 from appliance.web.app import create_app
-from tests.conftest import LiveServer
 from tests.support.http import FormClient
+from tests.support.live import LiveServer
 
 NEW_PASSWORD = "a long enough passphrase"
 

@@ -4,13 +4,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from media import Room, RoomConfig, RoomEvent
-from tests.media.support import Client
-
-
-class Events(list[RoomEvent]):
-    def kinds(self, leg_id: str | None = None) -> list[str]:
-        return [e.kind for e in self if leg_id is None or e.leg_id == leg_id]
+from media import Room, RoomConfig
+from tests.support.peers import Client, Events
 
 
 @pytest.fixture

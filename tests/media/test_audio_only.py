@@ -3,7 +3,7 @@
 import pytest
 
 from media import NoVideoError, Room
-from tests.media.support import Client, connect, until
+from tests.support.peers import Client, connect, until
 
 
 async def test_audio_only_caller(room: Room, clients: list[Client]) -> None:

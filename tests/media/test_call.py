@@ -3,8 +3,7 @@
 import asyncio
 
 from media import Room, RoomConfig, RoomEvent
-from tests.media.conftest import Events
-from tests.media.support import Client, connect, until
+from tests.support.peers import Client, Events, connect, until
 
 
 async def test_caller_then_handler_media_flows(

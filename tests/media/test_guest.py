@@ -1,7 +1,7 @@
 """Guests: one m-line per kind gets the caller; a second gets the handler."""
 
 from media import Room
-from tests.media.support import Client, connect, until
+from tests.support.peers import Client, connect, until
 
 
 async def test_guest_with_two_tracks_per_kind_sees_both_parties(

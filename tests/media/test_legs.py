@@ -5,8 +5,7 @@ import asyncio
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from media import Room, RoomConfig
-from tests.media.conftest import Events
-from tests.media.support import Client, PatternVideoTrack, connect, until
+from tests.support.peers import Client, Events, PatternVideoTrack, connect, until
 
 
 async def test_caller_turns_camera_on_mid_call(room: Room, clients: list[Client]) -> None:

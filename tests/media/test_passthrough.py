@@ -7,7 +7,7 @@ import pytest
 from aiortc.codecs import vpx
 
 from media import Room, passthrough
-from tests.media.support import Client, connect, count_pli, until
+from tests.support.peers import Client, connect, count_pli, until
 
 
 def server_video_sender(room: Room, leg_id: str):  # type: ignore[no-untyped-def]

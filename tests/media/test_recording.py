@@ -10,10 +10,9 @@ import av
 import pytest
 
 from media import RecordingError, Room
-from tests.media.conftest import Events
-from tests.media.recording import decode_file
-from tests.media.sigkill_call import record_until_killed
-from tests.media.support import Client, connect, until
+from tests.support.peers import Client, Events, connect, until
+from tests.support.recordings import decode_file
+from tests.support.sigkill_call import record_until_killed
 
 ROOT = Path(__file__).resolve().parents[2]
 

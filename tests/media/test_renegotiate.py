@@ -3,8 +3,7 @@
 import pytest
 
 from media import Room, UnknownLegError
-from tests.media.conftest import Events
-from tests.media.support import Client, connect, until
+from tests.support.peers import Client, Events, connect, until
 
 
 async def test_ice_restart_keeps_the_leg_and_media_resumes(

@@ -8,7 +8,7 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from media import LegExistsError, Room, SdpError
-from tests.media.support import Client, connect, until
+from tests.support.peers import Client, connect, until
 
 
 def open_peer_connections() -> int:

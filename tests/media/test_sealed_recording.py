@@ -8,9 +8,9 @@ import av
 
 from media import Room
 from media.sealed import PlainView, SealedReader, new_data_key
-from tests.media.recording import decode_file
-from tests.media.sigkill_call import record_until_killed
-from tests.media.support import Client, connect, until
+from tests.support.peers import Client, connect, until
+from tests.support.recordings import decode_file
+from tests.support.sigkill_call import record_until_killed
 
 ROOT = Path(__file__).resolve().parents[2]
 

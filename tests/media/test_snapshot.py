@@ -6,7 +6,7 @@ import av
 import pytest
 
 from media import NoVideoError, Room, RoomConfig, UnknownLegError
-from tests.media.support import Client, connect, count_pli, until
+from tests.support.peers import Client, connect, count_pli, until
 
 
 def jpeg_size(data: bytes) -> tuple[int, int]:

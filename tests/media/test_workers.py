@@ -10,8 +10,8 @@ import pytest
 
 from media import RoomClosedError, RoomConfig, RoomEvent, SdpError, UnknownLegError
 from media.workers import RoomProxy, WorkerPool
-from tests.media.recording import decode_file
-from tests.media.support import Client, connect, until
+from tests.support.peers import Client, connect, until
+from tests.support.recordings import decode_file
 
 CONFIG = RoomConfig(ice_servers=[], allow_loopback=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-from tests.monitoring.promql_names import (
+from tests.support.promql_names import (
     DASHBOARDS,
     all_expressions,
     dashboard_expressions,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.monitoring.promql_names import ROOT
+from tests.support.promql_names import ROOT
 
 PROMETHEUS = ROOT / "monitoring" / "prometheus"
 

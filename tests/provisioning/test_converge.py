@@ -6,7 +6,7 @@ import stat
 import tomllib
 
 from appliance.config import load_settings
-from tests.provisioning.conftest import TURN_SECRET, Converged
+from tests.support.provisioning import TURN_SECRET, Converged
 
 
 def _chroot_user(root_etc_passwd: str, name: str) -> tuple[int, int]:

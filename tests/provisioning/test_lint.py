@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from tests.provisioning.conftest import PROVISIONING, REPO, tool
+from tests.support.provisioning import PROVISIONING, REPO, tool
 
 
 def _run(args: list[str], cwd: str) -> subprocess.CompletedProcess[str]:

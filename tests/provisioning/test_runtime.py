@@ -22,7 +22,7 @@ import pytest
 from aioice import stun, turn
 
 from media.ice import turn_credentials
-from tests.provisioning.conftest import TURN_SECRET, Converged
+from tests.support.provisioning import TURN_SECRET, Converged
 
 PR_SET_MDWE = 65
 PR_MDWE_REFUSE_EXEC_GAIN = 1

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.provisioning.conftest import REPO
+from tests.support.provisioning import REPO
 
 
 def test_vagrant_validate(tmp_path: Path) -> None:

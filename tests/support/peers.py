@@ -23,7 +23,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from media import passthrough
+from media import RoomEvent, passthrough
 
 WIDTH, HEIGHT = 640, 480
 VIDEO_CLOCK = 90000
@@ -199,3 +199,10 @@ def count_pli(sender: RTCRtpSender) -> Callable[[], int]:
 
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
     return lambda: calls[0]
+
+
+class Events(list[RoomEvent]):
+    """What a room reported, in order: the `events` fixture passes `append` as its `on_event`."""
+
+    def kinds(self, leg_id: str | None = None) -> list[str]:
+        return [e.kind for e in self if leg_id is None or e.leg_id == leg_id]

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from media import Room, RoomConfig
-from tests.media.support import Client, connect, until
+from tests.support.peers import Client, connect, until
 
 
 async def main(path: str, with_handler: bool, data_key: bytes | None) -> None:
@@ -38,7 +38,7 @@ def record_until_killed(path: Path, *flags: str, seconds: float = 4.0) -> tuple[
     wall-clock times the recording started and the kill was sent."""
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.media.sigkill_call", str(path), *flags],
+        [sys.executable, "-m", "tests.support.sigkill_call", str(path), *flags],
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,0 +1,56 @@
+"""`evr serve` as a real process in a fresh data dir, for the browser tests and the benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.live import free_port
+from tests.support.process import OutputDrain, start_serve, stop, wait_healthy
+
+
+@dataclass
+class Appliance:
+    base_url: str
+    data_dir: Path
+    admin_password: str
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+    output: OutputDrain | None = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The server's last output lines, for an assertion message."""
+        return "".join(self.output.lines[-lines:]) if self.output else ""
+
+
+@contextlib.contextmanager
+def running_appliance(**extra_env: str) -> Iterator[Appliance]:
+    """`evr serve` in a fresh data dir, on its own port, with the printed admin password."""
+    root = Path(tempfile.mkdtemp(prefix="evr-e2e-"))
+    port = free_port()
+    env = {
+        "EVR_DATA_DIR": str(root / "var"),
+        "EVR_PORT": str(port),
+        "EVR_HOST": "127.0.0.1",
+        "EVR_FORCE_NAME": "Wessex Police",
+        "EVR_MIN_FREE_BYTES": "0",
+        "EVR_MEDIA_ALLOW_LOOPBACK": "true",
+        "EVR_PUBLIC_URL": f"https://127.0.0.1:{port}",
+        **extra_env,
+    }
+    appliance = Appliance(
+        f"https://127.0.0.1:{port}", root / "var", "", start_serve(root, **env), env
+    )
+    try:
+        appliance.output = OutputDrain(appliance.process)
+        appliance.admin_password = appliance.output.wait_for(r"password\s+(\S{20})\s*$").group(1)
+        wait_healthy(appliance.base_url, appliance.process)
+        yield appliance
+    finally:
+        stop(appliance.process, appliance.output)
+        shutil.rmtree(root, ignore_errors=True)

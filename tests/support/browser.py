@@ -1,0 +1,206 @@
+"""Debian's chromium through Playwright, and the steps of a call as the two people on it take them.
+
+Never a downloaded browser: `executable_path` is Debian's `/usr/bin/chromium`, which
+`make test` installs. Flags as the spike on this machine found them (docs/development.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.support.appliance import Appliance
+
+CHROMIUM = os.environ.get("EVR_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
+HANDLER_PASSWORD = "a handler's long passphrase"
+
+
+def media_context(browser: Browser, mobile: bool = False, camera: bool = True) -> BrowserContext:
+    """A browser profile with the fake camera and microphone granted (or the camera refused)."""
+    permissions = ["microphone", "camera"] if camera else ["microphone"]
+    options: dict[str, object] = {
+        "ignore_https_errors": True,
+        "locale": "en-GB",
+        "permissions": permissions,
+    }
+    if mobile:
+        options.update(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context = browser.new_context(**options)  # type: ignore[arg-type]
+    context.set_default_timeout(15_000)
+    if not camera:
+        context.add_init_script(
+            """(() => {
+                const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+                const refuse = () => Promise.reject(
+                    new DOMException("Permission denied", "NotAllowedError"));
+                navigator.mediaDevices.getUserMedia = (constraints) =>
+                    constraints && constraints.video ? refuse() : real(constraints);
+            })();"""
+        )
+    return context
+
+
+def signed_in_handler(
+    context: BrowserContext, appliance: Appliance, username: str, role: str = "handler"
+) -> Page:
+    """An account (a handler unless ``role`` says otherwise) made through the CLI, signed
+    in, its first password changed."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "user",
+            "add",
+            username,
+            "--name",
+            "Pat Handler",
+            "--role",
+            role,
+        ],
+        env={**os.environ, "EVR_DATA_DIR": str(appliance.data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if "already exists" not in result.stderr:
+        assert result.returncode == 0, result.stderr
+        one_time = re.search(r"shown once\): (\S+)", result.stdout).group(1)
+        password = one_time
+    else:
+        password = HANDLER_PASSWORD
+    page = context.new_page()
+    page.goto(appliance.base_url + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    if password != HANDLER_PASSWORD:
+        page.get_by_label("Current password").fill(password)
+        page.get_by_label("New password", exact=True).fill(HANDLER_PASSWORD)
+        page.get_by_label("New password again").fill(HANDLER_PASSWORD)
+        page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("heading", name=re.compile("^Welcome"))).to_be_visible()
+    return page
+
+
+def new_link(handler: Page, appliance: Appliance, reference: str) -> str:
+    handler.goto(appliance.base_url + "/incidents")
+    handler.get_by_label("CAD reference").fill(reference)
+    handler.get_by_label("Caller's name").fill("Jane Marple")
+    handler.get_by_label("Caller's mobile number").fill("07700 900123")
+    handler.get_by_role("button", name="Create incident").click()
+    expect(handler.get_by_role("heading", name=f"Incident {reference}")).to_be_visible()
+    answer_checklist(handler)
+    handler.get_by_role("button", name="Create video call link").click()
+    link = handler.get_by_role("textbox", name="Video call link").input_value()
+    assert re.fullmatch(r"https://[^/]+/v/[A-Za-z0-9_-]{43}", link), link
+    return link
+
+
+def answer_checklist(handler: Page, yes: bool = True) -> None:
+    """Every eligibility question answered (yes, by default), then recorded."""
+    for radio in handler.locator(f"input[type=radio][value={'yes' if yes else 'no'}]").all():
+        radio.check()
+    handler.get_by_role("button", name="Record eligibility").click()
+    expect(handler.locator(".facts")).to_contain_text("eligible" if yes else "ineligible")
+
+
+def caller_joins(phone: BrowserContext, link: str, recording: bool = True) -> Page:
+    page = phone.new_page()
+    page.goto(link)
+    expect(page).to_have_title("Video call")
+    page.get_by_label("I agree to a video call with the police").check()
+    if recording:
+        page.get_by_label("The call may be recorded").check()
+    page.get_by_role("button", name="Continue").click()
+    join = page.get_by_role("button", name="Join video call")
+    expect(join).to_be_enabled()
+    join.click()
+    expect(page.get_by_text("The officer will join you shortly")).to_be_visible()
+    return page
+
+
+def admit_first_waiting(handler: Page, appliance: Appliance, reference: str) -> None:
+    handler.goto(appliance.base_url + "/calls")
+    row = handler.locator("#queue tr", has_text=reference)
+    expect(row).to_be_visible(timeout=10_000)
+    row.get_by_role("link", name="Open call").click()
+    handler.get_by_role("button", name="Admit caller").click()
+    expect(handler.locator("#call-state")).to_have_text("connected")
+
+
+def frames_shown(page: Page, selector: str) -> int:
+    return page.eval_on_selector(
+        selector,
+        "v => v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0",
+    )
+
+
+def inbound_packets(page: Page, diagnostics: str, kind: str) -> int:
+    return page.evaluate(
+        """async ([name, kind]) => {
+            const pc = window[name] && window[name].pc;
+            if (!pc) return 0;
+            let total = 0;
+            (await pc.getStats()).forEach((r) => {
+                if (r.type === "inbound-rtp" && r.kind === kind) total += r.packetsReceived;
+            });
+            return total;
+        }""",
+        [diagnostics, kind],
+    )
+
+
+def wait_rising(read: object, floor: int, timeout: float = 15) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    first = read()  # type: ignore[operator]
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = read()  # type: ignore[operator]
+        if now > max(first, floor):
+            return first, now
+    raise AssertionError(f"did not rise above {max(first, floor)} (stayed at {first})")
+
+
+def assert_playable(plain: bytes, call_seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "plain.webm"
+        path.write_bytes(plain)
+        _assert_playable(path, call_seconds)
+
+
+def _assert_playable(path: Path, call_seconds: float) -> None:
+    with av.open(str(path)) as container:
+        video = container.streams.video
+        audio = container.streams.audio
+        assert len(video) == 1 and len(audio) >= 1
+        frames = sum(1 for _ in container.decode(video=0))
+        assert frames > 10
+    with av.open(str(path)) as container:
+        last = 0.0
+        for packet in container.demux():
+            if packet.pts is not None:
+                last = max(last, float(packet.pts * packet.time_base))
+    assert abs(last - call_seconds) <= 0.2 * call_seconds, (last, call_seconds)
