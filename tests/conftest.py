@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from appliance import migrate
 from appliance.config import Settings, load_settings
@@ -38,25 +40,68 @@ def postgres_databases() -> Iterator[Databases]:
         cluster.stop()
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a new database on the test PostgreSQL."""
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per run; each test gets a copy of it."""
+    path = tmp_path_factory.mktemp("template") / "evr.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        migrate.upgrade(database.engine)
+    finally:
+        database.dispose()
+    assert not path.with_name("evr.db-wal").exists(), "the template's WAL was not checkpointed"
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_databases: Databases) -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per run, the template of each test's own."""
+    url = postgres_databases.create()
+    database = Database(url)
+    try:
+        migrate.upgrade(database.engine)
+    finally:
+        database.dispose()
+    try:
+        yield str(make_url(url).database)
+    finally:
+        postgres_databases.drop(url)
+
+
+def _new_database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool) -> Iterator[str]:
     request.node.user_properties.append(("db_backend", request.param))
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'evr.db'}"
+        path = tmp_path / "evr.db"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     databases: Databases = request.getfixturevalue("postgres_databases")
-    url = databases.create()
+    template = request.getfixturevalue("postgres_template") if migrated else None
+    url = databases.create(template=template)
     try:
         yield url
     finally:
         databases.drop(url)
 
 
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database already at the head migration: a SQLite file, or a new database on
+    the test PostgreSQL, each copied from a template migrated once per run (Alembic from
+    nothing costs more than most tests)."""
+    yield from _new_database(request, tmp_path, migrated=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database, for what must migrate from nothing (`evr db upgrade`)."""
+    yield from _new_database(request, tmp_path, migrated=False)
+
+
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
-    migrate.upgrade(database.engine)
     try:
         yield database
     finally:
@@ -105,6 +150,27 @@ async def caller(live_server: LiveServer) -> AsyncIterator[FormClient]:
         yield client
     finally:
         await client.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(reason): runs its database on SQLite only; the reason says why the "
+        "engine is not what the test is about (docs/development.md)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `sqlite_only` gets one database, SQLite, instead of both engines."""
+    marker = metafunc.definition.get_closest_marker("sqlite_only")
+    if marker is None:
+        return
+    if not marker.kwargs.get("reason"):
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs a reason=")
+    for name in ("database_url", "empty_database_url"):
+        if name in metafunc.fixturenames:
+            metafunc.definition.add_marker(pytest.mark.parametrize(name, ["sqlite"], indirect=True))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

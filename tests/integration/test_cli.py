@@ -43,7 +43,8 @@ def test_help_lists_the_commands() -> None:
         assert command in user_help
 
 
-def test_user_lifecycle_from_the_command_line(database_url: str) -> None:
+def test_user_lifecycle_from_the_command_line(empty_database_url: str) -> None:
+    database_url = empty_database_url
     assert evr(database_url, "db", "upgrade").returncode == 0
     added = evr(
         database_url,

@@ -18,6 +18,10 @@ from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="the guest's leg over the signalling socket is under test, not the database"
+)
+
 
 @pytest.fixture
 async def officer(live_server: LiveServer) -> AsyncIterator[tuple[FormClient, str]]:

@@ -29,6 +29,10 @@ from tests.support.live import LiveServer
 from tests.support.peers import Client
 from tests.support.staff import PASSWORD, add_incident, add_user
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="media worker processes and real aiortc peers are under test, not the database"
+)
+
 DEVICE = "worker-test-device"
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -11,6 +13,18 @@ from sqlmodel import SQLModel
 
 from appliance import migrate
 from appliance.db import Database
+
+
+@pytest.fixture
+def db(empty_database_url: str) -> Iterator[Database]:
+    """Migrated here from nothing, not copied from the run's template: the migrations are
+    what these tests are about."""
+    database = Database(empty_database_url)
+    migrate.upgrade(database.engine)
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 def test_migrated_schema_matches_the_models(db: Database) -> None:

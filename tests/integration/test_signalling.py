@@ -26,6 +26,10 @@ from appliance.web import keys
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="the WebSocket protocol and real aiortc peers are under test, not the database"
+)
+
 PASSWORD = "a long enough passphrase"
 DEVICE = "this-phone-device-token"
 
