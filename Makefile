@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # browsers and media peers under test can reach nothing but this machine.
 ISOLATE := $(shell [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null && echo yes)
 
-.PHONY: run test bench lint format system-packages-test system-packages-run clean
+.PHONY: run test test-fast bench lint format system-packages-test system-packages-run clean
 
 run: $(RUNTIME_STAMP)
 	$(BIN)/evr serve
@@ -27,6 +27,15 @@ ifeq ($(ISOLATE),yes)
 	unshare -n -- sh -c 'ip link set lo up && exec $(BIN)/pytest'
 else
 	$(BIN)/pytest
+endif
+
+# The inner loop: unit tests and the integration tests on SQLite only, no browser, no
+# provisioning chroot, no PostgreSQL (under 3 minutes). CI runs `make test`, the whole suite.
+test-fast: $(DEV_STAMP)
+ifeq ($(ISOLATE),yes)
+	unshare -n -- sh -c 'ip link set lo up && exec $(BIN)/pytest --engine=sqlite tests/unit tests/integration'
+else
+	$(BIN)/pytest --engine=sqlite tests/unit tests/integration
 endif
 
 # Capacity, ours vs aiortc's default pipeline (bench/README.md); under 10 minutes on 2 cores.

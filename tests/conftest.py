@@ -160,17 +160,34 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--engine",
+        choices=("both", *BACKENDS),
+        default="both",
+        help="run the database tests on one engine only (make test-fast: sqlite)",
+    )
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A test marked `sqlite_only` gets one database, SQLite, instead of both engines."""
+    """Which engines a database test runs on: both, unless it is marked `sqlite_only` or
+    `--engine` names one. A test that is neither runs twice, `[sqlite]` and `[postgresql]`."""
+    engines = list(BACKENDS)
     marker = metafunc.definition.get_closest_marker("sqlite_only")
-    if marker is None:
+    if marker is not None:
+        if not marker.kwargs.get("reason"):
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs a reason=")
+        engines = ["sqlite"]
+    chosen = metafunc.config.getoption("engine")
+    if chosen != "both":
+        engines = [e for e in engines if e == chosen]
+    if engines == list(BACKENDS):
         return
-    if not marker.kwargs.get("reason"):
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs a reason=")
     for name in ("database_url", "empty_database_url"):
         if name in metafunc.fixturenames:
-            metafunc.definition.add_marker(pytest.mark.parametrize(name, ["sqlite"], indirect=True))
+            # A parametrize mark takes precedence over the fixture's own params.
+            metafunc.definition.add_marker(pytest.mark.parametrize(name, engines, indirect=True))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
