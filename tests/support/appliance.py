@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.live import free_port
@@ -22,6 +22,7 @@ class Appliance:
     process: subprocess.Popen[str]
     env: dict[str, str]
     output: OutputDrain | None = None
+    accounts: set[str] = field(default_factory=set)  # made by signed_in_handler
 
     def log_tail(self, lines: int = 60) -> str:
         """The server's last output lines, for an assertion message."""
