@@ -49,8 +49,11 @@ def running_appliance(**extra_env: str) -> Iterator[Appliance]:
     )
     try:
         appliance.output = OutputDrain(appliance.process)
-        appliance.admin_password = appliance.output.wait_for(r"password\s+(\S{20})\s*$").group(1)
-        wait_healthy(appliance.base_url, appliance.process)
+        # A first start imports, migrates and hashes before it prints: on a busy 2-core
+        # box that took over 30 s.
+        printed = appliance.output.wait_for(r"password\s+(\S{20})\s*$", timeout=90)
+        appliance.admin_password = printed.group(1)
+        wait_healthy(appliance.base_url, appliance.process, timeout=60)
         yield appliance
     finally:
         stop(appliance.process, appliance.output)
