@@ -319,8 +319,9 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"evr: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    with _db(settings).session() as session:
-        evaluation = measures.evaluate(session, settings, start, end)
+    with _db(settings).reader() as session:
+        gathered = measures.gather(session, start, end)
+    evaluation = measures.evaluate(gathered, settings)
     for path in report.write(evaluation, args.outdir, settings.force_name):
         print(path)
     return 0

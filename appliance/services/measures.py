@@ -420,9 +420,25 @@ def trial_counts(session: Session, start: datetime, end: datetime) -> TrialCount
     )
 
 
-def evaluate(session: Session, settings: Settings, start: datetime, end: datetime) -> Evaluation:
-    """Everything the report shows for incidents received in [start, end)."""
-    cases = load_cases(session, start, end)
+@dataclass(frozen=True)
+class Gathered:
+    """What the measures need from the database, read in one short read-only session."""
+
+    start: datetime
+    end: datetime
+    cases: list[Case]
+    trial: TrialCounts | None
+
+
+def gather(session: Session, start: datetime, end: datetime) -> Gathered:
+    """The rows of incidents received in [start, end); no statistics yet."""
+    return Gathered(start, end, load_cases(session, start, end), trial_counts(session, start, end))
+
+
+def evaluate(gathered: Gathered, settings: Settings) -> Evaluation:
+    """Everything the report shows: seconds of CPU for a busy quarter, so it runs outside
+    any database session (which would keep a transaction open) and off the event loop."""
+    start, end, cases = gathered.start, gathered.end, gathered.cases
     positive_from = settings.evaluation_positive_rating
     present = [c for c in COHORTS if any(case.cohort == c for case in cases)]
     estimates = [e for c in present for e in cohort_estimates(cases, c, positive_from)]
@@ -446,7 +462,7 @@ def evaluate(session: Session, settings: Settings, start: datetime, end: datetim
         periods=periods,
         weekly=weekly(cases),
         savings=savings(cases, settings),
-        trial=trial_counts(session, start, end),
+        trial=gathered.trial,
         comments=sum(1 for c in cases if c.commented),
         positive_from=positive_from,
         cohorts=present,

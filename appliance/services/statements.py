@@ -18,8 +18,9 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from sqlmodel import Session, col, select
 
+from appliance.config import Settings
 from appliance.models import Call, FileKind, Incident, Statement, StatementState, User, utcnow
-from appliance.services import audit, sealing
+from appliance.services import audit, cad, sealing
 from appliance.services.audit import Actor
 from appliance.services.keys import Keyring
 
@@ -247,6 +248,7 @@ def statement_dir(data_dir: Path, incident: Incident) -> Path:
 
 def sign(
     session: Session,
+    settings: Settings,
     keyring: Keyring,
     call: Call,
     statement_id: int,
@@ -255,8 +257,8 @@ def sign(
     source: str,
     officer_name: str = "",
 ) -> Statement:
-    """Sign, render the PDF, keep both files sealed with their hashes (docs/evidence.md);
-    refused if signed already."""
+    """Sign, render the PDF, keep both files sealed with their hashes (docs/evidence.md),
+    and tell the CAD (``statement.signed``); refused if signed already."""
     from appliance.services.statement_pdf import render  # fpdf2 is only loaded to sign
 
     statement = _waiting(session, call, statement_id)
@@ -268,7 +270,7 @@ def sign(
     assert incident is not None
     officer = session.get(User, statement.officer_id)
     statement.signed_name = name
-    statement.signed_at = utcnow()
+    statement.signed_at = signed_at = utcnow()
     signature_sha256 = hashlib.sha256(signature_png).hexdigest()
     content = canonical_content(statement, incident.cad_reference, signature_sha256)
     statement.content_sha256 = hashlib.sha256(content).hexdigest()
@@ -306,5 +308,19 @@ def sign(
         content_sha256=statement.content_sha256,
         pdf_sha256=statement.pdf_sha256,
         signature_sha256=signature_sha256,
+    )
+    cad.queue_event(
+        session,
+        settings,
+        "statement.signed",
+        statement.incident_id,
+        {
+            "statement": {
+                "version": statement.version,
+                "signedAt": signed_at.isoformat(),
+                "contentSha256": statement.content_sha256,
+                "pdfSha256": statement.pdf_sha256,
+            }
+        },
     )
     return statement

@@ -26,8 +26,7 @@ from appliance.web.access import (
     access_of,
     source_of,
 )
-from appliance.web.api import api_error
-from appliance.web.caller_safety import ASSETS_ROUTE as CALLER_ASSETS_ROUTE
+from appliance.web.toolkit import ASSETS_ROUTE, api_error
 
 log = logging.getLogger("evr.http")
 
@@ -72,7 +71,7 @@ def _is_static(request: web.Request) -> bool:
 
 def _is_caller_asset(request: web.Request) -> bool:
     route = request.match_info.route
-    return _is_static(request) and route.resource.name == CALLER_ASSETS_ROUTE
+    return _is_static(request) and route.resource.name == ASSETS_ROUTE
 
 
 @web.middleware

@@ -11,7 +11,7 @@ from appliance.services import survey
 from appliance.services.survey import PAGE, SMS, SurveyError, SurveyProblem
 from appliance.web import keys
 from appliance.web.access import public, source_of
-from appliance.web.caller_safety import device_hash_of, note_look
+from appliance.web.toolkit import caller_link, device_hash_of
 
 routes = web.RouteTableDef()
 TITLE = "Feedback"
@@ -78,7 +78,7 @@ async def _answer(request: web.Request, channel: str) -> web.Response:
         return _form(request, action, form, f"Not sent: {exc}.", status=400)
     with request.app[keys.DB].session() as session:
         if channel == PAGE:
-            note_look(request, session, token)
+            caller_link(request, session)
             found = survey.open_on_page(session, token, device_hash_of(request))
             call = None if isinstance(found, SurveyProblem) else found[0]
         else:
@@ -100,7 +100,7 @@ def _offer(request: web.Request, channel: str) -> web.Response:
     token = request.match_info["token"]
     with request.app[keys.DB].session() as session:
         if channel == PAGE:
-            note_look(request, session, token)
+            caller_link(request, session)
             found: object = survey.open_on_page(session, token, device_hash_of(request))
         else:
             found = survey.open_sms_link(session, token)
