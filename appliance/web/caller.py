@@ -72,8 +72,8 @@ async def link(request: web.Request) -> web.StreamResponse:
     with request.app[keys.DB].session() as session:
         incident = session.get(Incident, call.incident_id)
         if incident is not None and incidents.record_first_screen(session, incident):
-            track = "rvr" if rvr.is_rvr(request.app[keys.SETTINGS], incident) else "standard"
-            metrics.CALLER_FIRST_SCREEN.labels(track).observe(
+            lane = "rvr" if rvr.is_rvr(request.app[keys.SETTINGS], incident) else "standard"
+            metrics.CALLER_FIRST_SCREEN.labels(lane).observe(
                 incident.caller_first_screen_seconds or 0.0
             )
     if _agreed_here(request, call):
