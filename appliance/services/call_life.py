@@ -7,7 +7,8 @@ whether it moved the call, so a second "End", a revoke after the caller left, or
 crash recovery of a call that had already ended changes nothing and tells nobody.
 
 The hub and the web handlers call these and then only translate: they hang up the
-live room and tell the pages. Senders wake after the commit (``db.wake_after_commit``).
+live room and tell the pages. RVR's "caller not safe" (``rvr.not_safe``) ends each live
+call of the incident through ``end``. Senders wake after the commit (``db.wake_after_commit``).
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from appliance.models import (
     AppointmentState,
     Call,
     CallState,
-    Incident,
     Invite,
     OutboundMessage,
     Recording,
     User,
     utcnow,
 )
-from appliance.services import audit, cad, calls, evidence, messages, rvr, survey
+from appliance.services import audit, cad, calls, evidence, messages, survey
 from appliance.services.audit import Actor
 from appliance.services.keys import Keyring
 
@@ -110,20 +110,6 @@ def revoke(session: Session, settings: Settings, actor: Actor, call: Call) -> bo
     calls.move(session, call, CallState.CANCELLED, actor, reason=REVOKED)
     _ended(session, settings, call, REVOKED)
     return True
-
-
-def not_safe(
-    session: Session, settings: Settings, actor: Actor, user: User, incident: Incident
-) -> list[Call]:
-    """The caller is not safe: on an RVR incident every live call of it ends at once,
-    then the incident is flagged for an emergency call-back. The calls that moved."""
-    ended: list[Call] = []
-    if rvr.is_rvr(settings, incident):
-        for call in calls.for_incident(session, incident.id or 0):
-            if end(session, settings, call, actor, NOT_SAFE):
-                ended.append(call)
-    rvr.caller_not_safe(session, settings, actor, user, incident)
-    return ended
 
 
 def recover_after_crash(session: Session, settings: Settings, keyring: Keyring) -> list[Call]:

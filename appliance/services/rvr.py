@@ -28,7 +28,7 @@ from appliance.models import (
     User,
     utcnow,
 )
-from appliance.services import audit, calls, incidents, queue
+from appliance.services import audit, call_life, calls, incidents, queue
 from appliance.services.audit import Actor
 
 
@@ -315,3 +315,17 @@ def disclosures_of(session: Session, incident: Incident) -> list[Disclosure]:
             select(Disclosure).where(Disclosure.incident_id == incident.id).order_by(Disclosure.id)
         ).all()
     )
+
+
+def not_safe(
+    session: Session, settings: Settings, actor: Actor, user: User, incident: Incident
+) -> list[Call]:
+    """The caller is not safe: on an RVR incident every live call of it ends at once,
+    then the incident is flagged for an emergency call-back. The calls that moved."""
+    ended: list[Call] = []
+    if is_rvr(settings, incident):
+        for call in calls.for_incident(session, incident.id or 0):
+            if call_life.end(session, settings, call, actor, call_life.NOT_SAFE):
+                ended.append(call)
+    caller_not_safe(session, settings, actor, user, incident)
+    return ended

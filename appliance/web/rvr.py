@@ -243,7 +243,7 @@ async def not_safe(request: web.Request) -> web.StreamResponse:
 
     def work(session: Session, incident: Incident, form: MultiDictProxy[Any]) -> str:
         user = current_user(request)
-        ended.extend(call_life.not_safe(session, settings, actor_of(request), user, incident))
+        ended.extend(rvr.not_safe(session, settings, actor_of(request), user, incident))
         return "Video ended. Flagged for an emergency call-back."
 
     try:
