@@ -85,7 +85,8 @@ def charts(evaluation: Evaluation) -> Charts:
         width = 0.8 / max(len(cohorts), 1)
         for i, cohort in enumerate(cohorts):
             found = {e.key: e for e in evaluation.estimates if e.cohort == cohort}
-            values, errors = [], [[], []]
+            values: list[float] = []
+            errors: list[list[float]] = [[], []]
             for key in keys:
                 e = found.get(key)
                 v = e.value if e and e.value is not None else 0.0
@@ -181,7 +182,17 @@ def html(evaluation: Evaluation, force_name: str) -> str:
 
 def csv_tables(evaluation: Evaluation) -> dict[str, list[list[object]]]:
     """The CSV files' rows, header first."""
-    head = ["period", "cohort", "measure", "label", "n", "count", "value", "ci_low", "ci_high"]
+    head: list[object] = [
+        "period",
+        "cohort",
+        "measure",
+        "label",
+        "n",
+        "count",
+        "value",
+        "ci_low",
+        "ci_high",
+    ]
     measures: list[list[object]] = [head]
     whole = f"{evaluation.start.date()}..{(evaluation.end - timedelta(days=1)).date()}"
     for period, estimates in [(whole, evaluation.estimates), *evaluation.periods]:
