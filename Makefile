@@ -20,6 +20,8 @@ run: $(RUNTIME_STAMP)
 
 test: system-packages-test $(DEV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	# The provisioning tests' Debian chroot and wheelhouse need the network: fetch them
 	# (or reuse the cache) before the suite runs in its network namespace.
 	EVR_TEST_PYTHON=$(BIN)/python sh provisioning/tests/prepare-chroot.sh .
@@ -40,6 +42,7 @@ endif
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
@@ -75,4 +78,4 @@ system-packages-run:
 	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -25,6 +25,7 @@ import sqlite3
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
@@ -244,7 +245,7 @@ def restore(settings: Settings, src: Path) -> dict[str, object]:
     problems = check(src)
     if problems:
         raise BackupError("the backup does not verify, nothing restored: " + "; ".join(problems))
-    info = json.loads((src / INFO).read_text())
+    info: dict[str, Any] = json.loads((src / INFO).read_text())
     db = Database(settings.effective_database_url)
     try:
         engine = db.engine.dialect.name
@@ -301,9 +302,13 @@ def _repoint(db: Database, old: Path, new: Path) -> None:
     from appliance.models import Recording, Snapshot, UploadedItem
 
     with db.session() as session:
-        for model in (Recording, Snapshot, UploadedItem):
-            for row in session.exec(select(model)).all():
-                path = Path(row.path)
-                if path.is_relative_to(old):
-                    row.path = str(new / path.relative_to(old))
-                    session.add(row)
+        rows: list[Recording | Snapshot | UploadedItem] = [
+            *session.exec(select(Recording)).all(),
+            *session.exec(select(Snapshot)).all(),
+            *session.exec(select(UploadedItem)).all(),
+        ]
+        for row in rows:
+            path = Path(row.path)
+            if path.is_relative_to(old):
+                row.path = str(new / path.relative_to(old))
+                session.add(row)

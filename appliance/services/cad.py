@@ -41,7 +41,7 @@ class Answer:
 
 def backoff_s(attempts: int, base_s: float) -> float:
     """base, 2×base, 4×base … after each failed attempt, capped at an hour."""
-    return min(base_s * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S)
+    return min(base_s * 2.0 ** max(attempts - 1, 0), BACKOFF_MAX_S)
 
 
 def queue_event(

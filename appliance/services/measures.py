@@ -261,12 +261,13 @@ def load_cases(session: Session, start: datetime, end: datetime) -> list[Case]:
     cases = []
     for incident in incidents:
         allocation = allocations.get(incident.id or 0)
-        arm = allocation.arm if allocation is not None else None
-        if arm == USUAL_ARM:
-            cohort, responded, deployed = USUAL_ARM, allocation.in_person_at, True  # type: ignore[union-attr]
-        elif arm == VIDEO_ARM:
+        responded: datetime | None
+        deployed: bool | None
+        if allocation is not None and allocation.arm == USUAL_ARM:
+            cohort, responded, deployed = USUAL_ARM, allocation.in_person_at, True
+        elif allocation is not None and allocation.arm == VIDEO_ARM:
             cohort = VIDEO_ARM
-            responded, deployed = first_video.get(incident.id), incident.deployment_needed
+            responded, deployed = first_video.get(incident.id or 0), incident.deployment_needed
         elif incident.id in first_video:
             cohort = SERVICE
             responded, deployed = first_video[incident.id], incident.deployment_needed
@@ -408,7 +409,7 @@ def trial_counts(session: Session, start: datetime, end: datetime) -> TrialCount
     if not rows:
         return None
     consented = sum(1 for r in rows if r[0])
-    by_stratum: dict[str, dict[str, int]] = defaultdict(Counter)  # type: ignore[arg-type]
+    by_stratum: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for _, stratum, arm in rows:
         if arm is not None:
             by_stratum[stratum][arm] += 1

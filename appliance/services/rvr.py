@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from appliance.config import Settings, unsafe_word
 from appliance.models import (
@@ -312,7 +312,9 @@ def record_disclosure(
 def disclosures_of(session: Session, incident: Incident) -> list[Disclosure]:
     return list(
         session.exec(
-            select(Disclosure).where(Disclosure.incident_id == incident.id).order_by(Disclosure.id)
+            select(Disclosure)
+            .where(Disclosure.incident_id == incident.id)
+            .order_by(col(Disclosure.id))
         ).all()
     )
 
