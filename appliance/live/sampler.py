@@ -12,7 +12,8 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from appliance import metrics
 from appliance.config import Settings
@@ -35,7 +36,7 @@ class Sampler:
         settings: Settings,
         db: Database,
         live_calls: dict[str, LiveCall],
-        abandon: Callable[[LiveCall], Awaitable[None]],
+        abandon: Callable[[LiveCall], Coroutine[Any, Any, None]],
     ) -> None:
         self.settings = settings
         self.db = db

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import ValidationError
 
+from appliance.models import Incident
 from appliance.services import incidents
 from appliance.services.audit import Actor
 from appliance.services.incidents import Filters, IncidentError
@@ -91,7 +92,7 @@ async def list_incidents(request: web.Request) -> web.StreamResponse:
 @api_key
 async def get_incident(request: web.Request) -> web.StreamResponse:
     with request.app[keys.DB].reader() as session:
-        incident = session.get(incidents.Incident, int(request.match_info["incident_id"]))
+        incident = session.get(Incident, int(request.match_info["incident_id"]))
     if incident is None:
         return api_error(404, "not_found", "no incident with that id")
     return web.json_response(IncidentOut.of(incident).model_dump(mode="json"))

@@ -22,7 +22,7 @@ routes = web.RouteTableDef()
 REFUSALS = (AppointmentError, CallError, MessageError)
 
 
-def _starts_at(form: MultiDictProxy[str | bytes | FileField]) -> datetime:
+def _starts_at(form: MultiDictProxy[str | bytes | bytearray | FileField]) -> datetime:
     value = str(form.get("starts_at", ""))
     try:
         starts_at = datetime.fromisoformat(value)

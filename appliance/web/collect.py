@@ -113,7 +113,8 @@ async def upload_submit(request: web.Request) -> web.StreamResponse:
     reader = await request.multipart()
     first = await reader.next()
     sent = await _small_field(first) if isinstance(first, BodyPartReader) else None
-    if first is None or first.name != keys.CSRF_FIELD or not csrf_matches(request, sent or ""):
+    named = first.name if isinstance(first, BodyPartReader) else None
+    if named != keys.CSRF_FIELD or not csrf_matches(request, sent or ""):
         raise web.HTTPForbidden(
             text="The form had expired or was not sent from this site. "
             "Reload the page and try again."

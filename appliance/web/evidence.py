@@ -164,12 +164,14 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     keyring, actor = request.app[keys.KEYRING], actor_of(request)
     pipe = _Pipe()
+    out = io.BufferedWriter(pipe, buffer_size=256 * 1024)
     failure: list[str] = []
 
     def make() -> None:
         try:
             with db.session() as session:
-                export.write_bundle(session, settings, keyring, actor, incident, pipe)
+                export.write_bundle(session, settings, keyring, actor, incident, out)
+            out.flush()
         except export.ExportError as exc:
             failure.append(str(exc))
         finally:

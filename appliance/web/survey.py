@@ -79,17 +79,17 @@ async def _answer(request: web.Request, channel: str) -> web.Response:
     with request.app[keys.DB].session() as session:
         if channel == PAGE:
             caller_link(request, session)
-            found = survey.open_on_page(session, token, device_hash_of(request))
-            call = None if isinstance(found, SurveyProblem) else found[0]
+            on_page = survey.open_on_page(session, token, device_hash_of(request))
+            found = on_page if isinstance(on_page, SurveyProblem) else on_page[1]
+            call = None if isinstance(on_page, SurveyProblem) else on_page[0]
         else:
-            found = survey.open_sms_link(session, token)
+            by_sms = survey.open_sms_link(session, token)
+            found = by_sms if isinstance(by_sms, SurveyProblem) else by_sms[1]
             call = None
         if isinstance(found, SurveyProblem):
             result: object = found
         else:
-            result = survey.answer(
-                session, found[1], answers, channel, source_of(request), call=call
-            )
+            result = survey.answer(session, found, answers, channel, source_of(request), call=call)
     if isinstance(result, SurveyProblem):
         return _problem(request, result)
     return _thanks(request)
