@@ -38,11 +38,6 @@ WORKER_START_TIMEOUT_S = 30.0
 _ROOT = str(Path(__file__).resolve().parents[1])
 
 
-def default_worker_count() -> int:
-    """The cores this process may run on (its affinity), not every core of the box."""
-    return len(os.sched_getaffinity(0))
-
-
 class WorkerDiedError(MediaError, RuntimeError):
     """The media worker holding this room stopped; the room's media is gone."""
 

@@ -74,11 +74,6 @@ def is_rvr(settings: Settings, incident: Incident) -> bool:
     return incident.category in settings.rvr_categories
 
 
-def is_rvr_call(session: Session, settings: Settings, call: Call) -> bool:
-    incident = session.get(Incident, call.incident_id)
-    return incident is not None and is_rvr(settings, incident)
-
-
 def case_of(session: Session, incident: Incident) -> RvrCase | None:
     return session.exec(select(RvrCase).where(RvrCase.incident_id == incident.id)).first()
 
