@@ -9,12 +9,13 @@ Three classes keep this shape: :class:`media.Room` (in this process),
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from media.recorder import RecordingInfo
 from media.stats import LegStats
 
 
+@runtime_checkable
 class MediaRoom(Protocol):
     @property
     def leg_ids(self) -> list[str]: ...
