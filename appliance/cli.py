@@ -265,8 +265,14 @@ def cmd_export_public_key(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     db = _db(settings)
     keyring = _keyring(settings, db)
+    removed: list[Path] = []
     try:
-        made = backup.make(settings, db, args.dest, keyring.key_id)
+        if args.keep is None:
+            dest = args.dest
+            made = backup.make(settings, db, dest, keyring.key_id)
+        else:
+            kept = backup.make_kept(settings, db, args.dest, keyring.key_id, args.keep)
+            dest, made, removed = kept.path, kept.made, kept.removed
     except backup.BackupError as exc:
         print(f"evr: backup not made: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -276,12 +282,25 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
             _cli_actor(),
             "backup.made",
             object_type="backup",
-            object_id=str(args.dest)[:128],
-            detail={"media_files": made.files, "database": made.database},
+            object_id=str(dest)[:128],
+            detail={
+                "media_files": made.files,
+                "database": made.database,
+                "removed": [path.name for path in removed],
+            },
         )
-    print(f"backup in {args.dest}: {made.database} database, {made.files} sealed media files")
+    print(f"backup in {dest}: {made.database} database, {made.files} sealed media files")
+    for path in removed:
+        print(f"removed the older backup {path} (--keep {args.keep})")
     print(f"the master key ({settings.effective_master_key_file}) is NOT in it: keep it apart")
     return 0
+
+
+def _at_least_one(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
 
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
@@ -319,8 +338,9 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"evr: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    with _db(settings).session() as session:
-        evaluation = measures.evaluate(session, settings, start, end)
+    with _db(settings).reader() as session:
+        gathered = measures.gather(session, start, end)
+    evaluation = measures.evaluate(gathered, settings)
     for path in report.write(evaluation, args.outdir, settings.force_name):
         print(path)
     return 0
@@ -439,7 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_export_public_key)
 
     backup_parser = commands.add_parser("backup", help="database and sealed media to DEST")
-    backup_parser.add_argument("dest", type=Path, help="a new (or empty) directory")
+    backup_parser.add_argument(
+        "dest",
+        type=Path,
+        help="a new (or empty) directory; with --keep, the directory that holds the backups",
+    )
+    backup_parser.add_argument(
+        "--keep",
+        type=_at_least_one,
+        metavar="N",
+        help="make DEST/evr-<UTC time> and remove all but the newest N backups in DEST",
+    )
     backup_parser.set_defaults(func=cmd_backup)
     restore = commands.add_parser("restore", help="a backup onto a fresh box")
     restore.add_argument("src", type=Path, help="a directory made by `evr backup`")

@@ -1,16 +1,27 @@
 """Engine and sessions over SQLite (the default) or PostgreSQL.
 
-SQLite runs in WAL mode with foreign keys enforced, and every transaction starts
-with ``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes fails
-at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another thread committed in
+SQLite runs in WAL mode with foreign keys enforced, and every writing transaction
+starts with ``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes
+fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another thread committed in
 between, which is exactly what the audit chain does. Taking the write lock up front
 makes writers queue on the busy timeout instead.
+
+Pages and queries that only read take ``Database.reader()``: a deferred ``BEGIN`` with
+``query_only`` on SQLite (a read-only transaction on PostgreSQL), so a page being
+rendered or a report being read never holds the single writer's lock that signalling
+waits on.
+
+Side effects that leave the box (an SMS, a CAD event) are queued in the same
+transaction as the change that causes them; the service marks the session with
+``wake_after_commit`` and the senders registered for that outbox are woken only once
+the commit has succeeded, so nothing is sent for a change that rolled back.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +30,15 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READ_ONLY = "evr_read_only"
+_WAKE = "evr_wake_after_commit"
+
+log = logging.getLogger("evr.db")
+
+
+def wake_after_commit(session: Session, outbox: str) -> None:
+    """Ask for ``outbox``'s senders to be woken once this session's commit succeeds."""
+    session.info.setdefault(_WAKE, set()).add(outbox)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -53,11 +73,12 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+            connection.exec_driver_sql("PRAGMA query_only=1")
+        else:
+            connection.exec_driver_sql("PRAGMA query_only=0")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class NestedSessionError(RuntimeError):
@@ -70,7 +91,18 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._read_engine = self.engine.execution_options(
+            **{READ_ONLY: True, "postgresql_readonly": True}
+        )
         self._local = threading.local()
+        self._wakers: dict[str, list[Callable[[], None]]] = {}
+
+    def add_waker(self, outbox: str, wake: Callable[[], None]) -> None:
+        """Call ``wake`` after every commit that queued something in ``outbox``.
+
+        ``wake`` runs in the committing thread and must be quick and thread-safe (the
+        senders' ``poke`` is)."""
+        self._wakers.setdefault(outbox, []).append(wake)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -80,19 +112,40 @@ class Database:
         inside the first would wait on the first's lock until the busy timeout. That
         mistake fails here at once, on both engines, instead of hanging ten seconds.
         """
+        with self._open(self.engine) as session:
+            yield session
+        self._wake(session)
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only session: it takes no write lock, and a write in it fails."""
+        with self._open(self._read_engine) as session:
+            yield session
+
+    @contextmanager
+    def _open(self, bind: Engine) -> Iterator[Session]:
         if getattr(self._local, "open", False):
             raise NestedSessionError("a database session is already open in this thread")
         self._local.open = True
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
+            with Session(bind, expire_on_commit=False) as session:
                 try:
                     yield session
                     session.commit()
                 except BaseException:
                     session.rollback()
+                    session.info.pop(_WAKE, None)
                     raise
         finally:
             self._local.open = False
+
+    def _wake(self, session: Session) -> None:
+        for outbox in sorted(session.info.pop(_WAKE, ())):
+            for wake in self._wakers.get(outbox, ()):
+                try:
+                    wake()
+                except Exception:
+                    log.exception("waking the %s senders failed", outbox)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

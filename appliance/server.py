@@ -14,7 +14,7 @@ from aiohttp import web
 from appliance import metrics, migrate, tls
 from appliance.config import Settings, SettingsError
 from appliance.db import Database
-from appliance.services import accounts, calls, keys, signing
+from appliance.services import accounts, call_life, keys, signing
 from appliance.services.keys import Keyring
 from appliance.web.app import create_app
 from media.workers import WorkerPool
@@ -42,7 +42,7 @@ def prepare(settings: Settings) -> Prepared:
         keyring = keys.open_keyring(settings, session)
     with db.session() as session:
         admin_password = accounts.ensure_first_admin(session)
-        failed = calls.recover_interrupted(session, keyring)
+        failed = call_life.recover_after_crash(session, settings, keyring)
     if failed:
         log.warning("calls live at the last stop were marked failed", extra={"calls": len(failed)})
     cert_path, key_path = settings.tls_paths

@@ -15,7 +15,6 @@ import logging
 import queue
 from collections.abc import Callable
 from importlib.metadata import version
-from typing import Any
 
 import aioice
 import aiortc
@@ -24,7 +23,13 @@ from aiortc.codecs import is_rtx
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 
 from media.background import spawn
 
@@ -56,6 +61,8 @@ def _check_versions() -> None:
 _check_versions()
 
 FrameHandler = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+# What aiortc puts on a receiver's decoder queue: a whole frame, or None to stop.
+DecoderItem = tuple[RTCRtpCodecParameters, JitterFrame] | None
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
@@ -63,7 +70,7 @@ _RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
 _ENCODER = "_RTCRtpSender__encoder"
 
 
-class ReceiverTap(queue.Queue):  # type: ignore[type-arg]
+class ReceiverTap(queue.Queue[DecoderItem]):
     """Stands in for a receiver's decoder queue and takes encoded frames off it.
 
     ``RTCRtpReceiver._handle_rtp_packet`` puts ``(codec, JitterFrame)`` on this
@@ -77,7 +84,7 @@ class ReceiverTap(queue.Queue):  # type: ignore[type-arg]
         self.handler = handler
         self.frames_tapped = 0
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, item: DecoderItem, block: bool = True, timeout: float | None = None) -> None:
         if item is None:
             super().put(item, block, timeout)
             return
@@ -149,7 +156,7 @@ def on_remb(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
     """Call ``callback(bitrate_bps)`` when the far end sends REMB about ``sender``."""
     original = sender._handle_rtcp_packet
 
-    async def handle_rtcp_packet(packet: Any) -> None:
+    async def handle_rtcp_packet(packet: AnyRtcpPacket) -> None:
         await original(packet)
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             try:
@@ -173,7 +180,7 @@ def cap_remb(receiver: RTCRtpReceiver, cap: Callable[[], int | None]) -> Callabl
     original = receiver._send_rtcp
     last: dict[str, int] = {}
 
-    async def send_rtcp(packet: Any) -> None:
+    async def send_rtcp(packet: AnyRtcpPacket) -> None:
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             try:
                 bitrate, ssrcs = unpack_remb_fci(packet.fci)
@@ -245,10 +252,12 @@ def _add_loopback(connection: aioice.Connection, only: bool) -> None:
     original = connection.get_component_candidates
 
     async def get_component_candidates(
-        component: int, addresses: list[str], **kwargs: Any
+        component: int,
+        addresses: list[str],
+        timeout: int = 5,  # noqa: ASYNC109 (aioice's own)
     ) -> list[aioice.Candidate]:
         wanted = ["127.0.0.1"] if only else [*addresses, "127.0.0.1"]
-        return await original(component=component, addresses=wanted, **kwargs)
+        return await original(component=component, addresses=wanted, timeout=timeout)
 
     connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
     connection._evr_loopback = True  # type: ignore[attr-defined]

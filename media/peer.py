@@ -92,9 +92,9 @@ class Peer:
         self.remote = offer
         self._wire_sources()
         for track in self.outputs:
-            transceiver = self._transceiver_of(track)
-            if transceiver is not None:
-                track.target_codec = passthrough.negotiated_codec(transceiver)
+            sending = self._transceiver_of(track)
+            if sending is not None:
+                track.target_codec = passthrough.negotiated_codec(sending)
         return self.pc.localDescription.sdp
 
     def video_codec(self) -> str | None:

@@ -23,6 +23,7 @@ from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.frame import Frame
+from av.stream import Stream
 
 from media import codecs, passthrough
 
@@ -257,7 +258,9 @@ class ForwardTrack(MediaStreamTrack):
                 return
         self._queue.put_nowait(frame)
 
-    async def recv(self) -> av.Packet | Frame:
+    async def recv(
+        self,
+    ) -> "av.Packet[Stream] | Frame":  # PyAV's Packet is generic only in its stubs
         if not self._consuming:
             self._consuming = True
             if self._source is not None:

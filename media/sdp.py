@@ -32,7 +32,7 @@ def parse_offer(text: object) -> sdp.SessionDescription:
             raise SdpError(f"{where} has no a=mid")
         if "SAVPF" not in (m.profile or ""):
             raise SdpError(f"{where} is not WebRTC media (profile {m.profile!r})")
-        if not m.ice.usernameFragment or not m.ice.password:
+        if m.ice is None or not m.ice.usernameFragment or not m.ice.password:
             raise SdpError(f"{where} has no ICE credentials (a=ice-ufrag / a=ice-pwd)")
         if m.dtls is None or not m.dtls.fingerprints:
             raise SdpError(f"{where} has no DTLS fingerprint (a=fingerprint / a=setup)")
@@ -53,7 +53,7 @@ def ice_credentials(description: sdp.SessionDescription) -> set[tuple[str, str]]
     return {
         (m.ice.usernameFragment, m.ice.password)
         for m in description.media
-        if m.kind in _MEDIA and m.ice.usernameFragment
+        if m.kind in _MEDIA and m.ice is not None and m.ice.usernameFragment and m.ice.password
     }
 
 

@@ -23,9 +23,13 @@ import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 MAGIC = b"EVRSEAL1"
 HEADER = struct.Struct(">8sI")
@@ -291,9 +295,10 @@ class PlainView(io.RawIOBase):
         self._pos = max(base + offset, 0)
         return self._pos
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = b"".join(self._reader.read_range(self._pos, self._pos + len(buffer)))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")  # as io's own readers do: count bytes
+        data = b"".join(self._reader.read_range(self._pos, self._pos + len(view)))
+        view[: len(data)] = data
         self._pos += len(data)
         return len(data)
 

@@ -8,6 +8,7 @@ after it and decodes them on demand, in a worker thread, to a full-resolution JP
 import asyncio
 import contextlib
 import fractions
+from typing import Literal
 
 import av
 
@@ -15,7 +16,7 @@ from media import codecs
 from media.relay import EncodedFrame
 
 JPEG_QUALITY = 3
-_DECODERS = {codecs.VP8: "libvpx", codecs.H264: "h264"}
+_DECODERS: dict[str, Literal["libvpx", "h264"]] = {codecs.VP8: "libvpx", codecs.H264: "h264"}
 
 
 class KeyframeBuffer:

@@ -39,7 +39,8 @@ logger = logging.getLogger("media.worker")
 def load_factory(spec: str) -> Callable[..., Any]:
     """``"package.module:Name"`` → the class (or function) that makes a room."""
     module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
+    factory: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return factory
 
 
 class WorkerServer:

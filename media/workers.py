@@ -38,11 +38,6 @@ WORKER_START_TIMEOUT_S = 30.0
 _ROOT = str(Path(__file__).resolve().parents[1])
 
 
-def default_worker_count() -> int:
-    """The cores this process may run on (its affinity), not every core of the box."""
-    return len(os.sched_getaffinity(0))
-
-
 class WorkerDiedError(MediaError, RuntimeError):
     """The media worker holding this room stopped; the room's media is gone."""
 
@@ -138,7 +133,9 @@ class Worker:
             room._worker_died(f"media worker {self.index} stopped")
         self._on_exit(self)
 
-    async def request(self, room_id: str, method: str, args: tuple, kw: dict) -> Any:
+    async def request(
+        self, room_id: str, method: str, args: tuple[object, ...], kw: dict[str, object]
+    ) -> Any:
         await self.ready()
         if not self.alive or self._writer is None:
             raise WorkerDiedError(f"media worker {self.index} stopped")
@@ -267,10 +264,12 @@ class RoomProxy:
         return self._recording
 
     async def join(self, leg_id: str, role: str, offer_sdp: str) -> str:
-        return await self._call("join", leg_id, role, offer_sdp)
+        answer: str = await self._call("join", leg_id, role, offer_sdp)
+        return answer
 
     async def renegotiate(self, leg_id: str, offer_sdp: str) -> str:
-        return await self._call("renegotiate", leg_id, offer_sdp)
+        answer: str = await self._call("renegotiate", leg_id, offer_sdp)
+        return answer
 
     async def leave(self, leg_id: str) -> None:
         await self._call("leave", leg_id)
@@ -280,13 +279,16 @@ class RoomProxy:
         await self._call("start_recording", *args, **kwargs)
 
     async def stop_recording(self) -> RecordingInfo:
-        return await self._call("stop_recording")
+        info: RecordingInfo = await self._call("stop_recording")
+        return info
 
     async def snapshot(self, leg_id: str) -> bytes:
-        return await self._call("snapshot", leg_id)
+        jpeg: bytes = await self._call("snapshot", leg_id)
+        return jpeg
 
     async def stats(self) -> dict[str, LegStats]:
-        return await self._call("stats")
+        stats: dict[str, LegStats] = await self._call("stats")
+        return stats
 
     async def close(self) -> RecordingInfo | None:
         if self._closed or self._dead is not None:
@@ -297,12 +299,14 @@ class RoomProxy:
         try:
             if self._opened is None:
                 return None
-            return await self._request("close")
+            info: RecordingInfo | None = await self._request("close")
+            return info
         finally:
             if self.worker.rooms.get(self.room_id) is self:
                 del self.worker.rooms[self.room_id]
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The answer was pickled by the worker's room: the methods above name its type."""
         if self._dead is not None:
             raise RoomClosedError(f"room {self.room_id!r}: {self._dead}")
         if self._closed:

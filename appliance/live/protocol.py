@@ -8,7 +8,7 @@ stay as they were.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -57,7 +57,7 @@ class Ping(_Message):
 ClientMessage = Annotated[
     Join | Restart | Chat | Location | End | Ping, Field(discriminator="type")
 ]
-_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
+_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 CLIENT_TYPES = ("join", "restart", "chat", "location", "end", "ping")
 
 

@@ -27,7 +27,7 @@ class Trial(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     seed: int = Field(sa_column=Column(BigInteger(), nullable=False))
-    block_sizes: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    block_sizes: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     stratify_by: str = Field(default="category", max_length=32)
     started_at: datetime = now_field()
     started_by_id: int = Field(foreign_key="users.id")
@@ -45,7 +45,7 @@ class TrialBlock(SQLModel, table=True):
     trial_id: int = Field(foreign_key="trials.id", index=True)
     stratum: str = Field(max_length=64)
     number: int
-    arms: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    arms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = now_field()
 
 

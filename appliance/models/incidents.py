@@ -33,7 +33,9 @@ class Incident(SQLModel, table=True):
     status: str = Field(default="open", max_length=16)
     source: str = Field(default="ui", max_length=64)
     eligibility: str = Field(default="unknown", max_length=16)
-    eligibility_answers: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    eligibility_answers: dict[str, bool] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
     eligibility_reason: str = Field(default="", max_length=500)
     eligibility_by_id: int | None = Field(default=None, foreign_key="users.id")
     eligibility_at: datetime | None = time_field()

@@ -22,8 +22,8 @@ class ThriveAssessment(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id", index=True)
     version: int
-    ratings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    notes: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    ratings: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    notes: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     by_id: int = Field(foreign_key="users.id")
     at: datetime = now_field()
 

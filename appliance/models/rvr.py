@@ -32,7 +32,9 @@ class RvrCase(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id", unique=True)
-    safety_answers: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    safety_answers: dict[str, bool] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
     safety_passed: bool | None = None
     safety_by_id: int | None = Field(default=None, foreign_key="users.id")
     safety_at: datetime | None = time_field()
@@ -54,8 +56,8 @@ class DashAssessment(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id", index=True)
     questions_version: str = Field(max_length=64)
-    answers: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    notes: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    answers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    notes: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     yes_count: int
     not_known_count: int
     risk_level: str = Field(max_length=16)

@@ -172,7 +172,7 @@ def set_roles(session: Session, actor: Actor, username: str, roles: Iterable[Rol
     if new == old:
         return user
     _guard_last_admin(session, user, Role.ADMIN in old and Role.ADMIN not in new)
-    session.exec(delete(UserRole).where(col(UserRole.user_id) == user.id))  # type: ignore[call-overload]
+    session.exec(delete(UserRole).where(col(UserRole.user_id) == user.id))
     for role in sorted(new):
         session.add(UserRole(user_id=user.id, role=role.value))
     audit.record(

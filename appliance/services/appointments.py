@@ -31,7 +31,7 @@ from appliance.models import (
     User,
     utcnow,
 )
-from appliance.services import audit, calls, messages
+from appliance.services import audit, call_life, calls, messages
 from appliance.services.audit import Actor
 
 LONDON = ZoneInfo("Europe/London")
@@ -277,7 +277,7 @@ def move(
     incident = session.get(Incident, appointment.incident_id)
     assert incident is not None
     was = appointment.starts_at
-    _withdraw(session, actor, appointment)
+    _withdraw(session, settings, actor, appointment)
     call, reminder = _invite_and_sms(session, actor, settings, incident, moved_by, slot, now)
     appointment.call_public_id = call.public_id
     appointment.invite_id = call.invite_id
@@ -305,7 +305,7 @@ def cancel(
         raise AppointmentError("confirm that it is safe to contact the caller on this number now")
     incident = session.get(Incident, appointment.incident_id)
     assert incident is not None
-    _withdraw(session, actor, appointment)
+    _withdraw(session, settings, actor, appointment)
     messages.queue_sms(
         session,
         actor,
@@ -361,11 +361,11 @@ def _invite_and_sms(
     return call, reminder
 
 
-def _withdraw(session: Session, actor: Actor, appointment: Appointment) -> None:
+def _withdraw(session: Session, settings: Settings, actor: Actor, appointment: Appointment) -> None:
     """Stop the current link and withdraw its reminder if it has not gone yet."""
     call = calls.by_public_id(session, appointment.call_public_id)
     if call is not None:
-        calls.revoke(session, actor, call)
+        call_life.revoke(session, settings, actor, call)
     if appointment.reminder_message_id is not None:
         reminder = session.get(OutboundMessage, appointment.reminder_message_id)
         if reminder is not None:

@@ -6,7 +6,12 @@ then the sealed media are copied (still sealed: a backup holds no clear evidence
 then a ``SHA256SUMS`` manifest of everything. The master and signing keys are NOT in
 the backup: keep them apart (a backup and its key together would be clear evidence).
 Restore checks the manifest before it touches anything and refuses a box that
-already has data.
+already has data. The PostgreSQL password reaches ``pg_dump``/``pg_restore`` in their
+environment (``PGPASSWORD``), never on a command line another user could read.
+
+``evr backup --keep N DIR`` is what the box's daily timer runs: a dated backup in DIR,
+then only the newest N backups left there. A half-made one never counts, and nothing
+in DIR that ``evr backup`` did not make is touched.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
@@ -36,6 +43,7 @@ PG_FILE = "db.pgdump"
 MEDIA = "media"
 NOT_MEDIA = {"evr.db", "evr.db-wal", "evr.db-shm", "evr.db-journal"}
 NOT_MEDIA_DIRS = {"keys", "tls"}
+KEPT_NAME = re.compile(r"evr-\d{8}T\d{6}Z(-\d+)?")
 
 
 class BackupError(Exception):
@@ -164,6 +172,58 @@ def make(settings: Settings, db: Database, dest: Path, master_key_id: str) -> Ma
     return Made(len(media), engine)
 
 
+@dataclass(frozen=True)
+class Kept:
+    path: Path
+    made: Made
+    removed: list[Path]
+
+
+def make_kept(
+    settings: Settings, db: Database, parent: Path, master_key_id: str, keep: int
+) -> Kept:
+    """A new ``evr-<UTC time>`` backup in ``parent``, then the oldest removed so that
+    ``keep`` remain. It is made under a hidden name and renamed when whole, so a failed
+    run leaves nothing that looks like a backup and removes none."""
+    if keep < 1:
+        raise BackupError("--keep must be 1 or more")
+    parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    name = f"evr-{stamp}"
+    suffix = 0
+    while (parent / name).exists():
+        suffix += 1
+        name = f"evr-{stamp}-{suffix}"
+    partial = parent / f".partial-{name}"
+    try:
+        made = make(settings, db, partial, master_key_id)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    final = parent / name
+    partial.rename(final)
+    kept = sorted(_kept_backups(parent), key=lambda item: item[0])
+    removed = [path for _, path in kept[: max(0, len(kept) - keep)]]
+    for path in removed:
+        shutil.rmtree(path)
+    return Kept(final, made, removed)
+
+
+def _kept_backups(parent: Path) -> list[tuple[str, Path]]:
+    """(made_at, path) of each backup ``make_kept`` left in ``parent``."""
+    found = []
+    for path in parent.iterdir():
+        if not (path.is_dir() and KEPT_NAME.fullmatch(path.name)):
+            continue
+        try:
+            made_at = str(json.loads((path / INFO).read_text())["made_at"])
+        except (OSError, ValueError, KeyError):
+            continue
+        if (path / SUMS).is_file():
+            found.append((made_at, path))
+    return found
+
+
 def check(src: Path) -> list[str]:
     """What is wrong with a backup directory (nothing when it is whole)."""
     sums = src / SUMS
@@ -185,7 +245,7 @@ def restore(settings: Settings, src: Path) -> dict[str, object]:
     problems = check(src)
     if problems:
         raise BackupError("the backup does not verify, nothing restored: " + "; ".join(problems))
-    info = json.loads((src / INFO).read_text())
+    info: dict[str, Any] = json.loads((src / INFO).read_text())
     db = Database(settings.effective_database_url)
     try:
         engine = db.engine.dialect.name
@@ -242,9 +302,13 @@ def _repoint(db: Database, old: Path, new: Path) -> None:
     from appliance.models import Recording, Snapshot, UploadedItem
 
     with db.session() as session:
-        for model in (Recording, Snapshot, UploadedItem):
-            for row in session.exec(select(model)).all():
-                path = Path(row.path)
-                if path.is_relative_to(old):
-                    row.path = str(new / path.relative_to(old))
-                    session.add(row)
+        rows: list[Recording | Snapshot | UploadedItem] = [
+            *session.exec(select(Recording)).all(),
+            *session.exec(select(Snapshot)).all(),
+            *session.exec(select(UploadedItem)).all(),
+        ]
+        for row in rows:
+            path = Path(row.path)
+            if path.is_relative_to(old):
+                row.path = str(new / path.relative_to(old))
+                session.add(row)

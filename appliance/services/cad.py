@@ -17,11 +17,14 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from appliance.config import Settings
+from appliance.db import wake_after_commit
 from appliance.models import CadDelivery, DeliveryState, Incident, utcnow
 from appliance.services import audit
 from appliance.services.audit import Actor
 
 BACKOFF_MAX_S = 3600.0
+# The outbox whose sender wakes after a commit that queued an event (db.wake_after_commit).
+OUTBOX = "cad"
 SCHEMA_VERSION = 1
 
 
@@ -38,7 +41,7 @@ class Answer:
 
 def backoff_s(attempts: int, base_s: float) -> float:
     """base, 2×base, 4×base … after each failed attempt, capped at an hour."""
-    return min(base_s * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S)
+    return min(base_s * 2.0 ** max(attempts - 1, 0), BACKOFF_MAX_S)
 
 
 def queue_event(
@@ -80,6 +83,7 @@ def queue_event(
     )
     session.add(delivery)
     session.flush()
+    wake_after_commit(session, OUTBOX)
     return delivery
 
 
@@ -137,6 +141,7 @@ def send_again(session: Session, actor: Actor, delivery_id: int) -> CadDelivery 
     delivery.next_attempt_at = utcnow()
     delivery.attempts = 0
     session.add(delivery)
+    wake_after_commit(session, OUTBOX)
     audit.record(
         session,
         actor,

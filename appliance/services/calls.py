@@ -1,8 +1,9 @@
 """Invites (video, upload, location) and the call state machine.
 
 A call moves invited → waiting → connected → ended, or to expired, failed or
-cancelled; each move is one function here and one audit event. The link's token
-has 256 random bits and only its SHA-256 is stored.
+cancelled; every move goes through ``move`` and is one audit event. What a move means
+beyond its state (the survey, the appointment, the CAD event) is decided in
+``call_life``. The link's token has 256 random bits and only its SHA-256 is stored.
 """
 
 from __future__ import annotations
@@ -19,10 +20,7 @@ from sqlmodel import Session, col, select
 from appliance import metrics
 from appliance.config import Settings
 from appliance.models import (
-    ACTIVE_APPOINTMENT_STATES,
     FINAL_STATES,
-    Appointment,
-    AppointmentState,
     Call,
     CallState,
     ChatMessage,
@@ -34,9 +32,8 @@ from appliance.models import (
     User,
     utcnow,
 )
-from appliance.services import audit, evidence, messages, trial
+from appliance.services import audit, messages, trial
 from appliance.services.audit import Actor
-from appliance.services.keys import Keyring
 
 NOTICE_VERSION = "2026-11-v1"
 # What a link asks of the caller. Every kind has a Call row: it carries the link's
@@ -68,8 +65,23 @@ TRANSITIONS: dict[CallState, frozenset[CallState]] = {
 }
 
 
+# Who may join a call's media, in which states (the caller rejoins after a dropped page).
+JOINS: dict[str, frozenset[CallState]] = {
+    "caller": frozenset({CallState.INVITED, CallState.WAITING, CallState.CONNECTED}),
+    "handler": frozenset({CallState.WAITING, CallState.CONNECTED}),
+    "guest": frozenset({CallState.CONNECTED}),
+}
+
+
 class CallError(ValueError):
     """A move the state machine does not allow; the message is for the user."""
+
+
+def check_join(role: str, call: Call) -> None:
+    """Refuse a join the call's state does not allow, saying why."""
+    if CallState(call.state) not in JOINS.get(role, frozenset()):
+        why = {"handler": ": there is nobody to admit", "guest": ": a guest joins a connected call"}
+        raise CallError(f"the call is {call.state}{why.get(role, '')}")
 
 
 class LinkProblem(StrEnum):
@@ -92,7 +104,8 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _move(session: Session, call: Call, to: CallState, actor: Actor, **detail: object) -> None:
+def move(session: Session, call: Call, to: CallState, actor: Actor, **detail: object) -> None:
+    """The one way a call changes state: checked against ``TRANSITIONS``, audited."""
     current = CallState(call.state)
     if to not in TRANSITIONS.get(current, frozenset()):
         raise CallError(f"a {current.value} call cannot become {to.value}")
@@ -171,27 +184,58 @@ def create_video_invite(
     return invite, call, token
 
 
+@dataclass(frozen=True)
+class CallerLink:
+    """What a caller's token names, looked up once per request: the invite, its call and
+    its incident (all None for a token we cannot place)."""
+
+    token: str
+    invite: Invite | None = None
+    call: Call | None = None
+    incident: Incident | None = None
+
+    @property
+    def kind(self) -> str:
+        """What the link asks for (a video call when unknown, for wording a refusal)."""
+        return self.invite.kind if self.invite is not None else VIDEO
+
+    @property
+    def opens_at(self) -> datetime | None:
+        """When a booked appointment's link starts to work (None: it always did)."""
+        return self.invite.opens_at if self.invite is not None else None
+
+
+def find_link(session: Session, token: str) -> CallerLink:
+    if not token or len(token) > 128:
+        return CallerLink(token)
+    row = session.exec(
+        select(Invite, Call, Incident)
+        .join(Call, col(Call.invite_id) == col(Invite.id))
+        .join(Incident, col(Incident.id) == col(Invite.incident_id))
+        .where(Invite.token_hash == hash_token(token))
+    ).first()
+    return CallerLink(token) if row is None else CallerLink(token, *row)
+
+
 def open_link(
-    session: Session, token: str, device_hash: str | None, source: str
+    session: Session, token: str | CallerLink, device_hash: str | None, source: str
 ) -> Call | LinkProblem:
     """The call a caller's link leads to, or the problem that stops it.
 
     A problem is returned, not raised, so what it records (an expired call, a refused
     second phone) commits with the caller's session instead of rolling back.
     """
-    if not token or len(token) > 128:
+    link = token if isinstance(token, CallerLink) else find_link(session, token)
+    invite, call = link.invite, link.call
+    if invite is None or call is None:
         return LinkProblem.UNKNOWN
-    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
-    if invite is None:
-        return LinkProblem.UNKNOWN
-    call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
     state = CallState(call.state)
     if invite.revoked_at is not None or state is CallState.CANCELLED:
         return LinkProblem.REVOKED
     if state in FINAL_STATES:
         return LinkProblem.EXPIRED if state is CallState.EXPIRED else LinkProblem.FINISHED
     if invite.expires_at <= utcnow() and state is not CallState.CONNECTED:
-        _move(session, call, CallState.EXPIRED, Actor(audit.SYSTEM, source), reason="link_expired")
+        move(session, call, CallState.EXPIRED, Actor(audit.SYSTEM, source), reason="link_expired")
         return LinkProblem.EXPIRED
     if invite.opens_at is not None and utcnow() < invite.opens_at:
         return LinkProblem.TOO_EARLY
@@ -217,17 +261,17 @@ def open_link(
     return call
 
 
-def call_after(session: Session, token: str, device_hash: str | None, hours: float) -> Call | None:
+def call_after(
+    session: Session, token: str | CallerLink, device_hash: str | None, hours: float
+) -> Call | None:
     """The call behind a caller's link for what follows it (reading and signing the
     statement): only on the phone that agreed, while the call is live or for ``hours``
     after it ended; never for a revoked link.
     """
-    if not token or len(token) > 128 or device_hash is None:
+    link = token if isinstance(token, CallerLink) else find_link(session, token)
+    invite, call = link.invite, link.call
+    if invite is None or call is None or invite.revoked_at is not None or device_hash is None:
         return None
-    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
-    if invite is None or invite.revoked_at is not None:
-        return None
-    call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
     if call.caller_device_hash != device_hash:
         return None
     if call.ended_at is not None and utcnow() - call.ended_at > timedelta(hours=hours):
@@ -235,12 +279,6 @@ def call_after(session: Session, token: str, device_hash: str | None, hours: flo
     if CallState(call.state) in (CallState.CANCELLED, CallState.EXPIRED, CallState.INVITED):
         return None
     return call
-
-
-def opens_at(session: Session, token: str) -> datetime | None:
-    """When a booked appointment's link starts to work (None: it always did)."""
-    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
-    return invite.opens_at if invite else None
 
 
 def record_consent(
@@ -281,19 +319,6 @@ def record_consent(
         },
     )
     return True
-
-
-def kind_of(session: Session, call: Call) -> str:
-    invite = session.get(Invite, call.invite_id)
-    return invite.kind if invite is not None else VIDEO
-
-
-def kind_of_token(session: Session, token: str) -> str:
-    """The kind of the invite a token names (video when unknown), for wording a refusal."""
-    if not token or len(token) > 128:
-        return VIDEO
-    invite = session.exec(select(Invite).where(Invite.token_hash == hash_token(token))).first()
-    return invite.kind if invite is not None else VIDEO
 
 
 def kinds_for(session: Session, some_calls: list[Call]) -> dict[int, str]:
@@ -345,66 +370,12 @@ def record_collection_consent(
 def finish_collection(session: Session, call: Call, source: str, reason: str) -> None:
     """Spend an upload or location link: the caller is done, or the limit is reached."""
     if CallState(call.state) is CallState.INVITED:
-        _move(session, call, CallState.ENDED, Actor("caller", source), reason=reason)
+        move(session, call, CallState.ENDED, Actor("caller", source), reason=reason)
 
 
 def caller_waiting(session: Session, call: Call, source: str) -> None:
     if CallState(call.state) is CallState.INVITED:
-        _move(session, call, CallState.WAITING, Actor("caller", source))
-
-
-def admit(session: Session, call: Call, handler: User, source: str) -> None:
-    """Connect the call; a booked appointment whose link this was is then kept (done) and
-    its reminder, if not sent yet, withdrawn."""
-    call.handler_id = handler.id
-    _move(session, call, CallState.CONNECTED, Actor(handler.username, source))
-    appointment = session.exec(
-        select(Appointment)
-        .where(Appointment.call_public_id == call.public_id)
-        .where(col(Appointment.state).in_([s.value for s in ACTIVE_APPOINTMENT_STATES]))
-    ).first()
-    if appointment is not None:
-        appointment.state = AppointmentState.DONE.value
-        session.add(appointment)
-        reminder = (
-            session.get(OutboundMessage, appointment.reminder_message_id)
-            if appointment.reminder_message_id
-            else None
-        )
-        if reminder is not None:  # joined early: the reminder would only confuse
-            messages.cancel(session, Actor(handler.username, source), reminder)
-        audit.record(
-            session,
-            Actor(handler.username, source),
-            "appointment.kept",
-            object_type="call",
-            object_id=call.public_id,
-            detail={"appointment": appointment.id},
-        )
-
-
-def end(session: Session, call: Call, actor: Actor, reason: str) -> None:
-    state = CallState(call.state)
-    if state in FINAL_STATES:
-        return
-    to = CallState.CANCELLED if state is CallState.INVITED else CallState.ENDED
-    _move(session, call, to, actor, reason=reason)
-
-
-def fail(session: Session, call: Call, reason: str) -> None:
-    if CallState(call.state) not in FINAL_STATES:
-        _move(session, call, CallState.FAILED, Actor(audit.SYSTEM), reason=reason)
-
-
-def revoke(session: Session, actor: Actor, call: Call) -> None:
-    invite = session.get(Invite, call.invite_id)
-    assert invite is not None
-    if invite.revoked_at is None:
-        invite.revoked_at = utcnow()
-        session.add(invite)
-        audit.record(session, actor, "invite.revoked", object_type="call", object_id=call.public_id)
-    if CallState(call.state) in (CallState.INVITED, CallState.WAITING):
-        _move(session, call, CallState.CANCELLED, actor, reason="revoked")
+        move(session, call, CallState.WAITING, Actor("caller", source))
 
 
 def record_location(
@@ -434,6 +405,14 @@ def add_chat(
 
 def by_public_id(session: Session, public_id: str) -> Call | None:
     return session.exec(select(Call).where(Call.public_id == public_id)).first()
+
+
+def get(session: Session, public_id: str) -> Call:
+    """The call, or ``CallError`` for one that does not exist."""
+    call = by_public_id(session, public_id)
+    if call is None:
+        raise CallError("no such call")
+    return call
 
 
 def for_incident(session: Session, incident_id: int) -> list[Call]:
@@ -484,24 +463,6 @@ def recordings_of(session: Session, call: Call) -> list[Recording]:
             select(Recording).where(Recording.call_id == call.id).order_by(col(Recording.id))
         ).all()
     )
-
-
-def recover_interrupted(session: Session, keyring: Keyring) -> list[Call]:
-    """At start-up: calls that were live when the process died are failed; their
-    partial recordings are kept, measured and hashed."""
-    interrupted = list(
-        session.exec(
-            select(Call).where(
-                col(Call.state).in_([CallState.WAITING.value, CallState.CONNECTED.value])
-            )
-        ).all()
-    )
-    for call in interrupted:
-        for recording in recordings_of(session, call):
-            if recording.status == "recording":
-                evidence.recording_interrupted(session, keyring, call, recording)
-        fail(session, call, "appliance_restarted")
-    return interrupted
 
 
 def link_for(settings: Settings, token: str) -> str:

@@ -34,7 +34,7 @@ def call_dir(data_dir: Path, call: Call) -> Path:
 
 def image_size(jpeg: bytes) -> tuple[int, int]:
     """Width and height, read by decoding it: a check that the still is really an image."""
-    with av.open(io.BytesIO(jpeg), format="mjpeg") as container:
+    with av.open(io.BytesIO(jpeg), "r", format="mjpeg") as container:
         frame = next(container.decode(video=0))
         return frame.width, frame.height
 
@@ -179,7 +179,7 @@ def _playable_duration(source: PlainView) -> float | None:
     """How far the file really plays: the last packet that demuxes."""
     try:
         last = 0.0
-        with av.open(source) as container:
+        with av.open(source, "r") as container:
             for packet in container.demux():
                 if packet.pts is not None and packet.time_base is not None:
                     last = max(last, float(packet.pts * packet.time_base))

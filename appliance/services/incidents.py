@@ -86,8 +86,9 @@ def create(
         created_by_id=created_by.id if created_by else None,
         owner_id=created_by.id if created_by else None,
         source=source[:64],
-        **({"received_at": received_at} if received_at else {}),
     )
+    if received_at:
+        incident.received_at = received_at
     session.add(incident)
     session.flush()
     audit.record(

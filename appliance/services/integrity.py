@@ -45,13 +45,17 @@ class Report:
 def _row_hashes(session: Session, keyring: Keyring) -> dict[str, str]:
     """What each recording, snapshot and upload row says its file's hash is, by path."""
     found: dict[str, str] = {}
-    for model in (Recording, Snapshot, UploadedItem):
-        for row in session.exec(select(model)).all():
-            if row.sha256:
-                try:
-                    found[sealing.relative(keyring, Path(row.path))] = row.sha256
-                except ValueError:
-                    continue  # a path outside the data dir: not one of ours
+    rows: list[Recording | Snapshot | UploadedItem] = [
+        *session.exec(select(Recording)).all(),
+        *session.exec(select(Snapshot)).all(),
+        *session.exec(select(UploadedItem)).all(),
+    ]
+    for row in rows:
+        if row.sha256:
+            try:
+                found[sealing.relative(keyring, Path(row.path))] = row.sha256
+            except ValueError:
+                continue  # a path outside the data dir: not one of ours
     return found
 
 

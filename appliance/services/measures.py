@@ -261,12 +261,13 @@ def load_cases(session: Session, start: datetime, end: datetime) -> list[Case]:
     cases = []
     for incident in incidents:
         allocation = allocations.get(incident.id or 0)
-        arm = allocation.arm if allocation is not None else None
-        if arm == USUAL_ARM:
-            cohort, responded, deployed = USUAL_ARM, allocation.in_person_at, True  # type: ignore[union-attr]
-        elif arm == VIDEO_ARM:
+        responded: datetime | None
+        deployed: bool | None
+        if allocation is not None and allocation.arm == USUAL_ARM:
+            cohort, responded, deployed = USUAL_ARM, allocation.in_person_at, True
+        elif allocation is not None and allocation.arm == VIDEO_ARM:
             cohort = VIDEO_ARM
-            responded, deployed = first_video.get(incident.id), incident.deployment_needed
+            responded, deployed = first_video.get(incident.id or 0), incident.deployment_needed
         elif incident.id in first_video:
             cohort = SERVICE
             responded, deployed = first_video[incident.id], incident.deployment_needed
@@ -408,7 +409,7 @@ def trial_counts(session: Session, start: datetime, end: datetime) -> TrialCount
     if not rows:
         return None
     consented = sum(1 for r in rows if r[0])
-    by_stratum: dict[str, dict[str, int]] = defaultdict(Counter)  # type: ignore[arg-type]
+    by_stratum: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for _, stratum, arm in rows:
         if arm is not None:
             by_stratum[stratum][arm] += 1
@@ -420,9 +421,25 @@ def trial_counts(session: Session, start: datetime, end: datetime) -> TrialCount
     )
 
 
-def evaluate(session: Session, settings: Settings, start: datetime, end: datetime) -> Evaluation:
-    """Everything the report shows for incidents received in [start, end)."""
-    cases = load_cases(session, start, end)
+@dataclass(frozen=True)
+class Gathered:
+    """What the measures need from the database, read in one short read-only session."""
+
+    start: datetime
+    end: datetime
+    cases: list[Case]
+    trial: TrialCounts | None
+
+
+def gather(session: Session, start: datetime, end: datetime) -> Gathered:
+    """The rows of incidents received in [start, end); no statistics yet."""
+    return Gathered(start, end, load_cases(session, start, end), trial_counts(session, start, end))
+
+
+def evaluate(gathered: Gathered, settings: Settings) -> Evaluation:
+    """Everything the report shows: seconds of CPU for a busy quarter, so it runs outside
+    any database session (which would keep a transaction open) and off the event loop."""
+    start, end, cases = gathered.start, gathered.end, gathered.cases
     positive_from = settings.evaluation_positive_rating
     present = [c for c in COHORTS if any(case.cohort == c for case in cases)]
     estimates = [e for c in present for e in cohort_estimates(cases, c, positive_from)]
@@ -446,7 +463,7 @@ def evaluate(session: Session, settings: Settings, start: datetime, end: datetim
         periods=periods,
         weekly=weekly(cases),
         savings=savings(cases, settings),
-        trial=trial_counts(session, start, end),
+        trial=gathered.trial,
         comments=sum(1 for c in cases if c.commented),
         positive_from=positive_from,
         cohorts=present,

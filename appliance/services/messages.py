@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
 from appliance import metrics
 from appliance.config import Settings
+from appliance.db import wake_after_commit
 from appliance.models import (
     PURPOSES,
     UNSENT_STATES,
@@ -24,7 +26,6 @@ from appliance.models import (
     OutboundMessage,
     utcnow,
 )
-from appliance.notify.base import Delivery, DeliveryResult
 from appliance.services import audit
 from appliance.services.audit import Actor
 
@@ -33,6 +34,37 @@ REFERENCE_RE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 # GOV.UK Notify's longest text message (6 parts of 153 characters).
 MAX_BODY_CHARS = 918
 CHANNEL = "sms"
+# The outbox whose senders wake after a commit that queued a message (db.wake_after_commit).
+OUTBOX = "sms"
+# How much of a gateway's own error text is kept (last_error is 500 characters).
+MAX_ERROR_CHARS = 300
+
+
+class Delivery(StrEnum):
+    SENT = "sent"  # the gateway accepted the message
+    STORED = "stored"  # the outbox kept it; a person passes it on
+    RETRY = "retry"  # not taken now; may work later
+    FAILED = "failed"  # refused; trying again would not help
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    status: Delivery
+    provider_id: str | None = None
+    error: str = ""
+    retry_after: float | None = None  # seconds the gateway asked us to wait
+
+    @classmethod
+    def sent(cls, provider_id: str | None) -> DeliveryResult:
+        return cls(Delivery.SENT, provider_id=provider_id)
+
+    @classmethod
+    def retry(cls, error: str, retry_after: float | None = None) -> DeliveryResult:
+        return cls(Delivery.RETRY, error=error[:MAX_ERROR_CHARS], retry_after=retry_after)
+
+    @classmethod
+    def failed(cls, error: str) -> DeliveryResult:
+        return cls(Delivery.FAILED, error=error[:MAX_ERROR_CHARS])
 
 
 class MessageError(ValueError):
@@ -82,8 +114,8 @@ def queue_sms(
 ) -> OutboundMessage:
     """Store an SMS to send (``pending``, due now or at ``not_before``, e.g. a reminder).
 
-    ``purpose`` is one of ``PURPOSES``; only invites count in ``evr_invites_*``.
-    Poke the dispatcher after commit."""
+    ``purpose`` is one of ``PURPOSES``; only invites count in ``evr_invites_*``. The
+    dispatcher wakes once the session commits."""
     message = _new(
         session,
         to_phone=to_phone,
@@ -149,6 +181,7 @@ def _new(
     )
     session.add(message)
     session.flush()
+    wake_after_commit(session, OUTBOX)
     return message
 
 

@@ -27,15 +27,6 @@ from appliance.services.incidents import IncidentError
 NOTE_KINDS = ("note", "safeguarding")
 
 
-def current_thrive(session: Session, incident: Incident) -> ThriveAssessment | None:
-    return session.exec(
-        select(ThriveAssessment)
-        .where(ThriveAssessment.incident_id == incident.id)
-        .order_by(col(ThriveAssessment.version).desc())
-        .limit(1)
-    ).first()
-
-
 def thrive_history(session: Session, incident: Incident) -> list[ThriveAssessment]:
     return list(
         session.exec(

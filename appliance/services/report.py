@@ -22,6 +22,7 @@ from typing import Any
 
 import jinja2
 import matplotlib
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from appliance.services.measures import COHORT_LABELS, COHORTS, Estimate, Evaluation
@@ -38,7 +39,7 @@ class Charts:
     weekly: str
 
 
-def _svg(draw: Callable[[Any], None], width: float = 7.0, height: float = 3.6) -> str:
+def _svg(draw: Callable[[Axes], None], width: float = 7.0, height: float = 3.6) -> str:
     """One chart as a data: URL of its SVG."""
     with matplotlib.rc_context({"svg.hashsalt": "evr", "svg.fonttype": "none", "font.size": 9}):
         figure = Figure(figsize=(width, height))
@@ -52,7 +53,7 @@ def _svg(draw: Callable[[Any], None], width: float = 7.0, height: float = 3.6) -
 def charts(evaluation: Evaluation) -> Charts:
     cohorts = evaluation.cohorts
 
-    def response_times(axes: Any) -> None:
+    def response_times(axes: Axes) -> None:
         data = [
             [
                 h
@@ -79,13 +80,14 @@ def charts(evaluation: Evaluation) -> Charts:
         axes.set_xlabel("Hours from the incident being received to the first response")
         axes.set_title("Time to response")
 
-    def ratings(axes: Any) -> None:
+    def ratings(axes: Axes) -> None:
         keys = ("positive", "satisfied", "use_again")
         labels = ("Positive about handling", "Satisfied with outcome", "Would use video again")
         width = 0.8 / max(len(cohorts), 1)
         for i, cohort in enumerate(cohorts):
             found = {e.key: e for e in evaluation.estimates if e.cohort == cohort}
-            values, errors = [], [[], []]
+            values: list[float] = []
+            errors: list[list[float]] = [[], []]
             for key in keys:
                 e = found.get(key)
                 v = e.value if e and e.value is not None else 0.0
@@ -108,7 +110,7 @@ def charts(evaluation: Evaluation) -> Charts:
         if cohorts:
             axes.legend(loc="lower right")
 
-    def weekly(axes: Any) -> None:
+    def weekly(axes: Axes) -> None:
         weeks = sorted({w for w, _, _, _ in evaluation.weekly})
         bottom = [0] * len(weeks)
         for cohort in COHORTS:
@@ -181,7 +183,17 @@ def html(evaluation: Evaluation, force_name: str) -> str:
 
 def csv_tables(evaluation: Evaluation) -> dict[str, list[list[object]]]:
     """The CSV files' rows, header first."""
-    head = ["period", "cohort", "measure", "label", "n", "count", "value", "ci_low", "ci_high"]
+    head: list[object] = [
+        "period",
+        "cohort",
+        "measure",
+        "label",
+        "n",
+        "count",
+        "value",
+        "ci_low",
+        "ci_high",
+    ]
     measures: list[list[object]] = [head]
     whole = f"{evaluation.start.date()}..{(evaluation.end - timedelta(days=1)).date()}"
     for period, estimates in [(whole, evaluation.estimates), *evaluation.periods]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from appliance.config import Settings, unsafe_word
 from appliance.models import (
@@ -28,7 +28,7 @@ from appliance.models import (
     User,
     utcnow,
 )
-from appliance.services import audit, calls, incidents, queue
+from appliance.services import audit, call_life, calls, incidents, queue
 from appliance.services.audit import Actor
 
 
@@ -72,11 +72,6 @@ class SafetyResult:
 
 def is_rvr(settings: Settings, incident: Incident) -> bool:
     return incident.category in settings.rvr_categories
-
-
-def is_rvr_call(session: Session, settings: Settings, call: Call) -> bool:
-    incident = session.get(Incident, call.incident_id)
-    return incident is not None and is_rvr(settings, incident)
 
 
 def case_of(session: Session, incident: Incident) -> RvrCase | None:
@@ -312,6 +307,22 @@ def record_disclosure(
 def disclosures_of(session: Session, incident: Incident) -> list[Disclosure]:
     return list(
         session.exec(
-            select(Disclosure).where(Disclosure.incident_id == incident.id).order_by(Disclosure.id)
+            select(Disclosure)
+            .where(Disclosure.incident_id == incident.id)
+            .order_by(col(Disclosure.id))
         ).all()
     )
+
+
+def not_safe(
+    session: Session, settings: Settings, actor: Actor, user: User, incident: Incident
+) -> list[Call]:
+    """The caller is not safe: on an RVR incident every live call of it ends at once,
+    then the incident is flagged for an emergency call-back. The calls that moved."""
+    ended: list[Call] = []
+    if is_rvr(settings, incident):
+        for call in calls.for_incident(session, incident.id or 0):
+            if call_life.end(session, settings, call, actor, call_life.NOT_SAFE):
+                ended.append(call)
+    caller_not_safe(session, settings, actor, user, incident)
+    return ended

@@ -44,7 +44,10 @@ def _row(
     data_key: bytes,
     kind: FileKind,
     incident_id: int,
-    **fields: object,
+    *,
+    status: FileStatus = FileStatus.WRITING,
+    sha256: str = "",
+    size_bytes: int | None = None,
 ) -> EvidenceFile:
     file = EvidenceFile(
         kind=kind.value,
@@ -52,7 +55,9 @@ def _row(
         path=relative(keyring, path),
         wrapped_key=keyring.wrap(data_key),
         master_key_id=keyring.key_id,
-        **fields,
+        status=status.value,
+        sha256=sha256,
+        size_bytes=size_bytes,
     )
     session.add(file)
     session.flush()
@@ -111,7 +116,7 @@ def adopt(
         data_key,
         kind,
         incident_id,
-        status=FileStatus.COMPLETE.value,
+        status=FileStatus.COMPLETE,
         sha256=sha256,
         size_bytes=size_bytes,
     )

@@ -18,8 +18,9 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from sqlmodel import Session, col, select
 
+from appliance.config import Settings
 from appliance.models import Call, FileKind, Incident, Statement, StatementState, User, utcnow
-from appliance.services import audit, sealing
+from appliance.services import audit, cad, sealing
 from appliance.services.audit import Actor
 from appliance.services.keys import Keyring
 
@@ -71,7 +72,9 @@ def versions(session: Session, incident: Incident) -> list[Statement]:
     )
 
 
-def _record(session: Session, actor: Actor, action: str, statement: Statement, **detail: object):
+def _record(
+    session: Session, actor: Actor, action: str, statement: Statement, **detail: object
+) -> None:
     incident = session.get(Incident, statement.incident_id)
     audit.record(
         session,
@@ -200,20 +203,22 @@ def ink_check(png: bytes) -> tuple[int, int]:
     """The signature must be a real PNG of sensible size with something drawn on it."""
     if len(png) > MAX_SIGNATURE_BYTES:
         raise StatementError("the signature image is too large")
-    pixels: list[tuple[int, int]] = []
+    inked = 0
     try:
         with Image.open(io.BytesIO(png)) as image:
             kind, (width, height) = image.format, image.size  # the header: nothing decoded yet
             sensible = max(width, height) <= MAX_SIGNATURE_SIDE and min(width, height) >= 20
             if kind == "PNG" and sensible:
-                pixels = list(image.convert("LA").get_flattened_data())
+                # Ink: dark (luminance under 160) where the pen drew (alpha over 128).
+                lum, alpha = image.convert("LA").split()
+                drawn = alpha.point(lambda a: 255 if a > 128 else 0)
+                inked = sum(lum.histogram(mask=drawn)[:160])
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise StatementError("the signature is not a readable image") from exc
     if kind != "PNG":
         raise StatementError("the signature must be a PNG image")
     if not sensible:
         raise StatementError("the signature image has an odd size")
-    inked = sum(1 for lum, alpha in pixels if alpha > 128 and lum < 160)
     if inked < MIN_INK_PIXELS:
         raise StatementError("draw your signature in the box first")
     return width, height
@@ -247,6 +252,7 @@ def statement_dir(data_dir: Path, incident: Incident) -> Path:
 
 def sign(
     session: Session,
+    settings: Settings,
     keyring: Keyring,
     call: Call,
     statement_id: int,
@@ -255,8 +261,8 @@ def sign(
     source: str,
     officer_name: str = "",
 ) -> Statement:
-    """Sign, render the PDF, keep both files sealed with their hashes (docs/evidence.md);
-    refused if signed already."""
+    """Sign, render the PDF, keep both files sealed with their hashes (docs/evidence.md),
+    and tell the CAD (``statement.signed``); refused if signed already."""
     from appliance.services.statement_pdf import render  # fpdf2 is only loaded to sign
 
     statement = _waiting(session, call, statement_id)
@@ -268,7 +274,7 @@ def sign(
     assert incident is not None
     officer = session.get(User, statement.officer_id)
     statement.signed_name = name
-    statement.signed_at = utcnow()
+    statement.signed_at = signed_at = utcnow()
     signature_sha256 = hashlib.sha256(signature_png).hexdigest()
     content = canonical_content(statement, incident.cad_reference, signature_sha256)
     statement.content_sha256 = hashlib.sha256(content).hexdigest()
@@ -306,5 +312,19 @@ def sign(
         content_sha256=statement.content_sha256,
         pdf_sha256=statement.pdf_sha256,
         signature_sha256=signature_sha256,
+    )
+    cad.queue_event(
+        session,
+        settings,
+        "statement.signed",
+        statement.incident_id,
+        {
+            "statement": {
+                "version": statement.version,
+                "signedAt": signed_at.isoformat(),
+                "contentSha256": statement.content_sha256,
+                "pdfSha256": statement.pdf_sha256,
+            }
+        },
     )
     return statement

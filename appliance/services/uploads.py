@@ -99,10 +99,11 @@ class Usage:
 
 
 def human_size(n: int) -> str:
+    size = float(n)
     for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
     return f"{n} bytes"  # pragma: no cover
 
 
@@ -152,7 +153,7 @@ def check_content(path: Path, detected: str, name: str, data_key: bytes) -> None
     if detected in ("image/heic", "image/heif"):
         return
     try:
-        with SealedReader(path, data_key) as sealed, av.open(PlainView(sealed)) as container:
+        with SealedReader(path, data_key) as sealed, av.open(PlainView(sealed), "r") as container:
             streams = container.streams.video
             if not streams:
                 raise _refuse_type(name)

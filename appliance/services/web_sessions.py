@@ -103,4 +103,4 @@ def end_all_for(session: Session, user_id: int, except_id: int | None = None) ->
     )
     if except_id is not None:
         statement = statement.where(col(WebSession.id) != except_id)
-    session.exec(statement)  # type: ignore[call-overload]
+    session.exec(statement)

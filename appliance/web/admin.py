@@ -10,9 +10,9 @@ from aiohttp import web
 from appliance.models import Role
 from appliance.services import accounts, messages
 from appliance.services.accounts import AccountError
-from appliance.services.audit import Actor
 from appliance.web import keys
-from appliance.web.access import current_user, requires, source_of
+from appliance.web.access import requires
+from appliance.web.toolkit import actor_of
 
 routes = web.RouteTableDef()
 
@@ -24,12 +24,8 @@ NOTICES = {
 }
 
 
-def _actor(request: web.Request) -> Actor:
-    return Actor(current_user(request).username, source_of(request))
-
-
 def _render_users(request: web.Request, error: str = "", status: int = 200) -> web.Response:
-    with request.app[keys.DB].session() as session:
+    with request.app[keys.DB].reader() as session:
         users = accounts.list_users(session)
     notice = NOTICES.get(request.query.get("notice", ""), "")
     return aiohttp_jinja2.render_template(
@@ -52,7 +48,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     username = str(form.get("username", ""))
     display_name = str(form.get("display_name", ""))
-    actor = _actor(request)
+    actor = actor_of(request)
     db = request.app[keys.DB]
 
     def work() -> str:
@@ -79,7 +75,7 @@ async def set_roles(request: web.Request) -> web.StreamResponse:
     try:
         roles = accounts.parse_roles(str(r) for r in form.getall("roles", []))
         with request.app[keys.DB].session() as session:
-            accounts.set_roles(session, _actor(request), request.match_info["username"], roles)
+            accounts.set_roles(session, actor_of(request), request.match_info["username"], roles)
     except AccountError as exc:
         return _render_users(request, f"Roles not changed: {exc}.", status=400)
     raise web.HTTPSeeOther("/admin/users?notice=roles")
@@ -101,7 +97,7 @@ def _set_disabled(request: web.Request, disabled: bool) -> web.StreamResponse:
     try:
         with request.app[keys.DB].session() as session:
             accounts.set_disabled(
-                session, _actor(request), request.match_info["username"], disabled
+                session, actor_of(request), request.match_info["username"], disabled
             )
     except AccountError as exc:
         return _render_users(request, f"Not changed: {exc}.", status=400)
@@ -111,7 +107,7 @@ def _set_disabled(request: web.Request, disabled: bool) -> web.StreamResponse:
 @routes.post("/admin/users/{username}/reset-password", name="admin_user_reset")
 @requires(Role.ADMIN)
 async def reset_password(request: web.Request) -> web.StreamResponse:
-    actor = _actor(request)
+    actor = actor_of(request)
     username = request.match_info["username"]
     db = request.app[keys.DB]
 
@@ -145,16 +141,15 @@ async def resend(request: web.Request) -> web.StreamResponse:
             message = messages.get(session, int(request.match_info["message_id"]))
             if message is None:
                 raise web.HTTPNotFound()
-            messages.resend(session, _actor(request), message)
+            messages.resend(session, actor_of(request), message)
     except messages.MessageError as exc:
         return _render_outbox(request, f"Not queued: {exc}.", status=400)
-    request.app[keys.DISPATCHER].poke()
     raise web.HTTPSeeOther("/admin/outbox?notice=resent")
 
 
 def _render_outbox(request: web.Request, error: str = "", status: int = 200) -> web.Response:
     settings = request.app[keys.SETTINGS]
-    with request.app[keys.DB].session() as session:
+    with request.app[keys.DB].reader() as session:
         rows = messages.recent(session)
     return aiohttp_jinja2.render_template(
         "admin/outbox.html",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from pydantic import ValidationError
 
+from appliance.models import Incident
 from appliance.services import incidents
 from appliance.services.audit import Actor
 from appliance.services.incidents import Filters, IncidentError
@@ -19,16 +18,10 @@ from appliance.web.api_schemas import (
     IncidentOut,
     openapi_document,
 )
+from appliance.web.toolkit import api_error
 
 routes = web.RouteTableDef()
 MAX_LIMIT = 500
-
-
-def api_error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if field:
-        error["field"] = field
-    return web.json_response({"error": error}, status=status)
 
 
 def _actor(request: web.Request) -> Actor:
@@ -98,8 +91,8 @@ async def list_incidents(request: web.Request) -> web.StreamResponse:
 @routes.get(r"/api/v1/incidents/{incident_id:\d+}", name="api_incident")
 @api_key
 async def get_incident(request: web.Request) -> web.StreamResponse:
-    with request.app[keys.DB].session() as session:
-        incident = session.get(incidents.Incident, int(request.match_info["incident_id"]))
+    with request.app[keys.DB].reader() as session:
+        incident = session.get(Incident, int(request.match_info["incident_id"]))
     if incident is None:
         return api_error(404, "not_found", "no incident with that id")
     return web.json_response(IncidentOut.of(incident).model_dump(mode="json"))

@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 from appliance.config import CAD_EVENTS
 from appliance.models import Incident
 
-EXAMPLE_INCIDENT = {
+EXAMPLE_INCIDENT: dict[str, JsonValue] = {
     "cad_reference": "CAD/2026/000123",
     "grade": 3,
     "category": "Burglary",

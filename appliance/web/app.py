@@ -16,8 +16,8 @@ from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.notify.cad import CadSender
 from appliance.notify.dispatcher import Dispatcher
-from appliance.notify.loop import PollingTask
 from appliance.purger import Purger
+from appliance.services import cad, messages
 from appliance.services import keys as evidence_keys
 from appliance.services.keys import Keyring
 from appliance.web import (
@@ -44,6 +44,7 @@ from appliance.web import (
     rvr,
     statements,
     survey,
+    toolkit,
     trial,
 )
 from media.workers import WorkerPool
@@ -125,21 +126,21 @@ def create_app(
         trial,
     ):
         app.router.add_routes(module.routes)
-    app.on_startup.append(lambda _app: hub.start_sampling())
+    app.on_startup.append(lambda _app: hub.sampler.start())
     app.on_shutdown.append(lambda _app: hub.close_all())
-    app.on_cleanup.append(lambda _app: hub.stop_sampling())
+    app.on_cleanup.append(lambda _app: hub.sampler.stop())
     if media is not None:
         app.on_cleanup.append(lambda _app: media.stop())
-    app[keys.DISPATCHER] = dispatcher = Dispatcher.from_settings(settings, db)
+    dispatcher = Dispatcher.from_settings(settings, db)
+    db.add_waker(messages.OUTBOX, dispatcher.poke)
     app.on_startup.append(lambda _app: dispatcher.start())
     app.on_cleanup.append(lambda _app: dispatcher.stop())
     purger = Purger(settings, db, keyring)
     app.on_startup.append(lambda _app: purger.start())
     app.on_cleanup.append(lambda _app: purger.stop())
     sender = CadSender.from_settings(settings, db)
-    app[keys.CAD] = sender or PollingTask(interval_s=3600, batch=1)
-    hub.cad_poke = app[keys.CAD].poke
     if sender is not None:
+        db.add_waker(cad.OUTBOX, sender.poke)
         app.on_startup.append(lambda _app: sender.start())
         app.on_cleanup.append(lambda _app: sender.stop())
     metrics.QUEUE_TARGET.set(settings.queue_target_seconds)
@@ -147,9 +148,9 @@ def create_app(
     app.router.add_static("/static", PACKAGE / "static", name="static", append_version=True)
     # The same files for the caller's pages, sent no-store: nothing stays on their phone.
     app.router.add_static(
-        caller_safety.ASSETS_PREFIX,
+        toolkit.ASSETS_PREFIX,
         PACKAGE / "static",
-        name=caller_safety.ASSETS_ROUTE,
+        name=toolkit.ASSETS_ROUTE,
         append_version=True,
     )
     return app

@@ -16,13 +16,13 @@ from appliance.services.calls import CallError
 from appliance.services.messages import MessageError
 from appliance.web import keys
 from appliance.web.access import current_user, requires
-from appliance.web.incidents import STAFF, _actor, _render_incident, incident_for
+from appliance.web.toolkit import STAFF, actor_of, incident_for, render_incident
 
 routes = web.RouteTableDef()
 REFUSALS = (AppointmentError, CallError, MessageError)
 
 
-def _starts_at(form: MultiDictProxy[str | bytes | FileField]) -> datetime:
+def _starts_at(form: MultiDictProxy[str | bytes | bytearray | FileField]) -> datetime:
     value = str(form.get("starts_at", ""))
     try:
         starts_at = datetime.fromisoformat(value)
@@ -48,7 +48,7 @@ async def _act(request: web.Request, verb: str) -> web.StreamResponse:
     try:
         with request.app[keys.DB].session() as session:
             incident = incident_for(request, session, incident_id)
-            user, actor = current_user(request), _actor(request)
+            user, actor = current_user(request), actor_of(request)
             if verb == "book":
                 appointments.book(session, actor, settings, incident, user, _starts_at(form), safe)
             elif verb == "move":
@@ -63,8 +63,7 @@ async def _act(request: web.Request, verb: str) -> web.StreamResponse:
         # Nothing was written: every check runs before the first row. Rendered after
         # the session has closed (one session per thread).
         title = {"book": "Not booked", "move": "Not moved", "cancel": "Not cancelled"}[verb]
-        return _render_incident(request, incident_id, error=f"{title}: {exc}.", status=409)
-    request.app[keys.DISPATCHER].poke()
+        return render_incident(request, incident_id, error=f"{title}: {exc}.", status=409)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=appointment_{verb}")
 
 

@@ -12,13 +12,13 @@ from appliance.services.audit import Actor
 from appliance.services.incidents import IncidentError
 from appliance.web import keys
 from appliance.web.access import current_user, requires, source_of
-from appliance.web.incidents import incident_for
+from appliance.web.toolkit import incident_for
 
 routes = web.RouteTableDef()
 
 
 def _handlers(request: web.Request) -> list[str]:
-    with request.app[keys.DB].session() as session:
+    with request.app[keys.DB].reader() as session:
         return [
             view.user.username
             for view in accounts.list_users(session)
@@ -36,7 +36,7 @@ def _render(
 ) -> web.Response:
     """The page, or with ``?fragment=1`` only the part that refreshes itself."""
     settings = request.app[keys.SETTINGS]
-    with request.app[keys.DB].session() as session:
+    with request.app[keys.DB].reader() as session:
         rows = queue.waiting(session, settings, owner_id)
         live = queue.live_calls(session) if owner_id is None else []
         booked = queue.booked_for(session, owner_id, utcnow()) if owner_id is not None else []

@@ -12,7 +12,7 @@ from appliance.models import Role
 from appliance.services import cad
 from appliance.web import keys
 from appliance.web.access import requires
-from appliance.web.officer import actor_of
+from appliance.web.toolkit import actor_of
 
 routes = web.RouteTableDef()
 
@@ -22,7 +22,7 @@ routes = web.RouteTableDef()
 async def deliveries(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
     state = request.query.get("state") or None
-    with request.app[keys.DB].session() as session:
+    with request.app[keys.DB].reader() as session:
         rows = cad.recent(session, state=state)
         counts = cad.counts(session)
     return aiohttp_jinja2.render_template(
@@ -47,5 +47,4 @@ async def resend(request: web.Request) -> web.StreamResponse:
         )
     if delivery is None:
         raise web.HTTPConflict(text="Only a failed delivery can be sent again.")
-    request.app[keys.CAD].poke()
     raise web.HTTPSeeOther("/admin/cad?notice=resent")

@@ -15,10 +15,9 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from appliance import metrics
-from appliance.live.hub import CALLER, Participant
+from appliance.live.participants import CALLER, Participant
 from appliance.models import Call, Incident
-from appliance.services import calls, incidents, rvr, statements, uploads
-from appliance.services.appointments import london_label
+from appliance.services import calls, incidents, rvr, uploads
 from appliance.services.calls import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
 from appliance.services.uploads import Limits
 from appliance.web import keys
@@ -28,109 +27,12 @@ from appliance.web.access import (
     require_same_origin,
     source_of,
 )
-from appliance.web.caller_safety import device_hash_of, note_look
+from appliance.web.toolkit import TITLES, caller_link, device_hash_of, open_for, problem_page
 
 routes = web.RouteTableDef()
 
-PROBLEMS = {
-    LinkProblem.UNKNOWN: (
-        404,
-        "This link does not work",
-        "Check that you opened the whole link from the message.",
-    ),
-    LinkProblem.EXPIRED: (
-        410,
-        "This link has expired",
-        "Links only work for a short time. Call us again if you still need help.",
-    ),
-    LinkProblem.REVOKED: (
-        410,
-        "This link is no longer in use",
-        "The officer cancelled this video call. They may send you a new link.",
-    ),
-    LinkProblem.FINISHED: (
-        410,
-        "This video call has finished",
-        "Thank you. If you need us again, please call.",
-    ),
-    LinkProblem.OTHER_DEVICE: (
-        409,
-        "This link is open on another phone",
-        "A video call can only use one phone at a time. Use the phone "
-        "you started on, or ask the officer for a new link.",
-    ),
-    LinkProblem.TOO_EARLY: (
-        409,
-        "Your video call has not started yet",
-        "This link works from {opens} (UK time). Please open it again then.",
-    ),
-}
-
-
-# Wording for upload and location links where the video call's would mislead.
-COLLECTION_PROBLEMS = {
-    LinkProblem.REVOKED: (
-        410,
-        "This link is no longer in use",
-        "The officer cancelled this link. They may send you a new one.",
-    ),
-    LinkProblem.FINISHED: (
-        410,
-        "This link has been used",
-        "Thank you: what you sent has reached us. If you need us again, please call.",
-    ),
-    LinkProblem.OTHER_DEVICE: (
-        409,
-        "This link is open on another phone",
-        "This link works on one phone only. Use the phone you started on, or ask the "
-        "officer for a new link.",
-    ),
-}
-TITLES = {VIDEO: "Video call", UPLOAD: "Send photos and videos", LOCATION: "Share where you are"}
 # Where a caller who has agreed goes next, by kind.
 NEXT_STEP = {VIDEO: "call", UPLOAD: "upload", LOCATION: "location"}
-
-
-def open_for(request: web.Request) -> tuple[Call | LinkProblem, str]:
-    """The link's call (or its problem) and the invite's kind; notes the page's look."""
-    token = request.match_info["token"]
-    with request.app[keys.DB].session() as session:
-        result = calls.open_link(session, token, device_hash_of(request), source_of(request))
-        kind = calls.kind_of_token(session, token)
-        note_look(request, session, token)
-    return result, kind
-
-
-def problem_page(request: web.Request, problem: LinkProblem, kind: str = VIDEO) -> web.Response:
-    """A plain page saying why the link does not work (called after any session closed)."""
-    if problem is LinkProblem.FINISHED and kind == VIDEO and _statement_waiting(request):
-        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}/statement/sign")
-    status, title, text = PROBLEMS[problem]
-    if kind != VIDEO:
-        status, title, text = COLLECTION_PROBLEMS.get(problem, (status, title, text))
-    if problem is LinkProblem.TOO_EARLY:
-        with request.app[keys.DB].session() as session:
-            opens_at = calls.opens_at(session, request.match_info["token"])
-        text = text.format(opens=london_label(opens_at) if opens_at else "shortly before")
-    return aiohttp_jinja2.render_template(
-        "caller/problem.html",
-        request,
-        {"title": title, "text": text, "page_title": TITLES.get(kind, TITLES[VIDEO])},
-        status=status,
-    )
-
-
-def _statement_waiting(request: web.Request) -> bool:
-    """After the call, this phone still has a statement to read and sign."""
-    with request.app[keys.DB].session() as session:
-        call = calls.call_after(
-            session,
-            request.match_info["token"],
-            device_hash_of(request),
-            request.app[keys.SETTINGS].statement_sign_hours,
-        )
-        statement = statements.for_caller(session, call) if call else None
-        return statement is not None and statement.state == "sent"
 
 
 def _consent_page(
@@ -163,14 +65,15 @@ def _agreed_here(request: web.Request, call: Call) -> bool:
 @routes.get("/v/{token}", name="caller_link")
 @public
 async def link(request: web.Request) -> web.StreamResponse:
-    call, kind = open_for(request)
+    call, link = open_for(request)
+    kind = link.kind
     if isinstance(call, LinkProblem):
-        return problem_page(request, call, kind)
+        return problem_page(request, call, link)
     with request.app[keys.DB].session() as session:
         incident = session.get(Incident, call.incident_id)
         if incident is not None and incidents.record_first_screen(session, incident):
-            track = "rvr" if rvr.is_rvr(request.app[keys.SETTINGS], incident) else "standard"
-            metrics.CALLER_FIRST_SCREEN.labels(track).observe(
+            lane = "rvr" if rvr.is_rvr(request.app[keys.SETTINGS], incident) else "standard"
+            metrics.CALLER_FIRST_SCREEN.labels(lane).observe(
                 incident.caller_first_screen_seconds or 0.0
             )
     if _agreed_here(request, call):
@@ -191,9 +94,9 @@ async def consent(request: web.Request) -> web.StreamResponse:
     device = request.cookies.get(keys.CALLER_DEVICE_COOKIE) or secrets.token_urlsafe(32)
     device_hash = hashlib.sha256(device.encode()).hexdigest()
     with request.app[keys.DB].session() as session:
-        call = calls.open_link(session, token, device_hash_of(request), source_of(request))
-        kind = calls.kind_of_token(session, token)
-        note_look(request, session, token)
+        link = caller_link(request, session)
+        call = calls.open_link(session, link, device_hash_of(request), source_of(request))
+        kind = link.kind
         if not isinstance(call, LinkProblem):
             if kind == VIDEO:
                 agreed = calls.record_consent(
@@ -209,7 +112,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
                     source_of(request),
                 )
     if isinstance(call, LinkProblem):
-        return problem_page(request, call, kind)
+        return problem_page(request, call, link)
     if not agreed:
         error = {
             VIDEO: "A video call needs your agreement. If you would rather not, "
@@ -231,9 +134,10 @@ async def consent(request: web.Request) -> web.StreamResponse:
 @public
 @grants("camera", "microphone", "geolocation")
 async def call_page(request: web.Request) -> web.StreamResponse:
-    call, kind = open_for(request)
+    call, link = open_for(request)
+    kind = link.kind
     if isinstance(call, LinkProblem):
-        return problem_page(request, call, kind)
+        return problem_page(request, call, link)
     if call.consent_at is None or kind != VIDEO:
         raise web.HTTPSeeOther(f"/v/{request.match_info['token']}")
     return aiohttp_jinja2.render_template(
@@ -247,7 +151,8 @@ async def call_page(request: web.Request) -> web.StreamResponse:
 @public
 async def caller_socket(request: web.Request) -> web.StreamResponse:
     require_same_origin(request)
-    call, kind = open_for(request)
+    call, link = open_for(request)
+    kind = link.kind
     if isinstance(call, LinkProblem):
         raise web.HTTPForbidden(text=f"link refused: {call.value}")
     if kind != VIDEO:

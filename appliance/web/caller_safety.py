@@ -10,22 +10,17 @@ neutral look: the ``rvr_page_title``, no force name unless configured.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from aiohttp import web
-from sqlmodel import Session, select
 
-from appliance.models import Call, Incident, Invite
-from appliance.services import calls, rvr
-from appliance.services.audit import Actor
+from appliance.models import Call
+from appliance.services import call_life, calls
 from appliance.web import keys
 from appliance.web.access import public, source_of
+from appliance.web.toolkit import device_hash_of
 
 routes = web.RouteTableDef()
-ASSETS_PREFIX = "/assets"
-ASSETS_ROUTE = "caller_assets"
-QUICK_EXIT_REASON = "quick_exit"
 
 
 class _NeutralLook:
@@ -49,18 +44,6 @@ def template_context(request: web.Request) -> dict[str, Any]:
     }
 
 
-def note_look(request: web.Request, session: Session, token: str) -> None:
-    """Decide the page's look from its link: neutral for RVR, and for a link we cannot
-    place (a mistyped RVR link must not show the force's name either)."""
-    invite = session.exec(
-        select(Invite).where(Invite.token_hash == calls.hash_token(token))
-    ).first()
-    incident = session.get(Incident, invite.incident_id) if invite else None
-    request[keys.NEUTRAL_LOOK] = incident is None or rvr.is_rvr(
-        request.app[keys.SETTINGS], incident
-    )
-
-
 @routes.post("/v/{token}/exit", name="caller_quick_exit")
 @public
 async def quick_exit(request: web.Request) -> web.StreamResponse:
@@ -71,15 +54,10 @@ async def quick_exit(request: web.Request) -> web.StreamResponse:
         call = calls.open_link(
             session, request.match_info["token"], device_hash_of(request), source_of(request)
         )
+        if isinstance(call, Call):
+            call_life.quick_exit(session, request.app[keys.SETTINGS], call, source_of(request))
     if isinstance(call, Call):
-        await request.app[keys.HUB].end_call(
-            call.public_id, Actor("caller", source_of(request)), QUICK_EXIT_REASON
-        )
+        await request.app[keys.HUB].hang_up(call.public_id, call_life.QUICK_EXIT)
     response = web.Response(status=204)
     response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response
-
-
-def device_hash_of(request: web.Request) -> str | None:
-    token = request.cookies.get(keys.CALLER_DEVICE_COOKIE)
-    return hashlib.sha256(token.encode()).hexdigest() if token else None

@@ -16,22 +16,26 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from appliance.models import Call
-from appliance.services import cad, calls, statements
+from appliance.services import calls, statements
 from appliance.services.statements import StatementConflict, StatementError, StatementNotKept
 from appliance.web import keys
 from appliance.web.access import public, source_of
-from appliance.web.caller_safety import device_hash_of, note_look
-from appliance.web.statements import caller_safe, caller_view, officer_view
+from appliance.web.toolkit import (
+    caller_link,
+    caller_safe,
+    caller_view,
+    device_hash_of,
+    officer_view,
+)
 
 routes = web.RouteTableDef()
 PNG_DATA_URL = "data:image/png;base64,"
 
 
 def _call(request: web.Request, session: Any) -> Call:
-    note_look(request, session, request.match_info["token"])
     call = calls.call_after(
         session,
-        request.match_info["token"],
+        caller_link(request, session),
         device_hash_of(request),
         request.app[keys.SETTINGS].statement_sign_hours,
     )
@@ -118,6 +122,7 @@ async def sign(request: web.Request) -> web.StreamResponse:
             call = _call(request, session)
             statement = statements.sign(
                 session,
+                settings,
                 request.app[keys.KEYRING],
                 call,
                 statement_id,
@@ -126,24 +131,9 @@ async def sign(request: web.Request) -> web.StreamResponse:
                 source_of(request),
             )
             view, public_id = officer_view(statement), call.public_id
-            cad.queue_event(
-                session,
-                settings,
-                "statement.signed",
-                statement.incident_id,
-                {
-                    "statement": {
-                        "version": statement.version,
-                        "signedAt": view["signedAt"],
-                        "contentSha256": statement.content_sha256,
-                        "pdfSha256": statement.pdf_sha256,
-                    }
-                },
-            )
     except StatementNotKept as exc:
         return _refused(str(exc), 503)
     except StatementError as exc:
         return _refused(str(exc), 409 if isinstance(exc, StatementConflict) else 400)
-    request.app[keys.CAD].poke()
     await request.app[keys.HUB].notify(public_id, {"type": "statement", "statement": view})
     return web.json_response({"statement": caller_safe(view)})

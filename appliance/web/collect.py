@@ -15,12 +15,12 @@ from aiohttp import BodyPartReader, web
 
 from appliance.models import Call, Invite
 from appliance.services import calls, locations, uploads
-from appliance.services.calls import LOCATION, UPLOAD, LinkProblem
+from appliance.services.calls import LOCATION, UPLOAD, CallerLink, LinkProblem
 from appliance.services.locations import LocationRefused
 from appliance.services.uploads import Limits, UploadRefused
 from appliance.web import keys
 from appliance.web.access import csrf_matches, grants, public, source_of, streams_body
-from appliance.web.caller import TITLES, device_hash_of, open_for, problem_page
+from appliance.web.toolkit import TITLES, caller_link, device_hash_of, open_for, problem_page
 
 routes = web.RouteTableDef()
 REFUSAL_STATUS = {"type": 415, "file_too_large": 413, "total_too_large": 413}
@@ -28,13 +28,13 @@ CHUNK = 256 * 1024
 
 
 def _collection_call(
-    request: web.Request, call: Call | LinkProblem, kind: str, want: str
+    request: web.Request, call: Call | LinkProblem, link: CallerLink, want: str
 ) -> Call | web.Response:
     """The agreed call of an upload or location link opened on its own phone, else the
     page the caller should see instead."""
     if isinstance(call, LinkProblem):
-        return problem_page(request, call, kind)
-    if kind != want or call.consent_at is None:
+        return problem_page(request, call, link)
+    if link.kind != want or call.consent_at is None:
         raise web.HTTPSeeOther(f"/v/{request.match_info['token']}")
     return call
 
@@ -77,8 +77,8 @@ def _done_page(request: web.Request, kind: str, text: str) -> web.Response:
 @routes.get("/v/{token}/upload", name="caller_upload")
 @public
 async def upload_page(request: web.Request) -> web.StreamResponse:
-    result, kind = open_for(request)
-    call = _collection_call(request, result, kind, UPLOAD)
+    result, link = open_for(request)
+    call = _collection_call(request, result, link, UPLOAD)
     if not isinstance(call, Call):
         return call
     return _upload_page(request, call)
@@ -104,8 +104,8 @@ async def _small_field(part: BodyPartReader, limit: int = 256) -> str | None:
 async def upload_submit(request: web.Request) -> web.StreamResponse:
     """Files as a multipart stream, never read whole: the app-wide body limit does not
     apply here, the upload limits do, file by file, as the bytes arrive."""
-    result, kind = open_for(request)
-    call = _collection_call(request, result, kind, UPLOAD)
+    result, link = open_for(request)
+    call = _collection_call(request, result, link, UPLOAD)
     if not isinstance(call, Call):
         return call
     if request.content_type != "multipart/form-data":
@@ -113,7 +113,8 @@ async def upload_submit(request: web.Request) -> web.StreamResponse:
     reader = await request.multipart()
     first = await reader.next()
     sent = await _small_field(first) if isinstance(first, BodyPartReader) else None
-    if first is None or first.name != keys.CSRF_FIELD or not csrf_matches(request, sent or ""):
+    named = first.name if isinstance(first, BodyPartReader) else None
+    if named != keys.CSRF_FIELD or not csrf_matches(request, sent or ""):
         raise web.HTTPForbidden(
             text="The form had expired or was not sent from this site. "
             "Reload the page and try again."
@@ -149,7 +150,7 @@ async def upload_submit(request: web.Request) -> web.StreamResponse:
             )
         outcome = _keep(request, token, received, limits)
         if isinstance(outcome, LinkProblem):
-            return problem_page(request, outcome, UPLOAD)
+            return problem_page(request, outcome, link)
         if isinstance(outcome, UploadRefused):
             return _upload_page(
                 request,
@@ -186,10 +187,11 @@ def _keep(
     source = source_of(request)
     try:
         with request.app[keys.DB].session() as session:
-            call = calls.open_link(session, token, device_hash_of(request), source)
+            link = calls.find_link(session, token)
+            call = calls.open_link(session, link, device_hash_of(request), source)
             if isinstance(call, LinkProblem):
                 return call
-            invite = session.get(Invite, call.invite_id)
+            invite = link.invite
             assert invite is not None
             try:
                 item, spent = uploads.keep(
@@ -213,15 +215,15 @@ def _keep(
 async def upload_finish(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
     with request.app[keys.DB].session() as session:
-        result = calls.open_link(session, token, device_hash_of(request), source_of(request))
-        kind = calls.kind_of_token(session, token)
+        link = caller_link(request, session)
+        result = calls.open_link(session, link, device_hash_of(request), source_of(request))
         used = None
-        if isinstance(result, Call) and kind == UPLOAD and result.consent_at is not None:
-            invite = session.get(Invite, result.invite_id)
+        if isinstance(result, Call) and link.kind == UPLOAD and result.consent_at is not None:
+            invite = link.invite
             assert invite is not None
             used = uploads.finish(session, result, invite, source_of(request))
     if used is None:
-        page = _collection_call(request, result, kind, UPLOAD)
+        page = _collection_call(request, result, link, UPLOAD)
         if not isinstance(page, Call):
             return page
         raise web.HTTPSeeOther(f"/v/{token}")
@@ -245,8 +247,8 @@ def _location_page(request: web.Request, error: str = "", status: int = 200) -> 
 @public
 @grants("geolocation")
 async def location_page(request: web.Request) -> web.StreamResponse:
-    result, kind = open_for(request)
-    page = _collection_call(request, result, kind, LOCATION)
+    result, link = open_for(request)
+    page = _collection_call(request, result, link, LOCATION)
     if not isinstance(page, Call):
         return page
     return _location_page(request)
@@ -257,7 +259,6 @@ async def location_page(request: web.Request) -> web.StreamResponse:
 @grants("geolocation")
 async def location_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
-    token = request.match_info["token"]
     source = source_of(request)
     try:
         position = tuple(float(str(form.get(k, ""))) for k in ("latitude", "longitude", "accuracy"))
@@ -265,10 +266,10 @@ async def location_submit(request: web.Request) -> web.StreamResponse:
         position = None
     refusal: LocationRefused | None = None
     with request.app[keys.DB].session() as session:
-        result = calls.open_link(session, token, device_hash_of(request), source)
-        kind = calls.kind_of_token(session, token)
-        if isinstance(result, Call) and kind == LOCATION and result.consent_at is not None:
-            invite = session.get(Invite, result.invite_id)
+        link = caller_link(request, session)
+        result = calls.open_link(session, link, device_hash_of(request), source)
+        if isinstance(result, Call) and link.kind == LOCATION and result.consent_at is not None:
+            invite = link.invite
             assert invite is not None
             try:
                 if position is None:
@@ -291,7 +292,7 @@ async def location_submit(request: web.Request) -> web.StreamResponse:
             except LocationRefused as exc:
                 locations.record_refusal(session, result, exc, source)
                 refusal = exc
-    page = _collection_call(request, result, kind, LOCATION)
+    page = _collection_call(request, result, link, LOCATION)
     if not isinstance(page, Call):
         return page
     if refusal is not None:

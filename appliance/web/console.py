@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp_jinja2
 from aiohttp import web
 from sqlmodel import Session
 
-from appliance.live.hub import HANDLER, Participant
-from appliance.models import GUEST_ROLES, THRIVE_PARTS, THRIVE_RATINGS, Call, Incident, Snapshot
-from appliance.services import calls, custody, guests, incidents, officer, sealing, statements
+from appliance.live.participants import HANDLER, Participant
+from appliance.models import (
+    DISCLOSURE_KINDS,
+    GUEST_ROLES,
+    RISK_LEVELS,
+    THRIVE_PARTS,
+    THRIVE_RATINGS,
+    Incident,
+    Snapshot,
+)
+from appliance.services import (
+    call_life,
+    calls,
+    custody,
+    dash,
+    guests,
+    incidents,
+    officer,
+    rvr,
+    sealing,
+    statements,
+)
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.evidence import EvidenceError
@@ -21,18 +42,10 @@ from appliance.web.access import (
     requires,
     source_of,
 )
-from appliance.web.evidence import stream_file
-from appliance.web.incidents import STAFF, incident_for
-from appliance.web.rvr import console_context as rvr_console_context
+from appliance.web.toolkit import STAFF, call_for, stream_file
 
 routes = web.RouteTableDef()
-
-
-def call_for(request: web.Request, session: Session) -> tuple[Call, Incident]:
-    call = calls.by_public_id(session, request.match_info["public_id"])
-    if call is None:
-        raise web.HTTPNotFound(text="There is no such call.")
-    return call, incident_for(request, session, call.incident_id)
+HANDLER_ENDED = "handler_ended"
 
 
 @routes.get("/calls", name="queue")
@@ -44,7 +57,7 @@ async def queue(request: web.Request) -> web.StreamResponse:
 @routes.get("/calls/waiting.json", name="queue_json")
 @requires(*STAFF)
 async def queue_json(request: web.Request) -> web.StreamResponse:
-    with request.app[keys.DB].session() as session:
+    with request.app[keys.DB].reader() as session:
         mine = incidents.visible_to(session, current_user(request), current_roles(request))
         by_id = {i.id: i for i in mine}
         waiting = calls.waiting_for(session, [i.id for i in mine if i.id is not None])
@@ -72,14 +85,14 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
 @requires(*STAFF)
 @grants("camera", "microphone")
 async def console(request: web.Request) -> web.StreamResponse:
-    with request.app[keys.DB].session() as session:
+    with request.app[keys.DB].reader() as session:
         call, incident = call_for(request, session)
         chat = calls.chat_of(session, call)
         snapshots = calls.snapshots_of(session, call)
         thrive = officer.thrive_history(session, incident)
         statement = statements.latest(session, incident)
         invited_guests = guests.active(session, call)
-        rvr_context = rvr_console_context(session, request.app[keys.SETTINGS], incident)
+        rvr_context = _rvr_context(session, request.app[keys.SETTINGS], incident)
     settings = request.app[keys.SETTINGS]
     return aiohttp_jinja2.render_template(
         "calls/console.html",
@@ -158,9 +171,22 @@ async def snapshot_file(request: web.Request) -> web.StreamResponse:
 @routes.post("/calls/{public_id}/end", name="call_end")
 @requires(*STAFF)
 async def end_call(request: web.Request) -> web.StreamResponse:
+    actor = Actor(current_user(request).username, source_of(request))
     with request.app[keys.DB].session() as session:
         call, incident = call_for(request, session)
-    await request.app[keys.HUB].end_call(
-        call.public_id, Actor(current_user(request).username, source_of(request)), "handler_ended"
-    )
+        call_life.end(session, request.app[keys.SETTINGS], call, actor, HANDLER_ENDED)
+    await request.app[keys.HUB].hang_up(call.public_id, HANDLER_ENDED)
     raise web.HTTPSeeOther(f"/incidents/{incident.id}")
+
+
+def _rvr_context(session: Session, settings: Any, incident: Incident) -> dict[str, Any]:
+    """What the call console shows for an RVR call (empty for other calls)."""
+    if not rvr.is_rvr(settings, incident):
+        return {}
+    return {
+        "rvr_case": rvr.case_of(session, incident),
+        "dash_questions": dash.questions_for(settings),
+        "dash_latest": dash.latest(session, incident),
+        "risk_levels": RISK_LEVELS,
+        "disclosure_kinds": DISCLOSURE_KINDS,
+    }

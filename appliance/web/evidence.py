@@ -14,123 +14,22 @@ import logging
 import queue
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from appliance import metrics
 from appliance.models import EvidenceFile, FileKind, Incident, Role
-from appliance.services import custody, export, sealing, signing, uploads
-from appliance.services.audit import Actor
+from appliance.services import custody, export, signing
 from appliance.services.custody import CustodyError, Mark
-from appliance.services.keys import UnwrapError
 from appliance.web import keys
-from appliance.web.access import current_roles, current_user, public, requires, source_of
-from media.sealed import SealedError
+from appliance.web.access import current_roles, current_user, public, requires
+from appliance.web.toolkit import RANGE_RE, actor_of, content_type, stream_file
 
 log = logging.getLogger("evr.evidence")
+
 routes = web.RouteTableDef()
 VIEWERS = (Role.HANDLER, Role.SUPERVISOR, Role.EVIDENCE_OFFICER)
-RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
-TYPES = {
-    ".webm": "video/webm",
-    ".mkv": "video/x-matroska",
-    ".jpg": "image/jpeg",
-    ".pdf": "application/pdf",
-} | {suffix: kind for kind, suffix in uploads.ACCEPTED.items()}
-
-
-def _actor(request: web.Request) -> Actor:
-    return Actor(current_user(request).username, source_of(request))
-
-
-def content_type(file: EvidenceFile) -> str:
-    return TYPES.get(Path(file.path).suffix.lower(), "application/octet-stream")
-
-
-def download_name(file: EvidenceFile) -> str:
-    return f"{file.kind}-{file.id}{Path(file.path).suffix.lower()}"
-
-
-def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end exclusive) of a single-range request, None for the whole file;
-    raises 416 for a range outside the file."""
-    if not header:
-        return None
-    match = RANGE_RE.match(header.strip())
-    if match is None:
-        return None  # multiple or odd ranges: answer with the whole file (RFC 9110 allows it)
-    first, last = match.groups()
-    if first:
-        start = int(first)
-        end = min(int(last) + 1, size) if last else size
-    elif last:
-        start, end = max(size - int(last), 0), size
-    else:
-        return None
-    if start >= size or end <= start:
-        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
-    return start, end
-
-
-async def stream_file(
-    request: web.Request, file: EvidenceFile, inline: bool = True
-) -> web.StreamResponse:
-    """Decrypt and send a sealed file, whole (200) or the range asked for (206).
-
-    The first chunk is opened before any header goes out, so a file that fails its
-    check answers 500 and says so; a later chunk failing cuts the connection (the
-    player stops loudly rather than playing altered media).
-    """
-    keyring = request.app[keys.KEYRING]
-    try:
-        reader = await asyncio.to_thread(sealing.reader, keyring, file)
-    except (SealedError, UnwrapError, OSError) as exc:
-        return _integrity_failure(file, exc)
-    try:
-        wanted = _byte_range(request.headers.get("Range"), reader.size)
-        start, end = wanted or (0, reader.size)
-        pieces = reader.read_range(start, end)
-        try:
-            first = await asyncio.to_thread(next, pieces, b"")
-        except SealedError as exc:
-            return _integrity_failure(file, exc)
-        response = web.StreamResponse(status=206 if wanted else 200)
-        response.content_type = content_type(file)
-        response.content_length = end - start
-        response.headers["Accept-Ranges"] = "bytes"
-        response.headers["Cache-Control"] = "no-store"
-        disposition = "inline" if inline else "attachment"
-        response.headers["Content-Disposition"] = f'{disposition}; filename="{download_name(file)}"'
-        if wanted:
-            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{reader.size}"
-        await response.prepare(request)
-        await response.write(first)
-        while True:
-            try:
-                piece = await asyncio.to_thread(next, pieces, None)
-            except SealedError as exc:
-                _integrity_failure(file, exc)
-                raise ConnectionResetError(str(exc)) from None
-            if piece is None:
-                break
-            await response.write(piece)
-        await response.write_eof()
-        return response
-    finally:
-        reader.close()
-
-
-def _integrity_failure(file: EvidenceFile, exc: Exception) -> web.Response:
-    log.error("evidence file fails its check", extra={"file": file.id, "error": str(exc)})
-    metrics.EVIDENCE_INTEGRITY_FAILURES.inc()
-    return web.Response(
-        status=500,
-        text=f"This {file.kind} fails its integrity check and is not shown: {exc}. "
-        "Tell the evidence officer; run `evr evidence verify`.",
-    )
 
 
 def _incident_or_refuse(request: web.Request, incident_id: int) -> Incident:
@@ -141,7 +40,7 @@ def _incident_or_refuse(request: web.Request, incident_id: int) -> Incident:
             raise web.HTTPNotFound(text="There is no incident with that reference.")
         allowed = custody.may_view(current_user(request), current_roles(request), incident)
         if not allowed:
-            custody.refused(session, _actor(request), "incident", incident_id)
+            custody.refused(session, actor_of(request), "incident", incident_id)
     if not allowed:
         raise web.HTTPForbidden(text="The evidence of this incident is not yours to see.")
     return incident
@@ -157,7 +56,7 @@ def _file_or_refuse(request: web.Request) -> EvidenceFile:
         assert incident is not None
         allowed = custody.may_view(current_user(request), current_roles(request), incident)
         if not allowed:
-            custody.refused(session, _actor(request), "evidence_file", file_id)
+            custody.refused(session, actor_of(request), "evidence_file", file_id)
     if not allowed:
         raise web.HTTPForbidden(text="This evidence is not yours to see.")
     return file
@@ -196,7 +95,7 @@ async def evidence_file(request: web.Request) -> web.StreamResponse:
             else ("played" if file.kind == FileKind.RECORDING.value else "viewed")
         )
         with request.app[keys.DB].session() as session:
-            custody.accessed(session, _actor(request), action, file)
+            custody.accessed(session, actor_of(request), action, file)
     return await stream_file(request, file, inline=not download)
 
 
@@ -220,7 +119,7 @@ async def mark(request: web.Request) -> web.StreamResponse:
             try:
                 custody.mark(
                     session,
-                    _actor(request),
+                    actor_of(request),
                     current_user(request),
                     file,
                     Mark(
@@ -263,14 +162,16 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
     """The incident's signed export zip, streamed as it is made (audited)."""
     incident = _incident_or_refuse(request, int(request.match_info["incident_id"]))
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
-    keyring, actor = request.app[keys.KEYRING], _actor(request)
+    keyring, actor = request.app[keys.KEYRING], actor_of(request)
     pipe = _Pipe()
+    out = io.BufferedWriter(pipe, buffer_size=256 * 1024)
     failure: list[str] = []
 
     def make() -> None:
         try:
             with db.session() as session:
-                export.write_bundle(session, settings, keyring, actor, incident, pipe)
+                export.write_bundle(session, settings, keyring, actor, incident, out)
+            out.flush()
         except export.ExportError as exc:
             failure.append(str(exc))
         finally:

@@ -12,16 +12,14 @@ import secrets
 import aiohttp_jinja2
 from aiohttp import web
 
-from appliance.live.hub import GUEST, Participant
+from appliance.live.participants import GUEST, Participant
 from appliance.models import GUEST_ROLES, GuestInvite
 from appliance.services import guests
 from appliance.services.guests import GuestError, GuestProblem
 from appliance.web import keys
 from appliance.web.access import current_user, grants, public, require_same_origin, requires
 from appliance.web.access import source_of as source
-from appliance.web.console import call_for
-from appliance.web.incidents import STAFF
-from appliance.web.officer import actor_of
+from appliance.web.toolkit import STAFF, actor_of, call_for
 
 routes = web.RouteTableDef()
 DEVICE_COOKIE = "__Host-evr_guest"

@@ -33,7 +33,7 @@ async def audit_trail(request: web.Request) -> web.StreamResponse:
     check = request.query.get("verify") == "1"
 
     def read() -> tuple[list[AuditEvent], audit.VerifyResult | None]:
-        with db.session() as session:
+        with db.reader() as session:
             return audit.recent(session, 200), audit.verify(session) if check else None
 
     events, result = await asyncio.to_thread(read)

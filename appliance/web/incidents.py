@@ -6,56 +6,26 @@ from datetime import timedelta
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlmodel import Session
 
-from appliance.models import THRIVE_PARTS, THRIVE_RATINGS, Incident, Role, UploadedItem
+from appliance.models import Role, UploadedItem
 from appliance.services import (
-    appointments,
-    cad,
+    call_life,
     calls,
     incidents,
-    locations,
     messages,
-    officer,
     rvr,
     sealing,
-    statements,
     trial,
     uploads,
 )
-from appliance.services.audit import Actor
 from appliance.services.calls import CallError
 from appliance.services.incidents import Filters, IncidentError
 from appliance.services.messages import MessageError
 from appliance.web import keys
-from appliance.web.access import current_roles, current_user, requires, source_of
-from appliance.web.evidence import stream_file
+from appliance.web.access import current_roles, current_user, requires
+from appliance.web.toolkit import STAFF, actor_of, incident_for, render_incident, stream_file
 
 routes = web.RouteTableDef()
-STAFF = (Role.HANDLER, Role.SUPERVISOR)
-NOTICES = {
-    "sms_queued": "The link is on its way to the caller by SMS. Its status shows below.",
-    "appointment_book": "Booked. The caller gets an SMS with the time and the link.",
-    "appointment_move": "Moved. The caller gets an SMS with the new time and a new link.",
-    "appointment_cancel": "Cancelled. The link no longer works; the caller gets an SMS.",
-}
-
-
-def _actor(request: web.Request) -> Actor:
-    return Actor(current_user(request).username, source_of(request))
-
-
-def incident_for(
-    request: web.Request, session: Session, incident_id: int, act: bool = True
-) -> Incident:
-    """The incident, if this user may act on it, or only see it (else 404 or 403)."""
-    incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise web.HTTPNotFound(text="There is no incident with that reference.")
-    allowed = incidents.may_act if act else incidents.may_see
-    if not allowed(current_user(request), current_roles(request), incident):
-        raise web.HTTPForbidden(text="This incident is not yours to act on.")
-    return incident
 
 
 def _filters(request: web.Request) -> Filters:
@@ -74,7 +44,7 @@ def _render_list(
     request: web.Request, error: str = "", form: dict | None = None, status: int = 200
 ) -> web.Response:
     filters = _filters(request)
-    with request.app[keys.DB].session() as session:
+    with request.app[keys.DB].reader() as session:
         rows = incidents.search(session, filters, current_user(request), current_roles(request))
     return aiohttp_jinja2.render_template(
         "incidents/list.html",
@@ -118,7 +88,7 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
         with request.app[keys.DB].session() as session:
             incident = incidents.create(
                 session,
-                _actor(request),
+                actor_of(request),
                 current_user(request),
                 cad_reference=fields["cad_reference"],
                 grade=grade,
@@ -134,66 +104,10 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/incidents/{incident.id}")
 
 
-def _render_incident(
-    request: web.Request,
-    incident_id: int,
-    link: str = "",
-    error: str = "",
-    status: int = 200,
-    link_kind: str = calls.VIDEO,
-) -> web.Response:
-    settings = request.app[keys.SETTINGS]
-    with request.app[keys.DB].session() as session:
-        incident = incident_for(request, session, incident_id, act=False)
-        incident_calls = calls.for_incident(session, incident.id or 0)
-        timeline = incidents.timeline(session, incident)
-        sms = messages.for_incident(session, incident.id or 0)
-        thrive = officer.thrive_history(session, incident)
-        notes = officer.notes_of(session, incident)
-        booking = appointments.booking_for(session, settings, incident.id or 0)
-        kinds = calls.kinds_for(session, incident_calls)
-        items = uploads.for_incident(session, incident.id or 0)
-        shared = locations.for_incident(session, incident.id or 0)
-        statement_versions = statements.versions(session, incident)
-        cad_deliveries = cad.for_incident(session, incident.id or 0)
-    return aiohttp_jinja2.render_template(
-        "incidents/show.html",
-        request,
-        {
-            "incident": incident,
-            "calls": incident_calls,
-            "kinds": kinds,
-            "uploads": items,
-            "locations": shared,
-            "human_size": uploads.human_size,
-            "link": link,
-            "link_kind": link_kind,
-            "error": error,
-            "timeline": timeline,
-            "messages": sms,
-            "thrive": thrive,
-            "notes": notes,
-            "thrive_parts": THRIVE_PARTS,
-            "thrive_ratings": THRIVE_RATINGS,
-            "outcomes": settings.outcome_codes,
-            "deploying": settings.outcome_codes_deploying,
-            "statements": statement_versions,
-            "declaration": settings.statement_declaration,
-            "cad_deliveries": cad_deliveries,
-            "booking": booking,
-            "notice": NOTICES.get(request.query.get("notice", ""), ""),
-            "questions": settings.eligibility_questions,
-            "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
-            "rvr": rvr.is_rvr(settings, incident),
-        },
-        status=status,
-    )
-
-
 @routes.get(r"/incidents/{incident_id:\d+}", name="incident")
 @requires(*STAFF)
 async def incident_page(request: web.Request) -> web.StreamResponse:
-    return _render_incident(request, int(request.match_info["incident_id"]))
+    return render_incident(request, int(request.match_info["incident_id"]))
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/invites", name="incident_invite")
@@ -205,7 +119,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
     by_sms = form.get("channel") == "sms"
     kind = str(form.get("kind", calls.VIDEO))
     if kind not in calls.INVITE_KINDS:
-        return _render_incident(request, incident_id, error="Not sent: unknown invite.", status=400)
+        return render_incident(request, incident_id, error="Not sent: unknown invite.", status=400)
     refusal, status, link = "", 400, ""
     with request.app[keys.DB].session() as session:
         incident = incident_for(request, session, incident_id)
@@ -223,7 +137,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
             try:
                 calls.create_sms_invite(
                     session,
-                    _actor(request),
+                    actor_of(request),
                     incident,
                     current_user(request),
                     settings,
@@ -235,7 +149,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
         else:
             _, _, token = calls.create_video_invite(
                 session,
-                _actor(request),
+                actor_of(request),
                 incident,
                 current_user(request),
                 timedelta(hours=settings.invite_ttl_hours),
@@ -244,10 +158,9 @@ async def invite(request: web.Request) -> web.StreamResponse:
             link = calls.link_for(settings, token)
     # Rendered after the session closes: SQLite allows one writer, and that was us.
     if refusal:
-        return _render_incident(request, incident_id, error=f"Not sent: {refusal}.", status=status)
+        return render_incident(request, incident_id, error=f"Not sent: {refusal}.", status=status)
     if not by_sms:
-        return _render_incident(request, incident_id, link=link, link_kind=kind)
-    request.app[keys.DISPATCHER].poke()
+        return render_incident(request, incident_id, link=link, link_kind=kind)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
 
 
@@ -261,7 +174,7 @@ async def upload_file(request: web.Request) -> web.StreamResponse:
         item = session.get(UploadedItem, int(request.match_info["item_id"]))
         if item is None or item.incident_id != incident_id:
             raise web.HTTPNotFound(text="There is no such upload on this incident.")
-        uploads.opened_by_staff(session, _actor(request), item)
+        uploads.opened_by_staff(session, actor_of(request), item)
         file = sealing.file_at(session, request.app[keys.KEYRING], item.path)
         if file is None:
             raise web.HTTPNotFound(text="There is no such upload on this incident.")
@@ -280,10 +193,9 @@ async def resend(request: web.Request) -> web.StreamResponse:
             message = messages.get(session, int(request.match_info["message_id"]))
             if message is None or message.incident_id != incident_id:
                 raise web.HTTPNotFound(text="There is no such message on this incident.")
-            messages.resend(session, _actor(request), message)
+            messages.resend(session, actor_of(request), message)
     except MessageError as exc:
-        return _render_incident(request, incident_id, error=f"Not resent: {exc}.", status=409)
-    request.app[keys.DISPATCHER].poke()
+        return render_incident(request, incident_id, error=f"Not resent: {exc}.", status=409)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
 
 
@@ -294,9 +206,9 @@ async def take(request: web.Request) -> web.StreamResponse:
     try:
         with request.app[keys.DB].session() as session:
             incident = incident_for(request, session, incident_id, act=False)
-            incidents.take(session, _actor(request), current_user(request), incident)
+            incidents.take(session, actor_of(request), current_user(request), incident)
     except IncidentError as exc:
-        return _render_incident(request, incident_id, error=f"Not taken: {exc}.", status=409)
+        return render_incident(request, incident_id, error=f"Not taken: {exc}.", status=409)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}")
 
 
@@ -314,7 +226,7 @@ async def eligibility(request: web.Request) -> web.StreamResponse:
             incident = incident_for(request, session, incident_id)
             incidents.record_eligibility(
                 session,
-                _actor(request),
+                actor_of(request),
                 current_user(request),
                 incident,
                 questions,
@@ -322,7 +234,7 @@ async def eligibility(request: web.Request) -> web.StreamResponse:
                 str(form.get("reason", "")),
             )
     except IncidentError as exc:
-        return _render_incident(request, incident_id, error=f"Not recorded: {exc}.", status=400)
+        return render_incident(request, incident_id, error=f"Not recorded: {exc}.", status=400)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}")
 
 
@@ -334,6 +246,6 @@ async def revoke(request: web.Request) -> web.StreamResponse:
         if call is None:
             raise web.HTTPNotFound()
         incident_for(request, session, call.incident_id)
-        calls.revoke(session, _actor(request), call)
-    await request.app[keys.HUB].end_call(call.public_id, _actor(request), "revoked")
+        call_life.revoke(session, request.app[keys.SETTINGS], actor_of(request), call)
+    await request.app[keys.HUB].hang_up(call.public_id, call_life.REVOKED)
     raise web.HTTPSeeOther(f"/incidents/{call.incident_id}")

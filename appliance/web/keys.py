@@ -8,17 +8,12 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.models import ApiKey, Role, User, WebSession
-from appliance.notify.dispatcher import Dispatcher
-from appliance.notify.loop import PollingTask
 from appliance.services.keys import Keyring
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 HUB = web.AppKey("hub", CallHub)
-DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 KEYRING = web.AppKey("keyring", Keyring)
-# The CAD sender; an idle task (poking it does nothing) when no CAD is configured.
-CAD = web.AppKey("cad", PollingTask)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)

@@ -26,8 +26,7 @@ from appliance.web.access import (
     access_of,
     source_of,
 )
-from appliance.web.api import api_error
-from appliance.web.caller_safety import ASSETS_ROUTE as CALLER_ASSETS_ROUTE
+from appliance.web.toolkit import ASSETS_ROUTE, api_error
 
 log = logging.getLogger("evr.http")
 
@@ -71,8 +70,8 @@ def _is_static(request: web.Request) -> bool:
 
 
 def _is_caller_asset(request: web.Request) -> bool:
-    route = request.match_info.route
-    return _is_static(request) and route.resource.name == CALLER_ASSETS_ROUTE
+    resource = request.match_info.route.resource
+    return _is_static(request) and resource is not None and resource.name == ASSETS_ROUTE
 
 
 @web.middleware
@@ -163,9 +162,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         with db.session() as session:
             resolved = web_sessions.resolve(session, token, policy)
             if resolved is not None:
-                web_session, user = resolved
+                web_session, signed_in = resolved
                 request[keys.WEB_SESSION] = web_session
-                request[keys.USER] = user
+                request[keys.USER] = signed_in
                 request[keys.ROLES] = frozenset(accounts.roles_of(session, web_session.user_id))
                 request[keys.CSRF] = web_session.csrf_token
 
@@ -253,7 +252,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     headers["Referrer-Policy"] = "no-referrer"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Cross-Origin-Resource-Policy"] = "same-origin"
-    granted = getattr(request.match_info.handler, PERMISSIONS_ATTR, frozenset())
+    granted: frozenset[str] = getattr(request.match_info.handler, PERMISSIONS_ATTR, frozenset())
     headers["Permissions-Policy"] = ", ".join(
         f"{feature}=(self)" if feature in granted else f"{feature}=()"
         for feature in BROWSER_FEATURES

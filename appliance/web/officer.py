@@ -17,39 +17,12 @@ from sqlmodel import Session
 from appliance.models import THRIVE_PARTS, Incident
 from appliance.services import officer
 from appliance.services.audit import Actor
-from appliance.services.incidents import IncidentError
-from appliance.services.statements import StatementConflict, StatementError
 from appliance.web import keys
 from appliance.web.access import current_user, requires, source_of
-from appliance.web.incidents import STAFF, incident_for
-from appliance.web.incidents import _render_incident as render_incident
+from appliance.web.toolkit import STAFF, act_on_form
 
 routes = web.RouteTableDef()
 Work = Callable[[Session, Incident, MultiDictProxy[Any]], dict[str, Any]]
-
-
-async def act(request: web.Request, work: Work) -> web.StreamResponse:
-    """Run one change in its own transaction; a refusal changes nothing (400, or 409 when
-    the state forbids it, e.g. a signed statement)."""
-    incident_id = int(request.match_info["incident_id"])
-    form = await request.post()
-    error, status, result = "", 400, {}
-    try:
-        with request.app[keys.DB].session() as session:
-            incident = incident_for(request, session, incident_id)
-            result = work(session, incident, form)
-    except (IncidentError, StatementError) as exc:
-        error = str(exc)
-        status = 409 if isinstance(exc, StatementConflict) else 400
-    else:
-        request.app[keys.CAD].poke()  # an outcome or a closing may have queued a CAD event
-    if request.headers.get("X-Requested-With") == "fetch":
-        if error:
-            return web.json_response({"error": error}, status=status)
-        return web.json_response({"ok": True, **result})
-    if error:
-        return render_incident(request, incident_id, error=f"Not saved: {error}.", status=status)
-    raise web.HTTPSeeOther(f"/incidents/{incident_id}")
 
 
 def actor_of(request: web.Request) -> Actor:
@@ -70,7 +43,7 @@ async def thrive(request: web.Request) -> web.StreamResponse:
         )
         return {"message": f"THRIVE saved as version {assessment.version}."}
 
-    return await act(request, work)
+    return await act_on_form(request, work)
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/notes", name="incident_note")
@@ -88,7 +61,7 @@ async def note(request: web.Request) -> web.StreamResponse:
         )
         return {"message": f"{added.kind.capitalize()} recorded at {added.at:%H:%M:%S} UTC."}
 
-    return await act(request, work)
+    return await act_on_form(request, work)
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/outcome", name="incident_outcome")
@@ -109,7 +82,7 @@ async def outcome(request: web.Request) -> web.StreamResponse:
             officer.close(session, actor_of(request), incident, request.app[keys.SETTINGS])
         return {"message": "Outcome saved."}
 
-    return await act(request, work)
+    return await act_on_form(request, work)
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/close", name="incident_close")
@@ -119,4 +92,4 @@ async def close(request: web.Request) -> web.StreamResponse:
         officer.close(session, actor_of(request), incident, request.app[keys.SETTINGS])
         return {"message": "Incident closed."}
 
-    return await act(request, work)
+    return await act_on_form(request, work)

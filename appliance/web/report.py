@@ -1,15 +1,20 @@
-"""The supervisors' evaluation page: the same measures and charts as ``evr report``."""
+"""The supervisors' evaluation page: the same measures and charts as ``evr report``.
+
+The statistics and charts (numpy, scipy, statsmodels, matplotlib) are imported when a
+page is first asked for, in a worker thread: the web process does not load them to
+start, and the event loop that carries live calls never waits for them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from appliance.models import Role, utcnow
-from appliance.services import measures, report
 from appliance.web import keys
 from appliance.web.access import requires
 
@@ -21,27 +26,27 @@ DEFAULT_DAYS = 90
 @requires(Role.SUPERVISOR)
 async def evaluation_page(request: web.Request) -> web.StreamResponse:
     today = utcnow().date()
-    first = request.query.get("from") or (today - timedelta(days=DEFAULT_DAYS)).isoformat()
-    last = request.query.get("to") or today.isoformat()
-    error, status = "", 200
-    try:
-        start, end = measures.period(first, last)
-    except ValueError as exc:
-        error, status = f"Not shown: {exc}.", 400
-        first, last = (today - timedelta(days=DEFAULT_DAYS)).isoformat(), today.isoformat()
-        start, end = measures.period(first, last)
+    default = (today - timedelta(days=DEFAULT_DAYS)).isoformat(), today.isoformat()
+    first = request.query.get("from") or default[0]
+    last = request.query.get("to") or default[1]
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
 
-    def work() -> tuple[measures.Evaluation, report.Charts]:
-        # Seconds of CPU for a busy quarter: off the event loop, which carries live calls.
-        with db.session() as session:
-            evaluation = measures.evaluate(session, settings, start, end)
-        return evaluation, report.charts(evaluation)
+    def work() -> tuple[dict[str, Any], str, int]:
+        from appliance.services import measures, report
 
-    evaluation, charts = await asyncio.to_thread(work)
+        shown, error, status = (first, last), "", 200
+        try:
+            start, end = measures.period(*shown)
+        except ValueError as exc:
+            shown, error, status = default, f"Not shown: {exc}.", 400
+            start, end = measures.period(*shown)
+        with db.reader() as session:
+            gathered = measures.gather(session, start, end)
+        evaluation = measures.evaluate(gathered, settings)
+        context = report.context(evaluation, report.charts(evaluation))
+        return {"start": shown[0], "end": shown[1], **context}, error, status
+
+    context, error, status = await asyncio.to_thread(work)
     return aiohttp_jinja2.render_template(
-        "report/page.html",
-        request,
-        {"start": first, "end": last, "error": error, **report.context(evaluation, charts)},
-        status=status,
+        "report/page.html", request, {**context, "error": error}, status=status
     )

@@ -15,21 +15,19 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from sqlmodel import Session
 
-from appliance.models import DISCLOSURE_KINDS, RISK_LEVELS, Incident, Role, utcnow
-from appliance.services import calls, dash, messages, rvr
-from appliance.services.audit import Actor
+from appliance.models import DISCLOSURE_KINDS, Call, Incident, Role, utcnow
+from appliance.services import call_life, calls, dash, messages, rvr
 from appliance.services.calls import CallError
 from appliance.services.dash import DashError
 from appliance.services.incidents import IncidentError
 from appliance.services.messages import MessageError
 from appliance.services.rvr import SAFETY_QUESTIONS, RvrError
 from appliance.web import keys
-from appliance.web.access import current_roles, current_user, requires, source_of
-from appliance.web.incidents import STAFF, incident_for
+from appliance.web.access import current_roles, current_user, requires
+from appliance.web.toolkit import STAFF, act_on_form, actor_of, incident_for
 
 routes = web.RouteTableDef()
 RVR_QUEUE_ROLES = (Role.RVR_OFFICER, Role.SUPERVISOR)
-NOT_SAFE_REASON = "caller_not_safe"
 Refusals = (RvrError, DashError, IncidentError, CallError, MessageError)
 NOTICES = {
     "taken": "You have this RVR incident. Ask the safety questions while the caller is on the "
@@ -41,20 +39,12 @@ NOTICES = {
 }
 
 
-def _actor(request: web.Request) -> Actor:
-    return Actor(current_user(request).username, source_of(request))
-
-
-def _fetch(request: web.Request) -> bool:
-    return request.headers.get("X-Requested-With") == "fetch"
-
-
 # -- the RVR queue ------------------------------------------------------------------------
 
 
 def _render_queue(request: web.Request, error: str = "", status: int = 200) -> web.Response:
     settings = request.app[keys.SETTINGS]
-    with request.app[keys.DB].session() as session:
+    with request.app[keys.DB].reader() as session:
         rows = rvr.waiting(session, settings)
     return aiohttp_jinja2.render_template(
         "rvr/queue.html",
@@ -77,7 +67,7 @@ async def take_next(request: web.Request) -> web.StreamResponse:
         return _render_queue(request, "An RVR officer also needs the handler role.", 403)
     with request.app[keys.DB].session() as session:
         incident = rvr.take_next(
-            session, request.app[keys.SETTINGS], _actor(request), current_user(request)
+            session, request.app[keys.SETTINGS], actor_of(request), current_user(request)
         )
         incident_id = incident.id if incident else None
     if incident_id is None:
@@ -92,7 +82,7 @@ def _render_incident(
     request: web.Request, incident_id: int, error: str = "", status: int = 200, **extra: Any
 ) -> web.Response:
     settings = request.app[keys.SETTINGS]
-    with request.app[keys.DB].session() as session:
+    with request.app[keys.DB].reader() as session:
         incident = incident_for(request, session, incident_id, act=False)
         if not rvr.is_rvr(settings, incident):
             raise web.HTTPNotFound(text="This incident is not on the RVR track.")
@@ -145,7 +135,7 @@ async def safety(request: web.Request) -> web.StreamResponse:
             result = rvr.record_safety(
                 session,
                 request.app[keys.SETTINGS],
-                _actor(request),
+                actor_of(request),
                 current_user(request),
                 incident,
                 answers,
@@ -175,7 +165,7 @@ async def transfer(request: web.Request) -> web.StreamResponse:
             rvr.transfer(
                 session,
                 request.app[keys.SETTINGS],
-                _actor(request),
+                actor_of(request),
                 current_user(request),
                 incident,
             )
@@ -183,7 +173,6 @@ async def transfer(request: web.Request) -> web.StreamResponse:
         error = str(exc)
     if error:
         return _render_incident(request, incident_id, f"Not sent: {error}.", 409)
-    request.app[keys.DISPATCHER].poke()
     raise web.HTTPSeeOther(f"/incidents/{incident_id}/rvr?notice=sent")
 
 
@@ -195,23 +184,21 @@ Work = Callable[[Session, Incident, MultiDictProxy[Any]], str]
 async def _act(
     request: web.Request, incident_id: int, work: Work, then: str = ""
 ) -> web.StreamResponse:
-    form = await request.post()
-    error, message = "", ""
-    try:
-        with request.app[keys.DB].session() as session:
-            incident = incident_for(request, session, incident_id)
-            if not rvr.is_rvr(request.app[keys.SETTINGS], incident):
-                raise RvrError("this incident is not on the RVR track")
-            message = work(session, incident, form)
-    except Refusals as exc:
-        error = str(exc)
-    if _fetch(request):
-        if error:
-            return web.json_response({"error": error}, status=400)
-        return web.json_response({"ok": True, "message": message})
-    if error:
-        return _render_incident(request, incident_id, f"Not saved: {error}.", 400)
-    raise web.HTTPSeeOther(f"/incidents/{incident_id}/rvr{then}")
+    """One change to an RVR incident, as a plain form or from the console's fetch."""
+    settings = request.app[keys.SETTINGS]
+
+    def on_track(incident: Incident) -> None:
+        if not rvr.is_rvr(settings, incident):
+            raise RvrError("this incident is not on the RVR track")
+
+    return await act_on_form(
+        request,
+        lambda session, incident, form: {"message": work(session, incident, form)},
+        refusals=Refusals,
+        check=on_track,
+        render=_render_incident,
+        done=f"/incidents/{incident_id}/rvr{then}",
+    )
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/rvr/caller-safe", name="rvr_caller_safe")
@@ -220,10 +207,12 @@ async def caller_safe(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
 
     def work(session: Session, incident: Incident, form: MultiDictProxy[Any]) -> str:
-        rvr.confirm_caller_safe(session, settings, _actor(request), current_user(request), incident)
+        rvr.confirm_caller_safe(
+            session, settings, actor_of(request), current_user(request), incident
+        )
         if "code_word" in form:
             rvr.set_code_word(
-                session, settings, _actor(request), incident, str(form.get("code_word", ""))
+                session, settings, actor_of(request), incident, str(form.get("code_word", ""))
             )
         return "Recorded: the caller is alone and safe."
 
@@ -237,7 +226,7 @@ async def code_word(request: web.Request) -> web.StreamResponse:
 
     def work(session: Session, incident: Incident, form: MultiDictProxy[Any]) -> str:
         word = str(form.get("code_word", ""))
-        rvr.set_code_word(session, settings, _actor(request), incident, word)
+        rvr.set_code_word(session, settings, actor_of(request), incident, word)
         return "Code word noted." if word.strip() else "Code word cleared."
 
     return await _act(request, int(request.match_info["incident_id"]), work)
@@ -250,19 +239,18 @@ async def not_safe(request: web.Request) -> web.StreamResponse:
     incident is flagged for an emergency call-back."""
     incident_id = int(request.match_info["incident_id"])
     settings = request.app[keys.SETTINGS]
-    with request.app[keys.DB].session() as session:
-        incident = incident_for(request, session, incident_id)
-        live = [c.public_id for c in calls.for_incident(session, incident_id)]
-        is_rvr = rvr.is_rvr(settings, incident)
-    if is_rvr:
-        for public_id in live:
-            await request.app[keys.HUB].end_call(public_id, _actor(request), NOT_SAFE_REASON)
+    ended: list[Call] = []
 
     def work(session: Session, incident: Incident, form: MultiDictProxy[Any]) -> str:
-        rvr.caller_not_safe(session, settings, _actor(request), current_user(request), incident)
+        user = current_user(request)
+        ended.extend(rvr.not_safe(session, settings, actor_of(request), user, incident))
         return "Video ended. Flagged for an emergency call-back."
 
-    return await _act(request, incident_id, work, then="?notice=not_safe")
+    try:
+        return await _act(request, incident_id, work, then="?notice=not_safe")
+    finally:
+        for call in ended:  # the hub hangs up only what the database has ended
+            await request.app[keys.HUB].hang_up(call.public_id, call_life.NOT_SAFE)
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/dash", name="rvr_dash")
@@ -274,7 +262,7 @@ async def dash_checklist(request: web.Request) -> web.StreamResponse:
         questions = dash.questions_for(settings)
         assessment = dash.record(
             session,
-            _actor(request),
+            actor_of(request),
             current_user(request),
             incident,
             questions,
@@ -295,7 +283,7 @@ async def disclosure(request: web.Request) -> web.StreamResponse:
     def work(session: Session, incident: Incident, form: MultiDictProxy[Any]) -> str:
         record = rvr.record_disclosure(
             session,
-            _actor(request),
+            actor_of(request),
             current_user(request),
             incident,
             str(form.get("kind", "")),
@@ -305,16 +293,3 @@ async def disclosure(request: web.Request) -> web.StreamResponse:
         return f"Recorded: {DISCLOSURE_KINDS[record.kind]}."
 
     return await _act(request, int(request.match_info["incident_id"]), work)
-
-
-def console_context(session: Session, settings: Any, incident: Incident) -> dict[str, Any]:
-    """What the call console shows for an RVR call (empty for other calls)."""
-    if not rvr.is_rvr(settings, incident):
-        return {}
-    return {
-        "rvr_case": rvr.case_of(session, incident),
-        "dash_questions": dash.questions_for(settings),
-        "dash_latest": dash.latest(session, incident),
-        "risk_levels": RISK_LEVELS,
-        "disclosure_kinds": DISCLOSURE_KINDS,
-    }

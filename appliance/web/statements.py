@@ -18,40 +18,17 @@ from appliance.services.incidents import IncidentError
 from appliance.services.statements import StatementError, Witness
 from appliance.web import keys
 from appliance.web.access import current_user, requires
-from appliance.web.evidence import stream_file
-from appliance.web.incidents import STAFF, incident_for
-from appliance.web.officer import act, actor_of
+from appliance.web.toolkit import (
+    STAFF,
+    act_on_form,
+    actor_of,
+    caller_safe,
+    incident_for,
+    officer_view,
+    stream_file,
+)
 
 routes = web.RouteTableDef()
-
-
-def caller_view(statement: Statement) -> dict[str, Any]:
-    """What the caller's page shows: the text to read, never the officer's workings."""
-    return {
-        "id": statement.id,
-        "version": statement.version,
-        "state": statement.state,
-        "witnessName": statement.witness_name,
-        "witnessAge": statement.witness_age,
-        "witnessOccupation": statement.witness_occupation,
-        "account": statement.account,
-        "declaration": statement.declaration,
-        "signedName": statement.signed_name,
-        "signedAt": statement.signed_at.isoformat() if statement.signed_at else None,
-    }
-
-
-def officer_view(statement: Statement) -> dict[str, Any]:
-    return {
-        **caller_view(statement),
-        "changeRequest": statement.change_request,
-        "contentSha256": statement.content_sha256,
-        "pdf": pdf_url(statement) if statement.pdf_path else None,
-    }
-
-
-def pdf_url(statement: Statement) -> str:
-    return f"/incidents/{statement.incident_id}/statements/{statement.id}.pdf"
 
 
 def _live_call(session: Session, form: MultiDictProxy[Any], incident: Incident):
@@ -97,7 +74,7 @@ async def save(request: web.Request) -> web.StreamResponse:
         }
 
     pushed: dict[str, Any] = {}
-    response = await act(request, work)
+    response = await act_on_form(request, work)
     await _tell_caller(request, pushed)
     return response
 
@@ -119,7 +96,7 @@ async def send(request: web.Request) -> web.StreamResponse:
         }
 
     pushed: dict[str, Any] = {}
-    response = await act(request, work)
+    response = await act_on_form(request, work)
     await _tell_caller(request, pushed)
     return response
 
@@ -136,7 +113,7 @@ async def new_version(request: web.Request) -> web.StreamResponse:
             "statement": officer_view(statement),
         }
 
-    return await act(request, work)
+    return await act_on_form(request, work)
 
 
 async def _tell_caller(request: web.Request, pushed: dict[str, Any]) -> None:
@@ -151,27 +128,6 @@ async def _tell_caller(request: web.Request, pushed: dict[str, Any]) -> None:
         await request.app[keys.HUB].notify(
             public_id, {"type": "statement", "statement": caller_safe(view)}
         )
-
-
-def caller_safe(view: dict[str, Any]) -> dict[str, Any]:
-    """The caller sees the text only when it is theirs to sign or signed."""
-    if view["state"] in ("sent", "signed"):
-        return {key: view[key] for key in CALLER_KEYS}
-    return {"id": view["id"], "version": view["version"], "state": view["state"]}
-
-
-CALLER_KEYS = (
-    "id",
-    "version",
-    "state",
-    "witnessName",
-    "witnessAge",
-    "witnessOccupation",
-    "account",
-    "declaration",
-    "signedName",
-    "signedAt",
-)
 
 
 @routes.get(r"/incidents/{incident_id:\d+}/statements/{statement_id:\d+}.pdf", name="statement_pdf")

@@ -11,7 +11,7 @@ from appliance.services import survey
 from appliance.services.survey import PAGE, SMS, SurveyError, SurveyProblem
 from appliance.web import keys
 from appliance.web.access import public, source_of
-from appliance.web.caller_safety import device_hash_of, note_look
+from appliance.web.toolkit import caller_link, device_hash_of
 
 routes = web.RouteTableDef()
 TITLE = "Feedback"
@@ -78,18 +78,18 @@ async def _answer(request: web.Request, channel: str) -> web.Response:
         return _form(request, action, form, f"Not sent: {exc}.", status=400)
     with request.app[keys.DB].session() as session:
         if channel == PAGE:
-            note_look(request, session, token)
-            found = survey.open_on_page(session, token, device_hash_of(request))
-            call = None if isinstance(found, SurveyProblem) else found[0]
+            caller_link(request, session)
+            on_page = survey.open_on_page(session, token, device_hash_of(request))
+            found = on_page if isinstance(on_page, SurveyProblem) else on_page[1]
+            call = None if isinstance(on_page, SurveyProblem) else on_page[0]
         else:
-            found = survey.open_sms_link(session, token)
+            by_sms = survey.open_sms_link(session, token)
+            found = by_sms if isinstance(by_sms, SurveyProblem) else by_sms[1]
             call = None
         if isinstance(found, SurveyProblem):
             result: object = found
         else:
-            result = survey.answer(
-                session, found[1], answers, channel, source_of(request), call=call
-            )
+            result = survey.answer(session, found, answers, channel, source_of(request), call=call)
     if isinstance(result, SurveyProblem):
         return _problem(request, result)
     return _thanks(request)
@@ -100,7 +100,7 @@ def _offer(request: web.Request, channel: str) -> web.Response:
     token = request.match_info["token"]
     with request.app[keys.DB].session() as session:
         if channel == PAGE:
-            note_look(request, session, token)
+            caller_link(request, session)
             found: object = survey.open_on_page(session, token, device_hash_of(request))
         else:
             found = survey.open_sms_link(session, token)

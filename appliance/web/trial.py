@@ -10,17 +10,12 @@ from aiohttp import web
 
 from appliance.models import USUAL_ARM, Incident, Role
 from appliance.services import survey, trial
-from appliance.services.audit import Actor
 from appliance.services.trial import TrialError
 from appliance.web import keys
-from appliance.web.access import current_user, requires, source_of
-from appliance.web.incidents import STAFF, incident_for
+from appliance.web.access import current_user, requires
+from appliance.web.toolkit import STAFF, actor_of, incident_for
 
 routes = web.RouteTableDef()
-
-
-def _actor(request: web.Request) -> Actor:
-    return Actor(current_user(request).username, source_of(request))
 
 
 def _trial_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
@@ -58,13 +53,13 @@ async def trial_switch(request: web.Request) -> web.StreamResponse:
             if action == "start":
                 trial.start(
                     session,
-                    _actor(request),
+                    actor_of(request),
                     current_user(request),
                     request.app[keys.SETTINGS],
                     seed,
                 )
             elif action == "stop":
-                trial.stop(session, _actor(request), current_user(request))
+                trial.stop(session, actor_of(request), current_user(request))
             else:
                 error = "choose start or stop"
     except TrialError as exc:
@@ -123,13 +118,13 @@ async def incident_trial_step(request: web.Request) -> web.StreamResponse:
                 answer = form.get("consented")
                 if answer not in ("yes", "no"):
                     raise TrialError("say whether the caller agreed to take part")
-                trial.record_consent(session, _actor(request), user, incident, answer == "yes")
+                trial.record_consent(session, actor_of(request), user, incident, answer == "yes")
             elif step == "reveal":
-                trial.reveal(session, _actor(request), user, incident)
+                trial.reveal(session, actor_of(request), user, incident)
             elif step == "in_person":
                 allocation = trial.record_in_person(
                     session,
-                    _actor(request),
+                    actor_of(request),
                     user,
                     incident,
                     request.app[keys.SETTINGS],

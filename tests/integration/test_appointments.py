@@ -28,7 +28,7 @@ from appliance.models import (
 from appliance.notify import OutboxNotifier
 from appliance.notify.base import DeliveryResult
 from appliance.notify.dispatcher import Dispatcher
-from appliance.services import accounts, appointments, calls, incidents, messages
+from appliance.services import accounts, appointments, call_life, calls, incidents, messages
 from appliance.services.appointments import AppointmentError
 from appliance.services.audit import Actor
 from appliance.services.calls import LinkProblem
@@ -398,7 +398,7 @@ def test_the_link_refuses_before_it_opens(db: Database, settings: Settings, user
     token = _token(db, booked)
     with db.session() as session:
         assert calls.open_link(session, token, None, "test") is LinkProblem.TOO_EARLY
-        assert calls.opens_at(session, token) == slot.starts_at - timedelta(minutes=15)
+        assert calls.find_link(session, token).opens_at == slot.starts_at - timedelta(minutes=15)
         invite = session.get(Invite, booked.invite_id)
         assert invite is not None and invite.opened_at is None
         # Once it opens (moved here to now), the same link leads to the call.
@@ -444,7 +444,7 @@ def test_an_appointment_kept_is_done_and_can_no_longer_be_moved(
         handler = session.get(User, user.id)
         assert call is not None and handler is not None
         calls.caller_waiting(session, call, "t")
-        calls.admit(session, call, handler, "t")
+        call_life.admit(session, settings, call, handler, "t")
     with db.session() as session:
         kept = session.get(Appointment, booked.id)
         assert kept is not None and kept.state == "done"

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import AuditEvent, Call, CallState, Incident, Invite, Role, User, utcnow
-from appliance.services import accounts, calls, evidence, incidents, sealing
+from appliance.services import accounts, call_life, calls, evidence, incidents, sealing
 from appliance.services.audit import Actor
 from appliance.services.calls import CallError, Consent, LinkProblem
 from appliance.services.keys import Keyring
@@ -73,15 +74,15 @@ def test_a_link_has_256_random_bits_and_only_its_hash_is_kept(
 
 
 def test_the_whole_happy_path_is_audited_move_by_move(
-    db: Database, incident: Incident, handler: User
+    db: Database, settings: Settings, incident: Incident, handler: User
 ) -> None:
     call, token = _invite(db, incident, handler)
     with db.session() as session:
         call = calls.open_link(session, token, None, "1.2.3.4")
         calls.record_consent(session, call, Consent(True, True, False), PHONE_A, "1.2.3.4")
         calls.caller_waiting(session, call, "1.2.3.4")
-        calls.admit(session, call, handler, "10.1.1.1")
-        calls.end(session, call, HANDLER, "handler_ended")
+        call_life.admit(session, settings, call, handler, "10.1.1.1")
+        call_life.end(session, settings, call, HANDLER, "handler_ended")
         assert call.state == CallState.ENDED
         assert call.consent_recording and not call.consent_location
         assert call.notice_version == calls.NOTICE_VERSION
@@ -99,16 +100,21 @@ def test_the_whole_happy_path_is_audited_move_by_move(
         assert calls.open_link(session, token, PHONE_A, "1.2.3.4") is LinkProblem.FINISHED
 
 
-def test_moves_the_state_machine_forbids(db: Database, incident: Incident, handler: User) -> None:
+def test_moves_the_state_machine_forbids(
+    db: Database, settings: Settings, incident: Incident, handler: User
+) -> None:
     call, _ = _invite(db, incident, handler)
     with db.session() as session:
         call = session.get(Call, call.id)
         with pytest.raises(CallError, match="invited call cannot become connected"):
-            calls.admit(session, call, handler, "")
-        calls.end(session, call, HANDLER, "changed_mind")
+            calls.move(session, call, CallState.CONNECTED, HANDLER)
+        with pytest.raises(CallError, match="the call is invited: there is nobody to admit"):
+            call_life.admit(session, settings, call, handler, "")
+        assert call_life.end(session, settings, call, HANDLER, "changed_mind")
         assert call.state == CallState.CANCELLED
-        with pytest.raises(CallError, match="cancelled call cannot become connected"):
-            calls.admit(session, call, handler, "")
+        assert not call_life.end(session, settings, call, HANDLER, "changed_mind")
+        with pytest.raises(CallError, match="the call is cancelled: there is nobody to admit"):
+            call_life.admit(session, settings, call, handler, "")
 
 
 @pytest.mark.parametrize("token", ["", "nonsense", "x" * 300])
@@ -126,10 +132,12 @@ def test_an_expired_link_expires_its_call(db: Database, incident: Incident, hand
     assert "call.expired" in _actions(db)
 
 
-def test_a_revoked_link_is_refused(db: Database, incident: Incident, handler: User) -> None:
+def test_a_revoked_link_is_refused(
+    db: Database, settings: Settings, incident: Incident, handler: User
+) -> None:
     call, token = _invite(db, incident, handler)
     with db.session() as session:
-        calls.revoke(session, HANDLER, session.get(Call, call.id))
+        call_life.revoke(session, settings, HANDLER, session.get(Call, call.id))
     with db.session() as session:
         assert calls.open_link(session, token, None, "") is LinkProblem.REVOKED
     assert {"invite.revoked", "call.cancelled"} <= set(_actions(db))
@@ -170,7 +178,7 @@ def test_location_only_with_consent(db: Database, incident: Incident, handler: U
 
 
 def test_calls_live_at_a_crash_are_failed_and_partial_recordings_hashed(
-    db: Database, incident: Incident, handler: User, tmp_path: Path
+    db: Database, settings: Settings, incident: Incident, handler: User, tmp_path: Path
 ) -> None:
     call, token = _invite(db, incident, handler)
     keyring = Keyring(os.urandom(32), tmp_path)
@@ -180,14 +188,14 @@ def test_calls_live_at_a_crash_are_failed_and_partial_recordings_hashed(
         call = calls.open_link(session, token, PHONE_A, "")
         calls.record_consent(session, call, Consent(True, True, False), PHONE_A, "")
         calls.caller_waiting(session, call, "")
-        calls.admit(session, call, handler, "")
+        call_life.admit(session, settings, call, handler, "")
         _, data_key = evidence.recording_started(session, keyring, call, partial)
     crashed = SealedWriter(partial, data_key)
     crashed.write(written)
     crashed.flush()
     crashed.abandon()  # no final chunk, as after a SIGKILL
     with db.session() as session:
-        failed = calls.recover_interrupted(session, keyring)
+        failed = call_life.recover_after_crash(session, settings, keyring)
         assert [c.public_id for c in failed] == [call.public_id]
         call = session.get(Call, call.id)
         assert call.state == CallState.FAILED and call.end_reason == "appliance_restarted"

@@ -193,7 +193,7 @@ def evaluated(db: Database, settings: Settings) -> tuple[Truth, measures.Evaluat
         truth = build(session)
     start, end = measures.period("2026-01-01", "2026-03-31")
     with db.session() as session:
-        return truth, measures.evaluate(session, settings, start, end)
+        return truth, measures.evaluate(measures.gather(session, start, end), settings)
 
 
 def _estimate(evaluation: measures.Evaluation, key: str, cohort: str) -> measures.Estimate:
@@ -378,7 +378,7 @@ def test_an_empty_period_gives_a_report_that_says_so(
     """No incidents at all: no interval is invented and the page says there is nothing yet."""
     start, end = measures.period("2026-01-01", "2026-01-31")
     with db.session() as session:
-        evaluation = measures.evaluate(session, settings, start, end)
+        evaluation = measures.evaluate(measures.gather(session, start, end), settings)
     assert evaluation.estimates == [] and evaluation.trial is None
     assert all(c.value is None for c in evaluation.comparisons)
     report.write(evaluation, tmp_path, "Wessex Police")

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, GuestInvite, Role
-from appliance.services import calls
+from appliance.services import call_life, calls
 from appliance.services.audit import Actor
 from appliance.services.calls import Consent
 from tests.support.http import FormClient
@@ -34,7 +34,7 @@ async def officer(live_server: LiveServer) -> AsyncIterator[tuple[FormClient, st
         )
         calls.record_consent(session, call, Consent(True, False, False), "d" * 64, "t")
         calls.caller_waiting(session, call, "t")
-        calls.admit(session, call, user, "t")
+        call_life.admit(session, live_server.settings, call, user, "t")
         public_id = call.public_id
     client = FormClient(live_server.base_url)
     await client.sign_in("pc4", PASSWORD)

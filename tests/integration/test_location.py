@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, SharedLocation, User
-from appliance.services import calls
+from appliance.services import call_life, calls
 from appliance.services.audit import Actor
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
@@ -133,7 +133,9 @@ async def test_location_links_refuse_a_second_phone_expiry_and_revocation(
     finally:
         await other.close()
     with live_server.db.session() as session:
-        calls.revoke(session, Actor("pc1"), session.exec(select(Call)).one())
+        call_life.revoke(
+            session, live_server.settings, Actor("pc1"), session.exec(select(Call)).one()
+        )
     response, body = await _share(caller, token, "50.7", "-2.4", "10")
     assert response.status == 410 and _kept(live_server) == []
     expired = _link(live_server, incident, user, ttl_hours=-1)

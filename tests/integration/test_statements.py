@@ -69,7 +69,7 @@ def _sign(
     _, _, call = _load(session, scene)
     keyring = keys.open_keyring(settings, session)
     png = signature_png() if png is None else png
-    return statements.sign(session, keyring, call, statement_id, name, png, "t")
+    return statements.sign(session, settings, keyring, call, statement_id, name, png, "t")
 
 
 def _write_and_send(db: Database, scene: tuple[int, int, int], settings: Settings) -> int:
@@ -96,6 +96,7 @@ def test_signed_statement_becomes_a_pdf_with_signature_and_hash(
         _, incident, call = _load(session, scene)
         signed = statements.sign(
             session,
+            settings,
             keys.open_keyring(settings, session),
             call,
             statement_id,

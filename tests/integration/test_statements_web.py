@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlmodel import select
 
 from appliance.models import Role, Statement
-from appliance.services import calls, statements
+from appliance.services import call_life, calls, statements
 from appliance.services.audit import Actor
 from appliance.services.calls import Consent
 from appliance.services.statements import Witness
@@ -33,7 +33,7 @@ def _ended_call_with_a_statement_sent(server: LiveServer) -> str:
         device_hash = hashlib.sha256(DEVICE.encode()).hexdigest()
         calls.record_consent(session, call, Consent(True, False, False), device_hash, "t")
         calls.caller_waiting(session, call, "t")
-        calls.admit(session, call, officer, "t")
+        call_life.admit(session, server.settings, call, officer, "t")
         statements.save(
             session,
             Actor("pc3"),
@@ -44,7 +44,7 @@ def _ended_call_with_a_statement_sent(server: LiveServer) -> str:
             call,
         )
         statements.send(session, Actor("pc3"), incident, call)
-        calls.end(session, call, Actor("pc3"), "handler_ended")
+        call_life.end(session, server.settings, call, Actor("pc3"), "handler_ended")
     return token
 
 

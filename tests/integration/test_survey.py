@@ -23,7 +23,7 @@ from appliance.models import (
     User,
     utcnow,
 )
-from appliance.services import calls, incidents, survey, trial
+from appliance.services import call_life, calls, incidents, survey, trial
 from appliance.services.audit import Actor
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
@@ -61,9 +61,8 @@ def _connect_and_end(server: LiveServer, token: str) -> None:
         call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
         user = session.exec(select(User).where(User.username == "pc1")).one()
         calls.caller_waiting(session, call, "t")
-        calls.admit(session, call, user, "t")
-        calls.end(session, call, ACTOR, "handler_ended")
-        survey.after_call(session, server.settings, call)
+        call_life.admit(session, server.settings, call, user, "t")
+        call_life.end(session, server.settings, call, ACTOR, "handler_ended")
 
 
 def _survey_sms(server: LiveServer, incident_id: int) -> OutboundMessage | None:

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, UploadedItem, User
-from appliance.services import calls, uploads
+from appliance.services import call_life, calls, uploads
 from appliance.services.audit import Actor
 from tests.support import media_files
 from tests.support.evidence import files_containing, opened
@@ -219,7 +219,9 @@ async def test_a_second_phone_an_expired_or_revoked_link_is_refused(
     assert _items(live_server) == []
 
     with live_server.db.session() as session:
-        calls.revoke(session, Actor("pc1"), session.exec(select(Call)).one())
+        call_life.revoke(
+            session, live_server.settings, Actor("pc1"), session.exec(select(Call)).one()
+        )
     response, body = await _upload(caller, token, [("a.jpg", media_files.jpeg(), "image/jpeg")])
     assert response.status == 410 and "no longer in use" in body
     assert _items(live_server) == []

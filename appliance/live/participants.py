@@ -1,0 +1,111 @@
+"""Who is on a live call: the participants' sockets and the call's in-memory state.
+
+The database holds what a call is; a ``LiveCall`` holds only what exists while this
+process serves it: the media room, the sockets, the recording being written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from appliance.models import Call, GuestInvite, User
+from appliance.services import guests
+from appliance.services.audit import Actor
+from media.protocols import MediaRoom
+
+CALLER = "caller"
+HANDLER = "handler"
+GUEST = "guest"
+
+
+@dataclass(eq=False)
+class Participant:
+    role: str
+    ws: web.WebSocketResponse
+    source: str
+    user: User | None = None
+    guest: GuestInvite | None = None
+
+    @property
+    def leg_id(self) -> str:
+        """The caller and the handler are one leg each; each guest has a leg of their own."""
+        return guests.leg_id(self.guest) if self.guest is not None else self.role
+
+    @property
+    def actor(self) -> Actor:
+        if self.guest is not None:
+            return Actor(f"guest:{self.guest.role}", self.source)
+        return Actor(self.user.username if self.user else CALLER, self.source)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Best effort: a socket that has gone is the page's problem, not the call's."""
+        if self.ws.closed:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_json(message)
+
+    def presence(self, present: bool) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "presence",
+            "role": self.role,
+            "leg": self.leg_id,
+            "present": present,
+        }
+        if self.guest is not None:
+            message |= {"label": guests.label(self.guest), "name": self.guest.name}
+        return message
+
+    @property
+    def name(self) -> str:
+        if self.guest is not None:
+            return f"{self.guest.name} ({guests.label(self.guest)})"
+        return self.user.display_name if self.user else "Caller"
+
+
+@dataclass(eq=False)
+class LiveCall:
+    public_id: str
+    room: MediaRoom | None = None
+    participants: dict[str, Participant] = field(default_factory=dict)
+    recording_id: int | None = None
+    admitted_at: float | None = None
+    setup_observed: bool = False
+    empty_since: float | None = None  # when the caller and the handler had both gone
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def broadcast(
+        self,
+        message: dict[str, Any],
+        roles: tuple[str, ...] | None = None,
+        exclude: str | None = None,
+    ) -> None:
+        for key, participant in list(self.participants.items()):
+            if (roles is None or participant.role in roles) and key != exclude:
+                await participant.send(message)
+
+    def state_of(self, call: Call) -> dict[str, Any]:
+        """The call as every page on it sees it: its state and who is here."""
+        return {
+            "state": call.state,
+            "recording": self.recording_id is not None,
+            "present": sorted(self.participants),
+            "guests": self._guests(),
+            "connectedAt": call.connected_at.isoformat() if call.connected_at else None,
+        }
+
+    def _guests(self) -> list[dict[str, str]]:
+        return [
+            {
+                "leg": p.leg_id,
+                "role": p.guest.role,
+                "label": guests.label(p.guest),
+                "name": p.guest.name,
+            }
+            for p in self.participants.values()
+            if p.guest is not None
+        ]

@@ -1,0 +1,106 @@
+"""What a live call keeps: its recording, started when the handler joins a call the
+caller agreed to record, closed and hashed when the call ends, kept as incomplete when
+the recorder stops early (a full disk) while the call goes on; and its snapshots.
+
+The media room writes the file; this module keeps the evidence records in step with it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from appliance import metrics
+from appliance.config import Settings
+from appliance.db import Database
+from appliance.live.participants import LiveCall
+from appliance.models import Recording, Snapshot, User
+from appliance.services import calls, evidence
+from appliance.services.keys import Keyring
+
+log = logging.getLogger("evr.live")
+
+
+class Recordings:
+    def __init__(self, settings: Settings, db: Database, keyring: Keyring) -> None:
+        self.settings = settings
+        self.db = db
+        self.keyring = keyring
+
+    async def start_if_agreed(self, live: LiveCall) -> None:
+        if live.recording_id is not None or live.room is None:
+            return
+        with self.db.session() as session:
+            call = calls.get(session, live.public_id)
+            if not call.consent_recording:
+                return
+            existing = len(calls.recordings_of(session, call))
+            path = evidence.recording_path(self.settings.data_dir, call, existing + 1)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            recording, data_key = evidence.recording_started(session, self.keyring, call, path)
+            live.recording_id = recording.id
+        try:
+            await live.room.start_recording(path, data_key)
+            metrics.RECORDINGS.labels("started").inc()
+        except Exception:
+            log.exception("recording did not start", extra={"call": live.public_id})
+            metrics.RECORDINGS.labels("failed").inc()
+            self.interrupted(live)
+
+    async def stop(self, live: LiveCall, failure_counted: bool = False) -> None:
+        """Close the file and record its length, size and hash (or keep it as partial)."""
+        if live.recording_id is None or live.room is None:
+            return
+        recording_id = live.recording_id
+        try:
+            info = await live.room.stop_recording()
+        except Exception:
+            log.exception("recording did not close cleanly", extra={"call": live.public_id})
+            if not failure_counted:
+                metrics.RECORDINGS.labels("failed").inc()
+            self.interrupted(live)
+            return
+        live.recording_id = None
+        with self.db.session() as session:
+            call = calls.get(session, live.public_id)
+            recording = session.get(Recording, recording_id)
+            assert recording is not None
+            recording.path = info.path  # an H264 caller is recorded as .mkv, not .webm
+            evidence.recording_finished(
+                session,
+                self.keyring,
+                call,
+                recording,
+                duration_s=info.duration_s,
+                video_codec=info.video_codec or "",
+                audio_codecs=list(info.audio_codecs),
+                size_bytes=info.size_bytes,
+                sha256=info.sha256,
+            )
+        metrics.RECORDING_BYTES.inc(info.size_bytes)
+
+    async def cut_short(self, live: LiveCall) -> None:
+        """The recorder stopped (a full disk, a write error) while the call goes on: keep
+        what was sealed, mark it incomplete, raise the alert metric."""
+        async with live.lock:
+            if live.recording_id is None:
+                return
+            log.error("recording cut short; the call goes on", extra={"call": live.public_id})
+            await self.stop(live, failure_counted=True)
+            metrics.RECORDINGS_INCOMPLETE.inc()
+
+    def keep_snapshot(self, live: LiveCall, user: User, jpeg: bytes, source: str) -> Snapshot:
+        """Seal a snapshot the handler took (blocking: run it in a thread)."""
+        with self.db.session() as session:
+            call = calls.get(session, live.public_id)
+            return evidence.store_snapshot(session, self.keyring, call, user, jpeg, source)
+
+    def interrupted(self, live: LiveCall) -> None:
+        """Keep what was written as a partial recording (measured and hashed)."""
+        recording_id, live.recording_id = live.recording_id, None
+        if recording_id is None:
+            return
+        with self.db.session() as session:
+            call = calls.get(session, live.public_id)
+            recording = session.get(Recording, recording_id)
+            if recording is not None:
+                evidence.recording_interrupted(session, self.keyring, call, recording)

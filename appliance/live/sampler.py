@@ -1,0 +1,117 @@
+"""Every 2 s: each live room's stats to its handler's page and to the metrics, the
+queue's length and breaches, and calls that both sides abandoned.
+
+One sample feeds both the console and Prometheus, so what the handler sees and what
+operations graph are the same numbers (docs/monitoring.md measures its cost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from appliance import metrics
+from appliance.config import Settings
+from appliance.db import Database
+from appliance.live.participants import HANDLER, LiveCall
+from appliance.live.quality import QualityMeter
+from appliance.models import utcnow
+from appliance.services import calls
+from media import LegStats
+from media.background import spawn
+
+log = logging.getLogger("evr.live")
+
+STATS_INTERVAL_S = 2.0
+
+
+class Sampler:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        live_calls: dict[str, LiveCall],
+        abandon: Callable[[LiveCall], Coroutine[Any, Any, None]],
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.live_calls = live_calls
+        self._abandon = abandon
+        self._quality = QualityMeter()
+        self._breached: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, period_s: float = STATS_INTERVAL_S) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._forever(period_s))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _forever(self, period_s: float) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await self.sample()
+            except Exception:
+                log.exception("sampling failed")
+
+    def active_calls(self) -> int:
+        return sum(1 for live in self.live_calls.values() if live.admitted_at is not None)
+
+    async def sample(self) -> None:
+        """One period: each live room's stats to its handler and to the metrics; the queue."""
+        samples: list[tuple[str, LegStats]] = []
+        for live in list(self.live_calls.values()):
+            room = live.room
+            if room is None:
+                continue
+            if self.abandoned(live):
+                spawn(self._abandon(live))
+                continue
+            try:
+                stats = await room.stats()
+            except Exception:
+                log.exception("stats failed", extra={"call": live.public_id})
+                continue
+            samples.extend((live.public_id, leg) for leg in stats.values())
+            message = {
+                "type": "stats",
+                "legs": {leg: dataclasses.asdict(s) for leg, s in stats.items()},
+                "at": utcnow().isoformat(),
+            }
+            await live.broadcast(message, (HANDLER,))
+        self._quality.record(samples)
+        metrics.CALLS_ACTIVE.set(self.active_calls())
+        await asyncio.to_thread(self._sample_queue)
+
+    def abandoned(self, live: LiveCall) -> bool:
+        """Admitted, and both the caller and the handler gone for longer than the setting."""
+        return (
+            live.admitted_at is not None
+            and live.empty_since is not None
+            and time.monotonic() - live.empty_since > self.settings.call_abandoned_seconds
+        )
+
+    def _sample_queue(self) -> None:
+        target = self.settings.queue_target_seconds
+        with self.db.reader() as session:
+            waiting = calls.all_waiting(session)
+        now = utcnow()
+        waits = {c.public_id: (now - c.waiting_at).total_seconds() for c in waiting if c.waiting_at}
+        metrics.QUEUE_LENGTH.set(len(waiting))
+        metrics.QUEUE_OLDEST_WAIT.set(max(waits.values(), default=0.0))
+        for public_id, waited in waits.items():
+            if waited > target and public_id not in self._breached:
+                self._breached.add(public_id)
+                metrics.QUEUE_BREACHES.inc()
+        self._breached &= set(waits)

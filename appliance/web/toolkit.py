@@ -1,0 +1,486 @@
+"""What the web handlers share: who is acting, the incident or call a request names,
+acting on a form (JSON for the console's fetch, the page for a plain form), the incident
+page, API errors, sealed files streamed with ranges, statement views, and the caller's
+link resolved once per request.
+
+A handler imports its helpers from here and never from another handler, so each
+handler module stays one audience's routes and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp_jinja2
+from aiohttp import web
+from multidict import MultiDictProxy
+from sqlmodel import Session
+
+from appliance import metrics
+from appliance.models import (
+    THRIVE_PARTS,
+    THRIVE_RATINGS,
+    Call,
+    EvidenceFile,
+    Incident,
+    Role,
+    Statement,
+)
+from appliance.services import (
+    appointments,
+    cad,
+    calls,
+    incidents,
+    locations,
+    messages,
+    officer,
+    rvr,
+    sealing,
+    statements,
+    uploads,
+)
+from appliance.services.appointments import london_label
+from appliance.services.audit import Actor
+from appliance.services.calls import LOCATION, UPLOAD, VIDEO, CallerLink, LinkProblem
+from appliance.services.incidents import IncidentError
+from appliance.services.keys import UnwrapError
+from appliance.services.statements import StatementConflict, StatementError
+from appliance.web import keys
+from appliance.web.access import current_roles, current_user, source_of
+from media.sealed import SealedError
+
+log = logging.getLogger("evr.web")
+# The static files again for the caller's pages, sent no-store (caller_safety.py).
+ASSETS_PREFIX = "/assets"
+ASSETS_ROUTE = "caller_assets"
+Work = Callable[[Session, Incident, MultiDictProxy[Any]], dict[str, Any]]
+
+
+class Render(Protocol):
+    def __call__(
+        self, request: web.Request, incident_id: int, *, error: str, status: int
+    ) -> web.Response: ...
+
+
+# -- staff: who acts, on what ---------------------------------------------------------------
+
+STAFF = (Role.HANDLER, Role.SUPERVISOR)
+
+
+NOTICES = {
+    "sms_queued": "The link is on its way to the caller by SMS. Its status shows below.",
+    "appointment_book": "Booked. The caller gets an SMS with the time and the link.",
+    "appointment_move": "Moved. The caller gets an SMS with the new time and a new link.",
+    "appointment_cancel": "Cancelled. The link no longer works; the caller gets an SMS.",
+}
+
+
+def incident_for(
+    request: web.Request, session: Session, incident_id: int, act: bool = True
+) -> Incident:
+    """The incident, if this user may act on it, or only see it (else 404 or 403)."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise web.HTTPNotFound(text="There is no incident with that reference.")
+    allowed = incidents.may_act if act else incidents.may_see
+    if not allowed(current_user(request), current_roles(request), incident):
+        raise web.HTTPForbidden(text="This incident is not yours to act on.")
+    return incident
+
+
+def render_incident(
+    request: web.Request,
+    incident_id: int,
+    link: str = "",
+    error: str = "",
+    status: int = 200,
+    link_kind: str = calls.VIDEO,
+) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    with request.app[keys.DB].reader() as session:
+        incident = incident_for(request, session, incident_id, act=False)
+        incident_calls = calls.for_incident(session, incident.id or 0)
+        timeline = incidents.timeline(session, incident)
+        sms = messages.for_incident(session, incident.id or 0)
+        thrive = officer.thrive_history(session, incident)
+        notes = officer.notes_of(session, incident)
+        booking = appointments.booking_for(session, settings, incident.id or 0)
+        kinds = calls.kinds_for(session, incident_calls)
+        items = uploads.for_incident(session, incident.id or 0)
+        shared = locations.for_incident(session, incident.id or 0)
+        statement_versions = statements.versions(session, incident)
+        cad_deliveries = cad.for_incident(session, incident.id or 0)
+    return aiohttp_jinja2.render_template(
+        "incidents/show.html",
+        request,
+        {
+            "incident": incident,
+            "calls": incident_calls,
+            "kinds": kinds,
+            "uploads": items,
+            "locations": shared,
+            "human_size": uploads.human_size,
+            "link": link,
+            "link_kind": link_kind,
+            "error": error,
+            "timeline": timeline,
+            "messages": sms,
+            "thrive": thrive,
+            "notes": notes,
+            "thrive_parts": THRIVE_PARTS,
+            "thrive_ratings": THRIVE_RATINGS,
+            "outcomes": settings.outcome_codes,
+            "deploying": settings.outcome_codes_deploying,
+            "statements": statement_versions,
+            "declaration": settings.statement_declaration,
+            "cad_deliveries": cad_deliveries,
+            "booking": booking,
+            "notice": NOTICES.get(request.query.get("notice", ""), ""),
+            "questions": settings.eligibility_questions,
+            "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
+            "rvr": rvr.is_rvr(settings, incident),
+        },
+        status=status,
+    )
+
+
+def actor_of(request: web.Request) -> Actor:
+    """The signed-in user acting, and from where (for the audit trail)."""
+    return Actor(current_user(request).username, source_of(request))
+
+
+def call_for(request: web.Request, session: Session) -> tuple[Call, Incident]:
+    call = calls.by_public_id(session, request.match_info["public_id"])
+    if call is None:
+        raise web.HTTPNotFound(text="There is no such call.")
+    return call, incident_for(request, session, call.incident_id)
+
+
+# -- forms and pages -----------------------------------------------------------------------
+
+
+async def act_on_form(
+    request: web.Request,
+    work: Work,
+    *,
+    refusals: tuple[type[Exception], ...] = (IncidentError, StatementError),
+    check: Callable[[Incident], None] | None = None,
+    render: Render | None = None,
+    done: str = "",
+) -> web.StreamResponse:
+    """Run one change to the incident the route names in its own transaction, then
+    answer the console's fetch with JSON, or a plain form with the page.
+
+    A refusal changes nothing: 400, or 409 when the state forbids it (a signed
+    statement). ``check`` refuses before the work; ``render`` draws the page again
+    with the error (the incident page by default); ``done`` is where a plain form
+    goes after success (the incident page by default).
+    """
+    incident_id = int(request.match_info["incident_id"])
+    form = await request.post()
+    error, status, result = "", 400, {}
+    try:
+        with request.app[keys.DB].session() as session:
+            incident = incident_for(request, session, incident_id)
+            if check is not None:
+                check(incident)
+            result = work(session, incident, form)
+    except refusals as exc:
+        error = str(exc)
+        status = 409 if isinstance(exc, StatementConflict) else 400
+    if fetched(request):
+        if error:
+            return web.json_response({"error": error}, status=status)
+        return web.json_response({"ok": True, **result})
+    if error:
+        draw = render or render_incident
+        return draw(request, incident_id, error=f"Not saved: {error}.", status=status)
+    raise web.HTTPSeeOther(done or f"/incidents/{incident_id}")
+
+
+def fetched(request: web.Request) -> bool:
+    """Sent by the page's own script (ajax-form.js), which wants JSON back."""
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+def api_error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return web.json_response({"error": error}, status=status)
+
+
+# -- sealed files -------------------------------------------------------------------------
+
+RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+TYPES = {
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".jpg": "image/jpeg",
+    ".pdf": "application/pdf",
+} | {suffix: kind for kind, suffix in uploads.ACCEPTED.items()}
+
+
+def content_type(file: EvidenceFile) -> str:
+    return TYPES.get(Path(file.path).suffix.lower(), "application/octet-stream")
+
+
+def download_name(file: EvidenceFile) -> str:
+    return f"{file.kind}-{file.id}{Path(file.path).suffix.lower()}"
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end exclusive) of a single-range request, None for the whole file;
+    raises 416 for a range outside the file."""
+    if not header:
+        return None
+    match = RANGE_RE.match(header.strip())
+    if match is None:
+        return None  # multiple or odd ranges: answer with the whole file (RFC 9110 allows it)
+    first, last = match.groups()
+    if first:
+        start = int(first)
+        end = min(int(last) + 1, size) if last else size
+    elif last:
+        start, end = max(size - int(last), 0), size
+    else:
+        return None
+    if start >= size or end <= start:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+async def stream_file(
+    request: web.Request, file: EvidenceFile, inline: bool = True
+) -> web.StreamResponse:
+    """Decrypt and send a sealed file, whole (200) or the range asked for (206).
+
+    The first chunk is opened before any header goes out, so a file that fails its
+    check answers 500 and says so; a later chunk failing cuts the connection (the
+    player stops loudly rather than playing altered media).
+    """
+    keyring = request.app[keys.KEYRING]
+    try:
+        reader = await asyncio.to_thread(sealing.reader, keyring, file)
+    except (SealedError, UnwrapError, OSError) as exc:
+        return _integrity_failure(file, exc)
+    try:
+        wanted = _byte_range(request.headers.get("Range"), reader.size)
+        start, end = wanted or (0, reader.size)
+        pieces = reader.read_range(start, end)
+        try:
+            first = await asyncio.to_thread(next, pieces, b"")
+        except SealedError as exc:
+            return _integrity_failure(file, exc)
+        response = web.StreamResponse(status=206 if wanted else 200)
+        response.content_type = content_type(file)
+        response.content_length = end - start
+        response.headers["Accept-Ranges"] = "bytes"
+        response.headers["Cache-Control"] = "no-store"
+        disposition = "inline" if inline else "attachment"
+        response.headers["Content-Disposition"] = f'{disposition}; filename="{download_name(file)}"'
+        if wanted:
+            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{reader.size}"
+        await response.prepare(request)
+        await response.write(first)
+        while True:
+            try:
+                piece = await asyncio.to_thread(next, pieces, None)
+            except SealedError as exc:
+                _integrity_failure(file, exc)
+                raise ConnectionResetError(str(exc)) from None
+            if piece is None:
+                break
+            await response.write(piece)
+        await response.write_eof()
+        return response
+    finally:
+        reader.close()
+
+
+def _integrity_failure(file: EvidenceFile, exc: Exception) -> web.Response:
+    log.error("evidence file fails its check", extra={"file": file.id, "error": str(exc)})
+    metrics.EVIDENCE_INTEGRITY_FAILURES.inc()
+    return web.Response(
+        status=500,
+        text=f"This {file.kind} fails its integrity check and is not shown: {exc}. "
+        "Tell the evidence officer; run `evr evidence verify`.",
+    )
+
+
+# -- statements ---------------------------------------------------------------------------
+
+
+def caller_view(statement: Statement) -> dict[str, Any]:
+    """What the caller's page shows: the text to read, never the officer's workings."""
+    return {
+        "id": statement.id,
+        "version": statement.version,
+        "state": statement.state,
+        "witnessName": statement.witness_name,
+        "witnessAge": statement.witness_age,
+        "witnessOccupation": statement.witness_occupation,
+        "account": statement.account,
+        "declaration": statement.declaration,
+        "signedName": statement.signed_name,
+        "signedAt": statement.signed_at.isoformat() if statement.signed_at else None,
+    }
+
+
+def officer_view(statement: Statement) -> dict[str, Any]:
+    return {
+        **caller_view(statement),
+        "changeRequest": statement.change_request,
+        "contentSha256": statement.content_sha256,
+        "pdf": pdf_url(statement) if statement.pdf_path else None,
+    }
+
+
+def pdf_url(statement: Statement) -> str:
+    return f"/incidents/{statement.incident_id}/statements/{statement.id}.pdf"
+
+
+def caller_safe(view: dict[str, Any]) -> dict[str, Any]:
+    """The caller sees the text only when it is theirs to sign or signed."""
+    if view["state"] in ("sent", "signed"):
+        return {key: view[key] for key in CALLER_KEYS}
+    return {"id": view["id"], "version": view["version"], "state": view["state"]}
+
+
+CALLER_KEYS = (
+    "id",
+    "version",
+    "state",
+    "witnessName",
+    "witnessAge",
+    "witnessOccupation",
+    "account",
+    "declaration",
+    "signedName",
+    "signedAt",
+)
+
+
+# -- the caller's link --------------------------------------------------------------------
+
+PROBLEMS = {
+    LinkProblem.UNKNOWN: (
+        404,
+        "This link does not work",
+        "Check that you opened the whole link from the message.",
+    ),
+    LinkProblem.EXPIRED: (
+        410,
+        "This link has expired",
+        "Links only work for a short time. Call us again if you still need help.",
+    ),
+    LinkProblem.REVOKED: (
+        410,
+        "This link is no longer in use",
+        "The officer cancelled this video call. They may send you a new link.",
+    ),
+    LinkProblem.FINISHED: (
+        410,
+        "This video call has finished",
+        "Thank you. If you need us again, please call.",
+    ),
+    LinkProblem.OTHER_DEVICE: (
+        409,
+        "This link is open on another phone",
+        "A video call can only use one phone at a time. Use the phone "
+        "you started on, or ask the officer for a new link.",
+    ),
+    LinkProblem.TOO_EARLY: (
+        409,
+        "Your video call has not started yet",
+        "This link works from {opens} (UK time). Please open it again then.",
+    ),
+}
+
+
+# Wording for upload and location links where the video call's would mislead.
+COLLECTION_PROBLEMS = {
+    LinkProblem.REVOKED: (
+        410,
+        "This link is no longer in use",
+        "The officer cancelled this link. They may send you a new one.",
+    ),
+    LinkProblem.FINISHED: (
+        410,
+        "This link has been used",
+        "Thank you: what you sent has reached us. If you need us again, please call.",
+    ),
+    LinkProblem.OTHER_DEVICE: (
+        409,
+        "This link is open on another phone",
+        "This link works on one phone only. Use the phone you started on, or ask the "
+        "officer for a new link.",
+    ),
+}
+
+
+TITLES = {VIDEO: "Video call", UPLOAD: "Send photos and videos", LOCATION: "Share where you are"}
+
+
+def open_for(request: web.Request) -> tuple[Call | LinkProblem, CallerLink]:
+    """The link's call (or its problem) and what the link is; notes the page's look."""
+    with request.app[keys.DB].session() as session:
+        link = caller_link(request, session)
+        result = calls.open_link(session, link, device_hash_of(request), source_of(request))
+    return result, link
+
+
+def problem_page(request: web.Request, problem: LinkProblem, link: CallerLink) -> web.Response:
+    """A plain page saying why the link does not work (called after any session closed)."""
+    kind = link.kind
+    if problem is LinkProblem.FINISHED and kind == VIDEO and _statement_waiting(request, link):
+        raise web.HTTPSeeOther(f"/v/{link.token}/statement/sign")
+    status, title, text = PROBLEMS[problem]
+    if kind != VIDEO:
+        status, title, text = COLLECTION_PROBLEMS.get(problem, (status, title, text))
+    if problem is LinkProblem.TOO_EARLY:
+        opens_at = link.opens_at
+        text = text.format(opens=london_label(opens_at) if opens_at else "shortly before")
+    return aiohttp_jinja2.render_template(
+        "caller/problem.html",
+        request,
+        {"title": title, "text": text, "page_title": TITLES.get(kind, TITLES[VIDEO])},
+        status=status,
+    )
+
+
+def _statement_waiting(request: web.Request, link: CallerLink) -> bool:
+    """After the call, this phone still has a statement to read and sign."""
+    with request.app[keys.DB].reader() as session:
+        call = calls.call_after(
+            session,
+            link,
+            device_hash_of(request),
+            request.app[keys.SETTINGS].statement_sign_hours,
+        )
+        statement = statements.for_caller(session, call) if call else None
+        return statement is not None and statement.state == "sent"
+
+
+def caller_link(request: web.Request, session: Session) -> CallerLink:
+    """The link the route names, looked up once; decides the page's look from it:
+    neutral for RVR, and for a link we cannot place (a mistyped RVR link must not show
+    the force's name either)."""
+    link = calls.find_link(session, request.match_info["token"])
+    request[keys.NEUTRAL_LOOK] = link.incident is None or rvr.is_rvr(
+        request.app[keys.SETTINGS], link.incident
+    )
+    return link
+
+
+def device_hash_of(request: web.Request) -> str | None:
+    token = request.cookies.get(keys.CALLER_DEVICE_COOKIE)
+    return hashlib.sha256(token.encode()).hexdigest() if token else None

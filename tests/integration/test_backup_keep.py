@@ -1,0 +1,101 @@
+"""`evr backup --keep N DIR`, what the box's daily timer runs: dated backups, the newest N
+kept, nothing else in DIR touched, and never the master key beside the media."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from appliance import migrate
+from appliance.config import Settings
+from appliance.db import Database
+from appliance.models import FileKind, Role
+from appliance.services import keys, sealing
+from tests.support.evidence import files_containing
+from tests.support.staff import add_incident, add_user
+
+
+def evr(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
+    env |= {
+        "EVR_DATABASE_URL": settings.effective_database_url,
+        "EVR_DATA_DIR": str(settings.data_dir),
+        "EVR_MASTER_KEY_FILE": str(settings.effective_master_key_file),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _seal_one(settings: Settings) -> None:
+    db = Database(settings.effective_database_url)
+    try:
+        migrate.upgrade(db.engine)
+        with db.session() as session:
+            keyring = keys.open_keyring(settings, session)
+            user = add_user(session, "pc1", Role.HANDLER)
+            incident = add_incident(session, user, "CAD/KEEP/1")
+            sealing.seal_bytes(
+                session,
+                keyring,
+                settings.data_dir / "calls" / "c1" / "snapshots" / "s.jpg",
+                b"a snapshot " * 100,
+                FileKind.SNAPSHOT,
+                incident.id or 0,
+            )
+    finally:
+        db.dispose()
+
+
+def test_backup_keep_leaves_the_newest_n_and_nothing_else_touched(
+    settings: Settings, tmp_path: Path
+) -> None:
+    _seal_one(settings)
+    parent = tmp_path / "backups"
+    not_ours = parent / "evr-20000101T000000Z"
+    not_ours.mkdir(parents=True)
+    (parent / "notes.txt").write_text("the operator's own file")
+
+    runs = [evr(settings, "backup", "--keep", "2", str(parent)) for _ in range(3)]
+
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    kept = sorted(p for p in parent.iterdir() if (p / "backup.json").is_file())
+    assert len(kept) == 2
+    assert all(p.name.startswith("evr-") for p in kept)
+    made = [line.split()[2].rstrip(":") for line in (r.stdout for r in runs)]
+    assert [str(p) for p in kept] == sorted(made[1:]), "the two newest are the ones kept"
+    assert "removed the older backup" in runs[2].stdout
+    assert not_ours.is_dir() and (parent / "notes.txt").is_file()
+    assert not list(parent.glob(".partial-*"))
+    for backup_dir in kept:
+        check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=backup_dir, check=False)
+        assert check.returncode == 0
+        assert list((backup_dir / "media").rglob("s.jpg")), "the sealed media are in it"
+
+
+def test_backup_never_holds_the_master_key(settings: Settings, tmp_path: Path) -> None:
+    _seal_one(settings)
+    parent = tmp_path / "backups"
+    run = evr(settings, "backup", "--keep", "1", str(parent))
+    assert run.returncode == 0, run.stderr
+    master_key = settings.effective_master_key_file.read_bytes()
+    assert len(master_key) == 32
+    assert files_containing(parent, master_key) == []
+    assert not list(parent.rglob("*.key")) and not list(parent.rglob("*.pem"))
+
+
+def test_backup_keep_below_one_is_refused_and_makes_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    parent = tmp_path / "backups"
+    run = evr(settings, "backup", "--keep", "0", str(parent))
+    assert run.returncode == 2
+    assert "must be 1 or more" in run.stderr
+    assert not parent.exists()
