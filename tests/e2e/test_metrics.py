@@ -72,6 +72,13 @@ def test_metrics_follow_a_call(browser: Browser, handler: Page, appliance: Appli
             lambda v: (
                 value(v, "evr_media_frames_per_second", role="caller") > 0
                 and value(v, "evr_calls_active") == 1
+                # a loaded machine may sample before 10 kB have flowed each way
+                and all(
+                    value(v, "evr_media_bytes_total", role=r, direction=d)
+                    - value(before, "evr_media_bytes_total", role=r, direction=d)
+                    > 10_000
+                    for r, d in (("caller", "received"), ("handler", "sent"))
+                )
             ),
         )
         assert value(during, "evr_calls_active") == 1

@@ -44,9 +44,9 @@ SECRET = "the-box-and-the-cad-share-this-32-chars+"
 DEVICE = "endings-test-device"
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'evr.db'}"
+pytestmark = pytest.mark.sqlite_only(
+    reason="the endings are decided in the services, not by the engine; real aiortc peers"
+)
 
 
 @pytest.fixture
