@@ -16,19 +16,11 @@ from appliance import logs, migrate
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
 from appliance.models import Incident
-from appliance.services import (
-    accounts,
-    api_keys,
-    audit,
-    backup,
-    export,
-    integrity,
-    keys,
-    retention,
-    signing,
-)
-from appliance.services.accounts import AccountError
+from appliance.services import audit
 from appliance.services.audit import Actor
+from appliance.services.evidence import backup, export, integrity, master_key, retention, signing
+from appliance.services.identity import accounts, api_keys
+from appliance.services.identity.accounts import AccountError
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -164,16 +156,16 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
-def _keyring(settings: Settings, db: Database) -> keys.Keyring:
+def _keyring(settings: Settings, db: Database) -> master_key.Keyring:
     with db.session() as session:
-        return keys.open_keyring(settings, session)
+        return master_key.open_keyring(settings, session)
 
 
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     db = _db(settings)
     keyring = _keyring(settings, db)
     with db.session() as session:
-        new = keys.rotate(session, settings, keyring, _cli_actor())
+        new = master_key.rotate(session, settings, keyring, _cli_actor())
     print(f"master key rotated: {keyring.key_id} -> {new.key_id}; data keys re-wrapped")
     print(f"back up the new {settings.effective_master_key_file} now (docs/evidence.md)")
     return 0
@@ -313,7 +305,7 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     with db.session() as session:
         chain = audit.verify(session)
         try:
-            keyring = keys.open_keyring(settings, session)
+            keyring = master_key.open_keyring(settings, session)
         except SettingsError as exc:
             print(f"evr: restored, but {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -331,7 +323,7 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
-    from appliance.services import measures, report
+    from appliance.services.evaluation import measures, report
 
     try:
         start, end = measures.period(args.from_date, args.to_date)

@@ -10,9 +10,10 @@ import logging
 from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
-from appliance.services import audit, retention
+from appliance.services import audit
 from appliance.services.audit import Actor
-from appliance.services.keys import Keyring
+from appliance.services.evidence import retention
+from appliance.services.evidence.master_key import Keyring
 
 log = logging.getLogger("evr.purge")
 

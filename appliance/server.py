@@ -14,8 +14,10 @@ from aiohttp import web
 from appliance import metrics, migrate, tls
 from appliance.config import Settings, SettingsError
 from appliance.db import Database
-from appliance.services import accounts, call_life, keys, signing
-from appliance.services.keys import Keyring
+from appliance.services.calls import life
+from appliance.services.evidence import master_key, signing
+from appliance.services.evidence.master_key import Keyring
+from appliance.services.identity import accounts
 from appliance.web.app import create_app
 from media.workers import WorkerPool
 
@@ -39,10 +41,10 @@ def prepare(settings: Settings) -> Prepared:
     db = Database(settings.effective_database_url)
     migrate.upgrade(db.engine)
     with db.session() as session:
-        keyring = keys.open_keyring(settings, session)
+        keyring = master_key.open_keyring(settings, session)
     with db.session() as session:
         admin_password = accounts.ensure_first_admin(session)
-        failed = call_life.recover_after_crash(session, settings, keyring)
+        failed = life.recover_after_crash(session, settings, keyring)
     if failed:
         log.warning("calls live at the last stop were marked failed", extra={"calls": len(failed)})
     cert_path, key_path = settings.tls_paths

@@ -19,8 +19,8 @@ from appliance import logs
 from appliance.config import load_settings
 from appliance.models import Role
 from appliance.server import prepare, serve
-from appliance.services import accounts, api_keys
 from appliance.services.audit import Actor
+from appliance.services.identity import accounts, api_keys
 from media.workers import DEFAULT_FACTORY, WorkerPool
 
 BENCH_USER = "loadhandler"

@@ -1,7 +1,7 @@
 """Media worker processes and the rooms that live in them, seen from the appliance.
 
 One Python process uses one core. The appliance keeps signalling, pages and the
-database; each call's media runs in one of N worker processes (:mod:`media.worker`).
+database; each call's media runs in one of N worker processes (:mod:`media.worker_process`).
 A :class:`RoomProxy` has the same async methods, properties and events as
 :class:`media.Room`, so the appliance cannot tell them apart; the offer and answer
 SDP cross a socketpair, the media goes straight to the worker's own UDP sockets.
@@ -73,7 +73,7 @@ class Worker:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "media.worker",
+                "media.worker_process",
                 str(child.fileno()),
                 self.factory,
                 pass_fds=(child.fileno(),),

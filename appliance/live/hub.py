@@ -3,7 +3,7 @@
 Web handlers hand each authorised WebSocket to the hub; the hub validates messages,
 drives the media room and calls the services. It only translates: what a move of the
 call means (the survey, the appointment, the CAD event) is decided in
-``services.call_life``; the recording's life is in ``recording.py`` and the 2 s
+``services.calls.life``; the recording's life is in ``recording.py`` and the 2 s
 sampling in ``sampler.py``.
 """
 
@@ -28,10 +28,11 @@ from appliance.live.recording import Recordings
 from appliance.live.sampler import Sampler
 from appliance.logs import call_id_var
 from appliance.models import FINAL_STATES, Call, CallState, Snapshot, User
-from appliance.services import audit, call_life, calls, guests
+from appliance.services import audit
 from appliance.services.audit import Actor
-from appliance.services.calls import CallError
-from appliance.services.keys import Keyring
+from appliance.services.calls import guests, life, states
+from appliance.services.calls.states import CallError
+from appliance.services.evidence.master_key import Keyring
 from media import NoVideoError, Room, RoomConfig, RoomEvent, SdpError
 from media.background import spawn
 from media.protocols import MediaRoom
@@ -39,7 +40,7 @@ from media.workers import WorkerPool
 
 log = logging.getLogger("evr.live")
 
-# A move of the call, made by the hub in its own transaction (``call_life``).
+# A move of the call, made by the hub in its own transaction (``calls.life``).
 Move = Callable[[Session, Call], bool]
 
 
@@ -67,7 +68,7 @@ class CallHub:
 
     def _load(self, public_id: str) -> Call:
         with self.db.reader() as session:
-            return calls.get(session, public_id)
+            return states.get(session, public_id)
 
     # -- a participant's WebSocket ------------------------------------------------------
 
@@ -142,8 +143,8 @@ class CallHub:
                 if participant.role != CALLER:
                     raise CallError("only the caller shares a location")
                 with self.db.session() as session:
-                    call = calls.get(session, live.public_id)
-                    calls.record_location(session, call, lat, lon, accuracy)
+                    call = states.get(session, live.public_id)
+                    states.record_location(session, call, lat, lon, accuracy)
                 await live.broadcast(
                     {"type": "location", "latitude": lat, "longitude": lon, "accuracy": accuracy},
                     (HANDLER,),
@@ -154,7 +155,7 @@ class CallHub:
                 actor, reason = participant.actor, f"{participant.role}_ended"
                 await self._end(
                     live,
-                    lambda s, c: call_life.end(s, self.settings, c, actor, reason),
+                    lambda s, c: life.end(s, self.settings, c, actor, reason),
                     reason,
                 )
             case protocol.Ping():
@@ -163,7 +164,7 @@ class CallHub:
     # -- the moves ---------------------------------------------------------------------
 
     async def _join(self, live: LiveCall, participant: Participant, sdp: str) -> None:
-        calls.check_join(participant.role, self._load(live.public_id))
+        states.check_join(participant.role, self._load(live.public_id))
         if live.room is None:
             config = RoomConfig(
                 ice_servers=ice_servers(self.settings, live.public_id),
@@ -177,13 +178,13 @@ class CallHub:
         await participant.send({"type": "answer", "sdp": answer})
 
         with self.db.session() as session:
-            call = calls.get(session, live.public_id)
+            call = states.get(session, live.public_id)
             if participant.guest is not None:
                 guests.joined(session, participant.guest, call, participant.source)
                 metrics.GUESTS_JOINED.labels(participant.guest.role).inc()
             elif participant.role == CALLER:
-                calls.caller_waiting(session, call, participant.source)
-            elif participant.user is not None and call_life.admit(
+                states.caller_waiting(session, call, participant.source)
+            elif participant.user is not None and life.admit(
                 session, self.settings, call, participant.user, participant.source
             ):
                 metrics.observe_admitted(call)
@@ -200,10 +201,10 @@ class CallHub:
 
     async def _chat(self, live: LiveCall, participant: Participant, text: str) -> None:
         with self.db.session() as session:
-            call = calls.get(session, live.public_id)
+            call = states.get(session, live.public_id)
             if CallState(call.state) not in (CallState.WAITING, CallState.CONNECTED):
                 raise CallError("the call is not live")
-            message = calls.add_chat(session, call, participant.role, text, participant.user)
+            message = states.add_chat(session, call, participant.role, text, participant.user)
         await live.broadcast(
             {
                 "type": "chat",
@@ -222,7 +223,7 @@ class CallHub:
         the move changed the call's state is the service's answer, passed on."""
         await self._close_media(live)
         with self.db.session() as session:
-            call = calls.get(session, live.public_id)
+            call = states.get(session, live.public_id)
             moved = move(session, call)
             state = call.state
         await self._farewell(live, state, reason, code, why or b"call ended")
@@ -253,7 +254,7 @@ class CallHub:
         async with live.lock:
             if self.calls.get(live.public_id) is live and self.sampler.abandoned(live):
                 await self._end(
-                    live, lambda s, c: call_life.abandon(s, self.settings, c), call_life.ABANDONED
+                    live, lambda s, c: life.abandon(s, self.settings, c), life.ABANDONED
                 )
 
     # -- from outside the sockets ---------------------------------------------------------
@@ -327,7 +328,7 @@ class CallHub:
             async with live.lock:
                 await self._end(
                     live,
-                    lambda s, c: call_life.end(s, self.settings, c, system, "appliance_stopped"),
+                    lambda s, c: life.end(s, self.settings, c, system, "appliance_stopped"),
                     "appliance_stopped",
                 )
 
@@ -385,8 +386,8 @@ class CallHub:
                 self.recordings.interrupted(live)
             await self._end(
                 live,
-                lambda s, c: call_life.fail(s, self.settings, c, call_life.MEDIA_FAILED),
-                call_life.MEDIA_FAILED,
+                lambda s, c: life.fail(s, self.settings, c, life.MEDIA_FAILED),
+                life.MEDIA_FAILED,
                 code=1011,
                 why=b"call media failed",
             )

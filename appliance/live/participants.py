@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from appliance.models import Call, GuestInvite, User
-from appliance.services import guests
 from appliance.services.audit import Actor
+from appliance.services.calls import guests
 from media.protocols import MediaRoom
 
 CALLER = "caller"

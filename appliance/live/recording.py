@@ -14,8 +14,9 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.participants import LiveCall
 from appliance.models import Recording, Snapshot, User
-from appliance.services import calls, evidence
-from appliance.services.keys import Keyring
+from appliance.services.calls import states
+from appliance.services.evidence import captures
+from appliance.services.evidence.master_key import Keyring
 
 log = logging.getLogger("evr.live")
 
@@ -30,13 +31,13 @@ class Recordings:
         if live.recording_id is not None or live.room is None:
             return
         with self.db.session() as session:
-            call = calls.get(session, live.public_id)
+            call = states.get(session, live.public_id)
             if not call.consent_recording:
                 return
-            existing = len(calls.recordings_of(session, call))
-            path = evidence.recording_path(self.settings.data_dir, call, existing + 1)
+            existing = len(states.recordings_of(session, call))
+            path = captures.recording_path(self.settings.data_dir, call, existing + 1)
             path.parent.mkdir(parents=True, exist_ok=True)
-            recording, data_key = evidence.recording_started(session, self.keyring, call, path)
+            recording, data_key = captures.recording_started(session, self.keyring, call, path)
             live.recording_id = recording.id
         try:
             await live.room.start_recording(path, data_key)
@@ -61,11 +62,11 @@ class Recordings:
             return
         live.recording_id = None
         with self.db.session() as session:
-            call = calls.get(session, live.public_id)
+            call = states.get(session, live.public_id)
             recording = session.get(Recording, recording_id)
             assert recording is not None
             recording.path = info.path  # an H264 caller is recorded as .mkv, not .webm
-            evidence.recording_finished(
+            captures.recording_finished(
                 session,
                 self.keyring,
                 call,
@@ -91,8 +92,8 @@ class Recordings:
     def keep_snapshot(self, live: LiveCall, user: User, jpeg: bytes, source: str) -> Snapshot:
         """Seal a snapshot the handler took (blocking: run it in a thread)."""
         with self.db.session() as session:
-            call = calls.get(session, live.public_id)
-            return evidence.store_snapshot(session, self.keyring, call, user, jpeg, source)
+            call = states.get(session, live.public_id)
+            return captures.store_snapshot(session, self.keyring, call, user, jpeg, source)
 
     def interrupted(self, live: LiveCall) -> None:
         """Keep what was written as a partial recording (measured and hashed)."""
@@ -100,7 +101,7 @@ class Recordings:
         if recording_id is None:
             return
         with self.db.session() as session:
-            call = calls.get(session, live.public_id)
+            call = states.get(session, live.public_id)
             recording = session.get(Recording, recording_id)
             if recording is not None:
-                evidence.recording_interrupted(session, self.keyring, call, recording)
+                captures.recording_interrupted(session, self.keyring, call, recording)

@@ -21,7 +21,7 @@ from appliance.db import Database
 from appliance.live.participants import HANDLER, LiveCall
 from appliance.live.quality import QualityMeter
 from appliance.models import utcnow
-from appliance.services import calls
+from appliance.services.calls import states
 from media import LegStats
 from media.background import spawn
 
@@ -105,7 +105,7 @@ class Sampler:
     def _sample_queue(self) -> None:
         target = self.settings.queue_target_seconds
         with self.db.reader() as session:
-            waiting = calls.all_waiting(session)
+            waiting = states.all_waiting(session)
         now = utcnow()
         waits = {c.public_id: (now - c.waiting_at).total_seconds() for c in waiting if c.waiting_at}
         metrics.QUEUE_LENGTH.set(len(waiting))

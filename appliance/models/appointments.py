@@ -1,7 +1,7 @@
 """Booked video appointments: a slot in the video officers' diary, with its link.
 
 Times are stored in UTC; the people who book and attend them think in Europe/London
-wall-clock time, which ``services.appointments`` converts to and from.
+wall-clock time, which ``services.intake.appointments`` converts to and from.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``make_notifier(settings)`` picks the adapter the settings name; the dispatcher
 (``appliance.notify.dispatcher``) sends stored messages through it and records each
-result with ``appliance.services.messages``. ``docs/sms.md`` says how to use it.
+result with ``appliance.services.outbox.messages``. ``docs/sms.md`` says how to use it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 An adapter turns one ``SmsMessage`` into one ``DeliveryResult`` and never raises for
 anything the gateway or the network does: a refusal is ``failed``, anything that may
 work later (rate limit, server error, timeout, connection refused) is ``retry``. The
-dispatcher decides what a result means for the stored message (``services.messages``).
+dispatcher decides what a result means for the stored message (``services.outbox.messages``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from appliance.services.messages import MAX_ERROR_CHARS, Delivery, DeliveryResult
+from appliance.services.outbox.messages import MAX_ERROR_CHARS, Delivery, DeliveryResult
 
 __all__ = [
     "MAX_ERROR_CHARS",

@@ -33,8 +33,8 @@ from appliance.notify.base import parse_retry_after
 from appliance.notify.http import NETWORK_ERRORS, HttpClient, network_error
 from appliance.notify.loop import PollingTask
 from appliance.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-from appliance.services import cad
-from appliance.services.cad import Answer
+from appliance.services.outbox import cad
+from appliance.services.outbox.cad import Answer
 
 log = logging.getLogger("evr.cad")
 

@@ -1,6 +1,6 @@
 """The task that sends queued messages: wakes every few seconds, or at once when poked.
 
-Each round loads the due messages (``services.messages.due``), sends them through the
+Each round loads the due messages (``services.outbox.messages.due``), sends them through the
 adapter a few at a time, each bounded by ``notify_timeout_seconds``, and records each
 result in its own transaction. Database work runs in ``asyncio.to_thread``. A message
 stays ``pending`` or ``retrying`` until its result is recorded, so a message queued
@@ -21,8 +21,8 @@ from appliance.models import OutboundMessage, utcnow
 from appliance.notify import make_notifier
 from appliance.notify.base import DeliveryResult, Notifier, SmsMessage
 from appliance.notify.loop import PollingTask
-from appliance.services import messages
-from appliance.services.messages import RetryPolicy
+from appliance.services.outbox import messages
+from appliance.services.outbox.messages import RetryPolicy
 
 log = logging.getLogger("evr.notify")
 

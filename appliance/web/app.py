@@ -17,34 +17,27 @@ from appliance.live.hub import CallHub
 from appliance.notify.cad import CadSender
 from appliance.notify.dispatcher import Dispatcher
 from appliance.purger import Purger
-from appliance.services import cad, messages
-from appliance.services import keys as evidence_keys
-from appliance.services.keys import Keyring
-from appliance.web import (
-    admin,
-    api,
+from appliance.services.evidence import master_key
+from appliance.services.evidence.master_key import Keyring
+from appliance.services.outbox import cad, messages
+from appliance.web import auth, health, keys, middleware, toolkit
+from appliance.web.admin import cad as admin_cad
+from appliance.web.admin import users as admin_users
+from appliance.web.api import incidents as api_incidents
+from appliance.web.caller import call, collect, safety, survey
+from appliance.web.caller import statement as caller_statement
+from appliance.web.staff import (
     appointments,
-    auth,
     board,
-    cad_admin,
-    caller,
-    caller_safety,
-    caller_statement,
-    collect,
     console,
     evidence,
     guests,
-    health,
     home,
     incidents,
-    keys,
-    middleware,
     officer,
     report,
     rvr,
     statements,
-    survey,
-    toolkit,
     trial,
 )
 from media.workers import WorkerPool
@@ -62,7 +55,7 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
         "current_roles": request.get(keys.ROLES, frozenset()),
         "csrf_token": request.get(keys.CSRF, ""),
         "csrf_field": keys.CSRF_FIELD,
-        **caller_safety.template_context(request),
+        **safety.template_context(request),
     }
 
 
@@ -83,7 +76,7 @@ def create_app(
     here. ``media`` replaces the worker pool the settings ask for."""
     if keyring is None:
         with db.session() as session:
-            keyring = evidence_keys.open_keyring(settings, session)
+            keyring = master_key.open_keyring(settings, session)
     app = web.Application(
         middlewares=[middleware.observe, middleware.authenticate],
         client_max_size=MAX_REQUEST_BYTES,
@@ -104,8 +97,8 @@ def create_app(
     for module in (
         auth,
         home,
-        admin,
-        cad_admin,
+        admin_users,
+        admin_cad,
         health,
         incidents,
         officer,
@@ -113,11 +106,11 @@ def create_app(
         appointments,
         console,
         guests,
-        caller,
-        caller_safety,
+        call,
+        safety,
         caller_statement,
         collect,
-        api,
+        api_incidents,
         board,
         evidence,
         rvr,

@@ -8,8 +8,8 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from appliance import metrics
-from appliance.services import accounts, web_sessions
-from appliance.services.accounts import AccountError, SignInStatus
+from appliance.services.identity import accounts, web_sessions
+from appliance.services.identity.accounts import AccountError, SignInStatus
 from appliance.web import keys
 from appliance.web.access import current_user, public, signed_in, source_of
 

@@ -8,7 +8,7 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.models import ApiKey, Role, User, WebSession
-from appliance.services.keys import Keyring
+from appliance.services.evidence.master_key import Keyring
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)

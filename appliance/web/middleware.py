@@ -14,7 +14,7 @@ from aiohttp.web_urldispatcher import StaticResource
 
 from appliance import metrics
 from appliance.logs import request_id_var
-from appliance.services import accounts, api_keys, web_sessions
+from appliance.services.identity import accounts, api_keys, web_sessions
 from appliance.web import keys
 from appliance.web.access import (
     API_KEY,

@@ -32,25 +32,18 @@ from appliance.models import (
     Role,
     Statement,
 )
-from appliance.services import (
-    appointments,
-    cad,
-    calls,
-    incidents,
-    locations,
-    messages,
-    officer,
-    rvr,
-    sealing,
-    statements,
-    uploads,
-)
-from appliance.services.appointments import london_label
 from appliance.services.audit import Actor
-from appliance.services.calls import LOCATION, UPLOAD, VIDEO, CallerLink, LinkProblem
-from appliance.services.incidents import IncidentError
-from appliance.services.keys import UnwrapError
-from appliance.services.statements import StatementConflict, StatementError
+from appliance.services.calls import invites, states
+from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, CallerLink, LinkProblem
+from appliance.services.evidence import sealing
+from appliance.services.evidence.master_key import UnwrapError
+from appliance.services.intake import appointments, incidents, locations, uploads
+from appliance.services.intake.appointments import london_label
+from appliance.services.intake.incidents import IncidentError
+from appliance.services.outbox import cad, messages
+from appliance.services.record import officer, statements
+from appliance.services.record.statements import StatementConflict, StatementError
+from appliance.services.rvr import track
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, source_of
 from media.sealed import SealedError
@@ -100,18 +93,18 @@ def render_incident(
     link: str = "",
     error: str = "",
     status: int = 200,
-    link_kind: str = calls.VIDEO,
+    link_kind: str = invites.VIDEO,
 ) -> web.Response:
     settings = request.app[keys.SETTINGS]
     with request.app[keys.DB].reader() as session:
         incident = incident_for(request, session, incident_id, act=False)
-        incident_calls = calls.for_incident(session, incident.id or 0)
+        incident_calls = states.for_incident(session, incident.id or 0)
         timeline = incidents.timeline(session, incident)
         sms = messages.for_incident(session, incident.id or 0)
         thrive = officer.thrive_history(session, incident)
         notes = officer.notes_of(session, incident)
         booking = appointments.booking_for(session, settings, incident.id or 0)
-        kinds = calls.kinds_for(session, incident_calls)
+        kinds = invites.kinds_for(session, incident_calls)
         items = uploads.for_incident(session, incident.id or 0)
         shared = locations.for_incident(session, incident.id or 0)
         statement_versions = statements.versions(session, incident)
@@ -144,7 +137,7 @@ def render_incident(
             "notice": NOTICES.get(request.query.get("notice", ""), ""),
             "questions": settings.eligibility_questions,
             "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
-            "rvr": rvr.is_rvr(settings, incident),
+            "rvr": track.is_rvr(settings, incident),
         },
         status=status,
     )
@@ -156,7 +149,7 @@ def actor_of(request: web.Request) -> Actor:
 
 
 def call_for(request: web.Request, session: Session) -> tuple[Call, Incident]:
-    call = calls.by_public_id(session, request.match_info["public_id"])
+    call = states.by_public_id(session, request.match_info["public_id"])
     if call is None:
         raise web.HTTPNotFound(text="There is no such call.")
     return call, incident_for(request, session, call.incident_id)
@@ -434,7 +427,7 @@ def open_for(request: web.Request) -> tuple[Call | LinkProblem, CallerLink]:
     """The link's call (or its problem) and what the link is; notes the page's look."""
     with request.app[keys.DB].session() as session:
         link = caller_link(request, session)
-        result = calls.open_link(session, link, device_hash_of(request), source_of(request))
+        result = invites.open_link(session, link, device_hash_of(request), source_of(request))
     return result, link
 
 
@@ -460,7 +453,7 @@ def problem_page(request: web.Request, problem: LinkProblem, link: CallerLink) -
 def _statement_waiting(request: web.Request, link: CallerLink) -> bool:
     """After the call, this phone still has a statement to read and sign."""
     with request.app[keys.DB].reader() as session:
-        call = calls.call_after(
+        call = invites.call_after(
             session,
             link,
             device_hash_of(request),
@@ -474,8 +467,8 @@ def caller_link(request: web.Request, session: Session) -> CallerLink:
     """The link the route names, looked up once; decides the page's look from it:
     neutral for RVR, and for a link we cannot place (a mistyped RVR link must not show
     the force's name either)."""
-    link = calls.find_link(session, request.match_info["token"])
-    request[keys.NEUTRAL_LOOK] = link.incident is None or rvr.is_rvr(
+    link = invites.find_link(session, request.match_info["token"])
+    request[keys.NEUTRAL_LOOK] = link.incident is None or track.is_rvr(
         request.app[keys.SETTINGS], link.incident
     )
     return link

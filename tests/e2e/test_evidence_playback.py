@@ -15,7 +15,7 @@ from sqlmodel import select
 from appliance.config import load_settings
 from appliance.db import Database
 from appliance.models import AuditEvent, FileKind, Role
-from appliance.services import keys, sealing
+from appliance.services.evidence import master_key, sealing
 from tests.support import media_files
 from tests.support.appliance import Appliance
 from tests.support.staff import PASSWORD, add_incident, add_user
@@ -30,7 +30,7 @@ def seeded(appliance: Appliance) -> Iterator[dict[str, int]]:
         plain = media_files.webm(Path(scratch) / "call.webm", seconds=20)
     try:
         with db.session() as session:
-            keyring = keys.open_keyring(settings, session)
+            keyring = master_key.open_keyring(settings, session)
             owner = add_user(session, "pc1", Role.HANDLER)
             add_user(session, "pc2", Role.HANDLER)
             add_user(session, "do1", Role.EVIDENCE_OFFICER)

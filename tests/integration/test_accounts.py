@@ -9,9 +9,9 @@ from sqlmodel import select
 
 from appliance.db import Database
 from appliance.models import AuditEvent, Role, User, WebSession, utcnow
-from appliance.services import accounts, web_sessions
-from appliance.services.accounts import AccountError, LockoutPolicy, SignInStatus
 from appliance.services.audit import Actor
+from appliance.services.identity import accounts, web_sessions
+from appliance.services.identity.accounts import AccountError, LockoutPolicy, SignInStatus
 
 ADMIN = Actor("root-admin", "cli")
 POLICY = LockoutPolicy(max_failures=3, lockout_seconds=60)

@@ -13,8 +13,8 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent
-from appliance.services import api_keys
 from appliance.services.audit import Actor
+from appliance.services.identity import api_keys
 from tests.support.live import LiveServer
 
 

@@ -28,11 +28,14 @@ from appliance.models import (
 from appliance.notify import OutboxNotifier
 from appliance.notify.base import DeliveryResult
 from appliance.notify.dispatcher import Dispatcher
-from appliance.services import accounts, appointments, call_life, calls, incidents, messages
-from appliance.services.appointments import AppointmentError
 from appliance.services.audit import Actor
-from appliance.services.calls import LinkProblem
-from appliance.services.messages import RetryPolicy
+from appliance.services.calls import invites, life, states
+from appliance.services.calls.invites import LinkProblem
+from appliance.services.identity import accounts
+from appliance.services.intake import appointments, incidents
+from appliance.services.intake.appointments import AppointmentError
+from appliance.services.outbox import messages
+from appliance.services.outbox.messages import RetryPolicy
 from tests.support.sms_gateways import sms_counts
 
 ACTOR = Actor("pc1")
@@ -303,7 +306,7 @@ def test_move_withdraws_the_old_link_and_reminder_and_sends_the_new_time(
         moved = session.get(Appointment, first.id)
         assert moved is not None and moved.state == "moved"
         assert moved.starts_at == utc(2027, 3, 28, 15, 0) and moved.call_public_id != old_call
-        old = calls.by_public_id(session, old_call)
+        old = states.by_public_id(session, old_call)
         assert old is not None and old.state == "cancelled"
         assert session.exec(select(func.count()).select_from(Appointment)).one() == 1
         # The old slot has its place back, the new one has one taken.
@@ -397,15 +400,15 @@ def test_the_link_refuses_before_it_opens(db: Database, settings: Settings, user
     booked = _book(db, settings, incident, user, slot.starts_at, now)
     token = _token(db, booked)
     with db.session() as session:
-        assert calls.open_link(session, token, None, "test") is LinkProblem.TOO_EARLY
-        assert calls.find_link(session, token).opens_at == slot.starts_at - timedelta(minutes=15)
+        assert invites.open_link(session, token, None, "test") is LinkProblem.TOO_EARLY
+        assert invites.find_link(session, token).opens_at == slot.starts_at - timedelta(minutes=15)
         invite = session.get(Invite, booked.invite_id)
         assert invite is not None and invite.opened_at is None
         # Once it opens (moved here to now), the same link leads to the call.
         invite.opens_at = datetime.now(UTC) - timedelta(seconds=1)
         session.add(invite)
     with db.session() as session:
-        call = calls.open_link(session, token, None, "test")
+        call = invites.open_link(session, token, None, "test")
         assert not isinstance(call, LinkProblem) and call.public_id == booked.call_public_id
 
 
@@ -421,7 +424,7 @@ def _token(db: Database, appointment: Appointment) -> str:
 
 
 def test_queue_sms_not_before_is_honoured_by_due(db: Database) -> None:
-    from appliance.services import messages
+    from appliance.services.outbox import messages
 
     later = utc(2030, 1, 1, 9, 0)
     with db.session() as session:
@@ -440,11 +443,11 @@ def test_an_appointment_kept_is_done_and_can_no_longer_be_moved(
     incident = _incident(db, user)
     booked = _book(db, settings, incident, user, utc(2027, 3, 22, 10, 0))
     with db.session() as session:
-        call = calls.by_public_id(session, booked.call_public_id)
+        call = states.by_public_id(session, booked.call_public_id)
         handler = session.get(User, user.id)
         assert call is not None and handler is not None
-        calls.caller_waiting(session, call, "t")
-        call_life.admit(session, settings, call, handler, "t")
+        states.caller_waiting(session, call, "t")
+        life.admit(session, settings, call, handler, "t")
     with db.session() as session:
         kept = session.get(Appointment, booked.id)
         assert kept is not None and kept.state == "done"

@@ -12,8 +12,8 @@ import pytest
 from sqlmodel import func, select
 
 from appliance.models import Appointment, Call, Incident, Invite, OutboundMessage, Role
-from appliance.services import appointments, incidents
 from appliance.services.audit import Actor
+from appliance.services.intake import appointments, incidents
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user

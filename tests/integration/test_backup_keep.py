@@ -12,7 +12,7 @@ from appliance import migrate
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import FileKind, Role
-from appliance.services import keys, sealing
+from appliance.services.evidence import master_key, sealing
 from tests.support.evidence import files_containing
 from tests.support.staff import add_incident, add_user
 
@@ -38,7 +38,7 @@ def _seal_one(settings: Settings) -> None:
     try:
         migrate.upgrade(db.engine)
         with db.session() as session:
-            keyring = keys.open_keyring(settings, session)
+            keyring = master_key.open_keyring(settings, session)
             user = add_user(session, "pc1", Role.HANDLER)
             incident = add_incident(session, user, "CAD/KEEP/1")
             sealing.seal_bytes(

@@ -10,8 +10,10 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, utcnow
-from appliance.services import accounts, appointments, calls, incidents
 from appliance.services.audit import Actor
+from appliance.services.calls import invites
+from appliance.services.identity import accounts
+from appliance.services.intake import appointments, incidents
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 
@@ -73,7 +75,7 @@ async def test_the_board_orders_by_target_and_shows_breaches(
         incident.eligibility = "ineligible"
         session.add(incident)
         done = session.get(Incident, answered)
-        _, call, _ = calls.create_video_invite(
+        _, call, _ = invites.create_invite(
             session, Actor("t"), done, accounts.require(session, "sgt1"), timedelta(hours=1)
         )
         call.state = CallState.ENDED.value
@@ -142,7 +144,7 @@ async def test_assignment_and_a_handlers_own_list(
         # Once the caller is on a connected call, the incident has had its response.
         with live_server.db.session() as session:
             incident = session.get(Incident, mine)
-            _, call, _ = calls.create_video_invite(
+            _, call, _ = invites.create_invite(
                 session,
                 Actor("pc1"),
                 incident,

@@ -18,7 +18,7 @@ from appliance.config import Settings, load_settings
 from appliance.db import Database
 from appliance.models import AuditEvent, CadDelivery, Role, utcnow
 from appliance.notify.cad import CadSender
-from appliance.services import cad
+from appliance.services.outbox import cad
 from appliance.tls import make_self_signed, server_context
 from tests.support.cad_receiver import CadReceiver, signature
 from tests.support.http import FormClient

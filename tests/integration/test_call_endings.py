@@ -29,9 +29,10 @@ from sqlmodel import select
 
 from appliance.config import Settings, load_settings
 from appliance.models import CadDelivery, CallState, DeliveryState, Role
-from appliance.services import accounts, calls
 from appliance.services.audit import Actor
-from appliance.services.calls import Consent
+from appliance.services.calls import invites, states
+from appliance.services.calls.invites import Consent
+from appliance.services.identity import accounts
 from appliance.web import keys
 from media.workers import RoomProxy
 from tests.support.cad_receiver import CadReceiver
@@ -93,7 +94,7 @@ class Scene:
 
     def state(self) -> str:
         with self.server.db.session() as session:
-            return calls.get(session, self.public_id).state
+            return states.get(session, self.public_id).state
 
 
 @pytest.fixture
@@ -121,10 +122,10 @@ def _invite(scene: Scene, category: str = "Theft") -> None:
     with scene.server.db.session() as session:
         user = accounts.require(session, "pc1")
         incident = add_incident(session, user, "CAD/END/1", category=category)
-        _, call, token = calls.create_video_invite(
+        _, call, token = invites.create_invite(
             session, Actor("pc1"), incident, user, timedelta(hours=1)
         )
-        calls.record_consent(
+        invites.record_consent(
             session,
             call,
             Consent(video=True, recording=True, location=False),
@@ -329,11 +330,11 @@ async def test_a_crash_recovered_at_start_up_tells_the_cad_once(
     with prepared.db.session() as session:
         user = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, user, "CAD/END/CRASH")
-        _, call, _ = calls.create_video_invite(
+        _, call, _ = invites.create_invite(
             session, Actor("pc1"), incident, user, timedelta(hours=1)
         )
-        calls.move(session, call, CallState.WAITING, Actor("caller"))
-        calls.move(session, call, CallState.CONNECTED, Actor("pc1"))
+        states.move(session, call, CallState.WAITING, Actor("caller"))
+        states.move(session, call, CallState.CONNECTED, Actor("pc1"))
         public_id = call.public_id
     prepared.db.dispose()
 

@@ -13,10 +13,14 @@ from sqlmodel import select
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import AuditEvent, Call, CallState, Incident, Invite, Role, User, utcnow
-from appliance.services import accounts, call_life, calls, evidence, incidents, sealing
 from appliance.services.audit import Actor
-from appliance.services.calls import CallError, Consent, LinkProblem
-from appliance.services.keys import Keyring
+from appliance.services.calls import invites, life, states
+from appliance.services.calls.invites import Consent, LinkProblem
+from appliance.services.calls.states import CallError
+from appliance.services.evidence import captures, sealing
+from appliance.services.evidence.master_key import Keyring
+from appliance.services.identity import accounts
+from appliance.services.intake import incidents
 from media.sealed import SealedWriter
 
 HANDLER = Actor("pc1", "10.1.1.1")
@@ -51,7 +55,7 @@ def _invite(
     db: Database, incident: Incident, handler: User, ttl: timedelta = DAY
 ) -> tuple[Call, str]:
     with db.session() as session:
-        _, call, token = calls.create_video_invite(session, HANDLER, incident, handler, ttl)
+        _, call, token = invites.create_invite(session, HANDLER, incident, handler, ttl)
         return call, token
 
 
@@ -78,14 +82,14 @@ def test_the_whole_happy_path_is_audited_move_by_move(
 ) -> None:
     call, token = _invite(db, incident, handler)
     with db.session() as session:
-        call = calls.open_link(session, token, None, "1.2.3.4")
-        calls.record_consent(session, call, Consent(True, True, False), PHONE_A, "1.2.3.4")
-        calls.caller_waiting(session, call, "1.2.3.4")
-        call_life.admit(session, settings, call, handler, "10.1.1.1")
-        call_life.end(session, settings, call, HANDLER, "handler_ended")
+        call = invites.open_link(session, token, None, "1.2.3.4")
+        invites.record_consent(session, call, Consent(True, True, False), PHONE_A, "1.2.3.4")
+        states.caller_waiting(session, call, "1.2.3.4")
+        life.admit(session, settings, call, handler, "10.1.1.1")
+        life.end(session, settings, call, HANDLER, "handler_ended")
         assert call.state == CallState.ENDED
         assert call.consent_recording and not call.consent_location
-        assert call.notice_version == calls.NOTICE_VERSION
+        assert call.notice_version == invites.NOTICE_VERSION
         assert call.waiting_at <= call.connected_at <= call.ended_at
     moves = [
         "invite.created",
@@ -97,7 +101,7 @@ def test_the_whole_happy_path_is_audited_move_by_move(
     ]
     assert [a for a in _actions(db) if a in moves] == moves
     with db.session() as session:
-        assert calls.open_link(session, token, PHONE_A, "1.2.3.4") is LinkProblem.FINISHED
+        assert invites.open_link(session, token, PHONE_A, "1.2.3.4") is LinkProblem.FINISHED
 
 
 def test_moves_the_state_machine_forbids(
@@ -107,26 +111,26 @@ def test_moves_the_state_machine_forbids(
     with db.session() as session:
         call = session.get(Call, call.id)
         with pytest.raises(CallError, match="invited call cannot become connected"):
-            calls.move(session, call, CallState.CONNECTED, HANDLER)
+            states.move(session, call, CallState.CONNECTED, HANDLER)
         with pytest.raises(CallError, match="the call is invited: there is nobody to admit"):
-            call_life.admit(session, settings, call, handler, "")
-        assert call_life.end(session, settings, call, HANDLER, "changed_mind")
+            life.admit(session, settings, call, handler, "")
+        assert life.end(session, settings, call, HANDLER, "changed_mind")
         assert call.state == CallState.CANCELLED
-        assert not call_life.end(session, settings, call, HANDLER, "changed_mind")
+        assert not life.end(session, settings, call, HANDLER, "changed_mind")
         with pytest.raises(CallError, match="the call is cancelled: there is nobody to admit"):
-            call_life.admit(session, settings, call, handler, "")
+            life.admit(session, settings, call, handler, "")
 
 
 @pytest.mark.parametrize("token", ["", "nonsense", "x" * 300])
 def test_unknown_links_are_refused(db: Database, token: str) -> None:
     with db.session() as session:
-        assert calls.open_link(session, token, None, "") is LinkProblem.UNKNOWN
+        assert invites.open_link(session, token, None, "") is LinkProblem.UNKNOWN
 
 
 def test_an_expired_link_expires_its_call(db: Database, incident: Incident, handler: User) -> None:
     call, token = _invite(db, incident, handler, ttl=timedelta(seconds=-1))
     with db.session() as session:
-        assert calls.open_link(session, token, None, "") is LinkProblem.EXPIRED
+        assert invites.open_link(session, token, None, "") is LinkProblem.EXPIRED
     with db.session() as session:  # the expiry was kept, not rolled back
         assert session.get(Call, call.id).state == CallState.EXPIRED
     assert "call.expired" in _actions(db)
@@ -137,9 +141,9 @@ def test_a_revoked_link_is_refused(
 ) -> None:
     call, token = _invite(db, incident, handler)
     with db.session() as session:
-        call_life.revoke(session, settings, HANDLER, session.get(Call, call.id))
+        life.revoke(session, settings, HANDLER, session.get(Call, call.id))
     with db.session() as session:
-        assert calls.open_link(session, token, None, "") is LinkProblem.REVOKED
+        assert invites.open_link(session, token, None, "") is LinkProblem.REVOKED
     assert {"invite.revoked", "call.cancelled"} <= set(_actions(db))
 
 
@@ -148,12 +152,12 @@ def test_a_second_device_is_refused_once_the_first_has_consented(
 ) -> None:
     _, token = _invite(db, incident, handler)
     with db.session() as session:
-        call = calls.open_link(session, token, PHONE_A, "")
-        calls.record_consent(session, call, Consent(True, False, False), PHONE_A, "")
+        call = invites.open_link(session, token, PHONE_A, "")
+        invites.record_consent(session, call, Consent(True, False, False), PHONE_A, "")
     with db.session() as session:
-        assert calls.open_link(session, token, PHONE_B, "") is LinkProblem.OTHER_DEVICE
+        assert invites.open_link(session, token, PHONE_B, "") is LinkProblem.OTHER_DEVICE
     with db.session() as session:
-        assert isinstance(calls.open_link(session, token, PHONE_A, ""), Call)  # first phone
+        assert isinstance(invites.open_link(session, token, PHONE_A, ""), Call)  # first phone
     assert "call.second_device_refused" in _actions(db)
 
 
@@ -162,8 +166,8 @@ def test_consent_without_the_video_call_is_refused(
 ) -> None:
     _, token = _invite(db, incident, handler)
     with db.session() as session:
-        call = calls.open_link(session, token, None, "")
-        assert not calls.record_consent(session, call, Consent(False, True, True), PHONE_A, "")
+        call = invites.open_link(session, token, None, "")
+        assert not invites.record_consent(session, call, Consent(False, True, True), PHONE_A, "")
         assert call.caller_device_hash is None and call.consent_at is None
     assert "call.consent_declined" in _actions(db)
 
@@ -171,10 +175,10 @@ def test_consent_without_the_video_call_is_refused(
 def test_location_only_with_consent(db: Database, incident: Incident, handler: User) -> None:
     _, token = _invite(db, incident, handler)
     with db.session() as session:
-        call = calls.open_link(session, token, None, "")
-        calls.record_consent(session, call, Consent(True, False, False), PHONE_A, "")
+        call = invites.open_link(session, token, None, "")
+        invites.record_consent(session, call, Consent(True, False, False), PHONE_A, "")
         with pytest.raises(CallError, match="location"):
-            calls.record_location(session, call, 50.7, -2.4, 10)
+            states.record_location(session, call, 50.7, -2.4, 10)
 
 
 def test_calls_live_at_a_crash_are_failed_and_partial_recordings_hashed(
@@ -185,21 +189,21 @@ def test_calls_live_at_a_crash_are_failed_and_partial_recordings_hashed(
     partial = tmp_path / "recording-1.webm"
     written = b"not really a webm, but bytes that were written"
     with db.session() as session:
-        call = calls.open_link(session, token, PHONE_A, "")
-        calls.record_consent(session, call, Consent(True, True, False), PHONE_A, "")
-        calls.caller_waiting(session, call, "")
-        call_life.admit(session, settings, call, handler, "")
-        _, data_key = evidence.recording_started(session, keyring, call, partial)
+        call = invites.open_link(session, token, PHONE_A, "")
+        invites.record_consent(session, call, Consent(True, True, False), PHONE_A, "")
+        states.caller_waiting(session, call, "")
+        life.admit(session, settings, call, handler, "")
+        _, data_key = captures.recording_started(session, keyring, call, partial)
     crashed = SealedWriter(partial, data_key)
     crashed.write(written)
     crashed.flush()
     crashed.abandon()  # no final chunk, as after a SIGKILL
     with db.session() as session:
-        failed = call_life.recover_after_crash(session, settings, keyring)
+        failed = life.recover_after_crash(session, settings, keyring)
         assert [c.public_id for c in failed] == [call.public_id]
         call = session.get(Call, call.id)
         assert call.state == CallState.FAILED and call.end_reason == "appliance_restarted"
-        recording = calls.recordings_of(session, call)[0]
+        recording = states.recordings_of(session, call)[0]
         assert recording.status == "partial"
         assert recording.sha256 == hashlib.sha256(written).hexdigest()
         file = sealing.file_at(session, keyring, partial)

@@ -8,7 +8,7 @@ import sys
 
 from appliance.db import Database
 from appliance.models import Role
-from appliance.services import accounts
+from appliance.services.identity import accounts
 
 
 def evr(

@@ -38,7 +38,7 @@ from appliance.models import (
     TrialAllocation,
     User,
 )
-from appliance.services import measures, report
+from appliance.services.evaluation import measures, report
 from tests.support.staff import add_user
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday

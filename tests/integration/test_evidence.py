@@ -28,8 +28,10 @@ from appliance.models import (
     Role,
     User,
 )
-from appliance.services import calls, evidence, keys, messages, sealing
 from appliance.services.audit import Actor
+from appliance.services.calls import invites
+from appliance.services.evidence import captures, master_key, sealing
+from appliance.services.outbox import messages
 from tests.support import media_files
 from tests.support.evidence import files_containing
 from tests.support.http import FormClient
@@ -56,9 +58,9 @@ def evr(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def keyring_of(server: LiveServer) -> keys.Keyring:
+def keyring_of(server: LiveServer) -> master_key.Keyring:
     with server.db.session() as session:
-        return keys.open_keyring(server.settings, session)
+        return master_key.open_keyring(server.settings, session)
 
 
 def seal_recording(server: LiveServer, incident: Incident, tmp_path: Path) -> tuple[int, bytes]:
@@ -104,16 +106,16 @@ def actions(db: Database) -> list[tuple[str, str, dict]]:
 
 def test_a_snapshot_is_never_on_disk_in_clear(db: Database, tmp_path: Path) -> None:
     """A real JPEG kept as a call's snapshot: no file under the data dir holds its bytes."""
-    keyring = keys.Keyring(os.urandom(32), tmp_path)
+    keyring = master_key.Keyring(os.urandom(32), tmp_path)
     jpeg = media_files.jpeg(64, 48)
     with db.session() as session:
         user = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, user, "CAD/EV/2")
-        invite, _, _ = calls.create_video_invite(
+        invite, _, _ = invites.create_invite(
             session, Actor("pc1"), incident, user, __import__("datetime").timedelta(hours=1)
         )
         call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
-        snapshot = evidence.store_snapshot(session, keyring, call, user, jpeg, "")
+        snapshot = captures.store_snapshot(session, keyring, call, user, jpeg, "")
         file = sealing.file_at(session, keyring, snapshot.path)
         assert file is not None and sealing.open_bytes(keyring, file) == jpeg
         assert file.sha256 == snapshot.sha256 == hashlib.sha256(jpeg).hexdigest()
@@ -167,7 +169,7 @@ async def test_playback_with_ranges_and_a_flipped_byte(
         assert "audit chain OK" in result.stdout
     finally:
         await officer.close()
-    played = [a for a, actor, d in actions(live_server.db) if a == "evidence.played"]
+    played = [a for a, actor, d in actions(live_server.db) if a == "captures.played"]
     assert played, "the playback was audited"
 
 
@@ -196,7 +198,7 @@ async def test_who_may_see_evidence_and_refusals_are_audited(
     finally:
         for client in (owner, other, auditor, admin):
             await client.close()
-    refused = [(actor, d) for a, actor, d in actions(live_server.db) if a == "evidence.refused"]
+    refused = [(actor, d) for a, actor, d in actions(live_server.db) if a == "captures.refused"]
     assert ("pc2", {}) in refused and len(refused) == 2
 
 
@@ -219,7 +221,7 @@ async def test_an_evidence_officer_marks_an_exhibit(
         assert "exhibit JS/1" in body
     finally:
         await officer.close()
-    marks = [d for a, _, d in actions(live_server.db) if a == "evidence.marked"]
+    marks = [d for a, _, d in actions(live_server.db) if a == "captures.marked"]
     assert marks and marks[-1]["after"]["exhibit_ref"] == "JS/1"
 
 
@@ -231,7 +233,7 @@ def test_start_up_refuses_a_missing_or_wrong_master_key(settings: Settings) -> N
 
     migrate.upgrade(db.engine)
     with db.session() as session:
-        keyring = keys.open_keyring(settings, session)
+        keyring = master_key.open_keyring(settings, session)
         user = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, user, "CAD/EV/3")
         sealing.seal_bytes(
@@ -271,7 +273,7 @@ def test_rotation_rewraps_keys_and_leaves_media_alone(settings: Settings) -> Non
     db = Database(settings.effective_database_url)
     migrate.upgrade(db.engine)
     with db.session() as session:
-        keyring = keys.open_keyring(settings, session)
+        keyring = master_key.open_keyring(settings, session)
         user: User = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, user, "CAD/EV/4")
         path = settings.data_dir / "y.jpg"
@@ -285,7 +287,9 @@ def test_rotation_rewraps_keys_and_leaves_media_alone(settings: Settings) -> Non
     assert settings.effective_master_key_file.read_bytes() != keyring.master
     result = evr(settings, "evidence", "verify")
     assert result.returncode == 0, result.stderr
-    assert "keys.rotated" in [a for a, _, _ in actions(Database(settings.effective_database_url))]
+    assert "master_key.rotated" in [
+        a for a, _, _ in actions(Database(settings.effective_database_url))
+    ]
 
 
 def _age(db: Database, file_id: int, days: int) -> None:
@@ -307,7 +311,7 @@ def test_purge_dry_run_lists_exactly_what_the_purge_deletes(settings: Settings) 
     migrate.upgrade(db.engine)
     ids: dict[str, int] = {}
     with db.session() as session:
-        keyring = keys.open_keyring(settings, session)
+        keyring = master_key.open_keyring(settings, session)
         user = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, user, "CAD/EV/5")
         for name in ("old1", "old2", "fresh", "held", "exhibit"):
@@ -354,7 +358,7 @@ def test_purge_dry_run_lists_exactly_what_the_purge_deletes(settings: Settings) 
         tombstone = session.get(EvidenceFile, ids["old1"])
         assert tombstone.status == "deleted" and tombstone.wrapped_key is None
         assert tombstone.sha256 == hashlib.sha256(b"old1" * 100).hexdigest()
-    assert [a for a, _, _ in actions(db)].count("evidence.deleted") == 2
+    assert [a for a, _, _ in actions(db)].count("captures.deleted") == 2
     db.dispose()
     again = evr(settings, "purge", "--dry-run")
     assert "0 files to delete (dry run)" in again.stdout
@@ -423,7 +427,7 @@ async def test_an_export_bundle_verifies_and_tampering_fails(
     _tamper_zip(bundle, edited, "SHA256SUMS")
     result = evr(live_server.settings, "export", "verify", str(edited), "--public-key", str(key))
     assert result.returncode == 1 and "signature does not hold" in result.stderr
-    exported = [d for a, _, d in actions(live_server.db) if a == "evidence.exported"]
+    exported = [d for a, _, d in actions(live_server.db) if a == "captures.exported"]
     assert exported and exported[0]["files"] >= 4
     cli_bundle = tmp_path / "cli.zip"
     result = evr(live_server.settings, "export", "bundle", "CAD/EV/1", str(cli_bundle))
@@ -445,7 +449,7 @@ def test_backup_then_restore_onto_an_empty_box(
     db = Database(settings.effective_database_url)
     migrate.upgrade(db.engine)
     with db.session() as session:
-        keyring = keys.open_keyring(settings, session)
+        keyring = master_key.open_keyring(settings, session)
         user = add_user(session, "pc1", Role.HANDLER)
         for n in range(3):
             incident = add_incident(session, user, f"CAD/BK/{n}")
@@ -457,11 +461,11 @@ def test_backup_then_restore_onto_an_empty_box(
                 FileKind.SNAPSHOT,
                 incident.id or 0,
             )
-        invite, _, _ = calls.create_video_invite(
+        invite, _, _ = invites.create_invite(
             session, Actor("pc1"), incident, user, __import__("datetime").timedelta(hours=1)
         )
         call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
-        snapshot = evidence.store_snapshot(session, keyring, call, user, media_files.jpeg(), "")
+        snapshot = captures.store_snapshot(session, keyring, call, user, media_files.jpeg(), "")
         snapshot_id = snapshot.id
 
     def state(database: Database) -> tuple[list, list, int]:
@@ -531,7 +535,7 @@ def test_the_scheduled_purge_minimises_old_closed_incidents(settings: Settings) 
     db = Database(settings.effective_database_url)
     migrate.upgrade(db.engine)
     with db.session() as session:
-        keyring = keys.open_keyring(settings, session)
+        keyring = master_key.open_keyring(settings, session)
         user = add_user(session, "pc1", Role.HANDLER)
         old, recent, held = (add_incident(session, user, f"CAD/MIN/{n}") for n in range(3))
         for incident, days in ((old, 400), (recent, 10), (held, 400)):

@@ -11,9 +11,9 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, GuestInvite, Role
-from appliance.services import call_life, calls
 from appliance.services.audit import Actor
-from appliance.services.calls import Consent
+from appliance.services.calls import invites, life, states
+from appliance.services.calls.invites import Consent
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
@@ -29,12 +29,12 @@ async def officer(live_server: LiveServer) -> AsyncIterator[tuple[FormClient, st
     with live_server.db.session() as session:
         user = add_user(session, "pc4", Role.HANDLER)
         incident = add_incident(session, user, "CAD/G/1")
-        _, call, _ = calls.create_video_invite(
+        _, call, _ = invites.create_invite(
             session, Actor("pc4"), incident, user, timedelta(hours=1)
         )
-        calls.record_consent(session, call, Consent(True, False, False), "d" * 64, "t")
-        calls.caller_waiting(session, call, "t")
-        call_life.admit(session, live_server.settings, call, user, "t")
+        invites.record_consent(session, call, Consent(True, False, False), "d" * 64, "t")
+        states.caller_waiting(session, call, "t")
+        life.admit(session, live_server.settings, call, user, "t")
         public_id = call.public_id
     client = FormClient(live_server.base_url)
     await client.sign_in("pc4", PASSWORD)
@@ -113,7 +113,7 @@ async def test_a_guest_joins_by_role_and_the_officer_removes_them(
         ]
         # No media was offered here, so no guest.joined (the browser test sees that one).
         assert {"guest.invited", "guest.removed", "guest.link_refused"} <= set(actions)
-        call = calls.by_public_id(session, public_id)
+        call = states.by_public_id(session, public_id)
         assert call is not None and call.state == "connected"
 
 

@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, SharedLocation, User
-from appliance.services import call_life, calls
 from appliance.services.audit import Actor
+from appliance.services.calls import invites, life
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
@@ -26,8 +26,8 @@ def incident(live_server: LiveServer) -> tuple[Incident, User]:
 
 def _link(server: LiveServer, incident: Incident, user: User, ttl_hours: float = 24) -> str:
     with server.db.session() as session:
-        _, _, token = calls.create_video_invite(
-            session, Actor("pc1"), incident, user, timedelta(hours=ttl_hours), kind=calls.LOCATION
+        _, _, token = invites.create_invite(
+            session, Actor("pc1"), incident, user, timedelta(hours=ttl_hours), kind=invites.LOCATION
         )
     return token
 
@@ -38,7 +38,7 @@ async def _agree(client: FormClient, token: str) -> None:
     response, _ = await client.post(f"/v/{token}", {"consent": "yes"})
     assert response.headers["Location"] == f"/v/{token}/location"
     response, body = await client.get(f"/v/{token}/location")
-    assert response.status == 200 and "js/location.js" in body
+    assert response.status == 200 and "js/caller/location.js" in body
     assert "geolocation=(self)" in response.headers["Permissions-Policy"]
     assert "camera=()" in response.headers["Permissions-Policy"]
 
@@ -133,9 +133,7 @@ async def test_location_links_refuse_a_second_phone_expiry_and_revocation(
     finally:
         await other.close()
     with live_server.db.session() as session:
-        call_life.revoke(
-            session, live_server.settings, Actor("pc1"), session.exec(select(Call)).one()
-        )
+        life.revoke(session, live_server.settings, Actor("pc1"), session.exec(select(Call)).one())
     response, body = await _share(caller, token, "50.7", "-2.4", "10")
     assert response.status == 410 and _kept(live_server) == []
     expired = _link(live_server, incident, user, ttl_hours=-1)

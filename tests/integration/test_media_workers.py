@@ -19,9 +19,10 @@ from yarl import URL
 from appliance.config import Settings
 from appliance.live.hub import CallHub
 from appliance.models import CallState, Role
-from appliance.services import accounts, calls
 from appliance.services.audit import Actor
-from appliance.services.calls import Consent
+from appliance.services.calls import invites, states
+from appliance.services.calls.invites import Consent
+from appliance.services.identity import accounts
 from appliance.web import keys
 from media.workers import RoomProxy
 from tests.support.http import FormClient
@@ -77,10 +78,10 @@ def _invite(server: LiveServer, reference: str) -> tuple[str, str]:
     with server.db.session() as session:
         user = accounts.require(session, "pc1")
         incident = add_incident(session, user, reference)
-        _, call, token = calls.create_video_invite(
+        _, call, token = invites.create_invite(
             session, Actor("pc1"), incident, user, timedelta(hours=1)
         )
-        calls.record_consent(
+        invites.record_consent(
             session,
             call,
             Consent(video=True, recording=True, location=False),
@@ -129,7 +130,7 @@ def _room(server: LiveServer, public_id: str) -> RoomProxy:
 
 def _state(server: LiveServer, public_id: str) -> str:
     with server.db.session() as session:
-        call = calls.by_public_id(session, public_id)
+        call = states.by_public_id(session, public_id)
         assert call is not None
         return call.state
 
@@ -164,8 +165,8 @@ async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call
         assert (await _receive(first.caller_ws, "ended"))["state"] == "failed"
         assert _state(live_server, first.public_id) == CallState.FAILED
         with live_server.db.session() as session:
-            call = calls.by_public_id(session, first.public_id)
-            recordings = calls.recordings_of(session, call)
+            call = states.by_public_id(session, first.public_id)
+            recordings = states.recordings_of(session, call)
             assert [r.status for r in recordings] == ["partial"]
             assert recordings[0].size_bytes and recordings[0].sha256
 
@@ -201,9 +202,9 @@ async def test_a_call_both_sides_left_ends_as_abandoned_and_one_side_keeps_it(
             assert asyncio.get_running_loop().time() < deadline, "the abandoned call stayed up"
             await asyncio.sleep(0.2)
         with live_server.db.session() as session:
-            call = calls.by_public_id(session, left.public_id)
+            call = states.by_public_id(session, left.public_id)
             assert call is not None and call.end_reason == "abandoned"
-            [recording] = calls.recordings_of(session, call)
+            [recording] = states.recordings_of(session, call)
             assert recording.status == "complete"  # closed and hashed, not cut short
         await asyncio.sleep(3)  # two more sampler periods: the handler is still there
         assert _state(live_server, kept.public_id) == CallState.CONNECTED

@@ -20,9 +20,9 @@ from appliance.models import AuditEvent, MessageStatus, OutboundMessage
 from appliance.notify import Delivery, GovukNotifyNotifier, SmsMessage
 from appliance.notify.dispatcher import Dispatcher
 from appliance.notify.govuk_notify import make_jwt
-from appliance.services import messages
 from appliance.services.audit import Actor
-from appliance.services.messages import RetryPolicy
+from appliance.services.outbox import messages
+from appliance.services.outbox.messages import RetryPolicy
 from tests.support.live import free_port
 from tests.support.sms_gateways import Clock, NotifyContract, sms_counts
 

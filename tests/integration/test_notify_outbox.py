@@ -18,9 +18,12 @@ from appliance.db import Database
 from appliance.models import AuditEvent, MessageStatus, OutboundMessage, Role, utcnow
 from appliance.notify import DeliveryResult, OutboxNotifier
 from appliance.notify.dispatcher import Dispatcher
-from appliance.services import accounts, calls, incidents, messages
 from appliance.services.audit import Actor
-from appliance.services.messages import MessageError, RetryPolicy
+from appliance.services.calls import invites
+from appliance.services.identity import accounts
+from appliance.services.intake import incidents
+from appliance.services.outbox import messages
+from appliance.services.outbox.messages import MessageError, RetryPolicy
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.sms_gateways import sms_counts
@@ -157,7 +160,7 @@ async def test_an_invite_wired_to_its_incident_and_call(db: Database) -> None:
             caller_name="Ann Other",
             caller_phone="07700 900789",
         )
-        _, call, token = calls.create_video_invite(
+        _, call, token = invites.create_invite(
             session, Actor("handler1"), incident, user, timedelta(hours=1)
         )
         message = messages.queue_sms(

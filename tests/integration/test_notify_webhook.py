@@ -14,9 +14,9 @@ from appliance.db import Database
 from appliance.models import MessageStatus, OutboundMessage
 from appliance.notify import Delivery, SmsMessage, WebhookNotifier
 from appliance.notify.dispatcher import Dispatcher
-from appliance.services import messages
 from appliance.services.audit import Actor
-from appliance.services.messages import RetryPolicy
+from appliance.services.outbox import messages
+from appliance.services.outbox.messages import RetryPolicy
 from tests.support.live import free_port
 from tests.support.sms_gateways import Clock, WebhookGateway, sms_counts
 

@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Incident, IncidentNote, Role, ThriveAssessment
-from appliance.services import incidents
 from appliance.services.audit import Actor
+from appliance.services.intake import incidents
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_user

@@ -18,9 +18,11 @@ from yarl import URL
 
 from appliance.db import Database
 from appliance.models import CallState, Role, User
-from appliance.services import accounts, calls, measures
 from appliance.services.audit import Actor
-from appliance.services.calls import Consent
+from appliance.services.calls import invites, states
+from appliance.services.calls.invites import Consent
+from appliance.services.evaluation import measures
+from appliance.services.identity import accounts
 from appliance.web import keys
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
@@ -79,12 +81,12 @@ async def test_a_report_being_computed_does_not_delay_a_signalling_write(
         user = add_user(session, "sup1", Role.SUPERVISOR)
         officer = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, officer, "CAD/READ/1")
-        _, call, token = calls.create_video_invite(
+        _, call, token = invites.create_invite(
             session, Actor("pc1"), incident, officer, timedelta(hours=1)
         )
         device_hash = hashlib.sha256(DEVICE.encode()).hexdigest()
-        calls.record_consent(session, call, Consent(True, False, False), device_hash, "")
-        calls.move(session, call, CallState.WAITING, Actor("caller"))
+        invites.record_consent(session, call, Consent(True, False, False), device_hash, "")
+        states.move(session, call, CallState.WAITING, Actor("caller"))
         assert user.id is not None
     supervisor = FormClient(live_server.base_url)
     await supervisor.sign_in("sup1", PASSWORD)
@@ -104,9 +106,9 @@ async def test_a_report_being_computed_does_not_delay_a_signalling_write(
                     break
         assert not page.done() and not finish.is_set(), "the report had finished first"
         with live_server.db.reader() as session:
-            assert [m.body for m in calls.chat_of(session, calls.get(session, call.public_id))] == [
-                "are you still there?"
-            ]
+            assert [
+                m.body for m in states.chat_of(session, states.get(session, call.public_id))
+            ] == ["are you still there?"]
         finish.set()
         response, body = await page
         assert response.status == 200 and "Evaluation" in body

@@ -27,11 +27,13 @@ from appliance.models import (
     RvrCase,
     utcnow,
 )
-from appliance.services import calls, dash, queue, rvr
 from appliance.services.audit import Actor
-from appliance.services.dash import DashError
-from appliance.services.rvr import SAFETY_QUESTIONS
-from appliance.web.api_schemas import IncidentOut
+from appliance.services.calls import invites
+from appliance.services.intake import queue
+from appliance.services.rvr import dash, track
+from appliance.services.rvr.dash import DashError
+from appliance.services.rvr.track import SAFETY_QUESTIONS
+from appliance.web.api.schemas import IncidentOut
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
@@ -60,7 +62,7 @@ def test_rvr_work_goes_above_grade_3_work_even_when_that_is_overdue(
         first = rows[0]
         assert first.incident.cad_reference == "CAD/RVR/1"
         assert first.rvr and first.target_at - first.incident.received_at == timedelta(minutes=15)
-        assert [r.incident.cad_reference for r in rvr.waiting(session, settings)] == ["CAD/RVR/1"]
+        assert [r.incident.cad_reference for r in track.waiting(session, settings)] == ["CAD/RVR/1"]
 
 
 def test_an_rvr_officer_takes_the_next_one_and_then_none_is_left(
@@ -71,11 +73,11 @@ def test_an_rvr_officer_takes_the_next_one_and_then_none_is_left(
         add_incident(session, None, "CAD/G3/1")
         add_incident(session, None, "CAD/RVR/2", category=DA)
     with db.session() as session:
-        taken = rvr.take_next(session, settings, Actor("rvr1"), officer)
+        taken = track.take_next(session, settings, Actor("rvr1"), officer)
         assert taken is not None and taken.cad_reference == "CAD/RVR/2"
         assert taken.owner_id == officer.id
     with db.session() as session:
-        assert rvr.take_next(session, settings, Actor("rvr1"), officer) is None
+        assert track.take_next(session, settings, Actor("rvr1"), officer) is None
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -153,7 +155,7 @@ async def test_a_no_on_any_safety_question_sends_no_sms_and_says_what_to_do(
             assert incident.eligibility == "ineligible"
             assert session.exec(select(RvrCase)).one().safety_passed is False
     with live_server.db.session() as session:
-        passes = session.exec(select(AuditEvent).where(AuditEvent.action == "rvr.safety")).all()
+        passes = session.exec(select(AuditEvent).where(AuditEvent.action == "track.safety")).all()
         assert [e.detail["passed"] for e in passes] == [False] * len(SAFETY_QUESTIONS)
 
     response, _ = await _safety(client, incident_id, ALL_YES)
@@ -235,8 +237,8 @@ async def test_collection_pages_carry_the_quick_exit_and_no_store_too(
     with live_server.db.session() as session:
         handler = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, handler, "CAD/UP/1")
-        _, _, token = calls.create_video_invite(
-            session, Actor("pc1"), incident, handler, timedelta(hours=1), kind=calls.UPLOAD
+        _, _, token = invites.create_invite(
+            session, Actor("pc1"), incident, handler, timedelta(hours=1), kind=invites.UPLOAD
         )
     response, body = await caller.get(f"/v/{token}")
     assert response.headers["Cache-Control"] == "no-store"

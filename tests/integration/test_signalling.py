@@ -19,9 +19,11 @@ from pydantic import SecretStr
 from yarl import URL
 
 from appliance.models import Call, CallState, Invite, Role, utcnow
-from appliance.services import accounts, calls, incidents
 from appliance.services.audit import Actor
-from appliance.services.calls import Consent
+from appliance.services.calls import invites, states
+from appliance.services.calls.invites import Consent
+from appliance.services.identity import accounts
+from appliance.services.intake import incidents
 from appliance.web import keys
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
@@ -62,11 +64,11 @@ def _invite(server: LiveServer, owner: str, reference: str, consent: bool = True
             caller_name="Jane Marple",
             caller_phone="07700900123",
         )
-        _, call, token = calls.create_video_invite(
+        _, call, token = invites.create_invite(
             session, Actor(owner), incident, user, timedelta(hours=1)
         )
         if consent:
-            calls.record_consent(
+            invites.record_consent(
                 session,
                 call,
                 Consent(True, False, False),
@@ -146,7 +148,7 @@ async def test_bad_messages_get_an_error_and_break_nothing(
         await bystander.send_str('{"type": "ping"}')
         assert (await _receive(bystander, "pong"))["type"] == "pong"
     with live_server.db.session() as session:
-        assert calls.by_public_id(session, other.call.public_id).state == CallState.INVITED
+        assert states.by_public_id(session, other.call.public_id).state == CallState.INVITED
 
 
 async def test_who_may_open_a_socket(live_server: LiveServer, http: aiohttp.ClientSession) -> None:
@@ -226,7 +228,7 @@ async def test_an_expired_link_shows_a_plain_page_and_opens_no_socket(
             pass
     assert raised.value.status == 403
     with live_server.db.session() as session:
-        assert calls.by_public_id(session, invited.call.public_id).state == CallState.EXPIRED
+        assert states.by_public_id(session, invited.call.public_id).state == CallState.EXPIRED
 
 
 async def test_hello_carries_turn_credentials_minted_for_the_call(

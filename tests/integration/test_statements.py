@@ -17,10 +17,12 @@ from sqlmodel import Session, select
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import AuditEvent, Call, Incident, Role, Statement, User
-from appliance.services import calls, keys, statements
 from appliance.services.audit import Actor
-from appliance.services.calls import Consent
-from appliance.services.statements import (
+from appliance.services.calls import invites
+from appliance.services.calls.invites import Consent
+from appliance.services.evidence import master_key
+from appliance.services.record import statements
+from appliance.services.record.statements import (
     StatementConflict,
     StatementError,
     StatementNotKept,
@@ -39,10 +41,10 @@ def scene(db: Database) -> tuple[int, int, int]:
     with db.session() as session:
         officer = add_user(session, "pc7", Role.HANDLER, display_name="PC 7 Ellis")
         incident = add_incident(session, officer, "CAD/ST/1")
-        _, call, _ = calls.create_video_invite(
+        _, call, _ = invites.create_invite(
             session, Actor("pc7"), incident, officer, timedelta(hours=1)
         )
-        calls.record_consent(session, call, Consent(True, True, False), DEVICE, "test")
+        invites.record_consent(session, call, Consent(True, True, False), DEVICE, "test")
         session.flush()
         return officer.id or 0, incident.id or 0, call.id or 0
 
@@ -67,7 +69,7 @@ def _sign(
 ) -> Statement:
     """The caller signs the statement on the scene's call, as the sign route does."""
     _, _, call = _load(session, scene)
-    keyring = keys.open_keyring(settings, session)
+    keyring = master_key.open_keyring(settings, session)
     png = signature_png() if png is None else png
     return statements.sign(session, settings, keyring, call, statement_id, name, png, "t")
 
@@ -97,7 +99,7 @@ def test_signed_statement_becomes_a_pdf_with_signature_and_hash(
         signed = statements.sign(
             session,
             settings,
-            keys.open_keyring(settings, session),
+            master_key.open_keyring(settings, session),
             call,
             statement_id,
             " Jane  Marple ",

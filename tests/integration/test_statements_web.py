@@ -10,10 +10,11 @@ from datetime import timedelta
 from sqlmodel import select
 
 from appliance.models import Role, Statement
-from appliance.services import call_life, calls, statements
 from appliance.services.audit import Actor
-from appliance.services.calls import Consent
-from appliance.services.statements import Witness
+from appliance.services.calls import invites, life, states
+from appliance.services.calls.invites import Consent
+from appliance.services.record import statements
+from appliance.services.record.statements import Witness
 from appliance.web import keys
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
@@ -27,13 +28,13 @@ def _ended_call_with_a_statement_sent(server: LiveServer) -> str:
     with server.db.session() as session:
         officer = add_user(session, "pc3", Role.HANDLER)
         incident = add_incident(session, officer, "CAD/SW/1")
-        _, call, token = calls.create_video_invite(
+        _, call, token = invites.create_invite(
             session, Actor("pc3"), incident, officer, timedelta(hours=1)
         )
         device_hash = hashlib.sha256(DEVICE.encode()).hexdigest()
-        calls.record_consent(session, call, Consent(True, False, False), device_hash, "t")
-        calls.caller_waiting(session, call, "t")
-        call_life.admit(session, server.settings, call, officer, "t")
+        invites.record_consent(session, call, Consent(True, False, False), device_hash, "t")
+        states.caller_waiting(session, call, "t")
+        life.admit(session, server.settings, call, officer, "t")
         statements.save(
             session,
             Actor("pc3"),
@@ -44,7 +45,7 @@ def _ended_call_with_a_statement_sent(server: LiveServer) -> str:
             call,
         )
         statements.send(session, Actor("pc3"), incident, call)
-        call_life.end(session, server.settings, call, Actor("pc3"), "handler_ended")
+        life.end(session, server.settings, call, Actor("pc3"), "handler_ended")
     return token
 
 

@@ -23,8 +23,10 @@ from appliance.models import (
     User,
     utcnow,
 )
-from appliance.services import call_life, calls, incidents, survey, trial
 from appliance.services.audit import Actor
+from appliance.services.calls import invites, life, states
+from appliance.services.evaluation import survey, trial
+from appliance.services.intake import incidents
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
@@ -43,7 +45,7 @@ def _ended_call(server: LiveServer, ref: str, category: str = "Theft") -> tuple[
         session.flush()
         incident = add_incident(session, user, ref, category=category)
         incidents.record_eligibility(session, ACTOR, user, incident, ["ok"], [True])
-        _, _, token = calls.create_video_invite(session, ACTOR, incident, user, timedelta(hours=1))
+        _, _, token = invites.create_invite(session, ACTOR, incident, user, timedelta(hours=1))
         return incident.id or 0, token
 
 
@@ -56,13 +58,13 @@ async def _consent(caller: FormClient, token: str) -> None:
 def _connect_and_end(server: LiveServer, token: str) -> None:
     with server.db.session() as session:
         invite = session.exec(
-            select(Invite).where(Invite.token_hash == calls.hash_token(token))
+            select(Invite).where(Invite.token_hash == invites.hash_token(token))
         ).one()
         call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
         user = session.exec(select(User).where(User.username == "pc1")).one()
-        calls.caller_waiting(session, call, "t")
-        call_life.admit(session, server.settings, call, user, "t")
-        call_life.end(session, server.settings, call, ACTOR, "handler_ended")
+        states.caller_waiting(session, call, "t")
+        life.admit(session, server.settings, call, user, "t")
+        life.end(session, server.settings, call, ACTOR, "handler_ended")
 
 
 def _survey_sms(server: LiveServer, incident_id: int) -> OutboundMessage | None:

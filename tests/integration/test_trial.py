@@ -20,10 +20,12 @@ from appliance.models import (
     User,
     utcnow,
 )
-from appliance.services import calls, incidents, trial
 from appliance.services.audit import Actor
-from appliance.services.calls import CallError
-from appliance.services.trial import TrialError
+from appliance.services.calls import invites
+from appliance.services.calls.states import CallError
+from appliance.services.evaluation import trial
+from appliance.services.evaluation.trial import TrialError
+from appliance.services.intake import incidents
 from tests.support.staff import add_incident, add_user
 
 ACTOR = Actor("sup1")
@@ -195,7 +197,7 @@ def test_the_usual_arm_gets_no_video_invite_and_records_the_visit(
         pending = _eligible(session, user, "CAD/T/P")
         trial.record_consent(session, ACTOR, user, pending, True)
         with pytest.raises(CallError, match="reveal the trial allocation"):
-            calls.create_video_invite(session, ACTOR, pending, user, timedelta(hours=1))
+            invites.create_invite(session, ACTOR, pending, user, timedelta(hours=1))
         i = 0
         while len(by_arm) < 2:
             incident = _eligible(session, user, f"CAD/T/A{i}")
@@ -203,9 +205,9 @@ def test_the_usual_arm_gets_no_video_invite_and_records_the_visit(
             by_arm.setdefault(trial.reveal(session, ACTOR, user, incident), incident)
             i += 1
         usual, video = by_arm["usual"], by_arm["video"]
-        calls.create_video_invite(session, ACTOR, video, user, timedelta(hours=1))
+        invites.create_invite(session, ACTOR, video, user, timedelta(hours=1))
         with pytest.raises(CallError, match="usual-response arm"):
-            calls.create_video_invite(session, ACTOR, usual, user, timedelta(hours=1))
+            invites.create_invite(session, ACTOR, usual, user, timedelta(hours=1))
         with pytest.raises(TrialError, match="only an incident allocated to the usual"):
             trial.record_in_person(session, ACTOR, user, video, settings, "advice_given")
         with pytest.raises(TrialError, match="from the list"):

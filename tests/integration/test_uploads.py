@@ -12,8 +12,9 @@ import pytest
 from sqlmodel import select
 
 from appliance.models import AuditEvent, Call, CallState, Incident, Role, UploadedItem, User
-from appliance.services import call_life, calls, uploads
 from appliance.services.audit import Actor
+from appliance.services.calls import invites, life
+from appliance.services.intake import uploads
 from tests.support import media_files
 from tests.support.evidence import files_containing, opened
 from tests.support.http import FormClient
@@ -33,13 +34,13 @@ def incident(live_server: LiveServer) -> tuple[Incident, User]:
 
 def _link(server: LiveServer, incident: Incident, user: User, ttl_hours: float = 24) -> str:
     with server.db.session() as session:
-        _, _, token = calls.create_video_invite(
+        _, _, token = invites.create_invite(
             session,
             Actor("pc1"),
             incident,
             user,
             timedelta(hours=ttl_hours),
-            kind=calls.UPLOAD,
+            kind=invites.UPLOAD,
         )
     return token
 
@@ -219,9 +220,7 @@ async def test_a_second_phone_an_expired_or_revoked_link_is_refused(
     assert _items(live_server) == []
 
     with live_server.db.session() as session:
-        call_life.revoke(
-            session, live_server.settings, Actor("pc1"), session.exec(select(Call)).one()
-        )
+        life.revoke(session, live_server.settings, Actor("pc1"), session.exec(select(Call)).one())
     response, body = await _upload(caller, token, [("a.jpg", media_files.jpeg(), "image/jpeg")])
     assert response.status == 410 and "no longer in use" in body
     assert _items(live_server) == []
@@ -247,13 +246,13 @@ async def test_an_upload_without_the_csrf_token_is_refused(
 async def test_an_upload_link_sms_says_what_it_is_for(live_server: LiveServer, incident) -> None:
     incident, user = incident
     with live_server.db.session() as session:
-        _, message, _ = calls.create_sms_invite(
+        _, message, _ = invites.create_sms_invite(
             session,
             Actor("pc1"),
             incident,
             user,
             live_server.settings,
             safe_to_contact=True,
-            kind=calls.UPLOAD,
+            kind=invites.UPLOAD,
         )
         assert "photos and videos" in message.body and "video call" not in message.body

@@ -20,8 +20,8 @@ from appliance import logs
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import AuditEvent, Role, User, WebSession, utcnow
-from appliance.services import accounts
 from appliance.services.audit import Actor
+from appliance.services.identity import accounts
 from appliance.web import keys
 from appliance.web.access import grants, public
 from appliance.web.app import create_app

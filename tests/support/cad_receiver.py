@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 from aiohttp import web
 
-from appliance.web.api_schemas import openapi_document
+from appliance.web.api.schemas import openapi_document
 from tests.support.sms_gateways import _Server
 
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from appliance.config import Settings
 from appliance.db import Database
-from appliance.services import keys, sealing
+from appliance.services.evidence import master_key, sealing
 
 
 def opened(settings: Settings, db: Database, path: Path | str) -> bytes:
     """The plaintext of the sealed file at ``path``, through its row and the master key."""
     with db.session() as session:
-        keyring = keys.open_keyring(settings, session)
+        keyring = master_key.open_keyring(settings, session)
         file = sealing.file_at(session, keyring, path)
         assert file is not None, f"no evidence row for {path}"
         return sealing.open_bytes(keyring, file)

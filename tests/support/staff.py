@@ -7,8 +7,9 @@ from typing import Any
 from sqlmodel import Session
 
 from appliance.models import Incident, Role, User
-from appliance.services import accounts, incidents
 from appliance.services.audit import Actor
+from appliance.services.identity import accounts
+from appliance.services.intake import incidents
 
 PASSWORD = "a long enough passphrase"
 

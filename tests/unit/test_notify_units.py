@@ -15,7 +15,7 @@ from appliance.notify import GovukNotifyNotifier, OutboxNotifier, WebhookNotifie
 from appliance.notify.base import SmsMessage, parse_retry_after
 from appliance.notify.govuk_notify import ApiKeyError, make_jwt, split_api_key
 from appliance.notify.webhook import encode, signature, verify
-from appliance.services.messages import RetryPolicy, invite_text
+from appliance.services.outbox.messages import RetryPolicy, invite_text
 
 SERVICE_ID = "26785a09-ab16-4eb0-8407-a37497a57506"
 SECRET = "3d844edf-8d35-48ac-975b-e847b4f122b0"

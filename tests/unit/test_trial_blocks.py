@@ -9,7 +9,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appliance.services.trial import draw_block, sequence
+from appliance.services.evaluation.trial import draw_block, sequence
 
 SIZES = (4, 6)
 
@@ -39,7 +39,7 @@ def test_the_same_seed_reproduces_the_sequence_in_another_process() -> None:
     """String seeds hash with SHA-512, not Python's per-process hash: a fresh process agrees."""
     here = sequence(123456789, "Burglary", 60, SIZES)
     code = (
-        "from appliance.services.trial import sequence;"
+        "from appliance.services.evaluation.trial import sequence;"
         "print(','.join(sequence(123456789, 'Burglary', 60, (4, 6))))"
     )
     there = subprocess.run(

@@ -1,0 +1,175 @@
+"""What each move of a call means beyond its state: one function per move.
+
+``calls`` holds the state machine; this module decides what else a move brings, in
+the same transaction as the move and only when the state really moved: the survey
+offer, the booked appointment kept, the CAD event, the count. Each function returns
+whether it moved the call, so a second "End", a revoke after the caller left, or a
+crash recovery of a call that had already ended changes nothing and tells nobody.
+
+The hub and the web handlers call these and then only translate: they hang up the
+live room and tell the pages. RVR's "caller not safe" (``rvr.not_safe``) ends each live
+call of the incident through ``end``. Senders wake after the commit (``db.wake_after_commit``).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from appliance import metrics
+from appliance.config import Settings
+from appliance.models import (
+    ACTIVE_APPOINTMENT_STATES,
+    FINAL_STATES,
+    Appointment,
+    AppointmentState,
+    Call,
+    CallState,
+    Invite,
+    OutboundMessage,
+    Recording,
+    User,
+    utcnow,
+)
+from appliance.services import audit
+from appliance.services.audit import Actor
+from appliance.services.calls import states
+from appliance.services.evaluation import survey
+from appliance.services.evidence import captures
+from appliance.services.evidence.master_key import Keyring
+from appliance.services.outbox import cad, messages
+
+QUICK_EXIT = "quick_exit"
+NOT_SAFE = "caller_not_safe"
+ABANDONED = "abandoned"
+REVOKED = "revoked"
+RESTARTED = "appliance_restarted"
+MEDIA_FAILED = "media_failed"
+
+
+def admit(session: Session, settings: Settings, call: Call, handler: User, source: str) -> bool:
+    """Connect a waiting call: the handler is recorded, a booked appointment whose link
+    this was is kept (its unsent reminder withdrawn), and the CAD hears
+    ``call.connected``. False when the call was not waiting (already connected)."""
+    if CallState(call.state) is not CallState.WAITING:
+        if CallState(call.state) is CallState.CONNECTED:
+            return False
+        raise states.CallError(f"the call is {call.state}: there is nobody to admit")
+    actor = Actor(handler.username, source)
+    call.handler_id = handler.id
+    states.move(session, call, CallState.CONNECTED, actor)
+    _keep_appointment(session, actor, call)
+    cad.queue_event(
+        session,
+        settings,
+        "call.connected",
+        call.incident_id,
+        {"call": {"id": call.public_id, "officer": handler.display_name}},
+    )
+    return True
+
+
+def end(session: Session, settings: Settings, call: Call, actor: Actor, reason: str) -> bool:
+    """End a live call, or cancel one nobody joined yet; the caller is offered the
+    survey (a connected video call only) and the CAD hears ``call.ended``."""
+    state = CallState(call.state)
+    if state in FINAL_STATES:
+        return False
+    to = CallState.CANCELLED if state is CallState.INVITED else CallState.ENDED
+    states.move(session, call, to, actor, reason=reason)
+    survey.after_call(session, settings, call)
+    _ended(session, settings, call, reason)
+    return True
+
+
+def fail(session: Session, settings: Settings, call: Call, reason: str) -> bool:
+    """The call's media is gone (a dead worker, a crash): it fails, the CAD is told."""
+    if CallState(call.state) in FINAL_STATES:
+        return False
+    states.move(session, call, CallState.FAILED, Actor(audit.SYSTEM), reason=reason)
+    _ended(session, settings, call, reason)
+    return True
+
+
+def abandon(session: Session, settings: Settings, call: Call) -> bool:
+    """Both sides left a connected call and nobody came back in time."""
+    return end(session, settings, call, Actor(audit.SYSTEM), ABANDONED)
+
+
+def quick_exit(session: Session, settings: Settings, call: Call, source: str) -> bool:
+    """The caller left through the quick exit: the call ends (or the link is spent)."""
+    return end(session, settings, call, Actor("caller", source), QUICK_EXIT)
+
+
+def revoke(session: Session, settings: Settings, actor: Actor, call: Call) -> bool:
+    """Withdraw the link; a call nobody has joined yet, or a caller still waiting, is
+    cancelled. A connected call goes on (the officer ends it). True when the call moved."""
+    invite = session.get(Invite, call.invite_id)
+    assert invite is not None
+    if invite.revoked_at is None:
+        invite.revoked_at = utcnow()
+        session.add(invite)
+        audit.record(session, actor, "invite.revoked", object_type="call", object_id=call.public_id)
+    if CallState(call.state) not in (CallState.INVITED, CallState.WAITING):
+        return False
+    states.move(session, call, CallState.CANCELLED, actor, reason=REVOKED)
+    _ended(session, settings, call, REVOKED)
+    return True
+
+
+def recover_after_crash(session: Session, settings: Settings, keyring: Keyring) -> list[Call]:
+    """At start-up: calls that were live when the process died fail, and the CAD hears
+    each end once. Every recording left open is kept as partial, measured and hashed,
+    including one whose call had ended just before the recorder was closed."""
+    left_open = session.exec(select(Recording).where(Recording.status == "recording")).all()
+    for recording in left_open:
+        call = session.get(Call, recording.call_id)
+        assert call is not None
+        captures.recording_interrupted(session, keyring, call, recording)
+    interrupted = list(
+        session.exec(
+            select(Call).where(
+                col(Call.state).in_([CallState.WAITING.value, CallState.CONNECTED.value])
+            )
+        ).all()
+    )
+    for call in interrupted:
+        fail(session, settings, call, RESTARTED)
+    return interrupted
+
+
+def _ended(session: Session, settings: Settings, call: Call, reason: str) -> None:
+    cad.queue_event(
+        session,
+        settings,
+        "call.ended",
+        call.incident_id,
+        {"call": {"id": call.public_id, "state": call.state, "reason": reason}},
+    )
+    metrics.CALLS_ENDED.labels(call.state).inc()
+
+
+def _keep_appointment(session: Session, actor: Actor, call: Call) -> None:
+    appointment = session.exec(
+        select(Appointment)
+        .where(Appointment.call_public_id == call.public_id)
+        .where(col(Appointment.state).in_([s.value for s in ACTIVE_APPOINTMENT_STATES]))
+    ).first()
+    if appointment is None:
+        return
+    appointment.state = AppointmentState.DONE.value
+    session.add(appointment)
+    reminder = (
+        session.get(OutboundMessage, appointment.reminder_message_id)
+        if appointment.reminder_message_id
+        else None
+    )
+    if reminder is not None:  # joined early: the reminder would only confuse
+        messages.cancel(session, actor, reminder)
+    audit.record(
+        session,
+        actor,
+        "appointment.kept",
+        object_type="call",
+        object_id=call.public_id,
+        detail={"appointment": appointment.id},
+    )

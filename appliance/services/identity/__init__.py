@@ -1,0 +1,1 @@
+"""Who may use the box: staff accounts, passwords, web sessions, CAD API keys."""

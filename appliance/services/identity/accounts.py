@@ -1,0 +1,356 @@
+"""Users, roles, sign-in with lockout, and password changes: all audited."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlmodel import Session, col, delete, select
+
+from appliance.config import Settings
+from appliance.models import Role, User, UserRole, utcnow
+from appliance.services import audit
+from appliance.services.audit import Actor
+from appliance.services.identity import web_sessions
+from appliance.services.identity.passwords import (
+    generate_password,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+MAX_LOCK = timedelta(hours=24)
+
+
+class AccountError(ValueError):
+    """A request about an account that cannot be done; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    min_length: int = 12
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PasswordPolicy:
+        return cls(min_length=settings.password_min_length)
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    max_failures: int = 5
+    lockout_seconds: int = 300
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LockoutPolicy:
+        return cls(settings.login_max_failures, settings.login_lockout_seconds)
+
+    def lock_length(self, lockouts: int) -> timedelta:
+        return min(timedelta(seconds=self.lockout_seconds * 2 ** (lockouts - 1)), MAX_LOCK)
+
+
+@dataclass
+class UserView:
+    user: User
+    roles: set[Role] = field(default_factory=set)
+
+
+def parse_roles(names: Iterable[str]) -> set[Role]:
+    roles = set()
+    for name in names:
+        try:
+            roles.add(Role(name.strip()))
+        except ValueError:
+            allowed = ", ".join(r.value for r in Role)
+            raise AccountError(f"unknown role {name!r}: choose from {allowed}") from None
+    return roles
+
+
+def get_by_username(session: Session, username: str) -> User | None:
+    return session.exec(select(User).where(User.username == username.strip().lower())).first()
+
+
+def require(session: Session, username: str) -> User:
+    user = get_by_username(session, username)
+    if user is None:
+        raise AccountError(f"no user named {username!r}")
+    return user
+
+
+def roles_of(session: Session, user_id: int) -> set[Role]:
+    rows = session.exec(select(UserRole.role).where(UserRole.user_id == user_id)).all()
+    return {Role(r) for r in rows}
+
+
+def list_users(session: Session) -> list[UserView]:
+    users = session.exec(select(User).order_by(col(User.username))).all()
+    roles: dict[int, set[Role]] = {}
+    for link in session.exec(select(UserRole)).all():
+        roles.setdefault(link.user_id, set()).add(Role(link.role))
+    return [UserView(u, roles.get(u.id or 0, set())) for u in users]
+
+
+def check_password_policy(password: str, username: str, policy: PasswordPolicy) -> None:
+    if len(password) < policy.min_length:
+        raise AccountError(f"the password must be at least {policy.min_length} characters")
+    if username and username.lower() in password.lower():
+        raise AccountError("the password must not contain the username")
+    if len(set(password)) < 4:
+        raise AccountError("the password is too simple")
+
+
+def create_user(
+    session: Session,
+    actor: Actor,
+    username: str,
+    display_name: str,
+    roles: Iterable[Role],
+    password: str | None = None,
+    policy: PasswordPolicy | None = None,
+) -> tuple[User, str]:
+    """Create an account that must change its password at first sign-in.
+
+    Returns the user and the one-time password (generated unless given).
+    """
+    username = username.strip().lower()
+    if not USERNAME_RE.match(username):
+        raise AccountError(
+            "a username is 2–64 characters: lower-case letters, digits, '.', '_' or '-'"
+        )
+    display_name = display_name.strip()
+    if not display_name or len(display_name) > 120:
+        raise AccountError("a display name of 1–120 characters is needed")
+    if get_by_username(session, username) is not None:
+        raise AccountError(f"a user named {username!r} already exists")
+    role_set = set(roles)
+    if not role_set:
+        raise AccountError("give the user at least one role")
+    if password is None:
+        password = generate_password()
+    else:
+        check_password_policy(password, username, policy or PasswordPolicy())
+    user = User(username=username, display_name=display_name, password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    assert user.id is not None
+    for role in sorted(role_set):
+        session.add(UserRole(user_id=user.id, role=role.value))
+    audit.record(
+        session,
+        actor,
+        "user.created",
+        object_type="user",
+        object_id=username,
+        detail={"roles": sorted(r.value for r in role_set)},
+    )
+    return user, password
+
+
+def _active_admins(session: Session) -> set[int]:
+    rows = session.exec(
+        select(User.id)
+        .join(UserRole, col(UserRole.user_id) == col(User.id))
+        .where(UserRole.role == Role.ADMIN.value, col(User.disabled).is_(False))
+    ).all()
+    return {r for r in rows if r is not None}
+
+
+def _guard_last_admin(session: Session, user: User, losing_admin: bool) -> None:
+    if losing_admin and _active_admins(session) == {user.id}:
+        raise AccountError("this is the last active admin: make another admin first")
+
+
+def set_roles(session: Session, actor: Actor, username: str, roles: Iterable[Role]) -> User:
+    user = require(session, username)
+    assert user.id is not None
+    new = set(roles)
+    if not new:
+        raise AccountError("give the user at least one role")
+    old = roles_of(session, user.id)
+    if new == old:
+        return user
+    _guard_last_admin(session, user, Role.ADMIN in old and Role.ADMIN not in new)
+    session.exec(delete(UserRole).where(col(UserRole.user_id) == user.id))
+    for role in sorted(new):
+        session.add(UserRole(user_id=user.id, role=role.value))
+    audit.record(
+        session,
+        actor,
+        "user.roles_changed",
+        object_type="user",
+        object_id=user.username,
+        detail={"from": sorted(r.value for r in old), "to": sorted(r.value for r in new)},
+    )
+    return user
+
+
+def set_disabled(session: Session, actor: Actor, username: str, disabled: bool) -> User:
+    user = require(session, username)
+    assert user.id is not None
+    if user.disabled == disabled:
+        return user
+    if disabled:
+        _guard_last_admin(session, user, Role.ADMIN in roles_of(session, user.id))
+    user.disabled = disabled
+    session.add(user)
+    if disabled:
+        web_sessions.end_all_for(session, user.id)
+    audit.record(
+        session,
+        actor,
+        "user.disabled" if disabled else "user.enabled",
+        object_type="user",
+        object_id=user.username,
+    )
+    return user
+
+
+def reset_password(session: Session, actor: Actor, username: str) -> tuple[User, str]:
+    """Set a new one-time password, lift any lock and sign the user out everywhere."""
+    user = require(session, username)
+    assert user.id is not None
+    password = generate_password()
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    user.failed_logins = 0
+    user.lockouts = 0
+    user.locked_until = None
+    session.add(user)
+    web_sessions.end_all_for(session, user.id)
+    audit.record(session, actor, "user.password_reset", object_type="user", object_id=user.username)
+    return user, password
+
+
+class SignInStatus(StrEnum):
+    OK = "ok"
+    WRONG = "wrong"
+    LOCKED = "locked"
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    status: SignInStatus
+    user: User | None = None
+    locked_until: datetime | None = None
+
+
+def sign_in(
+    session: Session, username: str, password: str, source: str, policy: LockoutPolicy
+) -> SignInResult:
+    """Check a password, counting failures towards a lock that doubles each time."""
+    now = utcnow()
+    user = get_by_username(session, username)
+    attempted = username.strip().lower()[:64]
+    if user is None:
+        verify_password(None, password)
+        audit.record(
+            session,
+            Actor("anonymous", source),
+            "login.failed",
+            object_type="user",
+            object_id=attempted,
+            detail={"reason": "unknown_user"},
+        )
+        return SignInResult(SignInStatus.WRONG)
+    actor = Actor(user.username, source)
+    if user.locked_until is not None and user.locked_until > now:
+        verify_password(None, password)
+        audit.record(
+            session,
+            actor,
+            "login.refused",
+            object_type="user",
+            object_id=user.username,
+            detail={"reason": "locked"},
+        )
+        return SignInResult(SignInStatus.LOCKED, locked_until=user.locked_until)
+    if not verify_password(user.password_hash, password) or user.disabled:
+        reason = "disabled" if user.disabled else "wrong_password"
+        audit.record(
+            session,
+            actor,
+            "login.failed",
+            object_type="user",
+            object_id=user.username,
+            detail={"reason": reason},
+        )
+        if user.disabled:
+            return SignInResult(SignInStatus.WRONG)
+        user.failed_logins += 1
+        if user.failed_logins >= policy.max_failures:
+            user.lockouts += 1
+            user.failed_logins = 0
+            user.locked_until = now + policy.lock_length(user.lockouts)
+            audit.record(
+                session,
+                Actor("system", source),
+                "user.locked",
+                object_type="user",
+                object_id=user.username,
+                detail={"until": user.locked_until.isoformat(), "lockouts": user.lockouts},
+            )
+        session.add(user)
+        if user.locked_until is not None and user.locked_until > now:
+            return SignInResult(SignInStatus.LOCKED, locked_until=user.locked_until)
+        return SignInResult(SignInStatus.WRONG)
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.lockouts = 0
+    user.locked_until = None
+    user.last_login_at = now
+    session.add(user)
+    audit.record(session, actor, "login.succeeded", object_type="user", object_id=user.username)
+    return SignInResult(SignInStatus.OK, user=user)
+
+
+def change_password(
+    session: Session,
+    user: User,
+    current: str,
+    new: str,
+    source: str,
+    policy: PasswordPolicy,
+    keep_session_id: int | None = None,
+) -> None:
+    """Change one's own password; other sessions of the user end.
+
+    A wrong current password is audited before ``AccountError`` is raised: the caller
+    commits its session on that refusal to keep the event.
+    """
+    actor = Actor(user.username, source)
+    if not verify_password(user.password_hash, current):
+        audit.record(
+            session,
+            actor,
+            "user.password_change_failed",
+            object_type="user",
+            object_id=user.username,
+            detail={"reason": "wrong_current_password"},
+        )
+        raise AccountError("the current password is wrong")
+    if new == current:
+        raise AccountError("the new password must differ from the current one")
+    check_password_policy(new, user.username, policy)
+    user.password_hash = hash_password(new)
+    user.must_change_password = False
+    user.password_changed_at = utcnow()
+    session.add(user)
+    assert user.id is not None
+    web_sessions.end_all_for(session, user.id, except_id=keep_session_id)
+    audit.record(
+        session, actor, "user.password_changed", object_type="user", object_id=user.username
+    )
+
+
+def ensure_first_admin(session: Session) -> str | None:
+    """On an empty box, create ``admin`` and return its one-time password (else None)."""
+    if session.exec(select(User.id).limit(1)).first() is not None:
+        return None
+    _, password = create_user(
+        session, Actor(audit.SYSTEM, "startup"), "admin", "Administrator", {Role.ADMIN}
+    )
+    return password

@@ -1,0 +1,370 @@
+"""Photos and videos a caller sends through an upload link, kept as evidence.
+
+A file arrives as a stream and is written to a temporary name in the incident's
+evidence folder while its SHA-256 is computed: it is never held in memory whole.
+Its type is read from its content (magic bytes, then PyAV for what can be opened),
+never from its name. Only a whole file of an accepted type, within the limits, is
+renamed to its evidence name and gets a row; anything refused leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import unicodedata
+import urllib.parse
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from appliance.config import Settings
+from appliance.models import Call, FileKind, Invite, UploadedItem, utcnow
+from appliance.services import audit
+from appliance.services.audit import Actor
+from appliance.services.calls import invites
+from appliance.services.evidence import sealing
+from appliance.services.evidence.master_key import Keyring
+from media.sealed import PlainView, SealedError, SealedReader, SealedWriter, new_data_key
+
+# Detected type -> the extension the evidence file gets (never the caller's own).
+ACCEPTED = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/heic": ".heic",
+    "image/heif": ".heif",
+    "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+    "video/webm": ".webm",
+}
+ACCEPTED_NAMES = "JPEG, PNG, HEIC, MP4, MOV or WebM"
+HEAD_BYTES = 64
+HEIC_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis"}
+HEIF_BRANDS = {b"mif1", b"msf1"}
+QUICKTIME_BRANDS = {b"qt  "}
+MP4_BRANDS = {
+    b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ",
+    b"MSNV", b"dash", b"3gp4", b"3gp5", b"3gp6", b"3g2a",
+}  # fmt: skip
+# PyAV's container names for what the magic bytes said.
+VIDEO_FORMATS = {
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+}
+IMAGE_CODECS = {"image/jpeg": "mjpeg", "image/png": "png"}
+
+
+class UploadRefused(Exception):
+    """A file that is not kept; the message is for the caller."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int
+    max_total_bytes: int
+    max_files: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            settings.upload_max_file_bytes,
+            settings.upload_max_total_bytes,
+            settings.upload_max_files,
+        )
+
+
+@dataclass(frozen=True)
+class Received:
+    """A file written whole to a temporary name, not yet evidence."""
+
+    temp_path: Path
+    original_name: str
+    detected_type: str
+    size_bytes: int
+    sha256: str
+    data_key: bytes = b""
+
+
+@dataclass(frozen=True)
+class Usage:
+    files: int
+    total_bytes: int
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} bytes"  # pragma: no cover
+
+
+def sniff(head: bytes) -> str | None:
+    """The type the first bytes say, among those we accept; ``None`` for anything else."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in HEIC_BRANDS:
+            return "image/heic"
+        if brand in HEIF_BRANDS:
+            return "image/heif"
+        if brand in QUICKTIME_BRANDS:
+            return "video/quicktime"
+        if brand in MP4_BRANDS:
+            return "video/mp4"
+        return None
+    if head.startswith(b"\x1a\x45\xdf\xa3") and b"webm" in head[:HEAD_BYTES]:
+        return "video/webm"
+    return None
+
+
+def _refuse_type(name: str) -> UploadRefused:
+    return UploadRefused(
+        f"“{name}” is not a photo or video we can accept ({ACCEPTED_NAMES}). "
+        "Nothing of it was kept.",
+        "type",
+    )
+
+
+def _refuse_total(name: str, size: int, limits: Limits, left: int) -> UploadRefused:
+    return UploadRefused(
+        f"“{name}” would take this link past its limit of "
+        f"{human_size(limits.max_total_bytes)} in all ({human_size(left)} left). "
+        "Nothing of it was kept.",
+        "total_too_large",
+    )
+
+
+def check_content(path: Path, detected: str, name: str, data_key: bytes) -> None:
+    """Open what the magic bytes promised with PyAV: a video must demux with a video
+    stream in the right container, a JPEG or PNG must decode. HEIC/HEIF is taken on
+    its magic bytes (PyAV does not read it here)."""
+    if detected in ("image/heic", "image/heif"):
+        return
+    try:
+        with SealedReader(path, data_key) as sealed, av.open(PlainView(sealed), "r") as container:
+            streams = container.streams.video
+            if not streams:
+                raise _refuse_type(name)
+            if detected in VIDEO_FORMATS:
+                if VIDEO_FORMATS[detected] not in container.format.name.split(","):
+                    raise _refuse_type(name)
+            elif streams[0].codec_context.name != IMAGE_CODECS[detected]:
+                raise _refuse_type(name)
+            else:
+                next(container.decode(video=0))
+    except (av.FFmpegError, StopIteration, OSError, UnicodeDecodeError, SealedError) as exc:
+        raise _refuse_type(name) from exc
+
+
+def sanitise_name(name: str | None) -> str:
+    """The caller's file name as something safe to show: no folders, no control
+    characters, at most 200 characters. Never used to build a path."""
+    # Some clients percent-encode the name (RFC 5987 style); folders are dropped after.
+    decoded = urllib.parse.unquote(name or "")
+    base = unicodedata.normalize("NFC", decoded.replace("\\", "/").rsplit("/", 1)[-1])
+    cleaned = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
+    cleaned = cleaned.lstrip(".") or "unnamed"
+    return cleaned[:200]
+
+
+def uploads_dir(data_dir: Path, incident_id: int) -> Path:
+    """The incident's evidence folder for what callers send."""
+    return data_dir / "incidents" / str(incident_id) / "uploads"
+
+
+def usage(session: Session, invite: Invite) -> Usage:
+    count, total = session.exec(
+        select(
+            func.count(col(UploadedItem.id)),
+            func.coalesce(func.sum(UploadedItem.size_bytes), 0),
+        ).where(UploadedItem.invite_id == invite.id)
+    ).one()
+    return Usage(int(count), int(total))
+
+
+async def receive(
+    chunks: AsyncIterator[bytes],
+    folder: Path,
+    original_name: str,
+    limits: Limits,
+    used: Usage,
+) -> Received:
+    """Write a stream to a temporary file in ``folder``, hashing as it goes.
+
+    Refused (and the temporary file removed) as soon as the stream passes the
+    per-file limit or what is left of the link's total, or its first bytes are not an
+    accepted type; the content is then checked whole. ``keep`` checks the total again.
+    """
+    left = max(limits.max_total_bytes - used.total_bytes, 0)
+    name = sanitise_name(original_name)
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    temp = folder / f".incoming-{secrets.token_hex(8)}.partial"
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    detected: str | None = None
+    data_key = new_data_key()
+    out = await asyncio.to_thread(SealedWriter, temp, data_key)
+    try:
+        with out:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limits.max_file_bytes:
+                    raise UploadRefused(
+                        f"“{name}” is larger than {human_size(limits.max_file_bytes)}, the "
+                        "most one file may be. Nothing of it was kept.",
+                        "file_too_large",
+                    )
+                if size > left:
+                    raise _refuse_total(name, size, limits, left)
+                if detected is None:
+                    head += chunk[: HEAD_BYTES - len(head)]
+                    if len(head) >= HEAD_BYTES:
+                        detected = sniff(head) or ""
+                        if not detected:
+                            raise _refuse_type(name)
+                digest.update(chunk)
+                out.write(chunk)
+            if detected is None:  # shorter than HEAD_BYTES
+                detected = sniff(head) if size else None
+                if not detected:
+                    raise _refuse_type(name)
+        await asyncio.to_thread(check_content, temp, detected, name, data_key)
+    except BaseException:
+        out.abandon()
+        await asyncio.to_thread(temp.unlink, missing_ok=True)
+        raise
+    return Received(temp, name, detected, size, digest.hexdigest(), data_key)
+
+
+def keep(
+    session: Session,
+    keyring: Keyring,
+    call: Call,
+    invite: Invite,
+    received: Received,
+    limits: Limits,
+    source: str,
+) -> tuple[UploadedItem, bool]:
+    """Make a received file evidence: check the link's limits, rename it to its
+    evidence name, add its row and audit it. Returns the item and whether the link
+    is now spent (its file count or total reached).
+
+    The caller of this function removes the evidence file if the session then fails
+    to commit (``UploadedItem.path``), and the temporary file in every case.
+    """
+    # Two uploads on one link at once must not both pass the total: lock the call
+    # (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers).
+    session.exec(select(Call).where(Call.id == call.id).with_for_update()).one()
+    used = usage(session, invite)
+    if used.files >= limits.max_files:
+        raise UploadRefused(
+            f"This link has already received {limits.max_files} files, the most it takes. "
+            f"“{received.original_name}” was not kept.",
+            "too_many_files",
+        )
+    if used.total_bytes + received.size_bytes > limits.max_total_bytes:
+        left = max(limits.max_total_bytes - used.total_bytes, 0)
+        raise _refuse_total(received.original_name, received.size_bytes, limits, left)
+    received_at = utcnow()
+    final = received.temp_path.with_name(
+        f"{received_at:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(4)}{ACCEPTED[received.detected_type]}"
+    )
+    received.temp_path.replace(final)
+    item = UploadedItem(
+        incident_id=invite.incident_id,
+        invite_id=invite.id or 0,
+        original_name=received.original_name,
+        detected_type=received.detected_type,
+        size_bytes=received.size_bytes,
+        sha256=received.sha256,
+        path=str(final),
+        received_at=received_at,
+    )
+    session.add(item)
+    session.flush()
+    sealing.adopt(
+        session,
+        keyring,
+        final,
+        received.data_key,
+        FileKind.UPLOAD,
+        invite.incident_id,
+        received.sha256,
+        received.size_bytes,
+    )
+    audit.record(
+        session,
+        Actor("caller", source),
+        "upload.received",
+        object_type="call",
+        object_id=call.public_id,
+        detail={
+            "item": item.id,
+            "type": item.detected_type,
+            "bytes": item.size_bytes,
+            "sha256": item.sha256,
+        },
+    )
+    spent = (
+        used.files + 1 >= limits.max_files
+        or used.total_bytes + received.size_bytes >= limits.max_total_bytes
+    )
+    if spent:
+        invites.finish_collection(session, call, source, "upload_limit_reached")
+    return item, spent
+
+
+def record_refusal(session: Session, call: Call, refusal: UploadRefused, source: str) -> None:
+    """Audit a refused file (its reason, never its name)."""
+    audit.record(
+        session,
+        Actor("caller", source),
+        "upload.refused",
+        object_type="call",
+        object_id=call.public_id,
+        detail={"reason": refusal.reason},
+    )
+
+
+def finish(session: Session, call: Call, invite: Invite, source: str) -> Usage:
+    """The caller pressed Finished: the link is spent."""
+    used = usage(session, invite)
+    invites.finish_collection(session, call, source, "caller_finished")
+    return used
+
+
+def for_incident(session: Session, incident_id: int) -> list[UploadedItem]:
+    return list(
+        session.exec(
+            select(UploadedItem)
+            .where(UploadedItem.incident_id == incident_id)
+            .order_by(col(UploadedItem.id))
+        ).all()
+    )
+
+
+def opened_by_staff(session: Session, actor: Actor, item: UploadedItem) -> None:
+    """Every view or download of an uploaded item is audited."""
+    audit.record(
+        session,
+        actor,
+        "upload.viewed",
+        object_type="upload",
+        object_id=item.id or 0,
+        detail={"incident": item.incident_id, "sha256": item.sha256},
+    )

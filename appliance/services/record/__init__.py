@@ -1,0 +1,1 @@
+"""The officer's record of an incident: THRIVE, notes, outcome, the witness statement."""

@@ -1,0 +1,1 @@
+"""Rapid Video Response: the track, its safety rules and Clare's Law, and DASH."""

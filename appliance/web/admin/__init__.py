@@ -1,0 +1,1 @@
+"""Administrators' pages: accounts, the SMS outbox, CAD deliveries."""

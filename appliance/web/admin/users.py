@@ -1,0 +1,165 @@
+"""Admin pages: users (create, roles, disable, reset password) and the SMS outbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from appliance.models import Role
+from appliance.services.identity import accounts
+from appliance.services.identity.accounts import AccountError
+from appliance.services.outbox import messages
+from appliance.web import keys
+from appliance.web.access import requires
+from appliance.web.toolkit import actor_of
+
+routes = web.RouteTableDef()
+
+NOTICES = {
+    "roles": "Roles changed.",
+    "disabled": "Account disabled; its sessions ended.",
+    "enabled": "Account enabled.",
+    "resent": "Queued again.",
+}
+
+
+def _render_users(request: web.Request, error: str = "", status: int = 200) -> web.Response:
+    with request.app[keys.DB].reader() as session:
+        users = accounts.list_users(session)
+    notice = NOTICES.get(request.query.get("notice", ""), "")
+    return aiohttp_jinja2.render_template(
+        "admin/users.html",
+        request,
+        {"users": users, "roles": list(Role), "error": error, "notice": notice},
+        status=status,
+    )
+
+
+@routes.get("/admin/users", name="admin_users")
+@requires(Role.ADMIN)
+async def users(request: web.Request) -> web.StreamResponse:
+    return _render_users(request)
+
+
+@routes.post("/admin/users", name="admin_users_create")
+@requires(Role.ADMIN)
+async def create(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    username = str(form.get("username", ""))
+    display_name = str(form.get("display_name", ""))
+    actor = actor_of(request)
+    db = request.app[keys.DB]
+
+    def work() -> str:
+        roles = accounts.parse_roles(str(r) for r in form.getall("roles", []))
+        with db.session() as session:
+            _, password = accounts.create_user(session, actor, username, display_name, roles)
+            return password
+
+    try:
+        password = await asyncio.to_thread(work)
+    except AccountError as exc:
+        return _render_users(request, f"Not created: {exc}.", status=400)
+    return aiohttp_jinja2.render_template(
+        "admin/one_time_password.html",
+        request,
+        {"username": username.strip().lower(), "password": password, "created": True},
+    )
+
+
+@routes.post("/admin/users/{username}/roles", name="admin_user_roles")
+@requires(Role.ADMIN)
+async def set_roles(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        roles = accounts.parse_roles(str(r) for r in form.getall("roles", []))
+        with request.app[keys.DB].session() as session:
+            accounts.set_roles(session, actor_of(request), request.match_info["username"], roles)
+    except AccountError as exc:
+        return _render_users(request, f"Roles not changed: {exc}.", status=400)
+    raise web.HTTPSeeOther("/admin/users?notice=roles")
+
+
+@routes.post("/admin/users/{username}/disable", name="admin_user_disable")
+@requires(Role.ADMIN)
+async def disable(request: web.Request) -> web.StreamResponse:
+    return _set_disabled(request, True)
+
+
+@routes.post("/admin/users/{username}/enable", name="admin_user_enable")
+@requires(Role.ADMIN)
+async def enable(request: web.Request) -> web.StreamResponse:
+    return _set_disabled(request, False)
+
+
+def _set_disabled(request: web.Request, disabled: bool) -> web.StreamResponse:
+    try:
+        with request.app[keys.DB].session() as session:
+            accounts.set_disabled(
+                session, actor_of(request), request.match_info["username"], disabled
+            )
+    except AccountError as exc:
+        return _render_users(request, f"Not changed: {exc}.", status=400)
+    raise web.HTTPSeeOther(f"/admin/users?notice={'disabled' if disabled else 'enabled'}")
+
+
+@routes.post("/admin/users/{username}/reset-password", name="admin_user_reset")
+@requires(Role.ADMIN)
+async def reset_password(request: web.Request) -> web.StreamResponse:
+    actor = actor_of(request)
+    username = request.match_info["username"]
+    db = request.app[keys.DB]
+
+    def work() -> str:
+        with db.session() as session:
+            _, password = accounts.reset_password(session, actor, username)
+            return password
+
+    try:
+        password = await asyncio.to_thread(work)
+    except AccountError as exc:
+        return _render_users(request, f"Not reset: {exc}.", status=400)
+    return aiohttp_jinja2.render_template(
+        "admin/one_time_password.html",
+        request,
+        {"username": username, "password": password, "created": False},
+    )
+
+
+@routes.get("/admin/outbox", name="admin_outbox")
+@requires(Role.ADMIN)
+async def outbox(request: web.Request) -> web.StreamResponse:
+    return _render_outbox(request)
+
+
+@routes.post("/admin/outbox/{message_id:\\d+}/resend", name="admin_outbox_resend")
+@requires(Role.ADMIN)
+async def resend(request: web.Request) -> web.StreamResponse:
+    try:
+        with request.app[keys.DB].session() as session:
+            message = messages.get(session, int(request.match_info["message_id"]))
+            if message is None:
+                raise web.HTTPNotFound()
+            messages.resend(session, actor_of(request), message)
+    except messages.MessageError as exc:
+        return _render_outbox(request, f"Not queued: {exc}.", status=400)
+    raise web.HTTPSeeOther("/admin/outbox?notice=resent")
+
+
+def _render_outbox(request: web.Request, error: str = "", status: int = 200) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    with request.app[keys.DB].reader() as session:
+        rows = messages.recent(session)
+    return aiohttp_jinja2.render_template(
+        "admin/outbox.html",
+        request,
+        {
+            "messages": rows,
+            "adapter": settings.notify_adapter,
+            "error": error,
+            "notice": NOTICES.get(request.query.get("notice", ""), ""),
+        },
+        status=status,
+    )

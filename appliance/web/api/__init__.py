@@ -1,0 +1,1 @@
+"""The CAD's JSON API (API keys) and its OpenAPI document."""

@@ -1,0 +1,167 @@
+"""The caller's pages, reached only by the personal link in their SMS.
+
+Mobile first, a neutral title, nothing cached. A bad link (unknown, expired,
+revoked, finished, in use on another phone) gets a plain page and opens no media.
+One link, ``/v/{token}``, serves every invite kind: a video call, an upload of
+photos and videos, or the phone's location shared once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from appliance import metrics
+from appliance.live.participants import CALLER, Participant
+from appliance.models import Call, Incident
+from appliance.services.calls import invites
+from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
+from appliance.services.intake import incidents, uploads
+from appliance.services.intake.uploads import Limits
+from appliance.services.rvr import track
+from appliance.web import keys
+from appliance.web.access import (
+    grants,
+    public,
+    require_same_origin,
+    source_of,
+)
+from appliance.web.toolkit import TITLES, caller_link, device_hash_of, open_for, problem_page
+
+routes = web.RouteTableDef()
+
+# Where a caller who has agreed goes next, by kind.
+NEXT_STEP = {VIDEO: "call", UPLOAD: "upload", LOCATION: "location"}
+
+
+def _consent_page(
+    request: web.Request, kind: str, error: str = "", status: int = 200
+) -> web.Response:
+    template = {
+        VIDEO: "caller/consent.html",
+        UPLOAD: "caller/consent_upload.html",
+        LOCATION: "caller/consent_location.html",
+    }[kind]
+    return aiohttp_jinja2.render_template(
+        template,
+        request,
+        {
+            "token": request.match_info["token"],
+            "notice_version": invites.NOTICE_VERSION,
+            "page_title": TITLES[kind],
+            "limits": Limits.from_settings(request.app[keys.SETTINGS]),
+            "human_size": uploads.human_size,
+            "error": error,
+        },
+        status=status,
+    )
+
+
+def _agreed_here(request: web.Request, call: Call) -> bool:
+    return call.consent_at is not None and device_hash_of(request) == call.caller_device_hash
+
+
+@routes.get("/v/{token}", name="caller_link")
+@public
+async def link(request: web.Request) -> web.StreamResponse:
+    call, link = open_for(request)
+    kind = link.kind
+    if isinstance(call, LinkProblem):
+        return problem_page(request, call, link)
+    with request.app[keys.DB].session() as session:
+        incident = session.get(Incident, call.incident_id)
+        if incident is not None and incidents.record_first_screen(session, incident):
+            lane = "rvr" if track.is_rvr(request.app[keys.SETTINGS], incident) else "standard"
+            metrics.CALLER_FIRST_SCREEN.labels(lane).observe(
+                incident.caller_first_screen_seconds or 0.0
+            )
+    if _agreed_here(request, call):
+        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}/{NEXT_STEP[kind]}")
+    return _consent_page(request, kind)
+
+
+@routes.post("/v/{token}", name="caller_consent")
+@public
+async def consent(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    token = request.match_info["token"]
+    choice = Consent(
+        video=form.get("consent_video") == "yes",
+        recording=form.get("consent_recording") == "yes",
+        location=form.get("consent_location") == "yes",
+    )
+    device = request.cookies.get(keys.CALLER_DEVICE_COOKIE) or secrets.token_urlsafe(32)
+    device_hash = hashlib.sha256(device.encode()).hexdigest()
+    with request.app[keys.DB].session() as session:
+        link = caller_link(request, session)
+        call = invites.open_link(session, link, device_hash_of(request), source_of(request))
+        kind = link.kind
+        if not isinstance(call, LinkProblem):
+            if kind == VIDEO:
+                agreed = invites.record_consent(
+                    session, call, choice, device_hash, source_of(request)
+                )
+            else:
+                agreed = invites.record_collection_consent(
+                    session,
+                    call,
+                    kind,
+                    form.get("consent") == "yes",
+                    device_hash,
+                    source_of(request),
+                )
+    if isinstance(call, LinkProblem):
+        return problem_page(request, call, link)
+    if not agreed:
+        error = {
+            VIDEO: "A video call needs your agreement. If you would rather not, "
+            "an officer can visit you instead: tell the officer who called you.",
+            UPLOAD: "Sending photos and videos needs your agreement. If you would rather "
+            "not, tell the officer who called you.",
+            LOCATION: "Sharing your location needs your agreement. If you would rather "
+            "not, tell the officer where you are instead.",
+        }[kind]
+        return _consent_page(request, kind, error, status=400)
+    response = web.HTTPSeeOther(f"/v/{token}/{NEXT_STEP[kind]}")
+    response.set_cookie(
+        keys.CALLER_DEVICE_COOKIE, device, secure=True, httponly=True, samesite="Strict", path="/"
+    )
+    raise response
+
+
+@routes.get("/v/{token}/call", name="caller_call")
+@public
+@grants("camera", "microphone", "geolocation")
+async def call_page(request: web.Request) -> web.StreamResponse:
+    call, link = open_for(request)
+    kind = link.kind
+    if isinstance(call, LinkProblem):
+        return problem_page(request, call, link)
+    if call.consent_at is None or kind != VIDEO:
+        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}")
+    return aiohttp_jinja2.render_template(
+        "caller/call.html",
+        request,
+        {"token": request.match_info["token"], "call": call},
+    )
+
+
+@routes.get("/ws/v/{token}", name="caller_ws")
+@public
+async def caller_socket(request: web.Request) -> web.StreamResponse:
+    require_same_origin(request)
+    call, link = open_for(request)
+    kind = link.kind
+    if isinstance(call, LinkProblem):
+        raise web.HTTPForbidden(text=f"link refused: {call.value}")
+    if kind != VIDEO:
+        raise web.HTTPForbidden(text="this link is not for a video call")
+    if call.consent_at is None:
+        raise web.HTTPForbidden(text="consent first")
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
+    await ws.prepare(request)
+    await request.app[keys.HUB].serve(call.public_id, Participant(CALLER, ws, source_of(request)))
+    return ws

@@ -1,0 +1,305 @@
+"""The caller's pages for collection links: photos and videos uploaded, or the location.
+
+Same link and same rules as the video call (caller.py): consent first, one phone, a
+plain page for a bad link. Uploads are read as a stream: a file is hashed while it is
+written and never held whole in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+from aiohttp import BodyPartReader, web
+
+from appliance.models import Call, Invite
+from appliance.services.calls import invites
+from appliance.services.calls.invites import LOCATION, UPLOAD, CallerLink, LinkProblem
+from appliance.services.intake import locations, uploads
+from appliance.services.intake.locations import LocationRefused
+from appliance.services.intake.uploads import Limits, UploadRefused
+from appliance.web import keys
+from appliance.web.access import csrf_matches, grants, public, source_of, streams_body
+from appliance.web.toolkit import TITLES, caller_link, device_hash_of, open_for, problem_page
+
+routes = web.RouteTableDef()
+REFUSAL_STATUS = {"type": 415, "file_too_large": 413, "total_too_large": 413}
+CHUNK = 256 * 1024
+
+
+def _collection_call(
+    request: web.Request, call: Call | LinkProblem, link: CallerLink, want: str
+) -> Call | web.Response:
+    """The agreed call of an upload or location link opened on its own phone, else the
+    page the caller should see instead."""
+    if isinstance(call, LinkProblem):
+        return problem_page(request, call, link)
+    if link.kind != want or call.consent_at is None:
+        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}")
+    return call
+
+
+def _upload_page(
+    request: web.Request,
+    call: Call,
+    *,
+    received: list[str] | None = None,
+    error: str = "",
+    status: int = 200,
+) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    with request.app[keys.DB].session() as session:
+        invite = session.get(Invite, call.invite_id)
+        assert invite is not None
+        used = uploads.usage(session, invite)
+    return aiohttp_jinja2.render_template(
+        "caller/upload.html",
+        request,
+        {
+            "token": request.match_info["token"],
+            "page_title": TITLES[UPLOAD],
+            "used": used,
+            "limits": Limits.from_settings(settings),
+            "human_size": uploads.human_size,
+            "received": received or [],
+            "error": error,
+        },
+        status=status,
+    )
+
+
+def _done_page(request: web.Request, kind: str, text: str) -> web.Response:
+    return aiohttp_jinja2.render_template(
+        "caller/done.html", request, {"page_title": TITLES[kind], "text": text}
+    )
+
+
+@routes.get("/v/{token}/upload", name="caller_upload")
+@public
+async def upload_page(request: web.Request) -> web.StreamResponse:
+    result, link = open_for(request)
+    call = _collection_call(request, result, link, UPLOAD)
+    if not isinstance(call, Call):
+        return call
+    return _upload_page(request, call)
+
+
+async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK):
+        yield chunk
+
+
+async def _small_field(part: BodyPartReader, limit: int = 256) -> str | None:
+    data = b""
+    while chunk := await part.read_chunk(limit):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return data.decode("utf-8", "replace")
+
+
+@routes.post("/v/{token}/upload", name="caller_upload_submit")
+@public
+@streams_body
+async def upload_submit(request: web.Request) -> web.StreamResponse:
+    """Files as a multipart stream, never read whole: the app-wide body limit does not
+    apply here, the upload limits do, file by file, as the bytes arrive."""
+    result, link = open_for(request)
+    call = _collection_call(request, result, link, UPLOAD)
+    if not isinstance(call, Call):
+        return call
+    if request.content_type != "multipart/form-data":
+        raise web.HTTPBadRequest(text="Send the files with the form on the page.")
+    reader = await request.multipart()
+    first = await reader.next()
+    sent = await _small_field(first) if isinstance(first, BodyPartReader) else None
+    named = first.name if isinstance(first, BodyPartReader) else None
+    if named != keys.CSRF_FIELD or not csrf_matches(request, sent or ""):
+        raise web.HTTPForbidden(
+            text="The form had expired or was not sent from this site. "
+            "Reload the page and try again."
+        )
+    settings = request.app[keys.SETTINGS]
+    db = request.app[keys.DB]
+    limits = Limits.from_settings(settings)
+    token = request.match_info["token"]
+    folder = uploads.uploads_dir(settings.data_dir, call.incident_id)
+    source = source_of(request)
+    kept: list[str] = []
+    spent = False
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name != "files" or not part.filename:
+            if isinstance(part, BodyPartReader):
+                await part.release()
+            continue
+        with db.session() as session:
+            invite = session.get(Invite, call.invite_id)
+            assert invite is not None
+            used = uploads.usage(session, invite)
+        try:
+            received = await uploads.receive(_chunks(part), folder, part.filename, limits, used)
+        except UploadRefused as refusal:
+            with db.session() as session:
+                uploads.record_refusal(session, call, refusal, source)
+            return _upload_page(
+                request,
+                call,
+                received=kept,
+                error=str(refusal),
+                status=REFUSAL_STATUS.get(refusal.reason, 400),
+            )
+        outcome = _keep(request, token, received, limits)
+        if isinstance(outcome, LinkProblem):
+            return problem_page(request, outcome, link)
+        if isinstance(outcome, UploadRefused):
+            return _upload_page(
+                request,
+                call,
+                received=kept,
+                error=str(outcome),
+                status=REFUSAL_STATUS.get(outcome.reason, 400),
+            )
+        kept.append(received.original_name)
+        spent = outcome
+        if spent:
+            break
+    if spent:
+        return _done_page(
+            request,
+            UPLOAD,
+            f"We received {len(kept)} file(s). This link has now taken all it can: "
+            "if you have more to send, tell the officer.",
+        )
+    if not kept:
+        return _upload_page(request, call, error="Choose at least one photo or video.", status=400)
+    return _upload_page(request, call, received=kept)
+
+
+def _keep(
+    request: web.Request, token: str, received: uploads.Received, limits: Limits
+) -> bool | LinkProblem | UploadRefused:
+    """Make a received file evidence; whether the link is now spent, or why not kept.
+
+    The link is checked again (revoked or expired while the file arrived). The
+    evidence file is removed if the row does not commit; the temporary file always.
+    """
+    final: Path | None = None
+    source = source_of(request)
+    try:
+        with request.app[keys.DB].session() as session:
+            link = invites.find_link(session, token)
+            call = invites.open_link(session, link, device_hash_of(request), source)
+            if isinstance(call, LinkProblem):
+                return call
+            invite = link.invite
+            assert invite is not None
+            try:
+                item, spent = uploads.keep(
+                    session, request.app[keys.KEYRING], call, invite, received, limits, source
+                )
+                final = Path(item.path)
+            except UploadRefused as refusal:
+                uploads.record_refusal(session, call, refusal, source)
+                return refusal
+        return spent
+    except BaseException:
+        if final is not None:
+            final.unlink(missing_ok=True)
+        raise
+    finally:
+        received.temp_path.unlink(missing_ok=True)
+
+
+@routes.post("/v/{token}/finish", name="caller_upload_finish")
+@public
+async def upload_finish(request: web.Request) -> web.StreamResponse:
+    token = request.match_info["token"]
+    with request.app[keys.DB].session() as session:
+        link = caller_link(request, session)
+        result = invites.open_link(session, link, device_hash_of(request), source_of(request))
+        used = None
+        if isinstance(result, Call) and link.kind == UPLOAD and result.consent_at is not None:
+            invite = link.invite
+            assert invite is not None
+            used = uploads.finish(session, result, invite, source_of(request))
+    if used is None:
+        page = _collection_call(request, result, link, UPLOAD)
+        if not isinstance(page, Call):
+            return page
+        raise web.HTTPSeeOther(f"/v/{token}")
+    return _done_page(
+        request,
+        UPLOAD,
+        f"Thank you. We received {used.files} file(s). This link is now closed.",
+    )
+
+
+def _location_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
+    return aiohttp_jinja2.render_template(
+        "caller/location.html",
+        request,
+        {"token": request.match_info["token"], "page_title": TITLES[LOCATION], "error": error},
+        status=status,
+    )
+
+
+@routes.get("/v/{token}/location", name="caller_location")
+@public
+@grants("geolocation")
+async def location_page(request: web.Request) -> web.StreamResponse:
+    result, link = open_for(request)
+    page = _collection_call(request, result, link, LOCATION)
+    if not isinstance(page, Call):
+        return page
+    return _location_page(request)
+
+
+@routes.post("/v/{token}/location", name="caller_location_submit")
+@public
+@grants("geolocation")
+async def location_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    source = source_of(request)
+    try:
+        position = tuple(float(str(form.get(k, ""))) for k in ("latitude", "longitude", "accuracy"))
+    except ValueError:
+        position = None
+    refusal: LocationRefused | None = None
+    with request.app[keys.DB].session() as session:
+        link = caller_link(request, session)
+        result = invites.open_link(session, link, device_hash_of(request), source)
+        if isinstance(result, Call) and link.kind == LOCATION and result.consent_at is not None:
+            invite = link.invite
+            assert invite is not None
+            try:
+                if position is None:
+                    raise LocationRefused(
+                        "Your phone did not send a position. Allow location for this page "
+                        "and try again.",
+                        "missing",
+                    )
+                latitude, longitude, accuracy = position
+                locations.share(
+                    session,
+                    result,
+                    invite,
+                    latitude,
+                    longitude,
+                    accuracy,
+                    request.app[keys.SETTINGS].location_bounds,
+                    source,
+                )
+            except LocationRefused as exc:
+                locations.record_refusal(session, result, exc, source)
+                refusal = exc
+    page = _collection_call(request, result, link, LOCATION)
+    if not isinstance(page, Call):
+        return page
+    if refusal is not None:
+        return _location_page(request, str(refusal), status=400)
+    return _done_page(
+        request,
+        LOCATION,
+        "Thank you. Your location has reached the officer. You can close this page.",
+    )

@@ -1,0 +1,202 @@
+"""Evidence for staff: an incident's files, played or viewed in the browser with
+seeking (HTTP range requests, decrypted on the fly), marked, downloaded, exported.
+
+Every view, playback, download, mark and refusal is audited (services/evidence/custody.py).
+A playback is one event: the request for the start of the file; the seeks a player
+makes after it (range requests further in) are not each recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import queue
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from appliance.models import EvidenceFile, FileKind, Incident, Role
+from appliance.services.evidence import custody, export, signing
+from appliance.services.evidence.custody import CustodyError, Mark
+from appliance.web import keys
+from appliance.web.access import current_roles, current_user, public, requires
+from appliance.web.toolkit import RANGE_RE, actor_of, content_type, stream_file
+
+log = logging.getLogger("evr.evidence")
+
+routes = web.RouteTableDef()
+VIEWERS = (Role.HANDLER, Role.SUPERVISOR, Role.EVIDENCE_OFFICER)
+
+
+def _incident_or_refuse(request: web.Request, incident_id: int) -> Incident:
+    """The incident if this user may see its evidence; a refusal is audited, then 403."""
+    with request.app[keys.DB].session() as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise web.HTTPNotFound(text="There is no incident with that reference.")
+        allowed = custody.may_view(current_user(request), current_roles(request), incident)
+        if not allowed:
+            custody.refused(session, actor_of(request), "incident", incident_id)
+    if not allowed:
+        raise web.HTTPForbidden(text="The evidence of this incident is not yours to see.")
+    return incident
+
+
+def _file_or_refuse(request: web.Request) -> EvidenceFile:
+    file_id = int(request.match_info["file_id"])
+    with request.app[keys.DB].session() as session:
+        file = session.get(EvidenceFile, file_id)
+        if file is None:
+            raise web.HTTPNotFound(text="There is no such evidence item.")
+        incident = session.get(Incident, file.incident_id)
+        assert incident is not None
+        allowed = custody.may_view(current_user(request), current_roles(request), incident)
+        if not allowed:
+            custody.refused(session, actor_of(request), "evidence_file", file_id)
+    if not allowed:
+        raise web.HTTPForbidden(text="This evidence is not yours to see.")
+    return file
+
+
+@routes.get(r"/incidents/{incident_id:\d+}/evidence", name="incident_evidence")
+@requires(*VIEWERS)
+async def evidence_page(request: web.Request) -> web.StreamResponse:
+    incident = _incident_or_refuse(request, int(request.match_info["incident_id"]))
+    with request.app[keys.DB].session() as session:
+        files = custody.files_of(session, incident.id or 0, include_deleted=True)
+    return aiohttp_jinja2.render_template(
+        "evidence/incident.html",
+        request,
+        {
+            "incident": incident,
+            "files": files,
+            "content_type": content_type,
+            "may_mark": custody.may_mark(current_roles(request)),
+            "error": request.query.get("error", ""),
+        },
+    )
+
+
+@routes.get(r"/evidence/{file_id:\d+}", name="evidence_file")
+@requires(*VIEWERS)
+async def evidence_file(request: web.Request) -> web.StreamResponse:
+    """The file, decrypted: inline for the page's player (seekable), or a download."""
+    file = _file_or_refuse(request)
+    download = request.query.get("download") == "1"
+    wanted = request.headers.get("Range", "")
+    if download or not wanted or (RANGE_RE.match(wanted) and wanted.startswith("bytes=0-")):
+        action = (
+            "downloaded"
+            if download
+            else ("played" if file.kind == FileKind.RECORDING.value else "viewed")
+        )
+        with request.app[keys.DB].session() as session:
+            custody.accessed(session, actor_of(request), action, file)
+    return await stream_file(request, file, inline=not download)
+
+
+@routes.post(r"/evidence/{file_id:\d+}/mark", name="evidence_mark")
+@requires(Role.EVIDENCE_OFFICER)
+async def mark(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    file_id = int(request.match_info["file_id"])
+    review = str(form.get("review_at", "")).strip()
+    error = ""
+    try:
+        review_at = datetime.fromisoformat(review).replace(tzinfo=UTC) if review else None
+    except ValueError:
+        review_at, error = None, "The review date is not a date (YYYY-MM-DD)."
+    with request.app[keys.DB].session() as session:
+        file = session.get(EvidenceFile, file_id)
+        if file is None:
+            raise web.HTTPNotFound(text="There is no such evidence item.")
+        incident_id = file.incident_id
+        if not error:
+            try:
+                custody.mark(
+                    session,
+                    actor_of(request),
+                    current_user(request),
+                    file,
+                    Mark(
+                        evidential=form.get("evidential") == "yes",
+                        exhibit_ref=str(form.get("exhibit_ref", "")),
+                        review_at=review_at,
+                        legal_hold=form.get("legal_hold") == "yes",
+                    ),
+                )
+            except CustodyError as exc:
+                error = str(exc)
+    if error:
+        raise web.HTTPSeeOther(
+            request.app.router["incident_evidence"]
+            .url_for(incident_id=str(incident_id))
+            .with_query(error=error)
+        )
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}/evidence#file-{file_id}")
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only stream from the zip-writing thread to the response, with
+    back-pressure (a bounded queue), so a bundle never sits whole in memory or on disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.chunks.put(bytes(data))
+        return len(data)
+
+
+@routes.get(r"/incidents/{incident_id:\d+}/export", name="incident_export")
+@requires(Role.EVIDENCE_OFFICER)
+async def export_bundle(request: web.Request) -> web.StreamResponse:
+    """The incident's signed export zip, streamed as it is made (audited)."""
+    incident = _incident_or_refuse(request, int(request.match_info["incident_id"]))
+    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
+    keyring, actor = request.app[keys.KEYRING], actor_of(request)
+    pipe = _Pipe()
+    out = io.BufferedWriter(pipe, buffer_size=256 * 1024)
+    failure: list[str] = []
+
+    def make() -> None:
+        try:
+            with db.session() as session:
+                export.write_bundle(session, settings, keyring, actor, incident, out)
+            out.flush()
+        except export.ExportError as exc:
+            failure.append(str(exc))
+        finally:
+            pipe.chunks.put(None)
+
+    worker = asyncio.get_running_loop().run_in_executor(None, make)
+    response = web.StreamResponse()
+    response.content_type = "application/zip"
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", incident.cad_reference)
+    response.headers["Content-Disposition"] = f'attachment; filename="evr-{safe}.zip"'
+    response.headers["Cache-Control"] = "no-store"
+    await response.prepare(request)
+    while (chunk := await asyncio.to_thread(pipe.chunks.get)) is not None:
+        await response.write(chunk)
+    await worker
+    if failure:
+        log.error("export failed", extra={"incident": incident.id, "error": failure[0]})
+        raise ConnectionResetError(failure[0])
+    await response.write_eof()
+    return response
+
+
+@routes.get("/evidence/public-key.pem", name="evidence_public_key")
+@public
+async def public_key(request: web.Request) -> web.StreamResponse:
+    """The box's Ed25519 public key, for checking where an export bundle came from."""
+    pem = signing.public_pem(request.app[keys.SETTINGS].effective_signing_key_file)
+    return web.Response(body=pem, content_type="application/x-pem-file")

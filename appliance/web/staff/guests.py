@@ -1,0 +1,152 @@
+"""A guest on a live call: the officer invites and removes; the guest's own page and socket.
+
+The guest's link is public like a caller's, bound to the first device that opens it
+(its own cookie), and dies with the call or when the officer removes the guest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from appliance.live.participants import GUEST, Participant
+from appliance.models import GUEST_ROLES, GuestInvite
+from appliance.services.calls import guests
+from appliance.services.calls.guests import GuestError, GuestProblem
+from appliance.web import keys
+from appliance.web.access import current_user, grants, public, require_same_origin, requires
+from appliance.web.access import source_of as source
+from appliance.web.toolkit import STAFF, actor_of, call_for
+
+routes = web.RouteTableDef()
+DEVICE_COOKIE = "__Host-evr_guest"
+
+PROBLEMS = {
+    GuestProblem.UNKNOWN: (404, "This link does not work", "Check you opened the whole link."),
+    GuestProblem.ENDED: (
+        410,
+        "This call has finished",
+        "A guest link works for one call only. Ask the officer for a new one if needed.",
+    ),
+    GuestProblem.REMOVED: (410, "You have left this call", "The officer ended your part in it."),
+    GuestProblem.NOT_STARTED: (409, "The call has not started", "Open the link again shortly."),
+    GuestProblem.OTHER_DEVICE: (
+        409,
+        "This link is open on another device",
+        "A guest link works on one device. Ask the officer for a new link.",
+    ),
+}
+
+
+def _device_hash(request: web.Request) -> str | None:
+    token = request.cookies.get(DEVICE_COOKIE)
+    return hashlib.sha256(token.encode()).hexdigest() if token else None
+
+
+@routes.post("/calls/{public_id}/guests", name="guest_invite")
+@requires(*STAFF)
+async def invite(request: web.Request) -> web.StreamResponse:
+    if not request.app[keys.SETTINGS].guests_enabled:
+        return web.json_response({"error": "guests are switched off on this box"}, status=403)
+    form = await request.post()
+    base = request.app[keys.SETTINGS].effective_public_url
+    try:
+        with request.app[keys.DB].session() as session:
+            call, _ = call_for(request, session)
+            guest, token = guests.invite(
+                session,
+                actor_of(request),
+                current_user(request),
+                call,
+                str(form.get("role", "")),
+                str(form.get("name", "")),
+            )
+            reply = {"id": guest.id, "label": guests.label(guest), "name": guest.name}
+    except GuestError as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    return web.json_response({**reply, "link": f"{base}/g/{token}", "message": "Link ready."})
+
+
+@routes.post(r"/calls/{public_id}/guests/{guest_id:\d+}/remove", name="guest_remove")
+@requires(*STAFF)
+async def remove(request: web.Request) -> web.StreamResponse:
+    try:
+        with request.app[keys.DB].session() as session:
+            call, _ = call_for(request, session)
+            guest = guests.remove(
+                session,
+                actor_of(request),
+                current_user(request),
+                call,
+                int(request.match_info["guest_id"]),
+            )
+            public_id, leg = call.public_id, guests.leg_id(guest)
+    except GuestError as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    await request.app[keys.HUB].remove_guest(public_id, leg)
+    return web.json_response({"removed": leg, "message": "The guest has left the call."})
+
+
+def _open(request: web.Request) -> tuple[GuestInvite, str] | GuestProblem:
+    with request.app[keys.DB].session() as session:
+        opened = guests.open_link(
+            session, request.match_info["token"], _device_hash(request), source(request)
+        )
+        if isinstance(opened, GuestProblem):
+            return opened
+        guest, call = opened
+        return guest, call.public_id
+
+
+@routes.get("/g/{token}", name="guest_page")
+@public
+@grants("camera", "microphone")
+async def page(request: web.Request) -> web.StreamResponse:
+    opened = _open(request)
+    if isinstance(opened, GuestProblem):
+        status, title, text = PROBLEMS[opened]
+        return aiohttp_jinja2.render_template(
+            "caller/problem.html",
+            request,
+            {"title": title, "text": text, "page_title": "Video call"},
+            status=status,
+        )
+    guest, _ = opened
+    device = request.cookies.get(DEVICE_COOKIE) or secrets.token_urlsafe(32)
+    with request.app[keys.DB].session() as session:
+        bound = session.get(GuestInvite, guest.id)
+        assert bound is not None
+        guests.bind_device(session, bound, hashlib.sha256(device.encode()).hexdigest())
+    response = aiohttp_jinja2.render_template(
+        "guest/call.html",
+        request,
+        {
+            "token": request.match_info["token"],
+            "label": GUEST_ROLES.get(guest.role, guest.role),
+            "name": guest.name,
+            "page_title": "Video call",
+        },
+    )
+    response.set_cookie(
+        DEVICE_COOKIE, device, secure=True, httponly=True, samesite="Strict", path="/"
+    )
+    return response
+
+
+@routes.get("/ws/g/{token}", name="guest_ws")
+@public
+async def socket(request: web.Request) -> web.StreamResponse:
+    require_same_origin(request)
+    opened = _open(request)
+    if isinstance(opened, GuestProblem):
+        raise web.HTTPForbidden(text=f"link refused: {opened.value}")
+    guest, public_id = opened
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
+    await ws.prepare(request)
+    await request.app[keys.HUB].serve(
+        public_id, Participant(GUEST, ws, source(request), guest=guest)
+    )
+    return ws

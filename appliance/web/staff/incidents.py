@@ -1,0 +1,247 @@
+"""Incidents for handlers: list, create, one incident with its calls and video invites."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from appliance.models import Role, UploadedItem
+from appliance.services.calls import invites, life, states
+from appliance.services.calls.states import CallError
+from appliance.services.evaluation import trial
+from appliance.services.evidence import sealing
+from appliance.services.intake import incidents, uploads
+from appliance.services.intake.incidents import Filters, IncidentError
+from appliance.services.outbox import messages
+from appliance.services.outbox.messages import MessageError
+from appliance.services.rvr import track
+from appliance.web import keys
+from appliance.web.access import current_roles, current_user, requires
+from appliance.web.toolkit import STAFF, actor_of, incident_for, render_incident, stream_file
+
+routes = web.RouteTableDef()
+
+
+def _filters(request: web.Request) -> Filters:
+    query = request.query
+    grade = query.get("grade", "")
+    return Filters(
+        status=query.get("status") or None,
+        grade=int(grade) if grade.isdigit() else None,
+        category=query.get("category") or None,
+        text=query.get("q") or None,
+        unowned=query.get("unowned") == "1",
+    )
+
+
+def _render_list(
+    request: web.Request, error: str = "", form: dict | None = None, status: int = 200
+) -> web.Response:
+    filters = _filters(request)
+    with request.app[keys.DB].reader() as session:
+        rows = incidents.search(session, filters, current_user(request), current_roles(request))
+    return aiohttp_jinja2.render_template(
+        "incidents/list.html",
+        request,
+        {
+            "incidents": rows,
+            "filters": filters,
+            "me": current_user(request).id,
+            "categories": request.app[keys.SETTINGS].incident_categories,
+            "error": error,
+            "form": form or {},
+        },
+        status=status,
+    )
+
+
+@routes.get("/incidents", name="incidents")
+@requires(*STAFF)
+async def incident_list(request: web.Request) -> web.StreamResponse:
+    return _render_list(request)
+
+
+@routes.post("/incidents", name="incidents_create")
+@requires(*STAFF)
+async def incident_create(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    fields = {
+        k: str(form.get(k, ""))
+        for k in (
+            "cad_reference",
+            "grade",
+            "category",
+            "caller_name",
+            "caller_phone",
+            "summary",
+            "location_text",
+        )
+    }
+    try:
+        grade = int(fields["grade"] or 3)
+        with request.app[keys.DB].session() as session:
+            incident = incidents.create(
+                session,
+                actor_of(request),
+                current_user(request),
+                cad_reference=fields["cad_reference"],
+                grade=grade,
+                category=fields["category"],
+                caller_name=fields["caller_name"],
+                caller_phone=fields["caller_phone"],
+                summary=fields["summary"],
+                location_text=fields["location_text"],
+                categories=request.app[keys.SETTINGS].incident_categories,
+            )
+    except (IncidentError, ValueError) as exc:
+        return _render_list(request, f"Not created: {exc}.", fields, status=400)
+    raise web.HTTPSeeOther(f"/incidents/{incident.id}")
+
+
+@routes.get(r"/incidents/{incident_id:\d+}", name="incident")
+@requires(*STAFF)
+async def incident_page(request: web.Request) -> web.StreamResponse:
+    return render_incident(request, int(request.match_info["incident_id"]))
+
+
+@routes.post(r"/incidents/{incident_id:\d+}/invites", name="incident_invite")
+@requires(*STAFF)
+async def invite(request: web.Request) -> web.StreamResponse:
+    incident_id = int(request.match_info["incident_id"])
+    settings = request.app[keys.SETTINGS]
+    form = await request.post()
+    by_sms = form.get("channel") == "sms"
+    kind = str(form.get("kind", invites.VIDEO))
+    if kind not in invites.INVITE_KINDS:
+        return render_incident(request, incident_id, error="Not sent: unknown invite.", status=400)
+    refusal, status, link = "", 400, ""
+    with request.app[keys.DB].session() as session:
+        incident = incident_for(request, session, incident_id)
+        if track.is_rvr(settings, incident):
+            refusal = "this is Rapid Video Response work: ask the safety questions and use "
+            refusal += "Transfer now on its RVR page (neutral wording, a short-lived link)"
+            status = 409
+        elif incident.eligibility != "eligible":
+            refusal = "complete the eligibility checklist first: a video invite needs every "
+            refusal += "answer yes"
+            status = 409
+        elif kind == invites.VIDEO and (held := trial.video_refusal(session, incident)):
+            refusal, status = held, 409
+        elif by_sms:
+            try:
+                invites.create_sms_invite(
+                    session,
+                    actor_of(request),
+                    incident,
+                    current_user(request),
+                    settings,
+                    safe_to_contact=form.get("safe_to_contact") == "yes",
+                    kind=kind,
+                )
+            except (CallError, MessageError) as exc:
+                refusal = str(exc)
+        else:
+            _, _, token = invites.create_invite(
+                session,
+                actor_of(request),
+                incident,
+                current_user(request),
+                timedelta(hours=settings.invite_ttl_hours),
+                kind=kind,
+            )
+            link = invites.link_for(settings, token)
+    # Rendered after the session closes: SQLite allows one writer, and that was us.
+    if refusal:
+        return render_incident(request, incident_id, error=f"Not sent: {refusal}.", status=status)
+    if not by_sms:
+        return render_incident(request, incident_id, link=link, link_kind=kind)
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
+
+
+@routes.get(r"/incidents/{incident_id:\d+}/uploads/{item_id:\d+}", name="incident_upload")
+@requires(*STAFF)
+async def upload_file(request: web.Request) -> web.StreamResponse:
+    """An uploaded photo or video, for staff who may act on the incident (audited)."""
+    incident_id = int(request.match_info["incident_id"])
+    with request.app[keys.DB].session() as session:
+        incident_for(request, session, incident_id)
+        item = session.get(UploadedItem, int(request.match_info["item_id"]))
+        if item is None or item.incident_id != incident_id:
+            raise web.HTTPNotFound(text="There is no such upload on this incident.")
+        uploads.opened_by_staff(session, actor_of(request), item)
+        file = sealing.file_at(session, request.app[keys.KEYRING], item.path)
+        if file is None:
+            raise web.HTTPNotFound(text="There is no such upload on this incident.")
+    return await stream_file(request, file, inline=request.query.get("view") == "1")
+
+
+@routes.post(
+    r"/incidents/{incident_id:\d+}/messages/{message_id:\d+}/resend", name="incident_resend"
+)
+@requires(*STAFF)
+async def resend(request: web.Request) -> web.StreamResponse:
+    incident_id = int(request.match_info["incident_id"])
+    try:
+        with request.app[keys.DB].session() as session:
+            incident_for(request, session, incident_id)
+            message = messages.get(session, int(request.match_info["message_id"]))
+            if message is None or message.incident_id != incident_id:
+                raise web.HTTPNotFound(text="There is no such message on this incident.")
+            messages.resend(session, actor_of(request), message)
+    except MessageError as exc:
+        return render_incident(request, incident_id, error=f"Not resent: {exc}.", status=409)
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
+
+
+@routes.post(r"/incidents/{incident_id:\d+}/take", name="incident_take")
+@requires(Role.HANDLER)
+async def take(request: web.Request) -> web.StreamResponse:
+    incident_id = int(request.match_info["incident_id"])
+    try:
+        with request.app[keys.DB].session() as session:
+            incident = incident_for(request, session, incident_id, act=False)
+            incidents.take(session, actor_of(request), current_user(request), incident)
+    except IncidentError as exc:
+        return render_incident(request, incident_id, error=f"Not taken: {exc}.", status=409)
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}")
+
+
+@routes.post(r"/incidents/{incident_id:\d+}/eligibility", name="incident_eligibility")
+@requires(*STAFF)
+async def eligibility(request: web.Request) -> web.StreamResponse:
+    incident_id = int(request.match_info["incident_id"])
+    form = await request.post()
+    questions = request.app[keys.SETTINGS].eligibility_questions
+    answers = [
+        {"yes": True, "no": False}.get(str(form.get(f"q{n}", ""))) for n in range(len(questions))
+    ]
+    try:
+        with request.app[keys.DB].session() as session:
+            incident = incident_for(request, session, incident_id)
+            incidents.record_eligibility(
+                session,
+                actor_of(request),
+                current_user(request),
+                incident,
+                questions,
+                answers,
+                str(form.get("reason", "")),
+            )
+    except IncidentError as exc:
+        return render_incident(request, incident_id, error=f"Not recorded: {exc}.", status=400)
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}")
+
+
+@routes.post("/calls/{public_id}/revoke", name="call_revoke")
+@requires(*STAFF)
+async def revoke(request: web.Request) -> web.StreamResponse:
+    with request.app[keys.DB].session() as session:
+        call = states.by_public_id(session, request.match_info["public_id"])
+        if call is None:
+            raise web.HTTPNotFound()
+        incident_for(request, session, call.incident_id)
+        life.revoke(session, request.app[keys.SETTINGS], actor_of(request), call)
+    await request.app[keys.HUB].hang_up(call.public_id, life.REVOKED)
+    raise web.HTTPSeeOther(f"/incidents/{call.incident_id}")
