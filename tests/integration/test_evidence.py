@@ -169,7 +169,7 @@ async def test_playback_with_ranges_and_a_flipped_byte(
         assert "audit chain OK" in result.stdout
     finally:
         await officer.close()
-    played = [a for a, actor, d in actions(live_server.db) if a == "captures.played"]
+    played = [a for a, actor, d in actions(live_server.db) if a == "evidence.played"]
     assert played, "the playback was audited"
 
 
@@ -198,7 +198,7 @@ async def test_who_may_see_evidence_and_refusals_are_audited(
     finally:
         for client in (owner, other, auditor, admin):
             await client.close()
-    refused = [(actor, d) for a, actor, d in actions(live_server.db) if a == "captures.refused"]
+    refused = [(actor, d) for a, actor, d in actions(live_server.db) if a == "evidence.refused"]
     assert ("pc2", {}) in refused and len(refused) == 2
 
 
@@ -221,7 +221,7 @@ async def test_an_evidence_officer_marks_an_exhibit(
         assert "exhibit JS/1" in body
     finally:
         await officer.close()
-    marks = [d for a, _, d in actions(live_server.db) if a == "captures.marked"]
+    marks = [d for a, _, d in actions(live_server.db) if a == "evidence.marked"]
     assert marks and marks[-1]["after"]["exhibit_ref"] == "JS/1"
 
 
@@ -287,7 +287,7 @@ def test_rotation_rewraps_keys_and_leaves_media_alone(settings: Settings) -> Non
     assert settings.effective_master_key_file.read_bytes() != keyring.master
     result = evr(settings, "evidence", "verify")
     assert result.returncode == 0, result.stderr
-    assert "master_key.rotated" in [
+    assert "keys.rotated" in [
         a for a, _, _ in actions(Database(settings.effective_database_url))
     ]
 
@@ -358,7 +358,7 @@ def test_purge_dry_run_lists_exactly_what_the_purge_deletes(settings: Settings) 
         tombstone = session.get(EvidenceFile, ids["old1"])
         assert tombstone.status == "deleted" and tombstone.wrapped_key is None
         assert tombstone.sha256 == hashlib.sha256(b"old1" * 100).hexdigest()
-    assert [a for a, _, _ in actions(db)].count("captures.deleted") == 2
+    assert [a for a, _, _ in actions(db)].count("evidence.deleted") == 2
     db.dispose()
     again = evr(settings, "purge", "--dry-run")
     assert "0 files to delete (dry run)" in again.stdout
@@ -427,7 +427,7 @@ async def test_an_export_bundle_verifies_and_tampering_fails(
     _tamper_zip(bundle, edited, "SHA256SUMS")
     result = evr(live_server.settings, "export", "verify", str(edited), "--public-key", str(key))
     assert result.returncode == 1 and "signature does not hold" in result.stderr
-    exported = [d for a, _, d in actions(live_server.db) if a == "captures.exported"]
+    exported = [d for a, _, d in actions(live_server.db) if a == "evidence.exported"]
     assert exported and exported[0]["files"] >= 4
     cli_bundle = tmp_path / "cli.zip"
     result = evr(live_server.settings, "export", "bundle", "CAD/EV/1", str(cli_bundle))

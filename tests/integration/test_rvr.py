@@ -155,7 +155,7 @@ async def test_a_no_on_any_safety_question_sends_no_sms_and_says_what_to_do(
             assert incident.eligibility == "ineligible"
             assert session.exec(select(RvrCase)).one().safety_passed is False
     with live_server.db.session() as session:
-        passes = session.exec(select(AuditEvent).where(AuditEvent.action == "track.safety")).all()
+        passes = session.exec(select(AuditEvent).where(AuditEvent.action == "rvr.safety")).all()
         assert [e.detail["passed"] for e in passes] == [False] * len(SAFETY_QUESTIONS)
 
     response, _ = await _safety(client, incident_id, ALL_YES)

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
-from appliance.config import WEEKDAYS, Settings
+from appliance.config import Settings
+from appliance.config.defaults import WEEKDAYS
 from appliance.models import (
     ACTIVE_APPOINTMENT_STATES,
     Appointment,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
-from appliance.config import CAD_EVENTS
+from appliance.config.defaults import CAD_EVENTS
 from appliance.models import Incident
 
 EXAMPLE_INCIDENT: dict[str, JsonValue] = {

@@ -1,0 +1,51 @@
+"""The call's media: STUN and TURN, loopback for tests, abandoned calls, guests."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+
+class CallsSettings(BaseModel):
+    stun_urls: list[str] = Field(
+        [],
+        description='STUN servers for both legs, e.g. ["stun:evr.example:3478"]. '
+        "Never a public default.",
+    )
+    turn_urls: list[str] = Field(
+        [],
+        description="TURN servers (coturn) for callers on mobile networks, e.g. "
+        '["turn:evr.example:3478?transport=udp"].',
+    )
+    turn_secret: SecretStr | None = Field(
+        None,
+        description="coturn's static-auth-secret (use-auth-secret): credentials are "
+        "minted per call from it and expire.",
+    )
+    turn_ttl_seconds: int = Field(
+        3600 * 4, ge=60, le=86400, description="How long a call's TURN credentials last."
+    )
+    media_allow_loopback: bool = Field(
+        False,
+        description="Offer 127.0.0.1 ICE candidates (only for a box, or a test, "
+        "that reaches the browser over loopback).",
+    )
+    call_abandoned_seconds: float = Field(
+        300,
+        gt=0,
+        le=86400,
+        description="A connected call that both the caller and the handler have left ends "
+        "(reason abandoned) after this long; either can rejoin before then.",
+    )
+    guests_enabled: bool = Field(
+        True,
+        description="Whether an officer may invite a guest (interpreter, second officer, "
+        "supervisor) onto a live call.",
+    )
+
+    @field_validator("stun_urls", "turn_urls")
+    @classmethod
+    def _ice_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise ValueError(f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
+        return value
