@@ -20,12 +20,17 @@ from appliance.models import AuditEvent, CadDelivery, Role, utcnow
 from appliance.notify.cad import CadSender
 from appliance.services.outbox import cad
 from appliance.tls import make_self_signed, server_context
-from tests.support.cad_receiver import CadReceiver, signature
+from tests.support.cad_receiver import (
+    SECRET,
+    CadReceiver,
+    running_receiver,
+    settings_for,
+    signature,
+)
 from tests.support.http import FormClient
-from tests.support.live import LiveServer, free_port
+from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
-SECRET = "the-box-and-the-cad-share-this-32-chars+"
 OTHER = "a-different-secret-the-cad-was-given-xx"
 
 
@@ -41,27 +46,13 @@ async def until(check: Callable[[], Any], what: str, timeout: float = 10) -> Any
 
 @pytest.fixture
 async def cad_receiver() -> AsyncIterator[CadReceiver]:
-    receiver = CadReceiver(SECRET)
-    await receiver.start()
-    try:
+    async with running_receiver() as receiver:
         yield receiver
-    finally:
-        await receiver.stop()
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, cad_receiver: CadReceiver) -> Settings:
-    return load_settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        min_free_bytes=0,
-        public_url="https://evr.test",
-        port=free_port(),
-        cad_webhook_url=cad_receiver.url,
-        cad_webhook_secret=SECRET,
-        cad_webhook_backoff_seconds=0.2,
-        cad_webhook_max_attempts=6,
-    )
+    return settings_for(tmp_path, database_url, cad_receiver, cad_webhook_max_attempts=6)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import pytest
 from aiohttp import web
 from sqlmodel import select
 
-from appliance.config import Settings, load_settings
+from appliance.config import Settings
 from appliance.models import CadDelivery, CallState, DeliveryState, Role
 from appliance.services.audit import Actor
 from appliance.services.calls import invites, states
@@ -35,13 +35,12 @@ from appliance.services.calls.invites import Consent
 from appliance.services.identity import accounts
 from appliance.web import keys
 from media.workers import RoomProxy
-from tests.support.cad_receiver import CadReceiver
+from tests.support.cad_receiver import CadReceiver, running_receiver, settings_for
 from tests.support.http import FormClient
-from tests.support.live import LiveServer, free_port
+from tests.support.live import LiveServer
 from tests.support.peers import Client
 from tests.support.staff import PASSWORD, add_incident, add_user
 
-SECRET = "the-box-and-the-cad-share-this-32-chars+"
 DEVICE = "endings-test-device"
 
 
@@ -52,27 +51,14 @@ pytestmark = pytest.mark.sqlite_only(
 
 @pytest.fixture
 async def cad_receiver() -> AsyncIterator[CadReceiver]:
-    receiver = CadReceiver(SECRET)
-    await receiver.start()
-    try:
+    async with running_receiver() as receiver:
         yield receiver
-    finally:
-        await receiver.stop()
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, cad_receiver: CadReceiver) -> Settings:
-    return load_settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        min_free_bytes=0,
-        public_url="https://evr.test",
-        port=free_port(),
-        cad_webhook_url=cad_receiver.url,
-        cad_webhook_secret=SECRET,
-        cad_webhook_backoff_seconds=0.2,
-        media_workers=1,
-        media_allow_loopback=True,
+    return settings_for(
+        tmp_path, database_url, cad_receiver, media_workers=1, media_allow_loopback=True
     )
 
 

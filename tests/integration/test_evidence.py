@@ -287,9 +287,7 @@ def test_rotation_rewraps_keys_and_leaves_media_alone(settings: Settings) -> Non
     assert settings.effective_master_key_file.read_bytes() != keyring.master
     result = evr(settings, "evidence", "verify")
     assert result.returncode == 0, result.stderr
-    assert "keys.rotated" in [
-        a for a, _, _ in actions(Database(settings.effective_database_url))
-    ]
+    assert "keys.rotated" in [a for a, _, _ in actions(Database(settings.effective_database_url))]
 
 
 def _age(db: Database, file_id: int, days: int) -> None:

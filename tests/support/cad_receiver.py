@@ -13,13 +13,18 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 from aiohttp import web
 
+from appliance.config import Settings, load_settings
 from appliance.web.api.schemas import openapi_document
+from tests.support.live import free_port
 from tests.support.sms_gateways import _Server
 
 
@@ -97,3 +102,31 @@ class CadReceiver(_Server):
             return self.mode
         self.events.setdefault(event_id, body)  # at least once: the same id is taken once
         return 200
+
+
+SECRET = "the-box-and-the-cad-share-this-32-chars+"
+
+
+@asynccontextmanager
+async def running_receiver(secret: str = SECRET) -> AsyncIterator[CadReceiver]:
+    receiver = CadReceiver(secret)
+    await receiver.start()
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()
+
+
+def settings_for(tmp_path: Path, database_url: str, receiver: CadReceiver, **more: Any) -> Settings:
+    """A test appliance's settings with its CAD webhook pointed at ``receiver``."""
+    return load_settings(
+        data_dir=tmp_path / "var",
+        database_url=database_url,
+        min_free_bytes=0,
+        public_url="https://evr.test",
+        port=free_port(),
+        cad_webhook_url=receiver.url,
+        cad_webhook_secret=SECRET,
+        cad_webhook_backoff_seconds=0.2,
+        **more,
+    )
