@@ -54,7 +54,6 @@ class CallHub:
     ) -> None:
         self.settings = settings
         self.db = db
-        self.keyring = keyring
         self.media = media
         self.calls: dict[str, LiveCall] = {}
         self.recordings = Recordings(settings, db, keyring)
@@ -217,7 +216,7 @@ class CallHub:
         )
 
     async def _end(
-        self, live: LiveCall, move: Move, reason: str, code: int = 1000, why: bytes = b""
+        self, live: LiveCall, move: Move, reason: str, code: int = 1000, why: bytes = b"call ended"
     ) -> bool:
         """Close the media (the recording first), make the move, tell the pages. Whether
         the move changed the call's state is the service's answer, passed on."""
@@ -226,7 +225,7 @@ class CallHub:
             call = states.get(session, live.public_id)
             moved = move(session, call)
             state = call.state
-        await self._farewell(live, state, reason, code, why or b"call ended")
+        await self._farewell(live, state, reason, code, why)
         return moved
 
     async def _close_media(self, live: LiveCall) -> None:
