@@ -23,6 +23,8 @@ from tests.support.live import LiveServer, free_port
 from tests.support.postgres import Databases, PostgresCluster
 
 BACKENDS = ("sqlite", "postgresql")
+# The fixtures that put a test on an engine: each is parametrized over BACKENDS.
+ENGINE_FIXTURES = ("database_url", "empty_database_url", "module_database_url")
 _db_outcomes: Counter[tuple[str, str]] = Counter()
 
 
@@ -69,7 +71,6 @@ def postgres_template(postgres_databases: Databases) -> Iterator[str]:
 
 
 def _new_database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool) -> Iterator[str]:
-    request.node.user_properties.append(("db_backend", request.param))
     if request.param == "sqlite":
         path = tmp_path / "evr.db"
         if migrated:
@@ -97,6 +98,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database, for what must migrate from nothing (`evr db upgrade`)."""
     yield from _new_database(request, tmp_path, migrated=False)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One database at the head migration shared by a module's tests, on each engine: for a
+    module whose tests only read a large dataset that one fixture builds (the evaluation's
+    1,000 incidents). A test that writes takes `database_url` instead."""
+    yield from _new_database(request, tmp_path_factory.mktemp("module-db"), migrated=True)
 
 
 @pytest.fixture
@@ -184,10 +195,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         engines = [e for e in engines if e == chosen]
     if engines == list(BACKENDS):
         return
-    for name in ("database_url", "empty_database_url"):
+    for name in ENGINE_FIXTURES:
         if name in metafunc.fixturenames:
             # A parametrize mark takes precedence over the fixture's own params.
             metafunc.definition.add_marker(pytest.mark.parametrize(name, engines, indirect=True))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Label each database test with its engine, for the summary by engine."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        for name in ENGINE_FIXTURES:
+            if params is not None and name in params.params:
+                item.user_properties.append(("db_backend", params.params[name]))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

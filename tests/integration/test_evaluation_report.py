@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 from scipy import stats
 from sqlmodel import Session
 
-from appliance.config import Settings
+from appliance.config import Settings, load_settings
 from appliance.db import Database
 from appliance.models import (
     Call,
@@ -187,13 +188,35 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     return ci.low, ci.high
 
 
-@pytest.fixture
-def evaluated(db: Database, settings: Settings) -> tuple[Truth, measures.Evaluation]:
-    with db.session() as session:
-        truth = build(session)
-    start, end = measures.period("2026-01-01", "2026-03-31")
-    with db.session() as session:
-        return truth, measures.evaluate(measures.gather(session, start, end), settings)
+@dataclass
+class Evaluated:
+    """The module's dataset, built once per engine: its truth, the evaluation of it, the
+    settings it was evaluated with, and where it lives (for `evr report`)."""
+
+    truth: Truth
+    evaluation: measures.Evaluation
+    settings: Settings
+    database_url: str
+
+
+@pytest.fixture(scope="module")
+def evaluated(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Evaluated]:
+    """Built once per engine (1,000 incidents take seconds): the tests only read it."""
+    settings = load_settings(
+        data_dir=tmp_path_factory.mktemp("var"), database_url=module_database_url
+    )
+    db = Database(module_database_url)
+    try:
+        with db.session() as session:
+            truth = build(session)
+        start, end = measures.period("2026-01-01", "2026-03-31")
+        with db.reader() as session:
+            gathered = measures.gather(session, start, end)
+        yield Evaluated(truth, measures.evaluate(gathered, settings), settings, module_database_url)
+    finally:
+        db.dispose()
 
 
 def _estimate(evaluation: measures.Evaluation, key: str, cohort: str) -> measures.Estimate:
@@ -205,9 +228,9 @@ def _comparison(evaluation: measures.Evaluation, key: str) -> measures.Compariso
 
 
 def test_rates_and_intervals_equal_an_independent_computation(
-    evaluated: tuple[Truth, measures.Evaluation],
+    evaluated: Evaluated,
 ) -> None:
-    truth, evaluation = evaluated
+    truth, evaluation = evaluated.truth, evaluated.evaluation
     assert evaluation.cohorts == ["video", "usual", "service"]
     for cohort in ("video", "usual", "service"):
         answers = truth.answers[cohort]
@@ -236,8 +259,8 @@ def test_rates_and_intervals_equal_an_independent_computation(
         assert (mean.low, mean.high) == pytest.approx((t_ci.low, t_ci.high), rel=1e-6)
 
 
-def test_the_effect_sizes_are_recovered(evaluated: tuple[Truth, measures.Evaluation]) -> None:
-    truth, evaluation = evaluated
+def test_the_effect_sizes_are_recovered(evaluated: Evaluated) -> None:
+    truth, evaluation = evaluated.truth, evaluated.evaluation
     ratio = _comparison(evaluation, "positive_ratio")
     a = sum(1 for x in truth.answers["video"] if x[0] >= 4)
     n1 = len(truth.answers["video"])
@@ -272,10 +295,8 @@ def test_the_effect_sizes_are_recovered(evaluated: tuple[Truth, measures.Evaluat
     assert sooner.value == pytest.approx(true_gap, rel=0.15)
 
 
-def test_savings_and_weekly_volumes(
-    evaluated: tuple[Truth, measures.Evaluation], settings: Settings
-) -> None:
-    truth, evaluation = evaluated
+def test_savings_and_weekly_volumes(evaluated: Evaluated) -> None:
+    truth, evaluation, settings = evaluated.truth, evaluated.evaluation, evaluated.settings
     avoided = sum(1 for d in truth.deployed["video"] + truth.deployed["service"] if not d)
     saved = evaluation.savings
     assert saved.deployments_avoided == avoided
@@ -318,9 +339,9 @@ def assert_nothing_personal(text: str) -> None:
 
 
 def test_the_report_files_hold_the_figures_and_nothing_personal(
-    evaluated: tuple[Truth, measures.Evaluation], tmp_path: Path
+    evaluated: Evaluated, tmp_path: Path
 ) -> None:
-    _, evaluation = evaluated
+    evaluation = evaluated.evaluation
     written = report.write(evaluation, tmp_path / "out", "Wessex Police")
     names = sorted(p.name for p in written)
     assert names == sorted([*report.CSV_FILES, "report.html"])
@@ -340,11 +361,9 @@ def test_the_report_files_hold_the_figures_and_nothing_personal(
     assert_nothing_personal(_files_text(tmp_path / "out"))
 
 
-def test_evr_report_writes_the_folder(
-    evaluated: tuple[Truth, measures.Evaluation], database_url: str, tmp_path: Path
-) -> None:
+def test_evr_report_writes_the_folder(evaluated: Evaluated, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
-    env.update(EVR_DATABASE_URL=database_url, EVR_DATA_DIR=str(tmp_path / "var"))
+    env.update(EVR_DATABASE_URL=evaluated.database_url, EVR_DATA_DIR=str(tmp_path / "var"))
     out = tmp_path / "evr-report"
     evr = [sys.executable, "-m", "appliance", "report"]
     result = subprocess.run(
