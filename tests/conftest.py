@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from argon2 import PasswordHasher
 from sqlalchemy.engine import make_url
 
 from appliance import migrate
 from appliance.config import Settings, load_settings
 from appliance.db import Database
+from appliance.services.identity import passwords
 from tests.support.http import FormClient
 from tests.support.live import LiveServer, free_port
 from tests.support.postgres import Databases, PostgresCluster
@@ -26,6 +28,33 @@ BACKENDS = ("sqlite", "postgresql")
 # The fixtures that put a test on an engine: each is parametrized over BACKENDS.
 ENGINE_FIXTURES = ("database_url", "empty_database_url", "module_database_url")
 _db_outcomes: Counter[tuple[str, str]] = Counter()
+
+
+# Argon2id at its smallest cost. The product's profile takes 64 MiB and about 0.3 s a hash
+# on this machine, and the in-process tests hash and check some two thousand passwords.
+QUICK_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+REAL_HASHER = passwords._hasher
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashing() -> Iterator[None]:
+    """Hash passwords cheaply in this process, as Django's test settings do. Every `evr`
+    subprocess (the browser tests, the CLI tests) still hashes with the product's profile,
+    and tests/integration/test_accounts.py holds that profile with `real_password_hashing`."""
+    passwords._hasher = QUICK_HASHER
+    passwords._dummy_hash.cache_clear()
+    yield
+    passwords._hasher = REAL_HASHER
+    passwords._dummy_hash.cache_clear()
+
+
+@pytest.fixture
+def real_password_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The product's own Argon2id profile, for the tests about it."""
+    monkeypatch.setattr(passwords, "_hasher", REAL_HASHER)
+    passwords._dummy_hash.cache_clear()
+    yield
+    passwords._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from sqlmodel import select
 
 from appliance.db import Database
 from appliance.models import AuditEvent, Role, User, WebSession, utcnow
 from appliance.services.audit import Actor
-from appliance.services.identity import accounts, web_sessions
+from appliance.services.identity import accounts, passwords, web_sessions
 from appliance.services.identity.accounts import AccountError, LockoutPolicy, SignInStatus
+from tests.support.staff import PASSWORD, add_user
 
 ADMIN = Actor("root-admin", "cli")
 POLICY = LockoutPolicy(max_failures=3, lockout_seconds=60)
@@ -187,3 +189,31 @@ def test_first_admin_is_made_once(db: Database) -> None:
         admin = session.exec(select(User)).one()
         assert admin.username == "admin" and admin.must_change_password
         assert accounts.roles_of(session, admin.id) == {Role.ADMIN}
+
+
+@pytest.mark.sqlite_only(reason="hashing happens in Python; the engine only stores a string")
+@pytest.mark.usefixtures("real_password_hashing")
+def test_passwords_are_hashed_with_the_rfc_9106_profile_and_weaker_hashes_upgraded(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hash made with weaker parameters (an older release, or this suite's quick
+    hasher) is replaced by one of the product's profile at the next good sign-in."""
+    assert passwords.PROFILE == profiles.RFC_9106_LOW_MEMORY
+    made = passwords.hash_password("a long enough passphrase")
+    assert made.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert passwords.verify_password(made, "a long enough passphrase")
+    assert not passwords.verify_password(made, "a long enough passphrasf")
+
+    weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with db.session() as session:
+        add_user(session, "pc77", Role.HANDLER)
+        user = accounts.require(session, "pc77")
+        user.password_hash = weak.hash(PASSWORD)
+        session.add(user)
+    with db.session() as session:
+        result = accounts.sign_in(session, "pc77", PASSWORD, "test", POLICY)
+        assert result.status is SignInStatus.OK
+    with db.session() as session:
+        upgraded = accounts.require(session, "pc77").password_hash
+    assert upgraded.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert passwords.verify_password(upgraded, PASSWORD)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 from functools import cache
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-_hasher = PasswordHasher()
+# RFC 9106's second recommended option (64 MiB, t=3, p=4): the first needs 2 GiB a hash.
+PROFILE = profiles.RFC_9106_LOW_MEMORY
+_hasher = PasswordHasher.from_parameters(PROFILE)
 
 
 @cache
