@@ -7,9 +7,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
-
-from aiohttp import web
+from typing import TYPE_CHECKING, TextIO
 
 from appliance import metrics, migrate, tls
 from appliance.config import Settings, SettingsError
@@ -18,8 +16,9 @@ from appliance.services.calls import life
 from appliance.services.evidence import master_key, signing
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity import accounts
-from appliance.web.app import create_app
-from media.workers import WorkerPool
+
+if TYPE_CHECKING:
+    from media.workers import WorkerPool
 
 log = logging.getLogger("evr.server")
 
@@ -84,7 +83,15 @@ def banner(settings: Settings, prepared: Prepared, out: TextIO) -> None:
 
 
 def serve(settings: Settings, media: WorkerPool | None = None) -> None:
-    """Serve until stopped; ``media`` replaces the worker pool the settings ask for (benches)."""
+    """Serve until stopped; ``media`` replaces the worker pool the settings ask for (benches).
+
+    The web app (aiohttp, aiortc, PyAV, templates) is imported after `prepare`, so a start
+    that must stop on a bad setting or master key says so at once.
+    """
+    from aiohttp import web
+
+    from appliance.web.app import create_app
+
     prepared = prepare(settings)
     banner(settings, prepared, sys.stdout)
     app = create_app(settings, prepared.db, prepared.keyring, media)
