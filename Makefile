@@ -12,6 +12,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # As root the suite runs in a network namespace of its own with only loopback, so
 # browsers and media peers under test can reach nothing but this machine.
 ISOLATE := $(shell [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null && echo yes)
+# One pytest worker per core, at most four (pytest-xdist); tests that share a costly
+# fixture are kept on one worker (tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= auto
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup
 
 .PHONY: run test test-fast bench lint format system-packages-test system-packages-run clean
 
@@ -26,18 +30,18 @@ test: system-packages-test $(DEV_STAMP)
 	# (or reuse the cache) before the suite runs in its network namespace.
 	EVR_TEST_PYTHON=$(BIN)/python sh provisioning/tests/prepare-chroot.sh .
 ifeq ($(ISOLATE),yes)
-	unshare -n -- sh -c 'ip link set lo up && exec $(BIN)/pytest'
+	unshare -n -- sh -c 'ip link set lo up && exec $(PYTEST)'
 else
-	$(BIN)/pytest
+	$(PYTEST)
 endif
 
 # The inner loop: unit tests and the integration tests on SQLite only, no browser, no
 # provisioning chroot, no PostgreSQL (meant to stay under 3 minutes). CI runs `make test`.
 test-fast: $(DEV_STAMP)
 ifeq ($(ISOLATE),yes)
-	unshare -n -- sh -c 'ip link set lo up && exec $(BIN)/pytest --engine=sqlite tests/unit tests/integration'
+	unshare -n -- sh -c 'ip link set lo up && exec $(PYTEST) --engine=sqlite tests/unit tests/integration'
 else
-	$(BIN)/pytest --engine=sqlite tests/unit tests/integration
+	$(PYTEST) --engine=sqlite tests/unit tests/integration
 endif
 
 # Capacity, ours vs aiortc's default pipeline (bench/README.md); under 10 minutes on 2 cores.

@@ -230,13 +230,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.definition.add_marker(pytest.mark.parametrize(name, engines, indirect=True))
 
 
+def _xdist_group(item: pytest.Item) -> str | None:
+    """Which tests must share a worker under `make test`'s `-n` (pytest-xdist, `--dist
+    loadgroup`): the provisioning tests share one chroot converged twice, and a module
+    with a module-scoped fixture (an `evr serve` and a browser, a dataset) keeps it once."""
+    path = Path(str(item.path))
+    if "provisioning" in path.parts:
+        return "provisioning"
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else []
+    if any(d.scope == "module" for defs in definitions for d in defs):
+        return item.nodeid.split("::")[0]
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Label each database test with its engine, for the summary by engine."""
+    """Label each database test with its engine (for the summary by engine) and with the
+    worker group it needs."""
     for item in items:
         params = getattr(item, "callspec", None)
         for name in ENGINE_FIXTURES:
             if params is not None and name in params.params:
                 item.user_properties.append(("db_backend", params.params[name]))
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
