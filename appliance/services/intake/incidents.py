@@ -9,7 +9,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from appliance.models import AuditEvent, Call, Incident, Role, User, utcnow
+from appliance.config import Settings
+from appliance.models import AuditEvent, Call, Incident, Role, User, UserRole, utcnow
 from appliance.services import audit
 from appliance.services.audit import Actor
 
@@ -161,8 +162,21 @@ def visible_to(session: Session, user: User, roles: Iterable[Role]) -> list[Inci
     return search(session, Filters(), user, roles)
 
 
-def take(session: Session, actor: Actor, user: User, incident: Incident) -> None:
-    """A handler takes an incident nobody owns (one from CAD)."""
+def may_work_rvr(session: Session, settings: Settings, user: User, incident: Incident) -> bool:
+    """Rapid Video Response work (domestic abuse) is for RVR officers and supervisors only;
+    any other incident for anyone."""
+    if incident.category not in settings.rvr_categories:
+        return True
+    held = set(session.exec(select(UserRole.role).where(UserRole.user_id == user.id)).all())
+    return bool(held & {Role.RVR_OFFICER.value, Role.SUPERVISOR.value})
+
+
+def take(
+    session: Session, settings: Settings, actor: Actor, user: User, incident: Incident
+) -> None:
+    """A handler takes an incident nobody owns (one from CAD); RVR work, an RVR officer."""
+    if not may_work_rvr(session, settings, user, incident):
+        raise IncidentError("this is Rapid Video Response work: it needs the RVR officer role")
     if incident.owner_id is not None and incident.owner_id != user.id:
         raise IncidentError("another handler has this incident; a supervisor can re-assign it")
     if incident.owner_id == user.id:
@@ -187,12 +201,34 @@ def record_eligibility(
     questions: list[str],
     answers: list[bool | None],
     reason: str = "",
+    *,
+    settings: Settings,
 ) -> bool:
     """The checklist's answers: eligible only when every answer is yes.
 
     An ineligible incident records why (the handler's reason, else the questions
-    answered no) and leaves the video path: no invite can be made for it.
+    answered no) and leaves the video path: no invite can be made for it. Refused on
+    the Rapid Video Response track, whose safety questions alone decide (a "yes" here
+    would undo their "no").
     """
+    if incident.category in settings.rvr_categories:
+        raise IncidentError(
+            "this is Rapid Video Response work: its safety questions decide, on its RVR page"
+        )
+    return set_eligibility(session, actor, user, incident, questions, answers, reason)
+
+
+def set_eligibility(
+    session: Session,
+    actor: Actor,
+    user: User,
+    incident: Incident,
+    questions: list[str],
+    answers: list[bool | None],
+    reason: str = "",
+) -> bool:
+    """Record a checklist's answers, whichever checklist it was (the ordinary one, or
+    RVR's safety questions through ``rvr.track``, which alone may call this for RVR)."""
     if len(answers) != len(questions) or any(a is None for a in answers):
         raise IncidentError("answer every question of the checklist")
     eligible = all(answers)

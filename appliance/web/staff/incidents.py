@@ -42,6 +42,9 @@ def _render_list(
     filters = _filters(request)
     with request.app[keys.DB].reader() as session:
         rows = incidents.search(session, filters, current_user(request), current_roles(request))
+    if not {Role.RVR_OFFICER, Role.SUPERVISOR} & set(current_roles(request)):
+        settings = request.app[keys.SETTINGS]
+        rows = [row for row in rows if not track.is_rvr(settings, row)]
     return aiohttp_jinja2.render_template(
         "incidents/list.html",
         request,
@@ -189,7 +192,7 @@ async def resend(request: web.Request) -> web.StreamResponse:
             message = messages.get(session, int(request.match_info["message_id"]))
             if message is None or message.incident_id != incident_id:
                 raise web.HTTPNotFound(text="There is no such message on this incident.")
-            messages.resend(session, actor_of(request), message)
+            messages.resend(session, request.app[keys.SETTINGS], actor_of(request), message)
     except MessageError as exc:
         return render_incident(request, incident_id, error=f"Not resent: {exc}.", status=409)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
@@ -202,7 +205,13 @@ async def take(request: web.Request) -> web.StreamResponse:
     try:
         with request.app[keys.DB].session() as session:
             incident = incident_for(request, session, incident_id, act=False)
-            incidents.take(session, actor_of(request), current_user(request), incident)
+            incidents.take(
+                session,
+                request.app[keys.SETTINGS],
+                actor_of(request),
+                current_user(request),
+                incident,
+            )
     except IncidentError as exc:
         return render_incident(request, incident_id, error=f"Not taken: {exc}.", status=409)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}")
@@ -228,6 +237,7 @@ async def eligibility(request: web.Request) -> web.StreamResponse:
                 questions,
                 answers,
                 str(form.get("reason", "")),
+                settings=request.app[keys.SETTINGS],
             )
     except IncidentError as exc:
         return render_incident(request, incident_id, error=f"Not recorded: {exc}.", status=400)
