@@ -327,6 +327,8 @@ def resend(
     RVR caller only while safety passes and the link it carries is still open."""
     if MessageStatus(message.status) in UNSENT_STATES:
         raise MessageError("this message is still being sent")
+    if refusal := rvr_refusal(session, settings, message.incident_id, message.purpose):
+        raise MessageError(refusal)
     if message.purpose in ("invite", "reminder") and _link_closed(session, message):
         raise MessageError("the link in this message no longer works: send a new one")
     copy = _new(
