@@ -12,7 +12,16 @@ from sqlmodel import Session, select
 
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
-from appliance.models import CallState, Incident, MessageStatus, OutboundMessage, Role, User, utcnow
+from appliance.models import (
+    CallState,
+    Incident,
+    MessageStatus,
+    OutboundMessage,
+    Role,
+    RvrCase,
+    User,
+    utcnow,
+)
 from appliance.services.audit import Actor
 from appliance.services.calls import invites
 from appliance.services.calls.invites import LinkProblem
@@ -191,6 +200,38 @@ def test_a_safety_no_withdraws_an_sms_not_yet_sent_and_the_link_stops(
         assert {m.status for m in _sms(session)} == {MessageStatus.CANCELLED.value}
         assert messages.due(session, utcnow() + timedelta(days=1)) == []
         assert invites.open_link(session, token, None, "t") is LinkProblem.REVOKED
+
+
+def test_the_sender_withdraws_what_safety_no_longer_allows(
+    db: Database, settings: Settings
+) -> None:
+    """The last line: a transfer SMS queued while safety passed, then the RVR record
+    turned to not passing by some path that withdrew nothing (set directly here). The
+    dispatcher's pick of due messages withdraws it instead of sending it."""
+    with db.session() as session:
+        officer, incident = _officer_and_incident(session)
+        track.record_safety(session, settings, ACTOR, officer, incident, YES)
+        track.transfer(session, settings, ACTOR, officer, incident)
+        other = add_incident(session, officer, "CAD/S/3")  # not RVR: goes as ever
+        messages.queue_sms(
+            session,
+            ACTOR,
+            settings=settings,
+            to_phone=other.caller_phone,
+            body="hello",
+            reference="r-2",
+            incident_id=other.id,
+        )
+        case = session.exec(select(RvrCase)).one()
+        case.safety_passed = False
+        session.add(case)
+    with db.session() as session:
+        due = messages.due(session, utcnow() + timedelta(minutes=1))
+        assert [m.reference for m in due] == ["r-2"]
+    with db.session() as session:
+        statuses = {m.reference: m.status for m in _sms(session)}
+        assert statuses["r-2"] == MessageStatus.PENDING.value
+        assert MessageStatus.CANCELLED.value in statuses.values()
 
 
 async def test_resend_on_the_incident_page_is_refused_after_a_no(

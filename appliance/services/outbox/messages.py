@@ -236,8 +236,12 @@ def _new(
 
 
 def due(session: Session, now: datetime, limit: int = 20) -> list[OutboundMessage]:
-    """Unsent messages whose next attempt is due, oldest first."""
-    return list(
+    """Unsent messages whose next attempt is due, oldest first.
+
+    The last check before a message leaves: one to an RVR incident whose safety
+    questions no longer stand answered yes is withdrawn here instead (audited), so even
+    a message queued while safety passed never goes after it stopped passing."""
+    found = list(
         session.exec(
             select(OutboundMessage)
             .where(
@@ -248,6 +252,25 @@ def due(session: Session, now: datetime, limit: int = 20) -> list[OutboundMessag
             .limit(limit)
         ).all()
     )
+    incident_ids = {m.incident_id for m in found if m.incident_id is not None}
+    if not incident_ids:
+        return found
+    unsafe = set(
+        session.exec(
+            select(RvrCase.incident_id).where(
+                col(RvrCase.incident_id).in_(incident_ids),
+                col(RvrCase.safety_passed).is_not(True),
+            )
+        ).all()
+    )
+    for message in found:
+        if message.incident_id in unsafe:
+            message.status = MessageStatus.CANCELLED.value
+            message.next_attempt_at = None
+            session.add(message)
+            session.flush()
+            _audit(session, Actor(audit.SYSTEM), "message.cancelled", message, why="rvr_safety")
+    return [m for m in found if m.incident_id not in unsafe]
 
 
 def record_result(
