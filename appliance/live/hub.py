@@ -121,8 +121,11 @@ class CallHub:
             return
         while not participant.ws.closed:
             await asyncio.sleep(self.recheck_seconds)
-            if not await participant.still_allowed():
-                return
+            try:
+                if not await participant.still_allowed():
+                    return
+            except Exception:  # a failed check is tried again next tick, on every message too
+                log.exception("could not re-authorise a socket", extra={"leg": participant.leg_id})
 
     async def _handle_raw(self, live: LiveCall, participant: Participant, raw: Any) -> None:
         try:

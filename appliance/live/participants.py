@@ -59,7 +59,7 @@ class Participant:
 
     async def still_allowed(self) -> bool:
         """Re-authorise: False (and the socket closed, saying why) once the right is gone."""
-        refusal = self.recheck() if self.recheck is not None else None
+        refusal = await asyncio.to_thread(self.recheck) if self.recheck is not None else None
         if refusal is None:
             return True
         if not self.ws.closed:

@@ -299,6 +299,39 @@ async def test_a_plain_handler_cannot_reach_rvr_work(live_server: LiveServer) ->
         await officer.close()
 
 
+async def test_rvr_work_made_by_a_plain_handler_goes_to_the_rvr_queue(
+    live_server: LiveServer,
+) -> None:
+    """Tried: a handler without rvr_officer makes a Domestic abuse incident by hand, the
+    way to own one (and so act on it) without taking it. It is made, but not theirs."""
+    with live_server.db.session() as session:
+        add_user(session, "pc1", Role.HANDLER)
+    plain = FormClient(live_server.base_url)
+    try:
+        await plain.sign_in("pc1", PASSWORD)
+        await plain.get("/incidents")
+        response, _ = await plain.post(
+            "/incidents",
+            {
+                "cad_reference": "CAD/RVR/80",
+                "grade": "2",
+                "category": DA,
+                "caller_name": "Jane Marple",
+                "caller_phone": "07700 900123",
+            },
+        )
+        assert response.status == 303
+        assert response.headers["Location"] == "/incidents?notice=rvr_queued"
+    finally:
+        await plain.close()
+    with live_server.db.session() as session:
+        incident = session.exec(select(Incident)).one()
+        assert incident.owner_id is None
+        assert [r.incident.id for r in track.waiting(session, live_server.settings)] == [
+            incident.id
+        ]
+
+
 def test_take_and_assign_of_rvr_work_need_the_rvr_role(db: Database, settings: Settings) -> None:
     """The same rule in the services: a plain handler cannot take an RVR incident, and a
     supervisor cannot assign one to them; an RVR officer can be given it."""

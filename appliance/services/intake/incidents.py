@@ -59,8 +59,11 @@ def create(
     received_at: datetime | None = None,
     source: str = "ui",
     categories: list[str] | None = None,
+    keep: bool = True,
 ) -> Incident:
-    """A new incident. Made by a handler it is theirs; from CAD (no user) it waits unowned."""
+    """A new incident. Made by a handler it is theirs (unless ``keep`` is False: RVR work
+    made by someone without the RVR role waits on the RVR queue); from CAD (no user) it
+    waits unowned."""
     cad_reference = cad_reference.strip()
     if not CAD_RE.match(cad_reference):
         raise IncidentError("a CAD reference is 2–64 letters, digits, '/', '_' or '-'")
@@ -85,7 +88,7 @@ def create(
         summary=summary.strip()[:2000],
         location_text=location_text.strip()[:500],
         created_by_id=created_by.id if created_by else None,
-        owner_id=created_by.id if created_by else None,
+        owner_id=created_by.id if created_by and keep else None,
         source=source[:64],
     )
     if received_at:

@@ -22,6 +22,9 @@ from appliance.web.access import current_roles, current_user, requires
 from appliance.web.toolkit import STAFF, actor_of, incident_for, render_incident, stream_file
 
 routes = web.RouteTableDef()
+RVR_QUEUED = (
+    "Made. This is Rapid Video Response work: it waits on the RVR queue for an RVR officer."
+)
 
 
 def _filters(request: web.Request) -> Filters:
@@ -54,6 +57,7 @@ def _render_list(
             "me": current_user(request).id,
             "categories": request.app[keys.SETTINGS].incident_categories,
             "error": error,
+            "notice": RVR_QUEUED if request.query.get("notice") == "rvr_queued" else "",
             "form": form or {},
         },
         status=status,
@@ -82,6 +86,8 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
             "location_text",
         )
     }
+    settings = request.app[keys.SETTINGS]
+    may_work_rvr = bool({Role.RVR_OFFICER, Role.SUPERVISOR} & set(current_roles(request)))
     try:
         grade = int(fields["grade"] or 3)
         with request.app[keys.DB].session() as session:
@@ -96,10 +102,14 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
                 caller_phone=fields["caller_phone"],
                 summary=fields["summary"],
                 location_text=fields["location_text"],
-                categories=request.app[keys.SETTINGS].incident_categories,
+                categories=settings.incident_categories,
+                keep=may_work_rvr or fields["category"].strip() not in settings.rvr_categories,
             )
+            kept = incident.owner_id is not None
     except (IncidentError, ValueError) as exc:
         return _render_list(request, f"Not created: {exc}.", fields, status=400)
+    if not kept:  # RVR work made by a handler without the role: on the RVR queue now
+        raise web.HTTPSeeOther("/incidents?notice=rvr_queued")
     raise web.HTTPSeeOther(f"/incidents/{incident.id}")
 
 
