@@ -114,6 +114,18 @@ class Settings(
         return self
 
     @model_validator(mode="after")
+    def _rvr_never_surveyed(self) -> Settings:
+        """RVR means no survey SMS (the survey service holds it whatever the lists say);
+        a list that says otherwise is a mistake the operator should hear of at start-up."""
+        missing = [c for c in self.rvr_categories if c not in self.survey_sms_skip_categories]
+        if missing:
+            raise ValueError(
+                "survey_sms_skip_categories must hold every rvr_categories entry (an RVR "
+                f"caller is never sent the survey by SMS): add {', '.join(missing)}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _pairs(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be set together")

@@ -56,6 +56,8 @@ class CallHub:
         self.db = db
         self.media = media
         self.calls: dict[str, LiveCall] = {}
+        # How often a staff socket is re-authorised besides on each message it sends.
+        self.recheck_seconds = 5.0
         self.recordings = Recordings(settings, db, keyring)
         self.sampler = Sampler(settings, db, self.calls, self._end_abandoned)
 
@@ -82,6 +84,7 @@ class CallHub:
         if participant.role in (CALLER, HANDLER):
             live.empty_since = None
         metrics.SIGNALLING_CONNECTIONS.labels(participant.role).inc()
+        watch = asyncio.create_task(self._watch(participant))
         try:
             servers = ice_servers(self.settings, public_id)
             await participant.send(
@@ -99,6 +102,7 @@ class CallHub:
                 elif message.type == WSMsgType.ERROR:
                     break
         finally:
+            watch.cancel()
             metrics.SIGNALLING_CONNECTIONS.labels(participant.role).dec()
             if live.participants.get(participant.leg_id) is participant:
                 del live.participants[participant.leg_id]
@@ -109,6 +113,19 @@ class CallHub:
                     live.empty_since = time.monotonic()
             if not live.participants and live.room is None:
                 self.calls.pop(public_id, None)
+
+    async def _watch(self, participant: Participant) -> None:
+        """Re-authorise a staff socket on a timer too: one that sends nothing (a console
+        left open on a call) still closes once its session or its right has gone."""
+        if participant.recheck is None:
+            return
+        while not participant.ws.closed:
+            await asyncio.sleep(self.recheck_seconds)
+            try:
+                if not await participant.still_allowed():
+                    return
+            except Exception:  # a failed check is tried again next tick, on every message too
+                log.exception("could not re-authorise a socket", extra={"leg": participant.leg_id})
 
     async def _handle_raw(self, live: LiveCall, participant: Participant, raw: Any) -> None:
         try:
@@ -128,6 +145,8 @@ class CallHub:
             await participant.send(protocol.error("not_allowed", str(exc)))
 
     async def _dispatch(self, live: LiveCall, participant: Participant, message: Any) -> None:
+        if not await participant.still_allowed():
+            return
         match message:
             case protocol.Join(sdp=sdp):
                 await self._join(live, participant, sdp)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,12 @@ from media.protocols import MediaRoom
 CALLER = "caller"
 HANDLER = "handler"
 GUEST = "guest"
+# The close code of a socket whose right to the call has gone (signed out, account
+# disabled, incident re-assigned); the close message says which.
+NO_LONGER_ALLOWED = 4003
+# Why a participant may no longer be on the call (None: they still may); asked on every
+# message and every few seconds (``CallHub.recheck_seconds``).
+Recheck = Callable[[], str | None]
 
 
 @dataclass(eq=False)
@@ -30,6 +37,7 @@ class Participant:
     source: str
     user: User | None = None
     guest: GuestInvite | None = None
+    recheck: Recheck | None = None
 
     @property
     def leg_id(self) -> str:
@@ -48,6 +56,15 @@ class Participant:
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.send_json(message)
+
+    async def still_allowed(self) -> bool:
+        """Re-authorise: False (and the socket closed, saying why) once the right is gone."""
+        refusal = await asyncio.to_thread(self.recheck) if self.recheck is not None else None
+        if refusal is None:
+            return True
+        if not self.ws.closed:
+            await self.ws.close(code=NO_LONGER_ALLOWED, message=refusal.encode()[:120])
+        return False
 
     def presence(self, present: bool) -> dict[str, Any]:
         message: dict[str, Any] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -17,10 +18,19 @@ routes = web.RouteTableDef()
 
 
 def _safe_next(value: str | None) -> str:
-    """Only a path on this site: never an absolute or protocol-relative URL."""
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return "/"
+    """Only a path on this site: never an absolute or protocol-relative URL.
+
+    Judged as a browser would read it: control characters (a browser drops a tab or a
+    newline, so ``/%09/evil.example`` decoded becomes ``//evil.example``) and backslashes (read
+    as ``/``) are refused, then ``urlsplit`` must find no scheme and no host."""
+    if not value or not value.startswith("/") or "\\" in value:
+        return "/"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or value.startswith("//"):
+        return "/"
+    return value
 
 
 @routes.get("/login", name="login")

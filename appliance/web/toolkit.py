@@ -31,12 +31,15 @@ from appliance.models import (
     Incident,
     Role,
     Statement,
+    User,
+    WebSession,
 )
 from appliance.services.audit import Actor
 from appliance.services.calls import invites, states
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, CallerLink, LinkProblem
 from appliance.services.evidence import sealing
 from appliance.services.evidence.master_key import UnwrapError
+from appliance.services.identity import accounts, web_sessions
 from appliance.services.intake import appointments, incidents, locations, uploads
 from appliance.services.intake.appointments import london_label
 from appliance.services.intake.incidents import IncidentError
@@ -77,13 +80,18 @@ NOTICES = {
 def incident_for(
     request: web.Request, session: Session, incident_id: int, act: bool = True
 ) -> Incident:
-    """The incident, if this user may act on it, or only see it (else 404 or 403)."""
+    """The incident, if this user may act on it, or only see it (else 404 or 403). An RVR
+    incident (domestic abuse) only for RVR officers and supervisors, on every page."""
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise web.HTTPNotFound(text="There is no incident with that reference.")
     allowed = incidents.may_act if act else incidents.may_see
     if not allowed(current_user(request), current_roles(request), incident):
         raise web.HTTPForbidden(text="This incident is not yours to act on.")
+    if track.is_rvr(request.app[keys.SETTINGS], incident) and not (
+        {Role.RVR_OFFICER, Role.SUPERVISOR} & set(current_roles(request))
+    ):
+        raise web.HTTPForbidden(text="Rapid Video Response work needs the RVR officer role.")
     return incident
 
 
@@ -153,6 +161,38 @@ def call_for(request: web.Request, session: Session) -> tuple[Call, Incident]:
     if call is None:
         raise web.HTTPNotFound(text="There is no such call.")
     return call, incident_for(request, session, call.incident_id)
+
+
+def staff_recheck(request: web.Request, incident_id: int) -> Callable[[], str | None]:
+    """What a staff socket on a live call asks again on every message and every few
+    seconds (the hub's ``Participant.recheck``): is this browser still signed in, the
+    account enabled, and the call's incident still this user's to act on? The reason to
+    close, or None. Reads only, so it never waits on the writer's lock."""
+    db, settings = request.app[keys.DB], request.app[keys.SETTINGS]
+    policy = web_sessions.SessionPolicy.from_settings(settings)
+    session_id = request[keys.WEB_SESSION].id or 0
+
+    def recheck() -> str | None:
+        with db.reader() as session:
+            refusal = web_sessions.socket_refusal(session, session_id, policy)
+            if refusal is not None:
+                return refusal
+            web_session = session.get(WebSession, session_id)
+            user = session.get(User, web_session.user_id) if web_session else None
+            incident = session.get(Incident, incident_id)
+            if user is None or incident is None:
+                return "this call is no longer yours"
+            roles = accounts.roles_of(session, user.id or 0)
+            if not incidents.may_act(user, roles, incident):
+                return "the incident was re-assigned: this call is no longer yours"
+            if track.is_rvr(settings, incident) and not roles & {
+                Role.RVR_OFFICER,
+                Role.SUPERVISOR,
+            }:
+                return "Rapid Video Response work needs the RVR officer role"
+        return None
+
+    return recheck
 
 
 # -- forms and pages -----------------------------------------------------------------------
@@ -252,12 +292,17 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 async def stream_file(
-    request: web.Request, file: EvidenceFile, inline: bool = True
+    request: web.Request,
+    file: EvidenceFile,
+    inline: bool = True,
+    before_send: Callable[[int, int, int], None] | None = None,
 ) -> web.StreamResponse:
     """Decrypt and send a sealed file, whole (200) or the range asked for (206).
 
-    The first chunk is opened before any header goes out, so a file that fails its
-    check answers 500 and says so; a later chunk failing cuts the connection (the
+    ``before_send(start, end, size)`` hears the range as parsed (not the header's text,
+    which can say "the whole file" in many ways) before a byte goes out: custody audits
+    on it. The first chunk is opened before any header goes out, so a file that fails
+    its check answers 500 and says so; a later chunk failing cuts the connection (the
     player stops loudly rather than playing altered media).
     """
     keyring = request.app[keys.KEYRING]
@@ -268,6 +313,8 @@ async def stream_file(
     try:
         wanted = _byte_range(request.headers.get("Range"), reader.size)
         start, end = wanted or (0, reader.size)
+        if before_send is not None:
+            before_send(start, end, reader.size)
         pieces = reader.read_range(start, end)
         try:
             first = await asyncio.to_thread(next, pieces, b"")

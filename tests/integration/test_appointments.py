@@ -46,6 +46,10 @@ BEFORE = datetime(2027, 3, 20, 12, 0, tzinfo=UTC)  # "now" for the spring bookin
 BEFORE_AUTUMN = datetime(2027, 10, 24, 12, 0, tzinfo=UTC)
 
 
+# Default settings for messages queued outside an app (the RVR gate reads its lists).
+SMS_SETTINGS = Settings()
+
+
 def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
@@ -72,7 +76,7 @@ def _incident(db: Database, user: User, n: int = 1, eligible: bool = True) -> In
             caller_phone="07700 900123",
         )
         questions = ["ok?"]
-        incidents.record_eligibility(session, ACTOR, user, incident, questions, [eligible])
+        incidents.set_eligibility(session, ACTOR, user, incident, questions, [eligible])
         return incident
 
 
@@ -429,7 +433,13 @@ def test_queue_sms_not_before_is_honoured_by_due(db: Database) -> None:
     later = utc(2030, 1, 1, 9, 0)
     with db.session() as session:
         message = messages.queue_sms(
-            session, ACTOR, to_phone=PHONE, body="hello", reference="r-1", not_before=later
+            session,
+            ACTOR,
+            settings=SMS_SETTINGS,
+            to_phone=PHONE,
+            body="hello",
+            reference="r-1",
+            not_before=later,
         )
         assert message.next_attempt_at == later
         assert messages.due(session, later - timedelta(seconds=1)) == []

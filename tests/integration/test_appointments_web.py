@@ -26,7 +26,7 @@ async def handler(live_server: LiveServer) -> AsyncIterator[FormClient]:
     with live_server.db.session() as session:
         user = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, user, "CAD/WEB/1")
-        incidents.record_eligibility(session, Actor("pc1"), user, incident, ["ok?"], [True])
+        incidents.set_eligibility(session, Actor("pc1"), user, incident, ["ok?"], [True])
     client = FormClient(live_server.base_url)
     await client.sign_in("pc1", PASSWORD)
     try:

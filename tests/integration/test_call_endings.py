@@ -86,7 +86,7 @@ class Scene:
 @pytest.fixture
 async def scene(live_server: LiveServer, cad_receiver: CadReceiver) -> AsyncIterator[Scene]:
     with live_server.db.session() as session:
-        add_user(session, "pc1", Role.HANDLER)
+        add_user(session, "pc1", Role.HANDLER, Role.RVR_OFFICER)  # one scene is RVR work
     officer = FormClient(live_server.base_url)
     await officer.sign_in("pc1", PASSWORD)
     await officer.get("/incidents")  # the session's CSRF token

@@ -38,6 +38,9 @@ from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
+# Default settings for messages queued outside an app (the RVR gate reads its lists).
+SMS_SETTINGS = Settings()
+
 
 def evr(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
@@ -548,6 +551,7 @@ def test_the_scheduled_purge_minimises_old_closed_incidents(settings: Settings) 
             messages.queue_sms(
                 session,
                 Actor("pc1"),
+                settings=SMS_SETTINGS,
                 to_phone="+447700900123",
                 body="Your video call link",
                 reference=f"min-{incident.id}",

@@ -71,6 +71,8 @@ async def test_a_guest_joins_by_role_and_the_officer_removes_them(
     try:
         response, page = await guest.get(_path(answer["link"]))
         assert response.status == 200 and "Interpreter" in page and "Ana Silva" in page
+        response, _ = await guest.post(_path(answer["link"]), {})  # the explicit Join
+        assert response.status == 303
         response, page = await stranger.get(_path(answer["link"]))
         assert response.status == 409 and "another device" in page
 
@@ -127,6 +129,8 @@ async def test_a_guest_link_reused_after_the_call_is_refused(
     try:
         response, _ = await guest.get(_path(answer["link"]))
         assert response.status == 200
+        response, _ = await guest.post(_path(answer["link"]), {})  # the explicit Join
+        assert response.status == 303
         response, _ = await client.post(f"/calls/{public_id}/end", {})
         assert response.status == 303
         response, page = await guest.get(_path(answer["link"]))

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
+from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import AuditEvent, MessageStatus, OutboundMessage
 from appliance.notify import Delivery, GovukNotifyNotifier, SmsMessage
@@ -35,6 +36,10 @@ BODY = "Wessex Constabulary: here is the link for your video call: https://evr.t
 SMS = SmsMessage(PHONE, BODY, "call-1a2b3c4d")
 
 
+# Default settings for messages queued outside an app (the RVR gate reads its lists).
+SMS_SETTINGS = Settings()
+
+
 @pytest.fixture
 async def notify() -> AsyncIterator[NotifyContract]:
     server = NotifyContract(SERVICE_ID, SECRET, TEMPLATE_ID)
@@ -52,6 +57,7 @@ def _adapter(server: NotifyContract, timeout_s: float = 2.0, key: str = API_KEY)
 async def test_a_good_request_is_accepted_and_its_notification_id_kept(
     notify: NotifyContract,
 ) -> None:
+
     adapter = _adapter(notify)
     try:
         result = await adapter.send(SMS)
@@ -146,7 +152,12 @@ async def test_a_gateway_that_is_down_means_retry() -> None:
 def _queue(db: Database, reference: str = "call-1a2b3c4d") -> int:
     with db.session() as session:
         message = messages.queue_sms(
-            session, Actor("handler1", "10.0.0.9"), to_phone=PHONE, body=BODY, reference=reference
+            session,
+            Actor("handler1", "10.0.0.9"),
+            settings=SMS_SETTINGS,
+            to_phone=PHONE,
+            body=BODY,
+            reference=reference,
         )
         return message.id or 0
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import AuditEvent, MessageStatus, OutboundMessage, Role, utcnow
 from appliance.notify import DeliveryResult, OutboxNotifier
@@ -31,6 +32,10 @@ from tests.support.sms_gateways import sms_counts
 PASSWORD = "a long enough passphrase"
 PHONE = "+447700900789"
 BODY = "Wessex: here is the link for your video call: https://evr.test/j/outbox-token"
+
+
+# Default settings for messages queued outside an app (the RVR gate reads its lists).
+SMS_SETTINGS = Settings()
 
 
 @pytest.fixture
@@ -54,7 +59,12 @@ def _add_user(server: LiveServer, username: str, *roles: Role) -> None:
 def _queue(db: Database, reference: str) -> int:
     with db.session() as session:
         message = messages.queue_sms(
-            session, Actor("handler1"), to_phone=PHONE, body=BODY, reference=reference
+            session,
+            Actor("handler1"),
+            settings=SMS_SETTINGS,
+            to_phone=PHONE,
+            body=BODY,
+            reference=reference,
         )
         return message.id or 0
 
@@ -72,6 +82,7 @@ async def _wait_for(db: Database, message_id: int, status: MessageStatus, within
 async def test_the_outbox_keeps_messages_and_shows_them_to_admins(
     live_server: LiveServer, client: FormClient
 ) -> None:
+
     before = sms_counts()
     assert live_server.settings.notify_adapter == "outbox"
     message_id = _queue(live_server.db, "call-outbox-1")
@@ -126,7 +137,7 @@ async def test_a_message_still_being_sent_cannot_be_queued_again(db: Database) -
     with db.session() as session, pytest.raises(MessageError, match="still being sent"):
         message = session.get(OutboundMessage, message_id)
         assert message is not None
-        messages.resend(session, Actor("boss"), message)
+        messages.resend(session, SMS_SETTINGS, Actor("boss"), message)
 
 
 async def test_queue_refuses_what_it_cannot_send(db: Database) -> None:
@@ -139,7 +150,7 @@ async def test_queue_refuses_what_it_cannot_send(db: Database) -> None:
     for change, complaint in cases:
         fields = {"to_phone": PHONE, "body": BODY, "reference": "ok-ref", **change}
         with db.session() as session, pytest.raises(MessageError, match=complaint):
-            messages.queue_sms(session, Actor("handler1"), **fields)
+            messages.queue_sms(session, Actor("handler1"), settings=SMS_SETTINGS, **fields)
     with db.session() as session:
         assert messages.recent(session) == []
 
@@ -166,6 +177,7 @@ async def test_an_invite_wired_to_its_incident_and_call(db: Database) -> None:
         message = messages.queue_sms(
             session,
             Actor("handler1"),
+            settings=SMS_SETTINGS,
             to_phone=incident.caller_phone,
             body=BODY,
             reference=call.public_id,

@@ -10,6 +10,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
+from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import MessageStatus, OutboundMessage
 from appliance.notify import Delivery, SmsMessage, WebhookNotifier
@@ -24,6 +25,10 @@ SECRET = "a-shared-secret-of-forty-characters-0123"
 PHONE = "+447700900456"
 BODY = "Wessex: here is the link for your video call: https://evr.test/j/tøk"
 SMS = SmsMessage(PHONE, BODY, "call-9f8e7d6c")
+
+
+# Default settings for messages queued outside an app (the RVR gate reads its lists).
+SMS_SETTINGS = Settings()
 
 
 @pytest.fixture
@@ -57,6 +62,7 @@ async def test_a_signed_message_is_accepted_and_the_gateway_id_kept(
 async def test_the_gateway_really_checks_signature_and_timestamp(
     gateway: WebhookGateway,
 ) -> None:
+
     wrong_key = await _send(gateway.url, secret="another-secret-of-forty-characters-98765")
     assert wrong_key.status is Delivery.FAILED
     assert gateway.violations == ["signature does not match the body"]
@@ -106,7 +112,12 @@ def _queue(db: Database, reference: str = "call-9f8e7d6c") -> int:
     with db.session() as session:
         return (
             messages.queue_sms(
-                session, Actor("handler1"), to_phone=PHONE, body=BODY, reference=reference
+                session,
+                Actor("handler1"),
+                settings=SMS_SETTINGS,
+                to_phone=PHONE,
+                body=BODY,
+                reference=reference,
             ).id
             or 0
         )

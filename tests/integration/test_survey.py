@@ -44,7 +44,7 @@ def _ended_call(server: LiveServer, ref: str, category: str = "Theft") -> tuple[
         )
         session.flush()
         incident = add_incident(session, user, ref, category=category)
-        incidents.record_eligibility(session, ACTOR, user, incident, ["ok"], [True])
+        incidents.set_eligibility(session, ACTOR, user, incident, ["ok"], [True])
         _, _, token = invites.create_invite(session, ACTOR, incident, user, timedelta(hours=1))
         return incident.id or 0, token
 
@@ -238,7 +238,7 @@ async def test_the_trial_from_the_supervisors_switch_to_the_control_arms_survey(
         ids = []
         for i in range(8):
             incident = add_incident(session, user, f"CAD/TR/{i}")
-            incidents.record_eligibility(session, ACTOR, user, incident, ["ok"], [True])
+            incidents.set_eligibility(session, ACTOR, user, incident, ["ok"], [True])
             ids.append(incident.id)
     usual_id = None
     for incident_id in ids:

@@ -34,7 +34,7 @@ QUESTIONS = ["Caller is 18 or over"]
 
 def _eligible(session, user: User, ref: str, category: str = "Theft") -> Incident:
     incident = add_incident(session, user, ref, category=category)
-    incidents.record_eligibility(session, ACTOR, user, incident, QUESTIONS, [True])
+    incidents.set_eligibility(session, ACTOR, user, incident, QUESTIONS, [True])
     return incident
 
 
@@ -61,12 +61,12 @@ def test_nothing_is_revealed_before_eligibility_and_consent(
             trial.reveal(session, ACTOR, user, incident)
         with pytest.raises(TrialError, match="eligibility check first"):
             trial.record_consent(session, ACTOR, user, incident, True)
-        incidents.record_eligibility(session, ACTOR, user, incident, QUESTIONS, [True])
+        incidents.set_eligibility(session, ACTOR, user, incident, QUESTIONS, [True])
         with pytest.raises(TrialError, match="consent is recorded"):
             trial.reveal(session, ACTOR, user, incident)
         assert session.exec(select(TrialBlock)).all() == []
         ineligible = add_incident(session, user, "CAD/T/2")
-        incidents.record_eligibility(session, ACTOR, user, ineligible, QUESTIONS, [False])
+        incidents.set_eligibility(session, ACTOR, user, ineligible, QUESTIONS, [False])
         with pytest.raises(TrialError, match="only eligible incidents"):
             trial.record_consent(session, ACTOR, user, ineligible, True)
 
@@ -96,7 +96,7 @@ def test_a_revealed_arm_is_fixed(db: Database, settings: Settings, people: tuple
         with pytest.raises(TrialError, match="already revealed"):
             trial.record_consent(session, ACTOR, user, incident, False)
         # Recording eligibility again (now no) does not move the allocation either.
-        incidents.record_eligibility(session, ACTOR, user, incident, QUESTIONS, [False])
+        incidents.set_eligibility(session, ACTOR, user, incident, QUESTIONS, [False])
         assert trial.allocation_of(session, incident).arm == arm
         reveals = session.exec(select(AuditEvent).where(AuditEvent.action == "trial.revealed"))
         assert len(reveals.all()) == 1

@@ -354,6 +354,7 @@ def create_sms_invite(
     message = messages.queue_sms(
         session,
         actor,
+        settings=settings,
         to_phone=incident.caller_phone,
         body=(wording or (lambda url: messages.invite_text(settings, url, kind)))(link),
         reference=call.public_id,

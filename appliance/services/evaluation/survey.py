@@ -119,6 +119,8 @@ def offer_by_sms(
         return None
     if incident.category in settings.survey_sms_skip_categories:
         return None
+    if incident.category in settings.rvr_categories:  # whatever the skip list says
+        return None
     if response_for(session, incident.id or 0) is not None:
         return None
     if session.exec(select(SurveyLink.id).where(SurveyLink.incident_id == incident.id)).first():
@@ -137,6 +139,7 @@ def offer_by_sms(
     message = messages.queue_sms(
         session,
         Actor(audit.SYSTEM),
+        settings=settings,
         to_phone=incident.caller_phone,
         body=settings.sms_survey_template.format(force_name=settings.force_name, link=url),
         reference=f"survey-{link.id}",

@@ -50,15 +50,32 @@ def refused(session: Session, actor: Actor, what: str, object_id: str | int) -> 
     )
 
 
-def accessed(session: Session, actor: Actor, action: str, file: EvidenceFile) -> None:
-    """``action``: viewed, played, downloaded."""
+def accessed(
+    session: Session,
+    actor: Actor,
+    action: str,
+    file: EvidenceFile,
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    size: int | None = None,
+) -> None:
+    """``action``: viewed, played, downloaded; with the bytes sent when known
+    (``start``..``end`` exclusive of ``size``: ``whole`` when that is every byte)."""
+    detail: dict[str, object] = {
+        "incident": file.incident_id,
+        "kind": file.kind,
+        "sha256": file.sha256,
+    }
+    if start is not None and end is not None and size is not None:
+        detail |= {"bytes": f"{start}-{end}", "size": size, "whole": start == 0 and end == size}
     audit.record(
         session,
         actor,
         f"evidence.{action}",
         object_type="evidence_file",
         object_id=file.id or 0,
-        detail={"incident": file.incident_id, "kind": file.kind, "sha256": file.sha256},
+        detail=detail,
     )
 
 

@@ -164,8 +164,13 @@ def _guard_last_admin(session: Session, user: User, losing_admin: bool) -> None:
 
 
 def set_roles(session: Session, actor: Actor, username: str, roles: Iterable[Role]) -> User:
+    """Replace an account's roles. Never one's own: an admin who could grant themselves
+    evidence_officer could export evidence with nobody else agreeing, so a second admin
+    (or the box's console, ``evr user set-roles``) must make the change."""
     user = require(session, username)
     assert user.id is not None
+    if actor.name == user.username:
+        raise AccountError("you cannot change your own roles: another admin must")
     new = set(roles)
     if not new:
         raise AccountError("give the user at least one role")

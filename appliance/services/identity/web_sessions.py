@@ -82,6 +82,22 @@ def resolve(
     return web_session, user
 
 
+def socket_refusal(session: Session, session_id: int, policy: SessionPolicy) -> str | None:
+    """Why a socket opened under this signed-in session must close now (None: it may
+    stay). Read-only, for a live call's re-authorisation every message and every few
+    seconds: signed out, account disabled, or past the session's absolute age. The idle
+    limit is not applied: the open socket is the activity."""
+    web_session = session.get(WebSession, session_id)
+    user = session.get(User, web_session.user_id) if web_session is not None else None
+    if web_session is not None and (user is None or user.disabled):
+        return "account disabled"
+    if web_session is None or web_session.ended_at is not None:
+        return "signed out"
+    if utcnow() - web_session.created_at > policy.absolute:
+        return "session expired: sign in again"
+    return None
+
+
 def sign_out(session: Session, web_session: WebSession, user: User, source: str) -> None:
     if web_session.ended_at is None:
         web_session.ended_at = utcnow()

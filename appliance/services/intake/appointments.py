@@ -233,6 +233,7 @@ def book(
 ) -> Appointment:
     """Book a slot: the invite, the booking SMS and the reminder. Refuses before writing."""
     now = now or utcnow()
+    _refuse_rvr(settings, incident)
     if incident.eligibility != "eligible":
         raise AppointmentError(
             "complete the eligibility checklist first: a video call needs every answer yes"
@@ -258,6 +259,16 @@ def book(
     return appointment
 
 
+def _refuse_rvr(settings: Settings, incident: Incident) -> None:
+    """A booked time means a force-named SMS and a reminder to the phone, later, when
+    nobody can ask whether it is safe: never on the Rapid Video Response track."""
+    if incident.category in settings.rvr_categories:
+        raise AppointmentError(
+            "this is Rapid Video Response work: no appointment; agree a safe time by phone "
+            "and transfer from its RVR page"
+        )
+
+
 def move(
     session: Session,
     actor: Actor,
@@ -279,6 +290,7 @@ def move(
     slot = _check_slot(session, settings, starts_at, now)
     incident = session.get(Incident, appointment.incident_id)
     assert incident is not None
+    _refuse_rvr(settings, incident)
     was = appointment.starts_at
     _withdraw(session, settings, actor, appointment)
     call, reminder = _invite_and_sms(session, actor, settings, incident, moved_by, slot, now)
@@ -312,6 +324,7 @@ def cancel(
     messages.queue_sms(
         session,
         actor,
+        settings=settings,
         to_phone=incident.caller_phone,
         body=cancellation_text(settings, appointment.starts_at),
         reference=appointment.call_public_id,
@@ -353,6 +366,7 @@ def _invite_and_sms(
         reminder = messages.queue_sms(
             session,
             actor,
+            settings=settings,
             to_phone=incident.caller_phone,
             body=reminder_text(settings, slot.starts_at, link),
             reference=call.public_id,

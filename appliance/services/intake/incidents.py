@@ -9,7 +9,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from appliance.models import AuditEvent, Call, Incident, Role, User, utcnow
+from appliance.config import Settings
+from appliance.models import AuditEvent, Call, Incident, Role, User, UserRole, utcnow
 from appliance.services import audit
 from appliance.services.audit import Actor
 
@@ -58,8 +59,11 @@ def create(
     received_at: datetime | None = None,
     source: str = "ui",
     categories: list[str] | None = None,
+    keep: bool = True,
 ) -> Incident:
-    """A new incident. Made by a handler it is theirs; from CAD (no user) it waits unowned."""
+    """A new incident. Made by a handler it is theirs (unless ``keep`` is False: RVR work
+    made by someone without the RVR role waits on the RVR queue); from CAD (no user) it
+    waits unowned."""
     cad_reference = cad_reference.strip()
     if not CAD_RE.match(cad_reference):
         raise IncidentError("a CAD reference is 2–64 letters, digits, '/', '_' or '-'")
@@ -84,7 +88,7 @@ def create(
         summary=summary.strip()[:2000],
         location_text=location_text.strip()[:500],
         created_by_id=created_by.id if created_by else None,
-        owner_id=created_by.id if created_by else None,
+        owner_id=created_by.id if created_by and keep else None,
         source=source[:64],
     )
     if received_at:
@@ -161,8 +165,21 @@ def visible_to(session: Session, user: User, roles: Iterable[Role]) -> list[Inci
     return search(session, Filters(), user, roles)
 
 
-def take(session: Session, actor: Actor, user: User, incident: Incident) -> None:
-    """A handler takes an incident nobody owns (one from CAD)."""
+def may_work_rvr(session: Session, settings: Settings, user: User, incident: Incident) -> bool:
+    """Rapid Video Response work (domestic abuse) is for RVR officers and supervisors only;
+    any other incident for anyone."""
+    if incident.category not in settings.rvr_categories:
+        return True
+    held = set(session.exec(select(UserRole.role).where(UserRole.user_id == user.id)).all())
+    return bool(held & {Role.RVR_OFFICER.value, Role.SUPERVISOR.value})
+
+
+def take(
+    session: Session, settings: Settings, actor: Actor, user: User, incident: Incident
+) -> None:
+    """A handler takes an incident nobody owns (one from CAD); RVR work, an RVR officer."""
+    if not may_work_rvr(session, settings, user, incident):
+        raise IncidentError("this is Rapid Video Response work: it needs the RVR officer role")
     if incident.owner_id is not None and incident.owner_id != user.id:
         raise IncidentError("another handler has this incident; a supervisor can re-assign it")
     if incident.owner_id == user.id:
@@ -187,12 +204,34 @@ def record_eligibility(
     questions: list[str],
     answers: list[bool | None],
     reason: str = "",
+    *,
+    settings: Settings,
 ) -> bool:
     """The checklist's answers: eligible only when every answer is yes.
 
     An ineligible incident records why (the handler's reason, else the questions
-    answered no) and leaves the video path: no invite can be made for it.
+    answered no) and leaves the video path: no invite can be made for it. Refused on
+    the Rapid Video Response track, whose safety questions alone decide (a "yes" here
+    would undo their "no").
     """
+    if incident.category in settings.rvr_categories:
+        raise IncidentError(
+            "this is Rapid Video Response work: its safety questions decide, on its RVR page"
+        )
+    return set_eligibility(session, actor, user, incident, questions, answers, reason)
+
+
+def set_eligibility(
+    session: Session,
+    actor: Actor,
+    user: User,
+    incident: Incident,
+    questions: list[str],
+    answers: list[bool | None],
+    reason: str = "",
+) -> bool:
+    """Record a checklist's answers, whichever checklist it was (the ordinary one, or
+    RVR's safety questions through ``rvr.track``, which alone may call this for RVR)."""
     if len(answers) != len(questions) or any(a is None for a in answers):
         raise IncidentError("answer every question of the checklist")
     eligible = all(answers)

@@ -24,6 +24,7 @@ from appliance.models import (
 )
 from appliance.services import audit
 from appliance.services.audit import Actor
+from appliance.services.intake import incidents
 from appliance.services.intake.incidents import IncidentError
 
 RESPONDED = (CallState.CONNECTED.value, CallState.ENDED.value)
@@ -95,10 +96,17 @@ def live_calls(session: Session) -> list[LiveCall]:
     return [LiveCall(c, i, names.get(c.handler_id) if c.handler_id else None) for c, i in rows]
 
 
-def assign(session: Session, actor: Actor, incident: Incident, handler: User) -> None:
-    """A supervisor gives an incident to a handler (or moves it to another)."""
+def assign(
+    session: Session, settings: Settings, actor: Actor, incident: Incident, handler: User
+) -> None:
+    """A supervisor gives an incident to a handler (or moves it to another); RVR work
+    only to an RVR officer."""
     if handler.disabled:
         raise IncidentError(f"{handler.username} is disabled")
+    if not incidents.may_work_rvr(session, settings, handler, incident):
+        raise IncidentError(
+            f"{handler.username} is not an RVR officer: Rapid Video Response work needs the role"
+        )
     if incident.owner_id == handler.id:
         return
     previous = incident.owner_id

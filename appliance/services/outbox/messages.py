@@ -20,10 +20,16 @@ from appliance import metrics
 from appliance.config import Settings
 from appliance.db import wake_after_commit
 from appliance.models import (
+    FINAL_STATES,
     PURPOSES,
     UNSENT_STATES,
+    Call,
+    CallState,
+    Incident,
+    Invite,
     MessageStatus,
     OutboundMessage,
+    RvrCase,
     utcnow,
 )
 from appliance.services import audit
@@ -100,10 +106,49 @@ def invite_text(settings: Settings, link: str, kind: str = "video") -> str:
     return template.format(force_name=settings.force_name, link=link)
 
 
+def rvr_refusal(
+    session: Session, settings: Settings, incident_id: int | None, purpose: str = "invite"
+) -> str:
+    """Why no SMS may go to this incident's caller now ("" when one may).
+
+    A Rapid Video Response caller's phone may be in the abuser's hands: only the
+    transfer's invite goes, and only while the safety questions stand answered yes.
+    Every message is made through here (queued or resent), so no path can skip it."""
+    if incident_id is None:
+        return ""
+    incident = session.get(Incident, incident_id)
+    if incident is None or incident.category not in settings.rvr_categories:
+        return ""
+    if purpose != "invite":
+        return "an RVR caller is sent only the transfer's link, never a " + purpose
+    case = session.exec(select(RvrCase).where(RvrCase.incident_id == incident_id)).first()
+    if case is None or not case.safety_passed:
+        return "the RVR safety questions do not stand answered yes: nothing goes to this phone"
+    return ""
+
+
+def cancel_unsent(session: Session, actor: Actor, incident_id: int) -> list[OutboundMessage]:
+    """Withdraw every message of an incident not yet delivered (RVR safety turned "no")."""
+    unsent = session.exec(
+        select(OutboundMessage).where(
+            OutboundMessage.incident_id == incident_id,
+            col(OutboundMessage.status).in_([s.value for s in UNSENT_STATES]),
+        )
+    ).all()
+    for message in unsent:
+        message.status = MessageStatus.CANCELLED.value
+        message.next_attempt_at = None
+        session.add(message)
+        session.flush()
+        _audit(session, actor, "message.cancelled", message)
+    return list(unsent)
+
+
 def queue_sms(
     session: Session,
     actor: Actor,
     *,
+    settings: Settings,
     to_phone: str,
     body: str,
     reference: str,
@@ -115,9 +160,11 @@ def queue_sms(
     """Store an SMS to send (``pending``, due now or at ``not_before``, e.g. a reminder).
 
     ``purpose`` is one of ``PURPOSES``; only invites count in ``evr_invites_*``. The
-    dispatcher wakes once the session commits."""
+    dispatcher wakes once the session commits. Refused (``MessageError``) to an RVR
+    caller unless ``rvr_refusal`` allows it."""
     message = _new(
         session,
+        settings,
         to_phone=to_phone,
         body=body,
         reference=reference,
@@ -150,6 +197,7 @@ def cancel(session: Session, actor: Actor, message: OutboundMessage) -> bool:
 
 def _new(
     session: Session,
+    settings: Settings,
     *,
     to_phone: str,
     body: str,
@@ -166,6 +214,8 @@ def _new(
         raise MessageError(f"the text must have 1 to {MAX_BODY_CHARS} characters")
     if not REFERENCE_RE.fullmatch(reference):
         raise MessageError("the reference must be 1-64 letters, digits or . _ : / -")
+    if refusal := rvr_refusal(session, settings, incident_id, purpose):
+        raise MessageError(refusal)
     now = utcnow()
     message = OutboundMessage(
         incident_id=incident_id,
@@ -186,8 +236,12 @@ def _new(
 
 
 def due(session: Session, now: datetime, limit: int = 20) -> list[OutboundMessage]:
-    """Unsent messages whose next attempt is due, oldest first."""
-    return list(
+    """Unsent messages whose next attempt is due, oldest first.
+
+    The last check before a message leaves: one to an RVR incident whose safety
+    questions no longer stand answered yes is withdrawn here instead (audited), so even
+    a message queued while safety passed never goes after it stopped passing."""
+    found = list(
         session.exec(
             select(OutboundMessage)
             .where(
@@ -198,6 +252,25 @@ def due(session: Session, now: datetime, limit: int = 20) -> list[OutboundMessag
             .limit(limit)
         ).all()
     )
+    incident_ids = {m.incident_id for m in found if m.incident_id is not None}
+    if not incident_ids:
+        return found
+    unsafe = set(
+        session.exec(
+            select(RvrCase.incident_id).where(
+                col(RvrCase.incident_id).in_(incident_ids),
+                col(RvrCase.safety_passed).is_not(True),
+            )
+        ).all()
+    )
+    for message in found:
+        if message.incident_id in unsafe:
+            message.status = MessageStatus.CANCELLED.value
+            message.next_attempt_at = None
+            session.add(message)
+            session.flush()
+            _audit(session, Actor(audit.SYSTEM), "message.cancelled", message, why="rvr_safety")
+    return [m for m in found if m.incident_id not in unsafe]
 
 
 def record_result(
@@ -270,12 +343,20 @@ def get(session: Session, message_id: int) -> OutboundMessage | None:
     return session.get(OutboundMessage, message_id)
 
 
-def resend(session: Session, actor: Actor, message: OutboundMessage) -> OutboundMessage:
-    """A new pending copy of a finished message (the old row keeps its history)."""
+def resend(
+    session: Session, settings: Settings, actor: Actor, message: OutboundMessage
+) -> OutboundMessage:
+    """A new pending copy of a finished message (the old row keeps its history); to an
+    RVR caller only while safety passes and the link it carries is still open."""
     if MessageStatus(message.status) in UNSENT_STATES:
         raise MessageError("this message is still being sent")
+    if refusal := rvr_refusal(session, settings, message.incident_id, message.purpose):
+        raise MessageError(refusal)
+    if message.purpose in ("invite", "reminder") and _link_closed(session, message):
+        raise MessageError("the link in this message no longer works: send a new one")
     copy = _new(
         session,
+        settings,
         to_phone=message.to_phone,
         body=message.body,
         reference=message.reference,
@@ -285,6 +366,21 @@ def resend(session: Session, actor: Actor, message: OutboundMessage) -> Outbound
     )
     _audit(session, actor, "message.resent", copy, of=message.id)
     return copy
+
+
+def _link_closed(session: Session, message: OutboundMessage) -> bool:
+    """The message's link was revoked, or its call is over (resending it helps nobody)."""
+    if message.call_public_id is None:
+        return False
+    row = session.exec(
+        select(Invite, Call)
+        .join(Call, col(Call.invite_id) == col(Invite.id))
+        .where(Call.public_id == message.call_public_id)
+    ).first()
+    if row is None:
+        return False
+    invite, call = row
+    return invite.revoked_at is not None or CallState(call.state) in FINAL_STATES
 
 
 def _audit(

@@ -12,7 +12,7 @@ incident for an emergency call-back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlmodel import Session, col, select
@@ -20,7 +20,9 @@ from sqlmodel import Session, col, select
 from appliance.config import Settings, unsafe_word
 from appliance.models import (
     DISCLOSURE_KINDS,
+    FINAL_STATES,
     Call,
+    CallState,
     Disclosure,
     Incident,
     OutboundMessage,
@@ -32,6 +34,7 @@ from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.calls import invites, life, states
 from appliance.services.intake import incidents, queue
+from appliance.services.outbox import messages
 
 
 class RvrError(ValueError):
@@ -70,6 +73,7 @@ SAFETY_QUESTIONS = (
 class SafetyResult:
     passed: bool
     instead: list[str]  # what to do instead, one line per "no"
+    revoked: list[Call] = field(default_factory=list)  # calls a "no" cancelled (hang them up)
 
 
 def is_rvr(settings: Settings, incident: Incident) -> bool:
@@ -103,7 +107,7 @@ def take_next(session: Session, settings: Settings, actor: Actor, user: User) ->
     """The RVR officer takes the most urgent RVR incident nobody has yet (None: none wait)."""
     for row in waiting(session, settings):
         if row.incident.owner_id is None:
-            incidents.take(session, actor, user, row.incident)
+            incidents.take(session, settings, actor, user, row.incident)
             audit.record(
                 session,
                 actor,
@@ -124,14 +128,15 @@ def record_safety(
     answers: dict[str, bool | None],
 ) -> SafetyResult:
     """The safety questions, asked before any link goes. A "no" stops the video path
-    (the incident's eligibility becomes ineligible, so nothing can be sent) and says
-    what to do instead; all yes makes it eligible for the transfer."""
+    (the incident's eligibility becomes ineligible, so nothing can be sent), revokes
+    every link of the incident already sent, withdraws every SMS not yet delivered, and
+    says what to do instead; all yes makes it eligible for the transfer."""
     _require_rvr(settings, incident)
     if any(answers.get(q.key) is None for q in SAFETY_QUESTIONS):
         raise RvrError("answer every safety question")
     instead = [q.if_not for q in SAFETY_QUESTIONS if not answers[q.key]]
     passed = not instead
-    incidents.record_eligibility(
+    incidents.set_eligibility(
         session,
         actor,
         user,
@@ -154,7 +159,15 @@ def record_safety(
         object_id=incident.cad_reference,
         detail={"passed": passed, **case.safety_answers},
     )
-    return SafetyResult(passed, instead)
+    revoked: list[Call] = []
+    if not passed:
+        for call in states.for_incident(session, incident.id or 0):
+            if CallState(call.state) not in FINAL_STATES and life.revoke(
+                session, settings, actor, call
+            ):
+                revoked.append(call)
+        messages.cancel_unsent(session, actor, incident.id or 0)
+    return SafetyResult(passed, instead, revoked)
 
 
 def sms_text(settings: Settings, link: str) -> str:

@@ -142,7 +142,7 @@ async def resend(request: web.Request) -> web.StreamResponse:
             message = messages.get(session, int(request.match_info["message_id"]))
             if message is None:
                 raise web.HTTPNotFound()
-            messages.resend(session, actor_of(request), message)
+            messages.resend(session, request.app[keys.SETTINGS], actor_of(request), message)
     except messages.MessageError as exc:
         return _render_outbox(request, f"Not queued: {exc}.", status=400)
     raise web.HTTPSeeOther("/admin/outbox?notice=resent")

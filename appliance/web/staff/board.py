@@ -83,6 +83,7 @@ async def assign(request: web.Request) -> web.StreamResponse:
             try:
                 queue.assign(
                     session,
+                    request.app[keys.SETTINGS],
                     Actor(current_user(request).username, source_of(request)),
                     incident,
                     handler,

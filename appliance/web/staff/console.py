@@ -35,7 +35,7 @@ from appliance.web.access import (
     requires,
     source_of,
 )
-from appliance.web.toolkit import STAFF, call_for, stream_file
+from appliance.web.toolkit import STAFF, call_for, staff_recheck, stream_file
 
 routes = web.RouteTableDef()
 HANDLER_ENDED = "handler_ended"
@@ -116,7 +116,13 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
         call, _ = call_for(request, session)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
     await ws.prepare(request)
-    participant = Participant(HANDLER, ws, source_of(request), current_user(request))
+    participant = Participant(
+        HANDLER,
+        ws,
+        source_of(request),
+        current_user(request),
+        recheck=staff_recheck(request, call.incident_id),
+    )
     await request.app[keys.HUB].serve(call.public_id, participant)
     return ws
 

@@ -2,8 +2,10 @@
 seeking (HTTP range requests, decrypted on the fly), marked, downloaded, exported.
 
 Every view, playback, download, mark and refusal is audited (services/evidence/custody.py).
-A playback is one event: the request for the start of the file; the seeks a player
-makes after it (range requests further in) are not each recorded.
+A playback is one event: a read from the start of the file, judged on the range as
+parsed (``bytes=-N`` covering the file, ``bytes=00-`` and no Range are all reads from
+the start, each with the bytes it covers); the seeks a player makes after it (range
+requests further in) are not each recorded.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from appliance.services.evidence import custody, export, signing
 from appliance.services.evidence.custody import CustodyError, Mark
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, public, requires
-from appliance.web.toolkit import RANGE_RE, actor_of, content_type, stream_file
+from appliance.web.toolkit import actor_of, content_type, stream_file
 
 log = logging.getLogger("evr.evidence")
 
@@ -87,16 +89,22 @@ async def evidence_file(request: web.Request) -> web.StreamResponse:
     """The file, decrypted: inline for the page's player (seekable), or a download."""
     file = _file_or_refuse(request)
     download = request.query.get("download") == "1"
-    wanted = request.headers.get("Range", "")
-    if download or not wanted or (RANGE_RE.match(wanted) and wanted.startswith("bytes=0-")):
-        action = (
-            "downloaded"
-            if download
-            else ("played" if file.kind == FileKind.RECORDING.value else "viewed")
-        )
-        with request.app[keys.DB].session() as session:
-            custody.accessed(session, actor_of(request), action, file)
-    return await stream_file(request, file, inline=not download)
+    action = (
+        "downloaded"
+        if download
+        else ("played" if file.kind == FileKind.RECORDING.value else "viewed")
+    )
+
+    def audit_read(start: int, end: int, size: int) -> None:
+        # On the range as parsed: bytes=-N, bytes=00- and no Range at all are all reads
+        # from the start; only a player's seek further in goes unrecorded.
+        if download or start == 0:
+            with request.app[keys.DB].session() as session:
+                custody.accessed(
+                    session, actor_of(request), action, file, start=start, end=end, size=size
+                )
+
+    return await stream_file(request, file, inline=not download, before_send=audit_read)
 
 
 @routes.post(r"/evidence/{file_id:\d+}/mark", name="evidence_mark")

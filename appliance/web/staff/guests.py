@@ -1,7 +1,8 @@
 """A guest on a live call: the officer invites and removes; the guest's own page and socket.
 
-The guest's link is public like a caller's, bound to the first device that opens it
-(its own cookie), and dies with the call or when the officer removes the guest.
+The guest's link is public like a caller's, bound to the first device that presses Join
+on it (a POST, with its own cookie; opening the link binds nothing, so a link previewer
+cannot burn it), and dies with the call or when the officer removes the guest.
 """
 
 from __future__ import annotations
@@ -101,39 +102,55 @@ def _open(request: web.Request) -> tuple[GuestInvite, str] | GuestProblem:
         return guest, call.public_id
 
 
+def _problem_page(request: web.Request, problem: GuestProblem) -> web.Response:
+    status, title, text = PROBLEMS[problem]
+    return aiohttp_jinja2.render_template(
+        "caller/problem.html",
+        request,
+        {"title": title, "text": text, "page_title": "Video call"},
+        status=status,
+    )
+
+
 @routes.get("/g/{token}", name="guest_page")
 @public
 @grants("camera", "microphone")
 async def page(request: web.Request) -> web.StreamResponse:
+    """Opening the link binds nothing: a link previewer (a chat app, a mail scanner)
+    fetches it too. Until a device has pressed Join the page offers Join; after, it is
+    the call, on that device only."""
     opened = _open(request)
     if isinstance(opened, GuestProblem):
-        status, title, text = PROBLEMS[opened]
-        return aiohttp_jinja2.render_template(
-            "caller/problem.html",
-            request,
-            {"title": title, "text": text, "page_title": "Video call"},
-            status=status,
-        )
+        return _problem_page(request, opened)
+    guest, _ = opened
+    context = {
+        "token": request.match_info["token"],
+        "label": GUEST_ROLES.get(guest.role, guest.role),
+        "name": guest.name,
+        "page_title": "Video call",
+    }
+    template = "guest/join.html" if guest.device_hash is None else "guest/call.html"
+    return aiohttp_jinja2.render_template(template, request, context)
+
+
+@routes.post("/g/{token}", name="guest_join")
+@public
+async def join(request: web.Request) -> web.StreamResponse:
+    """The explicit Join: the link is bound to this device (its own cookie) from now on."""
+    opened = _open(request)
+    if isinstance(opened, GuestProblem):
+        return _problem_page(request, opened)
     guest, _ = opened
     device = request.cookies.get(DEVICE_COOKIE) or secrets.token_urlsafe(32)
     with request.app[keys.DB].session() as session:
         bound = session.get(GuestInvite, guest.id)
         assert bound is not None
         guests.bind_device(session, bound, hashlib.sha256(device.encode()).hexdigest())
-    response = aiohttp_jinja2.render_template(
-        "guest/call.html",
-        request,
-        {
-            "token": request.match_info["token"],
-            "label": GUEST_ROLES.get(guest.role, guest.role),
-            "name": guest.name,
-            "page_title": "Video call",
-        },
-    )
+    response = web.HTTPSeeOther(f"/g/{request.match_info['token']}")
     response.set_cookie(
         DEVICE_COOKIE, device, secure=True, httponly=True, samesite="Strict", path="/"
     )
-    return response
+    raise response
 
 
 @routes.get("/ws/g/{token}", name="guest_ws")
@@ -144,6 +161,8 @@ async def socket(request: web.Request) -> web.StreamResponse:
     if isinstance(opened, GuestProblem):
         raise web.HTTPForbidden(text=f"link refused: {opened.value}")
     guest, public_id = opened
+    if guest.device_hash is None:
+        raise web.HTTPForbidden(text="link refused: press Join on the link's page first")
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
     await ws.prepare(request)
     await request.app[keys.HUB].serve(

@@ -22,6 +22,9 @@ from appliance.web.access import current_roles, current_user, requires
 from appliance.web.toolkit import STAFF, actor_of, incident_for, render_incident, stream_file
 
 routes = web.RouteTableDef()
+RVR_QUEUED = (
+    "Made. This is Rapid Video Response work: it waits on the RVR queue for an RVR officer."
+)
 
 
 def _filters(request: web.Request) -> Filters:
@@ -42,6 +45,9 @@ def _render_list(
     filters = _filters(request)
     with request.app[keys.DB].reader() as session:
         rows = incidents.search(session, filters, current_user(request), current_roles(request))
+    if not {Role.RVR_OFFICER, Role.SUPERVISOR} & set(current_roles(request)):
+        settings = request.app[keys.SETTINGS]
+        rows = [row for row in rows if not track.is_rvr(settings, row)]
     return aiohttp_jinja2.render_template(
         "incidents/list.html",
         request,
@@ -51,6 +57,7 @@ def _render_list(
             "me": current_user(request).id,
             "categories": request.app[keys.SETTINGS].incident_categories,
             "error": error,
+            "notice": RVR_QUEUED if request.query.get("notice") == "rvr_queued" else "",
             "form": form or {},
         },
         status=status,
@@ -79,6 +86,8 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
             "location_text",
         )
     }
+    settings = request.app[keys.SETTINGS]
+    may_work_rvr = bool({Role.RVR_OFFICER, Role.SUPERVISOR} & set(current_roles(request)))
     try:
         grade = int(fields["grade"] or 3)
         with request.app[keys.DB].session() as session:
@@ -93,10 +102,14 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
                 caller_phone=fields["caller_phone"],
                 summary=fields["summary"],
                 location_text=fields["location_text"],
-                categories=request.app[keys.SETTINGS].incident_categories,
+                categories=settings.incident_categories,
+                keep=may_work_rvr or fields["category"].strip() not in settings.rvr_categories,
             )
+            kept = incident.owner_id is not None
     except (IncidentError, ValueError) as exc:
         return _render_list(request, f"Not created: {exc}.", fields, status=400)
+    if not kept:  # RVR work made by a handler without the role: on the RVR queue now
+        raise web.HTTPSeeOther("/incidents?notice=rvr_queued")
     raise web.HTTPSeeOther(f"/incidents/{incident.id}")
 
 
@@ -189,7 +202,7 @@ async def resend(request: web.Request) -> web.StreamResponse:
             message = messages.get(session, int(request.match_info["message_id"]))
             if message is None or message.incident_id != incident_id:
                 raise web.HTTPNotFound(text="There is no such message on this incident.")
-            messages.resend(session, actor_of(request), message)
+            messages.resend(session, request.app[keys.SETTINGS], actor_of(request), message)
     except MessageError as exc:
         return render_incident(request, incident_id, error=f"Not resent: {exc}.", status=409)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
@@ -202,7 +215,13 @@ async def take(request: web.Request) -> web.StreamResponse:
     try:
         with request.app[keys.DB].session() as session:
             incident = incident_for(request, session, incident_id, act=False)
-            incidents.take(session, actor_of(request), current_user(request), incident)
+            incidents.take(
+                session,
+                request.app[keys.SETTINGS],
+                actor_of(request),
+                current_user(request),
+                incident,
+            )
     except IncidentError as exc:
         return render_incident(request, incident_id, error=f"Not taken: {exc}.", status=409)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}")
@@ -228,6 +247,7 @@ async def eligibility(request: web.Request) -> web.StreamResponse:
                 questions,
                 answers,
                 str(form.get("reason", "")),
+                settings=request.app[keys.SETTINGS],
             )
     except IncidentError as exc:
         return render_incident(request, incident_id, error=f"Not recorded: {exc}.", status=400)

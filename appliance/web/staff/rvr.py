@@ -26,10 +26,10 @@ from appliance.services.rvr.dash import DashError
 from appliance.services.rvr.track import SAFETY_QUESTIONS, RvrError
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, requires
-from appliance.web.toolkit import STAFF, act_on_form, actor_of, incident_for
+from appliance.web.toolkit import act_on_form, actor_of, incident_for
 
 routes = web.RouteTableDef()
-RVR_QUEUE_ROLES = (Role.RVR_OFFICER, Role.SUPERVISOR)
+RVR_ROLES = (Role.RVR_OFFICER, Role.SUPERVISOR)
 Refusals = (RvrError, DashError, IncidentError, CallError, MessageError)
 NOTICES = {
     "taken": "You have this RVR incident. Ask the safety questions while the caller is on the "
@@ -57,7 +57,7 @@ def _render_queue(request: web.Request, error: str = "", status: int = 200) -> w
 
 
 @routes.get("/rvr", name="rvr_queue")
-@requires(*RVR_QUEUE_ROLES)
+@requires(*RVR_ROLES)
 async def queue_page(request: web.Request) -> web.StreamResponse:
     return _render_queue(request)
 
@@ -115,7 +115,7 @@ def _render_incident(
 
 
 @routes.get(r"/incidents/{incident_id:\d+}/rvr", name="rvr_incident")
-@requires(*STAFF)
+@requires(*RVR_ROLES)
 async def incident_page(request: web.Request) -> web.StreamResponse:
     return _render_incident(request, int(request.match_info["incident_id"]))
 
@@ -125,7 +125,7 @@ def _answer(value: Any) -> bool | None:
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/rvr/safety", name="rvr_safety")
-@requires(*STAFF)
+@requires(*RVR_ROLES)
 async def safety(request: web.Request) -> web.StreamResponse:
     incident_id = int(request.match_info["incident_id"])
     form = await request.post()
@@ -142,8 +142,10 @@ async def safety(request: web.Request) -> web.StreamResponse:
                 incident,
                 answers,
             )
-    except RvrError as exc:
+    except (RvrError, IncidentError) as exc:
         error = str(exc)
+    for call in result.revoked if result else []:  # a "no": every open link is withdrawn
+        await request.app[keys.HUB].hang_up(call.public_id, life.REVOKED)
     if error or result is None:
         return _render_incident(request, incident_id, f"Not recorded: {error}.", 400)
     if not result.passed:
@@ -157,7 +159,7 @@ async def safety(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/rvr/transfer", name="rvr_transfer")
-@requires(*STAFF)
+@requires(*RVR_ROLES)
 async def transfer(request: web.Request) -> web.StreamResponse:
     incident_id = int(request.match_info["incident_id"])
     error = ""
@@ -204,7 +206,7 @@ async def _act(
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/rvr/caller-safe", name="rvr_caller_safe")
-@requires(*STAFF)
+@requires(*RVR_ROLES)
 async def caller_safe(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
 
@@ -222,7 +224,7 @@ async def caller_safe(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/rvr/code-word", name="rvr_code_word")
-@requires(*STAFF)
+@requires(*RVR_ROLES)
 async def code_word(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
 
@@ -235,7 +237,7 @@ async def code_word(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/rvr/not-safe", name="rvr_not_safe")
-@requires(*STAFF)
+@requires(*RVR_ROLES)
 async def not_safe(request: web.Request) -> web.StreamResponse:
     """Caller not safe: the video ends at once (every live call of the incident), then the
     incident is flagged for an emergency call-back."""
@@ -256,7 +258,7 @@ async def not_safe(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/dash", name="rvr_dash")
-@requires(*STAFF)
+@requires(*RVR_ROLES)
 async def dash_checklist(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
 
@@ -280,7 +282,7 @@ async def dash_checklist(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/disclosures", name="rvr_disclosure")
-@requires(*STAFF)
+@requires(*RVR_ROLES)
 async def disclosure(request: web.Request) -> web.StreamResponse:
     def work(session: Session, incident: Incident, form: MultiDictProxy[Any]) -> str:
         record = track.record_disclosure(

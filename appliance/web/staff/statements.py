@@ -12,21 +12,20 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from sqlmodel import Session
 
-from appliance.models import Call, Incident, Statement
+from appliance.models import Call, Incident, Role, Statement
 from appliance.services import audit
 from appliance.services.calls import states
-from appliance.services.evidence import sealing
+from appliance.services.evidence import custody, sealing
 from appliance.services.intake.incidents import IncidentError
 from appliance.services.record import statements
 from appliance.services.record.statements import StatementError, Witness
 from appliance.web import keys
-from appliance.web.access import current_user, requires
+from appliance.web.access import current_roles, current_user, requires
 from appliance.web.toolkit import (
     STAFF,
     act_on_form,
     actor_of,
     caller_safe,
-    incident_for,
     officer_view,
     stream_file,
 )
@@ -134,12 +133,22 @@ async def _tell_caller(request: web.Request, pushed: dict[str, Any]) -> None:
 
 
 @routes.get(r"/incidents/{incident_id:\d+}/statements/{statement_id:\d+}.pdf", name="statement_pdf")
-@requires(*STAFF)
+@requires(Role.HANDLER, Role.SUPERVISOR, Role.EVIDENCE_OFFICER)
 async def pdf(request: web.Request) -> web.StreamResponse:
+    """The signed statement is evidence: the custody rules decide who may have it (the
+    incident's own handler, supervisors, evidence officers), and a refusal is audited."""
     incident_id = int(request.match_info["incident_id"])
     statement_id = int(request.match_info["statement_id"])
     with request.app[keys.DB].session() as session:
-        incident = incident_for(request, session, incident_id, act=False)
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise web.HTTPNotFound(text="There is no incident with that reference.")
+        allowed = custody.may_view(current_user(request), current_roles(request), incident)
+        if not allowed:
+            custody.refused(session, actor_of(request), "statement", statement_id)
+    if not allowed:
+        raise web.HTTPForbidden(text="This signed statement is not yours to see.")
+    with request.app[keys.DB].session() as session:
         statement = session.get(Statement, statement_id)
         if statement is None or statement.incident_id != incident.id or not statement.pdf_path:
             raise web.HTTPNotFound(text="There is no signed statement with that number.")
