@@ -199,8 +199,17 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{verb} {retention.describe(file)}")
         for file in done.review_due:
             print(f"review due (evidential, kept) {retention.describe(file)}")
+        marked = "would mark evidential" if args.dry_run else "marked evidential"
+        for decision in done.mark:
+            print(f"{marked} {retention.describe(decision.file)}: {decision.rule}")
+        if args.dry_run:
+            for decision in done.decisions:
+                print(f"  {decision.action.value}: {retention.describe(decision.file)}")
+                print(f"    rule: {decision.rule}")
+        minimised = "would minimise" if args.dry_run else "minimised"
+        for incident, kind in done.records:
+            print(f"{minimised} {kind} of incident {incident.cad_reference}")
         for incident in done.minimise:
-            minimised = "would minimise" if args.dry_run else "minimised"
             closed = f"{incident.closed_at:%Y-%m-%d}"
             print(f"{minimised} incident {incident.cad_reference} (closed {closed})")
     total = f"{len(done.delete)} files " + ("to delete (dry run)" if args.dry_run else "deleted")
@@ -315,9 +324,15 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
             "backup.restored",
             object_type="backup",
             object_id=str(args.src)[:128],
-            detail={"made_at": info["made_at"], "master_key_id": keyring.key_id},
+            detail={
+                "made_at": info["made_at"],
+                "master_key_id": keyring.key_id,
+                "reshredded": info["reshredded"],
+            },
         )
     print(f"restored the backup made {info['made_at']} ({info['media_files']} media files)")
+    if info["reshredded"]:
+        print(f"{info['reshredded']} files deleted since the backup made tombstones again")
     print(f"audit chain {'OK' if chain.ok else 'BROKEN'}: {chain.checked} events verified")
     return 0 if chain.ok else EXIT_FAILED
 

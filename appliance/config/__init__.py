@@ -121,6 +121,10 @@ class Settings(
             raise ValueError("turn_urls need turn_secret (coturn's static-auth-secret)")
         if (self.cad_webhook_url is None) != (self.cad_webhook_secret is None):
             raise ValueError("cad_webhook_url and cad_webhook_secret must be set together")
+        for name in ("retention_by_outcome", "evidential_outcomes"):
+            unknown = sorted(set(getattr(self, name)) - set(self.outcome_codes))
+            if unknown:
+                raise ValueError(f"{name}: {', '.join(unknown)} not in outcome_codes")
         if self.upload_max_file_bytes > self.upload_max_total_bytes:
             raise ValueError("upload_max_file_bytes cannot be more than upload_max_total_bytes")
         return self

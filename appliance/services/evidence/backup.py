@@ -3,8 +3,10 @@
 The database is snapshotted first and consistently (SQLite's online backup API;
 ``pg_dump --format=custom`` for PostgreSQL, Debian's from /usr/lib/postgresql/<v>/bin),
 then the sealed media are copied (still sealed: a backup holds no clear evidence),
-then a ``SHA256SUMS`` manifest of everything. The master and signing keys are NOT in
-the backup: keep them apart (a backup and its key together would be clear evidence).
+then a ``SHA256SUMS`` manifest of everything. The master and signing keys and the shred
+list (``<data_dir>/keys``) are NOT in the backup: keep them apart (a backup and its key
+together would be clear evidence). Restore tombstones every file whose wrapped key is on
+the restoring box's shred list: a deletion made after the backup stays made.
 Restore checks the manifest before it touches anything and refuses a box that
 already has data. The PostgreSQL password reaches ``pg_dump``/``pg_restore`` in their
 environment (``PGPASSWORD``), never on a command line another user could read.
@@ -289,9 +291,33 @@ def restore(settings: Settings, src: Path) -> dict[str, object]:
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target_path)
         _repoint(db, Path(info["data_dir"]), settings.data_dir.resolve())
+        info["reshredded"] = reshred(db, settings)
     finally:
         db.dispose()
     return info
+
+
+def reshred(db: Database, settings: Settings) -> int:
+    """Deletions made after the backup: every file whose wrapped key is on this box's
+    shred list becomes a tombstone again (key gone, media removed). Returns how many."""
+    from appliance.models import EvidenceFile, FileStatus
+    from appliance.services.evidence import master_key
+
+    gone = master_key.shredded(master_key.shred_list_path(settings))
+    if not gone:
+        return 0
+    count = 0
+    with db.session() as session:
+        for file in session.exec(select(EvidenceFile)).all():
+            if file.wrapped_key and master_key.fingerprint(file.wrapped_key) in gone:
+                file.wrapped_key = None
+                file.status = FileStatus.DELETED.value
+                file.deleted_at = file.deleted_at or utcnow()
+                file.deleted_reason = "shredded after this backup"
+                session.add(file)
+                (settings.data_dir / file.path).unlink(missing_ok=True)
+                count += 1
+    return count
 
 
 def _repoint(db: Database, old: Path, new: Path) -> None:
