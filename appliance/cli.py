@@ -1,5 +1,5 @@
 """The ``evr`` command: serve, db, user, apikey, audit, report, keys, evidence, purge,
-export, backup, restore."""
+export, backup, restore, subject-access, dpia."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import select
@@ -19,6 +20,7 @@ from appliance.models import Incident
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.evidence import backup, export, integrity, master_key, retention, signing
+from appliance.services.governance import audit_search, subject_access
 from appliance.services.identity import accounts, api_keys
 from appliance.services.identity.accounts import AccountError
 
@@ -154,6 +156,56 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_FAILED
+
+
+def _day(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
+    query = audit_search.Query(since=args.from_day, until=args.to_day + timedelta(days=1))
+    with _db(settings).session() as session:
+        text = audit_search.export_csv(session, _cli_actor(), query)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text)
+        print(f"{text.count(chr(10)) - 1} events written to {args.out}")
+    return 0
+
+
+def cmd_subject_access(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db) if args.out else None
+    try:
+        with db.session() as session:
+            found = subject_access.find(
+                session, _cli_actor(), phone=args.phone or "", name=args.name or ""
+            )
+            for incident in found.incidents:
+                print(
+                    f"incident {incident.cad_reference} ({incident.status}) "
+                    f"{incident.received_at:%Y-%m-%d}: {incident.caller_name}"
+                )
+            print(", ".join(f"{n} {what}" for what, n in found.counts().items()))
+            for line in found.third_parties:
+                print(f"third party: {line}")
+            if args.out is not None and keyring is not None:
+                with args.out.open("xb") as out:
+                    made = subject_access.write_bundle(
+                        session, settings, keyring, _cli_actor(), found, out
+                    )
+                print(f"bundle {args.out}: {made.files} files, SHA256SUMS {made.sums_sha256}")
+    except subject_access.SubjectAccessError as exc:
+        print(f"evr: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FileExistsError:
+        print(f"evr: {args.out} exists; the bundle goes to a new file", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
 
 
 def _keyring(settings: Settings, db: Database) -> master_key.Keyring:
@@ -427,6 +479,26 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_parser(
         "verify", help="check the hash chain; names the first broken event"
     ).set_defaults(func=cmd_audit_verify)
+    audit_export = audit_parser.add_parser(
+        "export", help="the events of a period as CSV (the export is audited)"
+    )
+    audit_export.add_argument(
+        "--from", dest="from_day", type=_day, required=True, help="first day, YYYY-MM-DD (UTC)"
+    )
+    audit_export.add_argument(
+        "--to", dest="to_day", type=_day, required=True, help="last day included (UTC)"
+    )
+    audit_export.add_argument("--out", type=Path, help="the CSV file (default: stdout)")
+    audit_export.set_defaults(func=cmd_audit_export)
+
+    subject = commands.add_parser(
+        "subject-access", help="everything held about one person (audited); --out: a bundle"
+    )
+    who = subject.add_mutually_exclusive_group(required=True)
+    who.add_argument("--phone", help="their phone number, in any format")
+    who.add_argument("--name", help="their name, or part of it (any case)")
+    subject.add_argument("--out", type=Path, help="write a signed bundle zip (must not exist)")
+    subject.set_defaults(func=cmd_subject_access)
 
     keys_parser = commands.add_parser("keys", help="the master key").add_subparsers(
         dest="keys_command", required=True
