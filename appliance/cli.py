@@ -20,7 +20,7 @@ from appliance.models import Incident
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.evidence import backup, export, integrity, master_key, retention, signing
-from appliance.services.governance import audit_search, subject_access
+from appliance.services.governance import audit_search, dpia, subject_access
 from appliance.services.identity import accounts, api_keys
 from appliance.services.identity.accounts import AccountError
 
@@ -205,6 +205,38 @@ def cmd_subject_access(settings: Settings, args: argparse.Namespace) -> int:
     except FileExistsError:
         print(f"evr: {args.out} exists; the bundle goes to a new file", file=sys.stderr)
         return EXIT_FAILED
+    return 0
+
+
+def access_rules() -> list[dpia.Rule]:
+    """Every route of the web app and who may reach it, read from the handlers' marks."""
+    import importlib
+    import pkgutil
+
+    from aiohttp import web
+
+    import appliance.web
+    from appliance.web.access import access_of
+
+    rules = []
+    for info in pkgutil.walk_packages(appliance.web.__path__, "appliance.web."):
+        module = importlib.import_module(info.name)
+        table = getattr(module, "routes", None)
+        if not isinstance(table, web.RouteTableDef):
+            continue
+        for route in table:
+            if not isinstance(route, web.RouteDef):
+                continue
+            who = access_of(route.handler)
+            if isinstance(who, frozenset):
+                who = ", ".join(sorted(role.value for role in who))
+            rules.append(dpia.Rule(route.method, route.path, str(who)))
+    return sorted(rules, key=lambda r: (r.path, r.method))
+
+
+def cmd_dpia(settings: Settings, args: argparse.Namespace) -> int:
+    for path in dpia.write(settings, access_rules(), args.outdir):
+        print(f"wrote {path}")
     return 0
 
 
@@ -499,6 +531,12 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--name", help="their name, or part of it (any case)")
     subject.add_argument("--out", type=Path, help="write a signed bundle zip (must not exist)")
     subject.set_defaults(func=cmd_subject_access)
+
+    dpia_parser = commands.add_parser(
+        "dpia", help="write the records-of-processing and DPIA annex (Markdown and HTML)"
+    )
+    dpia_parser.add_argument("outdir", type=Path, help="folder to write into (made if missing)")
+    dpia_parser.set_defaults(func=cmd_dpia)
 
     keys_parser = commands.add_parser("keys", help="the master key").add_subparsers(
         dest="keys_command", required=True
