@@ -390,7 +390,7 @@ def _at_least_one(text: str) -> int:
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        info = backup.restore(settings, args.src)
+        info = backup.restore(settings, args.src, args.identity)
     except backup.BackupError as exc:
         print(f"evr: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -590,6 +590,11 @@ def build_parser() -> argparse.ArgumentParser:
     backup_parser.set_defaults(func=cmd_backup)
     restore = commands.add_parser("restore", help="a backup onto a fresh box")
     restore.add_argument("src", type=Path, help="a directory made by `evr backup`")
+    restore.add_argument(
+        "--identity",
+        type=Path,
+        help="the age secret key file, when the backup was encrypted (backup_recipient)",
+    )
     restore.set_defaults(func=cmd_restore)
 
     report_parser = commands.add_parser(

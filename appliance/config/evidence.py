@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
+from pyrage import RecipientError, x25519
 
 from appliance.config.defaults import DEFAULT_DECLARATION
 
@@ -49,6 +50,12 @@ class EvidenceSettings(BaseModel):
         description="Review date of evidence kept by rule (a signed statement, an incident "
         "gone to investigation), in days after the incident closed (MoPI group 3: six years).",
     )
+    backup_recipient: str | None = Field(
+        None,
+        description="An age X25519 public key (age1...) of the force: `evr backup` encrypts "
+        "the database in each backup to it (the media are sealed already); `evr restore "
+        "--identity FILE` needs the matching secret key.",
+    )
     purge_interval_minutes: int = Field(
         60, ge=0, description="How often the server runs the purge; 0: only `evr purge`."
     )
@@ -91,6 +98,17 @@ class EvidenceSettings(BaseModel):
         if any(days < 1 for days in value.values()):
             raise ValueError("days must be 1 or more")
         return value
+
+    @field_validator("backup_recipient")
+    @classmethod
+    def _recipient(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            x25519.Recipient.from_str(value.strip())
+        except RecipientError:
+            raise ValueError("is not an age X25519 public key (age1...)") from None
+        return value.strip()
 
     @field_validator("retention_by_outcome")
     @classmethod

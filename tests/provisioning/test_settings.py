@@ -46,6 +46,7 @@ SAMPLE: dict[str, Any] = {
     "retention_by_outcome": {"advice": 14},
     "evidential_outcomes": ["attend"],
     "evidential_review_days": 3650,
+    "backup_recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
     "controller_name": "The Chief Constable of Wessex Police",
     "dpo_contact": "dpo@wessex.police.example",
     "purge_interval_minutes": 0,
