@@ -106,7 +106,9 @@ def test_subject_access_finds_a_caller_by_phone_in_any_format(
             assert bundle.read(snapshot) == b"jane's snapshot" * 20
         with db.session() as session:
             events = session.exec(
-                select(AuditEvent).where(col(AuditEvent.action).startswith("subject_access"))
+                select(AuditEvent)
+                .where(col(AuditEvent.action).startswith("subject_access"))
+                .order_by(col(AuditEvent.seq))
             ).all()
         assert [e.action for e in events] == ["subject_access.searched"] * 4 + [
             "subject_access.exported"
