@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from appliance.config import Settings
-from appliance.models import Call, Invite, Role
+from appliance.models import Call, Invite, NoticeText, Role
 from appliance.services.audit import Actor
 from appliance.services.calls import invites
 from appliance.services.governance import notice
@@ -52,7 +52,8 @@ async def test_pages_say_ninety_days_and_consent_stores_their_hash(
     live_server: LiveServer, caller: FormClient
 ) -> None:
     """/privacy and the consent page of a link say 90 days, name the controller and the
-    DPO, link to /privacy; the consent records the page's hash."""
+    DPO, link to /privacy; the consent records the page's hash, and the text behind that
+    hash is kept."""
     response, privacy = await caller.get("/privacy")
     assert response.status == 200
     assert "90 days after the call" in privacy
@@ -82,3 +83,7 @@ async def test_pages_say_ninety_days_and_consent_stores_their_hash(
         call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
         assert call.notice_version == shown
         assert re.fullmatch(r"[0-9a-f]{32}", call.notice_version)
+        kept = session.get(NoticeText, shown)
+        assert kept is not None, "what the version said is kept with the first consent"
+        assert kept.facts["days"]["recording"] == 90
+        assert "notice.days.recording" in kept.template and "notice.controller" in kept.partial

@@ -4,8 +4,9 @@ consent records which notice was shown.
 A notice's version is the hash of what makes the page: the page's template, the
 notice's own partial and the settings it shows (controller, DPO, retention of each
 kind, processors, upload limits, the RVR page's neutral look). Change a retention
-period or the SMS provider and the version changes; a consent's ``notice_version`` and
-the git history of the templates prove what a caller agreed to.
+period or the SMS provider and the version changes. The first consent under a version
+keeps its template, partial and settings (``notice_texts``), so a consent's
+``notice_version`` leads to exactly what the caller was shown.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlmodel import Session
+
 from appliance.config import Settings
 from appliance.config.evidence import FILE_KINDS, RECORD_KINDS
+from appliance.models import NoticeText
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 PARTIAL = "caller/_notice.html"
@@ -115,3 +119,20 @@ def version(settings: Settings, page: str, neutral: bool = False) -> str:
         digest.update((TEMPLATES / name).read_bytes())
     digest.update(json.dumps(_facts(settings, neutral), sort_keys=True).encode())
     return digest.hexdigest()[:32]
+
+
+def remember(session: Session, settings: Settings, page: str, neutral: bool = False) -> str:
+    """The version of what this page shows, its text kept the first time it is used."""
+    shown = version(settings, page, neutral)
+    if session.get(NoticeText, shown) is None:
+        session.add(
+            NoticeText(
+                version=shown,
+                page=page,
+                template=(TEMPLATES / page).read_text(encoding="utf-8"),
+                partial=(TEMPLATES / PARTIAL).read_text(encoding="utf-8"),
+                facts=_facts(settings, neutral),
+            )
+        )
+        session.flush()
+    return shown

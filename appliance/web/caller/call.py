@@ -122,6 +122,10 @@ async def consent(request: web.Request) -> web.StreamResponse:
         call = invites.open_link(session, link, device_hash_of(request), source_of(request))
         kind = link.kind
         if not isinstance(call, LinkProblem):
+            neutral = bool(request.get(keys.NEUTRAL_LOOK, False))
+            shown = notice.remember(
+                session, request.app[keys.SETTINGS], notice.CONSENT_PAGES[kind], neutral
+            )
             if kind == VIDEO:
                 agreed = invites.record_consent(
                     session,
@@ -129,7 +133,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
                     choice,
                     device_hash,
                     source_of(request),
-                    notice_version=_notice_version(request, kind),
+                    notice_version=shown,
                 )
             else:
                 agreed = invites.record_collection_consent(
@@ -139,7 +143,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
                     form.get("consent") == "yes",
                     device_hash,
                     source_of(request),
-                    notice_version=_notice_version(request, kind),
+                    notice_version=shown,
                 )
     if isinstance(call, LinkProblem):
         return problem_page(request, call, link)
