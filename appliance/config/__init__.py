@@ -130,6 +130,11 @@ class Settings(
             unknown = sorted(set(getattr(self, name)) - set(self.outcome_codes))
             if unknown:
                 raise ValueError(f"{name}: {', '.join(unknown)} not in outcome_codes")
+        unknown = sorted(set(self.retention_by_category) - set(self.incident_categories))
+        if unknown:
+            raise ValueError(
+                f"retention_by_category: {', '.join(unknown)} not in incident_categories"
+            )
         if self.upload_max_file_bytes > self.upload_max_total_bytes:
             raise ValueError("upload_max_file_bytes cannot be more than upload_max_total_bytes")
         return self

@@ -39,6 +39,11 @@ class EvidenceSettings(BaseModel):
         description="Days an evidence file of a closed incident with this outcome code is "
         "kept after it was made, overriding retention_by_kind (a MoPI review group).",
     )
+    retention_by_category: dict[str, int] = Field(
+        default_factory=dict,
+        description="Days an evidence file of a closed incident of this category is kept "
+        "after it was made, overriding retention_by_kind (retention_by_outcome wins).",
+    )
     evidential_outcomes: list[str] = Field(
         ["crime_recorded"],
         description="Outcome codes that mean the incident went to investigation: its files "
@@ -110,7 +115,7 @@ class EvidenceSettings(BaseModel):
             raise ValueError("is not an age X25519 public key (age1...)") from None
         return value.strip()
 
-    @field_validator("retention_by_outcome")
+    @field_validator("retention_by_outcome", "retention_by_category")
     @classmethod
     def _days(cls, value: dict[str, int]) -> dict[str, int]:
         if any(days < 1 for days in value.values()):

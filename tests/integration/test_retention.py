@@ -59,6 +59,7 @@ rules = st.fixed_dictionaries(
             st.sampled_from(["recording", "snapshot", "upload"]), st.integers(1, 400)
         ),
         "retention_by_outcome": st.dictionaries(st.sampled_from(OUTCOMES[1:]), st.integers(1, 400)),
+        "retention_by_category": st.dictionaries(st.just("Theft"), st.integers(1, 400)),
         "evidential_outcomes": st.lists(st.sampled_from(OUTCOMES[1:]), unique=True),
     }
 )
@@ -302,3 +303,37 @@ def test_a_purge_after_a_backup_stays_purged_on_restore(settings: Settings, tmp_
             )
     finally:
         again.dispose()
+
+
+def test_outcome_then_category_then_kind_decide_the_days() -> None:
+    """One closed 40-day-old snapshot: kept under a 60-day category rule, deleted under
+    the 30-day default, and the outcome's 20 days win over the category's."""
+    base = load_settings(data_dir=Path("/nonexistent"), public_url="https://evr.test")
+    incident = Incident(
+        cad_reference="CAD/D/1",
+        category="Harassment",
+        caller_name="x",
+        caller_phone="",
+        status="closed",
+        closed_at=NOW - timedelta(days=35),
+        outcome_code="advice_given",
+    )
+    file = EvidenceFile(
+        kind="snapshot",
+        incident_id=1,
+        path="p",
+        master_key_id="k",
+        status="complete",
+        created_at=NOW - timedelta(days=40),
+    )
+    assert retention.decide(file, incident, base, NOW).action is retention.Action.DELETE
+    by_category = base.model_copy(update={"retention_by_category": {"Harassment": 60}})
+    kept = retention.decide(file, incident, by_category, NOW)
+    assert (kept.action, kept.rule.split(",")[0]) == (
+        retention.Action.KEEP,
+        "category Harassment: 60 days (retention_by_category)",
+    )
+    both = by_category.model_copy(update={"retention_by_outcome": {"advice_given": 20}})
+    assert retention.decide(file, incident, both, NOW).rule == (
+        "outcome advice_given: 20 days (retention_by_outcome)"
+    )

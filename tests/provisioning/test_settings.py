@@ -44,6 +44,7 @@ SAMPLE: dict[str, Any] = {
     "minimise_after_days": 400,
     "retention_by_kind": {"upload": 60, "chat": 90},
     "retention_by_outcome": {"advice": 14},
+    "retention_by_category": {"Harassment": 60},
     "evidential_outcomes": ["attend"],
     "evidential_review_days": 3650,
     "backup_recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",

@@ -6,9 +6,10 @@ evidential by rule; a file marked evidential is kept to its review date; the fil
 an incident whose outcome is in ``evidential_outcomes`` (it went to investigation)
 become evidential by rule, reviewed ``evidential_review_days`` after it closed; nothing
 of an incident that is still open is deleted; the rest is kept for its kind's days
-(``retention_by_outcome``, else ``retention_by_kind``, else ``retention_days``) after it
-was made. Evidential files are never deleted by the purge: past their review date they
-are listed as due for review, and the evidence officer extends or unmarks them.
+(``retention_by_outcome``, else ``retention_by_category``, else ``retention_by_kind``,
+else ``retention_days``) after it was made. Evidential files are never deleted by the
+purge: past their review date they are listed as due for review, and the evidence
+officer extends or unmarks them.
 
 Records (caller details, chat, shared locations, survey comments, RVR notes) are
 minimised by kind, days after the incident closed, unless any of its files is kept as
@@ -102,6 +103,9 @@ def decide(file: EvidenceFile, incident: Incident, settings: Settings, now: date
     if incident.outcome_code in settings.retention_by_outcome:
         days = settings.retention_by_outcome[incident.outcome_code]
         rule = f"outcome {incident.outcome_code}: {days} days (retention_by_outcome)"
+    elif incident.category in settings.retention_by_category:
+        days = settings.retention_by_category[incident.category]
+        rule = f"category {incident.category}: {days} days (retention_by_category)"
     else:
         days = settings.retention_days_for(file.kind)
         own = file.kind in settings.retention_by_kind

@@ -90,6 +90,8 @@ def _kind_days(settings: Settings) -> list[tuple[str, str]]:
         )
     for code, days in sorted(settings.retention_by_outcome.items()):
         rows.append((f"files, outcome {code}", f"{days} days after made"))
+    for category, days in sorted(settings.retention_by_category.items()):
+        rows.append((f"files, category {category}", f"{days} days after made"))
     for code in settings.evidential_outcomes:
         rows.append(
             (
