@@ -1,5 +1,5 @@
 """The ``evr`` command: serve, db, user, apikey, audit, report, keys, evidence, purge,
-export, backup, restore."""
+export, backup, restore, subject-access, dpia."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import select
@@ -19,6 +20,7 @@ from appliance.models import Incident
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.evidence import backup, export, integrity, master_key, retention, signing
+from appliance.services.governance import audit_search, dpia, subject_access
 from appliance.services.identity import accounts, api_keys
 from appliance.services.identity.accounts import AccountError
 
@@ -156,6 +158,88 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def _day(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
+    query = audit_search.Query(since=args.from_day, until=args.to_day + timedelta(days=1))
+    with _db(settings).session() as session:
+        text = audit_search.export_csv(session, _cli_actor(), query)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text)
+        print(f"{text.count(chr(10)) - 1} events written to {args.out}")
+    return 0
+
+
+def cmd_subject_access(settings: Settings, args: argparse.Namespace) -> int:
+    db = _db(settings)
+    keyring = _keyring(settings, db) if args.out else None
+    try:
+        with db.session() as session:
+            found = subject_access.find(
+                session, _cli_actor(), phone=args.phone or "", name=args.name or ""
+            )
+            for incident in found.incidents:
+                print(
+                    f"incident {incident.cad_reference} ({incident.status}) "
+                    f"{incident.received_at:%Y-%m-%d}: {incident.caller_name}"
+                )
+            print(", ".join(f"{n} {what}" for what, n in found.counts().items()))
+            for line in found.third_parties:
+                print(f"third party: {line}")
+            if args.out is not None and keyring is not None:
+                with args.out.open("xb") as out:
+                    made = subject_access.write_bundle(
+                        session, settings, keyring, _cli_actor(), found, out
+                    )
+                print(f"bundle {args.out}: {made.files} files, SHA256SUMS {made.sums_sha256}")
+    except subject_access.SubjectAccessError as exc:
+        print(f"evr: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FileExistsError:
+        print(f"evr: {args.out} exists; the bundle goes to a new file", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def access_rules() -> list[dpia.Rule]:
+    """Every route of the web app and who may reach it, read from the handlers' marks."""
+    import importlib
+    import pkgutil
+
+    from aiohttp import web
+
+    import appliance.web
+    from appliance.web.access import access_of
+
+    rules = []
+    for info in pkgutil.walk_packages(appliance.web.__path__, "appliance.web."):
+        module = importlib.import_module(info.name)
+        table = getattr(module, "routes", None)
+        if not isinstance(table, web.RouteTableDef):
+            continue
+        for route in table:
+            if not isinstance(route, web.RouteDef):
+                continue
+            who = access_of(route.handler)
+            if isinstance(who, frozenset):
+                who = ", ".join(sorted(role.value for role in who))
+            rules.append(dpia.Rule(route.method, route.path, str(who)))
+    return sorted(rules, key=lambda r: (r.path, r.method))
+
+
+def cmd_dpia(settings: Settings, args: argparse.Namespace) -> int:
+    for path in dpia.write(settings, access_rules(), args.outdir):
+        print(f"wrote {path}")
+    return 0
+
+
 def _keyring(settings: Settings, db: Database) -> master_key.Keyring:
     with db.session() as session:
         return master_key.open_keyring(settings, session)
@@ -199,8 +283,17 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{verb} {retention.describe(file)}")
         for file in done.review_due:
             print(f"review due (evidential, kept) {retention.describe(file)}")
+        marked = "would mark evidential" if args.dry_run else "marked evidential"
+        for decision in done.mark:
+            print(f"{marked} {retention.describe(decision.file)}: {decision.rule}")
+        if args.dry_run:
+            for decision in done.decisions:
+                print(f"  {decision.action.value}: {retention.describe(decision.file)}")
+                print(f"    rule: {decision.rule}")
+        minimised = "would minimise" if args.dry_run else "minimised"
+        for incident, kind in done.records:
+            print(f"{minimised} {kind} of incident {incident.cad_reference}")
         for incident in done.minimise:
-            minimised = "would minimise" if args.dry_run else "minimised"
             closed = f"{incident.closed_at:%Y-%m-%d}"
             print(f"{minimised} incident {incident.cad_reference} (closed {closed})")
     total = f"{len(done.delete)} files " + ("to delete (dry run)" if args.dry_run else "deleted")
@@ -297,7 +390,7 @@ def _at_least_one(text: str) -> int:
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        info = backup.restore(settings, args.src)
+        info = backup.restore(settings, args.src, args.identity)
     except backup.BackupError as exc:
         print(f"evr: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -315,9 +408,15 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
             "backup.restored",
             object_type="backup",
             object_id=str(args.src)[:128],
-            detail={"made_at": info["made_at"], "master_key_id": keyring.key_id},
+            detail={
+                "made_at": info["made_at"],
+                "master_key_id": keyring.key_id,
+                "reshredded": info["reshredded"],
+            },
         )
     print(f"restored the backup made {info['made_at']} ({info['media_files']} media files)")
+    if info["reshredded"]:
+        print(f"{info['reshredded']} files deleted since the backup made tombstones again")
     print(f"audit chain {'OK' if chain.ok else 'BROKEN'}: {chain.checked} events verified")
     return 0 if chain.ok else EXIT_FAILED
 
@@ -412,6 +511,32 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_parser(
         "verify", help="check the hash chain; names the first broken event"
     ).set_defaults(func=cmd_audit_verify)
+    audit_export = audit_parser.add_parser(
+        "export", help="the events of a period as CSV (the export is audited)"
+    )
+    audit_export.add_argument(
+        "--from", dest="from_day", type=_day, required=True, help="first day, YYYY-MM-DD (UTC)"
+    )
+    audit_export.add_argument(
+        "--to", dest="to_day", type=_day, required=True, help="last day included (UTC)"
+    )
+    audit_export.add_argument("--out", type=Path, help="the CSV file (default: stdout)")
+    audit_export.set_defaults(func=cmd_audit_export)
+
+    subject = commands.add_parser(
+        "subject-access", help="everything held about one person (audited); --out: a bundle"
+    )
+    who = subject.add_mutually_exclusive_group(required=True)
+    who.add_argument("--phone", help="their phone number, in any format")
+    who.add_argument("--name", help="their name, or part of it (any case)")
+    subject.add_argument("--out", type=Path, help="write a signed bundle zip (must not exist)")
+    subject.set_defaults(func=cmd_subject_access)
+
+    dpia_parser = commands.add_parser(
+        "dpia", help="write the records-of-processing and DPIA annex (Markdown and HTML)"
+    )
+    dpia_parser.add_argument("outdir", type=Path, help="folder to write into (made if missing)")
+    dpia_parser.set_defaults(func=cmd_dpia)
 
     keys_parser = commands.add_parser("keys", help="the master key").add_subparsers(
         dest="keys_command", required=True
@@ -465,6 +590,11 @@ def build_parser() -> argparse.ArgumentParser:
     backup_parser.set_defaults(func=cmd_backup)
     restore = commands.add_parser("restore", help="a backup onto a fresh box")
     restore.add_argument("src", type=Path, help="a directory made by `evr backup`")
+    restore.add_argument(
+        "--identity",
+        type=Path,
+        help="the age secret key file, when the backup was encrypted (backup_recipient)",
+    )
     restore.set_defaults(func=cmd_restore)
 
     report_parser = commands.add_parser(

@@ -133,6 +133,20 @@ class Settings(
             raise ValueError("turn_urls need turn_secret (coturn's static-auth-secret)")
         if (self.cad_webhook_url is None) != (self.cad_webhook_secret is None):
             raise ValueError("cad_webhook_url and cad_webhook_secret must be set together")
+        if "evidential_outcomes" not in self.model_fields_set:
+            # The default names crime_recorded: it applies where the force has that code.
+            self.evidential_outcomes = [
+                code for code in self.evidential_outcomes if code in self.outcome_codes
+            ]
+        for name in ("retention_by_outcome", "evidential_outcomes"):
+            unknown = sorted(set(getattr(self, name)) - set(self.outcome_codes))
+            if unknown:
+                raise ValueError(f"{name}: {', '.join(unknown)} not in outcome_codes")
+        unknown = sorted(set(self.retention_by_category) - set(self.incident_categories))
+        if unknown:
+            raise ValueError(
+                f"retention_by_category: {', '.join(unknown)} not in incident_categories"
+            )
         if self.upload_max_file_bytes > self.upload_max_total_bytes:
             raise ValueError("upload_max_file_bytes cannot be more than upload_max_total_bytes")
         return self

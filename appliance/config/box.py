@@ -16,6 +16,19 @@ class BoxSettings(BaseModel):
         max_length=120,
         description="The force's name, shown on every page a caller or handler sees.",
     )
+    controller_name: str | None = Field(
+        None,
+        max_length=200,
+        description="The data controller named in the privacy notice (the chief constable "
+        "of the force, usually). Default: the force's name.",
+    )
+    dpo_contact: str = Field(
+        "The force's Data Protection Officer, through the contact details on its website",
+        min_length=5,
+        max_length=500,
+        description="How a caller reaches the force's Data Protection Officer, shown in the "
+        "privacy notice.",
+    )
     public_url: str | None = Field(
         None,
         description="Base URL callers and handlers reach the box at, used in links. "

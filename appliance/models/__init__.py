@@ -30,6 +30,7 @@ from appliance.models.evaluation import (
     TrialBlock,
 )
 from appliance.models.evidence import EvidenceFile, FileKind, FileStatus
+from appliance.models.governance import NoticeText
 from appliance.models.guests import GUEST_ROLES, GuestInvite
 from appliance.models.incidents import Incident
 from appliance.models.messages import PURPOSES, UNSENT_STATES, MessageStatus, OutboundMessage
@@ -85,6 +86,7 @@ __all__ = [
     "IncidentNote",
     "Invite",
     "MessageStatus",
+    "NoticeText",
     "OutboundMessage",
     "Recording",
     "Role",

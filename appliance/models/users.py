@@ -18,6 +18,8 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     ADMIN = "admin"
     RVR_OFFICER = "rvr_officer"
+    INFORMATION_MANAGER = "information_manager"  # subject access, the audit search
+    EVALUATION_LEAD = "evaluation_lead"  # reads survey comments (audited)
 
 
 class User(SQLModel, table=True):

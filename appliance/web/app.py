@@ -31,6 +31,7 @@ from appliance.web.staff import (
     board,
     console,
     evidence,
+    governance,
     guests,
     home,
     incidents,
@@ -117,6 +118,7 @@ def create_app(
         survey,
         report,
         trial,
+        governance,
     ):
         app.router.add_routes(module.routes)
     app.on_startup.append(lambda _app: hub.sampler.start())

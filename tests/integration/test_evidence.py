@@ -315,6 +315,9 @@ def test_purge_dry_run_lists_exactly_what_the_purge_deletes(settings: Settings) 
         keyring = master_key.open_keyring(settings, session)
         user = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, user, "CAD/EV/5")
+        # Closed, or retention would keep everything of it (nothing of an open case goes).
+        incident.status, incident.outcome_code = "closed", "advice_given"
+        incident.closed_at = utcnow() - timedelta(days=40)
         for name in ("old1", "old2", "fresh", "held", "exhibit"):
             file = sealing.seal_bytes(
                 session,

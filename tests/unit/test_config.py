@@ -105,3 +105,16 @@ def test_every_setting_is_documented_and_every_documented_one_exists() -> None:
     assert fields == documented
     for name, field in Settings.model_fields.items():
         assert field.description, f"{name} has no description"
+
+
+def test_retention_outcomes_must_be_outcome_codes() -> None:
+    """A force with its own outcome codes still starts (the default evidential outcome
+    applies only where the code exists); a retention rule naming an unknown code stops
+    start-up with the setting's name."""
+    own = load_settings(outcome_codes={"advice": "Advice"})
+    assert own.evidential_outcomes == []
+    assert load_settings().evidential_outcomes == ["crime_recorded"]
+    with pytest.raises(SettingsError, match="evidential_outcomes: nope not in outcome_codes"):
+        load_settings(evidential_outcomes=["nope"])
+    with pytest.raises(SettingsError, match="retention_by_kind"):
+        load_settings(retention_by_kind={"statement": 10})

@@ -223,9 +223,15 @@ def call_after(
 
 
 def record_consent(
-    session: Session, call: Call, consent: Consent, device_hash: str, source: str
+    session: Session,
+    call: Call,
+    consent: Consent,
+    device_hash: str,
+    source: str,
+    notice_version: str = NOTICE_VERSION,
 ) -> bool:
-    """What the caller agreed to, when, under which notice; binds the call to this device.
+    """What the caller agreed to, when, under which notice (the hash of the page shown,
+    governance.notice); binds the call to this device.
 
     Without agreement to the video call nothing is bound: the decline is recorded and
     ``False`` returned (an officer's visit stays on offer).
@@ -243,7 +249,7 @@ def record_consent(
     call.consent_recording = consent.recording
     call.consent_location = consent.location
     call.consent_at = utcnow()
-    call.notice_version = NOTICE_VERSION
+    call.notice_version = notice_version
     call.caller_device_hash = device_hash
     session.add(call)
     audit.record(
@@ -256,7 +262,7 @@ def record_consent(
             "video": consent.video,
             "recording": consent.recording,
             "location": consent.location,
-            "notice": NOTICE_VERSION,
+            "notice": notice_version,
         },
     )
     return True
@@ -274,7 +280,13 @@ def kinds_for(session: Session, some_calls: list[Call]) -> dict[int, str]:
 
 
 def record_collection_consent(
-    session: Session, call: Call, kind: str, agreed: bool, device_hash: str, source: str
+    session: Session,
+    call: Call,
+    kind: str,
+    agreed: bool,
+    device_hash: str,
+    source: str,
+    notice_version: str = NOTICE_VERSION,
 ) -> bool:
     """The caller's agreement to an upload or location link; binds the link to this device.
 
@@ -294,7 +306,7 @@ def record_collection_consent(
         return False
     call.consent_location = kind == LOCATION
     call.consent_at = utcnow()
-    call.notice_version = NOTICE_VERSION
+    call.notice_version = notice_version
     call.caller_device_hash = device_hash
     session.add(call)
     audit.record(
@@ -303,7 +315,7 @@ def record_collection_consent(
         "call.consent",
         object_type="call",
         object_id=call.public_id,
-        detail={"kind": kind, "notice": NOTICE_VERSION},
+        detail={"kind": kind, "notice": notice_version},
     )
     return True
 

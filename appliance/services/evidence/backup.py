@@ -3,8 +3,13 @@
 The database is snapshotted first and consistently (SQLite's online backup API;
 ``pg_dump --format=custom`` for PostgreSQL, Debian's from /usr/lib/postgresql/<v>/bin),
 then the sealed media are copied (still sealed: a backup holds no clear evidence),
-then a ``SHA256SUMS`` manifest of everything. The master and signing keys are NOT in
-the backup: keep them apart (a backup and its key together would be clear evidence).
+then a ``SHA256SUMS`` manifest of everything. The master and signing keys and the shred
+list (``<data_dir>/keys``) are NOT in the backup: keep them apart (a backup and its key
+together would be clear evidence). Restore tombstones every file whose wrapped key is on
+the restoring box's shred list: a deletion made after the backup stays made. With
+``backup_recipient`` set, the database in the backup is encrypted to the force's age
+public key (``db.sqlite.age``/``db.pgdump.age``, the clear copy removed at once) and
+``evr restore --identity FILE`` decrypts it into a temporary directory to load it.
 Restore checks the manifest before it touches anything and refuses a box that
 already has data. The PostgreSQL password reaches ``pg_dump``/``pg_restore`` in their
 environment (``PGPASSWORD``), never on a command line another user could read.
@@ -23,10 +28,13 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyrage
+from pyrage import x25519
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlmodel import select
@@ -40,6 +48,7 @@ SUMS = "SHA256SUMS"
 INFO = "backup.json"
 SQLITE_FILE = "db.sqlite"
 PG_FILE = "db.pgdump"
+AGE = ".age"
 MEDIA = "media"
 NOT_MEDIA = {"evr.db", "evr.db-wal", "evr.db-shm", "evr.db-journal"}
 NOT_MEDIA_DIRS = {"keys", "tls"}
@@ -145,6 +154,11 @@ def make(settings: Settings, db: Database, dest: Path, master_key_id: str) -> Ma
         )
         if result.returncode != 0:
             raise BackupError(f"pg_dump failed: {result.stderr.strip()}")
+    if settings.backup_recipient:
+        clear = dest / (SQLITE_FILE if engine == "sqlite" else PG_FILE)
+        recipient = x25519.Recipient.from_str(settings.backup_recipient)
+        pyrage.encrypt_file(str(clear), str(clear) + AGE, [recipient])
+        clear.unlink()
     media = _media_files(settings.data_dir)
     for path in media:
         target_path = dest / MEDIA / path.relative_to(settings.data_dir)
@@ -159,6 +173,7 @@ def make(settings: Settings, db: Database, dest: Path, master_key_id: str) -> Ma
                 "master_key_id": master_key_id,
                 "data_dir": str(settings.data_dir.resolve()),
                 "media_files": len(media),
+                "encrypted_to": settings.backup_recipient,
             },
             indent=2,
         )
@@ -240,12 +255,47 @@ def check(src: Path) -> list[str]:
     return problems
 
 
-def restore(settings: Settings, src: Path) -> dict[str, object]:
+def _identities(path: Path | None) -> list[x25519.Identity]:
+    if path is None:
+        raise BackupError(
+            "the backup's database is encrypted to the force's key: give --identity FILE"
+        )
+    try:
+        lines = path.read_text().split()
+    except OSError as exc:
+        raise BackupError(f"cannot read the identity file: {exc}") from None
+    keys = [line for line in lines if line.startswith("AGE-SECRET-KEY-")]
+    try:
+        return [x25519.Identity.from_str(key) for key in keys]
+    except pyrage.IdentityError:
+        raise BackupError(f"{path} holds no valid age secret key") from None
+
+
+def restore(settings: Settings, src: Path, identity: Path | None = None) -> dict[str, object]:
     """Bring a backup back onto a fresh box (empty data dir and database)."""
     problems = check(src)
     if problems:
         raise BackupError("the backup does not verify, nothing restored: " + "; ".join(problems))
     info: dict[str, Any] = json.loads((src / INFO).read_text())
+    with tempfile.TemporaryDirectory(prefix="evr-restore-") as clear_dir:
+        if info.get("encrypted_to"):
+            name = SQLITE_FILE if info["database"] == "sqlite" else PG_FILE
+            try:
+                pyrage.decrypt_file(
+                    str(src / (name + AGE)), str(Path(clear_dir) / name), _identities(identity)
+                )
+            except pyrage.DecryptError:
+                raise BackupError(
+                    "the identity does not decrypt this backup's database, nothing restored"
+                ) from None
+            database_dir = Path(clear_dir)
+        else:
+            database_dir = src
+        _restore(settings, src, database_dir, info)
+    return info
+
+
+def _restore(settings: Settings, src: Path, database_dir: Path, info: dict[str, Any]) -> None:
     db = Database(settings.effective_database_url)
     try:
         engine = db.engine.dialect.name
@@ -264,7 +314,7 @@ def restore(settings: Settings, src: Path) -> dict[str, object]:
             target = Path(make_url(settings.effective_database_url).database or "")
             for leftover in (target, target.with_name(target.name + "-wal")):
                 leftover.unlink(missing_ok=True)
-            _sqlite_copy(src / SQLITE_FILE, target)
+            _sqlite_copy(database_dir / SQLITE_FILE, target)
         else:
             conninfo, env = _libpq(settings.effective_database_url)
             result = subprocess.run(
@@ -274,7 +324,7 @@ def restore(settings: Settings, src: Path) -> dict[str, object]:
                     "--exit-on-error",
                     "--dbname",
                     conninfo,
-                    str(src / PG_FILE),
+                    str(database_dir / PG_FILE),
                 ],
                 env=env,
                 capture_output=True,
@@ -289,9 +339,32 @@ def restore(settings: Settings, src: Path) -> dict[str, object]:
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target_path)
         _repoint(db, Path(info["data_dir"]), settings.data_dir.resolve())
+        info["reshredded"] = reshred(db, settings)
     finally:
         db.dispose()
-    return info
+
+
+def reshred(db: Database, settings: Settings) -> int:
+    """Deletions made after the backup: every file whose wrapped key is on this box's
+    shred list becomes a tombstone again (key gone, media removed). Returns how many."""
+    from appliance.models import EvidenceFile, FileStatus
+    from appliance.services.evidence import master_key
+
+    gone = master_key.shredded(master_key.shred_list_path(settings))
+    if not gone:
+        return 0
+    count = 0
+    with db.session() as session:
+        for file in session.exec(select(EvidenceFile)).all():
+            if file.wrapped_key and master_key.fingerprint(file.wrapped_key) in gone:
+                file.wrapped_key = None
+                file.status = FileStatus.DELETED.value
+                file.deleted_at = file.deleted_at or utcnow()
+                file.deleted_reason = "shredded after this backup"
+                session.add(file)
+                (settings.data_dir / file.path).unlink(missing_ok=True)
+                count += 1
+    return count
 
 
 def _repoint(db: Database, old: Path, new: Path) -> None:

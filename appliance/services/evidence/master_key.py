@@ -5,6 +5,13 @@ start for the dev box, but only while nothing is sealed: a key made after files 
 sealed could open none of them). Each data key is wrapped with AES-256-GCM under the
 master key; the wrap's associated data names the purpose, so a wrapped key cannot be
 passed off as anything else. Rotation re-wraps data keys and never touches media.
+
+Deleting a file destroys its wrapped data key in the database; but a backup made
+before holds that wrapped key, and the master key would open it. So the fingerprint of
+every destroyed wrapped key also goes on the shred list (``<data_dir>/keys/shredded``,
+one SHA-256 a line, escrowed with the master key, never in a backup): the
+keyring refuses to unwrap anything on it, and ``evr restore`` tombstones what it names.
+A rotation re-wraps live keys only, so fingerprints of shredded keys stay valid.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ class Keyring:
 
     master: bytes
     data_dir: Path
+    shred_list: Path | None = None
 
     @property
     def key_id(self) -> str:
@@ -53,11 +61,42 @@ class Keyring:
         return (nonce + AESGCM(self.master).encrypt(nonce, data_key, WRAP_AAD)).hex()
 
     def unwrap(self, wrapped: str) -> bytes:
+        if self.shred_list is not None and fingerprint(wrapped) in shredded(self.shred_list):
+            raise UnwrapError("this data key was destroyed by a deletion (shred list)")
         raw = bytes.fromhex(wrapped)
         try:
             return AESGCM(self.master).decrypt(raw[:12], raw[12:], WRAP_AAD)
         except InvalidTag:
             raise UnwrapError("a data key does not unwrap with this master key") from None
+
+
+def fingerprint(wrapped: str) -> str:
+    return hashlib.sha256(b"evr shredded key" + wrapped.encode()).hexdigest()
+
+
+def shred_list_path(settings: Settings) -> Path:
+    return settings.data_dir / "keys" / "shredded"
+
+
+def shredded(path: Path) -> frozenset[str]:
+    """The fingerprints on a shred list (none when it does not exist yet)."""
+    try:
+        return frozenset(line for line in path.read_text().split() if line)
+    except FileNotFoundError:
+        return frozenset()
+
+
+def shred(keyring: Keyring, wrapped: str) -> None:
+    """Put a wrapped key on the shred list, flushed to disk before the deletion commits."""
+    if keyring.shred_list is None or not wrapped:
+        return
+    keyring.shred_list.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(keyring.shred_list, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, (fingerprint(wrapped) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_master(path: Path) -> bytes:
@@ -121,7 +160,7 @@ def open_keyring(settings: Settings, session: Session) -> Keyring:
             f"{sum(others.values())} evidence files (key id {', '.join(sorted(others))}; "
             f"this file's is {key_id(master)}); refusing to start with the wrong key"
         )
-    return Keyring(master, settings.data_dir)
+    return Keyring(master, settings.data_dir, shred_list_path(settings))
 
 
 def rotate(session: Session, settings: Settings, keyring: Keyring, actor: Actor) -> Keyring:
@@ -134,7 +173,7 @@ def rotate(session: Session, settings: Settings, keyring: Keyring, actor: Actor)
     path = settings.effective_master_key_file
     pending = path.with_name(path.name + ".new")
     pending.unlink(missing_ok=True)
-    new = Keyring(os.urandom(MASTER_KEY_BYTES), keyring.data_dir)
+    new = Keyring(os.urandom(MASTER_KEY_BYTES), keyring.data_dir, keyring.shred_list)
     write_key_file(pending, new.master)
     files = session.exec(
         select(EvidenceFile).where(col(EvidenceFile.wrapped_key).is_not(None))

@@ -19,6 +19,7 @@ from appliance.live.participants import CALLER, Participant
 from appliance.models import Call, Incident
 from appliance.services.calls import invites
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
+from appliance.services.governance import notice
 from appliance.services.intake import incidents, uploads
 from appliance.services.intake.uploads import Limits
 from appliance.services.rvr import track
@@ -40,23 +41,44 @@ NEXT_STEP = {VIDEO: "call", UPLOAD: "upload", LOCATION: "location"}
 def _consent_page(
     request: web.Request, kind: str, error: str = "", status: int = 200
 ) -> web.Response:
-    template = {
-        VIDEO: "caller/consent.html",
-        UPLOAD: "caller/consent_upload.html",
-        LOCATION: "caller/consent_location.html",
-    }[kind]
+    template = notice.CONSENT_PAGES[kind]
+    settings = request.app[keys.SETTINGS]
     return aiohttp_jinja2.render_template(
         template,
         request,
         {
             "token": request.match_info["token"],
-            "notice_version": invites.NOTICE_VERSION,
+            "notice": notice.of(settings),
+            "notice_version": _notice_version(request, kind),
             "page_title": TITLES[kind],
             "limits": Limits.from_settings(request.app[keys.SETTINGS]),
             "human_size": uploads.human_size,
             "error": error,
         },
         status=status,
+    )
+
+
+def _notice_version(request: web.Request, kind: str) -> str:
+    """The version of the notice this request's consent page shows (or showed)."""
+    neutral = bool(request.get(keys.NEUTRAL_LOOK, False))
+    return notice.version(request.app[keys.SETTINGS], notice.CONSENT_PAGES[kind], neutral)
+
+
+@routes.get("/privacy", name="privacy")
+@public
+async def privacy(request: web.Request) -> web.StreamResponse:
+    """The full privacy notice, linked from every caller page; made from the settings."""
+    settings = request.app[keys.SETTINGS]
+    return aiohttp_jinja2.render_template(
+        notice.PRIVACY_PAGE,
+        request,
+        {
+            "notice": notice.of(settings),
+            "notice_version": notice.version(settings, notice.PRIVACY_PAGE),
+            "page_title": "Privacy notice",
+            "token": "",
+        },
     )
 
 
@@ -100,9 +122,18 @@ async def consent(request: web.Request) -> web.StreamResponse:
         call = invites.open_link(session, link, device_hash_of(request), source_of(request))
         kind = link.kind
         if not isinstance(call, LinkProblem):
+            neutral = bool(request.get(keys.NEUTRAL_LOOK, False))
+            shown = notice.remember(
+                session, request.app[keys.SETTINGS], notice.CONSENT_PAGES[kind], neutral
+            )
             if kind == VIDEO:
                 agreed = invites.record_consent(
-                    session, call, choice, device_hash, source_of(request)
+                    session,
+                    call,
+                    choice,
+                    device_hash,
+                    source_of(request),
+                    notice_version=shown,
                 )
             else:
                 agreed = invites.record_collection_consent(
@@ -112,6 +143,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
                     form.get("consent") == "yes",
                     device_hash,
                     source_of(request),
+                    notice_version=shown,
                 )
     if isinstance(call, LinkProblem):
         return problem_page(request, call, link)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from appliance.models import AuditEvent, Role
 from appliance.services import audit
+from appliance.services.governance import audit_search
 from appliance.web import keys
 from appliance.web.access import requires, signed_in
+from appliance.web.toolkit import actor_of
 
 routes = web.RouteTableDef()
 
@@ -25,18 +29,73 @@ async def home(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.get("/audit", name="audit")
-@requires(Role.AUDITOR)
-async def audit_trail(request: web.Request) -> web.StreamResponse:
-    db = request.app[keys.DB]
+AUDIT_READERS = (Role.AUDITOR, Role.INFORMATION_MANAGER)
 
+
+def _query(request: web.Request) -> audit_search.Query:
+    """The search in the page's query string; a bad date is a 400."""
+
+    def day(name: str, shift: int = 0) -> datetime | None:
+        text = request.query.get(name, "").strip()
+        if not text:
+            return None
+        try:
+            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(shift)
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"{name}: a day as YYYY-MM-DD") from None
+
+    return audit_search.Query(
+        actor=request.query.get("actor", "").strip(),
+        action=request.query.get("action", "").strip(),
+        object_type=request.query.get("object_type", "").strip(),
+        object_id=request.query.get("object_id", "").strip(),
+        since=day("from"),
+        until=day("to", 1),
+    )
+
+
+@routes.get("/audit", name="audit")
+@requires(*AUDIT_READERS)
+async def audit_trail(request: web.Request) -> web.StreamResponse:
+    """Searched by actor, action, object and time; the search itself is audited."""
+    db = request.app[keys.DB]
+    query = _query(request)
     check = request.query.get("verify") == "1"
+    actor = actor_of(request)
 
     def read() -> tuple[list[AuditEvent], audit.VerifyResult | None]:
-        with db.reader() as session:
-            return audit.recent(session, 200), audit.verify(session) if check else None
+        with db.session() as session:
+            found = audit_search.search(session, actor, query)
+            return found, audit.verify(session) if check else None
 
     events, result = await asyncio.to_thread(read)
     return aiohttp_jinja2.render_template(
-        "audit.html", request, {"events": events, "result": result}
+        "audit.html",
+        request,
+        {
+            "events": events,
+            "result": result,
+            "query": request.query,
+            "csv_query": urlencode({k: v for k, v in request.query.items() if k != "verify"}),
+        },
+    )
+
+
+@routes.get("/audit.csv", name="audit_csv")
+@requires(*AUDIT_READERS)
+async def audit_csv(request: web.Request) -> web.StreamResponse:
+    """Every event the search finds, oldest first, as CSV (the export is audited)."""
+    db = request.app[keys.DB]
+    query = _query(request)
+    actor = actor_of(request)
+
+    def export() -> str:
+        with db.session() as session:
+            return audit_search.export_csv(session, actor, query)
+
+    text = await asyncio.to_thread(export)
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
     )

@@ -12,6 +12,7 @@ from appliance.services.calls import invites, life, states
 from appliance.services.calls.states import CallError
 from appliance.services.evaluation import trial
 from appliance.services.evidence import sealing
+from appliance.services.governance import audit_search
 from appliance.services.intake import incidents, uploads
 from appliance.services.intake.incidents import Filters, IncidentError
 from appliance.services.outbox import messages
@@ -116,7 +117,12 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
 @routes.get(r"/incidents/{incident_id:\d+}", name="incident")
 @requires(*STAFF)
 async def incident_page(request: web.Request) -> web.StreamResponse:
-    return render_incident(request, int(request.match_info["incident_id"]))
+    """The incident, and who looked at it (audited once shown)."""
+    incident_id = int(request.match_info["incident_id"])
+    response = render_incident(request, incident_id)
+    with request.app[keys.DB].session() as session:
+        audit_search.viewed(session, actor_of(request), "incident", incident_id)
+    return response
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/invites", name="incident_invite")

@@ -1,0 +1,138 @@
+"""The privacy notice and the consent pages say what the settings say, and each
+consent records which notice was shown.
+
+A notice's version is the hash of what makes the page: the page's template, the
+notice's own partial and the settings it shows (controller, DPO, retention of each
+kind, processors, upload limits, the RVR page's neutral look). Change a retention
+period or the SMS provider and the version changes. The first consent under a version
+keeps its template, partial and settings (``notice_texts``), so a consent's
+``notice_version`` leads to exactly what the caller was shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlmodel import Session
+
+from appliance.config import Settings
+from appliance.config.evidence import FILE_KINDS, RECORD_KINDS
+from appliance.models import NoticeText
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+PARTIAL = "caller/_notice.html"
+PRIVACY_PAGE = "caller/privacy.html"
+CONSENT_PAGES = {
+    "video": "caller/consent.html",
+    "upload": "caller/consent_upload.html",
+    "location": "caller/consent_location.html",
+}
+
+
+@dataclass(frozen=True)
+class Processor:
+    name: str
+    does: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    controller: str
+    force_name: str
+    dpo_contact: str
+    days: dict[str, int]
+    evidential_review_years: int
+    processors: list[Processor]
+    upload_limits: dict[str, int]
+
+
+def processors(settings: Settings) -> list[Processor]:
+    """Who processes a caller's data for the force, from the settings in use."""
+    found = []
+    if settings.notify_adapter == "govuk_notify":
+        found.append(
+            Processor(
+                "GOV.UK Notify (Government Digital Service, Cabinet Office)",
+                "sends the text messages with your links; it sees your phone number and "
+                "the message",
+            )
+        )
+    elif settings.notify_adapter == "webhook" and settings.notify_webhook_url:
+        host = urlsplit(settings.notify_webhook_url).hostname or "the force's SMS gateway"
+        found.append(
+            Processor(
+                f"The force's SMS gateway ({host})",
+                "sends the text messages with your links; it sees your phone number and "
+                "the message",
+            )
+        )
+    if settings.turn_urls:
+        hosts = sorted(
+            {urlsplit(u.replace("turn:", "turn://", 1)).hostname or u for u in settings.turn_urls}
+        )
+        found.append(
+            Processor(
+                f"Media relay ({', '.join(hosts)})",
+                "passes the call's encrypted sound and pictures when your network needs it; "
+                "it cannot see or hear them",
+            )
+        )
+    return found
+
+
+def of(settings: Settings) -> Notice:
+    return Notice(
+        controller=settings.controller_name or settings.force_name,
+        force_name=settings.force_name,
+        dpo_contact=settings.dpo_contact,
+        days={kind: settings.retention_days_for(kind) for kind in FILE_KINDS + RECORD_KINDS},
+        evidential_review_years=round(settings.evidential_review_days / 365),
+        processors=processors(settings),
+        upload_limits={
+            "max_file_bytes": settings.upload_max_file_bytes,
+            "max_total_bytes": settings.upload_max_total_bytes,
+            "max_files": settings.upload_max_files,
+        },
+    )
+
+
+def _facts(settings: Settings, neutral: bool) -> dict[str, Any]:
+    facts: dict[str, Any] = asdict(of(settings)) | {"neutral": neutral}
+    if neutral:
+        facts |= {
+            "rvr_page_title": settings.rvr_page_title,
+            "rvr_show_force_name": settings.rvr_show_force_name,
+        }
+    return facts
+
+
+def version(settings: Settings, page: str, neutral: bool = False) -> str:
+    """The hash (128 bits, hex) of one page's template, the notice partial and the
+    settings they show."""
+    digest = hashlib.sha256()
+    for name in (page, PARTIAL):
+        digest.update((TEMPLATES / name).read_bytes())
+    digest.update(json.dumps(_facts(settings, neutral), sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
+def remember(session: Session, settings: Settings, page: str, neutral: bool = False) -> str:
+    """The version of what this page shows, its text kept the first time it is used."""
+    shown = version(settings, page, neutral)
+    if session.get(NoticeText, shown) is None:
+        session.add(
+            NoticeText(
+                version=shown,
+                page=page,
+                template=(TEMPLATES / page).read_text(encoding="utf-8"),
+                partial=(TEMPLATES / PARTIAL).read_text(encoding="utf-8"),
+                facts=_facts(settings, neutral),
+            )
+        )
+        session.flush()
+    return shown
