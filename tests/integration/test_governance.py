@@ -59,7 +59,12 @@ def _a_caller_with_records(settings: Settings, db: Database) -> dict[str, int]:
             )
         )
         messages.queue_sms(
-            session, Actor("pc1"), to_phone="+447700900123", body="hello", reference="sar-x"
+            session,
+            Actor("pc1"),
+            settings=settings,
+            to_phone="+447700900123",
+            body="hello",
+            reference="sar-x",
         )
         sealing.seal_bytes(
             session,

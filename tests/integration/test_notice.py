@@ -63,7 +63,9 @@ async def test_pages_say_ninety_days_and_consent_stores_their_hash(
     with live_server.db.session() as session:
         user = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, user, "CAD/NOTICE/1")
-        incidents.record_eligibility(session, Actor("pc1"), user, incident, ["ok"], [True])
+        incidents.record_eligibility(
+            session, Actor("pc1"), user, incident, ["ok"], [True], settings=live_server.settings
+        )
         _, _, token = invites.create_invite(
             session, Actor("pc1"), incident, user, timedelta(hours=1)
         )
