@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from appliance import db
 from appliance.config import Settings
 from appliance.models import (
     UNSENT_STATES,
@@ -150,6 +151,8 @@ def purge(
         for incident in due.minimise:
             minimise(session, actor, incident)
         session.commit()
+        if due.delete or due.minimise:
+            db.scrub_freed(session)
     return due
 
 
