@@ -20,7 +20,7 @@ from appliance.services.audit import Actor
 from appliance.services.identity import api_keys
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
-from tests.support.staff import PASSWORD, add_user
+from tests.support.staff import PASSWORD, add_incident, add_user
 
 pytestmark = pytest.mark.sqlite_only(
     reason="the bounds are checked before anything reaches the database; the engines "
@@ -123,3 +123,26 @@ async def test_an_evaluation_in_year_9999_is_a_400_naming_the_field(
     today = utcnow().date()
     assert f'name="to" type="date" value="{today:%F}"' in page
     assert "Traceback" not in page
+
+
+async def test_an_appointment_in_year_9999_is_refused_not_a_500(live_server: LiveServer) -> None:
+    """A handler's booking form posted with ``starts_at`` at the calendar's end (slot
+    arithmetic there overflows): refused as "choose a slot from the list", no
+    appointment made, and the incident page still answers."""
+    with live_server.db.session() as session:
+        user = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/APPT/9999")
+        incident.eligibility, incident.eligibility_at = "eligible", utcnow()
+        session.add(incident)
+        incident_id = incident.id
+    client = FormClient(live_server.base_url)
+    try:
+        await client.sign_in("pc1", PASSWORD)
+        await client.get(f"/incidents/{incident_id}")
+        form = {"starts_at": "9999-12-31T23:40:00+00:00", "safe_to_contact": "yes"}
+        response, page = await client.post(f"/incidents/{incident_id}/appointments", form)
+        assert response.status == 409 and "choose a slot from the list" in page
+        response, page = await client.get(f"/incidents/{incident_id}")
+        assert response.status == 200 and "Booked for" not in page
+    finally:
+        await client.close()
