@@ -11,6 +11,11 @@ Pages and queries that only read take ``Database.reader()``: a deferred ``BEGIN`
 rendered or a report being read never holds the single writer's lock that signalling
 waits on.
 
+Deleted means gone: SQLite runs with ``secure_delete`` (freed space in a page is
+overwritten with zeros, so a cleared ``wrapped_key`` does not linger in the file), and
+``scrub_freed`` checkpoints the WAL (TRUNCATE) after a purge, so the page images that
+still held the old value leave the WAL file too.
+
 Side effects that leave the box (an SMS, a CAD event) are queued in the same
 transaction as the change that causes them; the service marks the session with
 ``wake_after_commit`` and the senders registered for that outbox are woken only once
@@ -69,6 +74,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -79,6 +85,29 @@ def _configure_sqlite(engine: Engine) -> None:
         else:
             connection.exec_driver_sql("PRAGMA query_only=0")
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def scrub_freed(session: Session) -> None:
+    """After a committed deletion: fold the WAL into the database file and truncate it.
+
+    With ``secure_delete`` the database file keeps no copy of a cleared value, but the
+    WAL still holds the page images written before the change until a checkpoint
+    overwrites them. Runs on its own connection, outside any transaction (a checkpoint
+    inside one cannot finish). SQLite only: PostgreSQL keeps dead row versions until
+    its vacuum reclaims them.
+    """
+    engine = session.get_bind()
+    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        cursor.close()
+    finally:
+        raw.close()
+    if busy:
+        log.warning("the WAL checkpoint after a deletion was blocked by a reader")
 
 
 class NestedSessionError(RuntimeError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -70,6 +71,7 @@ def banner(settings: Settings, prepared: Prepared, out: TextIO) -> None:
     print(f"EVR appliance for {settings.force_name}", file=out)
     print(f"  serving   https://{host}:{settings.port}/", file=out)
     print(f"  public    {settings.effective_public_url}", file=out)
+    print(f"  metrics   https://{settings.metrics_host}:{settings.metrics_port}/metrics", file=out)
     print(f"  database  {prepared.db.engine.url.render_as_string(hide_password=True)}", file=out)
     print(f"  cert      {prepared.cert_path}", file=out)
     print(f"  SHA-256   {prepared.fingerprint}", file=out)
@@ -90,17 +92,26 @@ def serve(settings: Settings, media: WorkerPool | None = None) -> None:
     """
     from aiohttp import web
 
+    from appliance.web import health
     from appliance.web.app import create_app
 
     prepared = prepare(settings)
     banner(settings, prepared, sys.stdout)
     app = create_app(settings, prepared.db, prepared.keyring, media)
     app.on_cleanup.append(lambda _app: _dispose(prepared.db))
+    context = tls.server_context(prepared.cert_path, prepared.key_path)
+
+    async def monitoring(_app: web.Application) -> AsyncIterator[None]:
+        runner = await health.start_monitoring(settings, prepared.db, context)
+        yield
+        await runner.cleanup()
+
+    app.cleanup_ctx.append(monitoring)
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
-        ssl_context=tls.server_context(prepared.cert_path, prepared.key_path),
+        ssl_context=context,
         access_log=None,
         print=None,
         shutdown_timeout=5,

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 
 class BoxSettings(BaseModel):
@@ -36,6 +36,17 @@ class BoxSettings(BaseModel):
     )
     host: str = Field("0.0.0.0", description="Address to listen on.")  # noqa: S104
     port: int = Field(8443, ge=1, le=65535, description="TCP port for HTTPS.")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the monitoring listener (/metrics, /readyz) listens on: loopback "
+        "or a LAN address only the monitoring network reaches, never the callers' side.",
+    )
+    metrics_port: int = Field(
+        8444,
+        ge=1,
+        le=65535,
+        description="TCP port of the monitoring listener (HTTPS, the box's certificate).",
+    )
     data_dir: Path = Field(
         Path("var"), description="Where the database, certificate and media live."
     )
@@ -80,6 +91,14 @@ class BoxSettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level logged."
     )
+
+    @model_validator(mode="after")
+    def _metrics_apart(self) -> BoxSettings:
+        if self.metrics_port == self.port:
+            raise ValueError(
+                "metrics_port must differ from port: /metrics is not served to callers"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

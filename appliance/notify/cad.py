@@ -30,7 +30,7 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import CadDelivery, utcnow
 from appliance.notify.base import parse_retry_after
-from appliance.notify.http import NETWORK_ERRORS, HttpClient, network_error
+from appliance.notify.http import NETWORK_ERRORS, HttpClient, network_error, redirect_refused
 from appliance.notify.loop import PollingTask
 from appliance.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from appliance.services.outbox import cad
@@ -108,14 +108,17 @@ class CadSender(PollingTask):
             SIGNATURE_HEADER: signature(self.secret, timestamp, body),
         }
         try:
-            async with self.http.session().post(self.url, data=body, headers=headers) as reply:
+            async with self.http.post(self.url, data=body, headers=headers) as reply:
                 status = reply.status
+                redirected = redirect_refused(reply)
                 retry_after = parse_retry_after(reply.headers.get("Retry-After"))
                 text = (await reply.text())[:200]
         except NETWORK_ERRORS as exc:
             return Answer(False, True, None, network_error(exc, self.http.timeout_s))
         if 200 <= status < 300:
             return Answer(True, False, status)
+        if redirected:
+            return Answer(False, False, status, redirected)
         retry = status in RETRIED_REFUSALS or status >= 500
         return Answer(False, retry, status, f"HTTP {status}: {text}".strip(), retry_after)
 

@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from appliance.notify.base import DeliveryResult, SmsMessage, parse_retry_after
-from appliance.notify.http import NETWORK_ERRORS, HttpClient, network_error
+from appliance.notify.http import NETWORK_ERRORS, HttpClient, network_error, redirect_refused
 
 DEFAULT_BASE_URL = "https://api.notifications.service.gov.uk"
 SMS_PATH = "/v2/notifications/sms"
@@ -96,7 +96,8 @@ class GovukNotifyNotifier:
         # A fresh token per request: Notify refuses an iat more than 30 s off.
         headers = {"Authorization": f"Bearer {make_jwt(self.service_id, self._secret_key)}"}
         try:
-            async with self.http.session().post(self.url, json=payload, headers=headers) as resp:
+            async with self.http.post(self.url, json=payload, headers=headers) as resp:
+                redirected = redirect_refused(resp)
                 try:
                     body: Any = await resp.json(content_type=None)
                 except ValueError:
@@ -108,6 +109,8 @@ class GovukNotifyNotifier:
         if status == 201:
             provider_id = body.get("id") if isinstance(body, dict) else None
             return DeliveryResult.sent(str(provider_id) if provider_id else None)
+        if redirected:
+            return DeliveryResult.failed(redirected)
         error = describe_error(status, body)
         if status < 400:  # e.g. a proxy's page: Notify answers 201 or an error
             return DeliveryResult.retry(f"unexpected answer {status} (not GOV.UK Notify's 201)")

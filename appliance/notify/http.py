@@ -2,13 +2,22 @@
 
 ``trust_env`` is on so a force's outbound proxy (``HTTPS_PROXY``, ``NO_PROXY``) is
 honoured: boxes on a police LAN rarely reach the internet directly.
+
+Redirects are never followed: a receiver that answers 307 or 308 would have the signed
+body (an SMS with a caller's number, a CAD event) sent on to wherever it names, and a
+compromised receiver could use that to bounce our requests inside the force's network.
+A redirect is a failed delivery whose reason says so (``redirect_refused``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -36,6 +45,12 @@ class HttpClient:
             )
         return self._session
 
+    @asynccontextmanager
+    async def post(self, url: str, **kwargs: Any) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POST without following redirects: a 3xx comes back as the answer."""
+        async with self.session().post(url, allow_redirects=False, **kwargs) as response:
+            yield response
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -51,6 +66,15 @@ def network_error(exc: BaseException, timeout_s: float) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect to the gateway ({exc.os_error.strerror or exc.os_error})"
     return f"{type(exc).__name__}: {exc}"
+
+
+def redirect_refused(response: aiohttp.ClientResponse) -> str | None:
+    """For a redirect, why it fails the delivery (naming only the host it pointed at)."""
+    if not 300 <= response.status < 400:
+        return None
+    host = urlsplit(response.headers.get("Location", "")).hostname
+    where = f" to {host}" if host else ""
+    return f"redirected ({response.status}{where}); redirects are never followed"
 
 
 NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError)

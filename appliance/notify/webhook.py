@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from appliance.notify.base import DeliveryResult, SmsMessage, parse_retry_after
-from appliance.notify.http import NETWORK_ERRORS, HttpClient, network_error
+from appliance.notify.http import NETWORK_ERRORS, HttpClient, network_error, redirect_refused
 
 SIGNATURE_HEADER = "X-EVR-Signature"
 TIMESTAMP_HEADER = "X-EVR-Timestamp"
@@ -74,8 +74,9 @@ class WebhookNotifier:
             SIGNATURE_HEADER: signature(self._secret, timestamp, body),
         }
         try:
-            async with self.http.session().post(self.url, data=body, headers=headers) as resp:
+            async with self.http.post(self.url, data=body, headers=headers) as resp:
                 status = resp.status
+                redirected = redirect_refused(resp)
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 answer: Any = None
                 if 200 <= status < 300:
@@ -85,6 +86,8 @@ class WebhookNotifier:
                         answer = None
         except NETWORK_ERRORS as exc:
             return DeliveryResult.retry(network_error(exc, self.http.timeout_s))
+        if redirected:
+            return DeliveryResult.failed(redirected)
         # The gateway's own error text is not kept: it may echo the number.
         if 200 <= status < 300:
             provider_id = answer.get("id") if isinstance(answer, dict) else None

@@ -95,6 +95,7 @@ def create_app(
         context_processors=[_template_context],
     )
     app.on_response_prepare.append(middleware.security_headers)
+    app.on_response_prepare.append(health.server_header)
     for module in (
         auth,
         home,

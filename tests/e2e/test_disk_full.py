@@ -61,7 +61,7 @@ def appliance() -> Iterator[Appliance]:
 
 
 def metric(appliance: Appliance, name: str) -> float:
-    _, body = https_get(appliance.base_url + "/metrics")
+    _, body = https_get(appliance.metrics_url + "/metrics")
     found = re.search(rf"^{name} (\S+)$", body, re.M)
     return float(found.group(1)) if found else 0.0
 

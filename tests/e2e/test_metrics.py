@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 
 def scrape(appliance: Appliance) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    _, text = https_get(appliance.base_url + "/metrics")
+    _, text = https_get(appliance.metrics_url + "/metrics")
     check = subprocess.run(
         [shutil.which("promtool") or "promtool", "check", "metrics"],
         input=text,

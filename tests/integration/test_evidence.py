@@ -214,10 +214,12 @@ async def test_an_evidence_officer_marks_an_exhibit(
         response, _ = await officer.post(
             f"/evidence/{file_id}/mark", {"evidential": "yes", "exhibit_ref": "JS/1"}
         )
-        assert response.status == 303 and "review+date" in response.headers["Location"]
+        assert response.status == 303 and response.headers["Location"].endswith(
+            "?error=review_missing"
+        )
         response, _ = await officer.post(
             f"/evidence/{file_id}/mark",
-            {"evidential": "yes", "exhibit_ref": "JS/1", "review_at": "2999-01-01"},
+            {"evidential": "yes", "exhibit_ref": "JS/1", "review_at": "2099-01-01"},
         )
         assert response.status == 303
         response, body = await officer.get(f"/incidents/{people['incident'].id}/evidence")

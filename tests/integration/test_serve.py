@@ -15,13 +15,14 @@ from tests.support.process import https_get, start_serve, stop, wait_healthy
 
 PORT = 8443
 BASE = f"https://127.0.0.1:{PORT}"
+METRICS = "https://127.0.0.1:8444"  # the monitoring listener's defaults: loopback, 8444
 
 
 def test_serve_on_embedded_defaults(tmp_path: Path) -> None:
     process = start_serve(tmp_path)
     try:
         wait_healthy(BASE, process)
-        status, body = https_get(BASE + "/metrics")
+        status, body = https_get(METRICS + "/metrics")
         assert status == 200
         check = subprocess.run(
             [shutil.which("promtool") or "promtool", "check", "metrics"],

@@ -26,7 +26,7 @@ from appliance.web import keys
 from appliance.web.access import grants, public
 from appliance.web.app import create_app
 from tests.support.http import FormClient
-from tests.support.live import LiveServer
+from tests.support.live import LiveServer, monitoring_listener
 
 NEW_PASSWORD = "a long enough passphrase"
 
@@ -286,14 +286,20 @@ async def test_open_redirect_after_sign_in_is_refused(
 
 
 async def test_health_readiness_and_metrics(live_server: LiveServer, client: FormClient) -> None:
+    """Liveness on the callers' port; readiness and metrics on the monitoring listener."""
     response, body = await client.get("/healthz")
     assert response.status == 200 and json.loads(body)["status"] == "ok"
-    response, body = await client.get("/readyz")
-    assert response.status == 200, body
-    assert set(json.loads(body)["checks"]) == {"database", "data_dir_writable", "disk_space"}
-
-    await client.get("/admin/users/someone/roles")  # 405, still counted by template
-    response, body = await client.get("/metrics")
+    async with monitoring_listener(live_server) as base:
+        monitor = FormClient(base)
+        try:
+            response, body = await monitor.get("/readyz")
+            assert response.status == 200, body
+            checks = set(json.loads(body)["checks"])
+            assert checks == {"database", "data_dir_writable", "disk_space"}
+            await client.get("/admin/users/someone/roles")  # 405, still counted by template
+            response, body = await monitor.get("/metrics")
+        finally:
+            await monitor.close()
     assert response.status == 200
     assert 'route="/admin/users/{username}/roles"' in body
     assert "someone" not in body
@@ -311,7 +317,12 @@ async def test_readiness_fails_when_disk_is_below_the_threshold(
     live_server: LiveServer, client: FormClient
 ) -> None:
     live_server.settings.min_free_bytes = 1 << 62
-    response, body = await client.get("/readyz")
+    async with monitoring_listener(live_server) as base:
+        monitor = FormClient(base)
+        try:
+            response, body = await monitor.get("/readyz")
+        finally:
+            await monitor.close()
     assert response.status == 503
     checks = json.loads(body)["checks"]
     assert checks["disk_space"]["ok"] is False and checks["database"]["ok"] is True

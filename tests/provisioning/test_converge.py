@@ -52,6 +52,8 @@ def test_settings_file_is_valid_for_the_appliance(converged: Converged) -> None:
     path = converged.root / "etc/evr/evr.toml"
     raw = tomllib.loads(path.read_text())
     assert raw["port"] == 8443
+    # /metrics and /readyz: their own listener, opened by the firewall to monitoring only.
+    assert (raw["metrics_host"], raw["metrics_port"]) == ("0.0.0.0", 8444)  # noqa: S104
     assert raw["tls_cert"] == "/etc/evr/tls/cert.pem"
     settings = load_settings(path)
     assert settings.force_name == "Test Constabulary"

@@ -21,6 +21,7 @@ class Appliance:
     admin_password: str
     process: subprocess.Popen[str]
     env: dict[str, str]
+    metrics_url: str = ""  # the monitoring listener: /metrics and /readyz
     output: OutputDrain | None = None
     accounts: set[str] = field(default_factory=set)  # made by signed_in_handler
 
@@ -33,10 +34,11 @@ class Appliance:
 def running_appliance(**extra_env: str) -> Iterator[Appliance]:
     """`evr serve` in a fresh data dir, on its own port, with the printed admin password."""
     root = Path(tempfile.mkdtemp(prefix="evr-e2e-"))
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {
         "EVR_DATA_DIR": str(root / "var"),
         "EVR_PORT": str(port),
+        "EVR_METRICS_PORT": str(metrics_port),
         "EVR_HOST": "127.0.0.1",
         "EVR_FORCE_NAME": "Wessex Police",
         "EVR_MIN_FREE_BYTES": "0",
@@ -45,7 +47,12 @@ def running_appliance(**extra_env: str) -> Iterator[Appliance]:
         **extra_env,
     }
     appliance = Appliance(
-        f"https://127.0.0.1:{port}", root / "var", "", start_serve(root, **env), env
+        f"https://127.0.0.1:{port}",
+        root / "var",
+        "",
+        start_serve(root, **env),
+        env,
+        metrics_url=f"https://127.0.0.1:{env['EVR_METRICS_PORT']}",
     )
     try:
         appliance.output = OutputDrain(appliance.process)

@@ -7,6 +7,8 @@ from here, never from the conftest: a test module imports only from `tests.suppo
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -35,3 +37,21 @@ class LiveServer:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+
+@asynccontextmanager
+async def monitoring_listener(server: LiveServer) -> AsyncIterator[str]:
+    """The monitoring listener (/metrics, /readyz) beside ``server``, as `evr serve` starts
+    it, on a free loopback port of its own; yields its base URL."""
+    from appliance import tls
+    from appliance.web import health
+
+    settings = server.settings
+    settings.metrics_host, settings.metrics_port = "127.0.0.1", free_port()
+    runner = await health.start_monitoring(
+        settings, server.db, tls.server_context(*settings.tls_paths)
+    )
+    try:
+        yield f"https://127.0.0.1:{settings.metrics_port}"
+    finally:
+        await runner.cleanup()

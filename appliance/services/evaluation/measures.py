@@ -28,6 +28,7 @@ from statsmodels.stats.contingency_tables import Table2x2
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
+from appliance import dates
 from appliance.config import Settings
 from appliance.models import (
     Call,
@@ -137,11 +138,15 @@ class Evaluation:
 
 
 def period(first: str, last: str) -> tuple[datetime, datetime]:
-    """``[first day 00:00 UTC, the day after the last 00:00 UTC)`` from YYYY-MM-DD strings."""
+    """``[first day 00:00 UTC, the day after the last 00:00 UTC)`` from YYYY-MM-DD strings;
+    a day outside ``appliance.dates``' range raises ``DateOutOfRange`` naming ``from`` or
+    ``to`` (the report form's fields)."""
     try:
         start, stop = date.fromisoformat(first.strip()), date.fromisoformat(last.strip())
     except ValueError:
         raise ValueError("give the days as YYYY-MM-DD, e.g. 2026-01-31") from None
+    dates.day_within("from", start)
+    dates.day_within("to", stop)
     if stop < start:
         raise ValueError("the last day comes before the first")
     return (

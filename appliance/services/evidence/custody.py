@@ -21,8 +21,23 @@ from appliance.services.audit import Actor
 EXHIBIT_MAX = 40
 
 
+REFUSALS = {
+    "exhibit_too_long": f"An exhibit reference is at most {EXHIBIT_MAX} characters.",
+    "exhibit_missing": "An evidential item needs an exhibit reference (e.g. JS/1).",
+    "review_missing": "An evidential item needs a review date (MoPI).",
+    "review_past": "The review date must be in the future.",
+    "deleted": "This item was deleted; only its record remains.",
+}
+"""Why a mark can be refused, by code: the page that shows a refusal after a redirect
+is given the code, never the text, so a crafted link cannot put words on it."""
+
+
 class CustodyError(Exception):
-    """A mark was refused; the message is for the evidence officer."""
+    """A mark was refused; ``code`` is a key of ``REFUSALS``, the message its text."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(REFUSALS[code])
+        self.code = code
 
 
 def may_view(user: User, roles: Iterable[Role], incident: Incident) -> bool:
@@ -101,15 +116,15 @@ def mark(session: Session, actor: Actor, user: User, file: EvidenceFile, new: Ma
     and put it on or off legal hold. Audited with what changed."""
     exhibit = new.exhibit_ref.strip()
     if len(exhibit) > EXHIBIT_MAX:
-        raise CustodyError(f"An exhibit reference is at most {EXHIBIT_MAX} characters.")
+        raise CustodyError("exhibit_too_long")
     if new.evidential and not exhibit:
-        raise CustodyError("An evidential item needs an exhibit reference (e.g. JS/1).")
+        raise CustodyError("exhibit_missing")
     if new.evidential and new.review_at is None:
-        raise CustodyError("An evidential item needs a review date (MoPI).")
+        raise CustodyError("review_missing")
     if new.review_at is not None and new.review_at <= utcnow():
-        raise CustodyError("The review date must be in the future.")
+        raise CustodyError("review_past")
     if file.status == FileStatus.DELETED.value:
-        raise CustodyError("This item was deleted; only its record remains.")
+        raise CustodyError("deleted")
     before = {
         "evidential": file.evidential,
         "exhibit_ref": file.exhibit_ref,

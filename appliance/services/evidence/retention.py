@@ -28,6 +28,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
+from appliance import db
 from appliance.config import Settings
 from appliance.config.evidence import RECORD_KINDS
 from appliance.models import (
@@ -379,6 +380,8 @@ def purge(
         for incident in due.minimise:
             minimise(session, actor, incident)
         session.commit()
+        if due.delete or due.records or due.minimise:
+            db.scrub_freed(session)
     return due
 
 

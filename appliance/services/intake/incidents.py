@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from appliance import dates
 from appliance.config import Settings
 from appliance.models import AuditEvent, Call, Incident, Role, User, UserRole, utcnow
 from appliance.services import audit
@@ -92,7 +93,10 @@ def create(
         source=source[:64],
     )
     if received_at:
-        incident.received_at = received_at
+        try:
+            incident.received_at = dates.not_after_now("received_at", received_at)
+        except dates.DateOutOfRange as exc:
+            raise IncidentError(str(exc)) from None
     session.add(incident)
     session.flush()
     audit.record(

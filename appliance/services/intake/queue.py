@@ -9,7 +9,7 @@ Video Response incidents (``rvr_categories``) have a target in minutes and sort 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -51,6 +51,15 @@ def target_for(settings: Settings, incident: Incident) -> timedelta:
     return timedelta(hours=hours)
 
 
+def _target_at(settings: Settings, incident: Incident) -> datetime:
+    """The target; an incident stored before dates were bounded (appliance/dates.py) with a
+    ``received_at`` at the calendar's end sorts last instead of breaking the board."""
+    try:
+        return incident.received_at + target_for(settings, incident)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
 def waiting(session: Session, settings: Settings, owner_id: int | None = None) -> list[BoardRow]:
     """Incidents waiting for a video response, the most urgent target first."""
     responded = select(Call.incident_id).where(col(Call.state).in_(RESPONDED))
@@ -67,7 +76,7 @@ def waiting(session: Session, settings: Settings, owner_id: int | None = None) -
     board = [
         BoardRow(
             incident=i,
-            target_at=i.received_at + target_for(settings, i),
+            target_at=_target_at(settings, i),
             owner=names.get(i.owner_id) if i.owner_id else None,
             call_state=latest.get(i.id or 0),
             rvr=i.category in settings.rvr_categories,

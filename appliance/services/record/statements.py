@@ -249,7 +249,10 @@ def canonical_content(statement: Statement, cad_reference: str, signature_sha256
 
 
 def statement_dir(data_dir: Path, incident: Incident) -> Path:
-    return data_dir / "incidents" / incident.cad_reference.replace("/", "_") / "statements"
+    """Named by the incident's id, like its uploads' folder: a CAD reference is the CAD's
+    text, and two of them (``A/1`` and ``A_1``) could come to the same folder name.
+    Statements kept before this keep their paths (each row stores its own)."""
+    return data_dir / "incidents" / str(incident.id) / "statements"
 
 
 def sign(

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+from appliance import dates
 from appliance.config.defaults import CAD_EVENTS
 from appliance.models import Incident
 
@@ -38,7 +39,16 @@ class IncidentIn(BaseModel):
     caller_phone: str = Field(min_length=5, max_length=20, description="UK or E.164; stored E.164")
     summary: str = Field(default="", max_length=2000)
     location_text: str = Field(default="", max_length=500)
-    received_at: AwareDatetime | None = Field(default=None, description="When CAD took the call")
+    received_at: AwareDatetime | None = Field(
+        default=None,
+        description="When CAD took the call: from 2000-01-01, and not ahead of the box's clock "
+        "by more than 15 minutes",
+    )
+
+    @field_validator("received_at")
+    @classmethod
+    def _received_at_bounded(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else dates.not_after_now("received_at", value)
 
 
 class IncidentOut(BaseModel):

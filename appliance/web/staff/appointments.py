@@ -9,6 +9,7 @@ from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 from sqlmodel import Session
 
+from appliance import dates
 from appliance.models import Appointment
 from appliance.services.calls.states import CallError
 from appliance.services.intake import appointments
@@ -30,7 +31,10 @@ def _starts_at(form: MultiDictProxy[str | bytes | bytearray | FileField]) -> dat
         raise AppointmentError("choose a slot from the list") from None
     if starts_at.tzinfo is None:
         raise AppointmentError("choose a slot from the list")
-    return starts_at
+    try:
+        return dates.within("starts_at", starts_at)
+    except dates.DateOutOfRange:
+        raise AppointmentError("choose a slot from the list") from None
 
 
 def _appointment(request: web.Request, session: Session, incident_id: int) -> Appointment:

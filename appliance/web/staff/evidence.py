@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from appliance import dates
 from appliance.models import EvidenceFile, FileKind, Incident, Role
 from appliance.services.evidence import custody, export, signing
 from appliance.services.evidence.custody import CustodyError, Mark
@@ -32,6 +33,13 @@ log = logging.getLogger("evr.evidence")
 
 routes = web.RouteTableDef()
 VIEWERS = (Role.HANDLER, Role.SUPERVISOR, Role.EVIDENCE_OFFICER)
+MARK_ERRORS = {
+    **custody.REFUSALS,
+    "review_not_a_date": "The review date is not a date (YYYY-MM-DD).",
+    "review_out_of_range": "The review date must lie between 2000-01-01 and 2099-12-31.",
+}
+"""What the evidence page may say after a refused mark, by the code in ``?error=``: a
+fixed text, so a link that carries words of its own shows nothing."""
 
 
 def _incident_or_refuse(request: web.Request, incident_id: int) -> Incident:
@@ -78,7 +86,7 @@ async def evidence_page(request: web.Request) -> web.StreamResponse:
             "files": files,
             "content_type": content_type,
             "may_mark": custody.may_mark(current_roles(request)),
-            "error": request.query.get("error", ""),
+            "error": MARK_ERRORS.get(request.query.get("error", ""), ""),
         },
     )
 
@@ -116,8 +124,12 @@ async def mark(request: web.Request) -> web.StreamResponse:
     error = ""
     try:
         review_at = datetime.fromisoformat(review).replace(tzinfo=UTC) if review else None
+        if review_at is not None:
+            dates.within("review_at", review_at)
+    except dates.DateOutOfRange:
+        review_at, error = None, "review_out_of_range"
     except ValueError:
-        review_at, error = None, "The review date is not a date (YYYY-MM-DD)."
+        review_at, error = None, "review_not_a_date"
     with request.app[keys.DB].session() as session:
         file = session.get(EvidenceFile, file_id)
         if file is None:
@@ -138,7 +150,7 @@ async def mark(request: web.Request) -> web.StreamResponse:
                     ),
                 )
             except CustodyError as exc:
-                error = str(exc)
+                error = exc.code
     if error:
         raise web.HTTPSeeOther(
             request.app.router["incident_evidence"]
