@@ -16,6 +16,7 @@ from media import codecs
 from media.relay import EncodedFrame
 
 JPEG_QUALITY = 3
+MAX_PIXELS = 4096 * 2160
 _DECODERS: dict[str, Literal["libvpx", "h264"]] = {codecs.VP8: "libvpx", codecs.H264: "h264"}
 
 
@@ -70,6 +71,8 @@ def decode_last(frames: list[EncodedFrame]) -> av.VideoFrame:
     if name is None:
         raise ValueError(f"cannot decode {frames[0].mime} for a snapshot")
     decoder = av.CodecContext.create(name, "r")
+    # The size is the sender's to declare: refuse to allocate past 4K before decoding.
+    decoder.options = {"max_pixels": str(MAX_PIXELS)}
     picture: av.VideoFrame | None = None
     for frame in frames:
         packet = av.Packet(frame.data)

@@ -33,9 +33,11 @@ from appliance.services.audit import Actor
 from appliance.services.calls import guests, life, states
 from appliance.services.calls.states import CallError
 from appliance.services.evidence.master_key import Keyring
+from appliance.services.identity.throttle import Throttle
 from media import NoVideoError, Room, RoomConfig, RoomEvent, SdpError
 from media.background import spawn
 from media.protocols import MediaRoom
+from media.sdp import parse_offer
 from media.workers import WorkerPool
 
 log = logging.getLogger("evr.live")
@@ -58,6 +60,7 @@ class CallHub:
         self.calls: dict[str, LiveCall] = {}
         self.recordings = Recordings(settings, db, keyring)
         self.sampler = Sampler(settings, db, self.calls, self._end_abandoned)
+        self.chat_limit = Throttle(settings.chat_per_minute)
 
     def _live(self, public_id: str) -> LiveCall:
         live = self.calls.get(public_id)
@@ -164,6 +167,7 @@ class CallHub:
 
     async def _join(self, live: LiveCall, participant: Participant, sdp: str) -> None:
         states.check_join(participant.role, self._load(live.public_id))
+        parse_offer(sdp)  # a bad offer is refused before any media room exists
         if live.room is None:
             config = RoomConfig(
                 ice_servers=ice_servers(self.settings, live.public_id),
@@ -173,7 +177,12 @@ class CallHub:
         if participant.leg_id in live.room.leg_ids:
             # A join (not a restart) comes from a new page: its old connection is gone.
             await live.room.leave(participant.leg_id)
-        answer = await live.room.join(participant.leg_id, participant.role, sdp)
+        try:
+            answer = await live.room.join(participant.leg_id, participant.role, sdp)
+        except BaseException:
+            if live.room is not None and not live.room.leg_ids:
+                await self._close_media(live)  # no leg joined: the room is not left behind
+            raise
         await participant.send({"type": "answer", "sdp": answer})
 
         with self.db.session() as session:
@@ -199,11 +208,29 @@ class CallHub:
         return self.media.room(public_id, config, on_event=self._on_media_event)
 
     async def _chat(self, live: LiveCall, participant: Participant, text: str) -> None:
+        """Store and pass on a message, within the socket's rate and the call's cap."""
+        sender = f"{live.public_id}/{participant.leg_id}"
+        if self.chat_limit.blocked(sender):
+            metrics.SIGNALLING_ERRORS.labels("rate_limited").inc()
+            wait = self.chat_limit.retry_after(sender)
+            await participant.send(
+                protocol.error("rate_limited", f"too many messages: wait {wait} s")
+            )
+            return
+        self.chat_limit.hit(sender)
         with self.db.session() as session:
             call = states.get(session, live.public_id)
             if CallState(call.state) not in (CallState.WAITING, CallState.CONNECTED):
                 raise CallError("the call is not live")
-            message = states.add_chat(session, call, participant.role, text, participant.user)
+            full = states.chat_count(session, call) >= self.settings.chat_max_per_call
+            if not full:
+                message = states.add_chat(session, call, participant.role, text, participant.user)
+        if full:
+            metrics.SIGNALLING_ERRORS.labels("chat_full").inc()
+            await participant.send(
+                protocol.error("chat_full", "this call holds all the messages it can")
+            )
+            return
         await live.broadcast(
             {
                 "type": "chat",
