@@ -70,6 +70,9 @@ def decode_last(frames: list[EncodedFrame]) -> av.VideoFrame:
     name = _DECODERS.get(frames[0].mime)
     if name is None:
         raise ValueError(f"cannot decode {frames[0].mime} for a snapshot")
+    size = codecs.vp8_size(frames[0].data) if frames[0].mime == codecs.VP8 else None
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise ValueError(f"a {size[0]}×{size[1]} picture is larger than a snapshot may be")
     decoder = av.CodecContext.create(name, "r")
     # The size is the sender's to declare: refuse to allocate past 4K before decoding.
     decoder.options = {"max_pixels": str(MAX_PIXELS)}

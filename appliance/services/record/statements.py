@@ -217,6 +217,8 @@ def ink_check(png: bytes) -> tuple[int, int]:
                 lum, alpha = image.convert("LA").split()
                 drawn = alpha.point(lambda a: 255 if a > 128 else 0)
                 inked = sum(lum.histogram(mask=drawn)[:160])
+    except Image.DecompressionBombError as exc:
+        raise StatementError("the signature image has an odd size") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise StatementError("the signature is not a readable image") from exc
     if kind != "PNG":

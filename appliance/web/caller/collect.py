@@ -24,7 +24,12 @@ from appliance.web.access import csrf_matches, grants, public, source_of, stream
 from appliance.web.toolkit import TITLES, caller_link, device_hash_of, open_for, problem_page
 
 routes = web.RouteTableDef()
-REFUSAL_STATUS = {"type": 415, "file_too_large": 413, "total_too_large": 413}
+REFUSAL_STATUS = {
+    "type": 415,
+    "file_too_large": 413,
+    "total_too_large": 413,
+    "image_too_large": 413,
+}
 CHUNK = 256 * 1024
 
 
