@@ -99,7 +99,9 @@ def candidate_allowed(address: str, allow_loopback: bool, own: frozenset[str]) -
     """Whether the box should send ICE checks to ``address``: never a link-local (the
     cloud metadata service at 169.254.169.254 among them), multicast, unspecified or
     reserved address, nor the box itself, nor loopback unless the setting allows it.
-    A hostname (an mDNS ``.local`` name) is left to aiortc."""
+    A hostname (an mDNS ``.local`` name) is left to aiortc. ``allow_loopback`` is the
+    single-host setting (the browser on the box itself): it lets the box's own
+    addresses through too."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
@@ -108,7 +110,7 @@ def candidate_allowed(address: str, allow_loopback: bool, own: frozenset[str]) -
         return allow_loopback
     if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
         return False
-    return address not in own
+    return allow_loopback or address not in own
 
 
 def without_unsafe_candidates(

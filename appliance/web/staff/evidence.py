@@ -233,6 +233,12 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
         while (chunk := await asyncio.to_thread(pipe.next_chunk)) is not None:
             await asyncio.wait_for(response.write(chunk), EXPORT_STALL_SECONDS)
         await worker
+    except TimeoutError:
+        pipe.abort()
+        log.warning("export download stalled: dropped", extra={"incident": incident.id})
+        if request.transport is not None:
+            request.transport.close()
+        return response
     except BaseException:
         pipe.abort()
         log.warning("export abandoned", extra={"incident": incident.id})
