@@ -87,6 +87,7 @@ for _code in (
     "not_allowed",
     "rate_limited",
     "chat_full",
+    "flooding",
 ):
     SIGNALLING_ERRORS.labels(_code)
 for _state in ("ended", "expired", "failed", "cancelled"):

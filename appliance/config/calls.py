@@ -43,6 +43,13 @@ class CallsSettings(BaseModel):
         description="Chat messages one socket may send in a minute; more are answered "
         "`rate_limited` and not stored.",
     )
+    socket_messages_per_minute: int = Field(
+        300,
+        ge=30,
+        le=100_000,
+        description="Messages of any kind one socket may send in a minute; past that the "
+        "socket is closed (1008): a page never sends so many, a flood is cut off.",
+    )
     chat_max_per_call: int = Field(
         1000,
         ge=10,

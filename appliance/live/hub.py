@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import WSMsgType
+from aiohttp import WSCloseCode, WSMsgType
 from sqlmodel import Session
 
 from appliance import metrics
@@ -61,6 +61,7 @@ class CallHub:
         self.recordings = Recordings(settings, db, keyring)
         self.sampler = Sampler(settings, db, self.calls, self._end_abandoned)
         self.chat_limit = Throttle(settings.chat_per_minute)
+        self.message_limit = Throttle(settings.socket_messages_per_minute)
 
     def _live(self, public_id: str) -> LiveCall:
         live = self.calls.get(public_id)
@@ -114,6 +115,12 @@ class CallHub:
                 self.calls.pop(public_id, None)
 
     async def _handle_raw(self, live: LiveCall, participant: Participant, raw: Any) -> None:
+        socket = str(id(participant))
+        if self.message_limit.blocked(socket):
+            metrics.SIGNALLING_ERRORS.labels("flooding").inc()
+            await participant.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flooding")
+            return
+        self.message_limit.hit(socket)
         try:
             message = protocol.parse(raw)
         except protocol.ProtocolError as exc:

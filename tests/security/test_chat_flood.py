@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import aiohttp
 import pytest
 from sqlmodel import select
 
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.sqlite_only(
 PER_MINUTE = 4
 PER_CALL = 12
 SHOWN = 10
+MESSAGES = 30
 
 
 @pytest.fixture
@@ -32,6 +34,7 @@ def settings(settings: Settings) -> Settings:
             "chat_per_minute": PER_MINUTE,
             "chat_max_per_call": PER_CALL,
             "console_chat_shown": SHOWN,
+            "socket_messages_per_minute": MESSAGES,
         }
     )
 
@@ -68,6 +71,24 @@ async def test_a_socket_flooding_chat_is_rate_limited_and_still_served(
     assert len(replies) == PER_MINUTE
     assert {e["code"] for e in errors} == {"rate_limited"}
     assert _stored(live_server, invited.call.public_id) == PER_MINUTE
+
+
+async def test_a_socket_flooding_any_message_is_closed(live_server: LiveServer) -> None:
+    """Pings as fast as the socket takes them: the first 30 are answered, then the box
+    closes the socket (1008) instead of answering a flood; the caller may come back."""
+    invited = consented_call(live_server, "pc1", "CAD/CF/4")
+    async with caller_http(live_server) as http:
+        async with http.ws_connect(ws_url(live_server, f"/ws/v/{invited.token}")) as ws:
+            await receive(ws, "hello")
+            for _ in range(MESSAGES + 10):
+                await ws.send_json({"type": "ping"})
+            pongs = [await receive(ws, "pong") for _ in range(MESSAGES)]
+            closing = await ws.receive(timeout=10)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert ws.close_code == 1008
+        assert len(pongs) == MESSAGES
+        async with http.ws_connect(ws_url(live_server, f"/ws/v/{invited.token}")) as again:
+            await receive(again, "hello")
 
 
 async def test_a_call_holds_at_most_its_cap_of_messages(live_server: LiveServer) -> None:
