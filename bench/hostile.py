@@ -3,14 +3,14 @@
     .venv/bin/python bench/hostile.py [--seconds 8] [--clients 16] [--json out.json]
 
 Starts the appliance as the other benches do (bench/serve.py in its own process, pinned
-to the first CPU; this script on the second), signs a handler in, and measures the
-latency of a database-touching page (the handler's incident list, `/incidents`) one
-request after another: first with no flood, then under each flood in turn, each run by
-``--clients`` hostile clients for ``--seconds``:
+to the first CPU; this script and the attacker's process on the second), signs a
+handler in, and measures the latency of a database-touching page (the handler's
+incident list, `/incidents`) one request after another: first with no flood, then
+under each flood in turn, each run by ``--clients`` hostile clients for ``--seconds``:
 
 * ``sign-in``: sign-ins for usernames nobody has;
 * ``chat``: each client a caller on a call of its own, sending 2000-character chat
-  messages as fast as the socket takes them;
+  messages as fast as the socket takes them, and reconnecting when the box closes it;
 * ``bad API keys``: CAD API requests with forged Bearer keys;
 * ``image posts``: each client posting a PNG that declares 16000×16000 pixels to an
   upload link of its own.
@@ -125,23 +125,33 @@ async def chat_flood(appliance: loadgen.Appliance, clients: int) -> tuple[Flood,
     joined = [await _caller_joined(appliance) for _ in range(clients)]
 
     async def one(n: int, until: float, answers: collections.Counter[str]) -> None:
-        ws = joined[n][2][0]
-
-        async def read() -> None:
-            async for message in ws:
-                if message.type == aiohttp.WSMsgType.TEXT:
-                    data = json.loads(message.data)
-                    if data["type"] in ("chat", "error"):
-                        answers[data.get("code", "stored")] += 1
-
-        reader = asyncio.ensure_future(read())
+        phone, token, (ws, _) = joined[n]
         while time.monotonic() < until:
-            await ws.send_json({"type": "chat", "text": "x" * 2000})
-            await asyncio.sleep(0)
-        await asyncio.sleep(0.5)
-        reader.cancel()
+            if ws.closed:  # cut off for flooding: come back, as an attacker would
+                answers[f"closed {ws.close_code}"] += 1
+                ws = await phone.session.ws_connect(appliance.ws_url(f"/ws/v/{token}"))
+            reader = asyncio.ensure_future(_count_replies(ws, answers))
+            try:
+                while time.monotonic() < until and not ws.closed:
+                    await ws.send_json({"type": "chat", "text": "x" * 2000})
+                    await asyncio.sleep(0)
+            except (ConnectionError, RuntimeError):
+                pass
+            await asyncio.sleep(0.1)
+            reader.cancel()
+        await ws.close()
 
     return one, joined
+
+
+async def _count_replies(
+    ws: aiohttp.ClientWebSocketResponse, answers: collections.Counter[str]
+) -> None:
+    async for message in ws:
+        if message.type == aiohttp.WSMsgType.TEXT:
+            data = json.loads(message.data)
+            if data["type"] in ("chat", "error"):
+                answers[data.get("code", "stored")] += 1
 
 
 async def _upload_link(appliance: loadgen.Appliance) -> tuple[FormClient, str]:
@@ -189,13 +199,49 @@ async def image_flood(appliance: loadgen.Appliance, clients: int) -> tuple[Flood
     return one, [phone for phone, _ in links]
 
 
+ORDER = ("chat", "image posts", "bad API keys", "sign-in")  # sign-in last: its throttle
+
+
+async def attack(url: str, api_key: str, clients: int, seconds: float) -> None:
+    """The attacker's process: set up, say ``ready``, then run one flood per ``go`` line
+    on stdin and print what the box answered as one JSON line."""
+    appliance = loadgen.Appliance(url, api_key, BENCH_USER, BENCH_PASSWORD)
+    await appliance.sign_in()
+    chat, joined = await chat_flood(appliance, clients)
+    images, phones = await image_flood(appliance, clients)
+    floods: dict[str, Flood] = {
+        "chat": chat,
+        "image posts": images,
+        "bad API keys": await api_key_flood(url, clients),
+        "sign-in": await sign_in_flood(url, clients),
+    }
+    loop = asyncio.get_running_loop()
+    print("ready", flush=True)
+    for name in ORDER:
+        await loop.run_in_executor(None, sys.stdin.readline)
+        answers: collections.Counter[str] = collections.Counter()
+        until = time.monotonic() + seconds
+        outcomes = await asyncio.gather(
+            *(floods[name](n, until, answers) for n in range(clients)), return_exceptions=True
+        )
+        failures = [repr(o) for o in outcomes if isinstance(o, BaseException)][:3]
+        print(json.dumps({"answers": dict(answers), "failures": failures}), flush=True)
+    for phone, _, (ws, pc) in joined:
+        await ws.close()
+        await pc.close()
+        await phone.close()
+    for phone in phones:
+        await phone.close()
+    await appliance.close()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     cpus = sorted(os.sched_getaffinity(0))
     server_cpus, own_cpus = {cpus[0]}, set(cpus[1:] or cpus)
     os.sched_setaffinity(0, own_cpus)
     server = Server("ours", server_cpus)
     server.start()
-    appliance = loadgen.Appliance(server.url, server.api_key, BENCH_USER, BENCH_PASSWORD)
+    handler = loadgen.Appliance(server.url, server.api_key, BENCH_USER, BENCH_PASSWORD)
     results: dict[str, Any] = {
         "clients": args.clients,
         "seconds": args.seconds,
@@ -208,49 +254,53 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "floods": {},
     }
-    cleanup: list[Any] = []
+    attacker: asyncio.subprocess.Process | None = None
     try:
-        await appliance.sign_in()
+        await handler.sign_in()
         for _ in range(5):  # a few incidents for the page to list
-            await appliance.invite()
-        await measure(appliance.handler, time.monotonic() + 1)  # warm
-        quiet = await measure(appliance.handler, time.monotonic() + args.seconds)
-        results["no_flood"] = _summary(quiet)
-        chat, joined = await chat_flood(appliance, args.clients)
-        images, phones = await image_flood(appliance, args.clients)
-        cleanup += joined + phones
-        floods: dict[str, Flood] = {
-            "sign-in": await sign_in_flood(server.url, args.clients),
-            "chat": chat,
-            "bad API keys": await api_key_flood(server.url, args.clients),
-            "image posts": images,
-        }
-        for name, flood in floods.items():
-            answers: collections.Counter[str] = collections.Counter()
-            until = time.monotonic() + args.seconds
-            hostile = [asyncio.ensure_future(flood(n, until, answers)) for n in range(args.clients)]
+            await (await handler.invite()).phone.close()
+        await measure(handler.handler, time.monotonic() + 1)  # warm
+        results["no_flood"] = _summary(
+            await measure(handler.handler, time.monotonic() + args.seconds)
+        )
+        attacker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--attack",
+            server.url,
+            server.api_key,
+            "--clients",
+            str(args.clients),
+            "--seconds",
+            str(args.seconds),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert attacker.stdin is not None and attacker.stdout is not None
+        ready = await asyncio.wait_for(attacker.stdout.readline(), 300)
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"the attacker did not start: {ready!r}")
+        for name in ORDER:
+            attacker.stdin.write(b"go\n")
+            await attacker.stdin.drain()
+            started = time.monotonic()
             await asyncio.sleep(0.5)  # let the flood build
-            samples = await measure(appliance.handler, until)
-            outcomes = await asyncio.gather(*hostile, return_exceptions=True)
-            failures = [repr(o) for o in outcomes if isinstance(o, BaseException)]
+            samples = await measure(handler.handler, started + args.seconds)
+            report = json.loads(await attacker.stdout.readline())
             summary = _summary(samples)
             summary["p50_ratio"] = round(summary["p50_ms"] / results["no_flood"]["p50_ms"], 2)
             summary["p99_ratio"] = round(summary["p99_ms"] / results["no_flood"]["p99_ms"], 2)
-            summary["hostile_answers"] = dict(answers)
-            summary["hostile_failures"] = failures[:3]
+            summary["hostile_answers"] = report["answers"]
+            summary["hostile_failures"] = report["failures"]
             results["floods"][name] = summary
-        after = await measure(appliance.handler, time.monotonic() + args.seconds / 2)
+        await attacker.wait()
+        after = await measure(handler.handler, time.monotonic() + args.seconds / 2)
         results["no_flood_after"] = _summary(after)
     finally:
-        for item in cleanup:
-            if isinstance(item, FormClient):
-                await item.close()
-            else:
-                phone, _, (ws, pc) = item
-                await ws.close()
-                await pc.close()
-                await phone.close()
-        await appliance.close()
+        if attacker is not None and attacker.returncode is None:
+            attacker.kill()
+            await attacker.wait()
+        await handler.close()
         server.stop()
     results["machine"]["load_average_after"] = os.getloadavg()[0]
     return results
@@ -296,7 +346,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--attack", nargs=2, metavar=("URL", "API_KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.attack:
+        asyncio.run(attack(*args.attack, args.clients, args.seconds))
+        return
     results = asyncio.run(run(args))
     print(table(results))
     if args.json:

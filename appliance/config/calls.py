@@ -44,7 +44,7 @@ class CallsSettings(BaseModel):
         "`rate_limited` and not stored.",
     )
     socket_messages_per_minute: int = Field(
-        300,
+        120,
         ge=30,
         le=100_000,
         description="Messages of any kind one socket may send in a minute; past that the "

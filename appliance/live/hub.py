@@ -27,7 +27,7 @@ from appliance.live.participants import CALLER, GUEST, HANDLER, LiveCall, Partic
 from appliance.live.recording import Recordings
 from appliance.live.sampler import Sampler
 from appliance.logs import call_id_var
-from appliance.models import FINAL_STATES, Call, CallState, Snapshot, User
+from appliance.models import FINAL_STATES, Call, CallState, ChatMessage, Snapshot, User
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.calls import guests, life, states
@@ -225,14 +225,19 @@ class CallHub:
             )
             return
         self.chat_limit.hit(sender)
-        with self.db.session() as session:
-            call = states.get(session, live.public_id)
-            if CallState(call.state) not in (CallState.WAITING, CallState.CONNECTED):
-                raise CallError("the call is not live")
-            full = states.chat_count(session, call) >= self.settings.chat_max_per_call
-            if not full:
-                message = states.add_chat(session, call, participant.role, text, participant.user)
-        if full:
+
+        def store() -> ChatMessage | None:
+            """In a thread: the write waits on no page and no page waits on it."""
+            with self.db.session() as session:
+                call = states.get(session, live.public_id)
+                if CallState(call.state) not in (CallState.WAITING, CallState.CONNECTED):
+                    raise CallError("the call is not live")
+                if states.chat_count(session, call) >= self.settings.chat_max_per_call:
+                    return None
+                return states.add_chat(session, call, participant.role, text, participant.user)
+
+        message = await asyncio.to_thread(store)
+        if message is None:
             metrics.SIGNALLING_ERRORS.labels("chat_full").inc()
             await participant.send(
                 protocol.error("chat_full", "this call holds all the messages it can")

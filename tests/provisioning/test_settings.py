@@ -51,7 +51,7 @@ SAMPLE: dict[str, Any] = {
     "login_failures_per_source": 20,
     "refusals_per_source": 120,
     "chat_per_minute": 40,
-    "socket_messages_per_minute": 400,
+    "socket_messages_per_minute": 200,
     "chat_max_per_call": 2000,
     "console_chat_shown": 300,
     "upload_max_image_pixels": 40_000_000,
