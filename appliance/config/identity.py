@@ -40,8 +40,8 @@ class IdentitySettings(BaseModel):
         60,
         ge=1,
         le=100_000,
-        description="Other refusals (bad API keys) from one address in a minute before it is "
-        "answered 429 without a database look-up.",
+        description="Other refusals (bad API keys, refused uploads) from one address in a "
+        "minute before it is answered 429 without a database look-up.",
     )
     password_min_length: int = Field(
         12, ge=8, le=128, description="Shortest password a user may choose."

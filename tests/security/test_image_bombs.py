@@ -4,6 +4,7 @@ its header, before anything decodes it — uploads, snapshots and signatures ali
 from __future__ import annotations
 
 import resource
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import aiohttp
@@ -11,6 +12,7 @@ import pytest
 from aiortc import RTCRtpCodecParameters
 from sqlmodel import select
 
+from appliance.config import Settings
 from appliance.models import AuditEvent, Role, UploadedItem
 from appliance.services.audit import Actor
 from appliance.services.calls import invites
@@ -29,17 +31,20 @@ pytestmark = pytest.mark.sqlite_only(
 )
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+REFUSALS_ALLOWED = 4
 
 
-async def test_an_upload_declaring_a_huge_picture_is_refused_before_decoding(
-    live_server: LiveServer, caller: FormClient
-) -> None:
-    """Three PNGs of a few KB each declaring 16000×16000 pixels (a gigabyte each once
-    decoded): each is refused 413 from its header, the process does not grow by anything
-    like that, nothing is kept, and a real photo on the same link is still taken."""
-    with live_server.db.session() as session:
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"refusals_per_source": REFUSALS_ALLOWED})
+
+
+Send = Callable[[str, bytes, str], Awaitable[tuple[int, str]]]
+
+
+async def _upload_link(server: LiveServer, caller: FormClient) -> Send:
+    """An upload link the caller has agreed to, and a way to post one file to it."""
+    with server.db.session() as session:
         user = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, user, "CAD/IB/1")
         _, _, token = invites.create_invite(
@@ -48,8 +53,6 @@ async def test_an_upload_declaring_a_huge_picture_is_refused_before_decoding(
     await caller.get(f"/v/{token}")
     await caller.post(f"/v/{token}", {"consent": "yes"})
     await caller.get(f"/v/{token}/upload")
-    bomb = png_declaring(16000, 16000, rows=8)
-    assert len(bomb) < 4096
 
     async def send(name: str, data: bytes, kind: str) -> tuple[int, str]:
         form = aiohttp.FormData()
@@ -60,6 +63,22 @@ async def test_an_upload_declaring_a_huge_picture_is_refused_before_decoding(
         ) as response:
             return response.status, await response.text()
 
+    return send
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def test_an_upload_declaring_a_huge_picture_is_refused_before_decoding(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """Three PNGs of a few KB each declaring 16000×16000 pixels (a gigabyte each once
+    decoded): each is refused 413 from its header, the process does not grow by anything
+    like that, nothing is kept, and a real photo on the same link is still taken."""
+    send = await _upload_link(live_server, caller)
+    bomb = png_declaring(16000, 16000, rows=8)
+    assert len(bomb) < 4096
     before = _peak_rss_mb()
     for n in range(3):
         status, body = await send(f"bomb{n}.png", bomb, "image/png")
@@ -74,6 +93,20 @@ async def test_an_upload_declaring_a_huge_picture_is_refused_before_decoding(
             for e in session.exec(select(AuditEvent).where(AuditEvent.action == "upload.refused"))
         ]
     assert reasons == ["image_too_large"] * 3
+
+
+async def test_an_address_posting_bombs_is_refused_before_its_files_are_read(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    send = await _upload_link(live_server, caller)
+    bomb = png_declaring(16000, 16000, rows=8)
+    statuses = [(await send(f"b{n}.png", bomb, "image/png"))[0] for n in range(REFUSALS_ALLOWED)]
+    assert statuses == [413] * REFUSALS_ALLOWED
+    status, body = await send("one-more.png", bomb, "image/png")
+    assert status == 429 and "wait a minute" in body
+    with live_server.db.reader() as session:
+        refused = session.exec(select(AuditEvent).where(AuditEvent.action == "upload.refused"))
+        assert len(refused.all()) == REFUSALS_ALLOWED
 
 
 def test_a_signature_declaring_a_huge_or_odd_picture_is_refused_from_its_header() -> None:
