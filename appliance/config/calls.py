@@ -47,8 +47,8 @@ class CallsSettings(BaseModel):
         120,
         ge=30,
         le=100_000,
-        description="Messages of any kind one socket may send in a minute; past that the "
-        "socket is closed (1008): a page never sends so many, a flood is cut off.",
+        description="Messages of any kind one participant's sockets may send in a minute "
+        "(a reconnect does not reset it); past that the socket is closed (1008).",
     )
     chat_max_per_call: int = Field(
         1000,

@@ -115,7 +115,7 @@ class CallHub:
                 self.calls.pop(public_id, None)
 
     async def _handle_raw(self, live: LiveCall, participant: Participant, raw: Any) -> None:
-        socket = str(id(participant))
+        socket = f"{live.public_id}/{participant.leg_id}"  # a reconnect does not reset it
         if self.message_limit.blocked(socket):
             metrics.SIGNALLING_ERRORS.labels("flooding").inc()
             await participant.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flooding")

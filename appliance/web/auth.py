@@ -90,6 +90,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                 token, _ = web_sessions.start(session, result.user, source)
             return result, token
 
+    guards.sign_in.hit(source)  # counted while in flight; a success is refunded
     creds = await asyncio.to_thread(read)
     async with guards.password_checks:
         matched = await asyncio.to_thread(accounts.check_password, creds, password)
@@ -101,8 +102,8 @@ async def login(request: web.Request) -> web.StreamResponse:
             keys.SESSION_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/"
         )
         response.del_cookie(keys.CSRF_COOKIE, path="/")
+        guards.sign_in.refund(source)
         raise response
-    guards.sign_in.hit(source)
     return page(WRONG, 401)
 
 

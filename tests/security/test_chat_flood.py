@@ -75,7 +75,8 @@ async def test_a_socket_flooding_chat_is_rate_limited_and_still_served(
 
 async def test_a_socket_flooding_any_message_is_closed(live_server: LiveServer) -> None:
     """Pings as fast as the socket takes them: the first 30 are answered, then the box
-    closes the socket (1008) instead of answering a flood; the caller may come back."""
+    closes the socket (1008) instead of answering a flood, and again at once when the
+    same caller comes back within the minute."""
     invited = consented_call(live_server, "pc1", "CAD/CF/4")
     async with caller_http(live_server) as http:
         async with http.ws_connect(ws_url(live_server, f"/ws/v/{invited.token}")) as ws:
@@ -87,8 +88,13 @@ async def test_a_socket_flooding_any_message_is_closed(live_server: LiveServer) 
             assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert ws.close_code == 1008
         assert len(pongs) == MESSAGES
+        # Coming back does not buy a new allowance: the next message closes it again.
         async with http.ws_connect(ws_url(live_server, f"/ws/v/{invited.token}")) as again:
             await receive(again, "hello")
+            await again.send_json({"type": "ping"})
+            closing = await again.receive(timeout=10)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert again.close_code == 1008
 
 
 async def test_a_call_holds_at_most_its_cap_of_messages(live_server: LiveServer) -> None:

@@ -74,6 +74,13 @@ class Throttle:
                 self._events.move_to_end(key)
             events.append(now)
 
+    def refund(self, key: str) -> None:
+        """Take back the latest event for ``key`` (counted up front, then not owed)."""
+        with self._lock:
+            events = self._events.get(key)
+            if events:
+                events.pop()
+
     def retry_after(self, key: str) -> int:
         """Whole seconds until ``key`` may try again (0 when it may now)."""
         with self._lock:
