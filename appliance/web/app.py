@@ -96,6 +96,7 @@ async def _refusal_flusher(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await asyncio.to_thread(flush, True)
+    app[keys.GUARDS].password_checks.shutdown(wait=False, cancel_futures=True)
 
 
 def create_app(
