@@ -113,6 +113,11 @@ class _Window:
     count: int = 0
     examples: list[str] = field(default_factory=list)
 
+    def add(self, object_id: str | int) -> None:
+        self.count += 1
+        if len(self.examples) < _EXAMPLES and str(object_id) not in self.examples:
+            self.examples.append(str(object_id))
+
 
 class RefusalTally:
     """Refusals from outside, at most one chained row per kind and source per window.
@@ -162,9 +167,7 @@ class RefusalTally:
             if window is None:
                 self._open[key] = _Window(now, utcnow())
             else:
-                window.count += 1
-                if len(window.examples) < _EXAMPLES and str(object_id) not in window.examples:
-                    window.examples.append(str(object_id))
+                window.add(object_id)
         self._write(session, closed)
         if window is not None:
             return None
@@ -184,9 +187,7 @@ class RefusalTally:
             window = self._open.get((action, source))
             if window is None or self._clock() - window.opened >= self.window_s:
                 return False
-            window.count += 1
-            if len(window.examples) < _EXAMPLES and str(object_id) not in window.examples:
-                window.examples.append(str(object_id))
+            window.add(object_id)
             return True
 
     def pending(self) -> bool:
