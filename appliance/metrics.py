@@ -32,7 +32,7 @@ SIGN_INS = Counter(
     ["result"],
     registry=REGISTRY,
 )
-for _result in ("ok", "wrong", "locked"):
+for _result in ("ok", "wrong", "locked", "throttled"):
     SIGN_INS.labels(_result)
 
 SIGNALLING_CONNECTIONS = Gauge(
@@ -85,6 +85,9 @@ for _code in (
     "invalid",
     "bad_sdp",
     "not_allowed",
+    "rate_limited",
+    "chat_full",
+    "flooding",
 ):
     SIGNALLING_ERRORS.labels(_code)
 for _state in ("ended", "expired", "failed", "cancelled"):

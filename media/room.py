@@ -89,6 +89,7 @@ class Room:
         if leg_id in self._legs or leg_id in self._joining:
             raise LegExistsError(f"leg {leg_id!r} is already in room {self.room_id!r}")
         offer = sdp.parse_offer(offer_sdp)
+        offer_sdp = sdp.without_unsafe_candidates(offer_sdp, self.config.allow_loopback)
         self._joining.add(leg_id)
         try:
             peer = self._new_peer(leg_id)
@@ -123,6 +124,7 @@ class Room:
         self._check_open()
         leg = self.leg(leg_id)
         offer = sdp.parse_offer(offer_sdp)
+        offer_sdp = sdp.without_unsafe_candidates(offer_sdp, self.config.allow_loopback)
         async with leg.lock:
             return await self._renegotiate(leg, offer, offer_sdp)
 

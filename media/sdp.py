@@ -1,10 +1,19 @@
-"""Checking an offer before any peer connection is built for it."""
+"""Checking an offer before any peer connection is built for it, and keeping the ICE
+candidates the box will check to addresses a caller may honestly have."""
 
+import functools
+import ipaddress
+import re
+
+from aioice.ice import get_host_addresses
 from aiortc import sdp
 
 from media.errors import SdpError
 
 _MEDIA = ("audio", "video")
+# Hex bytes per DTLS fingerprint algorithm (RFC 8122 names them, RFC 8827 requires sha-256).
+_FINGERPRINT_BYTES = {"sha-1": 20, "sha-224": 28, "sha-256": 32, "sha-384": 48, "sha-512": 64}
+_HEX_PAIR = re.compile(r"^[0-9A-Fa-f]{2}$")
 
 
 def parse_offer(text: object) -> sdp.SessionDescription:
@@ -36,6 +45,8 @@ def parse_offer(text: object) -> sdp.SessionDescription:
             raise SdpError(f"{where} has no ICE credentials (a=ice-ufrag / a=ice-pwd)")
         if m.dtls is None or not m.dtls.fingerprints:
             raise SdpError(f"{where} has no DTLS fingerprint (a=fingerprint / a=setup)")
+        for fingerprint in m.dtls.fingerprints:
+            _check_fingerprint(where, fingerprint.algorithm, fingerprint.value)
         if not m.rtcp_mux:
             raise SdpError(f"{where} does not use a=rtcp-mux")
         if not m.rtp.codecs:
@@ -65,3 +76,53 @@ def fingerprints(description: sdp.SessionDescription) -> set[str]:
         if m.dtls is not None
         for f in m.dtls.fingerprints
     }
+
+
+def _check_fingerprint(where: str, algorithm: str, value: str) -> None:
+    """A fingerprint must be the named hash's length in colon-separated hex pairs:
+    anything else can never match a certificate, and the call would fail later, silently."""
+    size = _FINGERPRINT_BYTES.get(algorithm.lower())
+    if size is None:
+        raise SdpError(f"{where} has a DTLS fingerprint of unknown algorithm {algorithm[:20]!r}")
+    pairs = value.split(":")
+    if len(pairs) != size or not all(_HEX_PAIR.match(p) for p in pairs):
+        raise SdpError(f"{where} has a DTLS fingerprint that is not a {algorithm} digest")
+
+
+@functools.cache
+def own_addresses() -> frozenset[str]:
+    """This machine's interface addresses (read once: the box's addresses are fixed)."""
+    return frozenset(get_host_addresses(use_ipv4=True, use_ipv6=True))
+
+
+def candidate_allowed(address: str, allow_loopback: bool, own: frozenset[str]) -> bool:
+    """Whether the box should send ICE checks to ``address``: never a link-local (the
+    cloud metadata service at 169.254.169.254 among them), multicast, unspecified or
+    reserved address, nor the box itself, nor loopback unless the setting allows it.
+    A hostname (an mDNS ``.local`` name) is left to aiortc. ``allow_loopback`` is the
+    single-host setting (the browser on the box itself): it lets the box's own
+    addresses through too."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    if ip.is_loopback:
+        return allow_loopback
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return False
+    return allow_loopback or address not in own
+
+
+def without_unsafe_candidates(
+    offer_sdp: str, allow_loopback: bool, own: frozenset[str] | None = None
+) -> str:
+    """The offer with every ``a=candidate`` line ``candidate_allowed`` refuses removed."""
+    own = own_addresses() if own is None else own
+    kept = []
+    for line in offer_sdp.splitlines(keepends=True):
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            if len(fields) < 6 or not candidate_allowed(fields[4], allow_loopback, own):
+                continue
+        kept.append(line)
+    return "".join(kept)

@@ -16,6 +16,7 @@ from media import codecs
 from media.relay import EncodedFrame
 
 JPEG_QUALITY = 3
+MAX_PIXELS = 4096 * 2160
 _DECODERS: dict[str, Literal["libvpx", "h264"]] = {codecs.VP8: "libvpx", codecs.H264: "h264"}
 
 
@@ -69,7 +70,12 @@ def decode_last(frames: list[EncodedFrame]) -> av.VideoFrame:
     name = _DECODERS.get(frames[0].mime)
     if name is None:
         raise ValueError(f"cannot decode {frames[0].mime} for a snapshot")
+    size = codecs.vp8_size(frames[0].data) if frames[0].mime == codecs.VP8 else None
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise ValueError(f"a {size[0]}×{size[1]} picture is larger than a snapshot may be")
     decoder = av.CodecContext.create(name, "r")
+    # The size is the sender's to declare: refuse to allocate past 4K before decoding.
+    decoder.options = {"max_pixels": str(MAX_PIXELS)}
     picture: av.VideoFrame | None = None
     for frame in frames:
         packet = av.Packet(frame.data)

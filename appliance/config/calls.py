@@ -36,6 +36,32 @@ class CallsSettings(BaseModel):
         description="A connected call that both the caller and the handler have left ends "
         "(reason abandoned) after this long; either can rejoin before then.",
     )
+    chat_per_minute: int = Field(
+        30,
+        ge=1,
+        le=10_000,
+        description="Chat messages one socket may send in a minute; more are answered "
+        "`rate_limited` and not stored.",
+    )
+    socket_messages_per_minute: int = Field(
+        120,
+        ge=30,
+        le=100_000,
+        description="Messages of any kind one participant's sockets may send in a minute "
+        "(a reconnect does not reset it); past that the socket is closed (1008).",
+    )
+    chat_max_per_call: int = Field(
+        1000,
+        ge=10,
+        le=1_000_000,
+        description="Chat messages a call may hold; more are answered `chat_full`.",
+    )
+    console_chat_shown: int = Field(
+        200,
+        ge=10,
+        le=10_000,
+        description="Latest chat messages the console page renders; earlier ones behind a link.",
+    )
     guests_enabled: bool = Field(
         True,
         description="Whether an officer may invite a guest (interpreter, second officer, "

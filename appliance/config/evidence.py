@@ -77,6 +77,13 @@ class EvidenceSettings(BaseModel):
     upload_max_files: int = Field(
         20, ge=1, le=1000, description="Most files one upload link may receive."
     )
+    upload_max_image_pixels: int = Field(
+        50_000_000,
+        ge=1_000_000,
+        le=500_000_000,
+        description="Largest photo (width × height, read from its header) a caller may send: "
+        "a bigger one is refused before it is decoded (a small file can declare a huge image).",
+    )
     statement_declaration: str = Field(
         DEFAULT_DECLARATION,
         min_length=20,

@@ -20,7 +20,28 @@ class IdentitySettings(BaseModel):
         ge=1,
         le=86400,
         description="First lock's length; each further lock without a good sign-in doubles it "
-        "(at most 24 hours).",
+        "(at most `login_lockout_max_seconds`).",
+    )
+    login_lockout_max_seconds: int = Field(
+        900,
+        ge=60,
+        le=86400,
+        description="Longest an account stays locked: what a stranger who knows a username "
+        "can do to its owner.",
+    )
+    login_failures_per_source: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Failed sign-ins from one address in a minute before that address is "
+        "answered 429 without a password check, whatever the username.",
+    )
+    refusals_per_source: int = Field(
+        60,
+        ge=1,
+        le=100_000,
+        description="Other refusals (bad API keys, refused uploads) from one address in a "
+        "minute before it is answered 429 without a database look-up.",
     )
     password_min_length: int = Field(
         12, ge=8, le=128, description="Shortest password a user may choose."

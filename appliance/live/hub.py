@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import WSMsgType
+from aiohttp import WSCloseCode, WSMsgType
 from sqlmodel import Session
 
 from appliance import metrics
@@ -27,15 +27,17 @@ from appliance.live.participants import CALLER, GUEST, HANDLER, LiveCall, Partic
 from appliance.live.recording import Recordings
 from appliance.live.sampler import Sampler
 from appliance.logs import call_id_var
-from appliance.models import FINAL_STATES, Call, CallState, Snapshot, User
+from appliance.models import FINAL_STATES, Call, CallState, ChatMessage, Snapshot, User
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.calls import guests, life, states
 from appliance.services.calls.states import CallError
 from appliance.services.evidence.master_key import Keyring
+from appliance.services.identity.throttle import Throttle
 from media import NoVideoError, Room, RoomConfig, RoomEvent, SdpError
 from media.background import spawn
 from media.protocols import MediaRoom
+from media.sdp import parse_offer
 from media.workers import WorkerPool
 
 log = logging.getLogger("evr.live")
@@ -60,6 +62,8 @@ class CallHub:
         self.recheck_seconds = 5.0
         self.recordings = Recordings(settings, db, keyring)
         self.sampler = Sampler(settings, db, self.calls, self._end_abandoned)
+        self.chat_limit = Throttle(settings.chat_per_minute)
+        self.message_limit = Throttle(settings.socket_messages_per_minute)
 
     def _live(self, public_id: str) -> LiveCall:
         live = self.calls.get(public_id)
@@ -128,6 +132,12 @@ class CallHub:
                 log.exception("could not re-authorise a socket", extra={"leg": participant.leg_id})
 
     async def _handle_raw(self, live: LiveCall, participant: Participant, raw: Any) -> None:
+        socket = f"{live.public_id}/{participant.leg_id}"  # a reconnect does not reset it
+        if self.message_limit.blocked(socket):
+            metrics.SIGNALLING_ERRORS.labels("flooding").inc()
+            await participant.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flooding")
+            return
+        self.message_limit.hit(socket)
         try:
             message = protocol.parse(raw)
         except protocol.ProtocolError as exc:
@@ -183,6 +193,7 @@ class CallHub:
 
     async def _join(self, live: LiveCall, participant: Participant, sdp: str) -> None:
         states.check_join(participant.role, self._load(live.public_id))
+        parse_offer(sdp)  # a bad offer is refused before any media room exists
         if live.room is None:
             config = RoomConfig(
                 ice_servers=ice_servers(self.settings, live.public_id),
@@ -192,7 +203,12 @@ class CallHub:
         if participant.leg_id in live.room.leg_ids:
             # A join (not a restart) comes from a new page: its old connection is gone.
             await live.room.leave(participant.leg_id)
-        answer = await live.room.join(participant.leg_id, participant.role, sdp)
+        try:
+            answer = await live.room.join(participant.leg_id, participant.role, sdp)
+        except BaseException:
+            if live.room is not None and not live.room.leg_ids:
+                await self._close_media(live)  # no leg joined: the room is not left behind
+            raise
         await participant.send({"type": "answer", "sdp": answer})
 
         with self.db.session() as session:
@@ -218,11 +234,34 @@ class CallHub:
         return self.media.room(public_id, config, on_event=self._on_media_event)
 
     async def _chat(self, live: LiveCall, participant: Participant, text: str) -> None:
-        with self.db.session() as session:
-            call = states.get(session, live.public_id)
-            if CallState(call.state) not in (CallState.WAITING, CallState.CONNECTED):
-                raise CallError("the call is not live")
-            message = states.add_chat(session, call, participant.role, text, participant.user)
+        """Store and pass on a message, within the socket's rate and the call's cap."""
+        sender = f"{live.public_id}/{participant.leg_id}"
+        if self.chat_limit.blocked(sender):
+            metrics.SIGNALLING_ERRORS.labels("rate_limited").inc()
+            wait = self.chat_limit.retry_after(sender)
+            await participant.send(
+                protocol.error("rate_limited", f"too many messages: wait {wait} s")
+            )
+            return
+        self.chat_limit.hit(sender)
+
+        def store() -> ChatMessage | None:
+            """In a thread: the write waits on no page and no page waits on it."""
+            with self.db.session() as session:
+                call = states.get(session, live.public_id)
+                if CallState(call.state) not in (CallState.WAITING, CallState.CONNECTED):
+                    raise CallError("the call is not live")
+                if states.chat_count(session, call) >= self.settings.chat_max_per_call:
+                    return None
+                return states.add_chat(session, call, participant.role, text, participant.user)
+
+        message = await asyncio.to_thread(store)
+        if message is None:
+            metrics.SIGNALLING_ERRORS.labels("chat_full").inc()
+            await participant.send(
+                protocol.error("chat_full", "this call holds all the messages it can")
+            )
+            return
         await live.broadcast(
             {
                 "type": "chat",

@@ -7,12 +7,17 @@ stay as they were.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Literal
 
+from aiohttp import WSCloseCode, web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 MAX_MESSAGE_BYTES = 64 * 1024
+# What the WebSocket layer reads at all: between the two a message is read and refused
+# with ``too_large``; past this it cannot be skipped, so the socket closes (1009).
+MAX_FRAME_BYTES = 1024 * 1024
 MAX_SDP_CHARS = 32 * 1024
 
 
@@ -78,6 +83,8 @@ def parse(raw: str | bytes) -> Join | Restart | Chat | Location | End | Ping:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("bad_json", "the message is not valid JSON") from None
+    except RecursionError:
+        raise ProtocolError("bad_json", "the message nests too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("bad_message", "a message is a JSON object with a string 'type'")
     if data["type"] not in CLIENT_TYPES:
@@ -92,3 +99,21 @@ def parse(raw: str | bytes) -> Join | Restart | Chat | Location | End | Ping:
 
 def error(code: str, message: str) -> dict[str, str]:
     return {"type": "error", "code": code, "message": message}
+
+
+class SignallingSocket(web.WebSocketResponse):
+    """A participant's WebSocket: a message too large to read at all still gets the
+    documented ``too_large`` error, sent just before the socket closes with 1009."""
+
+    def __init__(self) -> None:
+        super().__init__(heartbeat=20, max_msg_size=MAX_FRAME_BYTES)
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not self.closed:
+            with contextlib.suppress(Exception):
+                await self.send_json(
+                    error("too_large", f"a message over {MAX_FRAME_BYTES} bytes closes the socket")
+                )
+        return await super().close(code=code, message=message, drain=drain)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -98,6 +100,127 @@ def record(
     session.add(event)
     session.flush()
     return event
+
+
+REPEATED = "refusals.repeated"
+_EXAMPLES = 5
+
+
+@dataclass
+class _Window:
+    opened: float
+    at: datetime
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, object_id: str | int) -> None:
+        self.count += 1
+        if len(self.examples) < _EXAMPLES and str(object_id) not in self.examples:
+            self.examples.append(str(object_id))
+
+
+class RefusalTally:
+    """Refusals from outside, at most one chained row per kind and source per window.
+
+    A bad API key or a sign-in for a username nobody has is worth knowing about, not
+    worth a hash-chained row each: a flood of them (hundreds a second) would push real
+    events out of view and hold the audit writer. The first refusal of a kind from a
+    source in a window is recorded in full; the rest are counted, and when the window
+    closes one ``refusals.repeated`` row says how many there were, from when to when,
+    with a few of the names tried. Closed windows are written by the next refusal's
+    session or by ``flush`` (the app calls it every window and at shutdown).
+    """
+
+    def __init__(self, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.window_s = window_s
+        self._clock = clock
+        self._open: dict[tuple[str, str], _Window] = {}
+        self._lock = threading.Lock()
+
+    def _closed(self, now: float, everything: bool) -> list[tuple[tuple[str, str], _Window]]:
+        done = [
+            (key, window)
+            for key, window in self._open.items()
+            if everything or now - window.opened >= self.window_s
+        ]
+        for key, _ in done:
+            del self._open[key]
+        return done
+
+    def record(
+        self,
+        session: Session,
+        actor: Actor,
+        action: str,
+        *,
+        object_type: str = "",
+        object_id: str | int = "",
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEvent | None:
+        """Record a refusal, or count it if its kind and source already have a row this
+        window. Returns the row written for it, if any."""
+        now = self._clock()
+        key = (action, actor.source)
+        with self._lock:
+            closed = self._closed(now, everything=False)
+            window = self._open.get(key)
+            if window is None:
+                self._open[key] = _Window(now, utcnow())
+            else:
+                window.add(object_id)
+        self._write(session, closed)
+        if window is not None:
+            return None
+        return record(
+            session,
+            actor,
+            action,
+            object_type=object_type,
+            object_id=object_id,
+            detail=detail,
+        )
+
+    def counted(self, action: str, source: str, object_id: str | int = "") -> bool:
+        """Count a refusal that needs no row (its window is open), without a session;
+        False when the caller must open one and ``record`` it."""
+        with self._lock:
+            window = self._open.get((action, source))
+            if window is None or self._clock() - window.opened >= self.window_s:
+                return False
+            window.add(object_id)
+            return True
+
+    def pending(self) -> bool:
+        with self._lock:
+            return bool(self._open)
+
+    def flush(self, session: Session, everything: bool = False) -> int:
+        """Write the windows that have closed (all of them at shutdown); how many rows."""
+        with self._lock:
+            closed = self._closed(self._clock(), everything)
+        return self._write(session, closed)
+
+    def _write(self, session: Session, closed: list[tuple[tuple[str, str], _Window]]) -> int:
+        written = 0
+        for (action, source), window in closed:
+            if window.count == 0:
+                continue
+            record(
+                session,
+                Actor(SYSTEM, source),
+                REPEATED,
+                object_type="refusal",
+                object_id=action,
+                detail={
+                    "action": action,
+                    "count": window.count,
+                    "from": window.at.isoformat(timespec="seconds"),
+                    "to": utcnow().isoformat(timespec="seconds"),
+                    "examples": window.examples,
+                },
+            )
+            written += 1
+        return written
 
 
 @dataclass(frozen=True)

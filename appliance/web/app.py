@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ from appliance.notify.dispatcher import Dispatcher
 from appliance.purger import Purger
 from appliance.services.evidence import master_key
 from appliance.services.evidence.master_key import Keyring
+from appliance.services.identity.throttle import Guards
 from appliance.services.outbox import cad, messages
 from appliance.web import auth, health, keys, middleware, toolkit
 from appliance.web.admin import cad as admin_cad
@@ -42,6 +47,8 @@ from appliance.web.staff import (
     trial,
 )
 from media.workers import WorkerPool
+
+log = logging.getLogger("evr.web")
 
 PACKAGE = Path(__file__).resolve().parent.parent
 # A form body larger than this is refused before it is read (413).
@@ -67,6 +74,32 @@ def _free_bytes(path: Path) -> float:
         return float("nan")
 
 
+async def _refusal_flusher(app: web.Application) -> AsyncIterator[None]:
+    """Write the refusal tally's closed windows every minute, and all of it at the end."""
+    db, tally = app[keys.DB], app[keys.GUARDS].tally
+
+    def flush(everything: bool) -> None:
+        if tally.pending():
+            with db.session() as session:
+                tally.flush(session, everything)
+
+    async def forever() -> None:
+        while True:
+            await asyncio.sleep(tally.window_s / 2)
+            try:
+                await asyncio.to_thread(flush, False)
+            except Exception:
+                log.exception("writing the refusal tally failed; it is tried again")
+
+    task = asyncio.get_running_loop().create_task(forever())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.to_thread(flush, True)
+    app[keys.GUARDS].password_checks.shutdown(wait=False, cancel_futures=True)
+
+
 def create_app(
     settings: Settings,
     db: Database,
@@ -88,6 +121,8 @@ def create_app(
         media = WorkerPool(settings.media_workers, on_restart=metrics.MEDIA_WORKER_RESTARTS.inc)
     app[keys.KEYRING] = keyring
     app[keys.HUB] = hub = CallHub(settings, db, keyring, media)
+    app[keys.GUARDS] = Guards.from_settings(settings)
+    app.cleanup_ctx.append(_refusal_flusher)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(PACKAGE / "templates"),

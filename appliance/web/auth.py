@@ -13,6 +13,7 @@ from appliance.services.identity import accounts, web_sessions
 from appliance.services.identity.accounts import AccountError, SignInStatus
 from appliance.web import keys
 from appliance.web.access import current_user, public, signed_in, source_of
+from appliance.web.toolkit import note_refusal
 
 routes = web.RouteTableDef()
 
@@ -43,27 +44,68 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     )
 
 
+WRONG = "Wrong username or password."
+THROTTLED = "Too many failed sign-ins from this address: try again in {seconds} seconds."
+
+
 @routes.post("/login", name="login_submit")
 @public
 async def login(request: web.Request) -> web.StreamResponse:
+    """Read the account, check the password outside any transaction (one check at a
+    time, in a thread), then record the result. Every failure gets the same answer,
+    whether the username exists, the password is wrong or the account is locked, so
+    usernames cannot be found by trying; an address that fails too often is answered
+    429 from memory, before any check."""
     form = await request.post()
     username = str(form.get("username", ""))[:128]
     password = str(form.get("password", ""))[:1024]
     next_path = _safe_next(str(form.get("next", "/")))
     settings = request.app[keys.SETTINGS]
     db = request.app[keys.DB]
+    guards = request.app[keys.GUARDS]
     source = source_of(request)
     policy = accounts.LockoutPolicy.from_settings(settings)
 
-    def attempt() -> tuple[accounts.SignInResult, str | None]:
+    def page(message: str, status: int) -> web.StreamResponse:
+        return aiohttp_jinja2.render_template(
+            "login.html",
+            request,
+            {"error": message, "username": username, "next": next_path},
+            status=status,
+        )
+
+    if guards.sign_in.blocked(source):
+        metrics.SIGN_INS.labels("throttled").inc()
+        await note_refusal(
+            request, "login.throttled", object_type="user", object_id=username.lower()[:64]
+        )
+        seconds = guards.sign_in.retry_after(source)
+        response = page(THROTTLED.format(seconds=seconds), 429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
+
+    def read() -> accounts.Credentials:
+        with db.reader() as session:
+            return accounts.credentials(session, username)
+
+    def record(
+        creds: accounts.Credentials, matched: bool
+    ) -> tuple[accounts.SignInResult, str | None]:
         with db.session() as session:
-            result = accounts.sign_in(session, username, password, source, policy)
+            result = accounts.record_sign_in(
+                session, creds, matched, password, source, policy, guards.tally
+            )
             token = None
             if result.user is not None:
                 token, _ = web_sessions.start(session, result.user, source)
             return result, token
 
-    result, token = await asyncio.to_thread(attempt)
+    guards.sign_in.hit(source)  # counted while in flight; a success is refunded
+    creds = await asyncio.to_thread(read)
+    matched = await asyncio.get_running_loop().run_in_executor(
+        guards.password_checks, accounts.check_password, creds, password
+    )
+    result, token = await asyncio.to_thread(record, creds, matched)
     metrics.SIGN_INS.labels(result.status.value).inc()
     if result.status is SignInStatus.OK and token is not None:
         response = web.HTTPSeeOther(next_path)
@@ -71,20 +113,9 @@ async def login(request: web.Request) -> web.StreamResponse:
             keys.SESSION_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/"
         )
         response.del_cookie(keys.CSRF_COOKIE, path="/")
+        guards.sign_in.refund(source)
         raise response
-    if result.status is SignInStatus.LOCKED and result.locked_until is not None:
-        message = (
-            "Too many wrong attempts: this account is locked until "
-            f"{result.locked_until:%H:%M} UTC. An administrator can unlock it sooner."
-        )
-    else:
-        message = "Wrong username or password."
-    return aiohttp_jinja2.render_template(
-        "login.html",
-        request,
-        {"error": message, "username": username, "next": next_path},
-        status=429 if result.status is SignInStatus.LOCKED else 401,
-    )
+    return page(WRONG, 401)
 
 
 @routes.post("/logout", name="logout")

@@ -9,11 +9,13 @@ from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.models import ApiKey, Role, User, WebSession
 from appliance.services.evidence.master_key import Keyring
+from appliance.services.identity.throttle import Guards
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 HUB = web.AppKey("hub", CallHub)
 KEYRING = web.AppKey("keyring", Keyring)
+GUARDS = web.AppKey("guards", Guards)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)

@@ -26,7 +26,7 @@ from appliance.web.access import (
     access_of,
     source_of,
 )
-from appliance.web.toolkit import ASSETS_ROUTE, api_error
+from appliance.web.toolkit import ASSETS_ROUTE, api_error, note_refusal, too_many
 
 log = logging.getLogger("evr.http")
 
@@ -206,19 +206,37 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 async def _with_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """An integration's request: a live Bearer key or a JSON 401 (audited)."""
+    """An integration's request: a live Bearer key, or a JSON 401 audited through the
+    refusal tally; an address refused too often gets 429 before any look-up."""
     header = request.headers.get("Authorization", "")
     presented = header[7:].strip() if header[:7].lower() == "bearer " else None
-    with request.app[keys.DB].session() as session:
-        client = api_keys.authenticate(session, presented, source_of(request))
-    if client is None:
-        response = api_error(
-            401, "unauthorised", "send a live API key as 'Authorization: Bearer <key>'"
-        )
-        response.headers["WWW-Authenticate"] = 'Bearer realm="evr"'
-        return response
-    request[keys.API_CLIENT] = client
-    return await handler(request)
+    guards = request.app[keys.GUARDS]
+    source = source_of(request)
+    if guards.refusals.blocked(source):
+        await note_refusal(request, "api.throttled", actor="api", object_type="api_key")
+        return too_many(guards.refusals.retry_after(source))
+    db = request.app[keys.DB]
+    with db.reader() as session:
+        client, reason = api_keys.look_up(session, presented)
+    if client is not None:
+        with db.session() as session:
+            api_keys.mark_used(session, client)
+        request[keys.API_CLIENT] = client
+        return await handler(request)
+    guards.refusals.hit(source)
+    await note_refusal(
+        request,
+        "api.refused",
+        actor="api",
+        object_type="api_key",
+        object_id=api_keys.prefix_of(presented),
+        detail={"reason": reason},
+    )
+    response = api_error(
+        401, "unauthorised", "send a live API key as 'Authorization: Bearer <key>'"
+    )
+    response.headers["WWW-Authenticate"] = 'Bearer realm="evr"'
+    return response
 
 
 async def _check_csrf(request: web.Request) -> None:

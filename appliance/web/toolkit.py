@@ -524,3 +524,46 @@ def caller_link(request: web.Request, session: Session) -> CallerLink:
 def device_hash_of(request: web.Request) -> str | None:
     token = request.cookies.get(keys.CALLER_DEVICE_COOKIE)
     return hashlib.sha256(token.encode()).hexdigest() if token else None
+
+
+# -- refusals from outside -----------------------------------------------------------------
+
+
+async def note_refusal(
+    request: web.Request,
+    action: str,
+    *,
+    actor: str = "anonymous",
+    object_type: str = "",
+    object_id: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Audit a refusal through the tally: one row per kind and source a minute, and no
+    database session at all while the source's window is open."""
+    tally = request.app[keys.GUARDS].tally
+    source = source_of(request)
+    if tally.counted(action, source, object_id):
+        return
+    db = request.app[keys.DB]
+
+    def write() -> None:
+        with db.session() as session:
+            tally.record(
+                session,
+                Actor(actor, source),
+                action,
+                object_type=object_type,
+                object_id=object_id,
+                detail=detail,
+            )
+
+    await asyncio.to_thread(write)
+
+
+def too_many(retry_after: int) -> web.Response:
+    """The API's 429 for a throttled source."""
+    response = api_error(
+        429, "too_many_requests", f"too many refused requests; try again in {retry_after} s"
+    )
+    response.headers["Retry-After"] = str(retry_after)
+    return response

@@ -5,7 +5,7 @@ its media when, its chat and the caller's location on it."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from appliance.models import (
     FINAL_STATES,
@@ -155,12 +155,25 @@ def all_waiting(session: Session) -> list[Call]:
     return list(session.exec(select(Call).where(Call.state == CallState.WAITING.value)).all())
 
 
-def chat_of(session: Session, call: Call) -> list[ChatMessage]:
-    return list(
-        session.exec(
-            select(ChatMessage).where(ChatMessage.call_id == call.id).order_by(col(ChatMessage.id))
-        ).all()
-    )
+def chat_of(
+    session: Session, call: Call, limit: int | None = None, before: int | None = None
+) -> list[ChatMessage]:
+    """The call's chat in order; with ``limit``, only the latest that many (before the
+    message ``before``, if given): a flooded chat never renders whole."""
+    query = select(ChatMessage).where(ChatMessage.call_id == call.id)
+    if before is not None:
+        query = query.where(col(ChatMessage.id) < before)
+    if limit is None:
+        return list(session.exec(query.order_by(col(ChatMessage.id))).all())
+    latest = session.exec(query.order_by(col(ChatMessage.id).desc()).limit(limit)).all()
+    return list(reversed(latest))
+
+
+def chat_count(session: Session, call: Call, before: int | None = None) -> int:
+    query = select(func.count()).select_from(ChatMessage).where(ChatMessage.call_id == call.id)
+    if before is not None:
+        query = query.where(col(ChatMessage.id) < before)
+    return int(session.exec(query).one())
 
 
 def snapshots_of(session: Session, call: Call) -> list[Snapshot]:

@@ -91,17 +91,44 @@ def _audit_extract(
     return ("\n".join(lines) + "\n").encode()
 
 
-def write_bundle(
-    session: Session,
-    settings: Settings,
-    keyring: Keyring,
-    actor: Actor,
-    incident: Incident,
-    out: IO[bytes],
-) -> Bundle:
-    """Write the zip to ``out`` (a file or a pipe) and audit the export."""
+@dataclass(frozen=True)
+class Contents:
+    """Everything a bundle holds but the media themselves, read in one short (read-only)
+    transaction: the zip is then written with no transaction open, so a slow or
+    abandoned download never holds the database."""
+
+    incident: Incident
+    files: list[EvidenceFile]
+    calls: list[Call]
+    chat: bytes
+    audit_extract: bytes
+
+
+def gather(session: Session, incident: Incident) -> Contents:
     files = custody.files_of(session, incident.id or 0)
     calls = list(session.exec(select(Call).where(Call.incident_id == incident.id)).all())
+    chat = []
+    for call in calls:
+        messages = session.exec(
+            select(ChatMessage).where(ChatMessage.call_id == call.id).order_by(col(ChatMessage.id))
+        ).all()
+        chat += [
+            f"{m.sent_at.isoformat()} [{call.public_id}] {m.sender}: {m.body}" for m in messages
+        ]
+    return Contents(
+        incident,
+        files,
+        calls,
+        ("\n".join(chat) + "\n").encode(),
+        _audit_extract(session, incident, calls, files),
+    )
+
+
+def write_zip(
+    contents: Contents, settings: Settings, keyring: Keyring, actor: Actor, out: IO[bytes]
+) -> Bundle:
+    """Write the zip to ``out`` (a file or a pipe); no database session is used."""
+    incident, files = contents.incident, contents.files
     sums: list[tuple[str, str]] = []
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as bundle:
 
@@ -122,23 +149,13 @@ def write_bundle(
             if digest.hexdigest() != file.sha256:
                 raise ExportError(f"{file.kind} #{file.id} does not match its recorded hash")
             sums.append((file.sha256, name))
-        chat = []
-        for call in calls:
-            messages = session.exec(
-                select(ChatMessage)
-                .where(ChatMessage.call_id == call.id)
-                .order_by(col(ChatMessage.id))
-            ).all()
-            chat += [
-                f"{m.sent_at.isoformat()} [{call.public_id}] {m.sender}: {m.body}" for m in messages
-            ]
-        add("chat.txt", ("\n".join(chat) + "\n").encode())
+        add("chat.txt", contents.chat)
         add(
             "incident.json",
             _json(
                 {
                     "incident": incident.model_dump(exclude={"caller_phone"}),
-                    "calls": [c.model_dump(exclude={"caller_device_hash"}) for c in calls],
+                    "calls": [c.model_dump(exclude={"caller_device_hash"}) for c in contents.calls],
                     "files": [
                         {
                             "name": name,
@@ -156,23 +173,40 @@ def write_bundle(
                 }
             ),
         )
-        add("audit.jsonl", _audit_extract(session, incident, calls, files))
+        add("audit.jsonl", contents.audit_extract)
         manifest = "".join(f"{digest}  {name}\n" for digest, name in sums).encode()
         key_file = settings.effective_signing_key_file
         bundle.writestr(SUMS, manifest)
         bundle.writestr(SIGNATURE, base64.b64encode(signing.sign(key_file, manifest)) + b"\n")
         bundle.writestr(PUBLIC_KEY, signing.public_pem(key_file))
         bundle.writestr(README, READ_ME.format(ref=incident.cad_reference))
-    sums_sha256 = hashlib.sha256(manifest).hexdigest()
+    return Bundle(len(sums), hashlib.sha256(manifest).hexdigest())
+
+
+def record_export(session: Session, actor: Actor, incident: Incident, bundle: Bundle) -> None:
+    """Audit a bundle written whole."""
     audit.record(
         session,
         actor,
         "evidence.exported",
         object_type="incident",
         object_id=incident.id or 0,
-        detail={"files": len(sums), "sha256sums": sums_sha256},
+        detail={"files": bundle.files, "sha256sums": bundle.sums_sha256},
     )
-    return Bundle(len(sums), sums_sha256)
+
+
+def write_bundle(
+    session: Session,
+    settings: Settings,
+    keyring: Keyring,
+    actor: Actor,
+    incident: Incident,
+    out: IO[bytes],
+) -> Bundle:
+    """Gather, write and audit in one session (the CLI, writing to a file it owns)."""
+    bundle = write_zip(gather(session, incident), settings, keyring, actor, out)
+    record_export(session, actor, incident, bundle)
+    return bundle
 
 
 def verify_bundle(path: Path, public_key: bytes | None = None) -> list[str]:

@@ -43,13 +43,19 @@ class PasswordPolicy:
 class LockoutPolicy:
     max_failures: int = 5
     lockout_seconds: int = 300
+    max_lockout_seconds: int = int(MAX_LOCK.total_seconds())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LockoutPolicy:
-        return cls(settings.login_max_failures, settings.login_lockout_seconds)
+        return cls(
+            settings.login_max_failures,
+            settings.login_lockout_seconds,
+            settings.login_lockout_max_seconds,
+        )
 
     def lock_length(self, lockouts: int) -> timedelta:
-        return min(timedelta(seconds=self.lockout_seconds * 2 ** (lockouts - 1)), MAX_LOCK)
+        doubled = self.lockout_seconds * 2 ** min(max(lockouts - 1, 0), 32)
+        return timedelta(seconds=min(doubled, self.max_lockout_seconds))
 
 
 @dataclass
@@ -242,27 +248,73 @@ class SignInResult:
     locked_until: datetime | None = None
 
 
-def sign_in(
-    session: Session, username: str, password: str, source: str, policy: LockoutPolicy
-) -> SignInResult:
-    """Check a password, counting failures towards a lock that doubles each time."""
-    now = utcnow()
+@dataclass(frozen=True)
+class Credentials:
+    """What a sign-in needs from the account, read before the password is checked."""
+
+    user_id: int | None
+    username: str
+    password_hash: str | None
+    locked_until: datetime | None
+
+
+def credentials(session: Session, username: str) -> Credentials:
+    """Read the account (a reader session will do): the slow check runs after, outside
+    any transaction, so a flood of sign-ins never holds the database while hashing."""
     user = get_by_username(session, username)
     attempted = username.strip().lower()[:64]
     if user is None:
-        verify_password(None, password)
-        audit.record(
+        return Credentials(None, attempted, None, None)
+    return Credentials(user.id, user.username, user.password_hash, user.locked_until)
+
+
+def check_password(creds: Credentials, password: str) -> bool:
+    """The Argon2 check (~0.1 s of CPU): the same cost for a missing or locked account."""
+    locked = creds.locked_until is not None and creds.locked_until > utcnow()
+    return verify_password(None if locked else creds.password_hash, password)
+
+
+def sign_in(
+    session: Session, username: str, password: str, source: str, policy: LockoutPolicy
+) -> SignInResult:
+    """Read, check and record in one session (the CLI and tests; the web splits them)."""
+    creds = credentials(session, username)
+    return record_sign_in(session, creds, check_password(creds, password), password, source, policy)
+
+
+def record_sign_in(
+    session: Session,
+    creds: Credentials,
+    matched: bool,
+    password: str,
+    source: str,
+    policy: LockoutPolicy,
+    tally: audit.RefusalTally | None = None,
+) -> SignInResult:
+    """Record a checked sign-in, counting failures towards a lock that doubles each time.
+
+    The account is read again here: if its password changed since ``creds`` were read,
+    the check no longer counts. Failures for usernames nobody has go through ``tally``
+    (one row per source a minute) when given.
+    """
+    now = utcnow()
+    if creds.user_id is None:
+        write = tally.record if tally is not None else audit.record
+        write(
             session,
             Actor("anonymous", source),
             "login.failed",
             object_type="user",
-            object_id=attempted,
+            object_id=creds.username,
             detail={"reason": "unknown_user"},
         )
         return SignInResult(SignInStatus.WRONG)
+    user = session.get(User, creds.user_id)
+    if user is None:
+        return SignInResult(SignInStatus.WRONG)
+    matched = matched and user.password_hash == creds.password_hash
     actor = Actor(user.username, source)
     if user.locked_until is not None and user.locked_until > now:
-        verify_password(None, password)
         audit.record(
             session,
             actor,
@@ -272,7 +324,7 @@ def sign_in(
             detail={"reason": "locked"},
         )
         return SignInResult(SignInStatus.LOCKED, locked_until=user.locked_until)
-    if not verify_password(user.password_hash, password) or user.disabled:
+    if not matched or user.disabled:
         reason = "disabled" if user.disabled else "wrong_password"
         audit.record(
             session,

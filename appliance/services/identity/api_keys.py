@@ -67,23 +67,43 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.exec(select(ApiKey).order_by(col(ApiKey.name))).all())
 
 
+def look_up(session: Session, presented: str | None) -> tuple[ApiKey | None, str]:
+    """The live key presented (a reader session will do), or None and why not:
+    ``missing``, ``unknown`` or ``revoked``."""
+    if not presented:
+        return None, "missing"
+    api_key = session.exec(select(ApiKey).where(ApiKey.key_hash == _hash(presented))).first()
+    if api_key is None:
+        return None, "unknown"
+    if api_key.revoked_at is not None:
+        return None, "revoked"
+    return api_key, ""
+
+
+def mark_used(session: Session, api_key: ApiKey) -> None:
+    api_key = session.merge(api_key)
+    api_key.last_used_at = utcnow()
+    session.add(api_key)
+
+
+def prefix_of(presented: str | None) -> str:
+    """What an audit row may keep of a refused key."""
+    return (presented or "")[:PREFIX_LEN]
+
+
 def authenticate(session: Session, presented: str | None, source: str) -> ApiKey | None:
-    """The live key presented, or None (missing, unknown or revoked: refused and audited)."""
-    if presented:
-        api_key = session.exec(select(ApiKey).where(ApiKey.key_hash == _hash(presented))).first()
-        if api_key is not None and api_key.revoked_at is None:
-            api_key.last_used_at = utcnow()
-            session.add(api_key)
-            return api_key
-        reason = "revoked" if api_key is not None else "unknown"
-    else:
-        reason = "missing"
+    """The live key presented, or None (missing, unknown or revoked: refused and audited
+    one row each; the web app goes through the refusal tally instead)."""
+    api_key, reason = look_up(session, presented)
+    if api_key is not None:
+        mark_used(session, api_key)
+        return api_key
     audit.record(
         session,
         Actor("api", source),
         "api.refused",
         object_type="api_key",
-        object_id=(presented or "")[:PREFIX_LEN],
+        object_id=prefix_of(presented),
         detail={"reason": reason},
     )
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import secrets
 import unicodedata
 import urllib.parse
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -74,6 +76,7 @@ class Limits:
     max_file_bytes: int
     max_total_bytes: int
     max_files: int
+    max_image_pixels: int = 50_000_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -81,6 +84,7 @@ class Limits:
             settings.upload_max_file_bytes,
             settings.upload_max_total_bytes,
             settings.upload_max_files,
+            settings.upload_max_image_pixels,
         )
 
 
@@ -150,13 +154,40 @@ def _refuse_total(name: str, size: int, limits: Limits, left: int) -> UploadRefu
     )
 
 
-def check_content(path: Path, detected: str, name: str, data_key: bytes) -> None:
+def check_dimensions(path: Path, name: str, data_key: bytes, max_pixels: int) -> None:
+    """Read a JPEG's or PNG's size from its header (Pillow decodes nothing on open) and
+    refuse one larger than ``max_pixels`` before anything decodes it: half a megabyte of
+    PNG can declare 16000×16000 pixels, a gigabyte once decoded."""
+    try:
+        with (
+            SealedReader(path, data_key) as sealed,
+            Image.open(io.BufferedReader(PlainView(sealed))) as image,
+        ):
+            width, height = image.size
+    except Image.DecompressionBombError:
+        width, height = max_pixels + 1, 1
+    except (UnidentifiedImageError, OSError, ValueError, SealedError) as exc:
+        raise _refuse_type(name) from exc
+    if width * height > max_pixels:
+        raise UploadRefused(
+            f"“{name}” is a larger picture than this box accepts "
+            f"({max_pixels // 1_000_000} megapixels at most). Nothing of it was kept.",
+            "image_too_large",
+        )
+
+
+def check_content(
+    path: Path, detected: str, name: str, data_key: bytes, max_pixels: int = 50_000_000
+) -> None:
     """Open what the magic bytes promised with PyAV: a video must demux with a video
-    stream in the right container, a JPEG or PNG must decode. HEIC/HEIF, which PyAV does
-    not read, has its container parsed instead (``check_heif``)."""
+    stream in the right container, a JPEG or PNG must be of a size we accept (read from
+    its header) and decode. HEIC/HEIF, which PyAV does not read, has its container parsed
+    instead (``check_heif``)."""
     if detected in ("image/heic", "image/heif"):
         check_heif(path, name, data_key)
         return
+    if detected in IMAGE_CODECS:
+        check_dimensions(path, name, data_key, max_pixels)
     try:
         with SealedReader(path, data_key) as sealed, av.open(PlainView(sealed), "r") as container:
             streams = container.streams.video
@@ -263,7 +294,9 @@ async def receive(
                 detected = sniff(head) if size else None
                 if not detected:
                     raise _refuse_type(name)
-        await asyncio.to_thread(check_content, temp, detected, name, data_key)
+        await asyncio.to_thread(
+            check_content, temp, detected, name, data_key, limits.max_image_pixels
+        )
     except BaseException:
         out.abandon()
         await asyncio.to_thread(temp.unlink, missing_ok=True)

@@ -26,8 +26,10 @@ from appliance.services.evidence import sealing
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.outbox import cad
 
-MAX_SIGNATURE_BYTES = 512 * 1024
-MAX_SIGNATURE_SIDE = 2000
+# The pad is 600×200 CSS pixels; twice that covers a high-density screen. The check
+# reads the header first, so a bigger image costs nothing to refuse.
+MAX_SIGNATURE_BYTES = 256 * 1024
+MAX_SIGNATURE_SIDE = 1200
 MIN_INK_PIXELS = 30
 
 
@@ -215,6 +217,8 @@ def ink_check(png: bytes) -> tuple[int, int]:
                 lum, alpha = image.convert("LA").split()
                 drawn = alpha.point(lambda a: 255 if a > 128 else 0)
                 inked = sum(lum.histogram(mask=drawn)[:160])
+    except Image.DecompressionBombError as exc:
+        raise StatementError("the signature image has an odd size") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise StatementError("the signature is not a readable image") from exc
     if kind != "PNG":

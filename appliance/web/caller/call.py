@@ -16,6 +16,7 @@ from aiohttp import web
 
 from appliance import metrics
 from appliance.live.participants import CALLER, Participant
+from appliance.live.protocol import SignallingSocket
 from appliance.models import Call, Incident
 from appliance.services.calls import invites
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
@@ -193,7 +194,7 @@ async def caller_socket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="this link is not for a video call")
     if call.consent_at is None:
         raise web.HTTPForbidden(text="consent first")
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
+    ws = SignallingSocket()
     await ws.prepare(request)
     await request.app[keys.HUB].serve(call.public_id, Participant(CALLER, ws, source_of(request)))
     return ws

@@ -24,7 +24,12 @@ from appliance.web.access import csrf_matches, grants, public, source_of, stream
 from appliance.web.toolkit import TITLES, caller_link, device_hash_of, open_for, problem_page
 
 routes = web.RouteTableDef()
-REFUSAL_STATUS = {"type": 415, "file_too_large": 413, "total_too_large": 413}
+REFUSAL_STATUS = {
+    "type": 415,
+    "file_too_large": 413,
+    "total_too_large": 413,
+    "image_too_large": 413,
+}
 CHUNK = 256 * 1024
 
 
@@ -104,7 +109,14 @@ async def _small_field(part: BodyPartReader, limit: int = 256) -> str | None:
 @streams_body
 async def upload_submit(request: web.Request) -> web.StreamResponse:
     """Files as a multipart stream, never read whole: the app-wide body limit does not
-    apply here, the upload limits do, file by file, as the bytes arrive."""
+    apply here, the upload limits do, file by file, as the bytes arrive. An address
+    whose files keep being refused is answered 429 before anything is read."""
+    guards = request.app[keys.GUARDS]
+    if guards.refusals.blocked(source_of(request)):
+        raise web.HTTPTooManyRequests(
+            text="Too many files from this address were refused: wait a minute and try again.",
+            headers={"Retry-After": str(guards.refusals.retry_after(source_of(request)))},
+        )
     result, link = open_for(request)
     call = _collection_call(request, result, link, UPLOAD)
     if not isinstance(call, Call):
@@ -140,6 +152,7 @@ async def upload_submit(request: web.Request) -> web.StreamResponse:
         try:
             received = await uploads.receive(_chunks(part), folder, part.filename, limits, used)
         except UploadRefused as refusal:
+            guards.refusals.hit(source)
             with db.session() as session:
                 uploads.record_refusal(session, call, refusal, source)
             return _upload_page(

@@ -8,6 +8,7 @@ signature stands.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
@@ -118,20 +119,19 @@ async def sign(request: web.Request) -> web.StreamResponse:
         return _refused("the signature could not be read", 400)
     settings = request.app[keys.SETTINGS]
     statement_id = int(request.match_info["statement_id"])
-    try:
-        with request.app[keys.DB].session() as session:
+    db, keyring, source = request.app[keys.DB], request.app[keys.KEYRING], source_of(request)
+
+    def sign_it() -> tuple[dict[str, Any], str]:
+        """In a thread: the image check, the PDF and the sealing are CPU work."""
+        with db.session() as session:
             call = _call(request, session)
             statement = statements.sign(
-                session,
-                settings,
-                request.app[keys.KEYRING],
-                call,
-                statement_id,
-                name,
-                png,
-                source_of(request),
+                session, settings, keyring, call, statement_id, name, png, source
             )
-            view, public_id = officer_view(statement), call.public_id
+            return officer_view(statement), call.public_id
+
+    try:
+        view, public_id = await asyncio.to_thread(sign_it)
     except StatementNotKept as exc:
         return _refused(str(exc), 503)
     except StatementError as exc:

@@ -9,6 +9,7 @@ from aiohttp import web
 from sqlmodel import Session
 
 from appliance.live.participants import HANDLER, Participant
+from appliance.live.protocol import SignallingSocket
 from appliance.models import (
     DISCLOSURE_KINDS,
     GUEST_ROLES,
@@ -78,9 +79,13 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
 @requires(*STAFF)
 @grants("camera", "microphone")
 async def console(request: web.Request) -> web.StreamResponse:
+    shown = request.app[keys.SETTINGS].console_chat_shown
+    before = request.query.get("chat_before", "")
+    chat_before = int(before) if before.isdigit() and len(before) < 18 else None
     with request.app[keys.DB].reader() as session:
         call, incident = call_for(request, session)
-        chat = states.chat_of(session, call)
+        chat = states.chat_of(session, call, limit=shown, before=chat_before)
+        earlier = bool(chat) and states.chat_count(session, call, before=chat[0].id) > 0
         snapshots = states.snapshots_of(session, call)
         thrive = officer.thrive_history(session, incident)
         statement = statements.latest(session, incident)
@@ -94,6 +99,7 @@ async def console(request: web.Request) -> web.StreamResponse:
             "call": call,
             "incident": incident,
             "chat": chat,
+            "chat_earlier": chat[0].id if earlier else None,
             "snapshots": snapshots,
             "thrive": thrive,
             "thrive_parts": THRIVE_PARTS,
@@ -114,7 +120,7 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
     require_same_origin(request)
     with request.app[keys.DB].session() as session:
         call, _ = call_for(request, session)
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
+    ws = SignallingSocket()
     await ws.prepare(request)
     participant = Participant(
         HANDLER,

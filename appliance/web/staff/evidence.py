@@ -11,10 +11,12 @@ requests further in) are not each recorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import queue
 import re
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -160,42 +162,85 @@ async def mark(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/incidents/{incident_id}/evidence#file-{file_id}")
 
 
+# A download that takes no chunk for this long is abandoned: its thread and file go.
+EXPORT_STALL_SECONDS = 60.0
+_POLL_SECONDS = 0.5
+
+
 class _Pipe(io.RawIOBase):
     """A write-only stream from the zip-writing thread to the response, with
-    back-pressure (a bounded queue), so a bundle never sits whole in memory or on disk."""
+    back-pressure (a bounded queue), so a bundle never sits whole in memory or on disk.
+
+    Either end can stop: ``abort`` (the client went, the download stalled, the server
+    is stopping) makes the writer's next write raise, and neither end's thread ever
+    waits on the other for longer than a poll, so shutdown always finishes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self.aborted = threading.Event()
 
     def writable(self) -> bool:
         return True
 
+    def _put(self, item: bytes | None) -> None:
+        while not self.aborted.is_set():
+            try:
+                self.chunks.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+        raise BrokenPipeError("the export download was abandoned")
+
     def write(self, data: Any) -> int:
-        self.chunks.put(bytes(data))
+        self._put(bytes(data))
         return len(data)
+
+    def finish(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self._put(None)
+
+    def next_chunk(self) -> bytes | None:
+        """The next chunk; None at the end or once aborted."""
+        while not self.aborted.is_set():
+            try:
+                return self.chunks.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
+        return None
+
+    def abort(self) -> None:
+        self.aborted.set()
 
 
 @routes.get(r"/incidents/{incident_id:\d+}/export", name="incident_export")
 @requires(Role.EVIDENCE_OFFICER)
 async def export_bundle(request: web.Request) -> web.StreamResponse:
-    """The incident's signed export zip, streamed as it is made (audited)."""
+    """The incident's signed export zip, streamed as it is made (audited once whole).
+
+    What it holds is read in one short read-only transaction; the zip is written with
+    none open, in a thread that stops when the client goes or stops reading."""
     incident = _incident_or_refuse(request, int(request.match_info["incident_id"]))
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     keyring, actor = request.app[keys.KEYRING], actor_of(request)
     pipe = _Pipe()
-    out = io.BufferedWriter(pipe, buffer_size=256 * 1024)
     failure: list[str] = []
 
     def make() -> None:
         try:
-            with db.session() as session:
-                export.write_bundle(session, settings, keyring, actor, incident, out)
+            with db.reader() as session:
+                contents = export.gather(session, incident)
+            out = io.BufferedWriter(pipe, buffer_size=256 * 1024)
+            bundle = export.write_zip(contents, settings, keyring, actor, out)
             out.flush()
+            with db.session() as session:
+                export.record_export(session, actor, incident, bundle)
         except export.ExportError as exc:
             failure.append(str(exc))
+        except BrokenPipeError:
+            failure.append("abandoned")
         finally:
-            pipe.chunks.put(None)
+            pipe.finish()
 
     worker = asyncio.get_running_loop().run_in_executor(None, make)
     response = web.StreamResponse()
@@ -203,10 +248,21 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", incident.cad_reference)
     response.headers["Content-Disposition"] = f'attachment; filename="evr-{safe}.zip"'
     response.headers["Cache-Control"] = "no-store"
-    await response.prepare(request)
-    while (chunk := await asyncio.to_thread(pipe.chunks.get)) is not None:
-        await response.write(chunk)
-    await worker
+    try:
+        await response.prepare(request)
+        while (chunk := await asyncio.to_thread(pipe.next_chunk)) is not None:
+            await asyncio.wait_for(response.write(chunk), EXPORT_STALL_SECONDS)
+        await worker
+    except TimeoutError:
+        pipe.abort()
+        log.warning("export download stalled: dropped", extra={"incident": incident.id})
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    except BaseException:
+        pipe.abort()
+        log.warning("export abandoned", extra={"incident": incident.id})
+        raise
     if failure:
         log.error("export failed", extra={"incident": incident.id, "error": failure[0]})
         raise ConnectionResetError(failure[0])

@@ -14,6 +14,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from appliance.live.participants import GUEST, Participant
+from appliance.live.protocol import SignallingSocket
 from appliance.models import GUEST_ROLES, GuestInvite
 from appliance.services.calls import guests
 from appliance.services.calls.guests import GuestError, GuestProblem
@@ -163,7 +164,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
     guest, public_id = opened
     if guest.device_hash is None:
         raise web.HTTPForbidden(text="link refused: press Join on the link's page first")
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
+    ws = SignallingSocket()
     await ws.prepare(request)
     await request.app[keys.HUB].serve(
         public_id, Participant(GUEST, ws, source(request), guest=guest)
