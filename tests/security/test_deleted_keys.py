@@ -67,6 +67,10 @@ def test_a_purged_wrapped_key_is_in_neither_the_database_file_nor_its_wal(
             )
             old.created_at = utcnow() - timedelta(days=settings.retention_days + 1)
             session.add(old)
+            # Nothing of an open incident is purged: this one closed with no evidential outcome.
+            incident.status, incident.outcome_code = "closed", "advice_given"
+            incident.closed_at = utcnow() - timedelta(days=1)
+            session.add(incident)
         assert old.wrapped_key and kept.wrapped_key
         old_key, kept_key = old.wrapped_key.encode(), kept.wrapped_key.encode()
         assert _holding(settings, old_key), "test the test: the key is on disk before"
