@@ -123,6 +123,10 @@ async def test_a_refused_signature_is_retried_re_signed_until_the_cad_takes_it(
 
     cad_receiver.secret = SECRET.encode()
     await until(lambda: cad_receiver.events, "the event taken once the secrets agree", timeout=15)
+    # The CAD has the event before the sender has recorded its 2xx: wait for the record.
+    await until(
+        lambda: deliveries(live_server)[0].state == "delivered", "the delivery recorded", timeout=5
+    )
     [delivered] = deliveries(live_server)
     assert delivered.state == "delivered"
     attempts = cad_receiver.attempts
