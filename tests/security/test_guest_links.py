@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import aiohttp
 import pytest
 from sqlmodel import select
 
-from appliance.models import GuestInvite, Role
-from appliance.services.audit import Actor
-from appliance.services.calls import invites, life, states
-from appliance.services.calls.invites import Consent
+from appliance.models import GuestInvite
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
-from tests.support.staff import PASSWORD, add_incident, add_user
+from tests.support.staff import PASSWORD, connected_call
 
 pytestmark = pytest.mark.sqlite_only(
     reason="the guest's page and socket are under test, not the database"
@@ -27,16 +23,7 @@ pytestmark = pytest.mark.sqlite_only(
 @pytest.fixture
 async def guest_link(live_server: LiveServer) -> AsyncIterator[str]:
     """The path of a fresh guest link on a connected call (no media needed here)."""
-    with live_server.db.session() as session:
-        user = add_user(session, "pc4", Role.HANDLER)
-        incident = add_incident(session, user, "CAD/GL/1")
-        _, call, _ = invites.create_invite(
-            session, Actor("pc4"), incident, user, timedelta(hours=1)
-        )
-        invites.record_consent(session, call, Consent(True, False, False), "d" * 64, "t")
-        states.caller_waiting(session, call, "t")
-        life.admit(session, live_server.settings, call, user, "t")
-        public_id = call.public_id
+    public_id = connected_call(live_server.db, live_server.settings, "pc4", "CAD/GL/1")
     officer = FormClient(live_server.base_url)
     try:
         await officer.sign_in("pc4", PASSWORD)
