@@ -85,7 +85,11 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 15) -> obj
 
 
 def draw_signature(page: Page) -> None:
-    box = page.locator("#signature-pad").bounding_box()
+    """Ink the pad with the mouse; the pad is scrolled into view first, as mouse
+    coordinates are the viewport's and a phone-sized page may hold it below the fold."""
+    pad = page.locator("#signature-pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
     assert box is not None
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x + w * 0.1, y + h * 0.7)

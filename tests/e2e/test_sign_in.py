@@ -14,12 +14,17 @@ pytestmark = pytest.mark.e2e
 ADMIN_PASSWORD = "the chief's own long passphrase"
 
 
-def _sign_in(page: Page, appliance: Appliance, username: str, password: str) -> None:
+def _sign_in(
+    page: Page, appliance: Appliance, username: str, password: str, *, accepted: bool = True
+) -> None:
     page.goto(appliance.base_url + "/")
     expect(page).to_have_url(re.compile(r"/login"))
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+    if accepted:
+        # Wait for the sign-in to land: a navigation started now would cancel the POST.
+        expect(page).not_to_have_url(re.compile(r"/login"))
 
 
 def _change_password(page: Page, current: str, new: str) -> None:
@@ -34,7 +39,7 @@ def _change_password(page: Page, current: str, new: str) -> None:
 def test_admin_first_sign_in_wrong_password_and_sign_out(page: Page, appliance: Appliance) -> None:
     assert appliance.admin_password, "serve printed no admin password"
 
-    _sign_in(page, appliance, "admin", "not-the-password")
+    _sign_in(page, appliance, "admin", "not-the-password", accepted=False)
     expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
     expect(page).to_have_url(re.compile(r"/login$"))
     expect(page).to_have_title(re.compile("Sign in · Wessex Police"))
