@@ -487,7 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     reset = user.add_parser("reset-password", help="set a one-time password and unlock")
     reset.add_argument("username")
     reset.set_defaults(func=cmd_user_reset_password)
-    set_roles = user.add_parser("set-roles", help="replace an account's roles")
+    set_roles = user.add_parser(
+        "set-roles", help="replace an account's roles at once (no second admin: break-glass)"
+    )
     set_roles.add_argument("username")
     set_roles.add_argument("roles", nargs="+")
     set_roles.set_defaults(func=cmd_user_set_roles)

@@ -1,6 +1,7 @@
 """Hostile floods against a running appliance, and what they do to a page staff use.
 
     .venv/bin/python bench/hostile.py [--seconds 8] [--clients 16] [--json out.json]
+        [--flood chat ...] [--profile server.txt]
 
 Starts the appliance as the other benches do (bench/serve.py in its own process, pinned
 to the first CPU; this script and the attacker's process on the second), signs a
@@ -18,6 +19,8 @@ under each flood in turn, each run by ``--clients`` hostile clients for ``--seco
 It prints p50 and p99 of the page per flood next to the no-flood figures of the same
 run (and their ratios), with what the hostile clients were answered. The target is
 p99 ≤ 250 ms under every flood. Numbers, not a test: nothing passes or fails.
+``--flood`` runs only the floods named; ``--profile`` samples the server with py-spy
+(the dev extra) while the floods run, collapsed stacks into that file.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import json
 import os
 import platform
 import re
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -202,7 +206,9 @@ async def image_flood(appliance: loadgen.Appliance, clients: int) -> tuple[Flood
 ORDER = ("chat", "image posts", "bad API keys", "sign-in")  # sign-in last: its throttle
 
 
-async def attack(url: str, api_key: str, clients: int, seconds: float) -> None:
+async def attack(
+    url: str, api_key: str, clients: int, seconds: float, names: tuple[str, ...] = ORDER
+) -> None:
     """The attacker's process: set up, say ``ready``, then run one flood per ``go`` line
     on stdin and print what the box answered as one JSON line."""
     appliance = loadgen.Appliance(url, api_key, BENCH_USER, BENCH_PASSWORD)
@@ -217,7 +223,7 @@ async def attack(url: str, api_key: str, clients: int, seconds: float) -> None:
     }
     loop = asyncio.get_running_loop()
     print("ready", flush=True)
-    for name in ORDER:
+    for name in names:
         await loop.run_in_executor(None, sys.stdin.readline)
         answers: collections.Counter[str] = collections.Counter()
         until = time.monotonic() + seconds
@@ -241,6 +247,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     os.sched_setaffinity(0, own_cpus)
     server = Server("ours", server_cpus)
     server.start()
+    names = tuple(args.flood or ORDER)
     handler = loadgen.Appliance(server.url, server.api_key, BENCH_USER, BENCH_PASSWORD)
     results: dict[str, Any] = {
         "clients": args.clients,
@@ -273,6 +280,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             str(args.clients),
             "--seconds",
             str(args.seconds),
+            *(f"--flood={name}" for name in names),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -280,7 +288,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ready = await asyncio.wait_for(attacker.stdout.readline(), 300)
         if ready.strip() != b"ready":
             raise RuntimeError(f"the attacker did not start: {ready!r}")
-        for name in ORDER:
+        profiler = await _profile(server, args.profile) if args.profile else None
+        for name in names:
             attacker.stdin.write(b"go\n")
             await attacker.stdin.drain()
             started = time.monotonic()
@@ -293,6 +302,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             summary["hostile_answers"] = report["answers"]
             summary["hostile_failures"] = report["failures"]
             results["floods"][name] = summary
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            await profiler.wait()
         await attacker.wait()
         after = await measure(handler.handler, time.monotonic() + args.seconds / 2)
         results["no_flood_after"] = _summary(after)
@@ -304,6 +316,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         server.stop()
     results["machine"]["load_average_after"] = os.getloadavg()[0]
     return results
+
+
+async def _profile(server: Server, out: Path) -> asyncio.subprocess.Process:
+    assert server.process is not None
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        "--pid",
+        str(server.process.pid),
+        "--format",
+        "raw",
+        "--rate",
+        "200",
+        "--output",
+        str(out),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 def _summary(samples: list[float]) -> dict[str, Any]:
@@ -346,10 +376,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--flood", action="append", choices=ORDER, help="only this flood")
+    parser.add_argument("--profile", type=Path, help="py-spy the server into this file")
     parser.add_argument("--attack", nargs=2, metavar=("URL", "API_KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.attack:
-        asyncio.run(attack(*args.attack, args.clients, args.seconds))
+        asyncio.run(attack(*args.attack, args.clients, args.seconds, tuple(args.flood or ORDER)))
         return
     results = asyncio.run(run(args))
     print(table(results))

@@ -50,7 +50,7 @@ from appliance.models.rvr import (
 )
 from appliance.models.statements import Statement, StatementState
 from appliance.models.uploads import SharedLocation, UploadedItem
-from appliance.models.users import Role, User, UserRole, WebSession
+from appliance.models.users import GrantState, Role, RoleGrant, User, UserRole, WebSession
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
@@ -81,6 +81,7 @@ __all__ = [
     "EvidenceFile",
     "FileKind",
     "FileStatus",
+    "GrantState",
     "GuestInvite",
     "Incident",
     "IncidentNote",
@@ -90,6 +91,7 @@ __all__ = [
     "OutboundMessage",
     "Recording",
     "Role",
+    "RoleGrant",
     "RvrCase",
     "SharedLocation",
     "Snapshot",

@@ -48,6 +48,29 @@ class UserRole(SQLModel, table=True):
     role: str = Field(max_length=32)
 
 
+class GrantState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"  # the requester unticked it, or the role was given directly
+
+
+class RoleGrant(SQLModel, table=True):
+    """A privileged role asked for on the web, given only when a second admin approves
+    (services/identity/accounts.py says which roles and why)."""
+
+    __tablename__ = "role_grants"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    role: str = Field(max_length=32)
+    requested_by: str = Field(max_length=64)
+    requested_at: datetime = now_field()
+    state: str = Field(default=GrantState.PENDING.value, max_length=16, index=True)
+    decided_by: str = Field(default="", max_length=64)
+    decided_at: datetime | None = time_field()
+
+
 class WebSession(SQLModel, table=True):
     """A signed-in browser. The cookie holds a random token; only its SHA-256 is kept."""
 

@@ -22,6 +22,7 @@ from appliance.notify.cad import CadSender
 from appliance.notify.dispatcher import Dispatcher
 from appliance.purger import Purger
 from appliance.services.evidence import master_key
+from appliance.services.evidence.custody import ReadLedger
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Guards
 from appliance.services.outbox import cad, messages
@@ -100,6 +101,32 @@ async def _refusal_flusher(app: web.Application) -> AsyncIterator[None]:
     app[keys.GUARDS].password_checks.shutdown(wait=False, cancel_futures=True)
 
 
+async def _read_flusher(app: web.Application) -> AsyncIterator[None]:
+    """Write the evidence reads whose audit window has closed every minute, and all of
+    them at the end (custody.ReadLedger)."""
+    db, reads = app[keys.DB], app[keys.READS]
+
+    def flush(everything: bool) -> None:
+        if reads.pending():
+            with db.session() as session:
+                reads.flush(session, everything)
+
+    async def forever() -> None:
+        while True:
+            await asyncio.sleep(min(reads.window_s / 2, 60.0))
+            try:
+                await asyncio.to_thread(flush, False)
+            except Exception:
+                log.exception("writing the evidence reads failed; it is tried again")
+
+    task = asyncio.get_running_loop().create_task(forever())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.to_thread(flush, True)
+
+
 def create_app(
     settings: Settings,
     db: Database,
@@ -123,6 +150,8 @@ def create_app(
     app[keys.HUB] = hub = CallHub(settings, db, keyring, media)
     app[keys.GUARDS] = Guards.from_settings(settings)
     app.cleanup_ctx.append(_refusal_flusher)
+    app[keys.READS] = ReadLedger()
+    app.cleanup_ctx.append(_read_flusher)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(PACKAGE / "templates"),

@@ -8,6 +8,7 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.models import ApiKey, Role, User, WebSession
+from appliance.services.evidence.custody import ReadLedger
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Guards
 
@@ -16,6 +17,7 @@ DB = web.AppKey("db", Database)
 HUB = web.AppKey("hub", CallHub)
 KEYRING = web.AppKey("keyring", Keyring)
 GUARDS = web.AppKey("guards", Guards)
+READS = web.AppKey("reads", ReadLedger)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -13,7 +14,9 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import StaticResource
 
 from appliance import metrics
+from appliance.db import Database
 from appliance.logs import request_id_var
+from appliance.models import Role, User, WebSession
 from appliance.services.identity import accounts, api_keys, web_sessions
 from appliance.web import keys
 from appliance.web.access import (
@@ -147,6 +150,15 @@ def _error_page(request: web.Request, exc: web.HTTPException) -> web.StreamRespo
     )
 
 
+def _resolve_writing(
+    db: Database, token: str, policy: web_sessions.SessionPolicy
+) -> tuple[tuple[WebSession, User] | None, set[Role]]:
+    with db.session() as session:
+        resolved = web_sessions.resolve(session, token, policy)
+        roles = accounts.roles_of(session, resolved[0].user_id) if resolved else set()
+    return resolved, roles
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Load the session, enforce the handler's declared access and the CSRF token."""
@@ -159,14 +171,19 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     token = request.cookies.get(keys.SESSION_COOKIE)
     if token:
         policy = web_sessions.SessionPolicy.from_settings(settings)
-        with db.session() as session:
-            resolved = web_sessions.resolve(session, token, policy)
-            if resolved is not None:
-                web_session, signed_in = resolved
-                request[keys.WEB_SESSION] = web_session
-                request[keys.USER] = signed_in
-                request[keys.ROLES] = frozenset(accounts.roles_of(session, web_session.user_id))
-                request[keys.CSRF] = web_session.csrf_token
+        # Read without the write lock (on SQLite a writer here would stall the loop
+        # behind any chat or audit write); the rare write goes to a thread.
+        with db.reader() as session:
+            resolved, write = web_sessions.look_up(session, token, policy)
+            roles = accounts.roles_of(session, resolved[0].user_id) if resolved else set()
+        if write:
+            resolved, roles = await asyncio.to_thread(_resolve_writing, db, token, policy)
+        if resolved is not None:
+            web_session, signed_in = resolved
+            request[keys.WEB_SESSION] = web_session
+            request[keys.USER] = signed_in
+            request[keys.ROLES] = frozenset(roles)
+            request[keys.CSRF] = web_session.csrf_token
 
     if keys.CSRF not in request:
         anon = request.cookies.get(keys.CSRF_COOKIE, "")

@@ -218,13 +218,14 @@ async def test_admin_manages_users_through_the_page(
             ("username", "pc5"),
             ("display_name", "Sam Handler"),
             ("roles", "handler"),
-            ("roles", "supervisor"),
+            ("roles", "rvr_officer"),
         ],
     )
     assert response.status == 200
     one_time = re.search(r'id="one-time-password">([^<]+)<', body).group(1)
     await client.get("/admin/users")
-    response, _ = await client.post("/admin/users/pc5/roles", [("roles", "auditor")])
+    # Ordinary roles: a privileged one would wait for a second admin (tests/security).
+    response, _ = await client.post("/admin/users/pc5/roles", [("roles", "rvr_officer")])
     assert response.status == 303
     response, _ = await client.post("/admin/users/admin/disable")
     assert response.status == 303
@@ -235,7 +236,7 @@ async def test_admin_manages_users_through_the_page(
     with live_server.db.session() as session:
         pc5 = accounts.require(session, "pc5")
         assert pc5.disabled and pc5.must_change_password
-        assert accounts.roles_of(session, pc5.id) == {Role.AUDITOR}
+        assert accounts.roles_of(session, pc5.id) == {Role.RVR_OFFICER}
     newcomer = FormClient(live_server.base_url)
     try:
         assert (await newcomer.sign_in("pc5", one_time)).status == 401

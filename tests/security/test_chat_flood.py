@@ -3,19 +3,22 @@ holds so many, and the console renders only the latest page of them."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+import time
 
 import aiohttp
 import pytest
 from sqlmodel import select
 
 from appliance.config import Settings
-from appliance.models import ChatMessage
+from appliance.models import ChatMessage, Role
 from appliance.services.calls import states
 from tests.support.hostile import caller_http, consented_call, receive, ws_url
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
-from tests.support.staff import PASSWORD
+from tests.support.staff import PASSWORD, add_user
 
 pytestmark = pytest.mark.sqlite_only(
     reason="the socket's rate and the page's size are under test; chat rows are plain inserts"
@@ -145,3 +148,36 @@ async def test_the_console_renders_only_the_latest_page_of_chat(live_server: Liv
     assert pages[0] == [f"{n:02d}" for n in range(15, 25)]
     assert pages[2] == [f"{n:02d}" for n in range(5)]
     assert len(ids) == 25
+
+
+async def test_a_signed_in_page_does_not_wait_on_a_chat_write(live_server: LiveServer) -> None:
+    """Tried: while another thread holds SQLite's one write lock (as a flood's chat
+    inserts do, one after another), a handler opens a page. The session look-up reads
+    without the lock, so the page is answered at once rather than after the writer (or
+    the busy timeout) with the whole event loop stalled behind it."""
+    with live_server.db.session() as session:
+        add_user(session, "pc1", Role.HANDLER)
+    handler = FormClient(live_server.base_url)
+    await handler.sign_in("pc1", PASSWORD)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with live_server.db.session() as session:
+            session.exec(select(ChatMessage)).all()  # BEGIN IMMEDIATE already holds it
+            holding.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=hold_the_write_lock)
+    writer.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        response, _ = await asyncio.wait_for(handler.get("/incidents"), 5)
+        took = time.monotonic() - started
+        assert response.status == 200
+        assert writer.is_alive(), "the writer still held the lock when the page was answered"
+        assert took < 2, f"the page waited {took:.1f} s on the writer"
+    finally:
+        release.set()
+        writer.join()
+        await handler.close()

@@ -4,21 +4,35 @@ Handlers see the evidence of their own incidents, supervisors and evidence offic
 all of it; only evidence officers mark items evidential, put them on legal hold and
 export. Auditors read the audit trail, admins manage users: neither sees evidence.
 A refusal is audited too (it commits with the caller's session like any event).
+
+Every read of a file is audited whatever byte range it asks for, but not one row per
+request: a browser plays a recording with many range requests (one per seek, one per
+buffer refill). ``ReadLedger`` writes a row at a user's first read of a file and then
+at most one per user, file and window (``READ_AUDIT_WINDOW_S``), each row naming every
+range answered since the one before; a download is a row every time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from appliance.models import EvidenceFile, FileStatus, Incident, Role, User, utcnow
+from appliance.models import AuditEvent, EvidenceFile, FileStatus, Incident, Role, User, utcnow
 from appliance.services import audit
 from appliance.services.audit import Actor
 
 EXHIBIT_MAX = 40
+
+READ_AUDIT_WINDOW_S = 300.0
+"""At most one audit row per user and file in this many seconds of playback (the first
+read is written at once): five minutes bounds a player's hundred seeks to a few rows,
+and is short enough that the trail says when someone watched, not only that they did.
+A constant, not a setting: how finely custody is recorded is not the operator's knob."""
 
 
 REFUSALS = {
@@ -83,7 +97,12 @@ def accessed(
         "sha256": file.sha256,
     }
     if start is not None and end is not None and size is not None:
-        detail |= {"bytes": f"{start}-{end}", "size": size, "whole": start == 0 and end == size}
+        detail |= {
+            "bytes": f"{start}-{end}",
+            "size": size,
+            "whole": start == 0 and end == size,
+            "bytes_served": end - start,
+        }
     audit.record(
         session,
         actor,
@@ -91,6 +110,155 @@ def accessed(
         object_type="evidence_file",
         object_id=file.id or 0,
         detail=detail,
+    )
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+@dataclass
+class _Reads:
+    """One user's reads of one file since the last row written for them."""
+
+    opened: float
+    action: str
+    actor: Actor
+    file_id: int
+    detail: dict[str, object]
+    size: int
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    requests: int = 0
+    bytes_served: int = 0
+    first_at: datetime | None = None
+
+    def reopened(self, now: float) -> _Reads:
+        """A fresh window for the same user and file, after a row was written."""
+        return _Reads(now, self.action, self.actor, self.file_id, self.detail, self.size)
+
+    def add(self, start: int, end: int) -> None:
+        self.ranges = _merged([*self.ranges, (start, end)])
+        self.requests += 1
+        self.bytes_served += end - start
+        if self.first_at is None:
+            self.first_at = utcnow()
+
+
+class ReadLedger:
+    """Inline reads (played, viewed) of evidence, audited per user and file per window.
+
+    ``read`` is called with the range as parsed, before a byte goes out. The first read
+    of a file by a user (from an address) writes its row at once; the reads after it in
+    the window are kept here, with the ranges answered merged, and the first read after
+    the window writes one row for all of them. ``flush`` (the app calls it every minute
+    and at shutdown) writes the windows that have closed with reads still unwritten, so
+    the tail of a playback is recorded too. What a crash loses is that tail: the first
+    row of the playback is already in the chain.
+    """
+
+    def __init__(
+        self, window_s: float = READ_AUDIT_WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.window_s = window_s
+        self.clock = clock
+        self._open: dict[tuple[str, str, int], _Reads] = {}
+        self._lock = threading.Lock()
+
+    def counted(self, actor: Actor, file_id: int, start: int, end: int) -> bool:
+        """Fold a read into an open window without a session; False when the caller
+        must open one and ``read`` it (a first read, or its window has closed)."""
+        with self._lock:
+            reads = self._open.get((actor.name, actor.source, file_id))
+            if reads is None or self.clock() - reads.opened >= self.window_s:
+                return False
+            reads.add(start, end)
+            return True
+
+    def read(
+        self,
+        session: Session,
+        actor: Actor,
+        action: str,
+        file: EvidenceFile,
+        *,
+        start: int,
+        end: int,
+        size: int,
+    ) -> AuditEvent | None:
+        """Record a read: a row now if it opens a window, else counted for a later row."""
+        now = self.clock()
+        key = (actor.name, actor.source, file.id or 0)
+        with self._lock:
+            reads = self._open.get(key)
+            due = reads is None or now - reads.opened >= self.window_s
+            if reads is None:
+                reads = self._open[key] = _Reads(
+                    now,
+                    action,
+                    actor,
+                    file.id or 0,
+                    {"incident": file.incident_id, "kind": file.kind, "sha256": file.sha256},
+                    size,
+                )
+            reads.add(start, end)
+            if due:
+                self._open[key] = reads.reopened(now)
+        if not due:
+            return None
+        try:
+            return _write(session, reads)
+        except BaseException:
+            with self._lock:  # unrecorded: the next read must write its row again
+                self._open.pop(key, None)
+            raise
+
+    def pending(self) -> bool:
+        with self._lock:
+            return bool(self._open)
+
+    def flush(self, session: Session, everything: bool = False) -> int:
+        """Write the closed windows that hold unwritten reads (all of them at shutdown);
+        a closed window with none is forgotten. How many rows were written."""
+        now = self.clock()
+        with self._lock:
+            done = [
+                (key, reads)
+                for key, reads in self._open.items()
+                if everything or now - reads.opened >= self.window_s
+            ]
+            for key, reads in done:
+                if reads.requests and not everything:
+                    self._open[key] = reads.reopened(now)
+                else:
+                    del self._open[key]
+        written = [_write(session, reads) for _, reads in done if reads.requests]
+        return len(written)
+
+
+def _write(session: Session, reads: _Reads) -> AuditEvent:
+    whole = reads.ranges == [(0, reads.size)]
+    return audit.record(
+        session,
+        reads.actor,
+        f"evidence.{reads.action}",
+        object_type="evidence_file",
+        object_id=reads.file_id,
+        detail={
+            **reads.detail,
+            "bytes": ",".join(f"{start}-{end}" for start, end in reads.ranges),
+            "size": reads.size,
+            "whole": whole,
+            "requests": reads.requests,
+            "bytes_served": reads.bytes_served,
+            "from": (reads.first_at or utcnow()).isoformat(timespec="seconds"),
+            "to": utcnow().isoformat(timespec="seconds"),
+        },
     )
 
 

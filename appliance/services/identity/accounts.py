@@ -1,4 +1,11 @@
-"""Users, roles, sign-in with lockout, and password changes: all audited."""
+"""Users, roles, sign-in with lockout, and password changes: all audited.
+
+A privileged role (``PRIVILEGED``) asked for on the web is not given at once: it waits as
+a ``RoleGrant`` until a second admin approves it, so no one admin can widen anyone's
+reach alone (not their own, not a new account's, not an accomplice's). The box's shell
+(``evr user add``, ``evr user set-roles``) gives roles directly: whoever holds it holds
+the database and the keys already, and it is the way in when there is one admin.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from enum import StrEnum
 from sqlmodel import Session, col, delete, select
 
 from appliance.config import Settings
-from appliance.models import Role, User, UserRole, utcnow
+from appliance.models import GrantState, Role, RoleGrant, User, UserRole, utcnow
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.identity import web_sessions
@@ -24,6 +31,24 @@ from appliance.services.identity.passwords import (
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MAX_LOCK = timedelta(hours=24)
+
+PRIVILEGED = frozenset(
+    {
+        Role.ADMIN,
+        Role.EVIDENCE_OFFICER,
+        Role.SUPERVISOR,
+        Role.INFORMATION_MANAGER,
+        Role.AUDITOR,
+        Role.EVALUATION_LEAD,
+    }
+)
+"""Roles a web admin cannot give alone: each reaches records beyond the incidents its
+holder works, out of everyone's sight. admin: every account, so every role;
+evidence_officer (exports) and supervisor: every incident's evidence; information_manager:
+every person's records (subject access) and the audit search; auditor: the audit trail,
+which says who did what to whom; evaluation_lead: every caller's survey comments. A
+handler or an RVR officer reaches an incident by taking it or being given it, on the
+board in everyone's view, so those two are given at once."""
 
 
 class AccountError(ValueError):
@@ -62,6 +87,7 @@ class LockoutPolicy:
 class UserView:
     user: User
     roles: set[Role] = field(default_factory=set)
+    pending: set[Role] = field(default_factory=set)
 
 
 def parse_roles(names: Iterable[str]) -> set[Role]:
@@ -96,7 +122,10 @@ def list_users(session: Session) -> list[UserView]:
     roles: dict[int, set[Role]] = {}
     for link in session.exec(select(UserRole)).all():
         roles.setdefault(link.user_id, set()).add(Role(link.role))
-    return [UserView(u, roles.get(u.id or 0, set())) for u in users]
+    pending: dict[int, set[Role]] = {}
+    for grant in _pending(session):
+        pending.setdefault(grant.user_id, set()).add(Role(grant.role))
+    return [UserView(u, roles.get(u.id or 0, set()), pending.get(u.id or 0, set())) for u in users]
 
 
 def check_password_policy(password: str, username: str, policy: PasswordPolicy) -> None:
@@ -116,10 +145,14 @@ def create_user(
     roles: Iterable[Role],
     password: str | None = None,
     policy: PasswordPolicy | None = None,
+    *,
+    hold_privileged: bool = False,
 ) -> tuple[User, str]:
     """Create an account that must change its password at first sign-in.
 
-    Returns the user and the one-time password (generated unless given).
+    Returns the user and the one-time password (generated unless given). With
+    ``hold_privileged`` (the web), privileged roles are not given but asked for: they
+    wait for a second admin, and the account may start with no role at all.
     """
     username = username.strip().lower()
     if not USERNAME_RE.match(username):
@@ -138,20 +171,22 @@ def create_user(
         password = generate_password()
     else:
         check_password_policy(password, username, policy or PasswordPolicy())
+    held = role_set & PRIVILEGED if hold_privileged else set()
+    given = role_set - held
     user = User(username=username, display_name=display_name, password_hash=hash_password(password))
     session.add(user)
     session.flush()
     assert user.id is not None
-    for role in sorted(role_set):
+    for role in sorted(given):
         session.add(UserRole(user_id=user.id, role=role.value))
+    detail: dict[str, object] = {"roles": sorted(r.value for r in given)}
+    if held:
+        detail["pending"] = sorted(r.value for r in held)
     audit.record(
-        session,
-        actor,
-        "user.created",
-        object_type="user",
-        object_id=username,
-        detail={"roles": sorted(r.value for r in role_set)},
+        session, actor, "user.created", object_type="user", object_id=username, detail=detail
     )
+    for role in sorted(held):
+        _request_grant(session, actor, user, role)
     return user, password
 
 
@@ -169,10 +204,23 @@ def _guard_last_admin(session: Session, user: User, losing_admin: bool) -> None:
         raise AccountError("this is the last active admin: make another admin first")
 
 
-def set_roles(session: Session, actor: Actor, username: str, roles: Iterable[Role]) -> User:
+def set_roles(
+    session: Session,
+    actor: Actor,
+    username: str,
+    roles: Iterable[Role],
+    *,
+    hold_privileged: bool = False,
+) -> set[Role]:
     """Replace an account's roles. Never one's own: an admin who could grant themselves
     evidence_officer could export evidence with nobody else agreeing, so a second admin
-    (or the box's console, ``evr user set-roles``) must make the change."""
+    (or the box's console, ``evr user set-roles``) must make the change.
+
+    With ``hold_privileged`` (the web), removals and ordinary roles apply now, a
+    privileged role the account lacks is asked for instead (a pending grant a second
+    admin approves), and a pending grant whose role is no longer asked for is withdrawn.
+    Returns the roles left waiting for approval.
+    """
     user = require(session, username)
     assert user.id is not None
     if actor.name == user.username:
@@ -181,21 +229,120 @@ def set_roles(session: Session, actor: Actor, username: str, roles: Iterable[Rol
     if not new:
         raise AccountError("give the user at least one role")
     old = roles_of(session, user.id)
-    if new == old:
-        return user
-    _guard_last_admin(session, user, Role.ADMIN in old and Role.ADMIN not in new)
-    session.exec(delete(UserRole).where(col(UserRole.user_id) == user.id))
-    for role in sorted(new):
-        session.add(UserRole(user_id=user.id, role=role.value))
+    held = (new - old) & PRIVILEGED if hold_privileged else set()
+    waiting = {Role(grant.role): grant for grant in _pending(session, user.id)}
+    if hold_privileged:
+        for role, grant in waiting.items():
+            if role not in new:
+                _decide(session, actor, user, grant, GrantState.WITHDRAWN)
+    given = new - held
+    if given != old:
+        _guard_last_admin(session, user, Role.ADMIN in old and Role.ADMIN not in given)
+        session.exec(delete(UserRole).where(col(UserRole.user_id) == user.id))
+        for role in sorted(given):
+            session.add(UserRole(user_id=user.id, role=role.value))
+        audit.record(
+            session,
+            actor,
+            "user.roles_changed",
+            object_type="user",
+            object_id=user.username,
+            detail={"from": sorted(r.value for r in old), "to": sorted(r.value for r in given)},
+        )
+        for role, grant in waiting.items():
+            if role in given:  # given directly (the shell): nothing left to approve
+                _decide(session, actor, user, grant, GrantState.WITHDRAWN)
+    for role in sorted(held - waiting.keys()):
+        _request_grant(session, actor, user, role)
+    return held
+
+
+def _pending(session: Session, user_id: int | None = None) -> list[RoleGrant]:
+    query = select(RoleGrant).where(RoleGrant.state == GrantState.PENDING.value)
+    if user_id is not None:
+        query = query.where(RoleGrant.user_id == user_id)
+    return list(session.exec(query.order_by(col(RoleGrant.id))).all())
+
+
+def _request_grant(session: Session, actor: Actor, user: User, role: Role) -> RoleGrant:
+    assert user.id is not None
+    grant = RoleGrant(user_id=user.id, role=role.value, requested_by=actor.name)
+    session.add(grant)
+    session.flush()
     audit.record(
         session,
         actor,
-        "user.roles_changed",
+        "user.role_grant_requested",
         object_type="user",
         object_id=user.username,
-        detail={"from": sorted(r.value for r in old), "to": sorted(r.value for r in new)},
+        detail={"grant": grant.id, "role": role.value},
     )
-    return user
+    return grant
+
+
+def _decide(
+    session: Session, actor: Actor, user: User, grant: RoleGrant, state: GrantState
+) -> None:
+    grant.state = state.value
+    grant.decided_by = actor.name
+    grant.decided_at = utcnow()
+    session.add(grant)
+    audit.record(
+        session,
+        actor,
+        f"user.role_grant_{state.value}",
+        object_type="user",
+        object_id=user.username,
+        detail={"grant": grant.id, "role": grant.role, "requested_by": grant.requested_by},
+    )
+
+
+@dataclass(frozen=True)
+class PendingGrant:
+    grant: RoleGrant
+    username: str
+
+
+def pending_grants(session: Session) -> list[PendingGrant]:
+    """Every grant waiting for a second admin, oldest first, with whom it is for."""
+    grants = _pending(session)
+    names = {
+        user.id: user.username
+        for user in session.exec(
+            select(User).where(col(User.id).in_(sorted({g.user_id for g in grants})))
+        ).all()
+    }
+    return [PendingGrant(g, names.get(g.user_id, "?")) for g in grants]
+
+
+def decide_grant(session: Session, actor: Actor, grant_id: int, approve: bool) -> RoleGrant:
+    """Approve or refuse a pending grant. Approval is a second admin's: never the one who
+    asked, never the account that would hold the role, and only an active admin's.
+    Refusing narrows reach, so any admin may (the one who asked withdraws that way)."""
+    grant = session.get(RoleGrant, grant_id)
+    if grant is None or grant.state != GrantState.PENDING.value:
+        raise AccountError("that grant is not waiting for a decision")
+    user = session.get(User, grant.user_id)
+    assert user is not None and user.id is not None
+    if not approve:
+        _decide(session, actor, user, grant, GrantState.REFUSED)
+        return grant
+    if actor.name == grant.requested_by:
+        raise AccountError("you asked for this role: another admin must approve it")
+    if actor.name == user.username:
+        raise AccountError("you cannot approve a role for yourself: another admin must")
+    approver = get_by_username(session, actor.name)
+    if (
+        approver is None
+        or approver.disabled
+        or Role.ADMIN not in roles_of(session, approver.id or 0)
+    ):
+        raise AccountError("only an active admin approves a role")
+    role = Role(grant.role)
+    if role not in roles_of(session, user.id):
+        session.add(UserRole(user_id=user.id, role=role.value))
+    _decide(session, actor, user, grant, GrantState.APPROVED)
+    return grant
 
 
 def set_disabled(session: Session, actor: Actor, username: str, disabled: bool) -> User:

@@ -54,17 +54,20 @@ def start(session: Session, user: User, source: str) -> tuple[str, WebSession]:
     return token, web_session
 
 
-def resolve(
+def look_up(
     session: Session, token: str | None, policy: SessionPolicy
-) -> tuple[WebSession, User] | None:
-    """The live session and user for a cookie, or None (unknown, tampered, expired, ended)."""
+) -> tuple[tuple[WebSession, User] | None, bool]:
+    """Read only: the live session and user for a cookie (or None), and whether
+    ``resolve`` must run in a writing session (to end the session, or to note once a
+    minute that it was seen). A page thus takes the write lock about once a minute per
+    session instead of on every request, and never waits on another writer to read."""
     if not token or len(token) > 128:
-        return None
+        return None, False
     web_session = session.exec(
         select(WebSession).where(WebSession.token_hash == _hash(token))
     ).first()
     if web_session is None or web_session.ended_at is not None:
-        return None
+        return None, False
     user = session.get(User, web_session.user_id)
     now = utcnow()
     if (
@@ -73,13 +76,28 @@ def resolve(
         or now - web_session.last_seen_at > policy.idle
         or now - web_session.created_at > policy.absolute
     ):
+        return None, True
+    return (web_session, user), now - web_session.last_seen_at > TOUCH_INTERVAL
+
+
+def resolve(
+    session: Session, token: str | None, policy: SessionPolicy
+) -> tuple[WebSession, User] | None:
+    """The live session and user for a cookie, or None (unknown, tampered, expired,
+    ended); ends an expired session and notes a seen one (``look_up`` says when)."""
+    found, write = look_up(session, token, policy)
+    if not write:
+        return found
+    web_session = session.exec(
+        select(WebSession).where(WebSession.token_hash == _hash(token or ""))
+    ).one()
+    now = utcnow()
+    if found is None:
         web_session.ended_at = now
-        session.add(web_session)
-        return None
-    if now - web_session.last_seen_at > TOUCH_INTERVAL:
+    else:
         web_session.last_seen_at = now
-        session.add(web_session)
-    return web_session, user
+    session.add(web_session)
+    return found
 
 
 def socket_refusal(session: Session, session_id: int, policy: SessionPolicy) -> str | None:

@@ -1,4 +1,5 @@
-"""Admin pages: users (create, roles, disable, reset password) and the SMS outbox."""
+"""Admin pages: users (create, roles, disable, reset password), the privileged roles
+waiting for a second admin, and the SMS outbox."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from appliance.services.identity import accounts
 from appliance.services.identity.accounts import AccountError
 from appliance.services.outbox import messages
 from appliance.web import keys
-from appliance.web.access import requires
+from appliance.web.access import current_user, requires
 from appliance.web.toolkit import actor_of
 
 routes = web.RouteTableDef()
 
 NOTICES = {
     "roles": "Roles changed.",
+    "roles_pending": "Roles changed; the privileged ones wait for another admin to approve.",
+    "approved": "Role granted.",
+    "refused": "Role refused.",
     "disabled": "Account disabled; its sessions ended.",
     "enabled": "Account enabled.",
     "resent": "Queued again.",
@@ -28,11 +32,20 @@ NOTICES = {
 def _render_users(request: web.Request, error: str = "", status: int = 200) -> web.Response:
     with request.app[keys.DB].reader() as session:
         users = accounts.list_users(session)
+        grants = accounts.pending_grants(session)
     notice = NOTICES.get(request.query.get("notice", ""), "")
     return aiohttp_jinja2.render_template(
         "admin/users.html",
         request,
-        {"users": users, "roles": list(Role), "error": error, "notice": notice},
+        {
+            "users": users,
+            "grants": grants,
+            "roles": list(Role),
+            "privileged": accounts.PRIVILEGED,
+            "me": current_user(request).username,
+            "error": error,
+            "notice": notice,
+        },
         status=status,
     )
 
@@ -52,10 +65,14 @@ async def create(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
     db = request.app[keys.DB]
 
+    roles: set[Role] = set()
+
     def work() -> str:
-        roles = accounts.parse_roles(str(r) for r in form.getall("roles", []))
+        roles.update(accounts.parse_roles(str(r) for r in form.getall("roles", [])))
         with db.session() as session:
-            _, password = accounts.create_user(session, actor, username, display_name, roles)
+            _, password = accounts.create_user(
+                session, actor, username, display_name, roles, hold_privileged=True
+            )
             return password
 
     try:
@@ -65,7 +82,12 @@ async def create(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template(
         "admin/one_time_password.html",
         request,
-        {"username": username.strip().lower(), "password": password, "created": True},
+        {
+            "username": username.strip().lower(),
+            "password": password,
+            "created": True,
+            "pending": sorted(r.value for r in roles & accounts.PRIVILEGED),
+        },
     )
 
 
@@ -76,10 +98,40 @@ async def set_roles(request: web.Request) -> web.StreamResponse:
     try:
         roles = accounts.parse_roles(str(r) for r in form.getall("roles", []))
         with request.app[keys.DB].session() as session:
-            accounts.set_roles(session, actor_of(request), request.match_info["username"], roles)
+            held = accounts.set_roles(
+                session,
+                actor_of(request),
+                request.match_info["username"],
+                roles,
+                hold_privileged=True,
+            )
     except AccountError as exc:
         return _render_users(request, f"Roles not changed: {exc}.", status=400)
-    raise web.HTTPSeeOther("/admin/users?notice=roles")
+    raise web.HTTPSeeOther(f"/admin/users?notice={'roles_pending' if held else 'roles'}")
+
+
+@routes.post(r"/admin/grants/{grant_id:\d+}/approve", name="admin_grant_approve")
+@requires(Role.ADMIN)
+async def approve_grant(request: web.Request) -> web.StreamResponse:
+    """A second admin gives a privileged role another admin asked for."""
+    return _decide_grant(request, approve=True)
+
+
+@routes.post(r"/admin/grants/{grant_id:\d+}/refuse", name="admin_grant_refuse")
+@requires(Role.ADMIN)
+async def refuse_grant(request: web.Request) -> web.StreamResponse:
+    return _decide_grant(request, approve=False)
+
+
+def _decide_grant(request: web.Request, approve: bool) -> web.StreamResponse:
+    try:
+        with request.app[keys.DB].session() as session:
+            accounts.decide_grant(
+                session, actor_of(request), int(request.match_info["grant_id"]), approve
+            )
+    except AccountError as exc:
+        return _render_users(request, f"Not decided: {exc}.", status=400)
+    raise web.HTTPSeeOther(f"/admin/users?notice={'approved' if approve else 'refused'}")
 
 
 @routes.post("/admin/users/{username}/disable", name="admin_user_disable")

@@ -2,10 +2,10 @@
 seeking (HTTP range requests, decrypted on the fly), marked, downloaded, exported.
 
 Every view, playback, download, mark and refusal is audited (services/evidence/custody.py).
-A playback is one event: a read from the start of the file, judged on the range as
-parsed (``bytes=-N`` covering the file, ``bytes=00-`` and no Range are all reads from
-the start, each with the bytes it covers); the seeks a player makes after it (range
-requests further in) are not each recorded.
+Every read is audited on the range as parsed, whatever the header's spelling and wherever
+it starts: a download is a row each time; an inline read (a player's first request and
+its seeks) goes through the app's ``ReadLedger``, a row at the first read and then at
+most one per user and file per five minutes naming the ranges answered since.
 """
 
 from __future__ import annotations
@@ -105,14 +105,15 @@ async def evidence_file(request: web.Request) -> web.StreamResponse:
         else ("played" if file.kind == FileKind.RECORDING.value else "viewed")
     )
 
+    actor, db, reads = actor_of(request), request.app[keys.DB], request.app[keys.READS]
+
     def audit_read(start: int, end: int, size: int) -> None:
-        # On the range as parsed: bytes=-N, bytes=00- and no Range at all are all reads
-        # from the start; only a player's seek further in goes unrecorded.
-        if download or start == 0:
-            with request.app[keys.DB].session() as session:
-                custody.accessed(
-                    session, actor_of(request), action, file, start=start, end=end, size=size
-                )
+        if download:
+            with db.session() as session:
+                custody.accessed(session, actor, action, file, start=start, end=end, size=size)
+        elif not reads.counted(actor, file.id or 0, start, end):
+            with db.session() as session:
+                reads.read(session, actor, action, file, start=start, end=end, size=size)
 
     return await stream_file(request, file, inline=not download, before_send=audit_read)
 
