@@ -102,7 +102,9 @@ def cmd_user_disable(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_user_reset_password(settings: Settings, args: argparse.Namespace) -> int:
     with _db(settings).session() as session:
-        user, password = accounts.reset_password(session, _cli_actor(), args.username)
+        user, password = accounts.reset_password(
+            session, _cli_actor(), args.username, privileged_ok=True
+        )
     print(f"one-time password for {user.username} (shown once): {password}")
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from datetime import timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -15,7 +16,15 @@ from sqlmodel import col, select
 
 from appliance import cli
 from appliance.config import Settings
-from appliance.models import AuditEvent, GrantState, MessageStatus, OutboundMessage, Role, RoleGrant
+from appliance.models import (
+    AuditEvent,
+    GrantState,
+    MessageStatus,
+    OutboundMessage,
+    Role,
+    RoleGrant,
+    User,
+)
 from appliance.services.audit import Actor
 from appliance.services.identity import accounts
 from appliance.services.outbox import messages
@@ -222,6 +231,69 @@ def test_only_an_active_admin_other_than_asker_and_holder_approves(
                 accounts.decide_grant(session, Actor(who), grant.grant.id or 0, approve=True)
         accounts.decide_grant(session, Actor("adm3"), grant.grant.id or 0, approve=True)
         assert accounts.roles_of(session, grant.grant.user_id) == {Role.ADMIN, Role.AUDITOR}
+
+
+async def test_an_admin_cannot_take_over_a_privileged_account_by_resetting_it(
+    live_server: LiveServer,
+) -> None:
+    """Tried: an admin resets a second admin's and an evidence officer's password on the
+    web (learning the one-time password would let them sign in as either). Refused, the
+    passwords unchanged; a handler's reset still works, and the box shell resets anyone."""
+    with live_server.db.session() as session:
+        add_user(session, "adm1", Role.ADMIN)
+        add_user(session, "adm2", Role.ADMIN)
+        add_user(session, "eo1", Role.EVIDENCE_OFFICER)
+        add_user(session, "pc1", Role.HANDLER)
+        before = {u.username: u.password_hash for u in session.exec(select(User)).all()}
+    admin = await _admin(live_server, "adm1")
+    try:
+        _, page = await admin.get("/admin/users")
+        assert "evr user reset-password adm2" in page
+        assert 'action="/admin/users/adm2/reset-password"' not in page
+        for victim in ("adm2", "eo1"):
+            response, page = await admin.post(f"/admin/users/{victim}/reset-password")
+            assert response.status == 400 and "reset on the box" in page, victim
+        response, page = await admin.post("/admin/users/pc1/reset-password")
+        assert response.status == 200 and "Password reset" in page
+    finally:
+        await admin.close()
+    with live_server.db.session() as session:
+        after = {u.username: u.password_hash for u in session.exec(select(User)).all()}
+    assert after["adm2"] == before["adm2"] and after["eo1"] == before["eo1"]
+    assert after["pc1"] != before["pc1"]
+    assert [e.object_id for e in _audit(live_server, "user.password_reset")] == ["pc1"]
+    args = argparse.Namespace(username="eo1")
+    assert cli.cmd_user_reset_password(live_server.settings, args) == 0
+    with live_server.db.session() as session:
+        assert accounts.get_by_username(session, "eo1").password_hash != before["eo1"]
+
+
+def test_a_request_left_a_week_lapses_and_cannot_be_approved(live_server: LiveServer) -> None:
+    """An approval weeks later would grant on a need nobody re-checked: an old request is
+    no longer listed, its approval is refused, and asking again makes a fresh one."""
+    with live_server.db.session() as session:
+        for name in ("adm1", "adm2"):
+            add_user(session, name, Role.ADMIN)
+        add_user(session, "pc1", Role.HANDLER)
+        accounts.set_roles(
+            session, Actor("adm1"), "pc1", {Role.HANDLER, Role.AUDITOR}, hold_privileged=True
+        )
+        (waiting,) = accounts.pending_grants(session)
+        old = waiting.grant
+        old.requested_at = old.requested_at - accounts.GRANT_LIFETIME - timedelta(minutes=1)
+        session.add(old)
+        session.flush()
+        assert accounts.pending_grants(session) == []
+        with pytest.raises(accounts.AccountError, match="lapsed"):
+            accounts.decide_grant(session, Actor("adm2"), old.id or 0, approve=True)
+        assert accounts.roles_of(session, old.user_id) == {Role.HANDLER}
+        accounts.set_roles(
+            session, Actor("adm1"), "pc1", {Role.HANDLER, Role.AUDITOR}, hold_privileged=True
+        )
+        (fresh,) = accounts.pending_grants(session)
+        assert fresh.grant.id != old.id
+        accounts.decide_grant(session, Actor("adm2"), fresh.grant.id or 0, approve=True)
+        assert accounts.roles_of(session, old.user_id) == {Role.HANDLER, Role.AUDITOR}
 
 
 def test_the_box_shell_gives_roles_directly_audited_as_the_cli(live_server: LiveServer) -> None:

@@ -5,6 +5,8 @@ a ``RoleGrant`` until a second admin approves it, so no one admin can widen anyo
 reach alone (not their own, not a new account's, not an accomplice's). The box's shell
 (``evr user add``, ``evr user set-roles``) gives roles directly: whoever holds it holds
 the database and the keys already, and it is the way in when there is one admin.
+A request lapses after ``GRANT_LIFETIME``: an approval weeks later would be given on a
+need nobody re-checked.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from appliance.services.identity.passwords import (
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MAX_LOCK = timedelta(hours=24)
+GRANT_LIFETIME = timedelta(days=7)
 
 PRIVILEGED = frozenset(
     {
@@ -258,7 +261,10 @@ def set_roles(
 
 
 def _pending(session: Session, user_id: int | None = None) -> list[RoleGrant]:
-    query = select(RoleGrant).where(RoleGrant.state == GrantState.PENDING.value)
+    query = select(RoleGrant).where(
+        RoleGrant.state == GrantState.PENDING.value,
+        col(RoleGrant.requested_at) > utcnow() - GRANT_LIFETIME,
+    )
     if user_id is not None:
         query = query.where(RoleGrant.user_id == user_id)
     return list(session.exec(query.order_by(col(RoleGrant.id))).all())
@@ -327,6 +333,11 @@ def decide_grant(session: Session, actor: Actor, grant_id: int, approve: bool) -
     if not approve:
         _decide(session, actor, user, grant, GrantState.REFUSED)
         return grant
+    if grant.requested_at <= utcnow() - GRANT_LIFETIME:
+        raise AccountError(
+            f"that request is more than {GRANT_LIFETIME.days} days old and has lapsed: "
+            "ask for the role again"
+        )
     if actor.name == grant.requested_by:
         raise AccountError("you asked for this role: another admin must approve it")
     if actor.name == user.username:
@@ -366,10 +377,22 @@ def set_disabled(session: Session, actor: Actor, username: str, disabled: bool) 
     return user
 
 
-def reset_password(session: Session, actor: Actor, username: str) -> tuple[User, str]:
-    """Set a new one-time password, lift any lock and sign the user out everywhere."""
+def reset_password(
+    session: Session, actor: Actor, username: str, *, privileged_ok: bool = False
+) -> tuple[User, str]:
+    """Set a new one-time password, lift any lock and sign the user out everywhere.
+
+    An admin who resets a privileged account's password learns it, and so could sign in
+    as a second admin or an evidence officer: the two-admin rule would be one admin
+    again. So such a reset is the box shell's (``privileged_ok``, break-glass, as for
+    roles), never the web's."""
     user = require(session, username)
     assert user.id is not None
+    if not privileged_ok and roles_of(session, user.id) & PRIVILEGED:
+        raise AccountError(
+            f"{username} holds a privileged role, so their password is reset on the box "
+            "(evr user reset-password), not here"
+        )
     password = generate_password()
     user.password_hash = hash_password(password)
     user.must_change_password = True
