@@ -1,6 +1,6 @@
 """The handler's console in a real browser, in one call so the suite stays quick: the link
 made once however often the page is reloaded, the waiting count on another page, the state
-pill through waiting, live and ended, the video's size and place while the tools are used
+pill through waiting, live and ended, a ready-made chat message, the video's size and place while the tools are used
 at two screen sizes, a snapshot by its key, a statement draft that survives a reload.
 
 Screenshots of each console state are kept under test-artifacts/console/ at the repository
@@ -87,6 +87,12 @@ def test_the_console_through_one_call(
     expect(handler.locator("#recording-indicator")).to_have_text("● Recording on")
     expect(handler.locator("#not-recording")).to_be_hidden()
     assert_video_on_screen(handler, 1920, 1080)
+
+    # A ready-made message goes into the box; Ctrl+Enter sends it.
+    handler.get_by_role("button", name="Are you safe to talk?").click()
+    handler.get_by_label("Message to the caller").press("Control+Enter")
+    expect(caller.locator("#chat")).to_contain_text("Are you safe to talk?")
+    expect(handler.get_by_label("Message to the caller")).to_have_value("")
 
     # S takes a snapshot (focus not in a field): a toast, and the tab counts it.
     handler.evaluate("document.activeElement && document.activeElement.blur()")

@@ -123,6 +123,7 @@ async def console(request: web.Request) -> web.StreamResponse:
             "statement": statement,
             "declaration": settings.statement_declaration,
             "outcomes": settings.outcome_codes,
+            "chat_presets": settings.chat_presets,
             "guest_roles": GUEST_ROLES if settings.guests_enabled else {},
             "guests": invited_guests,
             **rvr_context,

@@ -420,6 +420,14 @@
     });
   });
 
+  /* A ready-made message goes into the box, to send as it is or change first. */
+  document.querySelectorAll("[data-preset]").forEach((button) => {
+    button.addEventListener("click", () => {
+      $("chat-text").value = button.textContent;
+      $("chat-text").focus();
+    });
+  });
+
   $("fullscreen").addEventListener("click", toggleFullscreen);
   showPill(root.dataset.state);
   showIndicators();
