@@ -65,7 +65,8 @@ def test_the_console_through_one_call(
     # A caller waiting shows in the menu and the title of whatever page the handler is on.
     caller = caller_joins(phone, link)
     handler.goto(appliance.base_url + "/incidents")
-    expect(handler).to_have_title(re.compile(r"^\(1 waiting\) Incidents"))
+    # Pages ask every five seconds; the caller's page says "waiting" a moment before the box.
+    expect(handler).to_have_title(re.compile(r"^\(1 waiting\) Incidents"), timeout=12_000)
     expect(handler.locator("#waiting-count")).to_have_text("1")
 
     handler.set_viewport_size({"width": 1920, "height": 1080})
@@ -131,7 +132,11 @@ def test_the_console_through_one_call(
     )
 
     handler.get_by_role("button", name="End call").click()
-    expect(pill).to_have_attribute("data-state", "ended")
+    try:
+        expect(pill).to_have_attribute("data-state", "ended")
+    except AssertionError:
+        print(appliance.log_tail())
+        raise
     expect(pill).to_have_text("ENDED by you")
     for indicator in ("#recording-indicator", "#not-recording", "#sound-only", "#quality"):
         expect(handler.locator(indicator)).to_be_hidden()
