@@ -176,6 +176,7 @@
       if (video) { stream.removeTrack(video); video.stop(); }
       $("local-video").srcObject = null;
     }
+    $("local-video").hidden = !on;
     button.setAttribute("aria-pressed", String(on));
     button.textContent = on ? "Stop my video" : "Send my video";
   }
