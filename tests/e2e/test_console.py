@@ -1,7 +1,8 @@
 """The handler's console in a real browser, in one call so the suite stays quick: the link
 made once however often the page is reloaded, the waiting count on another page, the state
-pill through waiting, live and ended, a ready-made chat message, the video's size and place while the tools are used
-at two screen sizes, a snapshot by its key, a statement draft that survives a reload.
+pill through waiting, live and ended, a ready-made chat message, the video's size and
+place while the tools are used at two screen sizes, a snapshot by its key, a statement
+draft that survives a reload.
 
 Screenshots of each console state are kept under test-artifacts/console/ at the repository
 root (git ignores it) for a reviewer to look at.
