@@ -110,6 +110,7 @@ class LiveCall:
         return {
             "state": call.state,
             "recording": self.recording_id is not None,
+            "consentRecording": call.consent_recording,
             "present": sorted(self.participants),
             "guests": self._guests(),
             "connectedAt": call.connected_at.isoformat() if call.connected_at else None,

@@ -57,7 +57,7 @@ def test_a_recorded_video_call_from_link_to_end(
     handler.get_by_role("button", name="End call").click()
     call_seconds = time.monotonic() - admitted_at
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
-    expect(handler.locator("#call-state")).to_have_text("ended")
+    expect(handler.locator("#call-state")).to_have_attribute("data-state", "ended")
 
     recordings = list((appliance.data_dir / "calls").glob("*/recording-*.webm"))
     assert len(recordings) == 1, appliance.log_tail()
@@ -86,6 +86,9 @@ def test_a_caller_without_a_camera_still_gets_an_audio_call(
         wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
         wait_rising(lambda: inbound_packets(handler, "evrConsole", "audio"), floor=10)
         expect(handler.locator("#recording-indicator")).to_be_hidden()
+        # Said on the video, not left to be guessed from a black picture.
+        expect(handler.locator("#not-recording")).to_have_text("Not recording – caller declined")
+        expect(handler.locator("#sound-only")).to_have_text("Caller camera off – sound only")
         handler.get_by_role("button", name="End call").click()
         expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
         call_dir = appliance.data_dir / "calls" / handler.url.rsplit("/", 1)[-1]
@@ -126,6 +129,6 @@ def test_the_same_link_recovers_the_call_after_the_page_is_lost(
     expect(caller.get_by_role("button", name="End call")).to_be_visible()
     wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
     wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=0)
-    expect(handler.locator("#call-state")).to_have_text("connected")
+    expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
     caller.get_by_role("button", name="End call").click()
-    expect(handler.locator("#call-state")).to_have_text("ended")
+    expect(handler.locator("#call-state")).to_have_attribute("data-state", "ended")

@@ -64,6 +64,7 @@ SAMPLE: dict[str, Any] = {
     "socket_messages_per_minute": 200,
     "chat_max_per_call": 2000,
     "console_chat_shown": 300,
+    "chat_presets": ["Are you somewhere safe?", "Please hold the phone still."],
     "upload_max_image_pixels": 40_000_000,
     "password_min_length": 14,
     "min_free_bytes": 2 * 1024**3,
