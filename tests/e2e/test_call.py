@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.support.appliance import Appliance
@@ -123,6 +124,20 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "caller"
 CAPTION = "The officer can see this. Point your camera at what you want to show them."
 
 
+AXE = Axe()
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def serious_accessibility_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical WCAG 2.1 A/AA findings on the page as it is now."""
+    response = AXE.run(page, options={"resultTypes": ["violations"], "runOnly": WCAG}).response
+    return [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])}x)"
+        for v in response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
 def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
@@ -152,6 +167,7 @@ def test_the_callers_screen_through_a_call(
     summary = caller.locator(".error-summary")
     expect(summary).to_contain_text("Select yes if you agree to a video call")
     shot(caller, "02-consent-error")
+    assert serious_accessibility_problems(caller) == []
     summary.get_by_role("link").click()
     expect(caller.locator("#consent_video-yes")).to_be_focused()
     radio_px = caller.eval_on_selector(
@@ -197,6 +213,7 @@ def test_the_callers_screen_through_a_call(
     assert small == [], small
     typed = caller.eval_on_selector("#chat-text", "e => parseFloat(getComputedStyle(e).fontSize)")
     assert typed >= 16, typed
+    assert serious_accessibility_problems(caller) == []
 
     # A message from the officer raises a banner with a button.
     handler.get_by_label("Message to the caller").fill("Can you show me the back door?")
