@@ -61,6 +61,11 @@ def test_a_recorded_video_call_from_link_to_end(
 
     handler.get_by_role("button", name="Send my video").click()
     wait_rising(lambda: frames_shown(caller, "#remote"), floor=5)
+    # The officer's video is now the caller's big picture; their own view goes small.
+    expect(caller.locator("#stage")).to_have_attribute("data-view", "officer")
+    assert box_of(caller, "#remote")["width"] >= 340
+    assert box_of(caller, "#self")["width"] < 120
+    shot(caller, "11-officer-camera-on")
 
     time.sleep(max(0.0, 4 - (time.monotonic() - admitted_at)))
     handler.get_by_role("button", name="End call").click()
@@ -95,6 +100,10 @@ def test_a_caller_without_a_camera_still_gets_an_audio_call(
         wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
         wait_rising(lambda: inbound_packets(handler, "evrConsole", "audio"), floor=10)
         expect(handler.locator("#recording-indicator")).to_be_hidden()
+        expect(caller.locator("#sound-only")).to_be_visible()
+        expect(caller.locator("#self-caption")).to_be_hidden()
+        expect(caller.get_by_role("button", name="Switch camera")).to_be_hidden()
+        shot(caller, "12-sound-only")
         handler.get_by_role("button", name="End call").click()
         expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
         call_dir = appliance.data_dir / "calls" / handler.url.rsplit("/", 1)[-1]

@@ -63,6 +63,7 @@
     $("preview").srcObject = stream;
     $("self").srcObject = stream;
     $("stage").dataset.soundOnly = String(diagnostics.audioOnly);
+    $("switch-camera-call").hidden = diagnostics.audioOnly;
     if (!diagnostics.audioOnly) {
       $("check-status").textContent = "You should see what your camera sees. When you are ready, join the call.";
       $("switch-camera").disabled = false;
