@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -135,6 +136,13 @@ def test_thrive_a_signed_statement_and_the_outcome_to_cad(
     expect(handler.locator("#statement-state")).to_contain_text("on the caller's phone")
 
     expect(caller.locator("#statement-panel")).to_be_visible()
+    # The phone says so in a banner, whose button leads to the statement.
+    expect(caller.locator("#call-banner")).to_contain_text("Your statement is ready")
+    shots = Path(__file__).resolve().parents[2] / "test-artifacts" / "caller"
+    shots.mkdir(parents=True, exist_ok=True)
+    caller.screenshot(path=str(shots / "10-statement-banner.png"))
+    caller.get_by_role("button", name="Read statement").click()
+    expect(caller.locator("#call-banner")).to_be_hidden()
     expect(caller.locator("#st-account")).to_contain_text("grey hoodie")
     expect(caller.locator("#st-name")).to_have_text("Jane Marple")
     caller.get_by_role("button", name="Sign statement").click()

@@ -220,6 +220,7 @@ def _render(tmp_path: Path, variables: dict[str, Any]) -> subprocess.CompletedPr
         "evr_appliance_manage_services": False,
         "evr_appliance_venv": sys.prefix,
         "evr_appliance_public_url": "https://evr.test.example",
+        "evr_appliance_force_name": "Test Constabulary",  # required: no default
     }
     (tmp_path / "vars.json").write_text(json.dumps(base | variables))
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
