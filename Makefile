@@ -19,8 +19,12 @@ PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup
 
 .PHONY: run test test-fast bench lint format system-packages-test system-packages-run clean
 
+# `evr serve` needs the force's name: with none configured, `make run` passes a demo one.
+DEMO_FORCE_NAME := Demo Constabulary (not a real force)
+
 run: $(RUNTIME_STAMP)
-	$(BIN)/evr serve
+	if [ -z "$$EVR_FORCE_NAME" ] && [ ! -f /etc/evr/evr.toml ]; then \
+	  export EVR_FORCE_NAME="$(DEMO_FORCE_NAME)"; fi; $(BIN)/evr serve
 
 test: system-packages-test $(DEV_STAMP)
 	$(BIN)/ruff check .

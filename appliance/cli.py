@@ -45,6 +45,7 @@ def _db(settings: Settings) -> Database:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from appliance.server import serve
 
+    settings.require_for_serve()
     serve(settings)
     return 0
 

@@ -166,6 +166,17 @@ class Settings(
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
+    def require_for_serve(self) -> None:
+        """What serving the public needs and other commands do not: the force's own name.
+        The default would reach callers' pages and every SMS, and to a caller a link from
+        an "EVR Appliance" looks like a scam; so `evr serve` refuses to start without it."""
+        if "force_name" not in self.model_fields_set:
+            raise SettingsError(
+                "force_name is required to serve: set EVR_FORCE_NAME or force_name in the "
+                "config file to the name callers know the force by (it is on every caller "
+                "page and SMS)"
+            )
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'evr.db').resolve()}"

@@ -62,6 +62,18 @@ class CallsSettings(BaseModel):
         le=10_000,
         description="Latest chat messages the console page renders; earlier ones behind a link.",
     )
+    chat_presets: list[str] = Field(
+        [
+            "Can you show me where you are?",
+            "Are you safe to talk?",
+            "Please stay on the line.",
+            "Can you turn the camera towards it?",
+            "Officers are on their way.",
+        ],
+        max_length=20,
+        description="Ready-made chat messages the console offers with one click "
+        "(the officer can change the text before sending).",
+    )
     guests_enabled: bool = Field(
         True,
         description="Whether an officer may invite a guest (interpreter, second officer, "

@@ -46,7 +46,7 @@ class RvrSettings(BaseModel):
     )
     quick_exit_url: str = Field(
         "https://www.bbc.co.uk/weather",
-        description="The harmless site the quick-exit control on every caller page leaves for.",
+        description="The harmless site the quick-exit control on the RVR caller pages leaves for.",
     )
     unsafe_words: list[str] = Field(
         list(DEFAULT_UNSAFE_WORDS),

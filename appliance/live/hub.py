@@ -10,6 +10,7 @@ sampling in ``sampler.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Throttle
 from media import NoVideoError, Room, RoomConfig, RoomEvent, SdpError
 from media.background import spawn
+from media.errors import UnknownLegError
 from media.protocols import MediaRoom
 from media.sdp import parse_offer
 from media.workers import WorkerPool
@@ -202,7 +204,9 @@ class CallHub:
             live.room = self._new_room(live.public_id, config)
         if participant.leg_id in live.room.leg_ids:
             # A join (not a restart) comes from a new page: its old connection is gone.
-            await live.room.leave(participant.leg_id)
+            # The room may have dropped that leg meanwhile (the old page's leg failed).
+            with contextlib.suppress(UnknownLegError):
+                await live.room.leave(participant.leg_id)
         try:
             answer = await live.room.join(participant.leg_id, participant.role, sdp)
         except BaseException:

@@ -110,9 +110,14 @@ class LiveCall:
         return {
             "state": call.state,
             "recording": self.recording_id is not None,
+            "consentRecording": call.consent_recording,
             "present": sorted(self.participants),
             "guests": self._guests(),
             "connectedAt": call.connected_at.isoformat() if call.connected_at else None,
+            # The caller's page names who they are talking to (its top bar).
+            "officer": next(
+                (p.name for p in self.participants.values() if p.role == HANDLER), None
+            ),
         }
 
     def _guests(self) -> list[dict[str, str]]:

@@ -149,15 +149,17 @@ def create_app(
     app[keys.KEYRING] = keyring
     app[keys.HUB] = hub = CallHub(settings, db, keyring, media)
     app[keys.GUARDS] = Guards.from_settings(settings)
+    app[keys.SHOWN_LINKS] = {}
     app.cleanup_ctx.append(_refusal_flusher)
     app[keys.READS] = ReadLedger()
     app.cleanup_ctx.append(_read_flusher)
-    aiohttp_jinja2.setup(
+    templates = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
         context_processors=[_template_context],
     )
+    templates.filters.update(toolkit.TEMPLATE_FILTERS)
     app.on_response_prepare.append(middleware.security_headers)
     app.on_response_prepare.append(health.server_header)
     for module in (

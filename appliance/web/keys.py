@@ -18,6 +18,8 @@ HUB = web.AppKey("hub", CallHub)
 KEYRING = web.AppKey("keyring", Keyring)
 GUARDS = web.AppKey("guards", Guards)
 READS = web.AppKey("reads", ReadLedger)
+# Links made "shown only now", kept for the browser that made them (toolkit.remember_link).
+SHOWN_LINKS = web.AppKey("shown_links", dict)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)

@@ -13,7 +13,9 @@ import asyncio
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,7 +43,7 @@ from appliance.services.evidence import sealing
 from appliance.services.evidence.master_key import UnwrapError
 from appliance.services.identity import accounts, web_sessions
 from appliance.services.intake import appointments, incidents, locations, uploads
-from appliance.services.intake.appointments import london_label
+from appliance.services.intake.appointments import LONDON, london_label
 from appliance.services.intake.incidents import IncidentError
 from appliance.services.outbox import cad, messages
 from appliance.services.record import officer, statements
@@ -67,6 +69,64 @@ class Render(Protocol):
 # -- staff: who acts, on what ---------------------------------------------------------------
 
 STAFF = (Role.HANDLER, Role.SUPERVISOR)
+
+
+def uk_time(at: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored instant as a UK wall clock, with GMT or BST said (an hour out in summer
+    otherwise). Stored times are UTC; one without a zone is taken as UTC."""
+    if at is None:
+        return ""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    local = at.astimezone(LONDON)
+    return f"{local.strftime(fmt)} {local:%Z}"
+
+
+# The incident's timeline in words; an action not named here is said from its code
+# ("call.consent_declined" → "Call: consent declined").
+EVENT_WORDS = {
+    "incident.created": "Incident created",
+    "incident.assigned": "Incident assigned",
+    "incident.eligibility": "Eligibility checklist answered",
+    "incident.thrive": "THRIVE assessment saved",
+    "incident.outcome": "Outcome recorded",
+    "incident.closed": "Incident closed",
+    "incident.first_screen": "The caller opened the link",
+    "invite.created": "Link made",
+    "invite.opened": "The caller opened the link",
+    "invite.revoked": "Link revoked",
+    "call.consent": "The caller agreed to the video call",
+    "call.consent_declined": "The caller declined the video call",
+    "call.waiting": "The caller joined and waited",
+    "call.connected": "Call connected",
+    "call.ended": "Call ended",
+    "call.second_device_refused": "A second phone was refused the link",
+    "recording.started": "Recording started",
+    "recording.finished": "Recording finished",
+    "recording.partial": "Recording kept in part",
+    "snapshot.taken": "Snapshot taken",
+    "statement.signed": "Statement signed by the caller",
+    "location.shared": "The caller shared their location",
+    "upload.received": "Photo or video received",
+    "rvr.caller_not_safe": "Caller not safe: video ended",
+    "rvr.caller_safe": "Caller confirmed alone and safe",
+}
+
+
+def plain_event(action: str) -> str:
+    """An audit action as a handler would say it."""
+    if action in EVENT_WORDS:
+        return EVENT_WORDS[action]
+    subject, _, what = action.partition(".")
+    return f"{subject.capitalize()}: {what.replace('_', ' ')}" if what else action
+
+
+# Jinja filters every page may use (registered once in app.py).
+TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {
+    "national_phone": incidents.national_format,
+    "uk_time": uk_time,
+    "plain_event": plain_event,
+}
 
 
 NOTICES = {
@@ -149,6 +209,33 @@ def render_incident(
         },
         status=status,
     )
+
+
+# How long a link made "shown only now" is shown again to the browser that made it.
+LINK_SHOWN_SECONDS = 600.0
+
+
+def remember_link(request: web.Request, incident_id: int, link: str, kind: str) -> None:
+    """Keep a new link for the page the POST redirects to (POST/redirect/GET): reloading
+    that page shows the same link again instead of posting the form twice.
+
+    Held in this process's memory only, for this browser's session, for a few minutes:
+    the token is never written down in clear, and a restart forgets it.
+    """
+    shown = request.app[keys.SHOWN_LINKS]
+    now = time.monotonic()
+    for key in [k for k, (_, _, at) in shown.items() if now - at > LINK_SHOWN_SECONDS]:
+        del shown[key]
+    shown[(request[keys.WEB_SESSION].token_hash, incident_id)] = (link, kind, now)
+
+
+def shown_link(request: web.Request, incident_id: int) -> tuple[str, str]:
+    """The link this browser made for the incident a moment ago, and its kind, or blanks."""
+    key = (request[keys.WEB_SESSION].token_hash, incident_id)
+    link, kind, at = request.app[keys.SHOWN_LINKS].get(key, ("", VIDEO, 0.0))
+    if not link or time.monotonic() - at > LINK_SHOWN_SECONDS:
+        return "", VIDEO
+    return link, kind
 
 
 def actor_of(request: web.Request) -> Actor:

@@ -1,10 +1,19 @@
-"""A whole video call in two real browsers: the caller's phone and the handler's console."""
+"""A whole video call in two real browsers: the caller's phone and the handler's console.
+
+The caller's call screen on a 390×844 phone too: what they see while the officer's
+camera is off, the top bar, the banner for a message, End call asking first, a reload
+rejoining, the officer's connection dropping; and a camera check that learns the call
+has gone. One call carries most of it (each call costs seconds). Screenshots of each
+caller state are kept under test-artifacts/caller/ at the repository root
+(docs/development.md)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.support.appliance import Appliance
@@ -52,12 +61,17 @@ def test_a_recorded_video_call_from_link_to_end(
 
     handler.get_by_role("button", name="Send my video").click()
     wait_rising(lambda: frames_shown(caller, "#remote"), floor=5)
+    # The officer's video is now the caller's big picture; their own view goes small.
+    expect(caller.locator("#stage")).to_have_attribute("data-view", "officer")
+    assert box_of(caller, "#remote")["width"] >= 340
+    assert box_of(caller, "#self")["width"] < 120
+    shot(caller, "11-officer-camera-on")
 
     time.sleep(max(0.0, 4 - (time.monotonic() - admitted_at)))
     handler.get_by_role("button", name="End call").click()
     call_seconds = time.monotonic() - admitted_at
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
-    expect(handler.locator("#call-state")).to_have_text("ended")
+    expect(handler.locator("#call-state")).to_have_attribute("data-state", "ended")
 
     recordings = list((appliance.data_dir / "calls").glob("*/recording-*.webm"))
     assert len(recordings) == 1, appliance.log_tail()
@@ -86,6 +100,13 @@ def test_a_caller_without_a_camera_still_gets_an_audio_call(
         wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
         wait_rising(lambda: inbound_packets(handler, "evrConsole", "audio"), floor=10)
         expect(handler.locator("#recording-indicator")).to_be_hidden()
+        # Said on the video, not left to be guessed from a black picture.
+        expect(handler.locator("#not-recording")).to_have_text("Not recording – caller declined")
+        expect(handler.locator("#sound-only")).to_have_text("Caller camera off – sound only")
+        expect(caller.locator("#sound-only")).to_be_visible()
+        expect(caller.locator("#self-caption")).to_be_hidden()
+        expect(caller.get_by_role("button", name="Switch camera")).to_be_hidden()
+        shot(caller, "12-sound-only")
         handler.get_by_role("button", name="End call").click()
         expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
         call_dir = appliance.data_dir / "calls" / handler.url.rsplit("/", 1)[-1]
@@ -111,21 +132,152 @@ def test_bad_links_show_a_plain_page_and_open_no_media(
     assert page.evaluate("typeof window.evrCaller") == "undefined"
 
 
-def test_the_same_link_recovers_the_call_after_the_page_is_lost(
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "caller"
+CAPTION = "The officer can see this. Point your camera at what you want to show them."
+
+
+AXE = Axe()
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def serious_accessibility_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical WCAG 2.1 A/AA findings on the page as it is now."""
+    response = AXE.run(page, options={"resultTypes": ["violations"], "runOnly": WCAG}).response
+    return [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])}x)"
+        for v in response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def box_of(page: Page, selector: str) -> dict[str, float]:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, selector
+    return box
+
+
+def test_the_callers_screen_through_a_call(
     handler: Page, phone: BrowserContext, appliance: Appliance
 ) -> None:
-    """A phone that reloads (or loses the page) rejoins the same call with the same link."""
-    link = new_link(handler, appliance, "CAD/E2E/4")
-    caller = caller_joins(phone, link, recording=False)
-    admit_first_waiting(handler, appliance, "CAD/E2E/4")
-    wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=5)
+    link = new_link(handler, appliance, "CAD/E2E/CS1")
+    caller = phone.new_page()
+    caller.goto(link)
 
-    caller.reload()
+    # Consent: the officer and the reference shown; an unanswered question is an error
+    # summary whose link leads to the field.
+    expect(caller.locator("#who-reference")).to_have_text("CAD/E2E/CS1")
+    expect(
+        caller.get_by_text("Stay on your phone call until the officer tells you")
+    ).to_be_visible()
+    shot(caller, "01-consent")
+    caller.get_by_role("button", name="Continue").click()
+    summary = caller.locator(".error-summary")
+    expect(summary).to_contain_text("Select yes if you agree to a video call")
+    shot(caller, "02-consent-error")
+    assert serious_accessibility_problems(caller) == []
+    summary.get_by_role("link").click()
+    expect(caller.locator("#consent_video-yes")).to_be_focused()
+    radio_px = caller.eval_on_selector(
+        "#consent_video-yes", "e => e.getBoundingClientRect().height"
+    )
+    assert radio_px >= 20, radio_px
+    caller.get_by_label("Yes, I agree to a video call with the police").check()
+    caller.get_by_label("Yes, the call may be recorded").check()
+    caller.get_by_role("button", name="Continue").click()
+
+    # Not an RVR call: no quick exit to mistap.
     expect(caller.get_by_role("heading", name="Check your camera")).to_be_visible()
-    caller.get_by_role("button", name="Join video call").click()
-    expect(caller.get_by_role("button", name="End call")).to_be_visible()
+    assert caller.locator("#quick-exit").count() == 0
+    join = caller.get_by_role("button", name="Join video call")
+    expect(join).to_be_enabled()
+    shot(caller, "03-camera-check")
+    join.click()
+    expect(caller.get_by_text("The officer will join you shortly")).to_be_visible()
+    shot(caller, "04-waiting")
+
+    admit_first_waiting(handler, appliance, "CAD/E2E/CS1")
+    bar = caller.locator("#call-bar")
+    expect(bar).to_contain_text("Connected to Pat Handler")
+    expect(caller.locator("#recording-indicator")).to_be_visible()
+    expect(caller.locator("#call-timer")).not_to_have_text("00:00", timeout=5_000)
+
+    # The officer's camera is off: the caller's own view is the big picture, captioned.
+    expect(caller.locator("#self-caption")).to_have_text(CAPTION)
+    expect(caller.locator("#stage")).to_have_attribute("data-view", "self")
+    own = box_of(caller, "#self")
+    assert own["width"] >= 340 and own["height"] >= 420, own
+    assert box_of(caller, "#remote")["width"] <= 2
     wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
-    wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=0)
-    expect(handler.locator("#call-state")).to_have_text("connected")
-    caller.get_by_role("button", name="End call").click()
-    expect(handler.locator("#call-state")).to_have_text("ended")
+    shot(caller, "05-call-officer-camera-off")
+
+    # Every control on the call screen is a 44 px touch target; typing does not zoom.
+    small = caller.evaluate(
+        """() => [...document.querySelectorAll("button, a, input, select, textarea")]
+            .filter((e) => e.offsetParent !== null)
+            .map((e) => [e.id || e.textContent.trim(), e.getBoundingClientRect().height])
+            .filter(([, height]) => height < 44)"""
+    )
+    assert small == [], small
+    typed = caller.eval_on_selector("#chat-text", "e => parseFloat(getComputedStyle(e).fontSize)")
+    assert typed >= 16, typed
+    assert serious_accessibility_problems(caller) == []
+
+    # A message from the officer raises a banner with a button.
+    handler.get_by_label("Message to the caller").fill("Can you show me the back door?")
+    handler.get_by_role("button", name="Send", exact=True).click()
+    banner = caller.locator("#call-banner")
+    expect(banner).to_contain_text("Can you show me the back door?")
+    shot(caller, "06-message-banner")
+    banner.get_by_role("button", name="Read it").click()
+    expect(banner).to_be_hidden()
+    expect(caller.locator("#chat-text")).to_be_focused()
+
+    # End call asks first; Go back keeps the call.
+    caller.locator("#end").click()
+    dialog = caller.locator("#end-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("End the video call?")
+    shot(caller, "07-end-call-asks")
+    dialog.get_by_role("button", name="Go back").click()
+    expect(dialog).to_be_hidden()
+    expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
+
+    # A reload rejoins by itself: no camera check, the bar still names the officer.
+    caller.reload()
+    expect(caller.locator("#call-bar")).to_contain_text("Connected to Pat Handler")
+    expect(caller.get_by_role("button", name="End call")).to_be_visible()
+    assert caller.evaluate("window.evrCaller.rejoined") is True
+    wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=0)
+    # The officer gets the caller's video again on the connection they already had.
+    wait_rising(lambda: inbound_packets(handler, "evrConsole", "video"), floor=0)
+    expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
+
+    # The officer's page goes: the caller is told to stay.
+    handler.close()
+    note = caller.locator("#officer-note")
+    expect(note).to_contain_text("Stay on this page – they will come back")
+    shot(caller, "08-officer-dropped")
+
+    caller.locator("#end").click()
+    dialog.get_by_role("button", name="End call").click()
+    expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+    shot(caller, "09-ended")
+
+
+def test_the_camera_check_learns_that_the_link_was_revoked(
+    handler: Page, phone: BrowserContext, appliance: Appliance
+) -> None:
+    """A caller still on the camera check (no socket yet) is told when the call is gone."""
+    link = new_link(handler, appliance, "CAD/E2E/CS2")
+    caller = phone.new_page()
+    caller.goto(link)
+    caller.get_by_label("Yes, I agree to a video call with the police").check()
+    caller.get_by_role("button", name="Continue").click()
+    expect(caller.get_by_role("heading", name="Check your camera")).to_be_visible()
+    handler.get_by_role("button", name="Revoke link").click()
+    expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible(timeout=12_000)

@@ -77,4 +77,6 @@ def test_a_killed_appliance_keeps_the_recording_and_fails_the_call(
     assert status == "partial"
     assert sha256 == hashlib.sha256(plain).hexdigest()
     assert size == len(plain)
-    expect(handler.locator("#call-state")).not_to_have_text("connected", timeout=20_000)
+    expect(handler.locator("#call-state")).not_to_have_attribute(
+        "data-state", "connected", timeout=20_000
+    )

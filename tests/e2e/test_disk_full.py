@@ -81,13 +81,13 @@ def test_a_full_disk_cuts_the_recording_not_the_call(
             assert time.monotonic() < deadline, "the disk never filled: " + appliance.log_tail()
             time.sleep(1)
         # The call goes on: video still flows and chat still works.
-        expect(handler.locator("#call-state")).to_have_text("connected")
+        expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
         wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=5)
         handler.get_by_label("Message to the caller").fill("Still with you")
         handler.get_by_role("button", name="Send", exact=True).click()
         expect(caller.locator("#chat")).to_contain_text("Still with you")
         handler.get_by_role("button", name="End call").click()
-        expect(handler.locator("#call-state")).to_have_text("ended")
+        expect(handler.locator("#call-state")).to_have_attribute("data-state", "ended")
     finally:
         phone.close()
 

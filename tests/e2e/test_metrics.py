@@ -97,7 +97,7 @@ def test_metrics_follow_a_call(browser: Browser, handler: Page, appliance: Appli
         )
 
         handler.get_by_role("button", name="End call").click()
-        expect(handler.locator("#call-state")).to_have_text("ended")
+        expect(handler.locator("#call-state")).to_have_attribute("data-state", "ended")
     finally:
         phone.close()
 

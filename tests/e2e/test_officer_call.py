@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -116,6 +117,7 @@ def test_thrive_a_signed_statement_and_the_outcome_to_cad(
     caller = caller_joins(phone, link, recording=False)
     admit_first_waiting(handler, appliance, "CAD/E2E/ST1")
 
+    handler.get_by_role("tab", name="THRIVE").click()
     for part, rating in zip(
         ("threat", "harm", "risk", "investigation", "vulnerability", "engagement"),
         ("low", "medium", "low", "high", "medium", "low"),
@@ -125,6 +127,7 @@ def test_thrive_a_signed_statement_and_the_outcome_to_cad(
     handler.get_by_role("button", name="Save THRIVE").click()
     expect(handler.locator(".thrive-form [data-ajax-status]")).to_contain_text("version 1")
 
+    handler.get_by_role("tab", name="Statement").click()
     handler.get_by_label("Occupation").fill("Retired teacher")
     handler.get_by_label("Account, in the witness's words").fill(
         "At about 21:40 I heard glass break.\nI saw a man in a grey hoodie leave by the gate."
@@ -133,6 +136,13 @@ def test_thrive_a_signed_statement_and_the_outcome_to_cad(
     expect(handler.locator("#statement-state")).to_contain_text("on the caller's phone")
 
     expect(caller.locator("#statement-panel")).to_be_visible()
+    # The phone says so in a banner, whose button leads to the statement.
+    expect(caller.locator("#call-banner")).to_contain_text("Your statement is ready")
+    shots = Path(__file__).resolve().parents[2] / "test-artifacts" / "caller"
+    shots.mkdir(parents=True, exist_ok=True)
+    caller.screenshot(path=str(shots / "10-statement-banner.png"))
+    caller.get_by_role("button", name="Read statement").click()
+    expect(caller.locator("#call-banner")).to_be_hidden()
     expect(caller.locator("#st-account")).to_contain_text("grey hoodie")
     expect(caller.locator("#st-name")).to_have_text("Jane Marple")
     caller.get_by_role("button", name="Sign statement").click()
@@ -183,6 +193,7 @@ def test_thrive_a_signed_statement_and_the_outcome_to_cad(
     assert again == [409, "this statement is already signed"]
     assert statement_row(appliance)[:2] == (content_sha256, pdf_sha256)
 
+    handler.get_by_role("tab", name="Outcome").click()
     handler.locator("#outcome-code").select_option("resolved_on_call")
     handler.get_by_label("No, it was dealt with by video").check()
     handler.get_by_role("button", name="Save outcome").click()
@@ -287,7 +298,7 @@ def test_three_parties_hear_each_other_and_removing_the_guest_ends_only_their_le
         for side in ("console", "caller"):
             assert after[side][0] > before[side][0] + 10, (side, before, after)  # call goes on
             assert after[side][1] == before[side][1], (side, before, after)  # guest's leg ended
-        expect(handler.locator("#call-state")).to_have_text("connected")
+        expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
 
         response = guest.goto(guest_link)
         assert response is not None and response.status == 410

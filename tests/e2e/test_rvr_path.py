@@ -144,7 +144,7 @@ def test_rvr_from_cad_to_a_quick_exit(
         caller.wait_for_url(harmless_site)
         expect(caller.get_by_role("heading", name="Sunny spells")).to_be_visible()
         expect(officer.locator("#stage-note")).to_contain_text("quick exit")
-        expect(officer.locator("#call-state")).to_have_text("ended")
+        expect(officer.locator("#call-state")).to_have_attribute("data-state", "ended")
 
         caller.go_back()
         caller.wait_for_load_state()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -159,3 +160,40 @@ async def test_assignment_and_a_handlers_own_list(
         await handler.close()
     response, body = await supervisor.get("/board")
     assert "Calls now" in body and "CAD/Q/A" in body.split("Calls now")[1]
+
+
+async def test_waiting_callers_come_most_urgent_first_with_their_flags(
+    live_server: LiveServer, supervisor: FormClient
+) -> None:
+    """Tried: four callers waiting at once (a grade 3 on time, a grade 2 on time, one past
+    its target, one RVR); the list every staff page reads names them, flags RVR and past
+    target, and puts RVR first, then past target, then grade."""
+    refs = {
+        "CAD/W/G3": _incident(live_server, "CAD/W/G3", 3, hours_ago=1),
+        "CAD/W/G2": _incident(live_server, "CAD/W/G2", 2, hours_ago=1),
+        "CAD/W/LATE": _incident(live_server, "CAD/W/LATE", 3, hours_ago=50),
+        "CAD/W/RVR": _incident(live_server, "CAD/W/RVR", 3, hours_ago=0, category="Domestic abuse"),
+    }
+    with live_server.db.session() as session:
+        officer = accounts.require(session, "sgt1")
+        for incident_id in refs.values():
+            incident = session.get(Incident, incident_id)
+            _, call, _ = invites.create_invite(
+                session, Actor("t"), incident, officer, timedelta(hours=1)
+            )
+            call.state = CallState.WAITING.value
+            call.waiting_at = utcnow()
+            session.add(call)
+
+    response, body = await supervisor.get("/calls/waiting.json")
+    assert response.status == 200
+    waiting = json.loads(body)["waiting"]
+    assert [w["incident"] for w in waiting] == ["CAD/W/RVR", "CAD/W/LATE", "CAD/W/G2", "CAD/W/G3"]
+    flags = {w["incident"]: (w["rvr"], w["overdue"]) for w in waiting}
+    assert flags == {
+        "CAD/W/RVR": (True, False),
+        "CAD/W/LATE": (False, True),
+        "CAD/W/G2": (False, False),
+        "CAD/W/G3": (False, False),
+    }
+    assert {w["name"] for w in waiting} == {"Jane Marple"}

@@ -228,6 +228,21 @@ def test_phone_numbers_are_stored_in_e164(raw: str, e164: str) -> None:
     assert incidents.normalise_phone(raw) == e164
 
 
+@pytest.mark.parametrize(
+    ("e164", "shown"),
+    [
+        ("+447700900123", "07700 900123"),
+        ("+442079460958", "020 7946 0958"),
+        ("+441134960000", "0113 496 0000"),
+        ("+443001234567", "0300 123 4567"),
+        ("+441632960001", "01632 960001"),
+        ("+33612345678", "+33612345678"),
+    ],
+)
+def test_stored_numbers_are_shown_in_uk_national_format(e164: str, shown: str) -> None:
+    assert incidents.national_format(e164) == shown
+
+
 @pytest.mark.parametrize("raw", ["12345", "077009001234", "phone", "+44 20 7946 095"])
 def test_bad_phone_numbers_are_refused(raw: str) -> None:
     with pytest.raises(incidents.IncidentError):

@@ -224,6 +224,15 @@ async def test_an_evidence_officer_marks_an_exhibit(
         assert response.status == 303
         response, body = await officer.get(f"/incidents/{people['incident'].id}/evidence")
         assert "exhibit JS/1" in body
+        # The officer's way in: their home leads to an evidence list searched by reference.
+        response, body = await officer.get("/")
+        assert 'href="/evidence"' in body
+        reference = people["incident"].cad_reference
+        response, body = await officer.get("/evidence", params={"q": reference[-4:]})
+        assert response.status == 200
+        assert f'href="/incidents/{people["incident"].id}/evidence">{reference}<' in body
+        response, body = await officer.get("/evidence", params={"q": "NO-SUCH-REF"})
+        assert "No incident with evidence matches" in body and reference not in body
     finally:
         await officer.close()
     marks = [d for a, _, d in actions(live_server.db) if a == "evidence.marked"]

@@ -64,6 +64,7 @@ SAMPLE: dict[str, Any] = {
     "socket_messages_per_minute": 200,
     "chat_max_per_call": 2000,
     "console_chat_shown": 300,
+    "chat_presets": ["Are you somewhere safe?", "Please hold the phone still."],
     "upload_max_image_pixels": 40_000_000,
     "password_min_length": 14,
     "min_free_bytes": 2 * 1024**3,
@@ -219,6 +220,7 @@ def _render(tmp_path: Path, variables: dict[str, Any]) -> subprocess.CompletedPr
         "evr_appliance_manage_services": False,
         "evr_appliance_venv": sys.prefix,
         "evr_appliance_public_url": "https://evr.test.example",
+        "evr_appliance_force_name": "Test Constabulary",  # required: no default
     }
     (tmp_path / "vars.json").write_text(json.dumps(base | variables))
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}

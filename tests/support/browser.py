@@ -156,7 +156,7 @@ def admit_first_waiting(handler: Page, appliance: Appliance, reference: str) -> 
     expect(row).to_be_visible(timeout=10_000)
     row.get_by_role("link", name="Open call").click()
     handler.get_by_role("button", name="Admit caller").click()
-    expect(handler.locator("#call-state")).to_have_text("connected")
+    expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
 
 
 def frames_shown(page: Page, selector: str) -> int:

@@ -30,6 +30,7 @@ def https_get(url: str) -> tuple[int, str]:
 def start_serve(cwd: Path, **env_overrides: str) -> subprocess.Popen[str]:
     """`python -m appliance serve` with no EVR_* from the test's environment but these."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
+    env["EVR_FORCE_NAME"] = "Test Constabulary"  # `evr serve` needs one
     env.update(env_overrides)
     return subprocess.Popen(
         [sys.executable, "-m", "appliance", "serve"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance import cli
 from appliance.config import Settings, SettingsError, load_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -97,6 +99,18 @@ def test_an_invalid_setting_stops_start_up_with_exit_code_2(tmp_path: Path) -> N
     assert "invalid setting port (environment variable EVR_PORT)" in result.stderr
     assert "99999" in result.stderr
     assert not (tmp_path / "var").exists()
+
+
+def test_serve_refuses_to_start_without_the_forces_own_name(tmp_path: Path) -> None:
+    """No force_name set: `evr serve` stops with the reason before making anything (the
+    default name would reach callers' pages and SMS); set in the TOML file, it starts."""
+    settings = load_settings(data_dir=tmp_path / "var")
+    with pytest.raises(SettingsError, match="force_name is required to serve"):
+        cli.cmd_serve(settings, argparse.Namespace())
+    assert not (tmp_path / "var").exists()
+    config = tmp_path / "evr.toml"
+    config.write_text('force_name = "Dorset Police"\n')
+    load_settings(config).require_for_serve()
 
 
 def test_every_setting_is_documented_and_every_documented_one_exists() -> None:

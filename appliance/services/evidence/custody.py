@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from appliance.models import AuditEvent, EvidenceFile, FileStatus, Incident, Role, User, utcnow
@@ -324,3 +325,46 @@ def mark(session: Session, actor: Actor, user: User, file: EvidenceFile, new: Ma
             "after": after,
         },
     )
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One incident as the evidence officer's home lists it."""
+
+    incident: Incident
+    files: int
+    reviews_due: int
+    held: int
+
+
+def holdings(session: Session, search: str = "", limit: int = 50) -> list[Holding]:
+    """Incidents with evidence kept, reviews due and legal holds first, then the most
+    recent, with how many items each has, how many are due for review and how many are
+    under a legal hold; ``search`` narrows them by CAD reference. The evidence officer's
+    start page: a way in without typing URLs. Counted by the database, not in Python."""
+    now = utcnow()
+    due = func.sum(case((col(EvidenceFile.review_at) <= now, 1), else_=0))
+    held = func.sum(case((col(EvidenceFile.legal_hold), 1), else_=0))
+    latest = func.max(EvidenceFile.created_at)
+    query = (
+        select(col(EvidenceFile.incident_id), func.count(), due, held)
+        .where(col(EvidenceFile.deleted_at).is_(None))
+        .group_by(col(EvidenceFile.incident_id))
+    )
+    if search.strip():
+        query = query.join(Incident, col(Incident.id) == col(EvidenceFile.incident_id)).where(
+            col(Incident.cad_reference).contains(search.strip())
+        )
+    query = query.order_by(due.desc(), held.desc(), latest.desc()).limit(limit)
+    rows = list(session.exec(query).all())
+    by_id = {
+        i.id: i
+        for i in session.exec(
+            select(Incident).where(col(Incident.id).in_([row[0] for row in rows]))
+        ).all()
+    }
+    return [
+        Holding(by_id[incident_id], int(files), int(reviews or 0), int(holds or 0))
+        for incident_id, files, reviews, holds in rows
+        if incident_id in by_id
+    ]

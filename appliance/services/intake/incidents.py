@@ -45,6 +45,22 @@ def normalise_phone(raw: str) -> str:
     return number
 
 
+def national_format(e164: str) -> str:
+    """A stored UK number as staff dial and read it (07700 900123, 020 7946 0000).
+
+    Ofcom's groupings: 02x numbers 3-4-4; 011x, 01x1, 03, 08 and 09 numbers 4-3-4; other
+    geographic numbers and mobiles 5-6. A number from elsewhere stays in E.164.
+    """
+    if not (e164.startswith("+44") and len(e164) == 13):
+        return e164
+    national = "0" + e164[3:]
+    if national.startswith("02"):
+        return f"{national[:3]} {national[3:7]} {national[7:]}"
+    if national.startswith(("03", "08", "09", "011")) or national[3] == "1":
+        return f"{national[:4]} {national[4:7]} {national[7:]}"
+    return f"{national[:5]} {national[5:]}"
+
+
 def create(
     session: Session,
     actor: Actor,

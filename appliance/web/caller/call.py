@@ -17,7 +17,7 @@ from aiohttp import web
 from appliance import metrics
 from appliance.live.participants import CALLER, Participant
 from appliance.live.protocol import SignallingSocket
-from appliance.models import Call, Incident
+from appliance.models import FINAL_STATES, Call, CallState, Incident, User
 from appliance.services.calls import invites
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
 from appliance.services.governance import notice
@@ -40,7 +40,12 @@ NEXT_STEP = {VIDEO: "call", UPLOAD: "upload", LOCATION: "location"}
 
 
 def _consent_page(
-    request: web.Request, kind: str, error: str = "", status: int = 200
+    request: web.Request,
+    kind: str,
+    call: Call,
+    error: str = "",
+    status: int = 200,
+    errors: list[tuple[str, str]] | None = None,
 ) -> web.Response:
     template = notice.CONSENT_PAGES[kind]
     settings = request.app[keys.SETTINGS]
@@ -48,6 +53,8 @@ def _consent_page(
         template,
         request,
         {
+            **_who(request, call),
+            "errors": errors or [],
             "token": request.match_info["token"],
             "notice": notice.of(settings),
             "notice_version": _notice_version(request, kind),
@@ -58,6 +65,22 @@ def _consent_page(
         },
         status=status,
     )
+
+
+def _who(request: web.Request, call: Call) -> dict[str, str]:
+    """The officer's name and the incident's reference, which tell a caller the link is
+    real: the officer on the call, else the incident's owner. Neither on the neutral look,
+    where either could give the call away (called with no session open)."""
+    if request.get(keys.NEUTRAL_LOOK, False):
+        return {"officer_name": "", "reference": ""}
+    with request.app[keys.DB].reader() as session:
+        incident = session.get(Incident, call.incident_id)
+        officer_id = call.handler_id or (incident.owner_id if incident else None)
+        officer = session.get(User, officer_id) if officer_id else None
+        return {
+            "officer_name": officer.display_name if officer else "",
+            "reference": incident.cad_reference if incident else "",
+        }
 
 
 def _notice_version(request: web.Request, kind: str) -> str:
@@ -103,7 +126,7 @@ async def link(request: web.Request) -> web.StreamResponse:
             )
     if _agreed_here(request, call):
         raise web.HTTPSeeOther(f"/v/{request.match_info['token']}/{NEXT_STEP[kind]}")
-    return _consent_page(request, kind)
+    return _consent_page(request, kind, call)
 
 
 @routes.post("/v/{token}", name="caller_consent")
@@ -111,6 +134,7 @@ async def link(request: web.Request) -> web.StreamResponse:
 async def consent(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     token = request.match_info["token"]
+    unanswered = form.get("consent_video") not in ("yes", "no")
     choice = Consent(
         video=form.get("consent_video") == "yes",
         recording=form.get("consent_recording") == "yes",
@@ -122,7 +146,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
         link = caller_link(request, session)
         call = invites.open_link(session, link, device_hash_of(request), source_of(request))
         kind = link.kind
-        if not isinstance(call, LinkProblem):
+        if not isinstance(call, LinkProblem) and not (kind == VIDEO and unanswered):
             neutral = bool(request.get(keys.NEUTRAL_LOOK, False))
             shown = notice.remember(
                 session, request.app[keys.SETTINGS], notice.CONSENT_PAGES[kind], neutral
@@ -148,6 +172,10 @@ async def consent(request: web.Request) -> web.StreamResponse:
                 )
     if isinstance(call, LinkProblem):
         return problem_page(request, call, link)
+    if kind == VIDEO and unanswered:
+        question = "this video call" if request.get(keys.NEUTRAL_LOOK, False) else "a video call"
+        errors = [("consent_video-yes", f"Select yes if you agree to {question}")]
+        return _consent_page(request, kind, call, status=400, errors=errors)
     if not agreed:
         error = {
             VIDEO: "A video call needs your agreement. If you would rather not, "
@@ -157,7 +185,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
             LOCATION: "Sharing your location needs your agreement. If you would rather "
             "not, tell the officer where you are instead.",
         }[kind]
-        return _consent_page(request, kind, error, status=400)
+        return _consent_page(request, kind, call, error, status=400)
     response = web.HTTPSeeOther(f"/v/{token}/{NEXT_STEP[kind]}")
     response.set_cookie(
         keys.CALLER_DEVICE_COOKIE, device, secure=True, httponly=True, samesite="Strict", path="/"
@@ -178,8 +206,26 @@ async def call_page(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template(
         "caller/call.html",
         request,
-        {"token": request.match_info["token"], "call": call},
+        {"token": request.match_info["token"], "call": call, **_who(request, call)},
     )
+
+
+@routes.get("/v/{token}/status", name="caller_status")
+@public
+async def call_status(request: web.Request) -> web.StreamResponse:
+    """Whether the call is still live, for a camera check that has no socket yet: the page
+    learns that the officer ended the call (or the link was revoked) while it waited.
+    Read only, and only for the phone that agreed; says nothing else about the call."""
+    with request.app[keys.DB].reader() as session:
+        link = caller_link(request, session)
+        call, invite = link.call, link.invite
+        device = device_hash_of(request)
+        if call is None or invite is None or device is None or call.caller_device_hash != device:
+            raise web.HTTPNotFound(text="no call for this phone")
+        live = invite.revoked_at is None and CallState(call.state) not in FINAL_STATES
+    response = web.json_response({"live": live})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @routes.get("/ws/v/{token}", name="caller_ws")

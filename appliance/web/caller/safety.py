@@ -1,8 +1,9 @@
 """What keeps a caller safe on their own phone: the neutral look, the quick exit, no traces.
 
-A domestic abuse caller may be watched. Every caller page carries a quick-exit control
-(static/js/caller/quick-exit.js) that replaces the page with a harmless site, so Back does not
-return, ends the call and clears what the page stored; this module answers its beacon.
+A domestic abuse caller may be watched. Every caller page of an RVR link (or of a link
+we cannot place) carries a quick-exit control (static/js/caller/quick-exit.js) that
+replaces the page with a harmless site, so Back does not return, ends the call and
+clears what the page stored; this module answers its beacon.
 Caller pages and their files are sent ``no-store`` (their files from their own static
 route, ASSETS_PREFIX). Pages of an RVR link, or of a link we cannot place, take the
 neutral look: the ``rvr_page_title``, no force name unless configured.

@@ -74,6 +74,19 @@ def _file_or_refuse(request: web.Request) -> EvidenceFile:
     return file
 
 
+@routes.get("/evidence", name="evidence_home")
+@requires(Role.EVIDENCE_OFFICER)
+async def evidence_home(request: web.Request) -> web.StreamResponse:
+    """The evidence officer's start: incidents with evidence, reviews due and legal holds
+    first, searched by CAD reference; each leads to its evidence page."""
+    search = request.query.get("q", "").strip()[:64]
+    with request.app[keys.DB].reader() as session:
+        rows = custody.holdings(session, search)
+    return aiohttp_jinja2.render_template(
+        "evidence/home.html", request, {"rows": rows, "search": search}
+    )
+
+
 @routes.get(r"/incidents/{incident_id:\d+}/evidence", name="incident_evidence")
 @requires(*VIEWERS)
 async def evidence_page(request: web.Request) -> web.StreamResponse:

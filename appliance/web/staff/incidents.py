@@ -20,7 +20,15 @@ from appliance.services.outbox.messages import MessageError
 from appliance.services.rvr import track
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, requires
-from appliance.web.toolkit import STAFF, actor_of, incident_for, render_incident, stream_file
+from appliance.web.toolkit import (
+    STAFF,
+    actor_of,
+    incident_for,
+    remember_link,
+    render_incident,
+    shown_link,
+    stream_file,
+)
 
 routes = web.RouteTableDef()
 RVR_QUEUED = (
@@ -119,7 +127,8 @@ async def incident_create(request: web.Request) -> web.StreamResponse:
 async def incident_page(request: web.Request) -> web.StreamResponse:
     """The incident, and who looked at it (audited once shown)."""
     incident_id = int(request.match_info["incident_id"])
-    response = render_incident(request, incident_id)
+    link, kind = shown_link(request, incident_id)
+    response = render_incident(request, incident_id, link=link, link_kind=kind)
     with request.app[keys.DB].session() as session:
         audit_search.viewed(session, actor_of(request), "incident", incident_id)
     return response
@@ -175,7 +184,8 @@ async def invite(request: web.Request) -> web.StreamResponse:
     if refusal:
         return render_incident(request, incident_id, error=f"Not sent: {refusal}.", status=status)
     if not by_sms:
-        return render_incident(request, incident_id, link=link, link_kind=kind)
+        remember_link(request, incident_id, link, kind)
+        raise web.HTTPSeeOther(f"/incidents/{incident_id}#link-heading")
     raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
 
 

@@ -1,13 +1,22 @@
-/* The caller's page: camera check, join, wait, the call, and recovery after a network blip. */
+/* The caller's page: camera check, join, wait, the call, and recovery after a network blip.
+
+   While the officer sends no video (their camera is off by default), the caller's own
+   camera is the big picture: it is what the officer sees. Whether the officer's video
+   arrives is read from the connection's statistics (frames decoded on their track),
+   so it needs nothing from the box. A page reloaded during a call (the box says the
+   call is waiting or connected) rejoins by itself; the camera check asks the box now
+   and then whether the call has ended meanwhile. */
 "use strict";
 
 (function () {
   const root = document.getElementById("caller");
   if (!root) return;
   const token = root.dataset.token;
+  const neutral = root.dataset.neutral === "yes";
   const $ = (id) => document.getElementById(id);
   const steps = ["step-check", "step-wait", "step-call", "step-ended"];
   const show = (step) => steps.forEach((s) => { $(s).hidden = s !== step; });
+  const LIVE = ["waiting", "connected"];
 
   let stream = null;
   let facing = "environment";
@@ -17,7 +26,15 @@
   let joined = false;
   let ended = false;
   let restarting = false;
-  const diagnostics = { pc: null, audioOnly: false, state: root.dataset.state };
+  let officerName = root.dataset.officer || "";
+  let connectedAt = null;
+  let officerTrack = null;
+  let lastFrames = 0;
+  let framesSeenAt = 0;
+  let bannerTarget = null;
+  const diagnostics = {
+    pc: null, audioOnly: false, state: root.dataset.state, officerVideo: false, rejoined: false,
+  };
   window.evrCaller = diagnostics;
 
   async function camera(facingMode) {
@@ -30,6 +47,7 @@
       const audioOnly = await navigator.mediaDevices.getUserMedia({ audio: true });
       diagnostics.audioOnly = true;
       $("check-status").textContent = "Your camera is not available. You can still join with sound only.";
+      $("blocked-help").open = true;
       return audioOnly;
     }
   }
@@ -38,16 +56,23 @@
     try {
       stream = await camera(facing);
     } catch (error) {
-      $("check-status").textContent = "We could not use your microphone. Check your phone's settings for this website, then reload the page.";
+      $("check-status").textContent = "We could not use your microphone. Follow the steps below, then reload the page.";
+      $("blocked-help").open = true;
       return;
     }
     $("preview").srcObject = stream;
     $("self").srcObject = stream;
+    $("stage").dataset.soundOnly = String(diagnostics.audioOnly);
+    $("switch-camera-call").hidden = diagnostics.audioOnly;
     if (!diagnostics.audioOnly) {
       $("check-status").textContent = "You should see what your camera sees. When you are ready, join the call.";
       $("switch-camera").disabled = false;
     }
     $("join").disabled = false;
+    if (LIVE.includes(root.dataset.state)) {
+      diagnostics.rejoined = true;
+      join();
+    }
   }
 
   async function switchCamera() {
@@ -85,6 +110,8 @@
     peer.ontrack = (event) => {
       const forGuest = event.transceiver === guest.audio || event.transceiver === guest.video;
       (forGuest ? guest.stream : remote).addTrack(event.track);
+      if (!forGuest && event.track.kind === "video") officerTrack = event.track;
+      if (!forGuest) playSound();
     };
     peer.oniceconnectionstatechange = () => {
       if (ended) return;
@@ -100,6 +127,14 @@
     return peer;
   }
 
+  /* A reloaded page has no tap behind it: if the phone will not play sound yet, ask. */
+  function playSound() {
+    const played = $("remote").play();
+    if (played && played.catch) {
+      played.then(() => { $("sound-on").hidden = true; }).catch(() => { $("sound-on").hidden = false; });
+    }
+  }
+
   async function restartIce() {
     if (restarting || ended || !pc) return;
     restarting = true;
@@ -112,6 +147,7 @@
   }
 
   async function join() {
+    if (joined) return;
     $("join").disabled = true;
     joined = true;
     show("step-wait");
@@ -142,15 +178,39 @@
       : "";
   }
 
+  function officerPresent(present) {
+    const note = $("officer-note");
+    note.hidden = present;
+    note.textContent = present ? "" : (neutral ? "Their connection has dropped." : "The officer's connection has dropped.")
+      + " Stay on this page – they will come back.";
+  }
+
+  function showBar() {
+    const who = officerName && !neutral ? "Connected to " + officerName : "Connected";
+    $("call-who").textContent = who;
+    $("call-timer").textContent = EVR.formatDuration(connectedAt ? (Date.now() - connectedAt.getTime()) / 1000 : 0);
+  }
+
   function applyState(message) {
     diagnostics.state = message.state;
     if (message.guests) showGuests(message.guests);
+    if (message.officer) officerName = message.officer;
+    if (message.connectedAt) connectedAt = new Date(message.connectedAt);
     if (typeof message.recording === "boolean") $("recording-indicator").hidden = !message.recording;
     if (message.state === "connected") {
       show("step-call");
-    } else if (message.state === "waiting" || message.state === "invited") {
+      if (message.present) officerPresent(message.present.includes("handler"));
+    } else if (LIVE.includes(message.state)) {
       show("step-wait");
     }
+    showBar();
+  }
+
+  function banner(text, target, button) {
+    bannerTarget = target;
+    $("call-banner-text").textContent = text;
+    $("call-banner-go").textContent = button;
+    $("call-banner").hidden = false;
   }
 
   async function onMessage(message) {
@@ -167,11 +227,21 @@
       case "state":
         applyState(message);
         break;
+      case "presence":
+        if (message.role === "handler" && diagnostics.state === "connected") officerPresent(message.present);
+        break;
       case "chat":
         EVR.appendChat($("chat"), message.from === "caller" ? "You" : message.from === "handler" ? "Officer" : message.name, message.text, message.from === "caller");
+        /* Always, unless the caller is typing a message: they are looking at the chat. */
+        if (message.from !== "caller" && document.activeElement !== $("chat-text")) {
+          banner("New message: " + message.text, $("chat-text"), "Read it");
+        }
         break;
       case "statement":
         window.dispatchEvent(new CustomEvent("evr:statement", { detail: message.statement }));
+        if (message.statement && message.statement.state === "sent") {
+          banner("Your statement is ready to read and sign.", $("statement-panel"), "Read statement");
+        }
         break;
       case "ended":
         finish();
@@ -180,6 +250,37 @@
         $("call-note").textContent = "Something went wrong: " + message.message;
         break;
     }
+  }
+
+  /* Whose video is big: the officer's while it arrives, else the caller's own. */
+  async function watchOfficerVideo() {
+    if (ended) return;
+    if (pc && officerTrack) {
+      let frames = 0;
+      try {
+        (await pc.getStats(officerTrack)).forEach((r) => {
+          if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded || 0;
+        });
+      } catch (error) { /* an old browser: keep the caller's own view */ }
+      if (frames > lastFrames) framesSeenAt = Date.now();
+      lastFrames = frames;
+    }
+    const on = Date.now() - framesSeenAt < 2500;
+    if (on !== diagnostics.officerVideo) {
+      diagnostics.officerVideo = on;
+      $("stage").dataset.view = on ? "officer" : "self";
+    }
+    if (connectedAt && diagnostics.state === "connected") showBar();
+  }
+
+  /* Before joining there is no socket: ask the box whether the call has ended meanwhile. */
+  async function checkEnded() {
+    if (joined || ended) return;
+    try {
+      const response = await fetch("/v/" + encodeURIComponent(token) + "/status", { credentials: "same-origin", cache: "no-store" });
+      const body = await response.json();
+      if (!body.live) finish();
+    } catch (error) { /* try again later */ }
   }
 
   function shareLocation() {
@@ -198,6 +299,8 @@
     if (signal) signal.close();
     if (pc) pc.close();
     if (stream) stream.getTracks().forEach((t) => t.stop());
+    if ($("end-dialog").open) $("end-dialog").close();
+    $("call-banner").hidden = true;
     diagnostics.state = "ended";
     show("step-ended");
   }
@@ -212,10 +315,27 @@
     button.setAttribute("aria-pressed", String(muted));
     button.textContent = muted ? "Unmute" : "Mute";
   });
-  $("end").addEventListener("click", () => {
-    signal.send({ type: "end" });
+  $("sound-on").addEventListener("click", playSound);
+  $("end").addEventListener("click", () => $("end-dialog").showModal());
+  $("end-cancel").addEventListener("click", () => $("end-dialog").close());
+  $("end-confirm").addEventListener("click", () => {
+    if (signal) signal.send({ type: "end" });
     finish();
   });
+  $("call-banner-go").addEventListener("click", () => {
+    $("call-banner").hidden = true;
+    if (bannerTarget) {
+      bannerTarget.scrollIntoView({ behavior: "smooth", block: "center" });
+      if (bannerTarget.focus) bannerTarget.focus({ preventScroll: true });
+    }
+  });
+  $("call-banner-close").addEventListener("click", () => { $("call-banner").hidden = true; });
+  /* Once the caller has scrolled to what the banner points at, it has done its job. */
+  window.addEventListener("scroll", () => {
+    if ($("call-banner").hidden || !bannerTarget) return;
+    const box = bannerTarget.getBoundingClientRect();
+    if (box.top >= 0 && box.bottom <= window.innerHeight - $("call-banner").offsetHeight) $("call-banner").hidden = true;
+  }, { passive: true });
   $("chat-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = $("chat-text").value.trim();
@@ -226,5 +346,7 @@
      box ends the call on the quick exit's beacon, so the officer learns why. */
   window.addEventListener("evr:quick-exit", finish);
 
+  setInterval(watchOfficerVideo, 1000);
+  setInterval(checkEnded, 5000);
   start();
 })();

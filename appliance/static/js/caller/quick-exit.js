@@ -1,16 +1,16 @@
-/* Safety on the caller's phone: the quick exit on every caller page, and forms that do not
-   leave their page in the back history.
+/* Safety on the caller's phone: the quick exit (on the pages of an RVR link), and forms
+   that do not leave their page in the back history (on every caller page).
 
    Quick exit (the button, or Shift pressed three times): the call ends (a beacon to the
    box, which the browser sends even as the page goes, and the caller page's own hang-up),
    local and session storage are cleared, and location.replace takes the tab to a harmless
    site, so Back does not return here. Forms marked data-replace-history are sent by fetch
-   and the page they lead to replaces this one in the history. */
+   and the page they lead to replaces this one in the history; an error summary leads to
+   its fields. */
 "use strict";
 
 (function () {
   const exit = document.getElementById("quick-exit");
-  if (!exit) return;
   let leaving = false;
 
   function leave(event) {
@@ -30,15 +30,32 @@
     window.location.replace(exit.href);
   }
 
-  exit.addEventListener("click", leave);
+  if (exit) exit.addEventListener("click", leave);
 
   let shifts = [];
   document.addEventListener("keyup", (event) => {
-    if (event.key !== "Shift") return;
+    if (!exit || event.key !== "Shift") return;
     const now = Date.now();
     shifts = shifts.filter((t) => now - t < 2000).concat(now);
     if (shifts.length >= 3) leave(event);
   });
+
+  /* The error summary (GOV.UK): focused when the page comes back with errors; each of
+     its links moves the focus to its field, with the field's question in view. */
+  const summary = document.querySelector(".error-summary");
+  if (summary) {
+    summary.focus();
+    summary.querySelectorAll("a[href^='#']").forEach((link) => {
+      link.addEventListener("click", (event) => {
+        const field = document.getElementById(link.getAttribute("href").slice(1));
+        if (!field) return;
+        event.preventDefault();
+        const question = field.closest("fieldset") || field;
+        question.scrollIntoView({ block: "start" });
+        field.focus({ preventScroll: true });
+      });
+    });
+  }
 
   document.querySelectorAll("form[data-replace-history]").forEach((form) => {
     form.addEventListener("submit", async (event) => {

@@ -1,4 +1,5 @@
-/* The handler's call console: admit, the caller's video, mute, own video, snapshots, chat, end. */
+/* The handler's call console: admit, the caller's video, mute, own video, snapshots, chat, end;
+   the state pill and indicators on the video, the tools' tabs, fullscreen and the keys. */
 "use strict";
 
 (function () {
@@ -14,15 +15,56 @@
   let videoTransceiver = null;
   let iceServers = [];
   let connectedAt = root.dataset.connectedAt ? new Date(root.dataset.connectedAt) : null;
+  let waitingAt = root.dataset.waitingAt ? new Date(root.dataset.waitingAt) : null;
   let admitted = false;
-  let ended = false;
+  let ended = ["connected", "waiting", "invited"].indexOf(root.dataset.state) < 0;
+  let recording = false;
+  let declined = false;
+  let snapshots = Number($("snapshot-count").textContent) || 0;
+  let lastFrames = 0;
+  let stillSince = null;
   const diagnostics = { pc: null, state: root.dataset.state, stats: null };
   window.evrConsole = diagnostics;
 
+  const WORDS = { waiting: "WAITING", connected: "LIVE", invited: "NOT JOINED" };
+  const ENDED_BY = {
+    caller_ended: "by caller", handler_ended: "by you", quick_exit: "caller used quick exit",
+    caller_not_safe: "caller not safe", abandoned: "caller left", revoked: "link revoked",
+    media_failed: "connection failed", appliance_restarted: "box restarted", appliance_stopped: "box stopped",
+  };
+
+  /* The pill on the video: one word and the time in that state (the wait, then the call). */
+  function showPill(state, reason) {
+    const pill = $("call-state");
+    pill.dataset.state = WORDS[state] ? state : "ended";
+    const by = ENDED_BY[reason || root.dataset.endReason];
+    $("call-state-word").textContent = WORDS[state] || ("ENDED" + (by ? " " + by : ""));
+    tick();
+  }
+
+  function tick() {
+    const state = $("call-state").dataset.state;
+    const since = state === "connected" ? connectedAt : state === "waiting" ? waitingAt : null;
+    $("call-timer").textContent = since ? EVR.formatDuration((Date.now() - since) / 1000).replace(/^0(\d:)/, "$1") : "";
+  }
+
+  /* Recording, sound only and connection are shown only while the call is live. */
+  function showIndicators() {
+    const live = diagnostics.state === "connected" && !ended;
+    $("recording-indicator").hidden = !(live && recording);
+    $("not-recording").hidden = !(live && !recording);
+    $("not-recording").textContent = declined ? "Not recording – caller declined" : "Not recording";
+    $("quality").hidden = !live;
+    if (!live) $("sound-only").hidden = true;
+  }
+
   function setState(state) {
     diagnostics.state = state;
-    $("call-state").textContent = state;
+    showPill(state);
     const live = state === "connected";
+    if (live && !connectedAt) connectedAt = new Date();
+    if (state === "waiting" && !waitingAt) waitingAt = new Date();
+    showIndicators();
     ["mute", "camera", "snapshot", "end"].forEach((id) => { $(id).disabled = !live; });
     $("admit").hidden = live || ended;
     $("admit").disabled = state !== "waiting" || admitted;
@@ -36,8 +78,10 @@
       case "hello":
         iceServers = message.iceServers || [];
         showGuests(message.guests || []);
+        recording = !!message.recording;
+        declined = message.consentRecording === false;
+        if (message.connectedAt) connectedAt = new Date(message.connectedAt);
         setState(message.state);
-        $("recording-indicator").hidden = !message.recording;
         if (message.state === "connected" && !admitted) admit();
         break;
       case "answer":
@@ -45,9 +89,10 @@
         break;
       case "state":
         showGuests(message.guests || []);
-        setState(message.state);
-        $("recording-indicator").hidden = !message.recording;
+        recording = !!message.recording;
+        declined = message.consentRecording === false;
         if (message.connectedAt) connectedAt = new Date(message.connectedAt);
+        setState(message.state);
         break;
       case "presence":
         if (message.role === "caller") {
@@ -56,6 +101,8 @@
         break;
       case "chat":
         EVR.appendChat($("chat"), message.from === "handler" ? "You" : message.from === "caller" ? "Caller" : message.name, message.text, message.from === "handler");
+        $("chat").scrollTop = $("chat").scrollHeight;
+        if (message.from !== "handler" && $("tab-chat") && $("tab-chat").getAttribute("aria-selected") !== "true") $("tab-chat").classList.add("tab--news");
         break;
       case "snapshot":
         addSnapshot(message);
@@ -129,6 +176,7 @@
       if (video) { stream.removeTrack(video); video.stop(); }
       $("local-video").srcObject = null;
     }
+    $("local-video").hidden = !on;
     button.setAttribute("aria-pressed", String(on));
     button.textContent = on ? "Stop my video" : "Send my video";
   }
@@ -142,16 +190,36 @@
         headers: { "X-CSRF-Token": csrf },
         credentials: "same-origin",
       });
-      if (!response.ok) {
-        const body = await response.json().catch(() => ({}));
-        $("stage-note").textContent = "Snapshot not taken: " + (body.error || response.status);
-      }
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) toast("Snapshot not taken: " + (body.error || response.status));
+      else toast("Snapshot saved");
     } finally {
       button.disabled = diagnostics.state !== "connected";
     }
   }
 
+  let toastTimer = null;
+  function toast(text) {
+    $("toast").textContent = text;
+    $("toast").hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { $("toast").hidden = true; }, 3000);
+  }
+
   function addSnapshot(message) {
+    snapshots += 1;
+    $("snapshot-count").textContent = String(snapshots);
+    const thumb = document.createElement("li");
+    const thumbLink = document.createElement("a");
+    thumbLink.href = message.url;
+    thumbLink.target = "_blank";
+    thumbLink.rel = "noopener";
+    const thumbImage = document.createElement("img");
+    thumbImage.src = message.url;
+    thumbImage.alt = "Snapshot " + snapshots;
+    thumbLink.appendChild(thumbImage);
+    thumb.appendChild(thumbLink);
+    $("strip").appendChild(thumb);
     const item = document.createElement("li");
     const link = document.createElement("a");
     link.href = message.url;
@@ -263,6 +331,7 @@
 
   function finish(state, reason) {
     ended = true;
+    if (reason) root.dataset.endReason = reason;
     setState(state || "ended");
     $("admit").hidden = true;
     if (signal) signal.close();
@@ -271,9 +340,98 @@
     $("stage-note").textContent = ENDED_NOTES[reason] || "The call has ended.";
   }
 
-  setInterval(() => {
-    if (connectedAt && !ended) $("call-timer").textContent = EVR.formatDuration((Date.now() - connectedAt) / 1000);
-  }, 1000);
+  /* Sound only: the caller's video has shown no new frame for three seconds. */
+  function watchVideo() {
+    const video = $("remote-video");
+    const frames = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
+    if (frames !== lastFrames) { lastFrames = frames; stillSince = null; }
+    else if (stillSince === null) stillSince = Date.now();
+    const live = diagnostics.state === "connected" && !ended;
+    $("sound-only").hidden = !(live && stillSince !== null && Date.now() - stillSince > 3000);
+    if (video.videoWidth) $("stage").dataset.orientation = video.videoHeight > video.videoWidth ? "portrait" : "landscape";
+  }
+
+  setInterval(() => { tick(); watchVideo(); }, 1000);
+
+  /* The tools' tabs: one panel shown, each scrolling on its own. */
+  const tabs = Array.from(document.querySelectorAll("#tools-tabs [role=tab]"));
+  function choose(tab) {
+    tabs.forEach((other) => {
+      const on = other === tab;
+      other.setAttribute("aria-selected", String(on));
+      other.tabIndex = on ? 0 : -1;
+      $(other.getAttribute("aria-controls")).hidden = !on;
+    });
+    tab.classList.remove("tab--news");
+  }
+  tabs.forEach((tab, index) => {
+    tab.addEventListener("click", () => choose(tab));
+    tab.addEventListener("keydown", (event) => {
+      const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+      if (!step) return;
+      const next = tabs[(index + step + tabs.length) % tabs.length];
+      choose(next);
+      next.focus();
+    });
+  });
+  choose(tabs.find((tab) => tab.getAttribute("aria-selected") === "true") || tabs[0]);
+
+  function toggleFullscreen() {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else $("stage").requestFullscreen().catch(() => toast("Fullscreen is not available here."));
+  }
+  document.addEventListener("fullscreenchange", () => {
+    $("fullscreen").textContent = document.fullscreenElement ? "Exit fullscreen" : "Fullscreen";
+  });
+
+  /* Keys: S snapshot, M mute, F fullscreen (not while typing); Ctrl+Enter sends a message. */
+  document.addEventListener("keydown", (event) => {
+    const typing = event.target.closest && event.target.closest("input, textarea, select, [contenteditable]");
+    if (typing || event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    const key = event.key.toLowerCase();
+    const button = key === "s" ? $("snapshot") : key === "m" ? $("mute") : null;
+    if (key === "f") { event.preventDefault(); toggleFullscreen(); }
+    else if (button && !button.disabled) { event.preventDefault(); button.click(); }
+  });
+  $("chat-text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey || !event.shiftKey)) {
+      event.preventDefault();
+      $("chat-form").requestSubmit();
+    }
+  });
+
+  /* Leaving the page during a live call asks first. */
+  window.addEventListener("beforeunload", (event) => {
+    if (diagnostics.state === "connected" && !ended) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
+
+  /* Copy buttons in the caller card copy the text they name. */
+  document.querySelectorAll("[data-copy-text]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const text = $(button.dataset.copyText).textContent;
+      try {
+        await navigator.clipboard.writeText(text);
+        $("copy-status").textContent = "Copied: " + text;
+      } catch (error) {
+        $("copy-status").textContent = "Not copied: select the text and copy it.";
+      }
+    });
+  });
+
+  /* A ready-made message goes into the box, to send as it is or change first. */
+  document.querySelectorAll("[data-preset]").forEach((button) => {
+    button.addEventListener("click", () => {
+      $("chat-text").value = button.textContent;
+      $("chat-text").focus();
+    });
+  });
+
+  $("fullscreen").addEventListener("click", toggleFullscreen);
+  showPill(root.dataset.state);
+  showIndicators();
 
   $("admit").addEventListener("click", admit);
   $("camera").addEventListener("click", toggleCamera);
@@ -290,6 +448,7 @@
     event.preventDefault();
     const text = $("chat-text").value.trim();
     if (text && signal.send({ type: "chat", text: text })) $("chat-text").value = "";
+    $("chat").scrollTop = $("chat").scrollHeight;
   });
 
   signal = new EVR.Signal("/ws/calls/" + encodeURIComponent(callId), onMessage);

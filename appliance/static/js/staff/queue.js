@@ -1,4 +1,4 @@
-/* The waiting-callers list: polls the server every three seconds. */
+/* The waiting-callers list, most urgent first as the server sorts it: polls every three seconds. */
 "use strict";
 
 (function () {
@@ -12,6 +12,13 @@
     return td;
   }
 
+  function tag(text, className) {
+    const span = document.createElement("span");
+    span.className = className;
+    span.textContent = text;
+    return span;
+  }
+
   async function refresh() {
     let data;
     try {
@@ -23,18 +30,24 @@
     if (!data.waiting.length) {
       const row = document.createElement("tr");
       const td = cell("Nobody is waiting.");
-      td.colSpan = 5;
+      td.colSpan = 7;
       row.appendChild(td);
       body.appendChild(row);
       return;
     }
     data.waiting.forEach((entry) => {
       const row = document.createElement("tr");
+      row.appendChild(cell(entry.name));
       row.appendChild(cell(entry.incident));
-      row.appendChild(cell(String(entry.grade)));
       row.appendChild(cell(entry.category));
+      row.appendChild(cell(String(entry.grade)));
       const since = entry.waitingSince ? (Date.now() - new Date(entry.waitingSince)) / 1000 : 0;
       row.appendChild(cell(window.EVR ? EVR.formatDuration(since) : Math.round(since) + " s"));
+      const flags = cell("");
+      if (entry.rvr) flags.appendChild(tag("RVR", "tag tag--bad"));
+      if (entry.overdue) flags.appendChild(tag("Past target", "tag tag--bad"));
+      if (entry.overdue) row.classList.add("breach");
+      row.appendChild(flags);
       const action = document.createElement("td");
       const link = document.createElement("a");
       link.className = "button button--small";

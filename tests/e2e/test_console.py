@@ -1,0 +1,145 @@
+"""The handler's console in a real browser, in one call so the suite stays quick: the link
+made once however often the page is reloaded, the waiting count on another page, the state
+pill through waiting, live and ended, a ready-made chat message, the video's size and
+place while the tools are used at two screen sizes, a snapshot by its key, a statement
+draft that survives a reload.
+
+Screenshots of each console state are kept under test-artifacts/console/ at the repository
+root (git ignores it) for a reviewer to look at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.support.appliance import Appliance
+from tests.support.browser import caller_joins, new_link
+
+pytestmark = pytest.mark.e2e
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+
+
+def invites_for(appliance: Appliance, reference: str) -> int:
+    with contextlib.closing(sqlite3.connect(appliance.data_dir / "evr.db")) as db:
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM invites JOIN incidents ON incidents.id = invites.incident_id"
+            " WHERE incidents.cad_reference = ?",
+            (reference,),
+        ).fetchone()
+    return int(count)
+
+
+def video_box(page: Page) -> dict[str, float]:
+    box = page.locator("#remote-video").bounding_box()
+    assert box is not None
+    return box
+
+
+def assert_video_on_screen(page: Page, width: int, height: int) -> None:
+    """The whole video element is inside the viewport and takes about 60% of its width."""
+    box = video_box(page)
+    assert box["y"] >= 0 and box["y"] + box["height"] <= height, (box, width, height)
+    assert 0.5 * width <= box["width"] <= 0.66 * width, (box, width)
+    assert box["height"] >= 0.5 * height, (box, height)
+
+
+def test_the_console_through_one_call(
+    handler: Page, phone: BrowserContext, appliance: Appliance
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    dialogs: list[str] = []
+    handler.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.accept()))
+
+    # The link is made by POST, shown after a redirect: F5 shows it again, makes no second.
+    link = new_link(handler, appliance, "CAD/E2E/CON1")
+    assert "/invites" not in handler.url
+    handler.reload()
+    expect(handler.get_by_role("textbox", name="Video call link")).to_have_value(link)
+    assert invites_for(appliance, "CAD/E2E/CON1") == 1
+
+    # A caller waiting shows in the menu and the title of whatever page the handler is on.
+    caller = caller_joins(phone, link)
+    handler.goto(appliance.base_url + "/incidents")
+    # Pages ask every five seconds; the caller's page says "waiting" a moment before the box.
+    expect(handler).to_have_title(re.compile(r"^\(1 waiting\) Incidents"), timeout=12_000)
+    expect(handler.locator("#waiting-count")).to_have_text("1")
+
+    handler.set_viewport_size({"width": 1920, "height": 1080})
+    handler.goto(appliance.base_url + "/calls")
+    handler.locator("#queue tr", has_text="CAD/E2E/CON1").get_by_role(
+        "link", name="Open call"
+    ).click()
+    pill = handler.locator("#call-state")
+    expect(pill).to_have_attribute("data-state", "waiting")
+    expect(pill).to_have_text(re.compile(r"^WAITING [0-9]:[0-9]{2}$"))
+    expect(handler.locator(".caller-card")).to_contain_text("07700 900123")
+    expect(handler.locator("#recording-indicator")).to_be_hidden()
+    handler.screenshot(path=str(ARTIFACTS / "1-waiting-1920x1080.png"))
+
+    handler.get_by_role("button", name="Admit caller").click()
+    expect(pill).to_have_attribute("data-state", "connected")
+    expect(pill).to_have_text(re.compile(r"^LIVE [0-9]:[0-9]{2}$"))
+    expect(handler.locator("#recording-indicator")).to_be_visible()
+    expect(handler.locator("#recording-indicator")).to_have_text("● Recording on")
+    expect(handler.locator("#not-recording")).to_be_hidden()
+    assert_video_on_screen(handler, 1920, 1080)
+
+    # A ready-made message goes into the box; Ctrl+Enter sends it.
+    handler.get_by_role("button", name="Are you safe to talk?").click()
+    handler.get_by_label("Message to the caller").press("Control+Enter")
+    expect(caller.locator("#chat")).to_contain_text("Are you safe to talk?")
+    expect(handler.get_by_label("Message to the caller")).to_have_value("")
+
+    # S takes a snapshot (focus not in a field): a toast, and the tab counts it.
+    handler.evaluate("document.activeElement && document.activeElement.blur()")
+    handler.keyboard.press("s")
+    expect(handler.locator("#toast")).to_have_text("Snapshot saved")
+    expect(handler.get_by_role("tab", name="Snapshots (1)")).to_be_visible()
+
+    # The outcome is recorded in its tab while the video stays where it is.
+    handler.get_by_role("tab", name="Outcome").click()
+    handler.locator("#outcome-code").select_option("resolved_on_call")
+    handler.get_by_label("No, it was dealt with by video").check()
+    handler.get_by_role("button", name="Save outcome").click()
+    expect(handler.locator("#outcome-code ~ [data-ajax-status]")).to_have_text("Outcome saved.")
+    assert_video_on_screen(handler, 1920, 1080)
+    handler.screenshot(path=str(ARTIFACTS / "2-live-outcome-1920x1080.png"))
+
+    handler.set_viewport_size({"width": 1280, "height": 800})
+    handler.get_by_role("button", name="Save outcome").scroll_into_view_if_needed()
+    handler.get_by_role("button", name="Save outcome").click()
+    expect(handler.locator("#outcome-code ~ [data-ajax-status]")).to_have_text("Outcome saved.")
+    assert_video_on_screen(handler, 1280, 800)
+    handler.screenshot(path=str(ARTIFACTS / "3-live-outcome-1280x800.png"))
+
+    # The statement's text is saved as it is typed and is still there after a reload,
+    # which asks first because the call is live.
+    handler.get_by_role("tab", name="Statement").click()
+    handler.get_by_label("Account, in the witness's words").fill("I saw the van at 21:40.")
+    expect(handler.locator("#statement-draft")).to_have_text(re.compile(r"^Draft saved \d\d:\d\d$"))
+    handler.screenshot(path=str(ARTIFACTS / "4-live-statement-1280x800.png"))
+    handler.reload()
+    assert dialogs == ["beforeunload"], dialogs
+    expect(pill).to_have_attribute("data-state", "connected")
+    handler.get_by_role("tab", name="Statement").click()
+    expect(handler.get_by_label("Account, in the witness's words")).to_have_value(
+        "I saw the van at 21:40."
+    )
+
+    handler.get_by_role("button", name="End call").click()
+    try:
+        expect(pill).to_have_attribute("data-state", "ended")
+    except AssertionError:
+        print(appliance.log_tail())
+        raise
+    expect(pill).to_have_text("ENDED by you")
+    for indicator in ("#recording-indicator", "#not-recording", "#sound-only", "#quality"):
+        expect(handler.locator(indicator)).to_be_hidden()
+    expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+    handler.screenshot(path=str(ARTIFACTS / "5-ended-1280x800.png"))
