@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.appliance import Appliance
+from tests.support.browser import signed_in_handler
 
 pytestmark = pytest.mark.e2e
 
@@ -66,9 +67,12 @@ def test_admin_first_sign_in_wrong_password_and_sign_out(page: Page, appliance: 
 
 
 def test_a_user_made_by_the_admin_must_choose_a_password(
-    browser: Browser, page: Page, appliance: Appliance
+    browser: Browser, appliance: Appliance
 ) -> None:
-    _sign_in(page, appliance, "admin", ADMIN_PASSWORD)
+    """An admin of its own (made on the shell), so this test needs nothing of the one
+    before it: it may run on an appliance of its own."""
+    admin = browser.new_context(ignore_https_errors=True)
+    page = signed_in_handler(admin, appliance, "adm7", role="admin")
     page.goto(appliance.base_url + "/admin/users")
     page.get_by_label("Username", exact=True).fill("pc7001")
     page.get_by_label("Display name").fill("Sam Handler")
@@ -88,3 +92,4 @@ def test_a_user_made_by_the_admin_must_choose_a_password(
         assert response is not None and response.status == 403
     finally:
         newcomer.close()
+        admin.close()

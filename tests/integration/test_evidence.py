@@ -49,6 +49,7 @@ def evr(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         "EVR_DATA_DIR": str(settings.data_dir),
         "EVR_PORT": str(settings.port),
         "EVR_HOST": "127.0.0.1",
+        "EVR_FORCE_NAME": "Wessex Police",
     }
     if settings.master_key_file is not None:
         env["EVR_MASTER_KEY_FILE"] = str(settings.master_key_file)
