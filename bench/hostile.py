@@ -176,7 +176,7 @@ async def _upload_link(appliance: loadgen.Appliance) -> tuple[FormClient, str]:
     _, html = await appliance.handler.get(page)
     questions = sorted(set(re.findall(r'name="(q\d+)"', html)))
     await appliance._post(f"{page}/eligibility", {q: "yes" for q in questions})
-    _, html = await appliance.handler.post(f"{page}/invites", {"channel": "link", "kind": "upload"})
+    html = await appliance.make_link(page, "upload")
     token = re.findall(r"/v/([A-Za-z0-9_\-]+)", html)[-1]
     phone = FormClient(appliance.url)
     await phone.get(f"/v/{token}")

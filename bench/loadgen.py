@@ -274,7 +274,7 @@ class Appliance:
         _, html = await self.handler.get(page)
         questions = sorted(set(re.findall(r'name="(q\d+)"', html)))
         await self._post(f"{page}/eligibility", {q: "yes" for q in questions})
-        _, html = await self.handler.post(f"{page}/invites", {"channel": "link", "kind": "video"})
+        html = await self.make_link(page, "video")
         token = re.search(r"/v/([A-Za-z0-9_\-]+)", html)
         public_id = re.search(r'href="/calls/([A-Za-z0-9_\-]+)"', html)
         if token is None or public_id is None:
@@ -287,6 +287,16 @@ class Appliance:
         if response.status != 303:
             raise RuntimeError(f"consent refused ({response.status})")
         return Invited(incident_id, public_id.group(1), token.group(1), phone)
+
+    async def make_link(self, page: str, kind: str) -> str:
+        """Make a link as the handler does (the form redirects to the incident page, which
+        shows the new link) and return that page."""
+        response, html = await self.handler.post(
+            f"{page}/invites", {"channel": "link", "kind": kind}
+        )
+        if response.status == 303:
+            _, html = await self.handler.get(response.headers["Location"])
+        return html
 
     async def _post(self, path: str, data: dict[str, str]) -> None:
         await self.handler.get(path.rsplit("/", 1)[0] if path.count("/") > 2 else path)
