@@ -4,7 +4,7 @@ Web handlers hand each authorised WebSocket to the hub; the hub validates messag
 drives the media room and calls the services. It only translates: what a move of the
 call means (the survey, the appointment, the CAD event) is decided in
 ``services.calls.life``; the recording's life is in ``recording.py`` and the 2 s
-sampling in ``sampler.py``.
+sampling in ``sampler.py``, the chat in ``chat.py``.
 """
 
 from __future__ import annotations
@@ -23,19 +23,20 @@ from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live import protocol
+from appliance.live.chat import Chat
 from appliance.live.ice import browser_ice_server, ice_servers
 from appliance.live.participants import CALLER, GUEST, HANDLER, LiveCall, Participant
 from appliance.live.recording import Recordings
 from appliance.live.sampler import Sampler
 from appliance.logs import call_id_var
-from appliance.models import FINAL_STATES, Call, CallState, ChatMessage, Snapshot, User
+from appliance.models import FINAL_STATES, Call, CallState, Snapshot, User
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.calls import guests, life, states
 from appliance.services.calls.states import CallError
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Throttle
-from media import NoVideoError, Room, RoomConfig, RoomEvent, SdpError
+from media import Room, RoomConfig, RoomEvent, SdpError
 from media.background import spawn
 from media.errors import UnknownLegError
 from media.protocols import MediaRoom
@@ -64,7 +65,7 @@ class CallHub:
         self.recheck_seconds = 5.0
         self.recordings = Recordings(settings, db, keyring)
         self.sampler = Sampler(settings, db, self.calls, self._end_abandoned)
-        self.chat_limit = Throttle(settings.chat_per_minute)
+        self.chat = Chat(settings, db)
         self.message_limit = Throttle(settings.socket_messages_per_minute)
 
     def _live(self, public_id: str) -> LiveCall:
@@ -168,7 +169,7 @@ class CallHub:
                 answer = await live.room.renegotiate(participant.leg_id, sdp)
                 await participant.send({"type": "answer", "sdp": answer})
             case protocol.Chat(text=text):
-                await self._chat(live, participant, text)
+                await self.chat.post(live, participant, text)
             case protocol.Location(latitude=lat, longitude=lon, accuracy=accuracy):
                 if participant.role != CALLER:
                     raise CallError("only the caller shares a location")
@@ -237,46 +238,6 @@ class CallHub:
             return Room(public_id, config, on_event=self._on_media_event)
         return self.media.room(public_id, config, on_event=self._on_media_event)
 
-    async def _chat(self, live: LiveCall, participant: Participant, text: str) -> None:
-        """Store and pass on a message, within the socket's rate and the call's cap."""
-        sender = f"{live.public_id}/{participant.leg_id}"
-        if self.chat_limit.blocked(sender):
-            metrics.SIGNALLING_ERRORS.labels("rate_limited").inc()
-            wait = self.chat_limit.retry_after(sender)
-            await participant.send(
-                protocol.error("rate_limited", f"too many messages: wait {wait} s")
-            )
-            return
-        self.chat_limit.hit(sender)
-
-        def store() -> ChatMessage | None:
-            """In a thread: the write waits on no page and no page waits on it."""
-            with self.db.session() as session:
-                call = states.get(session, live.public_id)
-                if CallState(call.state) not in (CallState.WAITING, CallState.CONNECTED):
-                    raise CallError("the call is not live")
-                if states.chat_count(session, call) >= self.settings.chat_max_per_call:
-                    return None
-                return states.add_chat(session, call, participant.role, text, participant.user)
-
-        message = await asyncio.to_thread(store)
-        if message is None:
-            metrics.SIGNALLING_ERRORS.labels("chat_full").inc()
-            await participant.send(
-                protocol.error("chat_full", "this call holds all the messages it can")
-            )
-            return
-        await live.broadcast(
-            {
-                "type": "chat",
-                "id": message.id,
-                "from": participant.role,
-                "name": participant.name,
-                "text": message.body,
-                "at": message.sent_at.isoformat(),
-            },
-        )
-
     async def _end(
         self, live: LiveCall, move: Move, reason: str, code: int = 1000, why: bytes = b"call ended"
     ) -> bool:
@@ -335,28 +296,7 @@ class CallHub:
             await self._farewell(live, state, reason, 1000, b"call ended")
 
     async def snapshot(self, public_id: str, user: User, source: str) -> Snapshot:
-        live = self.calls.get(public_id)
-        if live is None or live.room is None or CALLER not in live.room.leg_ids:
-            raise CallError("the caller is not connected")
-        try:
-            jpeg = await live.room.snapshot(CALLER)
-        except NoVideoError:
-            raise CallError("no video from the caller yet") from None
-
-        snapshot = await asyncio.to_thread(self.recordings.keep_snapshot, live, user, jpeg, source)
-        await live.broadcast(
-            {
-                "type": "snapshot",
-                "id": snapshot.id,
-                "sha256": snapshot.sha256,
-                "width": snapshot.width,
-                "height": snapshot.height,
-                "url": f"/calls/{public_id}/snapshots/{snapshot.id}",
-                "at": snapshot.taken_at.isoformat(),
-            },
-            (HANDLER,),
-        )
-        return snapshot
+        return await self.recordings.snapshot(self.calls.get(public_id), user, source)
 
     async def notify(
         self, public_id: str, message: dict[str, Any], roles: tuple[str, ...] | None = None

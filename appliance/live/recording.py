@@ -7,16 +7,19 @@ The media room writes the file; this module keeps the evidence records in step w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
-from appliance.live.participants import LiveCall
+from appliance.live.participants import CALLER, HANDLER, LiveCall
 from appliance.models import Recording, Snapshot, User
 from appliance.services.calls import states
+from appliance.services.calls.states import CallError
 from appliance.services.evidence import captures
 from appliance.services.evidence.master_key import Keyring
+from media import NoVideoError
 
 log = logging.getLogger("evr.live")
 
@@ -88,6 +91,30 @@ class Recordings:
             log.error("recording cut short; the call goes on", extra={"call": live.public_id})
             await self.stop(live, failure_counted=True)
             metrics.RECORDINGS_INCOMPLETE.inc()
+
+    async def snapshot(self, live: LiveCall | None, user: User, source: str) -> Snapshot:
+        """Take a still of the caller's video at full resolution, seal it (in a thread)
+        and tell the officers' pages."""
+        if live is None or live.room is None or CALLER not in live.room.leg_ids:
+            raise CallError("the caller is not connected")
+        try:
+            jpeg = await live.room.snapshot(CALLER)
+        except NoVideoError:
+            raise CallError("no video from the caller yet") from None
+        snapshot = await asyncio.to_thread(self.keep_snapshot, live, user, jpeg, source)
+        await live.broadcast(
+            {
+                "type": "snapshot",
+                "id": snapshot.id,
+                "sha256": snapshot.sha256,
+                "width": snapshot.width,
+                "height": snapshot.height,
+                "url": f"/calls/{live.public_id}/snapshots/{snapshot.id}",
+                "at": snapshot.taken_at.isoformat(),
+            },
+            (HANDLER,),
+        )
+        return snapshot
 
     def keep_snapshot(self, live: LiveCall, user: User, jpeg: bytes, source: str) -> Snapshot:
         """Seal a snapshot the handler took (blocking: run it in a thread)."""
