@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
@@ -16,76 +14,17 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from pydantic import SecretStr
-from yarl import URL
 
-from appliance.models import Call, CallState, Invite, Role, utcnow
-from appliance.services.audit import Actor
-from appliance.services.calls import invites, states
-from appliance.services.calls.invites import Consent
-from appliance.services.identity import accounts
-from appliance.services.intake import incidents
-from appliance.web import keys
+from appliance.models import CallState, Invite, Role, utcnow
+from appliance.services.calls import states
+from tests.support.hostile import caller_http, consented_call, receive, ws_url
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
+from tests.support.staff import PASSWORD, add_user
 
 pytestmark = pytest.mark.sqlite_only(
     reason="the WebSocket protocol and real aiortc peers are under test, not the database"
 )
-
-PASSWORD = "a long enough passphrase"
-DEVICE = "this-phone-device-token"
-
-
-@dataclass
-class Invited:
-    call: Call
-    token: str
-
-
-def _handler(server: LiveServer, username: str) -> None:
-    with server.db.session() as session:
-        user, _ = accounts.create_user(
-            session, Actor("t"), username, "Pat", {Role.HANDLER}, password=PASSWORD
-        )
-        user.must_change_password = False
-        session.add(user)
-
-
-def _invite(server: LiveServer, owner: str, reference: str, consent: bool = True) -> Invited:
-    with server.db.session() as session:
-        user = accounts.require(session, owner)
-        incident = incidents.create(
-            session,
-            Actor(owner),
-            user,
-            cad_reference=reference,
-            grade=3,
-            category="Theft",
-            caller_name="Jane Marple",
-            caller_phone="07700900123",
-        )
-        _, call, token = invites.create_invite(
-            session, Actor(owner), incident, user, timedelta(hours=1)
-        )
-        if consent:
-            invites.record_consent(
-                session,
-                call,
-                Consent(True, False, False),
-                hashlib.sha256(DEVICE.encode()).hexdigest(),
-                "",
-            )
-    return Invited(call, token)
-
-
-@pytest.fixture
-async def http(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
-    jar = aiohttp.CookieJar(unsafe=True)
-    jar.update_cookies({keys.CALLER_DEVICE_COOKIE: DEVICE}, response_url=URL(live_server.base_url))
-    async with aiohttp.ClientSession(
-        cookie_jar=jar, connector=aiohttp.TCPConnector(ssl=False)
-    ) as session:
-        yield session
 
 
 async def _offer() -> tuple[RTCPeerConnection, str]:
@@ -96,28 +35,28 @@ async def _offer() -> tuple[RTCPeerConnection, str]:
     return pc, pc.localDescription.sdp
 
 
-async def _receive(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> dict:
-    while True:
-        message = json.loads((await ws.receive(timeout=20)).data)
-        if message["type"] == wanted:
-            return message
+@pytest.fixture
+async def http(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
+    async with caller_http(live_server) as session:
+        yield session
 
 
-def _ws_url(server: LiveServer, path: str) -> str:
-    return server.base_url.replace("https://", "wss://") + path
+def _handler(server: LiveServer, username: str) -> None:
+    with server.db.session() as session:
+        add_user(session, username, Role.HANDLER)
 
 
 async def test_bad_messages_get_an_error_and_break_nothing(
     live_server: LiveServer, http: aiohttp.ClientSession
 ) -> None:
     _handler(live_server, "pc1")
-    first = _invite(live_server, "pc1", "CAD/S/1")
-    other = _invite(live_server, "pc1", "CAD/S/2")
-    async with http.ws_connect(_ws_url(live_server, f"/ws/v/{other.token}")) as bystander:
-        hello = await _receive(bystander, "hello")
+    first = consented_call(live_server, "pc1", "CAD/S/1")
+    other = consented_call(live_server, "pc1", "CAD/S/2")
+    async with http.ws_connect(ws_url(live_server, f"/ws/v/{other.token}")) as bystander:
+        hello = await receive(bystander, "hello")
         assert hello["state"] == "invited" and hello["iceServers"] == []
-        async with http.ws_connect(_ws_url(live_server, f"/ws/v/{first.token}")) as ws:
-            await _receive(ws, "hello")
+        async with http.ws_connect(ws_url(live_server, f"/ws/v/{first.token}")) as ws:
+            await receive(ws, "hello")
             tried = {
                 "{not json": "bad_json",
                 "[1, 2]": "bad_message",
@@ -132,21 +71,21 @@ async def test_bad_messages_get_an_error_and_break_nothing(
             }
             for raw, code in tried.items():
                 await ws.send_str(raw)
-                reply = await _receive(ws, "error")
+                reply = await receive(ws, "error")
                 assert reply["code"] == code, (raw[:40], reply)
             await ws.send_str('{"type": "ping"}')
-            assert (await _receive(ws, "pong"))["type"] == "pong"
+            assert (await receive(ws, "pong"))["type"] == "pong"
 
             pc, sdp = await _offer()
             try:
                 await ws.send_json({"type": "join", "sdp": sdp})
-                answer = await _receive(ws, "answer")
+                answer = await receive(ws, "answer")
                 assert answer["sdp"].startswith("v=0")
-                assert (await _receive(ws, "state"))["state"] == "waiting"
+                assert (await receive(ws, "state"))["state"] == "waiting"
             finally:
                 await pc.close()
         await bystander.send_str('{"type": "ping"}')
-        assert (await _receive(bystander, "pong"))["type"] == "pong"
+        assert (await receive(bystander, "pong"))["type"] == "pong"
     with live_server.db.session() as session:
         assert states.by_public_id(session, other.call.public_id).state == CallState.INVITED
 
@@ -154,12 +93,12 @@ async def test_bad_messages_get_an_error_and_break_nothing(
 async def test_who_may_open_a_socket(live_server: LiveServer, http: aiohttp.ClientSession) -> None:
     _handler(live_server, "pc1")
     _handler(live_server, "pc2")
-    invited = _invite(live_server, "pc1", "CAD/S/3")
-    unconsented = _invite(live_server, "pc1", "CAD/S/4", consent=False)
+    invited = consented_call(live_server, "pc1", "CAD/S/3")
+    unconsented = consented_call(live_server, "pc1", "CAD/S/4", consent=False)
 
     async def refused(session: aiohttp.ClientSession, path: str) -> int:
         with pytest.raises(aiohttp.WSServerHandshakeError) as raised:
-            async with session.ws_connect(_ws_url(live_server, path)):
+            async with session.ws_connect(ws_url(live_server, path)):
                 pass
         return raised.value.status
 
@@ -182,14 +121,14 @@ async def test_who_may_open_a_socket(live_server: LiveServer, http: aiohttp.Clie
     try:
         await owner.sign_in("pc1", PASSWORD)
         async with owner.session.ws_connect(
-            _ws_url(live_server, f"/ws/calls/{invited.call.public_id}")
+            ws_url(live_server, f"/ws/calls/{invited.call.public_id}")
         ) as ws:
-            assert (await _receive(ws, "hello"))["role"] == "handler"
+            assert (await receive(ws, "hello"))["role"] == "handler"
             # Nobody is waiting yet: admitting is refused, and says why.
             pc, sdp = await _offer()
             try:
                 await ws.send_json({"type": "join", "sdp": sdp})
-                reply = await _receive(ws, "error")
+                reply = await receive(ws, "error")
                 assert reply["code"] == "not_allowed" and "nobody to admit" in reply["message"]
             finally:
                 await pc.close()
@@ -201,10 +140,10 @@ async def test_cross_site_sockets_are_refused(
     live_server: LiveServer, http: aiohttp.ClientSession
 ) -> None:
     _handler(live_server, "pc1")
-    invited = _invite(live_server, "pc1", "CAD/S/5")
+    invited = consented_call(live_server, "pc1", "CAD/S/5")
     with pytest.raises(aiohttp.WSServerHandshakeError) as raised:
         async with http.ws_connect(
-            _ws_url(live_server, f"/ws/v/{invited.token}"), origin="https://evil.example"
+            ws_url(live_server, f"/ws/v/{invited.token}"), origin="https://evil.example"
         ):
             pass
     assert raised.value.status == 403
@@ -214,7 +153,7 @@ async def test_an_expired_link_shows_a_plain_page_and_opens_no_socket(
     live_server: LiveServer, http: aiohttp.ClientSession
 ) -> None:
     _handler(live_server, "pc1")
-    invited = _invite(live_server, "pc1", "CAD/S/6")
+    invited = consented_call(live_server, "pc1", "CAD/S/6")
     with live_server.db.session() as session:
         invite = session.get(Invite, invited.call.invite_id)
         invite.expires_at = utcnow() - timedelta(minutes=1)
@@ -224,7 +163,7 @@ async def test_an_expired_link_shows_a_plain_page_and_opens_no_socket(
         assert response.status == 410
         assert "This link has expired" in body and "caller.js" not in body
     with pytest.raises(aiohttp.WSServerHandshakeError) as raised:
-        async with http.ws_connect(_ws_url(live_server, f"/ws/v/{invited.token}")):
+        async with http.ws_connect(ws_url(live_server, f"/ws/v/{invited.token}")):
             pass
     assert raised.value.status == 403
     with live_server.db.session() as session:
@@ -239,9 +178,9 @@ async def test_hello_carries_turn_credentials_minted_for_the_call(
     live_server.settings.turn_urls = ["turn:127.0.0.1:3478?transport=udp"]
     live_server.settings.turn_secret = SecretStr("coturn-static-auth-secret")
     _handler(live_server, "pc1")
-    invited = _invite(live_server, "pc1", "CAD/S/7")
-    async with http.ws_connect(_ws_url(live_server, f"/ws/v/{invited.token}")) as ws:
-        hello = await _receive(ws, "hello")
+    invited = consented_call(live_server, "pc1", "CAD/S/7")
+    async with http.ws_connect(ws_url(live_server, f"/ws/v/{invited.token}")) as ws:
+        hello = await receive(ws, "hello")
     stun, turn = hello["iceServers"]
     assert stun == {"urls": ["stun:127.0.0.1:3478"]}
     assert turn["urls"] == ["turn:127.0.0.1:3478?transport=udp"]

@@ -20,6 +20,7 @@ from appliance.models import Call, Role
 from appliance.services.audit import Actor
 from appliance.services.calls import invites
 from appliance.services.calls.invites import Consent
+from appliance.services.identity import accounts
 from appliance.web import keys
 from tests.support.live import LiveServer
 from tests.support.staff import add_incident, add_user
@@ -33,21 +34,25 @@ class Invited:
     token: str
 
 
-def consented_call(server: LiveServer, owner: str, reference: str) -> Invited:
-    """A handler ``owner`` (made here), an incident, a video link the caller agreed to."""
+def consented_call(
+    server: LiveServer, owner: str, reference: str, *, consent: bool = True
+) -> Invited:
+    """A handler ``owner`` (made here unless the box has them), an incident, and a video
+    link the caller on ``DEVICE`` agreed to (or, with ``consent=False``, has not yet)."""
     with server.db.session() as session:
-        user = add_user(session, owner, Role.HANDLER)
+        user = accounts.get_by_username(session, owner) or add_user(session, owner, Role.HANDLER)
         incident = add_incident(session, user, reference)
         _, call, token = invites.create_invite(
             session, Actor(owner), incident, user, timedelta(hours=1)
         )
-        invites.record_consent(
-            session,
-            call,
-            Consent(True, False, False),
-            hashlib.sha256(DEVICE.encode()).hexdigest(),
-            "",
-        )
+        if consent:
+            invites.record_consent(
+                session,
+                call,
+                Consent(True, False, False),
+                hashlib.sha256(DEVICE.encode()).hexdigest(),
+                "",
+            )
     return Invited(call, token)
 
 
