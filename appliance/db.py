@@ -14,7 +14,9 @@ waits on.
 Deleted means gone: SQLite runs with ``secure_delete`` (freed space in a page is
 overwritten with zeros, so a cleared ``wrapped_key`` does not linger in the file), and
 ``scrub_freed`` checkpoints the WAL (TRUNCATE) after a purge, so the page images that
-still held the old value leave the WAL file too.
+still held the old value leave the WAL file too. On PostgreSQL an update leaves the old
+row version in the table's file until a vacuum, so ``scrub_freed`` rewrites the tables
+the purge changed (``VACUUM FULL``, which writes a new file and drops the old one).
 
 Side effects that leave the box (an SMS, a CAD event) are queued in the same
 transaction as the change that causes them; the service marks the session with
@@ -37,6 +39,7 @@ from sqlmodel import Session, create_engine
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY = "evr_read_only"
 _WAKE = "evr_wake_after_commit"
+_REWRITTEN = "evr_rewritten_tables"
 
 log = logging.getLogger("evr.db")
 
@@ -87,17 +90,44 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def scrub_freed(session: Session) -> None:
-    """After a committed deletion: fold the WAL into the database file and truncate it.
+def track_rewrites(session: Session) -> None:
+    """Note the tables in which this session updates or deletes rows, for
+    ``scrub_freed`` after the commit."""
 
-    With ``secure_delete`` the database file keeps no copy of a cleared value, but the
-    WAL still holds the page images written before the change until a checkpoint
-    overwrites them. Runs on its own connection, outside any transaction (a checkpoint
-    inside one cannot finish). SQLite only: PostgreSQL keeps dead row versions until
-    its vacuum reclaims them.
+    def note(session: Session, _context: Any) -> None:
+        tables = session.info.setdefault(_REWRITTEN, set())
+        for row in (*session.dirty, *session.deleted):
+            table = getattr(type(row), "__tablename__", None)
+            if isinstance(table, str):
+                tables.add(table)
+
+    event.listen(session, "after_flush", note)
+
+
+def scrub_freed(session: Session) -> None:
+    """After a committed deletion: make sure no old copy of a cleared value stays in the
+    database's own files. Runs on its own connection, outside any transaction.
+
+    SQLite: with ``secure_delete`` the database file keeps no copy of a cleared value,
+    but the WAL still holds the page images written before the change until a
+    checkpoint overwrites them: fold it in and truncate it (a checkpoint inside a
+    transaction cannot finish). PostgreSQL: the old row versions stay in the table's
+    file until a vacuum; ``VACUUM FULL`` of each table ``track_rewrites`` saw changed
+    writes a new file and unlinks the old (a short exclusive lock on each: purges run
+    at a quiet hour). Old values in PostgreSQL's own WAL segments go when the server
+    recycles them (docs/governance.md).
     """
     engine = session.get_bind()
-    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+    if not isinstance(engine, Engine):
+        return
+    if engine.dialect.name == "postgresql":
+        tables = sorted(session.info.get(_REWRITTEN, ()))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for table in tables:
+                quoted = connection.dialect.identifier_preparer.quote(table)
+                connection.exec_driver_sql(f"VACUUM (FULL) {quoted}")
+        return
+    if engine.dialect.name != "sqlite":
         return
     raw = engine.raw_connection()
     try:

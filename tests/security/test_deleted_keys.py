@@ -1,8 +1,10 @@
 """Item 17: deleted evidence is gone from the database's own files.
 
 The attack: someone with a copy of the data dir after a purge (a stolen disk, a careless
-copy) reads the SQLite file and its WAL for the wrapped data key the purge cleared, and
-unwraps it with the master key to read a "deleted" file's sealed copy.
+copy) reads the database's files for the wrapped data key the purge cleared, and unwraps
+it with the master key to read a "deleted" file's sealed copy. On SQLite that is the
+database file and its WAL; on PostgreSQL, the table's own file in the cluster's data
+directory (where an update leaves the old row version until a vacuum).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlmodel import select
 
 from appliance import migrate
@@ -21,27 +22,29 @@ from appliance.purger import Purger
 from appliance.services.evidence import master_key, sealing
 from tests.support.staff import add_incident, add_user
 
-pytestmark = pytest.mark.sqlite_only(
-    reason="secure_delete and the WAL checkpoint are SQLite's; PostgreSQL keeps dead "
-    "row versions until its vacuum"
-)
 
-
-def _database_files(settings: Settings) -> list[Path]:
+def _database_files(settings: Settings, db: Database) -> list[Path]:
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as connection:
+            connection.exec_driver_sql("CHECKPOINT")  # the table's pages onto its file
+            data = connection.exec_driver_sql("SHOW data_directory").scalar_one()
+            table = connection.exec_driver_sql(
+                "SELECT pg_relation_filepath('evidence_files')"
+            ).scalar_one()
+        return [Path(data) / table]
     main = Path(settings.effective_database_url.removeprefix("sqlite:///"))
     return [p for p in (main, main.with_name(main.name + "-wal")) if p.exists()]
 
 
-def _holding(settings: Settings, needle: bytes) -> list[str]:
-    return [p.name for p in _database_files(settings) if needle in p.read_bytes()]
+def _holding(settings: Settings, db: Database, needle: bytes) -> list[str]:
+    return [p.name for p in _database_files(settings, db) if needle in p.read_bytes()]
 
 
-def test_a_purged_wrapped_key_is_in_neither_the_database_file_nor_its_wal(
-    settings: Settings,
-) -> None:
+def test_a_purged_wrapped_key_is_gone_from_the_database_files(settings: Settings) -> None:
     """Two snapshots sealed, one past retention: after one run of the server's purge the
-    old one's wrapped key bytes appear in neither the database file nor the WAL, while
-    the kept one's key is still there and its file still opens."""
+    old one's wrapped key bytes appear in none of the database's files (SQLite's file and
+    WAL; PostgreSQL's table file), while the kept one's key is still there and its file
+    still opens."""
     db = Database(settings.effective_database_url)
     migrate.upgrade(db.engine)
     try:
@@ -73,16 +76,17 @@ def test_a_purged_wrapped_key_is_in_neither_the_database_file_nor_its_wal(
             session.add(incident)
         assert old.wrapped_key and kept.wrapped_key
         old_key, kept_key = old.wrapped_key.encode(), kept.wrapped_key.encode()
-        assert _holding(settings, old_key), "test the test: the key is on disk before"
+        assert _holding(settings, db, old_key), "test the test: the key is on disk before"
 
         assert Purger(settings, db, keyring).run_once() == 1
 
-        assert _holding(settings, old_key) == []
-        assert _holding(settings, kept_key), "the kept file's key is still stored"
-        with db.engine.connect() as connection:
-            # Debian builds SQLite with secure_delete on by default; the appliance sets it
-            # itself so a build without that default zeroes freed space too.
-            assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+        assert _holding(settings, db, old_key) == []
+        assert _holding(settings, db, kept_key), "the kept file's key is still stored"
+        if db.engine.dialect.name == "sqlite":
+            with db.engine.connect() as connection:
+                # Debian builds SQLite with secure_delete on by default; the appliance sets
+                # it itself so a build without that default zeroes freed space too.
+                assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
         with db.session() as session:
             rows = {f.id: f for f in session.exec(select(EvidenceFile)).all()}
             assert rows[old.id].wrapped_key is None

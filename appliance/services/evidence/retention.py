@@ -370,6 +370,7 @@ def purge(
 ) -> Plan:
     due = plan(session, settings)
     if not dry_run:
+        db.track_rewrites(session)
         for decision in due.mark:
             mark_by_rule(session, actor, decision)
         session.commit()
