@@ -177,6 +177,10 @@ async def _caller_path(live_server: LiveServer, caller: FormClient, token: str) 
     body = await get(f"/v/{token}")
     for asset in ASSET_RE.findall(body):
         await get(asset)
+    # The full privacy notice the page links to is as neutral as the page.
+    notices = set(re.findall(r'href="(/privacy[^"]*)"', body))
+    assert notices == {"/privacy?look=neutral"}, notices
+    await get(notices.pop())
     response, body = await caller.post(f"/v/{token}", {"consent_video": "yes"})
     seen.append((f"POST /v/{token}", response, body))
     assert response.status == 303
@@ -216,6 +220,7 @@ async def test_every_caller_response_on_the_rvr_path_is_no_store_and_neutral(
         text = re.sub(r"<[^>]+>", " ", body)
         assert unsafe_word(text, OFFENCE_WORDS) is None, (path, unsafe_word(text, OFFENCE_WORDS))
         assert live_server.settings.force_name not in text, path
+        assert "police" not in text.lower(), path
         assert 'id="quick-exit"' in body and live_server.settings.quick_exit_url in body, path
         assert "serviceWorker" not in body
     assert any(".js?" in p for p, _, _ in seen) and any(".css?" in p for p, _, _ in seen)

@@ -92,14 +92,20 @@ def _notice_version(request: web.Request, kind: str) -> str:
 @routes.get("/privacy", name="privacy")
 @public
 async def privacy(request: web.Request) -> web.StreamResponse:
-    """The full privacy notice, linked from every caller page; made from the settings."""
+    """The full privacy notice, linked from every caller page; made from the settings.
+
+    An RVR page links ``?look=neutral``: the same notice in the page's neutral look, the
+    force named only where ``rvr_show_force_name`` allows, so opening it on a watched
+    phone gives away no more than the page did."""
     settings = request.app[keys.SETTINGS]
+    neutral = request.query.get("look") == "neutral"
+    request[keys.NEUTRAL_LOOK] = neutral
     return aiohttp_jinja2.render_template(
         notice.PRIVACY_PAGE,
         request,
         {
             "notice": notice.of(settings),
-            "notice_version": notice.version(settings, notice.PRIVACY_PAGE),
+            "notice_version": notice.version(settings, notice.PRIVACY_PAGE, neutral),
             "page_title": "Privacy notice",
             "token": "",
         },
