@@ -119,30 +119,17 @@ async def _join(ws: aiohttp.ClientWebSocketResponse, peer: Client) -> dict[str, 
 async def test_a_caller_who_ended_rejoins_within_the_window_and_waits_again(
     live_server: LiveServer, caller: FormClient
 ) -> None:
-    """Connected with real aiortc peers; the caller presses End: the ended page offers
-    "Rejoin the call" and the CAD hears nothing yet. Rejoining makes a second call on the
-    same invite, which asks for consent again, then waits for the officer (the console
-    is told it is a rejoin). The first call's end reaches the CAD once, at the rejoin;
-    the survey is offered once, when the rejoined call ends."""
+    """The caller ends a connected call themselves (the service the socket's End calls;
+    test_call_endings.py drives the socket): the ended page offers "Rejoin the call" and
+    the CAD hears nothing yet. Rejoining makes a second call on the same invite, which
+    asks for consent again, then waits for the officer when a real aiortc peer joins (the
+    console is told it is a rejoin). The first call's end reaches the CAD once, at the
+    rejoin; the survey is offered once, when the rejoined call ends."""
     token = await _link(live_server, caller)
-    wss = live_server.base_url.replace("https://", "wss://")
+    first = _connect_and_end_by_caller(live_server)
     officer = FormClient(live_server.base_url)
-    peers = [Client("caller"), Client("handler"), Client("caller")]
+    peer = Client("caller")
     try:
-        await officer.sign_in("pc1", PASSWORD)
-        await officer.get("/incidents")  # the session's CSRF token
-        first = _calls(live_server)[0]
-        async with caller.session.ws_connect(f"{wss}/ws/v/{token}") as caller_ws:
-            await _join(caller_ws, peers[0])
-            async with officer.session.ws_connect(
-                f"{wss}/ws/calls/{first.public_id}"
-            ) as handler_ws:
-                await _join(handler_ws, peers[1])
-                while (await _receive(caller_ws, "state"))["state"] != "connected":
-                    pass
-                await caller_ws.send_json({"type": "end"})
-                assert (await _receive(handler_ws, "ended"))["reason"] == "caller_ended"
-
         response, body = await caller.get(f"/v/{token}/status")
         status = json.loads(body)
         assert status["live"] is False and 290 <= status["rejoinSeconds"] <= 300
@@ -159,10 +146,11 @@ async def test_a_caller_who_ended_rejoins_within_the_window_and_waits_again(
             f"/v/{token}", {"consent_video": "yes", "consent_recording": "no"}
         )
         assert response.status == 303
+        wss = live_server.base_url.replace("https://", "wss://")
         async with caller.session.ws_connect(f"{wss}/ws/v/{token}") as caller_ws:
-            hello = await _join(caller_ws, peers[2])
+            hello = await _join(caller_ws, peer)
             assert hello["rejoin"] is True
-            await _receive(caller_ws, "state")
+            assert (await _receive(caller_ws, "state"))["state"] == "waiting"
             first, second = _calls(live_server)
             assert second.state == CallState.WAITING and second.rejoin_of_id == first.id
             assert second.invite_id == first.invite_id
@@ -173,6 +161,8 @@ async def test_a_caller_who_ended_rejoins_within_the_window_and_waits_again(
             ]
             assert _survey_offers(live_server) == 0
 
+            await officer.sign_in("pc1", PASSWORD)
+            await officer.get("/incidents")  # the session's CSRF token
             response, _ = await officer.post(f"/calls/{second.public_id}/end", {})
             assert response.status == 303
             await _receive(caller_ws, "ended")
@@ -184,8 +174,7 @@ async def test_a_caller_who_ended_rejoins_within_the_window_and_waits_again(
         response, page = await caller.get(f"/v/{token}")
         assert response.status == 410 and "Rejoin the call" not in page
     finally:
-        for peer in peers:
-            await peer.close()
+        await peer.close()
         await officer.close()
 
 

@@ -13,6 +13,7 @@ import secrets
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from appliance import metrics
 from appliance.live.participants import CALLER, Participant
@@ -242,17 +243,20 @@ async def call_status(request: web.Request) -> web.StreamResponse:
 async def rejoin(request: web.Request) -> web.StreamResponse:
     """ "Rejoin the call" on the ended page: a new call on the same link, for the phone that
     ended the call, while its window is open; it asks for consent again (docs/media.md)."""
-    with request.app[keys.DB].session() as session:
-        link = caller_link(request, session)
-        again = None
-        if link.call is not None and link.kind == VIDEO:
-            again = life.rejoin(
-                session,
-                request.app[keys.SETTINGS],
-                link.call,
-                device_hash_of(request),
-                source_of(request),
-            )
+    try:
+        with request.app[keys.DB].session() as session:
+            link = caller_link(request, session)
+            again = None
+            if link.call is not None and link.kind == VIDEO:
+                again = life.rejoin(
+                    session,
+                    request.app[keys.SETTINGS],
+                    link.call,
+                    device_hash_of(request),
+                    source_of(request),
+                )
+    except IntegrityError:  # a second tap at the same moment: the first made the call
+        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}") from None
     if again is None:
         return rejoin_refused_page(request, link)
     raise web.HTTPSeeOther(f"/v/{request.match_info['token']}")
