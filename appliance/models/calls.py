@@ -68,7 +68,7 @@ class Call(SQLModel, table=True):
     caller_latitude: float | None = None
     caller_longitude: float | None = None
     caller_location_accuracy_m: float | None = None
-    # The call the caller ended by mistake and came back from (docs/media.md, rejoining);
+    # The call the caller ended by mistake and came back from (docs/signalling.md);
     # unique: a call is rejoined at most once, two taps on "Rejoin" make one call.
     rejoin_of_id: int | None = Field(default=None, foreign_key="calls.id", unique=True, index=True)
     # While set, the caller who ended this call may rejoin until then, and the call's

@@ -4,7 +4,7 @@ The rejoin is a new call on the same invite and incident that asks for consent a
 and waits for the officer like any call; the call's end (the CAD's ``call.ended``, the
 survey offer) is held while the window is open and goes out exactly once. After the
 window, after the officer's own End, after a revoke, and on an RVR call, "Rejoin the
-call" is refused with a page that says why. docs/media.md, "A caller who ended by
+call" is refused with a page that says why. docs/signalling.md, "A caller who ended by
 mistake", holds the decisions.
 """
 

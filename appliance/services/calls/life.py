@@ -7,7 +7,7 @@ whether it moved the call, so a second "End", a revoke after the caller left, or
 crash recovery of a call that had already ended changes nothing and tells nobody.
 
 A caller who ends the call themselves may come back on the same link for a few
-minutes (``caller_rejoin_minutes``; docs/media.md, "A caller who ended by mistake"):
+minutes (``caller_rejoin_minutes``; docs/signalling.md, "A caller who ended by mistake"):
 the call ends as usual, but what its end tells the world (the survey offer, the CAD's
 ``call.ended``) is held while ``Call.rejoin_until`` is set, and goes out once, when the
 window closes (``close_rejoin``: it lapsed, the officer ended it, the link was revoked)
@@ -249,7 +249,7 @@ def close_lapsed_rejoins(session: Session, settings: Settings, now: datetime) ->
 def _open_rejoin(
     session: Session, settings: Settings, call: Call, actor: Actor, reason: str
 ) -> bool:
-    """After the caller's own End of a connected video call (never RVR: see docs/media.md),
+    """After the caller's own End of a connected video call (never RVR: see docs/signalling.md),
     open the window: until the link expires at the latest. True when it opened."""
     if reason != CALLER_ENDED or settings.caller_rejoin_minutes <= 0 or call.connected_at is None:
         return False

@@ -242,7 +242,7 @@ async def call_status(request: web.Request) -> web.StreamResponse:
 @public
 async def rejoin(request: web.Request) -> web.StreamResponse:
     """ "Rejoin the call" on the ended page: a new call on the same link, for the phone that
-    ended the call, while its window is open; it asks for consent again (docs/media.md)."""
+    ended the call, while its window is open; it asks for consent again (docs/signalling.md)."""
     try:
         with request.app[keys.DB].session() as session:
             link = caller_link(request, session)
