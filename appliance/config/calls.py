@@ -36,6 +36,14 @@ class CallsSettings(BaseModel):
         description="A connected call that both the caller and the handler have left ends "
         "(reason abandoned) after this long; either can rejoin before then.",
     )
+    caller_rejoin_minutes: float = Field(
+        5,
+        ge=0,
+        le=60,
+        description="After the caller ends a call themselves, the same link lets them "
+        "rejoin for this long (a new call that waits for the officer); 0 turns it off. "
+        "Never on RVR calls; the officer's End or a revoke closes it at once.",
+    )
     chat_per_minute: int = Field(
         30,
         ge=1,

@@ -114,6 +114,8 @@ class LiveCall:
             "present": sorted(self.participants),
             "guests": self._guests(),
             "connectedAt": call.connected_at.isoformat() if call.connected_at else None,
+            # A caller back on the same link after ending the call themselves.
+            "rejoin": call.rejoin_of_id is not None,
             # The caller's page names who they are talking to (its top bar).
             "officer": next(
                 (p.name for p in self.participants.values() if p.role == HANDLER), None

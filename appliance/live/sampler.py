@@ -1,5 +1,6 @@
 """Every 2 s: each live room's stats to its handler's page and to the metrics, the
-queue's length and breaches, and calls that both sides abandoned.
+queue's length and breaches, calls that both sides abandoned, and callers' rejoin
+windows that have run out (``life.close_lapsed_rejoins``).
 
 One sample feeds both the console and Prometheus, so what the handler sees and what
 operations graph are the same numbers (docs/monitoring.md measures its cost).
@@ -21,7 +22,7 @@ from appliance.db import Database
 from appliance.live.participants import HANDLER, LiveCall
 from appliance.live.quality import QualityMeter
 from appliance.models import utcnow
-from appliance.services.calls import states
+from appliance.services.calls import life, states
 from media import LegStats
 from media.background import spawn
 
@@ -93,6 +94,16 @@ class Sampler:
         self._quality.record(samples)
         metrics.CALLS_ACTIVE.set(self.active_calls())
         await asyncio.to_thread(self._sample_queue)
+        await asyncio.to_thread(self.close_lapsed_rejoins)
+
+    def close_lapsed_rejoins(self) -> None:
+        """Read first: the writer's lock is taken only when a window has run out."""
+        now = utcnow()
+        with self.db.reader() as session:
+            if not states.rejoins_lapsed(session, now):
+                return
+        with self.db.session() as session:
+            life.close_lapsed_rejoins(session, self.settings, now)
 
     def abandoned(self, live: LiveCall) -> bool:
         """Admitted, and both the caller and the handler gone for longer than the setting."""

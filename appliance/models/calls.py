@@ -49,7 +49,9 @@ class Call(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     public_id: str = Field(max_length=32, unique=True, index=True)
     incident_id: int = Field(foreign_key="incidents.id", index=True)
-    invite_id: int = Field(foreign_key="invites.id", unique=True)
+    # Several calls share an invite only through rejoins (``rejoin_of_id``); the
+    # newest is the one the link leads to.
+    invite_id: int = Field(foreign_key="invites.id", index=True)
     state: str = Field(default=CallState.INVITED.value, max_length=16, index=True)
     created_at: datetime = now_field()
     waiting_at: datetime | None = time_field()
@@ -66,6 +68,12 @@ class Call(SQLModel, table=True):
     caller_latitude: float | None = None
     caller_longitude: float | None = None
     caller_location_accuracy_m: float | None = None
+    # The call the caller ended by mistake and came back from (docs/signalling.md);
+    # unique: a call is rejoined at most once, two taps on "Rejoin" make one call.
+    rejoin_of_id: int | None = Field(default=None, foreign_key="calls.id", unique=True, index=True)
+    # While set, the caller who ended this call may rejoin until then, and the call's
+    # end (the CAD's call.ended, the survey offer) is held back until the window closes.
+    rejoin_until: datetime | None = time_field()
 
 
 class ChatMessage(SQLModel, table=True):

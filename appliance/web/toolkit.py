@@ -37,7 +37,7 @@ from appliance.models import (
     WebSession,
 )
 from appliance.services.audit import Actor
-from appliance.services.calls import invites, states
+from appliance.services.calls import invites, life, states
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, CallerLink, LinkProblem
 from appliance.services.evidence import sealing
 from appliance.services.evidence.master_key import UnwrapError
@@ -576,10 +576,38 @@ def problem_page(request: web.Request, problem: LinkProblem, link: CallerLink) -
     if problem is LinkProblem.TOO_EARLY:
         opens_at = link.opens_at
         text = text.format(opens=london_label(opens_at) if opens_at else "shortly before")
+    rejoin = 0
+    if problem is LinkProblem.FINISHED and link.call is not None and link.invite is not None:
+        rejoin = life.rejoin_seconds_left(link.call, link.invite, device_hash_of(request))
     return aiohttp_jinja2.render_template(
         "caller/problem.html",
         request,
-        {"title": title, "text": text, "page_title": TITLES.get(kind, TITLES[VIDEO])},
+        {
+            "title": title,
+            "text": text,
+            "page_title": TITLES.get(kind, TITLES[VIDEO]),
+            "token": link.token,
+            "rejoin_seconds": rejoin,
+        },
+        status=status,
+    )
+
+
+def rejoin_refused_page(request: web.Request, link: CallerLink) -> web.Response:
+    """Why "Rejoin the call" did not work: the link was withdrawn, or the time is up."""
+    if link.invite is not None and link.invite.revoked_at is not None:
+        status, title, text = PROBLEMS[LinkProblem.REVOKED]
+    else:
+        status, title = 410, "You can no longer rejoin this call"
+        text = "The time to rejoin has passed, or the call was ended for you. " + (
+            "If you still need help, ask for a new link."
+            if request.get(keys.NEUTRAL_LOOK)
+            else "If you still need us, the officer can send you a new link."
+        )
+    return aiohttp_jinja2.render_template(
+        "caller/problem.html",
+        request,
+        {"title": title, "text": text, "page_title": TITLES[VIDEO], "token": link.token},
         status=status,
     )
 

@@ -9,6 +9,7 @@ caller state are kept under test-artifacts/caller/ at the repository root
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -266,6 +267,9 @@ def test_the_callers_screen_through_a_call(
     caller.locator("#end").click()
     dialog.get_by_role("button", name="End call").click()
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+    # The caller ended it: the same link lets them back for a few minutes.
+    expect(caller.get_by_role("button", name="Rejoin the call")).to_be_visible()
+    expect(caller.locator("#rejoin-left")).to_have_text(re.compile(r"^[45]:\d\d$"))
     shot(caller, "09-ended")
 
 

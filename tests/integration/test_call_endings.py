@@ -222,9 +222,17 @@ async def _by_handler_socket(scene: Scene) -> None:
 
 
 async def _by_caller_socket(scene: Scene) -> None:
+    """The caller's own End holds the call's end while they may rejoin (nothing queued for
+    the CAD); the officer's End on the console shuts the window and sends it."""
     caller_ws, _ = await _connected(scene)
     await caller_ws.send_json({"type": "end"})
     assert (await _receive(caller_ws, "ended"))["reason"] == "caller_ended"
+    with scene.server.db.session() as session:
+        assert (
+            session.exec(select(CadDelivery).where(CadDelivery.event == "call.ended")).all() == []
+        )
+    response, _ = await scene.officer.post(f"/calls/{scene.public_id}/end", {})
+    assert response.status == 303
 
 
 async def _by_console(scene: Scene) -> None:

@@ -113,6 +113,7 @@ SAMPLE: dict[str, Any] = {
     "cad_webhook_backoff_seconds": 2.5,
     "cad_webhook_timeout_seconds": 20.0,
     "call_abandoned_seconds": 120.0,
+    "caller_rejoin_minutes": 2.5,
     "guests_enabled": False,
     "location_bounds": [50.0, -3.0, 51.5, -1.0],
     "rvr_categories": ["Domestic abuse", "Harassment"],

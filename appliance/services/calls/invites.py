@@ -127,8 +127,9 @@ def create_invite(
 
 @dataclass(frozen=True)
 class CallerLink:
-    """What a caller's token names, looked up once per request: the invite, its call and
-    its incident (all None for a token we cannot place)."""
+    """What a caller's token names, looked up once per request: the invite, its call (the
+    newest, when the caller has rejoined) and its incident (all None for a token we
+    cannot place)."""
 
     token: str
     invite: Invite | None = None
@@ -154,6 +155,7 @@ def find_link(session: Session, token: str) -> CallerLink:
         .join(Call, col(Call.invite_id) == col(Invite.id))
         .join(Incident, col(Incident.id) == col(Invite.incident_id))
         .where(Invite.token_hash == hash_token(token))
+        .order_by(col(Call.id).desc())  # a rejoin's newer call is the one the link leads to
     ).first()
     return CallerLink(token) if row is None else CallerLink(token, *row)
 

@@ -6,12 +6,23 @@ offer, the booked appointment kept, the CAD event, the count. Each function retu
 whether it moved the call, so a second "End", a revoke after the caller left, or a
 crash recovery of a call that had already ended changes nothing and tells nobody.
 
+A caller who ends the call themselves may come back on the same link for a few
+minutes (``caller_rejoin_minutes``; docs/signalling.md, "A caller who ended by mistake"):
+the call ends as usual, but what its end tells the world (the survey offer, the CAD's
+``call.ended``) is held while ``Call.rejoin_until`` is set, and goes out once, when the
+window closes (``close_rejoin``: it lapsed, the officer ended it, the link was revoked)
+or the caller rejoins (``rejoin``: a new call on the same invite, which carries the
+survey offer to its own end).
+
 The hub and the web handlers call these and then only translate: they hang up the
 live room and tell the pages. RVR's "caller not safe" (``rvr.not_safe``) ends each live
 call of the incident through ``end``. Senders wake after the commit (``db.wake_after_commit``).
 """
 
 from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -24,6 +35,7 @@ from appliance.models import (
     AppointmentState,
     Call,
     CallState,
+    Incident,
     Invite,
     OutboundMessage,
     Recording,
@@ -44,6 +56,9 @@ ABANDONED = "abandoned"
 REVOKED = "revoked"
 RESTARTED = "appliance_restarted"
 MEDIA_FAILED = "media_failed"
+CALLER_ENDED = "caller_ended"
+REJOIN_LAPSED = "rejoin_lapsed"
+REJOIN_NOT_JOINED = "rejoin_not_joined"
 
 
 def admit(session: Session, settings: Settings, call: Call, handler: User, source: str) -> bool:
@@ -73,11 +88,13 @@ def end(session: Session, settings: Settings, call: Call, actor: Actor, reason: 
     survey (a connected video call only) and the CAD hears ``call.ended``."""
     state = CallState(call.state)
     if state in FINAL_STATES:
+        if reason != CALLER_ENDED:  # the officer's End, not safe: no coming back
+            close_rejoin(session, settings, call, actor, reason)
         return False
     to = CallState.CANCELLED if state is CallState.INVITED else CallState.ENDED
     states.move(session, call, to, actor, reason=reason)
-    survey.after_call(session, settings, call)
-    _ended(session, settings, call, reason)
+    if not _open_rejoin(session, settings, call, actor, reason):
+        _finished(session, settings, call, reason)
     return True
 
 
@@ -102,7 +119,8 @@ def quick_exit(session: Session, settings: Settings, call: Call, source: str) ->
 
 def revoke(session: Session, settings: Settings, actor: Actor, call: Call) -> bool:
     """Withdraw the link; a call nobody has joined yet, or a caller still waiting, is
-    cancelled. A connected call goes on (the officer ends it). True when the call moved."""
+    cancelled. A connected call goes on (the officer ends it); an ended call's rejoin
+    window shuts. True when the call moved."""
     invite = session.get(Invite, call.invite_id)
     assert invite is not None
     if invite.revoked_at is None:
@@ -110,8 +128,10 @@ def revoke(session: Session, settings: Settings, actor: Actor, call: Call) -> bo
         session.add(invite)
         audit.record(session, actor, "invite.revoked", object_type="call", object_id=call.public_id)
     if CallState(call.state) not in (CallState.INVITED, CallState.WAITING):
+        close_rejoin(session, settings, call, actor, REVOKED)
         return False
     states.move(session, call, CallState.CANCELLED, actor, reason=REVOKED)
+    _offer_survey(session, settings, call)  # a rejoin's: for the call it came back from
     _ended(session, settings, call, REVOKED)
     return True
 
@@ -135,6 +155,141 @@ def recover_after_crash(session: Session, settings: Settings, keyring: Keyring) 
     for call in interrupted:
         fail(session, settings, call, RESTARTED)
     return interrupted
+
+
+def rejoin_seconds_left(call: Call, invite: Invite, device_hash: str | None) -> int:
+    """How long the caller on this phone may still rejoin this call (0: not at all)."""
+    if (
+        call.rejoin_until is None
+        or CallState(call.state) is not CallState.ENDED
+        or invite.revoked_at is not None
+        or device_hash is None
+        or device_hash != call.caller_device_hash
+    ):
+        return 0
+    return max(int((call.rejoin_until - utcnow()).total_seconds()), 0)
+
+
+def rejoin(
+    session: Session, settings: Settings, call: Call, device_hash: str | None, source: str
+) -> Call | None:
+    """The caller is back within the window: a new call on the same invite and incident,
+    bound to the same phone, which asks for consent again and then waits for the officer
+    like any call. The ended call's window closes and the CAD hears it ended (it has, for
+    good); the survey offer waits for the new call's end. None when the window is shut."""
+    invite = session.get(Invite, call.invite_id)
+    if invite is None or rejoin_seconds_left(call, invite, device_hash) <= 0:
+        return None
+    until = call.rejoin_until
+    again = Call(
+        public_id=secrets.token_hex(8),
+        incident_id=call.incident_id,
+        invite_id=call.invite_id,
+        rejoin_of_id=call.id,
+        caller_device_hash=call.caller_device_hash,
+        rejoin_until=until,  # to be joined by then, or it lapses (``close_lapsed_rejoins``)
+    )
+    session.add(again)
+    call.rejoin_until = None
+    session.add(call)
+    session.flush()
+    audit.record(
+        session,
+        Actor("caller", source),
+        "call.rejoined",
+        object_type="call",
+        object_id=again.public_id,
+        detail={"of": call.public_id},
+    )
+    _ended(session, settings, call, call.end_reason)
+    return again
+
+
+def close_rejoin(session: Session, settings: Settings, call: Call, actor: Actor, why: str) -> bool:
+    """Shut the window at once (the officer's End, a revoke, not safe, or it lapsed):
+    the held end goes out now, once. A rejoin not joined yet lapses (expired): nobody
+    is coming back, and the survey is offered for the call that connected. False when
+    there was no window."""
+    if call.rejoin_until is None:
+        return False
+    call.rejoin_until = None
+    session.add(call)
+    state = CallState(call.state)
+    if state is CallState.INVITED:  # a rejoin nobody joined
+        states.move(session, call, CallState.EXPIRED, actor, reason=REJOIN_NOT_JOINED)
+        _offer_survey(session, settings, call)
+        return True
+    audit.record(
+        session,
+        actor,
+        "call.rejoin_closed",
+        object_type="call",
+        object_id=call.public_id,
+        detail={"why": why},
+    )
+    if state in FINAL_STATES:
+        _finished(session, settings, call, call.end_reason)
+    return True
+
+
+def close_lapsed_rejoins(session: Session, settings: Settings, now: datetime) -> list[Call]:
+    """The windows that have run out (the hub's sampler asks every few seconds)."""
+    lapsed = list(
+        session.exec(
+            select(Call)
+            .where(col(Call.rejoin_until).is_not(None), col(Call.rejoin_until) <= now)
+            .order_by(col(Call.id))
+        ).all()
+    )
+    for call in lapsed:
+        close_rejoin(session, settings, call, Actor(audit.SYSTEM), REJOIN_LAPSED)
+    return lapsed
+
+
+def _open_rejoin(
+    session: Session, settings: Settings, call: Call, actor: Actor, reason: str
+) -> bool:
+    """After the caller's own End of a connected video call (never RVR: see docs/signalling.md),
+    open the window: until the link expires at the latest. True when it opened."""
+    if reason != CALLER_ENDED or settings.caller_rejoin_minutes <= 0 or call.connected_at is None:
+        return False
+    invite = session.get(Invite, call.invite_id)
+    incident = session.get(Incident, call.incident_id)
+    if invite is None or incident is None or invite.kind != "video" or invite.revoked_at:
+        return False
+    if incident.category in settings.rvr_categories:
+        return False
+    until = min(utcnow() + timedelta(minutes=settings.caller_rejoin_minutes), invite.expires_at)
+    if until <= utcnow():
+        return False
+    call.rejoin_until = until
+    session.add(call)
+    audit.record(
+        session,
+        actor,
+        "call.rejoin_open",
+        object_type="call",
+        object_id=call.public_id,
+        detail={"until": until.isoformat()},
+    )
+    return True
+
+
+def _finished(session: Session, settings: Settings, call: Call, reason: str) -> None:
+    """A call's end as the world hears it: the survey offer and the CAD's call.ended."""
+    _offer_survey(session, settings, call)
+    _ended(session, settings, call, reason)
+
+
+def _offer_survey(session: Session, settings: Settings, call: Call) -> None:
+    """For the caller's contact: a rejoin that never connected offers it for the call
+    it rejoined, which did."""
+    while call.connected_at is None and call.rejoin_of_id is not None:
+        earlier = session.get(Call, call.rejoin_of_id)
+        if earlier is None:
+            return
+        call = earlier
+    survey.after_call(session, settings, call)
 
 
 def _ended(session: Session, settings: Settings, call: Call, reason: str) -> None:

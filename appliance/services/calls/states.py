@@ -5,6 +5,8 @@ its media when, its chat and the caller's location on it."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, col, func, select
 
 from appliance.models import (
@@ -68,6 +70,8 @@ def move(session: Session, call: Call, to: CallState, actor: Actor, **detail: ob
     if to not in TRANSITIONS.get(current, frozenset()):
         raise CallError(f"a {current.value} call cannot become {to.value}")
     call.state = to.value
+    if current is CallState.INVITED:
+        call.rejoin_until = None  # a rejoin's time to be joined ends as it moves on
     now = utcnow()
     if to is CallState.WAITING:
         call.waiting_at = now
@@ -149,6 +153,12 @@ def waiting_for(session: Session, incident_ids: list[int]) -> list[Call]:
             .order_by(col(Call.waiting_at))
         ).all()
     )
+
+
+def rejoins_lapsed(session: Session, now: datetime) -> bool:
+    """Whether any caller's rejoin window has run out (``life.close_lapsed_rejoins``)."""
+    query = select(Call.id).where(col(Call.rejoin_until).is_not(None))
+    return session.exec(query.where(col(Call.rejoin_until) <= now).limit(1)).first() is not None
 
 
 def all_waiting(session: Session) -> list[Call]:

@@ -191,10 +191,18 @@ def open_on_page(
     ).first()
     if invite is None or invite.kind != "video":
         return SurveyProblem.UNKNOWN
-    call = session.exec(select(Call).where(Call.invite_id == invite.id)).one()
-    if call.caller_device_hash is None or call.caller_device_hash != device_hash:
+    # Newest first: a caller who rejoined is asked once the last call has ended, about
+    # the newest call that connected.
+    calls = session.exec(
+        select(Call).where(Call.invite_id == invite.id).order_by(col(Call.id).desc())
+    ).all()
+    newest = calls[0]
+    if newest.caller_device_hash is None or newest.caller_device_hash != device_hash:
         return SurveyProblem.UNKNOWN
-    if call.connected_at is None or CallState(call.state) not in FINAL_STATES:
+    if CallState(newest.state) not in FINAL_STATES:
+        return SurveyProblem.NOT_YET
+    call = next((c for c in calls if c.connected_at is not None), None)
+    if call is None:
         return SurveyProblem.NOT_YET
     incident = session.get(Incident, call.incident_id)
     if incident is None:

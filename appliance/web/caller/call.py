@@ -13,12 +13,13 @@ import secrets
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from appliance import metrics
 from appliance.live.participants import CALLER, Participant
 from appliance.live.protocol import SignallingSocket
 from appliance.models import FINAL_STATES, Call, CallState, Incident, User
-from appliance.services.calls import invites
+from appliance.services.calls import invites, life
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
 from appliance.services.governance import notice
 from appliance.services.intake import incidents, uploads
@@ -31,7 +32,14 @@ from appliance.web.access import (
     require_same_origin,
     source_of,
 )
-from appliance.web.toolkit import TITLES, caller_link, device_hash_of, open_for, problem_page
+from appliance.web.toolkit import (
+    TITLES,
+    caller_link,
+    device_hash_of,
+    open_for,
+    problem_page,
+    rejoin_refused_page,
+)
 
 routes = web.RouteTableDef()
 
@@ -220,8 +228,9 @@ async def call_page(request: web.Request) -> web.StreamResponse:
 @public
 async def call_status(request: web.Request) -> web.StreamResponse:
     """Whether the call is still live, for a camera check that has no socket yet: the page
-    learns that the officer ended the call (or the link was revoked) while it waited.
-    Read only, and only for the phone that agreed; says nothing else about the call."""
+    learns that the officer ended the call (or the link was revoked) while it waited; and
+    for the ended page, how long the caller may still rejoin. Read only, and only for the
+    phone that agreed; says nothing else about the call."""
     with request.app[keys.DB].reader() as session:
         link = caller_link(request, session)
         call, invite = link.call, link.invite
@@ -229,9 +238,34 @@ async def call_status(request: web.Request) -> web.StreamResponse:
         if call is None or invite is None or device is None or call.caller_device_hash != device:
             raise web.HTTPNotFound(text="no call for this phone")
         live = invite.revoked_at is None and CallState(call.state) not in FINAL_STATES
-    response = web.json_response({"live": live})
+        left = life.rejoin_seconds_left(call, invite, device)
+    response = web.json_response({"live": live, "rejoinSeconds": left})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@routes.post("/v/{token}/rejoin", name="caller_rejoin")
+@public
+async def rejoin(request: web.Request) -> web.StreamResponse:
+    """ "Rejoin the call" on the ended page: a new call on the same link, for the phone that
+    ended the call, while its window is open; it asks for consent again (docs/signalling.md)."""
+    try:
+        with request.app[keys.DB].session() as session:
+            link = caller_link(request, session)
+            again = None
+            if link.call is not None and link.kind == VIDEO:
+                again = life.rejoin(
+                    session,
+                    request.app[keys.SETTINGS],
+                    link.call,
+                    device_hash_of(request),
+                    source_of(request),
+                )
+    except IntegrityError:  # a second tap at the same moment: the first made the call
+        raise web.HTTPSeeOther(f"/v/{request.match_info['token']}") from None
+    if again is None:
+        return rejoin_refused_page(request, link)
+    raise web.HTTPSeeOther(f"/v/{request.match_info['token']}")
 
 
 @routes.get("/ws/v/{token}", name="caller_ws")

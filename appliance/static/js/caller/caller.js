@@ -5,7 +5,8 @@
    arrives is read from the connection's statistics (frames decoded on their track),
    so it needs nothing from the box. A page reloaded during a call (the box says the
    call is waiting or connected) rejoins by itself; the camera check asks the box now
-   and then whether the call has ended meanwhile. */
+   and then whether the call has ended meanwhile. After the caller's own End, the ended
+   step offers "Rejoin the call" while the box allows it (rejoin.js). */
 "use strict";
 
 (function () {
@@ -273,14 +274,27 @@
     if (connectedAt && diagnostics.state === "connected") showBar();
   }
 
+  async function status() {
+    const response = await fetch("/v/" + encodeURIComponent(token) + "/status", { credentials: "same-origin", cache: "no-store" });
+    return response.json();
+  }
+
   /* Before joining there is no socket: ask the box whether the call has ended meanwhile. */
   async function checkEnded() {
     if (joined || ended) return;
     try {
-      const response = await fetch("/v/" + encodeURIComponent(token) + "/status", { credentials: "same-origin", cache: "no-store" });
-      const body = await response.json();
-      if (!body.live) finish();
+      if (!(await status()).live) finish();
     } catch (error) { /* try again later */ }
+  }
+
+  /* After the caller's own End the box may let them back for a while (rejoin.js shows
+     it); the End reaches the box a moment after this page shows the ended step. */
+  async function offerRejoin(tries) {
+    try {
+      const body = await status();
+      if (body.live && tries > 0) { setTimeout(() => offerRejoin(tries - 1), 700); return; }
+      if (!body.live && window.evrRejoin) window.evrRejoin(body.rejoinSeconds || 0);
+    } catch (error) { /* no offer: the page says the call has ended */ }
   }
 
   function shareLocation() {
@@ -303,6 +317,7 @@
     $("call-banner").hidden = true;
     diagnostics.state = "ended";
     show("step-ended");
+    if (!neutral) offerRejoin(5);
   }
 
   $("join").addEventListener("click", join);
