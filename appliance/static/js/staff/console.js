@@ -369,6 +369,7 @@
   document.addEventListener("keydown", (event) => {
     const typing = event.target.closest && event.target.closest("input, textarea, select, [contenteditable]");
     if (typing || event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    if (document.querySelector("dialog[open]")) return;  // the snapshot viewer has its own keys
     const key = event.key.toLowerCase();
     const button = key === "s" ? $("snapshot") : key === "m" ? $("mute") : null;
     if (key === "f") { event.preventDefault(); toggleFullscreen(); }

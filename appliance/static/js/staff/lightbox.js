@@ -209,6 +209,7 @@
       fit();
     };
     image.src = item.dataset.url;
+    if (image.complete && image.naturalWidth) image.onload();  // the same picture again
   }
 
   function open(id) {
@@ -244,13 +245,14 @@
   $("zoom-fit").addEventListener("click", fit);
   $("markup-undo").addEventListener("click", () => { shapes.pop(); redraw(); });
 
-  dialog.addEventListener("keydown", (event) => {
-    if (event.target.closest("input[type=text]") || event.ctrlKey || event.metaKey || event.altKey) return;
+  /* On the whole page while the viewer is open (focus may be on the page itself after a
+     button it held was disabled); console.js leaves its own keys alone meanwhile. */
+  document.addEventListener("keydown", (event) => {
+    if (!dialog.open || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input[type=text]")) return;
     const keys = { ArrowLeft: () => step(-1), ArrowRight: () => step(1), "+": () => zoom(1.25), "=": () => zoom(1.25), "-": () => zoom(1 / 1.25), "0": fit };
-    if (keys[event.key]) { event.preventDefault(); event.stopPropagation(); keys[event.key](); }
+    if (keys[event.key]) { event.preventDefault(); keys[event.key](); }
   });
-  // The console's own keys (S, M, F) do not act behind the open dialog.
-  dialog.addEventListener("keydown", (event) => event.stopPropagation());
 
   /* -- saving -------------------------------------------------------------------------- */
   async function send(url, body, type) {
@@ -291,6 +293,7 @@
       answer.label = item.dataset.label.replace(/, marked up$/, "") + ", marked up";
       const copy = add(answer);
       show(copy);
+      view.focus();
       setStatus("Marked-up copy saved (SHA-256 " + answer.sha256.slice(0, 12) + "…). The original is kept as taken.");
     } catch (error) {
       $("markup-save").disabled = false;
