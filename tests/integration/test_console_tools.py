@@ -160,6 +160,7 @@ async def test_a_marked_up_copy_is_new_evidence_and_leaves_the_original_untouche
 
 HOSTILE = [
     (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "did not arrive as JSON"),
+    (b"[" * 15_000, "did not arrive as JSON"),
     (b'{"shapes": []}', "Draw at least one arrow or circle"),
     (json.dumps({"shapes": [ARROW] * 41}).encode(), "at most 40 shapes"),
     (b'{"shapes": [{"kind": "arrow", "from": [NaN, 0], "to": [1, 1]}]}', "outside the picture"),
@@ -179,10 +180,10 @@ HOSTILE = [
 async def test_hostile_markups_are_refused_with_a_clear_error(
     live_server: LiveServer, scene: dict[str, Any]
 ) -> None:
-    """Tried, one after another: a PNG instead of JSON, no shapes, 41 shapes, NaN, a point
-    off the picture, a boolean coordinate, an unknown kind, a long caption, a control
-    character, a 20 KB body. Each answers 400 with the reason in words, and leaves
-    nothing: no snapshot row, no evidence file."""
+    """Tried, one after another: a PNG instead of JSON, 15,000 nested lists, no shapes,
+    41 shapes, NaN, a point off the picture, a boolean coordinate, an unknown kind, a
+    long caption, a control character, a 20 KB body. Each answers 400 with the reason
+    in words, and leaves nothing: no snapshot row, no evidence file."""
     before = snapshot_files(live_server)
     pc1 = await signed_in(live_server, "pc1", f"/calls/{scene['call']}")
     try:

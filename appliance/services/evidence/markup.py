@@ -97,7 +97,7 @@ def parse(body: bytes) -> Markup:
         raise MarkupRefused(f"The drawing is too large to keep (at most {MAX_BODY_BYTES} bytes).")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: [[[[… nested deep
         raise MarkupRefused("The drawing did not arrive as JSON.") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("shapes"), list):
         raise MarkupRefused("The drawing has no list of shapes.")
