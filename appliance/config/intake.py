@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 from pydantic import BaseModel, Field, field_validator
 
 from appliance.config.defaults import FULL_DAYS, HOURS_RE, UK_BOUNDS, WEEKDAYS
@@ -97,6 +99,38 @@ class IntakeSettings(BaseModel):
         description="A shared location outside this box [south, west, north, east] (degrees) "
         "is refused as implausible; [] accepts anywhere on Earth.",
     )
+
+    force_map_url: str = Field(
+        "",
+        max_length=500,
+        description="A link to the force's own map at a caller's shared location: an "
+        "https:// URL template with {lat} and {lon} (decimal degrees, WGS84), opened in a "
+        "new tab from the call console; empty shows no link.",
+    )
+
+    @field_validator("force_map_url")
+    @classmethod
+    def _force_map_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+            raise ValueError("must be an https:// (or http://) URL with no spaces")
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"is not a URL template with {{lat}} and {{lon}} ({exc})") from exc
+        if fields != {"lat", "lon"}:
+            extra = ", ".join(sorted(fields - {"lat", "lon"}))
+            raise ValueError(
+                "must hold {lat} and {lon}, and no other {…} field"
+                + (f" (found {extra})" if extra else "")
+            )
+        try:
+            value.format(lat=0.0, lon=0.0)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise ValueError(f"is not a URL template with {{lat}} and {{lon}} ({exc})") from exc
+        return value
 
     @field_validator("location_bounds")
     @classmethod

@@ -35,9 +35,11 @@ from appliance.models.guests import GUEST_ROLES, GuestInvite
 from appliance.models.incidents import Incident
 from appliance.models.messages import PURPOSES, UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.officer import (
+    DRAFT_FORMS,
     THRIVE_PARTS,
     THRIVE_RATINGS,
     IncidentNote,
+    OfficerDraft,
     ThriveAssessment,
 )
 from appliance.models.rvr import (
@@ -57,6 +59,7 @@ __all__ = [
     "ARMS",
     "DASH_ANSWERS",
     "DISCLOSURE_KINDS",
+    "DRAFT_FORMS",
     "FINAL_STATES",
     "GUEST_ROLES",
     "PURPOSES",
@@ -88,6 +91,7 @@ __all__ = [
     "Invite",
     "MessageStatus",
     "NoticeText",
+    "OfficerDraft",
     "OutboundMessage",
     "Recording",
     "Role",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Column
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from appliance.models.base import UTCDateTime, now_field, time_field
@@ -99,6 +100,11 @@ class Snapshot(SQLModel, table=True):
     width: int
     height: int
     size_bytes: int
+    # What the officer says the picture shows: metadata, so an original's bytes never change.
+    caption: str = Field(default="", max_length=200)
+    # A marked-up copy names the snapshot it was drawn on, and keeps what was drawn.
+    original_id: int | None = Field(default=None, foreign_key="snapshots.id", index=True)
+    markup: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Recording(SQLModel, table=True):

@@ -40,3 +40,22 @@ class IncidentNote(SQLModel, table=True):
     text: str = Field(max_length=4000)
     by_id: int = Field(foreign_key="users.id")
     at: datetime = now_field()
+
+
+DRAFT_FORMS = ("note", "thrive")
+
+
+class OfficerDraft(SQLModel, table=True):
+    """A form the officer is still typing (a note, THRIVE), saved as they type so a reload
+    or a lost page keeps it. One per author, incident and form; it is theirs alone, and
+    goes when the form is sent. Not a record: the note or THRIVE version is."""
+
+    __tablename__ = "officer_drafts"
+    __table_args__ = (UniqueConstraint("user_id", "incident_id", "form"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    form: str = Field(max_length=16)
+    fields: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    saved_at: datetime = now_field()

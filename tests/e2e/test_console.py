@@ -1,8 +1,9 @@
 """The handler's console in a real browser, in one call so the suite stays quick: the link
 made once however often the page is reloaded, the waiting count on another page, the state
 pill through waiting, live and ended, a ready-made chat message, the video's size and
-place while the tools are used at two screen sizes, a snapshot by its key, a statement
-draft that survives a reload.
+place while the tools are used at two screen sizes, a snapshot by its key, opened in the
+viewer, drawn on and saved as a marked-up copy beside its untouched original, a statement
+and a note draft that survive a reload.
 
 Screenshots of each console state are kept under test-artifacts/console/ at the repository
 root (git ignores it) for a reviewer to look at.
@@ -102,6 +103,45 @@ def test_the_console_through_one_call(
     expect(handler.locator("#toast")).to_have_text("Snapshot saved")
     expect(handler.get_by_role("tab", name="Snapshots (1)")).to_be_visible()
 
+    # The snapshot opens in the viewer; an arrow and a circle drawn there and saved make a
+    # marked-up copy, listed after the original, whose hash has not changed.
+    handler.get_by_role("tab", name="Snapshots (1)").click()
+    gallery = handler.locator("#gallery li[data-snapshot]")
+    original_id = gallery.first.get_attribute("data-snapshot")
+    original_hash = gallery.first.get_attribute("data-sha256")
+    gallery.first.locator("img").click()
+    viewer = handler.get_by_role("dialog", name="Snapshot 1 (1 of 1)")
+    expect(viewer).to_be_visible()
+    expect(handler.locator("#lightbox-close")).to_be_focused()
+    view = handler.locator("#lightbox-view").bounding_box()
+    assert view is not None
+    for tool, (x0, y0, x1, y1) in (
+        ("Draw an arrow", (0.2, 0.2, 0.45, 0.45)),
+        ("Draw a circle", (0.55, 0.5, 0.65, 0.5)),
+    ):
+        handler.get_by_label(tool).check()
+        handler.mouse.move(view["x"] + view["width"] * x0, view["y"] + view["height"] * y0)
+        handler.mouse.down()
+        handler.mouse.move(view["x"] + view["width"] * x1, view["y"] + view["height"] * y1, steps=4)
+        handler.mouse.up()
+    expect(handler.locator("#lightbox-status")).to_have_text("2 shapes drawn, not saved yet.")
+    handler.get_by_role("textbox", name="Caption").fill("Point of entry")
+    handler.screenshot(path=str(ARTIFACTS / "2a-snapshot-drawn-1920x1080.png"))
+    handler.get_by_role("button", name="Save marked-up copy").click()
+    expect(handler.locator("#lightbox-status")).to_contain_text("Marked-up copy saved")
+    expect(handler.get_by_role("dialog", name="Snapshot 1, marked up (2 of 2)")).to_be_visible()
+    handler.screenshot(path=str(ARTIFACTS / "2b-snapshot-marked-up-copy-1920x1080.png"))
+    handler.keyboard.press("ArrowLeft")
+    expect(handler.get_by_role("dialog", name="Snapshot 1 (1 of 2)")).to_be_visible()
+    handler.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    expect(gallery).to_have_count(2)
+    expect(gallery.nth(0)).to_have_attribute("data-sha256", original_hash or "")
+    expect(gallery.nth(1)).to_have_attribute("data-original", original_id or "")
+    expect(gallery.nth(1)).to_contain_text("Snapshot 1, marked up")
+    assert gallery.nth(1).get_attribute("data-sha256") not in ("", original_hash)
+    expect(handler.get_by_role("tab", name="Snapshots (2)")).to_be_visible()
+
     # The outcome is recorded in its tab while the video stays where it is.
     handler.get_by_role("tab", name="Outcome").click()
     handler.locator("#outcome-code").select_option("resolved_on_call")
@@ -124,9 +164,24 @@ def test_the_console_through_one_call(
     handler.get_by_label("Account, in the witness's words").fill("I saw the van at 21:40.")
     expect(handler.locator("#statement-draft")).to_have_text(re.compile(r"^Draft saved \d\d:\d\d$"))
     handler.screenshot(path=str(ARTIFACTS / "4-live-statement-1280x800.png"))
+    handler.get_by_role("tab", name="Notes").click()
+    handler.locator("#panel-notes textarea[name=text]").fill("Van seen leaving at 21:40.")
+    expect(handler.locator("#panel-notes [data-draft-status]")).to_have_text(
+        re.compile(r"^Draft saved \d\d:\d\d (GMT|BST)$")
+    )
     handler.reload()
     assert dialogs == ["beforeunload"], dialogs
     expect(pill).to_have_attribute("data-state", "connected")
+    handler.get_by_role("tab", name="Notes").click()
+    expect(handler.locator("#panel-notes textarea[name=text]")).to_have_value(
+        "Van seen leaving at 21:40."
+    )
+    expect(handler.locator("#panel-notes [data-draft-status]")).to_have_text(
+        re.compile(r"^Draft saved \d\d:\d\d (GMT|BST)$")
+    )
+    expect(handler.locator("#gallery li[data-snapshot]").nth(0)).to_have_attribute(
+        "data-sha256", original_hash or ""
+    )
     handler.get_by_role("tab", name="Statement").click()
     expect(handler.get_by_label("Account, in the witness's words")).to_have_value(
         "I saw the van at 21:40."

@@ -24,6 +24,7 @@ from appliance.models import (
     EvidenceFile,
     FileKind,
     Incident,
+    OfficerDraft,
     OutboundMessage,
     Role,
     User,
@@ -32,6 +33,7 @@ from appliance.services.audit import Actor
 from appliance.services.calls import invites
 from appliance.services.evidence import captures, master_key, sealing
 from appliance.services.outbox import messages
+from appliance.services.record import drafts
 from tests.support import media_files
 from tests.support.evidence import files_containing
 from tests.support.http import FormClient
@@ -563,6 +565,7 @@ def test_the_scheduled_purge_minimises_old_closed_incidents(settings: Settings) 
         file.legal_hold = True
         ids = [old.id, recent.id, held.id]
         for incident in (old, recent):
+            drafts.save(session, user, incident.id or 0, "note", {"text": "Unsent note"})
             messages.queue_sms(
                 session,
                 Actor("pc1"),
@@ -586,6 +589,9 @@ def test_the_scheduled_purge_minimises_old_closed_incidents(settings: Settings) 
                 for m in session.exec(select(OutboundMessage)).all()
             }
         assert outbox == {old.id: ("", "cancelled"), recent.id: ("+447700900123", "pending")}
+        with db.session() as session:
+            left = [d.incident_id for d in session.exec(select(OfficerDraft)).all()]
+        assert left == [recent.id]  # an unsent draft goes with the caller's details
         with db.session() as session:
             assert audit_ok(session)
     finally:

@@ -42,6 +42,7 @@ from appliance.models import (
     FileStatus,
     Incident,
     MessageStatus,
+    OfficerDraft,
     OutboundMessage,
     RvrCase,
     SharedLocation,
@@ -246,8 +247,8 @@ def _drop_survey_text(session: Session, incident: Incident) -> None:
 
 def minimise(session: Session, actor: Actor, incident: Incident) -> None:
     """Remove the caller's personal data and every free text about them (chat, survey
-    comment, RVR notes, code word, disclosure subject); keep the incident, its hashes,
-    its ratings and its trail."""
+    comment, RVR notes, code word, disclosure subject, officers' unsent drafts); keep
+    the incident, its hashes, its ratings and its trail."""
     incident.caller_name = MINIMISED
     incident.caller_phone = ""
     incident.location_text = ""
@@ -258,6 +259,10 @@ def minimise(session: Session, actor: Actor, incident: Incident) -> None:
         chat.body = MINIMISED
         session.add(chat)
     _drop_survey_text(session, incident)
+    for draft in session.exec(
+        select(OfficerDraft).where(OfficerDraft.incident_id == incident.id)
+    ).all():
+        session.delete(draft)  # typed and never sent: not part of the record
     for case in session.exec(select(RvrCase).where(RvrCase.incident_id == incident.id)).all():
         case.code_word = ""
         session.add(case)

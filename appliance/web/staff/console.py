@@ -1,7 +1,9 @@
-"""The handler's side of a call: the queue of waiting callers, the call console, snapshots."""
+"""The handler's side of a call: the queue of waiting callers, the call console, snapshots
+(captions and marked-up copies), and the officer's drafts typed on the console."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,11 +26,11 @@ from appliance.models import (
 from appliance.services.audit import Actor
 from appliance.services.calls import guests, life, states
 from appliance.services.calls.states import CallError
-from appliance.services.evidence import custody, sealing
+from appliance.services.evidence import custody, markup, sealing
 from appliance.services.evidence.captures import EvidenceError
-from appliance.services.intake import incidents
+from appliance.services.intake import incidents, locations
 from appliance.services.intake import queue as intake_queue
-from appliance.services.record import officer, statements
+from appliance.services.record import drafts, officer, statements
 from appliance.services.rvr import dash, track
 from appliance.web import keys
 from appliance.web.access import (
@@ -39,7 +41,7 @@ from appliance.web.access import (
     requires,
     source_of,
 )
-from appliance.web.toolkit import STAFF, call_for, staff_recheck, stream_file
+from appliance.web.toolkit import STAFF, call_for, staff_recheck, stream_file, uk_time
 
 routes = web.RouteTableDef()
 HANDLER_ENDED = "handler_ended"
@@ -84,6 +86,9 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
             "overdue": overdue,
             "waitingSince": call.waiting_at.isoformat() if call.waiting_at else None,
             "present": "caller" in getattr(hub.calls.get(call.public_id), "participants", {}),
+            # Whose alert it is (waiting.js): the owner's own, or anyone's on the board.
+            "mine": incident.owner_id == user.id,
+            "unassigned": incident.owner_id is None,
             "url": f"/calls/{call.public_id}",
         }
         rows.append((order, row))
@@ -107,6 +112,8 @@ async def console(request: web.Request) -> web.StreamResponse:
         statement = statements.latest(session, incident)
         invited_guests = guests.active(session, call)
         rvr_context = _rvr_context(session, request.app[keys.SETTINGS], incident)
+        place = _location(session, call)
+        own_drafts = drafts.of(session, current_user(request), incident.id or 0)
     settings = request.app[keys.SETTINGS]
     return aiohttp_jinja2.render_template(
         "calls/console.html",
@@ -116,7 +123,12 @@ async def console(request: web.Request) -> web.StreamResponse:
             "incident": incident,
             "chat": chat,
             "chat_earlier": chat[0].id if earlier else None,
-            "snapshots": snapshots,
+            "snapshots": _in_order(snapshots),
+            "snapshot_labels": _labels(snapshots),
+            "place": place,
+            "map_url": _map_url(settings.force_map_url, place),
+            "map_template": settings.force_map_url,
+            "drafts": own_drafts,
             "thrive": thrive,
             "thrive_parts": THRIVE_PARTS,
             "thrive_ratings": THRIVE_RATINGS,
@@ -190,6 +202,80 @@ async def snapshot_file(request: web.Request) -> web.StreamResponse:
     return await stream_file(request, file)
 
 
+@routes.post("/calls/{public_id}/snapshots/{snapshot_id:\\d+}/markup", name="snapshot_markup")
+@requires(*STAFF)
+async def markup_snapshot(request: web.Request) -> web.StreamResponse:
+    """A marked-up copy of a snapshot: the shapes arrive as JSON, are drawn here on a copy
+    of the original's pixels (in a thread, no session open), and the copy is sealed as a
+    new snapshot; the original's file and hash are left as they were."""
+    keyring = request.app[keys.KEYRING]
+    body = await request.read()
+    try:
+        drawing = markup.parse(body)
+    except markup.MarkupRefused as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    with request.app[keys.DB].reader() as session:
+        call, _ = call_for(request, session)
+        original = _snapshot_of(request, session, call)
+        file = sealing.file_at(session, keyring, original.path)
+        if file is None:
+            raise web.HTTPNotFound()
+    try:
+        plain = await asyncio.to_thread(markup.read_original, keyring, file, original.sha256)
+        jpeg, width, height = await asyncio.to_thread(markup.render, plain, drawing)
+    except EvidenceError as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    user, source = current_user(request), source_of(request)
+
+    def keep() -> Snapshot:
+        with request.app[keys.DB].session() as session:
+            call, _ = call_for(request, session)
+            return markup.keep_copy(
+                session, keyring, call, original, user, jpeg, (width, height), drawing, source
+            )
+
+    try:
+        copy = await asyncio.to_thread(keep)
+    except EvidenceError as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    return web.json_response(_snapshot_json(call.public_id, copy, f"{original.id}"))
+
+
+@routes.post("/calls/{public_id}/snapshots/{snapshot_id:\\d+}/caption", name="snapshot_caption")
+@requires(*STAFF)
+async def caption_snapshot(request: web.Request) -> web.StreamResponse:
+    """A snapshot's caption: metadata on its row, its file untouched."""
+    form = await request.post()
+    actor = Actor(current_user(request).username, source_of(request))
+    try:
+        with request.app[keys.DB].session() as session:
+            call, _ = call_for(request, session)
+            snapshot = _snapshot_of(request, session, call)
+            markup.set_caption(session, actor, call, snapshot, str(form.get("caption", "")))
+    except markup.MarkupRefused as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    return web.json_response({"ok": True, "caption": snapshot.caption})
+
+
+@routes.post("/calls/{public_id}/drafts/{form}", name="console_draft")
+@requires(*STAFF)
+async def save_draft(request: web.Request) -> web.StreamResponse:
+    """What the officer is typing in a note or THRIVE, kept as they type (theirs alone)."""
+    form = await request.post()
+    values = {name: str(value) for name, value in form.items()}
+    try:
+        with request.app[keys.DB].session() as session:
+            _, incident = call_for(request, session)
+            draft = drafts.save(
+                session, current_user(request), incident.id or 0, request.match_info["form"], values
+            )
+    except drafts.DraftRefused as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    if draft is None:
+        return web.json_response({"ok": True, "saved": None})
+    return web.json_response({"ok": True, "saved": uk_time(draft.saved_at, "%H:%M")})
+
+
 @routes.post("/calls/{public_id}/end", name="call_end")
 @requires(*STAFF)
 async def end_call(request: web.Request) -> web.StreamResponse:
@@ -212,3 +298,72 @@ def _rvr_context(session: Session, settings: Any, incident: Incident) -> dict[st
         "risk_levels": RISK_LEVELS,
         "disclosure_kinds": DISCLOSURE_KINDS,
     }
+
+
+def _snapshot_of(request: web.Request, session: Session, call: Call) -> Snapshot:
+    snapshot = session.get(Snapshot, int(request.match_info["snapshot_id"]))
+    if snapshot is None or snapshot.call_id != call.id:
+        raise web.HTTPNotFound()
+    return snapshot
+
+
+def _snapshot_json(public_id: str, snapshot: Snapshot, label: str) -> dict[str, Any]:
+    return {
+        "id": snapshot.id,
+        "url": f"/calls/{public_id}/snapshots/{snapshot.id}",
+        "sha256": snapshot.sha256,
+        "width": snapshot.width,
+        "height": snapshot.height,
+        "caption": snapshot.caption,
+        "original": snapshot.original_id,
+        "label": label,
+    }
+
+
+def _root(snapshot: Snapshot, by_id: dict[int | None, Snapshot]) -> Snapshot:
+    seen = 0
+    while snapshot.original_id in by_id and seen < len(by_id):
+        snapshot, seen = by_id[snapshot.original_id], seen + 1
+    return snapshot
+
+
+def _in_order(snapshots: list[Snapshot]) -> list[Snapshot]:
+    """Each marked-up copy right after the original it was drawn from."""
+    by_id = {s.id: s for s in snapshots}
+    return sorted(snapshots, key=lambda s: (_root(s, by_id).id or 0, s.id or 0))
+
+
+def _labels(snapshots: list[Snapshot]) -> dict[int | None, str]:
+    """ "Snapshot 2" for the second taken; "Snapshot 2, marked up" for a copy of it."""
+    by_id = {s.id: s for s in snapshots}
+    numbers: dict[int | None, int] = {}
+    for snapshot in snapshots:
+        if snapshot.original_id is None:
+            numbers[snapshot.id] = len(numbers) + 1
+    return {
+        s.id: f"Snapshot {numbers.get(_root(s, by_id).id, '?')}"
+        + (", marked up" if s.original_id is not None else "")
+        for s in snapshots
+    }
+
+
+def _location(session: Session, call: Call) -> dict[str, float] | None:
+    """Where the caller said they are: shared on this call, else by a location link."""
+    if call.caller_latitude is not None and call.caller_longitude is not None:
+        return {
+            "lat": call.caller_latitude,
+            "lon": call.caller_longitude,
+            "accuracy": call.caller_location_accuracy_m or 0.0,
+        }
+    shared = locations.for_incident(session, call.incident_id)
+    if not shared:
+        return None
+    last = shared[-1]
+    return {"lat": last.latitude, "lon": last.longitude, "accuracy": last.accuracy_m}
+
+
+def _map_url(template: str, place: dict[str, float] | None) -> str:
+    """The force's map at the caller's location (the template is checked at start-up)."""
+    if not template or place is None:
+        return ""
+    return template.format(lat=round(place["lat"], 6), lon=round(place["lon"], 6))

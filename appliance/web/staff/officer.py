@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from appliance.models import THRIVE_PARTS, Incident
 from appliance.services.audit import Actor
-from appliance.services.record import officer
+from appliance.services.record import drafts, officer
 from appliance.web import keys
 from appliance.web.access import current_user, requires, source_of
 from appliance.web.toolkit import STAFF, act_on_form
@@ -41,6 +41,7 @@ async def thrive(request: web.Request) -> web.StreamResponse:
             {part: str(form.get(part, "")) for part in THRIVE_PARTS},
             {part: str(form.get(f"{part}_note", "")) for part in THRIVE_PARTS},
         )
+        drafts.discard(session, current_user(request), incident.id or 0, "thrive")
         return {"message": f"THRIVE saved as version {assessment.version}."}
 
     return await act_on_form(request, work)
@@ -59,6 +60,7 @@ async def note(request: web.Request) -> web.StreamResponse:
             str(form.get("kind", "note")),
             str(form.get("referred_to", "")),
         )
+        drafts.discard(session, current_user(request), incident.id or 0, "note")
         return {"message": f"{added.kind.capitalize()} recorded at {added.at:%H:%M:%S} UTC."}
 
     return await act_on_form(request, work)

@@ -20,7 +20,6 @@
   let ended = ["connected", "waiting", "invited"].indexOf(root.dataset.state) < 0;
   let recording = false;
   let declined = false;
-  let snapshots = Number($("snapshot-count").textContent) || 0;
   let lastFrames = 0;
   let stillSince = null;
   const diagnostics = { pc: null, state: root.dataset.state, stats: null };
@@ -206,35 +205,9 @@
     toastTimer = setTimeout(() => { $("toast").hidden = true; }, 3000);
   }
 
+  /* The strip and the Snapshots tab are kept by lightbox.js. */
   function addSnapshot(message) {
-    snapshots += 1;
-    $("snapshot-count").textContent = String(snapshots);
-    const thumb = document.createElement("li");
-    const thumbLink = document.createElement("a");
-    thumbLink.href = message.url;
-    thumbLink.target = "_blank";
-    thumbLink.rel = "noopener";
-    const thumbImage = document.createElement("img");
-    thumbImage.src = message.url;
-    thumbImage.alt = "Snapshot " + snapshots;
-    thumbLink.appendChild(thumbImage);
-    thumb.appendChild(thumbLink);
-    $("strip").appendChild(thumb);
-    const item = document.createElement("li");
-    const link = document.createElement("a");
-    link.href = message.url;
-    link.target = "_blank";
-    link.rel = "noopener";
-    const image = document.createElement("img");
-    image.src = message.url;
-    image.alt = "Snapshot, " + message.width + "×" + message.height;
-    link.appendChild(image);
-    const hash = document.createElement("span");
-    hash.className = "hint";
-    hash.textContent = "SHA-256 " + message.sha256.slice(0, 12) + "…";
-    item.appendChild(link);
-    item.appendChild(hash);
-    $("gallery").appendChild(item);
+    window.dispatchEvent(new CustomEvent("evr:snapshot", { detail: message }));
   }
 
   /* Guests: who is invited, who is on the call, and the officer's removal. */
@@ -305,11 +278,19 @@
     });
   }
 
+  /* The caller's position in the caller card: as text to copy, and on the force's map
+     when a link template is set (docs/configuration.md, EVR_FORCE_MAP_URL). */
   function showLocation(message) {
-    const element = $("location");
-    element.hidden = false;
-    element.textContent = "Caller's location: " + message.latitude.toFixed(5) + ", " +
-      message.longitude.toFixed(5) + " (within " + Math.round(message.accuracy) + " m)";
+    const lat = Number(message.latitude), lon = Number(message.longitude);
+    $("shared-location").textContent = lat.toFixed(6) + ", " + lon.toFixed(6);
+    $("shared-accuracy").textContent = "(within " + Math.round(message.accuracy) + " m)";
+    $("shared-location-row").hidden = false;
+    const template = root.dataset.mapUrl;
+    if (template) {
+      const fill = (name, value) => (text) => text.replace(new RegExp("\\{" + name + "(:[^}]*)?\\}", "g"), encodeURIComponent(value.toFixed(6)));
+      $("force-map").href = fill("lon", lon)(fill("lat", lat)(template));
+      $("force-map").hidden = false;
+    }
   }
 
   function showQuality(legs) {
@@ -388,6 +369,7 @@
   document.addEventListener("keydown", (event) => {
     const typing = event.target.closest && event.target.closest("input, textarea, select, [contenteditable]");
     if (typing || event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    if (document.querySelector("dialog[open]")) return;  // the snapshot viewer has its own keys
     const key = event.key.toLowerCase();
     const button = key === "s" ? $("snapshot") : key === "m" ? $("mute") : null;
     if (key === "f") { event.preventDefault(); toggleFullscreen(); }
