@@ -1,7 +1,7 @@
 """snapshot captions and marked-up copies; the officer's drafts
 
-Revision ID: 0015_snapshot_markup_drafts
-Revises: 0014_role_grants
+Revision ID: 0016_snapshot_markup_drafts
+Revises: 0015_call_rejoin
 Create Date: 2026-12-03 03:30:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_snapshot_markup_drafts"
-down_revision: str | None = "0014_role_grants"
+revision: str = "0016_snapshot_markup_drafts"
+down_revision: str | None = "0015_call_rejoin"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
