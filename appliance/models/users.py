@@ -23,7 +23,12 @@ class Role(StrEnum):
 
 
 class User(SQLModel, table=True):
+    """A staff account. One made by the force's OpenID provider (just in time, at its
+    first sign-in) is keyed by ``(oidc_issuer, oidc_subject)``, never by its email, and
+    has no usable password."""
+
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject"),)
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True, index=True)
@@ -37,6 +42,8 @@ class User(SQLModel, table=True):
     created_at: datetime = now_field()
     password_changed_at: datetime | None = time_field()
     last_login_at: datetime | None = time_field()
+    oidc_issuer: str | None = Field(default=None, max_length=255)
+    oidc_subject: str | None = Field(default=None, max_length=255)
 
 
 class UserRole(SQLModel, table=True):

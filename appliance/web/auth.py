@@ -1,4 +1,4 @@
-"""Sign in, sign out, change password."""
+"""Sign in (the local form, or the force's OpenID provider), sign out, change password."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from appliance import metrics
-from appliance.services.identity import accounts, web_sessions
+from appliance.oidc import BROWSER_COOKIE, OidcError
+from appliance.services.identity import accounts, federation, web_sessions
 from appliance.services.identity.accounts import AccountError, SignInStatus
 from appliance.web import keys
 from appliance.web.access import current_user, public, signed_in, source_of
@@ -40,7 +41,9 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     if request.get(keys.USER) is not None:
         raise web.HTTPSeeOther("/")
     return aiohttp_jinja2.render_template(
-        "login.html", request, {"next": _safe_next(request.query.get("next"))}
+        "login.html",
+        request,
+        {"next": _safe_next(request.query.get("next")), "sso": keys.OIDC in request.app},
     )
 
 
@@ -70,7 +73,12 @@ async def login(request: web.Request) -> web.StreamResponse:
         return aiohttp_jinja2.render_template(
             "login.html",
             request,
-            {"error": message, "username": username, "next": next_path},
+            {
+                "error": message,
+                "username": username,
+                "next": next_path,
+                "sso": keys.OIDC in request.app,
+            },
             status=status,
         )
 
@@ -109,26 +117,136 @@ async def login(request: web.Request) -> web.StreamResponse:
     metrics.SIGN_INS.labels(result.status.value).inc()
     if result.status is SignInStatus.OK and token is not None:
         response = web.HTTPSeeOther(next_path)
-        response.set_cookie(
-            keys.SESSION_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/"
-        )
+        _set_session_cookie(response, token)
         response.del_cookie(keys.CSRF_COOKIE, path="/")
         guards.sign_in.refund(source)
         raise response
     return page(WRONG, 401)
 
 
+def _set_session_cookie(response: web.StreamResponse, token: str) -> None:
+    response.set_cookie(
+        keys.SESSION_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/"
+    )
+
+
+@routes.get("/oidc/start", name="oidc_start")
+@public
+async def oidc_start(request: web.Request) -> web.StreamResponse:
+    """Send the browser to the force's provider, with a cookie that binds the answer to
+    this browser (SameSite=Lax: it must come back on the provider's redirect)."""
+    rp = request.app.get(keys.OIDC)
+    if rp is None:
+        raise web.HTTPNotFound()
+    try:
+        url, browser = await rp.begin(_safe_next(request.query.get("next")))
+    except OidcError as exc:
+        return _refused(request, str(exc), 503)
+    response = web.HTTPSeeOther(url)
+    response.set_cookie(
+        BROWSER_COOKIE, browser, secure=True, httponly=True, samesite="Lax", path="/", max_age=600
+    )
+    raise response
+
+
+def _refused(request: web.Request, message: str, status: int) -> web.StreamResponse:
+    return aiohttp_jinja2.render_template(
+        "sign_in_refused.html", request, {"message": message}, status=status
+    )
+
+
+@routes.get("/oidc/callback", name="oidc_callback")
+@public
+async def oidc_callback(request: web.Request) -> web.StreamResponse:
+    """The provider's answer. The protocol's refusals (state, token, keys) are audited
+    through the refusal tally, as any outsider's are; a verified identity goes to the
+    identity service, which decides and records in one transaction. The session cookie is
+    set on a page that moves on by itself: a SameSite=Strict cookie set at the end of a
+    redirect chain that began at the provider would not be sent on a further redirect."""
+    rp = request.app.get(keys.OIDC)
+    if rp is None:
+        raise web.HTTPNotFound()
+    guards = request.app[keys.GUARDS]
+    source = source_of(request)
+    if guards.sign_in.blocked(source):
+        metrics.SIGN_INS.labels("throttled").inc()
+        await note_refusal(request, "login.throttled", object_type="oidc")
+        response = _refused(request, "Too many failed sign-ins from this address.", 429)
+        response.headers["Retry-After"] = str(guards.sign_in.retry_after(source))
+        return response
+    state = request.query.get("state", "")[:256]
+    code = request.query.get("code", "")[:4096]
+    try:
+        pending = rp.take(state, request.cookies.get(BROWSER_COOKIE))
+        if "error" in request.query or not code:
+            raise OidcError("provider_refused", "The force's sign-in service did not sign you in.")
+        identity = await rp.finish(pending, code)
+    except OidcError as exc:
+        guards.sign_in.hit(source)
+        metrics.SIGN_INS.labels("wrong").inc()
+        await note_refusal(
+            request,
+            "login.refused",
+            object_type="oidc",
+            object_id=exc.reason,
+            detail={"via": "oidc", "reason": exc.reason},
+        )
+        return _refused(request, str(exc), 401)
+    policy = federation.Policy.from_settings(request.app[keys.SETTINGS])
+    claims = federation.Claims(
+        issuer=identity.issuer,
+        subject=identity.subject,
+        name=identity.name,
+        username_hint=identity.username_hint,
+        groups=identity.groups,
+        amr=identity.amr,
+        acr=identity.acr,
+    )
+    db = request.app[keys.DB]
+
+    def record() -> tuple[federation.FederatedResult, str | None]:
+        with db.session() as session:
+            result = federation.sign_in(session, claims, policy, source)
+            token = None
+            if result.user is not None and result.status is federation.FederatedStatus.OK:
+                token, _ = web_sessions.start(session, result.user, source)
+            return result, token
+
+    result, token = await asyncio.to_thread(record)
+    metrics.SIGN_INS.labels("ok" if token else "refused").inc()
+    if token is None:
+        response = _refused(request, result.message, 403)
+    else:
+        response = aiohttp_jinja2.render_template(
+            "signed_in.html", request, {"next": pending.next_path}
+        )
+        _set_session_cookie(response, token)
+        response.del_cookie(keys.CSRF_COOKIE, path="/")
+    response.del_cookie(BROWSER_COOKIE, path="/")
+    return response
+
+
 @routes.post("/logout", name="logout")
 @signed_in
 async def logout(request: web.Request) -> web.StreamResponse:
+    """End the box's session; someone who came through the force's provider is offered
+    its sign-out too (the box cannot end that session for them)."""
     db = request.app[keys.DB]
+    user = current_user(request)
     with db.session() as session:
-        web_sessions.sign_out(
-            session, request[keys.WEB_SESSION], current_user(request), source_of(request)
+        web_sessions.sign_out(session, request[keys.WEB_SESSION], user, source_of(request))
+    rp = request.app.get(keys.OIDC)
+    if user.oidc_subject is not None and rp is not None:
+        settings = request.app[keys.SETTINGS]
+        end_session = await rp.end_session_url(f"{settings.effective_public_url}/login")
+        response: web.StreamResponse = aiohttp_jinja2.render_template(
+            "signed_out.html", request, {"end_session": end_session}
         )
-    response = web.HTTPSeeOther("/login")
-    response.del_cookie(keys.SESSION_COOKIE, path="/")
-    raise response
+        response.del_cookie(keys.SESSION_COOKIE, path="/")
+        return response
+    redirect = web.HTTPSeeOther("/login")
+    redirect.del_cookie(keys.SESSION_COOKIE, path="/")
+    raise redirect
 
 
 @routes.get("/account/password", name="password")

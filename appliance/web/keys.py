@@ -8,6 +8,7 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.models import ApiKey, Role, User, WebSession
+from appliance.oidc import RelyingParty
 from appliance.services.evidence.custody import ReadLedger
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Guards
@@ -20,6 +21,8 @@ GUARDS = web.AppKey("guards", Guards)
 READS = web.AppKey("reads", ReadLedger)
 # Links made "shown only now", kept for the browser that made them (toolkit.remember_link).
 SHOWN_LINKS = web.AppKey("shown_links", dict)
+# The force's OpenID provider, when `oidc_issuer` is set (absent otherwise).
+OIDC = web.AppKey("oidc", RelyingParty)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)
