@@ -16,7 +16,9 @@ from sqlmodel import select
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
 from appliance.models import AuditEvent, Role, User
+from appliance.services.audit import Actor
 from appliance.services.identity import accounts
+from appliance.services.identity.accounts import AccountError
 from tests.support.http import FormClient
 from tests.support.live import LiveServer, free_port
 from tests.support.oidc_provider import TestProvider, sign_in_through, sso_settings
@@ -271,3 +273,26 @@ def test_incomplete_sso_settings_are_refused_at_start_up(
 ) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(data_dir=tmp_path, **overrides)
+
+
+async def test_a_force_account_has_no_password_here_and_none_can_be_given(
+    live_server: LiveServer, provider: TestProvider
+) -> None:
+    """A password reset would be a way in around the provider and its MFA: refused, on
+    the web and the shell alike; the local form never signs such an account in."""
+    person = provider.add_user("ren", ["grp-handlers"])
+    client = FormClient(live_server.base_url)
+    try:
+        await sign_in_through(client)
+    finally:
+        await client.close()
+    found = _user(live_server.db, person.subject)
+    assert found is not None
+    username = found[0].username
+    with pytest.raises(AccountError, match="identity provider"), live_server.db.session() as s:
+        accounts.reset_password(s, Actor("root", "cli"), username, privileged_ok=True)
+    with live_server.db.session() as session:
+        result = accounts.sign_in(
+            session, username, "any password at all", "127.0.0.1", accounts.LockoutPolicy()
+        )
+    assert result.status is accounts.SignInStatus.WRONG
