@@ -50,6 +50,12 @@ class IdentitySettings(BaseModel):
     password_min_length: int = Field(
         12, ge=8, le=128, description="Shortest password a user may choose."
     )
+    local_admin_totp_required: bool = Field(
+        False,
+        description="A box account holding admin reaches nothing but enrolment until it "
+        "has confirmed an authenticator app (TOTP); a force (OpenID) account's MFA is the "
+        "provider's.",
+    )
     oidc_issuer: str | None = Field(
         None,
         description="The force's OpenID Connect issuer (for Entra ID "

@@ -50,7 +50,16 @@ from appliance.models.rvr import (
 )
 from appliance.models.statements import Statement, StatementState
 from appliance.models.uploads import SharedLocation, UploadedItem
-from appliance.models.users import GrantState, Role, RoleGrant, User, UserRole, WebSession
+from appliance.models.users import (
+    GrantState,
+    RecoveryCode,
+    Role,
+    RoleGrant,
+    TotpFactor,
+    User,
+    UserRole,
+    WebSession,
+)
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
@@ -90,6 +99,7 @@ __all__ = [
     "NoticeText",
     "OutboundMessage",
     "Recording",
+    "RecoveryCode",
     "Role",
     "RoleGrant",
     "RvrCase",
@@ -100,6 +110,7 @@ __all__ = [
     "SurveyLink",
     "SurveyResponse",
     "ThriveAssessment",
+    "TotpFactor",
     "Trial",
     "TrialAllocation",
     "TrialBlock",

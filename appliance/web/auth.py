@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from urllib.parse import urlsplit
 
 import aiohttp_jinja2
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from appliance import metrics
 from appliance.oidc import BROWSER_COOKIE, OidcError
-from appliance.services.identity import accounts, federation, web_sessions
+from appliance.services.identity import accounts, federation, second_factor, web_sessions
 from appliance.services.identity.accounts import AccountError, SignInStatus
 from appliance.web import keys
 from appliance.web.access import current_user, public, signed_in, source_of
@@ -105,7 +106,14 @@ async def login(request: web.Request) -> web.StreamResponse:
             )
             token = None
             if result.user is not None:
-                token, _ = web_sessions.start(session, result.user, source)
+                assert result.user.id is not None
+                token, _ = web_sessions.start(
+                    session,
+                    result.user,
+                    source,
+                    needs_second_factor=second_factor.confirmed(session, result.user.id)
+                    is not None,
+                )
             return result, token
 
     guards.sign_in.hit(source)  # counted while in flight; a success is refunded
@@ -116,6 +124,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     result, token = await asyncio.to_thread(record, creds, matched)
     metrics.SIGN_INS.labels(result.status.value).inc()
     if result.status is SignInStatus.OK and token is not None:
+        # The middleware sends a session still owing its second factor to that page.
         response = web.HTTPSeeOther(next_path)
         _set_session_cookie(response, token)
         response.del_cookie(keys.CSRF_COOKIE, path="/")
@@ -298,3 +307,106 @@ async def change_password(request: web.Request) -> web.StreamResponse:
             status=400,
         )
     raise web.HTTPSeeOther("/?notice=password_changed")
+
+
+CODE_WRONG = "That code is not right, or was used already: try the next one."
+
+
+@routes.get("/login/second-factor", name="second_factor")
+@signed_in
+async def second_factor_form(request: web.Request) -> web.StreamResponse:
+    if not request[keys.WEB_SESSION].needs_second_factor:
+        raise web.HTTPSeeOther("/")
+    return aiohttp_jinja2.render_template(
+        "second_factor.html", request, {"next": _safe_next(request.query.get("next"))}
+    )
+
+
+@routes.post("/login/second-factor", name="second_factor_submit")
+@signed_in
+async def second_factor_submit(request: web.Request) -> web.StreamResponse:
+    """The code from the authenticator app, or a recovery code. A wrong one counts
+    towards the address's sign-in throttle as a wrong password does."""
+    form = await request.post()
+    code = str(form.get("code", ""))[:32]
+    next_path = _safe_next(str(form.get("next", "/")))
+    guards = request.app[keys.GUARDS]
+    source = source_of(request)
+    if guards.sign_in.blocked(source):
+        response = aiohttp_jinja2.render_template(
+            "second_factor.html",
+            request,
+            {"next": next_path, "error": THROTTLED.format(seconds=60)},
+            status=429,
+        )
+        response.headers["Retry-After"] = str(guards.sign_in.retry_after(source))
+        return response
+    db = request.app[keys.DB]
+    web_session, user = request[keys.WEB_SESSION], current_user(request)
+
+    def check() -> bool:
+        with db.session() as session:
+            return second_factor.verify(
+                session, session.merge(web_session), session.merge(user), code, source
+            )
+
+    if await asyncio.to_thread(check):
+        raise web.HTTPSeeOther(next_path)
+    guards.sign_in.hit(source)
+    return aiohttp_jinja2.render_template(
+        "second_factor.html", request, {"next": next_path, "error": CODE_WRONG}, status=401
+    )
+
+
+@routes.get("/account/second-factor", name="enrol_factor")
+@signed_in
+async def enrol_form(request: web.Request) -> web.StreamResponse:
+    """A new secret and its QR code, drawn on the box; confirmed by the form below."""
+    db = request.app[keys.DB]
+    user = current_user(request)
+    issuer = f"EVR {request.app[keys.SETTINGS].force_name}"
+
+    def begin() -> second_factor.Enrolment | str:
+        with db.session() as session:
+            try:
+                return second_factor.begin(session, session.merge(user), issuer)
+            except accounts.AccountError as exc:
+                return str(exc)
+
+    enrolment = await asyncio.to_thread(begin)
+    if isinstance(enrolment, str):
+        return aiohttp_jinja2.render_template(
+            "enrol_factor.html", request, {"refusal": enrolment}, status=409
+        )
+    return aiohttp_jinja2.render_template(
+        "enrol_factor.html",
+        request,
+        {
+            "secret": enrolment.secret,
+            "qr": base64.b64encode(enrolment.qr_svg.encode()).decode(),
+        },
+    )
+
+
+@routes.post("/account/second-factor", name="enrol_factor_submit")
+@signed_in
+async def enrol_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    code = str(form.get("code", ""))[:32]
+    db = request.app[keys.DB]
+    user = current_user(request)
+    source = source_of(request)
+
+    def confirm() -> list[str] | None:
+        with db.session() as session:
+            return second_factor.confirm(session, session.merge(user), code, source)
+
+    codes = await asyncio.to_thread(confirm)
+    if codes is None:
+        return aiohttp_jinja2.render_template(
+            "enrol_factor.html",
+            request,
+            {"refusal": "That code did not match: open this page again and scan the new code."},
+            status=400,
+        )
+    return aiohttp_jinja2.render_template("recovery_codes.html", request, {"codes": codes})

@@ -296,3 +296,21 @@ async def test_a_force_account_has_no_password_here_and_none_can_be_given(
             session, username, "any password at all", "127.0.0.1", accounts.LockoutPolicy()
         )
     assert result.status is accounts.SignInStatus.WRONG
+
+
+async def test_the_users_page_shows_a_force_account_with_its_roles_from_the_groups(
+    live_server: LiveServer, provider: TestProvider
+) -> None:
+    """An admin who came through the provider sees the force account marked, its roles
+    as text (the role map sets them, a form would be overwritten) and no password reset."""
+    provider.add_user("pat", ["grp-handlers", "grp-admins"])
+    client = FormClient(live_server.base_url)
+    try:
+        await sign_in_through(client)
+        response, page = await client.get("/admin/users")
+    finally:
+        await client.close()
+    assert response.status == 200
+    row = page.split("<td>pat</td>", 1)[1].split("</tr>", 1)[0]
+    assert "force account" in row and "admin, handler" in row
+    assert "reset-password" not in row and 'name="roles"' not in row
