@@ -10,6 +10,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from appliance import metrics
+from appliance.models import User
 from appliance.oidc import BROWSER_COOKIE, OidcError
 from appliance.services.identity import accounts, federation, second_factor, web_sessions
 from appliance.services.identity.accounts import AccountError, SignInStatus
@@ -312,18 +313,26 @@ async def change_password(request: web.Request) -> web.StreamResponse:
 CODE_WRONG = "That code is not right, or was used already: try the next one."
 
 
+def _half_signed_in(request: web.Request) -> User:
+    """The account whose password this session gave, its code still owed (public pages:
+    the middleware signs such a session in for nothing)."""
+    user = request.get(keys.HALF_SIGNED_IN)
+    if user is None:
+        raise web.HTTPSeeOther("/" if keys.USER in request else "/login")
+    return user
+
+
 @routes.get("/login/second-factor", name="second_factor")
-@signed_in
+@public
 async def second_factor_form(request: web.Request) -> web.StreamResponse:
-    if not request[keys.WEB_SESSION].needs_second_factor:
-        raise web.HTTPSeeOther("/")
+    _half_signed_in(request)
     return aiohttp_jinja2.render_template(
         "second_factor.html", request, {"next": _safe_next(request.query.get("next"))}
     )
 
 
 @routes.post("/login/second-factor", name="second_factor_submit")
-@signed_in
+@public
 async def second_factor_submit(request: web.Request) -> web.StreamResponse:
     """The code from the authenticator app, or a recovery code. A wrong one counts
     towards the address's sign-in throttle as a wrong password does."""
@@ -341,8 +350,9 @@ async def second_factor_submit(request: web.Request) -> web.StreamResponse:
         )
         response.headers["Retry-After"] = str(guards.sign_in.retry_after(source))
         return response
+    user = _half_signed_in(request)
     db = request.app[keys.DB]
-    web_session, user = request[keys.WEB_SESSION], current_user(request)
+    web_session = request[keys.WEB_SESSION]
 
     def check() -> bool:
         with db.session() as session:

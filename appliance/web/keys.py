@@ -30,6 +30,8 @@ WEB_SESSION = web.RequestKey("web_session", WebSession)
 CSRF = web.RequestKey("csrf", str)
 API_CLIENT = web.RequestKey("api_client", ApiKey)
 NEW_CSRF_COOKIE = web.RequestKey("new_csrf_cookie", str)
+# A password given, the second factor not yet: only the code page knows them.
+HALF_SIGNED_IN = web.RequestKey("half_signed_in", User)
 # A local admin who must enrol an authenticator before anything else (second_factor).
 MUST_ENROL = web.RequestKey("must_enrol", bool)
 # A caller page on the RVR path (or a link we cannot place): the neutral look.

@@ -38,8 +38,6 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Pages a user who must change their password may still reach.
 PASSWORD_CHANGE_ROUTES = {"password", "password_submit", "logout"}
-# Pages a session still owing its second factor may reach.
-SECOND_FACTOR_ROUTES = {"second_factor", "second_factor_submit", "logout"}
 # Pages an admin who must enrol a second factor may reach.
 ENROL_ROUTES = {"enrol_factor", "enrol_factor_submit", "logout", "password", "password_submit"}
 
@@ -201,12 +199,16 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
                 _resolve_writing, db, token, policy, totp_required
             )
         if resolved is not None:
-            request[keys.MUST_ENROL] = enrol
             web_session, signed_in = resolved
             request[keys.WEB_SESSION] = web_session
-            request[keys.USER] = signed_in
-            request[keys.ROLES] = frozenset(roles)
             request[keys.CSRF] = web_session.csrf_token
+            if web_session.needs_second_factor:
+                # Not signed in for any page, public ones included, until the code.
+                request[keys.HALF_SIGNED_IN] = signed_in
+            else:
+                request[keys.USER] = signed_in
+                request[keys.ROLES] = frozenset(roles)
+                request[keys.MUST_ENROL] = enrol
 
     if keys.CSRF not in request:
         anon = request.cookies.get(keys.CSRF_COOKIE, "")
@@ -226,15 +228,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if access is not None and access != PUBLIC:
         if user is None:
             if request.method == "GET" and "websocket" not in request.headers.get("Upgrade", ""):
-                raise web.HTTPSeeOther(f"/login?next={request.rel_url.path}")
+                page = "/login/second-factor" if keys.HALF_SIGNED_IN in request else "/login"
+                raise web.HTTPSeeOther(f"{page}?next={request.rel_url.path}")
             raise web.HTTPUnauthorized(text="Sign in first.")
         route = _route_name(request)
-        if request[keys.WEB_SESSION].needs_second_factor:
-            if route not in SECOND_FACTOR_ROUTES:
-                if request.method == "GET":
-                    raise web.HTTPSeeOther(f"/login/second-factor?next={request.rel_url.path}")
-                raise web.HTTPUnauthorized(text="Give the code from your authenticator first.")
-        elif user.must_change_password and route not in PASSWORD_CHANGE_ROUTES:
+        if user.must_change_password and route not in PASSWORD_CHANGE_ROUTES:
             raise web.HTTPSeeOther("/account/password")
         elif request.get(keys.MUST_ENROL) and route not in ENROL_ROUTES:
             if request.method == "GET":

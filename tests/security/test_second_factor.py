@@ -119,6 +119,9 @@ async def test_a_password_alone_opens_only_the_code_page_and_a_code_works_once(
         users, _ = await other.get("/admin/users", allow_redirects=False)
         assert users.status == 303
         assert users.headers["Location"].startswith("/login/second-factor")
+        # Not signed in anywhere, public pages included (the sign-in page still shows).
+        login, _ = await other.get("/login", allow_redirects=False)
+        assert login.status == 200
         await other.get("/login/second-factor")
         # The code used at enrolment is spent: replaying it fails.
         replay, body = await other.post("/login/second-factor", {"code": used})

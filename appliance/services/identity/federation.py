@@ -227,17 +227,3 @@ def sign_in(session: Session, claims: Claims, policy: Policy, source: str) -> Fe
         detail=who | {"amr": list(claims.amr), "acr": claims.acr},
     )
     return FederatedResult(FederatedStatus.OK, user, frozenset(roles))
-
-
-def record_refusal(session: Session, source: str, reason: str, subject: str | None = None) -> None:
-    """A sign-in the protocol refused before any identity was trusted (bad token, state
-    replayed, wrong audience...): the reason is recorded, the claimed subject only as
-    claimed."""
-    audit.record(
-        session,
-        Actor("anonymous", source),
-        "login.refused",
-        object_type="user",
-        object_id=(subject or "")[:64],
-        detail={"via": "oidc", "reason": reason[:64]},
-    )
