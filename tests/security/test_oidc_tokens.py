@@ -190,3 +190,15 @@ async def test_the_provider_saying_no_is_refused_without_a_token_request(
     assert response.status == 401 and "did not sign you in" in page
     assert "access_denied" not in page
     assert _refusals(live_server) == ["provider_refused"]
+
+
+async def test_an_unreachable_provider_gets_a_page_not_a_crash(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    """The provider is down (stopped): beginning a sign-in answers 503 with a page that
+    says so, and the box's own accounts' form is still there to use."""
+    await provider.stop()
+    response, page = await browser.get("/oidc/start", allow_redirects=False)
+    assert response.status == 503 and "did not answer" in page
+    login, page = await browser.get("/login")
+    assert login.status == 200 and 'name="password"' in page
