@@ -21,7 +21,7 @@ from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.evidence import backup, export, integrity, master_key, retention, signing
 from appliance.services.governance import audit_search, dpia, subject_access
-from appliance.services.identity import accounts, api_keys
+from appliance.services.identity import accounts, api_keys, second_factor
 from appliance.services.identity.accounts import AccountError
 
 EXIT_USAGE = 2
@@ -107,6 +107,13 @@ def cmd_user_reset_password(settings: Settings, args: argparse.Namespace) -> int
             session, _cli_actor(), args.username, privileged_ok=True
         )
     print(f"one-time password for {user.username} (shown once): {password}")
+    return 0
+
+
+def cmd_user_reset_factor(settings: Settings, args: argparse.Namespace) -> int:
+    with _db(settings).session() as session:
+        user = second_factor.reset(session, _cli_actor(), args.username)
+    print(f"{user.username}'s authenticator and recovery codes are removed; sessions ended")
     return 0
 
 
@@ -490,6 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     reset = user.add_parser("reset-password", help="set a one-time password and unlock")
     reset.add_argument("username")
     reset.set_defaults(func=cmd_user_reset_password)
+    reset_factor = user.add_parser(
+        "reset-factor", help="remove an account's authenticator app (a lost phone)"
+    )
+    reset_factor.add_argument("username")
+    reset_factor.set_defaults(func=cmd_user_reset_factor)
     set_roles = user.add_parser(
         "set-roles", help="replace an account's roles at once (no second admin: break-glass)"
     )

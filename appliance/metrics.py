@@ -32,7 +32,7 @@ SIGN_INS = Counter(
     ["result"],
     registry=REGISTRY,
 )
-for _result in ("ok", "wrong", "locked", "throttled"):
+for _result in ("ok", "wrong", "locked", "throttled", "refused"):
     SIGN_INS.labels(_result)
 
 SIGNALLING_CONNECTIONS = Gauge(

@@ -1,8 +1,12 @@
-"""Staff sign-in: sessions, lockout, passwords."""
+"""Staff sign-in: sessions, lockout, passwords, and the force's OpenID provider."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from appliance.models.users import Role
 
 
 class IdentitySettings(BaseModel):
@@ -46,3 +50,92 @@ class IdentitySettings(BaseModel):
     password_min_length: int = Field(
         12, ge=8, le=128, description="Shortest password a user may choose."
     )
+    local_admin_totp_required: bool = Field(
+        False,
+        description="A box account holding admin reaches nothing but enrolment until it "
+        "has confirmed an authenticator app (TOTP); a force (OpenID) account's MFA is the "
+        "provider's.",
+    )
+    oidc_issuer: str | None = Field(
+        None,
+        description="The force's OpenID Connect issuer (for Entra ID "
+        "`https://login.microsoftonline.com/<tenant>/v2.0`): set, staff sign in through it "
+        "(docs/sign-in.md). Its discovery document and signing keys are read from it; https "
+        "only (http is accepted for a loopback address, which only a test uses).",
+    )
+    oidc_client_id: str | None = Field(
+        None, description="The box's client (application) id at the identity provider."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        None,
+        description="The client secret the box sends to the token endpoint (`client_secret_post`).",
+    )
+    oidc_redirect_url: str | None = Field(
+        None,
+        description="Where the identity provider sends the browser back; registered there "
+        "as the redirect URI. Default: `public_url` + `/oidc/callback`.",
+    )
+    oidc_scopes: list[str] = Field(
+        ["openid", "profile", "email"],
+        description="Scopes asked for; `openid` is required.",
+    )
+    oidc_groups_claim: str = Field(
+        "groups",
+        min_length=1,
+        max_length=64,
+        description="The ID token claim that holds the user's group ids or app-role values "
+        "(Entra ID: `groups` for security groups, `roles` for app roles).",
+    )
+    oidc_role_map: dict[str, list[str]] = Field(
+        {},
+        description="IdP group id (or app-role value) → the appliance roles it gives. A user "
+        "whose groups map to no role is refused; roles are recomputed at every sign-in. "
+        "Set on the box, never on the web: this map is the force's approval of privileged "
+        "roles (docs/security.md).",
+    )
+    oidc_required_amr: list[str] = Field(
+        [],
+        description="`amr` values that show the IdP did multi-factor sign-in (e.g. `mfa`); "
+        "when this or `oidc_required_acr` is set, a token showing none of them is refused.",
+    )
+    oidc_required_acr: list[str] = Field(
+        [],
+        description="`acr` values that count as multi-factor sign-in (see "
+        "`oidc_required_amr`; either list satisfied is enough).",
+    )
+
+    @field_validator("oidc_issuer", "oidc_redirect_url")
+    @classmethod
+    def _oidc_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if not parts.hostname or not (
+            parts.scheme == "https" or (parts.scheme == "http" and loopback)
+        ):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/") if parts.path.endswith("/") else value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> IdentitySettings:
+        if self.oidc_issuer is None:
+            return self
+        missing = [
+            name for name in ("oidc_client_id", "oidc_client_secret") if getattr(self, name) is None
+        ]
+        if not self.oidc_role_map:
+            missing.append("oidc_role_map")
+        if missing:
+            raise ValueError(f"oidc_issuer needs {' and '.join(missing)}")
+        if "openid" not in self.oidc_scopes:
+            raise ValueError("oidc_scopes must include openid")
+        known = {role.value for role in Role}
+        for group, roles in self.oidc_role_map.items():
+            unknown = sorted(set(roles) - known)
+            if unknown or not roles:
+                raise ValueError(
+                    f"oidc_role_map[{group!r}]: give one or more of {', '.join(sorted(known))}"
+                    + (f" (not {', '.join(unknown)})" if unknown else "")
+                )
+        return self

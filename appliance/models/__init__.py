@@ -52,7 +52,16 @@ from appliance.models.rvr import (
 )
 from appliance.models.statements import Statement, StatementState
 from appliance.models.uploads import SharedLocation, UploadedItem
-from appliance.models.users import GrantState, Role, RoleGrant, User, UserRole, WebSession
+from appliance.models.users import (
+    GrantState,
+    RecoveryCode,
+    Role,
+    RoleGrant,
+    TotpFactor,
+    User,
+    UserRole,
+    WebSession,
+)
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
@@ -94,6 +103,7 @@ __all__ = [
     "OfficerDraft",
     "OutboundMessage",
     "Recording",
+    "RecoveryCode",
     "Role",
     "RoleGrant",
     "RvrCase",
@@ -104,6 +114,7 @@ __all__ = [
     "SurveyLink",
     "SurveyResponse",
     "ThriveAssessment",
+    "TotpFactor",
     "Trial",
     "TrialAllocation",
     "TrialBlock",

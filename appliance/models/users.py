@@ -23,7 +23,12 @@ class Role(StrEnum):
 
 
 class User(SQLModel, table=True):
+    """A staff account. One made by the force's OpenID provider (just in time, at its
+    first sign-in) is keyed by ``(oidc_issuer, oidc_subject)``, never by its email, and
+    has no usable password."""
+
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject"),)
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True, index=True)
@@ -37,6 +42,8 @@ class User(SQLModel, table=True):
     created_at: datetime = now_field()
     password_changed_at: datetime | None = time_field()
     last_login_at: datetime | None = time_field()
+    oidc_issuer: str | None = Field(default=None, max_length=255)
+    oidc_subject: str | None = Field(default=None, max_length=255)
 
 
 class UserRole(SQLModel, table=True):
@@ -84,3 +91,32 @@ class WebSession(SQLModel, table=True):
     last_seen_at: datetime = now_field()
     source: str = Field(default="", max_length=64)
     ended_at: datetime | None = time_field()
+    # Signed in with a password, the second factor still to come: only that page opens.
+    needs_second_factor: bool = False
+
+
+class TotpFactor(SQLModel, table=True):
+    """A local account's authenticator app (RFC 6238). The secret is kept as the box
+    needs it to check codes; ``last_step`` refuses a code used once already."""
+
+    __tablename__ = "totp_factors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", unique=True, ondelete="CASCADE")
+    secret: str = Field(max_length=64)
+    created_at: datetime = now_field()
+    confirmed_at: datetime | None = time_field()
+    last_step: int = 0
+
+
+class RecoveryCode(SQLModel, table=True):
+    """One of a local account's one-use codes for a lost authenticator; only its
+    SHA-256 is kept (48 random bits each, one use, tried only after a right password and
+    at most five times a session: no slow hash is needed)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    code_hash: str = Field(max_length=64)
+    used_at: datetime | None = time_field()

@@ -20,6 +20,7 @@ from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.notify.cad import CadSender
 from appliance.notify.dispatcher import Dispatcher
+from appliance.oidc import RelyingParty
 from appliance.purger import Purger
 from appliance.services.evidence import master_key
 from appliance.services.evidence.custody import ReadLedger
@@ -150,6 +151,8 @@ def create_app(
     app[keys.HUB] = hub = CallHub(settings, db, keyring, media)
     app[keys.GUARDS] = Guards.from_settings(settings)
     app[keys.SHOWN_LINKS] = {}
+    if settings.oidc_issuer is not None:
+        app[keys.OIDC] = RelyingParty(settings)
     app.cleanup_ctx.append(_refusal_flusher)
     app[keys.READS] = ReadLedger()
     app.cleanup_ctx.append(_read_flusher)

@@ -1,15 +1,18 @@
-"""Sign in, sign out, change password."""
+"""Sign in (the local form, or the force's OpenID provider), sign out, change password."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from appliance import metrics
-from appliance.services.identity import accounts, web_sessions
+from appliance.models import User
+from appliance.oidc import BROWSER_COOKIE, OidcError
+from appliance.services.identity import accounts, federation, second_factor, web_sessions
 from appliance.services.identity.accounts import AccountError, SignInStatus
 from appliance.web import keys
 from appliance.web.access import current_user, public, signed_in, source_of
@@ -40,7 +43,9 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     if request.get(keys.USER) is not None:
         raise web.HTTPSeeOther("/")
     return aiohttp_jinja2.render_template(
-        "login.html", request, {"next": _safe_next(request.query.get("next"))}
+        "login.html",
+        request,
+        {"next": _safe_next(request.query.get("next")), "sso": keys.OIDC in request.app},
     )
 
 
@@ -70,7 +75,12 @@ async def login(request: web.Request) -> web.StreamResponse:
         return aiohttp_jinja2.render_template(
             "login.html",
             request,
-            {"error": message, "username": username, "next": next_path},
+            {
+                "error": message,
+                "username": username,
+                "next": next_path,
+                "sso": keys.OIDC in request.app,
+            },
             status=status,
         )
 
@@ -97,7 +107,14 @@ async def login(request: web.Request) -> web.StreamResponse:
             )
             token = None
             if result.user is not None:
-                token, _ = web_sessions.start(session, result.user, source)
+                assert result.user.id is not None
+                token, _ = web_sessions.start(
+                    session,
+                    result.user,
+                    source,
+                    needs_second_factor=second_factor.confirmed(session, result.user.id)
+                    is not None,
+                )
             return result, token
 
     guards.sign_in.hit(source)  # counted while in flight; a success is refunded
@@ -108,27 +125,138 @@ async def login(request: web.Request) -> web.StreamResponse:
     result, token = await asyncio.to_thread(record, creds, matched)
     metrics.SIGN_INS.labels(result.status.value).inc()
     if result.status is SignInStatus.OK and token is not None:
+        # The middleware sends a session still owing its second factor to that page.
         response = web.HTTPSeeOther(next_path)
-        response.set_cookie(
-            keys.SESSION_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/"
-        )
+        _set_session_cookie(response, token)
         response.del_cookie(keys.CSRF_COOKIE, path="/")
         guards.sign_in.refund(source)
         raise response
     return page(WRONG, 401)
 
 
+def _set_session_cookie(response: web.StreamResponse, token: str) -> None:
+    response.set_cookie(
+        keys.SESSION_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/"
+    )
+
+
+@routes.get("/oidc/start", name="oidc_start")
+@public
+async def oidc_start(request: web.Request) -> web.StreamResponse:
+    """Send the browser to the force's provider, with a cookie that binds the answer to
+    this browser (SameSite=Lax: it must come back on the provider's redirect)."""
+    rp = request.app.get(keys.OIDC)
+    if rp is None:
+        raise web.HTTPNotFound()
+    try:
+        url, browser = await rp.begin(_safe_next(request.query.get("next")))
+    except OidcError as exc:
+        return _refused(request, str(exc), 503)
+    response = web.HTTPSeeOther(url)
+    response.set_cookie(
+        BROWSER_COOKIE, browser, secure=True, httponly=True, samesite="Lax", path="/", max_age=600
+    )
+    raise response
+
+
+def _refused(request: web.Request, message: str, status: int) -> web.StreamResponse:
+    return aiohttp_jinja2.render_template(
+        "sign_in_refused.html", request, {"message": message}, status=status
+    )
+
+
+@routes.get("/oidc/callback", name="oidc_callback")
+@public
+async def oidc_callback(request: web.Request) -> web.StreamResponse:
+    """The provider's answer. The protocol's refusals (state, token, keys) are audited
+    through the refusal tally, as any outsider's are; a verified identity goes to the
+    identity service, which decides and records in one transaction. The session cookie is
+    set on a page that moves on by itself: a SameSite=Strict cookie set at the end of a
+    redirect chain that began at the provider would not be sent on a further redirect."""
+    rp = request.app.get(keys.OIDC)
+    if rp is None:
+        raise web.HTTPNotFound()
+    guards = request.app[keys.GUARDS]
+    source = source_of(request)
+    if guards.sign_in.blocked(source):
+        metrics.SIGN_INS.labels("throttled").inc()
+        await note_refusal(request, "login.throttled", object_type="oidc")
+        response = _refused(request, "Too many failed sign-ins from this address.", 429)
+        response.headers["Retry-After"] = str(guards.sign_in.retry_after(source))
+        return response
+    state = request.query.get("state", "")[:256]
+    code = request.query.get("code", "")[:4096]
+    try:
+        pending = rp.take(state, request.cookies.get(BROWSER_COOKIE))
+        if "error" in request.query or not code:
+            raise OidcError("provider_refused", "The force's sign-in service did not sign you in.")
+        identity = await rp.finish(pending, code)
+    except OidcError as exc:
+        guards.sign_in.hit(source)
+        metrics.SIGN_INS.labels("wrong").inc()
+        await note_refusal(
+            request,
+            "login.refused",
+            object_type="oidc",
+            object_id=exc.reason,
+            detail={"via": "oidc", "reason": exc.reason},
+        )
+        return _refused(request, str(exc), 401)
+    policy = federation.Policy.from_settings(request.app[keys.SETTINGS])
+    claims = federation.Claims(
+        issuer=identity.issuer,
+        subject=identity.subject,
+        name=identity.name,
+        username_hint=identity.username_hint,
+        groups=identity.groups,
+        amr=identity.amr,
+        acr=identity.acr,
+    )
+    db = request.app[keys.DB]
+
+    def record() -> tuple[federation.FederatedResult, str | None]:
+        with db.session() as session:
+            result = federation.sign_in(session, claims, policy, source)
+            token = None
+            if result.user is not None and result.status is federation.FederatedStatus.OK:
+                token, _ = web_sessions.start(session, result.user, source)
+            return result, token
+
+    result, token = await asyncio.to_thread(record)
+    metrics.SIGN_INS.labels("ok" if token else "refused").inc()
+    if token is None:
+        response = _refused(request, result.message, 403)
+    else:
+        response = aiohttp_jinja2.render_template(
+            "signed_in.html", request, {"next": pending.next_path}
+        )
+        _set_session_cookie(response, token)
+        response.del_cookie(keys.CSRF_COOKIE, path="/")
+    response.del_cookie(BROWSER_COOKIE, path="/")
+    return response
+
+
 @routes.post("/logout", name="logout")
 @signed_in
 async def logout(request: web.Request) -> web.StreamResponse:
+    """End the box's session; someone who came through the force's provider is offered
+    its sign-out too (the box cannot end that session for them)."""
     db = request.app[keys.DB]
+    user = current_user(request)
     with db.session() as session:
-        web_sessions.sign_out(
-            session, request[keys.WEB_SESSION], current_user(request), source_of(request)
+        web_sessions.sign_out(session, request[keys.WEB_SESSION], user, source_of(request))
+    rp = request.app.get(keys.OIDC)
+    if user.oidc_subject is not None and rp is not None:
+        settings = request.app[keys.SETTINGS]
+        end_session = await rp.end_session_url(f"{settings.effective_public_url}/login")
+        response: web.StreamResponse = aiohttp_jinja2.render_template(
+            "signed_out.html", request, {"end_session": end_session}
         )
-    response = web.HTTPSeeOther("/login")
-    response.del_cookie(keys.SESSION_COOKIE, path="/")
-    raise response
+        response.del_cookie(keys.SESSION_COOKIE, path="/")
+        return response
+    redirect = web.HTTPSeeOther("/login")
+    redirect.del_cookie(keys.SESSION_COOKIE, path="/")
+    raise redirect
 
 
 @routes.get("/account/password", name="password")
@@ -180,3 +308,115 @@ async def change_password(request: web.Request) -> web.StreamResponse:
             status=400,
         )
     raise web.HTTPSeeOther("/?notice=password_changed")
+
+
+CODE_WRONG = "That code is not right, or was used already: try the next one."
+
+
+def _half_signed_in(request: web.Request) -> User:
+    """The account whose password this session gave, its code still owed (public pages:
+    the middleware signs such a session in for nothing)."""
+    user = request.get(keys.HALF_SIGNED_IN)
+    if user is None:
+        raise web.HTTPSeeOther("/" if keys.USER in request else "/login")
+    return user
+
+
+@routes.get("/login/second-factor", name="second_factor")
+@public
+async def second_factor_form(request: web.Request) -> web.StreamResponse:
+    _half_signed_in(request)
+    return aiohttp_jinja2.render_template(
+        "second_factor.html", request, {"next": _safe_next(request.query.get("next"))}
+    )
+
+
+@routes.post("/login/second-factor", name="second_factor_submit")
+@public
+async def second_factor_submit(request: web.Request) -> web.StreamResponse:
+    """The code from the authenticator app, or a recovery code. A wrong one counts
+    towards the address's sign-in throttle as a wrong password does."""
+    form = await request.post()
+    code = str(form.get("code", ""))[:32]
+    next_path = _safe_next(str(form.get("next", "/")))
+    guards = request.app[keys.GUARDS]
+    source = source_of(request)
+    if guards.sign_in.blocked(source):
+        response = aiohttp_jinja2.render_template(
+            "second_factor.html",
+            request,
+            {"next": next_path, "error": THROTTLED.format(seconds=60)},
+            status=429,
+        )
+        response.headers["Retry-After"] = str(guards.sign_in.retry_after(source))
+        return response
+    user = _half_signed_in(request)
+    db = request.app[keys.DB]
+    web_session = request[keys.WEB_SESSION]
+
+    def check() -> bool:
+        with db.session() as session:
+            return second_factor.verify(
+                session, session.merge(web_session), session.merge(user), code, source
+            )
+
+    if await asyncio.to_thread(check):
+        raise web.HTTPSeeOther(next_path)
+    guards.sign_in.hit(source)
+    return aiohttp_jinja2.render_template(
+        "second_factor.html", request, {"next": next_path, "error": CODE_WRONG}, status=401
+    )
+
+
+@routes.get("/account/second-factor", name="enrol_factor")
+@signed_in
+async def enrol_form(request: web.Request) -> web.StreamResponse:
+    """A new secret and its QR code, drawn on the box; confirmed by the form below."""
+    db = request.app[keys.DB]
+    user = current_user(request)
+    issuer = f"EVR {request.app[keys.SETTINGS].force_name}"
+
+    def begin() -> second_factor.Enrolment | str:
+        with db.session() as session:
+            try:
+                return second_factor.begin(session, session.merge(user), issuer)
+            except accounts.AccountError as exc:
+                return str(exc)
+
+    enrolment = await asyncio.to_thread(begin)
+    if isinstance(enrolment, str):
+        return aiohttp_jinja2.render_template(
+            "enrol_factor.html", request, {"refusal": enrolment}, status=409
+        )
+    return aiohttp_jinja2.render_template(
+        "enrol_factor.html",
+        request,
+        {
+            "secret": enrolment.secret,
+            "qr": base64.b64encode(enrolment.qr_svg.encode()).decode(),
+        },
+    )
+
+
+@routes.post("/account/second-factor", name="enrol_factor_submit")
+@signed_in
+async def enrol_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    code = str(form.get("code", ""))[:32]
+    db = request.app[keys.DB]
+    user = current_user(request)
+    source = source_of(request)
+
+    def confirm() -> list[str] | None:
+        with db.session() as session:
+            return second_factor.confirm(session, session.merge(user), code, source)
+
+    codes = await asyncio.to_thread(confirm)
+    if codes is None:
+        return aiohttp_jinja2.render_template(
+            "enrol_factor.html",
+            request,
+            {"refusal": "That code did not match: open this page again and scan the new code."},
+            status=400,
+        )
+    return aiohttp_jinja2.render_template("recovery_codes.html", request, {"codes": codes})

@@ -8,6 +8,7 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
 from appliance.models import ApiKey, Role, User, WebSession
+from appliance.oidc import RelyingParty
 from appliance.services.evidence.custody import ReadLedger
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Guards
@@ -20,6 +21,8 @@ GUARDS = web.AppKey("guards", Guards)
 READS = web.AppKey("reads", ReadLedger)
 # Links made "shown only now", kept for the browser that made them (toolkit.remember_link).
 SHOWN_LINKS = web.AppKey("shown_links", dict)
+# The force's OpenID provider, when `oidc_issuer` is set (absent otherwise).
+OIDC = web.AppKey("oidc", RelyingParty)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)
@@ -27,6 +30,10 @@ WEB_SESSION = web.RequestKey("web_session", WebSession)
 CSRF = web.RequestKey("csrf", str)
 API_CLIENT = web.RequestKey("api_client", ApiKey)
 NEW_CSRF_COOKIE = web.RequestKey("new_csrf_cookie", str)
+# A password given, the second factor not yet: only the code page knows them.
+HALF_SIGNED_IN = web.RequestKey("half_signed_in", User)
+# A local admin who must enrol an authenticator before anything else (second_factor).
+MUST_ENROL = web.RequestKey("must_enrol", bool)
 # A caller page on the RVR path (or a link we cannot place): the neutral look.
 NEUTRAL_LOOK = web.RequestKey("neutral_look", bool)
 

@@ -12,12 +12,13 @@ import time
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.web_urldispatcher import StaticResource
+from sqlmodel import Session
 
 from appliance import metrics
 from appliance.db import Database
 from appliance.logs import request_id_var
 from appliance.models import Role, User, WebSession
-from appliance.services.identity import accounts, api_keys, web_sessions
+from appliance.services.identity import accounts, api_keys, second_factor, web_sessions
 from appliance.web import keys
 from appliance.web.access import (
     API_KEY,
@@ -37,6 +38,8 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Pages a user who must change their password may still reach.
 PASSWORD_CHANGE_ROUTES = {"password", "password_submit", "logout"}
+# Pages an admin who must enrol a second factor may reach.
+ENROL_ROUTES = {"enrol_factor", "enrol_factor_submit", "logout", "password", "password_submit"}
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -151,12 +154,25 @@ def _error_page(request: web.Request, exc: web.HTTPException) -> web.StreamRespo
 
 
 def _resolve_writing(
-    db: Database, token: str, policy: web_sessions.SessionPolicy
-) -> tuple[tuple[WebSession, User] | None, set[Role]]:
+    db: Database, token: str, policy: web_sessions.SessionPolicy, totp_required: bool
+) -> tuple[tuple[WebSession, User] | None, set[Role], bool]:
     with db.session() as session:
         resolved = web_sessions.resolve(session, token, policy)
         roles = accounts.roles_of(session, resolved[0].user_id) if resolved else set()
-    return resolved, roles
+        enrol = _must_enrol(session, resolved, roles, totp_required)
+    return resolved, roles, enrol
+
+
+def _must_enrol(
+    session: Session,
+    resolved: tuple[WebSession, User] | None,
+    roles: set[Role],
+    required: bool,
+) -> bool:
+    """A local admin without a confirmed authenticator, when the settings require one."""
+    if resolved is None or not second_factor.required_for(resolved[1], roles, required):
+        return False
+    return second_factor.confirmed(session, resolved[0].user_id) is None
 
 
 @web.middleware
@@ -173,17 +189,26 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         policy = web_sessions.SessionPolicy.from_settings(settings)
         # Read without the write lock (on SQLite a writer here would stall the loop
         # behind any chat or audit write); the rare write goes to a thread.
+        totp_required = settings.local_admin_totp_required
         with db.reader() as session:
             resolved, write = web_sessions.look_up(session, token, policy)
             roles = accounts.roles_of(session, resolved[0].user_id) if resolved else set()
+            enrol = _must_enrol(session, resolved, roles, totp_required)
         if write:
-            resolved, roles = await asyncio.to_thread(_resolve_writing, db, token, policy)
+            resolved, roles, enrol = await asyncio.to_thread(
+                _resolve_writing, db, token, policy, totp_required
+            )
         if resolved is not None:
             web_session, signed_in = resolved
             request[keys.WEB_SESSION] = web_session
-            request[keys.USER] = signed_in
-            request[keys.ROLES] = frozenset(roles)
             request[keys.CSRF] = web_session.csrf_token
+            if web_session.needs_second_factor:
+                # Not signed in for any page, public ones included, until the code.
+                request[keys.HALF_SIGNED_IN] = signed_in
+            else:
+                request[keys.USER] = signed_in
+                request[keys.ROLES] = frozenset(roles)
+                request[keys.MUST_ENROL] = enrol
 
     if keys.CSRF not in request:
         anon = request.cookies.get(keys.CSRF_COOKIE, "")
@@ -203,10 +228,16 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if access is not None and access != PUBLIC:
         if user is None:
             if request.method == "GET" and "websocket" not in request.headers.get("Upgrade", ""):
-                raise web.HTTPSeeOther(f"/login?next={request.rel_url.path}")
+                page = "/login/second-factor" if keys.HALF_SIGNED_IN in request else "/login"
+                raise web.HTTPSeeOther(f"{page}?next={request.rel_url.path}")
             raise web.HTTPUnauthorized(text="Sign in first.")
-        if user.must_change_password and _route_name(request) not in PASSWORD_CHANGE_ROUTES:
+        route = _route_name(request)
+        if user.must_change_password and route not in PASSWORD_CHANGE_ROUTES:
             raise web.HTTPSeeOther("/account/password")
+        elif request.get(keys.MUST_ENROL) and route not in ENROL_ROUTES:
+            if request.method == "GET":
+                raise web.HTTPSeeOther("/account/second-factor")
+            raise web.HTTPForbidden(text="Set up your authenticator app first.")
         if access != SIGNED_IN and not (access & request[keys.ROLES]):
             raise web.HTTPForbidden(text="Your role does not allow this.")
     response = await handler(request)

@@ -388,6 +388,11 @@ def reset_password(
     roles), never the web's."""
     user = require(session, username)
     assert user.id is not None
+    if user.oidc_subject is not None:
+        raise AccountError(
+            f"{username} signs in through the force's identity provider: a password here "
+            "would be a way in without the force's sign-in and its second factor"
+        )
     if not privileged_ok and roles_of(session, user.id) & PRIVILEGED:
         raise AccountError(
             f"{username} holds a privileged role, so their password is reset on the box "
@@ -435,7 +440,10 @@ def credentials(session: Session, username: str) -> Credentials:
     attempted = username.strip().lower()[:64]
     if user is None:
         return Credentials(None, attempted, None, None)
-    return Credentials(user.id, user.username, user.password_hash, user.locked_until)
+    # An account of the force's provider has no password here: checked against the dummy
+    # hash (the same cost as any other), it never matches.
+    password_hash = None if user.oidc_subject is not None else user.password_hash
+    return Credentials(user.id, user.username, password_hash, user.locked_until)
 
 
 def check_password(creds: Credentials, password: str) -> bool:
@@ -482,7 +490,9 @@ def record_sign_in(
     user = session.get(User, creds.user_id)
     if user is None:
         return SignInResult(SignInStatus.WRONG)
-    matched = matched and user.password_hash == creds.password_hash
+    matched = (
+        matched and creds.password_hash is not None and user.password_hash == creds.password_hash
+    )
     actor = Actor(user.username, source)
     if user.locked_until is not None and user.locked_until > now:
         audit.record(

@@ -40,7 +40,9 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start(session: Session, user: User, source: str) -> tuple[str, WebSession]:
+def start(
+    session: Session, user: User, source: str, *, needs_second_factor: bool = False
+) -> tuple[str, WebSession]:
     assert user.id is not None
     token = secrets.token_urlsafe(32)
     web_session = WebSession(
@@ -48,6 +50,7 @@ def start(session: Session, user: User, source: str) -> tuple[str, WebSession]:
         user_id=user.id,
         csrf_token=secrets.token_urlsafe(32),
         source=source[:64],
+        needs_second_factor=needs_second_factor,
     )
     session.add(web_session)
     session.flush()

@@ -1,0 +1,316 @@
+"""Staff sign in through the force's OpenID provider (tests/support/oidc_provider.py, a
+real protocol on loopback): accounts made just in time and keyed by (issuer, subject),
+roles from the role map recomputed at every sign-in, sessions cut when roles shrink, MFA
+required when the settings say, sign-out offering the provider's end-session page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlmodel import select
+
+from appliance.config import Settings, SettingsError, load_settings
+from appliance.db import Database
+from appliance.models import AuditEvent, Role, User
+from appliance.services.audit import Actor
+from appliance.services.identity import accounts
+from appliance.services.identity.accounts import AccountError
+from tests.support.http import FormClient
+from tests.support.live import LiveServer, free_port
+from tests.support.oidc_provider import TestProvider, sign_in_through, sso_settings
+from tests.support.staff import add_user
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[TestProvider]:
+    idp = TestProvider()
+    await idp.start(free_port())
+    try:
+        yield idp
+    finally:
+        await idp.stop()
+
+
+@pytest.fixture
+def sso_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, database_url: str, provider: TestProvider, sso_overrides: dict[str, Any]
+) -> Settings:
+    return sso_settings(tmp_path, database_url, provider, free_port(), **sso_overrides)
+
+
+@pytest.fixture
+async def browser(live_server: LiveServer) -> AsyncIterator[FormClient]:
+    client = FormClient(live_server.base_url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _events(db: Database, action: str) -> list[AuditEvent]:
+    with db.reader() as session:
+        return list(session.exec(select(AuditEvent).where(AuditEvent.action == action)).all())
+
+
+def _user(db: Database, subject: str) -> tuple[User, set[Role]] | None:
+    with db.reader() as session:
+        user = session.exec(select(User).where(User.oidc_subject == subject)).first()
+        return (user, accounts.roles_of(session, user.id)) if user is not None else None
+
+
+async def test_a_handler_signs_in_through_the_provider_and_lands_on_their_work(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    """The whole code flow with PKCE: the authorisation request carries state, nonce and
+    an S256 challenge; the callback makes the account and a session; /my then answers."""
+    alex = provider.add_user("alex", ["grp-handlers"], name="Alex Constable")
+    start, _ = await browser.get("/oidc/start?next=/my", allow_redirects=False)
+    query = parse_qs(urlsplit(start.headers["Location"]).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["state"][0]) >= 32 and len(query["nonce"][0]) >= 32
+    assert query["redirect_uri"] == [f"{live_server.base_url}/oidc/callback"]
+
+    response, page = await sign_in_through(browser, "/my")
+
+    assert response.status == 200, page
+    assert 'content="0; url=/my"' in page
+    mine, _ = await browser.get("/my", allow_redirects=False)
+    assert mine.status == 200
+    found = _user(live_server.db, alex.subject)
+    assert found is not None
+    user, roles = found
+    assert (user.username, user.display_name, user.oidc_issuer) == (
+        "alex",
+        "Alex Constable",
+        provider.issuer,
+    )
+    assert roles == {Role.HANDLER}
+    assert not user.must_change_password
+    created = _events(live_server.db, "user.created")[-1]
+    assert created.detail["sub"] == alex.subject and created.detail["iss"] == provider.issuer
+    signed = _events(live_server.db, "login.succeeded")[-1]
+    assert signed.actor == "alex" and signed.detail["sub"] == alex.subject
+
+
+async def test_accounts_are_keyed_by_issuer_and_subject_never_by_name(
+    live_server: LiveServer, provider: TestProvider
+) -> None:
+    """A local account named alex exists; an IdP user whose username is alex gets an
+    account of their own (suffixed), and a second IdP person with the same email but
+    another subject a third: none takes over another's."""
+    with live_server.db.session() as session:
+        local_id = add_user(session, "alex", Role.ADMIN).id
+    first = provider.add_user("alex", ["grp-handlers"])
+    second = provider.add_user("alex2", ["grp-handlers"], preferred_username="alex@force.example")
+    for login in ("alex", "alex2"):
+        provider.signing_in = login
+        client = FormClient(live_server.base_url)
+        try:
+            response, page = await sign_in_through(client)
+            assert response.status == 200, page
+        finally:
+            await client.close()
+    one, two = _user(live_server.db, first.subject), _user(live_server.db, second.subject)
+    assert one is not None and two is not None
+    names = {one[0].username, two[0].username}
+    assert len(names) == 2 and "alex" not in names
+    assert all(name.startswith("alex-") for name in names)
+    with live_server.db.reader() as session:
+        kept = accounts.require(session, "alex")
+        assert kept.id == local_id and kept.oidc_subject is None
+        assert accounts.roles_of(session, kept.id) == {Role.ADMIN}
+
+
+async def test_roles_are_recomputed_and_sessions_cut_when_they_shrink(
+    live_server: LiveServer, provider: TestProvider
+) -> None:
+    """Signed in as handler and admin in one browser; the force takes the admin group
+    away; at the next sign-in (another browser) the account holds handler only and the
+    first browser's session is over."""
+    person = provider.add_user("sam", ["grp-handlers", "grp-admins"])
+    first, second = FormClient(live_server.base_url), FormClient(live_server.base_url)
+    try:
+        await sign_in_through(first)
+        users, _ = await first.get("/admin/users", allow_redirects=False)
+        assert users.status == 200
+        person.groups = ["grp-handlers"]
+        response, _ = await sign_in_through(second)
+        assert response.status == 200
+        found = _user(live_server.db, person.subject)
+        assert found is not None and found[1] == {Role.HANDLER}
+        again, _ = await first.get("/my", allow_redirects=False)
+        assert again.status == 303 and again.headers["Location"].startswith("/login")
+        mine, _ = await second.get("/my", allow_redirects=False)
+        assert mine.status == 200
+    finally:
+        await first.close()
+        await second.close()
+    change = _events(live_server.db, "user.roles_from_idp")[-1]
+    assert change.detail["from"] == ["admin", "handler"] and change.detail["to"] == ["handler"]
+    assert change.detail["sessions_ended"] is True and change.detail["sub"] == person.subject
+
+
+async def test_a_user_removed_from_every_group_is_refused_and_loses_their_sessions(
+    live_server: LiveServer, provider: TestProvider
+) -> None:
+    person = provider.add_user("kim", ["grp-handlers"])
+    first, second = FormClient(live_server.base_url), FormClient(live_server.base_url)
+    try:
+        await sign_in_through(first)
+        person.groups = ["grp-canteen"]
+        response, page = await sign_in_through(second)
+        assert response.status == 403
+        assert "not in any group that gives access" in page
+        again, _ = await first.get("/my", allow_redirects=False)
+        assert again.status == 303
+    finally:
+        await first.close()
+        await second.close()
+    found = _user(live_server.db, person.subject)
+    assert found is not None and found[1] == set()
+    refused = _events(live_server.db, "login.refused")[-1]
+    assert refused.detail["reason"] == "no_role" and refused.detail["sub"] == person.subject
+
+
+async def test_a_user_in_no_mapped_group_is_refused_and_no_account_is_made(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    person = provider.add_user("lee", ["grp-canteen"])
+    response, page = await sign_in_through(browser)
+    assert response.status == 403
+    assert "not in any group that gives access to this box" in page
+    assert browser.cookie("__Host-evr_session") is None
+    assert _user(live_server.db, person.subject) is None
+    refused = _events(live_server.db, "login.refused")[-1]
+    assert refused.detail["reason"] == "no_role" and refused.detail["sub"] == person.subject
+
+
+@pytest.mark.parametrize("sso_overrides", [{"oidc_required_amr": ["mfa", "hwk"]}])
+async def test_a_token_without_a_required_mfa_method_is_refused(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    """The force says MFA: a password-only sign-in at the provider is refused with a page
+    that says why; the same person after using an authenticator gets in."""
+    person = provider.add_user("jo", ["grp-handlers"], amr=["pwd"])
+    response, page = await sign_in_through(browser)
+    assert response.status == 403 and "second factor" in page
+    refused = _events(live_server.db, "login.refused")[-1]
+    assert refused.detail["reason"] == "no_mfa" and refused.detail["amr"] == ["pwd"]
+    assert _user(live_server.db, person.subject) is None
+    person.amr = ["pwd", "hwk"]
+    response, _ = await sign_in_through(browser)
+    assert response.status == 200
+
+
+@pytest.mark.parametrize("sso_overrides", [{"oidc_required_acr": ["urn:force:mfa"]}])
+async def test_an_acr_listed_as_mfa_is_accepted(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    provider.add_user("ash", ["grp-handlers"], amr=["pwd"], acr="urn:force:mfa")
+    response, page = await sign_in_through(browser)
+    assert response.status == 200, page
+
+
+async def test_sign_out_ends_the_session_and_offers_the_providers_sign_out(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    provider.add_user("max", ["grp-handlers"])
+    await sign_in_through(browser)
+    await browser.get("/my")
+    response, page = await browser.post("/logout")
+    assert response.status == 200
+    assert f'href="{provider.issuer}/logout?client_id=evr-box' in page
+    assert "post_logout_redirect_uri=https%3A%2F%2F127.0.0.1" in page
+    after, _ = await browser.get("/my", allow_redirects=False)
+    assert after.status == 303 and after.headers["Location"].startswith("/login")
+    assert _events(live_server.db, "logout")
+
+
+async def test_the_login_page_offers_the_force_sign_in_beside_the_local_form(
+    live_server: LiveServer, browser: FormClient
+) -> None:
+    response, page = await browser.get("/login?next=/my")
+    assert response.status == 200
+    assert 'href="/oidc/start?next=/my"' in page
+    assert 'name="password"' in page
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"oidc_issuer": "https://idp.example"}, "needs oidc_client_id and oidc_client_secret"),
+        ({"oidc_issuer": "http://idp.example"}, "must be an https:// URL"),
+        (
+            {
+                "oidc_issuer": "https://idp.example",
+                "oidc_client_id": "x",
+                "oidc_client_secret": "y",
+                "oidc_role_map": {"g": ["constable"]},
+            },
+            "oidc_role_map\\['g'\\]",
+        ),
+        (
+            {
+                "oidc_issuer": "https://idp.example",
+                "oidc_client_id": "x",
+                "oidc_client_secret": "y",
+            },
+            "needs oidc_role_map",
+        ),
+    ],
+)
+def test_incomplete_sso_settings_are_refused_at_start_up(
+    tmp_path: Path, overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(data_dir=tmp_path, **overrides)
+
+
+async def test_a_force_account_has_no_password_here_and_none_can_be_given(
+    live_server: LiveServer, provider: TestProvider
+) -> None:
+    """A password reset would be a way in around the provider and its MFA: refused, on
+    the web and the shell alike; the local form never signs such an account in."""
+    person = provider.add_user("ren", ["grp-handlers"])
+    client = FormClient(live_server.base_url)
+    try:
+        await sign_in_through(client)
+    finally:
+        await client.close()
+    found = _user(live_server.db, person.subject)
+    assert found is not None
+    username = found[0].username
+    with pytest.raises(AccountError, match="identity provider"), live_server.db.session() as s:
+        accounts.reset_password(s, Actor("root", "cli"), username, privileged_ok=True)
+    with live_server.db.session() as session:
+        result = accounts.sign_in(
+            session, username, "any password at all", "127.0.0.1", accounts.LockoutPolicy()
+        )
+    assert result.status is accounts.SignInStatus.WRONG
+
+
+async def test_the_users_page_shows_a_force_account_with_its_roles_from_the_groups(
+    live_server: LiveServer, provider: TestProvider
+) -> None:
+    """An admin who came through the provider sees the force account marked, its roles
+    as text (the role map sets them, a form would be overwritten) and no password reset."""
+    provider.add_user("pat", ["grp-handlers", "grp-admins"])
+    client = FormClient(live_server.base_url)
+    try:
+        await sign_in_through(client)
+        response, page = await client.get("/admin/users")
+    finally:
+        await client.close()
+    assert response.status == 200
+    row = page.split("<td>pat</td>", 1)[1].split("</tr>", 1)[0]
+    assert "force account" in row and "admin, handler" in row
+    assert "reset-password" not in row and 'name="roles"' not in row
