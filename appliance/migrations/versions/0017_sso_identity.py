@@ -1,7 +1,7 @@
 """sso identity: an account made by the force's OpenID provider is keyed by (issuer, subject)
 
-Revision ID: 0015_sso_identity
-Revises: 0014_role_grants
+Revision ID: 0017_sso_identity
+Revises: 0016_snapshot_markup_drafts
 Create Date: 2026-12-03 03:30:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_sso_identity"
-down_revision: str | None = "0014_role_grants"
+revision: str = "0017_sso_identity"
+down_revision: str | None = "0016_snapshot_markup_drafts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """local totp: an authenticator app and recovery codes for the box's own accounts
 
-Revision ID: 0016_local_totp
-Revises: 0015_sso_identity
+Revision ID: 0018_local_totp
+Revises: 0017_sso_identity
 Create Date: 2026-12-03 03:45:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_local_totp"
-down_revision: str | None = "0015_sso_identity"
+revision: str = "0018_local_totp"
+down_revision: str | None = "0017_sso_identity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
