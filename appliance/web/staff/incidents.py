@@ -210,7 +210,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
         return render_incident(request, incident_id, error=f"Not sent: {refusal}.", status=status)
     if not by_sms:
         remember_link(request, incident_id, link, kind)
-        raise web.HTTPSeeOther(f"/incidents/{incident_id}#link-heading")
+        raise web.HTTPSeeOther(f"/incidents/{incident_id}")  # the link sits under the header
     raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
 
 
