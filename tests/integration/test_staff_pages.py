@@ -154,12 +154,16 @@ async def test_the_incident_page_names_the_next_step_and_folds_finished_ones(
     assert re.search(r'<details class="card fold" aria-labelledby="timeline-heading"\s*>', page)
 
 
+SUMMER = datetime(2026, 6, 30, 9, 0, tzinfo=UTC)
+
+
 async def test_an_incident_in_the_trials_in_person_arm_offers_no_send_link(
     live_server: LiveServer,
 ) -> None:
     """A supervisor's trial allocates incidents until one lands in the usual (in-person)
     arm: its page offers neither "Send link by SMS" nor "Create video call link", and says
-    why; the video arm's incident still offers both."""
+    why; the video arm's incident still offers both. The in-person visit's time is
+    typed as UK time."""
     with live_server.db.session() as session:
         boss = add_user(session, "sup1", Role.SUPERVISOR, Role.HANDLER)
         trial.start(session, Actor("sup1"), boss, live_server.settings, seed=5)
@@ -167,7 +171,7 @@ async def test_an_incident_in_the_trials_in_person_arm_offers_no_send_link(
         by_arm: dict[str, int] = {}
         n = 0
         while len(by_arm) < 2:
-            incident = add_incident(session, boss, f"CAD/TR/{n}")
+            incident = add_incident(session, boss, f"CAD/TR/{n}", received_at=SUMMER)
             incidents.set_eligibility(
                 session, Actor("sup1"), boss, incident, questions, [True] * len(questions)
             )
@@ -179,8 +183,21 @@ async def test_an_incident_in_the_trials_in_person_arm_offers_no_send_link(
     try:
         _, usual = await client.get(f"/incidents/{by_arm['usual']}")
         _, video = await client.get(f"/incidents/{by_arm['video']}")
+        # The visit's time is typed as UK time: 14:30 on a July day is 13:30 UTC.
+        await client.get(f"/incidents/{by_arm['usual']}/trial")
+        response, _ = await client.post(
+            f"/incidents/{by_arm['usual']}/trial",
+            {"step": "in_person", "outcome": "advice_given", "at": "2026-07-01T14:30"},
+        )
+        assert response.status == 303
+        _, trial_page = await client.get(f"/incidents/{by_arm['usual']}/trial")
     finally:
         await client.close()
+    with live_server.db.reader() as session:
+        allocation = trial.allocation_of(session, session.get(Incident, by_arm["usual"]))
+        assert allocation is not None and allocation.in_person_at is not None
+        assert allocation.in_person_at.astimezone(UTC) == datetime(2026, 7, 1, 13, 30, tzinfo=UTC)
+    assert "2026-07-01 14:30 BST" in trial_page
     assert 'id="video-held"' in usual and "usual-response arm" in usual
     assert "Send link by SMS" not in usual and "Create video call link" not in usual
     assert "Send link by SMS" in video and "Create video call link" in video
