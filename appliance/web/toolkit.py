@@ -260,6 +260,11 @@ def render_incident(
             # After a call, or once closed, the long sections start folded: the page
             # leads with what is left to do instead of 5,000 px of history.
             "fold": had_call or incident.status == "closed",
+            # ...but the links and calls stay open while one is live (its Revoke button).
+            "live": any(
+                CallState(c.state) in (CallState.INVITED, CallState.WAITING, CallState.CONNECTED)
+                for c in incident_calls
+            ),
         },
         status=status,
     )

@@ -152,6 +152,12 @@ async def test_the_incident_page_names_the_next_step_and_folds_finished_ones(
     _, page = await handler.get(f"/incidents/{incident_id}")
     assert "Next:</strong> The call has ended: record THRIVE, notes and the outcome." in page
     assert re.search(r'<details class="card fold" aria-labelledby="timeline-heading"\s*>', page)
+    assert re.search(r'<details class="fold"\s*>', page), "the ended call's row folded"
+
+    # A new link after the call: the links stay open, so its Revoke link is at hand.
+    await _make_link(handler, incident_id)
+    _, page = await handler.get(f"/incidents/{incident_id}")
+    assert re.search(r'<details class="fold" open>', page) and "Revoke link" in page
 
 
 SUMMER = datetime(2026, 6, 30, 9, 0, tzinfo=UTC)
