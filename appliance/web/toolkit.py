@@ -217,6 +217,7 @@ def render_incident(
         statement_versions = statements.versions(session, incident)
         cad_deliveries = cad.for_incident(session, incident.id or 0)
         video_held = trial.video_refusal(session, incident)
+        allocation = trial.allocation_of(session, incident)
     rvr = track.is_rvr(settings, incident)
     had_call = any(c.connected_at is not None for c in incident_calls)
     return aiohttp_jinja2.render_template(
@@ -249,6 +250,7 @@ def render_incident(
             "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
             "rvr": rvr,
             "video_held": video_held,
+            "allocation": allocation,
             "next_step": next_step(
                 incident,
                 incident_calls,

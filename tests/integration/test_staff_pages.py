@@ -205,6 +205,8 @@ async def test_an_incident_in_the_trials_in_person_arm_offers_no_send_link(
         assert allocation.in_person_at.astimezone(UTC) == datetime(2026, 7, 1, 13, 30, tzinfo=UTC)
     assert "2026-07-01 14:30 BST" in trial_page
     assert 'id="video-held"' in usual and "usual-response arm" in usual
+    assert "<strong>an officer attends in person</strong>" in usual
+    assert "the caller agreed; <strong>video response</strong>" in video
     assert "Send link by SMS" not in usual and "Create video call link" not in usual
     assert "Send link by SMS" in video and "Create video call link" in video
 
