@@ -442,12 +442,22 @@ def evidence_label(file: EvidenceFile) -> str:
     return f"{kind} ({form})" if form else kind
 
 
+def media_label(mime: str) -> str:
+    """A caller's upload by what it is: "Photo (JPEG)", "Video (MP4)"."""
+    kind = (
+        "Photo" if mime.startswith("image/") else "Video" if mime.startswith("video/") else "File"
+    )
+    form = FORMAT_WORDS.get(uploads.ACCEPTED.get(mime, ""), mime)
+    return f"{kind} ({form})"
+
+
 # Jinja filters every page may use (registered once in app.py).
 TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {
     "national_phone": incidents.national_format,
     "uk_time": uk_time,
     "plain_event": plain_event,
     "evidence_label": evidence_label,
+    "media_label": media_label,
 }
 
 

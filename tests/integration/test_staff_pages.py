@@ -19,7 +19,7 @@ from appliance.services.evaluation import trial
 from appliance.services.identity import accounts
 from appliance.services.intake import incidents
 from appliance.web.staff import incidents as incident_pages
-from appliance.web.toolkit import evidence_label, uk_time
+from appliance.web.toolkit import evidence_label, media_label, uk_time
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
@@ -277,6 +277,18 @@ def test_evidence_items_have_plain_labels(kind: str, path: str, label: str) -> N
         evidence_label(EvidenceFile(kind=kind, incident_id=1, path=path, master_key_id="k"))
         == label
     )
+
+
+@pytest.mark.parametrize(
+    ("mime", "label"),
+    [
+        ("image/jpeg", "Photo (JPEG)"),
+        ("video/quicktime", "Video (MOV)"),
+        ("image/heic", "Photo (HEIC)"),
+    ],
+)
+def test_uploads_have_plain_labels(mime: str, label: str) -> None:
+    assert media_label(mime) == label
 
 
 def _tile_counts(page: str) -> dict[str, int]:
