@@ -29,6 +29,7 @@ from appliance.models import (
     THRIVE_PARTS,
     THRIVE_RATINGS,
     Call,
+    CallState,
     EvidenceFile,
     Incident,
     Role,
@@ -39,6 +40,7 @@ from appliance.models import (
 from appliance.services.audit import Actor
 from appliance.services.calls import invites, life, states
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, CallerLink, LinkProblem
+from appliance.services.evaluation import trial
 from appliance.services.evidence import sealing
 from appliance.services.evidence.master_key import UnwrapError
 from appliance.services.identity import accounts, web_sessions
@@ -73,12 +75,15 @@ STAFF = (Role.HANDLER, Role.SUPERVISOR)
 
 def uk_time(at: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A stored instant as a UK wall clock, with GMT or BST said (an hour out in summer
-    otherwise). Stored times are UTC; one without a zone is taken as UTC."""
+    otherwise): the one filter every staff page shows a time through. Stored times are
+    UTC; one without a zone is taken as UTC. A format without hours gives the UK day."""
     if at is None:
         return ""
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     local = at.astimezone(LONDON)
+    if "%H" not in fmt:  # a day alone: the zone would say nothing
+        return local.strftime(fmt)
     return f"{local.strftime(fmt)} {local:%Z}"
 
 
@@ -121,14 +126,6 @@ def plain_event(action: str) -> str:
     return f"{subject.capitalize()}: {what.replace('_', ' ')}" if what else action
 
 
-# Jinja filters every page may use (registered once in app.py).
-TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {
-    "national_phone": incidents.national_format,
-    "uk_time": uk_time,
-    "plain_event": plain_event,
-}
-
-
 NOTICES = {
     "sms_queued": "The link is on its way to the caller by SMS. Its status shows below.",
     "appointment_book": "Booked. The caller gets an SMS with the time and the link.",
@@ -155,6 +152,48 @@ def incident_for(
     return incident
 
 
+def next_step(
+    incident: Incident,
+    calls: list[Call],
+    kinds: dict[int, str],
+    *,
+    rvr: bool,
+    video_held: str | None,
+    booked: bool,
+) -> str:
+    """What the handler does next on this incident, in words, for the page's header: the
+    first step not yet done, so the page leads rather than lists."""
+    video = [c for c in calls if kinds.get(c.id or 0, VIDEO) == VIDEO]
+    states_now = {CallState(c.state) for c in video}
+    if incident.status == "closed":
+        return "Closed: nothing more to do. Reopen it through a supervisor if something changes."
+    if incident.owner_id is None:
+        return "Take this incident to work on it."
+    if rvr:
+        return (
+            "Rapid Video Response: open the RVR page, ask the safety questions, then Transfer now."
+        )
+    if CallState.CONNECTED in states_now:
+        return "A video call is live: open the call."
+    if CallState.WAITING in states_now:
+        return "The caller is waiting: open the call and admit them."
+    if incident.outcome_code:
+        return "Outcome recorded: close the incident when nothing else is needed."
+    if any(c.connected_at is not None for c in video):
+        return "The call has ended: record THRIVE, notes and the outcome."
+    if incident.eligibility == "unknown":
+        return "Answer the eligibility checklist: every answer yes allows a video call."
+    if incident.eligibility == "ineligible":
+        return "Not eligible for video: arrange a response as usual and record the outcome."
+    if video_held:
+        return f"No video link: {video_held}. Record the outcome when it is done."
+    if CallState.INVITED in states_now:
+        return "Link made: wait for the caller to join; the call shows here and on Waiting callers."
+    if booked:
+        return "Appointment booked: the caller gets a reminder; open the call when they join."
+    return "Send the caller a video call link (by SMS, or make one here to pass on)."
+
+
 def render_incident(
     request: web.Request,
     incident_id: int,
@@ -177,6 +216,10 @@ def render_incident(
         shared = locations.for_incident(session, incident.id or 0)
         statement_versions = statements.versions(session, incident)
         cad_deliveries = cad.for_incident(session, incident.id or 0)
+        video_held = trial.video_refusal(session, incident)
+        allocation = trial.allocation_of(session, incident)
+    rvr = track.is_rvr(settings, incident)
+    had_call = any(c.connected_at is not None for c in incident_calls)
     return aiohttp_jinja2.render_template(
         "incidents/show.html",
         request,
@@ -205,7 +248,25 @@ def render_incident(
             "notice": NOTICES.get(request.query.get("notice", ""), ""),
             "questions": settings.eligibility_questions,
             "may_act": incidents.may_act(current_user(request), current_roles(request), incident),
-            "rvr": track.is_rvr(settings, incident),
+            "rvr": rvr,
+            "video_held": video_held,
+            "allocation": allocation,
+            "next_step": next_step(
+                incident,
+                incident_calls,
+                kinds,
+                rvr=rvr,
+                video_held=video_held,
+                booked=booking.current is not None,
+            ),
+            # After a call, or once closed, the long sections start folded: the page
+            # leads with what is left to do instead of 5,000 px of history.
+            "fold": had_call or incident.status == "closed",
+            # ...but the links and calls stay open while one is live (its Revoke button).
+            "live": any(
+                CallState(c.state) in (CallState.INVITED, CallState.WAITING, CallState.CONNECTED)
+                for c in incident_calls
+            ),
         },
         status=status,
     )
@@ -351,6 +412,53 @@ TYPES = {
 
 def content_type(file: EvidenceFile) -> str:
     return TYPES.get(Path(file.path).suffix.lower(), "application/octet-stream")
+
+
+# What an evidence file is, as staff say it: "Signed statement (PDF)", not "statement 7".
+KIND_WORDS = {
+    "recording": "Recording",
+    "snapshot": "Snapshot",
+    "upload": "Photo or video from the caller",
+    "statement": "Signed statement",
+}
+FORMAT_WORDS = {
+    ".webm": "WebM",
+    ".mkv": "MKV",
+    ".jpg": "JPEG",
+    ".png": "PNG",
+    ".heic": "HEIC",
+    ".heif": "HEIF",
+    ".mp4": "MP4",
+    ".mov": "MOV",
+    ".pdf": "PDF",
+}
+
+
+def evidence_label(file: EvidenceFile) -> str:
+    """An evidence item's kind and format in words, for every page that lists evidence."""
+    suffix = Path(file.path).suffix.lower()
+    kind = KIND_WORDS.get(file.kind, file.kind.capitalize())
+    form = FORMAT_WORDS.get(suffix, suffix.lstrip(".").upper())
+    return f"{kind} ({form})" if form else kind
+
+
+def media_label(mime: str) -> str:
+    """A caller's upload by what it is: "Photo (JPEG)", "Video (MP4)"."""
+    kind = (
+        "Photo" if mime.startswith("image/") else "Video" if mime.startswith("video/") else "File"
+    )
+    form = FORMAT_WORDS.get(uploads.ACCEPTED.get(mime, ""), mime)
+    return f"{kind} ({form})"
+
+
+# Jinja filters every page may use (registered once in app.py).
+TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {
+    "national_phone": incidents.national_format,
+    "uk_time": uk_time,
+    "plain_event": plain_event,
+    "evidence_label": evidence_label,
+    "media_label": media_label,
+}
 
 
 def download_name(file: EvidenceFile) -> str:

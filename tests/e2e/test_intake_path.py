@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect
@@ -18,6 +19,7 @@ from tests.support.browser import (
     answer_checklist,
     frames_shown,
     media_context,
+    new_link,
     signed_in_handler,
     wait_rising,
 )
@@ -101,7 +103,7 @@ def test_from_cad_to_the_call(browser: Browser, appliance: Appliance) -> None:
         admin.get_by_label("New password again").fill("the chief's own long passphrase")
         admin.get_by_role("button", name="Change password").click()
         admin.goto(appliance.base_url + "/admin/outbox")
-        row = admin.locator("tr", has_text="+447700900456").filter(has_text="stored").first
+        row = admin.locator("tr", has_text="07700 900456").filter(has_text="stored").first
         text = row.locator("td").nth(3).inner_text()
         link = re.search(r"https://\S+/v/[A-Za-z0-9_-]{43}", text).group(0)
 
@@ -123,4 +125,43 @@ def test_from_cad_to_the_call(browser: Browser, appliance: Appliance) -> None:
     finally:
         phone.close()
         office.close()
+        staff.close()
+
+
+PAGES = Path(__file__).resolve().parents[2] / "test-artifacts" / "pages"
+
+
+def test_the_incident_page_shows_the_new_link_and_the_next_step_above_the_fold(
+    browser: Browser, appliance: Appliance
+) -> None:
+    """At 1920×1080: "New incident" opens the form above the list, the incident page's
+    header names the next step, the answered checklist is one line with Change, and the
+    link just made sits inside the first screen without scrolling. A second press gives a
+    new link in its place. Screenshots of the home page, the list and the incident page
+    go to test-artifacts/pages/."""
+    PAGES.mkdir(parents=True, exist_ok=True)
+    staff = media_context(browser)
+    try:
+        handler = signed_in_handler(staff, appliance, "pc5002")
+        handler.set_viewport_size({"width": 1920, "height": 1080})
+        handler.screenshot(path=str(PAGES / "home-1920.png"))
+        handler.goto(appliance.base_url + "/incidents")
+        handler.get_by_text("New incident", exact=True).first.click()
+        expect(handler.get_by_label("Caller's mobile number")).to_be_visible()
+        handler.screenshot(path=str(PAGES / "incidents-new-1920.png"))
+        link = new_link(handler, appliance, "CAD/E2E/PAGE1")
+        expect(handler.locator("#next-step")).to_contain_text("Link made: wait for the caller")
+        expect(handler.locator("#eligibility-step")).not_to_have_attribute("open", "")
+        expect(handler.locator("#eligibility-step summary")).to_contain_text("Change")
+        assert handler.evaluate("window.scrollY") == 0
+        box = handler.get_by_role("textbox", name="Video call link").bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 1080, box
+        head = handler.locator("#next-step").bounding_box()
+        assert head is not None and head["y"] < box["y"], (head, box)
+        handler.screenshot(path=str(PAGES / "incident-link-1920.png"))
+
+        handler.get_by_role("button", name="Create video call link").click()
+        again = handler.get_by_role("textbox", name="Video call link").input_value()
+        assert again != link and re.fullmatch(r"https://[^/]+/v/[A-Za-z0-9_-]{43}", again)
+    finally:
         staff.close()

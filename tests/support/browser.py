@@ -114,7 +114,7 @@ def _sign_in(context: BrowserContext, appliance: Appliance, username: str, passw
 
 
 def new_link(handler: Page, appliance: Appliance, reference: str) -> str:
-    handler.goto(appliance.base_url + "/incidents")
+    handler.goto(appliance.base_url + "/incidents?new=1")  # the form opened at the top
     handler.get_by_label("CAD reference").fill(reference)
     handler.get_by_label("Caller's name").fill("Jane Marple")
     handler.get_by_label("Caller's mobile number").fill("07700 900123")

@@ -136,6 +136,53 @@ def revoke(session: Session, settings: Settings, actor: Actor, call: Call) -> bo
     return True
 
 
+def _live_video_links(session: Session, incident_id: int) -> list[tuple[Call, Invite]]:
+    """The incident's video links that still let a caller in (booked ones aside)."""
+    rows = session.exec(
+        select(Call, Invite)
+        .join(Invite, col(Invite.id) == col(Call.invite_id))
+        .where(
+            Call.incident_id == incident_id,
+            Invite.kind == "video",
+            col(Invite.revoked_at).is_(None),
+            col(Invite.opens_at).is_(None),
+            col(Call.state).in_(
+                [CallState.INVITED.value, CallState.WAITING.value, CallState.CONNECTED.value]
+            ),
+        )
+    ).all()
+    return [(call, invite) for call, invite in rows]
+
+
+def link_in_use(session: Session, incident_id: int) -> Call | None:
+    """A video link of the incident the caller is using: opened on their phone, or its
+    call waiting or connected. A new link must not cut them off: the handler revokes
+    this one first, so there are never two live links."""
+    now = utcnow()
+    for call, invite in _live_video_links(session, incident_id):
+        opened = invite.opened_at is not None and invite.expires_at > now
+        if CallState(call.state) is not CallState.INVITED or opened:
+            return call
+    return None
+
+
+def replace_unused_links(
+    session: Session, settings: Settings, actor: Actor, incident_id: int, new: Call
+) -> list[Call]:
+    """The new video link ``new`` replaces every live one nobody has opened yet: each is
+    revoked (audited as ``invite.revoked``, its call cancelled, the CAD told once), so a
+    second press of "Create video call link" never leaves two live links. Called after
+    the new link is made, so a refused new link leaves the old one working."""
+    now = utcnow()
+    revoked = []
+    for call, invite in _live_video_links(session, incident_id):
+        if call.id == new.id or invite.opened_at is not None or invite.expires_at <= now:
+            continue
+        if revoke(session, settings, actor, call):
+            revoked.append(call)
+    return revoked
+
+
 def recover_after_crash(session: Session, settings: Settings, keyring: Keyring) -> list[Call]:
     """At start-up: calls that were live when the process died fail, and the CAD hears
     each end once. Every recording left open is kept as partial, measured and hashed,

@@ -327,6 +327,15 @@ def mark(session: Session, actor: Actor, user: User, file: EvidenceFile, new: Ma
     )
 
 
+def counts(session: Session) -> tuple[int, int]:
+    """Evidence items kept whose review date has come, and items under a legal hold: the
+    evidence officer's home tile, in one query."""
+    due = func.sum(case((col(EvidenceFile.review_at) <= utcnow(), 1), else_=0))
+    held = func.sum(case((col(EvidenceFile.legal_hold), 1), else_=0))
+    row = session.exec(select(due, held).where(col(EvidenceFile.deleted_at).is_(None))).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
 @dataclass(frozen=True)
 class Holding:
     """One incident as the evidence officer's home lists it."""

@@ -270,6 +270,11 @@ def _pending(session: Session, user_id: int | None = None) -> list[RoleGrant]:
     return list(session.exec(query.order_by(col(RoleGrant.id))).all())
 
 
+def count_pending_grants(session: Session) -> int:
+    """Role grants waiting for a second admin (the admin's home tile)."""
+    return len(_pending(session))
+
+
 def _request_grant(session: Session, actor: Actor, user: User, role: Role) -> RoleGrant:
     assert user.id is not None
     grant = RoleGrant(user_id=user.id, role=role.value, requested_by=actor.name)

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from appliance import dates
 from appliance.config import Settings
@@ -148,17 +149,16 @@ class Filters:
     text: str | None = None
     unowned: bool = False
     cad_reference: str | None = None
+    # Categories this reader may not see in a list (RVR work for a plain handler): left
+    # out by the query itself, so a page of the list is a full page.
+    hidden_categories: tuple[str, ...] = ()
 
 
-def search(
-    session: Session,
-    filters: Filters,
-    user: User | None = None,
-    roles: Iterable[Role] = (),
-    limit: int = 500,
-) -> list[Incident]:
-    """Incidents newest first, filtered; with a user, only what that user may see."""
-    query = select(Incident).order_by(col(Incident.received_at).desc())
+def _matching(
+    filters: Filters, user: User | None, roles: Iterable[Role]
+) -> SelectOfScalar[Incident]:
+    """The WHERE clauses of a search, as a SELECT of incidents not yet ordered."""
+    query = select(Incident)
     if user is not None and Role.SUPERVISOR not in set(roles):
         query = query.where((col(Incident.owner_id) == user.id) | col(Incident.owner_id).is_(None))
     if filters.status:
@@ -171,6 +171,8 @@ def search(
         query = query.where(Incident.cad_reference == filters.cad_reference)
     if filters.unowned:
         query = query.where(col(Incident.owner_id).is_(None))
+    if filters.hidden_categories:
+        query = query.where(col(Incident.category).not_in(filters.hidden_categories))
     if filters.text:
         pattern = f"%{filters.text.strip()[:64]}%"
         query = query.where(
@@ -178,7 +180,59 @@ def search(
             | col(Incident.summary).ilike(pattern)
             | col(Incident.location_text).ilike(pattern)
         )
-    return list(session.exec(query.limit(limit)).all())
+    # Newest first; the id breaks ties so a page never shows a row twice or skips one.
+    return query.order_by(col(Incident.received_at).desc(), col(Incident.id).desc())
+
+
+def search(
+    session: Session,
+    filters: Filters,
+    user: User | None = None,
+    roles: Iterable[Role] = (),
+    limit: int = 500,
+) -> list[Incident]:
+    """Incidents newest first, filtered; with a user, only what that user may see."""
+    return list(session.exec(_matching(filters, user, roles).limit(limit)).all())
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a search, and where it sits among the rest."""
+
+    rows: list[Incident]
+    number: int
+    size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+
+def page_of(
+    session: Session,
+    filters: Filters,
+    user: User | None,
+    roles: Iterable[Role],
+    number: int,
+    size: int = 50,
+) -> Page:
+    """Page ``number`` (from 1) of a search, counted by the database and fetched with
+    LIMIT/OFFSET in a stable order, so the list never loads hundreds of rows at once.
+    A number past the end gives the last page."""
+    query = _matching(filters, user, roles)
+    total = session.exec(select(func.count()).select_from(query.order_by(None).subquery())).one()
+    last = max(1, -(-total // size))
+    number = min(max(1, number), last)
+    rows = list(session.exec(query.limit(size).offset((number - 1) * size)).all())
+    return Page(rows, number, size, total)
+
+
+def count_open(session: Session, owner_id: int | None) -> int:
+    """Open incidents owned by ``owner_id`` (None: open incidents nobody has taken)."""
+    owner = col(Incident.owner_id).is_(None) if owner_id is None else Incident.owner_id == owner_id
+    query = select(func.count()).select_from(Incident).where(Incident.status == "open", owner)
+    return int(session.exec(query).one())
 
 
 def visible_to(session: Session, user: User, roles: Iterable[Role]) -> list[Incident]:

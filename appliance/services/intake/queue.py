@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from appliance.config import Settings
 from appliance.models import (
@@ -85,6 +85,44 @@ def waiting(session: Session, settings: Settings, owner_id: int | None = None) -
     ]
     # Rapid Video Response work goes above all other work, then the soonest target.
     return sorted(board, key=lambda row: (not row.rvr, row.target_at))
+
+
+def count_waiting_callers(
+    session: Session, owner_id: int | None, hidden_categories: tuple[str, ...] = ()
+) -> int:
+    """Callers in a video waiting room on incidents this reader sees: all of them for a
+    supervisor (``owner_id`` None), else the reader's own incidents and untaken ones. One
+    COUNT, for a home page tile."""
+    query = (
+        select(func.count())
+        .select_from(Call)
+        .join(Incident, col(Incident.id) == col(Call.incident_id))
+        .where(Call.state == CallState.WAITING.value)
+    )
+    if owner_id is not None:
+        query = query.where((col(Incident.owner_id) == owner_id) | col(Incident.owner_id).is_(None))
+    if hidden_categories:
+        query = query.where(col(Incident.category).not_in(hidden_categories))
+    return int(session.exec(query).one())
+
+
+def count_rvr_queue(session: Session, settings: Settings) -> int:
+    """RVR incidents open and still without a connected call: the RVR queue's length, as
+    ``rvr.track.waiting`` lists it, counted by the database."""
+    if not settings.rvr_categories:
+        return 0
+    responded = select(Call.incident_id).where(col(Call.state).in_(RESPONDED))
+    query = (
+        select(func.count())
+        .select_from(Incident)
+        .where(
+            Incident.status == "open",
+            Incident.eligibility != "ineligible",
+            col(Incident.category).in_(settings.rvr_categories),
+            col(Incident.id).not_in(responded),
+        )
+    )
+    return int(session.exec(query).one())
 
 
 @dataclass(frozen=True)

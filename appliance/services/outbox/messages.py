@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from appliance import metrics
 from appliance.config import Settings
@@ -337,6 +337,14 @@ def recent(session: Session, limit: int = 200) -> list[OutboundMessage]:
             select(OutboundMessage).order_by(col(OutboundMessage.id).desc()).limit(limit)
         ).all()
     )
+
+
+def count_failed(session: Session) -> int:
+    """Messages the gateway gave up on (the admin's home tile: each wants a look)."""
+    query = (
+        select(func.count()).select_from(OutboundMessage).where(OutboundMessage.status == "failed")
+    )
+    return int(session.exec(query).one())
 
 
 def get(session: Session, message_id: int) -> OutboundMessage | None:

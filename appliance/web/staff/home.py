@@ -11,9 +11,13 @@ from aiohttp import web
 
 from appliance.models import AuditEvent, Role
 from appliance.services import audit
+from appliance.services.evidence import custody
 from appliance.services.governance import audit_search
+from appliance.services.identity import accounts
+from appliance.services.intake import incidents, queue
+from appliance.services.outbox import cad, messages
 from appliance.web import keys
-from appliance.web.access import requires, signed_in
+from appliance.web.access import current_roles, current_user, requires, signed_in
 from appliance.web.toolkit import actor_of
 
 routes = web.RouteTableDef()
@@ -21,11 +25,45 @@ routes = web.RouteTableDef()
 NOTICES = {"password_changed": "Password changed."}
 
 
+def _counts(request: web.Request) -> dict[str, int]:
+    """The numbers on the home page's tiles, only those this user's roles have a tile
+    for: each one COUNT in one read-only transaction (never the writer's lock)."""
+    roles = set(current_roles(request))
+    user = current_user(request)
+    settings = request.app[keys.SETTINGS]
+    supervisor = Role.SUPERVISOR in roles
+    hidden = () if {Role.RVR_OFFICER, Role.SUPERVISOR} & roles else tuple(settings.rvr_categories)
+    counts: dict[str, int] = {}
+    with request.app[keys.DB].reader() as session:
+        if {Role.HANDLER, Role.SUPERVISOR} & roles:
+            counts["waiting"] = queue.count_waiting_callers(
+                session, None if supervisor else user.id, hidden
+            )
+            counts["untaken"] = incidents.count_open(session, None)
+        if Role.HANDLER in roles:
+            counts["mine"] = incidents.count_open(session, user.id)
+        if {Role.RVR_OFFICER, Role.SUPERVISOR} & roles:
+            counts["rvr"] = queue.count_rvr_queue(session, settings)
+        if Role.EVIDENCE_OFFICER in roles:
+            counts["reviews_due"], counts["legal_holds"] = custody.counts(session)
+        if Role.ADMIN in roles:
+            counts["grants"] = accounts.count_pending_grants(session)
+            counts["sms_failed"] = messages.count_failed(session)
+            counts["cad_failed"] = cad.counts(session).get("failed", 0)
+    return counts
+
+
 @routes.get("/", name="home")
 @signed_in
 async def home(request: web.Request) -> web.StreamResponse:
+    """Tiles that lead somewhere: each with the count that says whether to go there."""
     return aiohttp_jinja2.render_template(
-        "home.html", request, {"notice": NOTICES.get(request.query.get("notice", ""), "")}
+        "home.html",
+        request,
+        {
+            "notice": NOTICES.get(request.query.get("notice", ""), ""),
+            "counts": _counts(request),
+        },
     )
 
 

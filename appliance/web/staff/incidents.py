@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -36,15 +37,20 @@ RVR_QUEUED = (
 )
 
 
+PAGE_SIZE = 50
+
+
 def _filters(request: web.Request) -> Filters:
     query = request.query
     grade = query.get("grade", "")
+    may_see_rvr = {Role.RVR_OFFICER, Role.SUPERVISOR} & set(current_roles(request))
     return Filters(
         status=query.get("status") or None,
         grade=int(grade) if grade.isdigit() else None,
         category=query.get("category") or None,
         text=query.get("q") or None,
         unowned=query.get("unowned") == "1",
+        hidden_categories=() if may_see_rvr else tuple(request.app[keys.SETTINGS].rvr_categories),
     )
 
 
@@ -52,22 +58,31 @@ def _render_list(
     request: web.Request, error: str = "", form: dict | None = None, status: int = 200
 ) -> web.Response:
     filters = _filters(request)
+    number = request.query.get("page", "1")
     with request.app[keys.DB].reader() as session:
-        rows = incidents.search(session, filters, current_user(request), current_roles(request))
-    if not {Role.RVR_OFFICER, Role.SUPERVISOR} & set(current_roles(request)):
-        settings = request.app[keys.SETTINGS]
-        rows = [row for row in rows if not track.is_rvr(settings, row)]
+        page = incidents.page_of(
+            session,
+            filters,
+            current_user(request),
+            current_roles(request),
+            int(number) if number.isdigit() else 1,
+            PAGE_SIZE,
+        )
+    kept = {k: v for k, v in request.query.items() if k not in ("page", "notice") and v}
     return aiohttp_jinja2.render_template(
         "incidents/list.html",
         request,
         {
-            "incidents": rows,
+            "incidents": page.rows,
+            "page": page,
+            "page_query": urlencode(kept),
             "filters": filters,
             "me": current_user(request).id,
             "categories": request.app[keys.SETTINGS].incident_categories,
             "error": error,
             "notice": RVR_QUEUED if request.query.get("notice") == "rvr_queued" else "",
             "form": form or {},
+            "open_form": bool(error) or request.query.get("new") == "1",
         },
         status=status,
     )
@@ -157,9 +172,13 @@ async def invite(request: web.Request) -> web.StreamResponse:
             status = 409
         elif kind == invites.VIDEO and (held := trial.video_refusal(session, incident)):
             refusal, status = held, 409
+        elif kind == invites.VIDEO and (in_use := life.link_in_use(session, incident_id)):
+            refusal = f"the caller is already using the video link of call {in_use.public_id}: "
+            refusal += "revoke it first if they need a new one (never two live links)"
+            status = 409
         elif by_sms:
             try:
-                invites.create_sms_invite(
+                call, _, _ = invites.create_sms_invite(
                     session,
                     actor_of(request),
                     incident,
@@ -168,10 +187,14 @@ async def invite(request: web.Request) -> web.StreamResponse:
                     safe_to_contact=form.get("safe_to_contact") == "yes",
                     kind=kind,
                 )
+                if kind == invites.VIDEO:
+                    life.replace_unused_links(
+                        session, settings, actor_of(request), incident_id, call
+                    )
             except (CallError, MessageError) as exc:
                 refusal = str(exc)
         else:
-            _, _, token = invites.create_invite(
+            _, call, token = invites.create_invite(
                 session,
                 actor_of(request),
                 incident,
@@ -180,12 +203,14 @@ async def invite(request: web.Request) -> web.StreamResponse:
                 kind=kind,
             )
             link = invites.link_for(settings, token)
+            if kind == invites.VIDEO:
+                life.replace_unused_links(session, settings, actor_of(request), incident_id, call)
     # Rendered after the session closes: SQLite allows one writer, and that was us.
     if refusal:
         return render_incident(request, incident_id, error=f"Not sent: {refusal}.", status=status)
     if not by_sms:
         remember_link(request, incident_id, link, kind)
-        raise web.HTTPSeeOther(f"/incidents/{incident_id}#link-heading")
+        raise web.HTTPSeeOther(f"/incidents/{incident_id}")  # the link sits under the header
     raise web.HTTPSeeOther(f"/incidents/{incident_id}?notice=sms_queued")
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from appliance.models import USUAL_ARM, Incident, Role
 from appliance.services.evaluation import survey, trial
 from appliance.services.evaluation.trial import TrialError
+from appliance.services.intake.appointments import LONDON
 from appliance.web import keys
 from appliance.web.access import current_user, requires
 from appliance.web.toolkit import STAFF, actor_of, incident_for
@@ -94,11 +95,12 @@ async def incident_trial(request: web.Request) -> web.StreamResponse:
 
 
 def _parse_visit_time(raw: str) -> datetime | None:
-    """A ``datetime-local`` value, read as UTC (the form says so)."""
+    """A ``datetime-local`` value, read as UK time (what the officer's watch said; in
+    summer UTC would put the visit an hour out), stored as UTC."""
     if not raw.strip():
         return None
     try:
-        return datetime.fromisoformat(raw.strip()).replace(tzinfo=UTC)
+        return datetime.fromisoformat(raw.strip()).replace(tzinfo=LONDON).astimezone(UTC)
     except ValueError:
         raise TrialError("give the visit's date and time, e.g. 2026-11-26T14:30") from None
 
