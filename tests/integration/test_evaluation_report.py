@@ -15,6 +15,7 @@ import csv
 import hashlib
 import math
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -29,22 +30,29 @@ import numpy as np
 import pytest
 from matplotlib.transforms import Bbox
 from scipy import stats
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from appliance import cli
 from appliance.config import Settings, load_settings
 from appliance.db import Database
 from appliance.models import (
     Call,
     Incident,
     Invite,
+    OutboundMessage,
     Role,
     SurveyResponse,
     Trial,
     TrialAllocation,
     User,
+    utcnow,
 )
-from appliance.services.evaluation import measures, report
-from tests.support.staff import add_user
+from appliance.services.audit import Actor
+from appliance.services.calls import invites, life, states
+from appliance.services.calls.invites import Consent
+from appliance.services.evaluation import measures, report, survey, trial
+from appliance.services.intake import incidents
+from tests.support.staff import add_incident, add_user
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 N_ARM = 160
@@ -687,3 +695,118 @@ def test_the_zero_cell_correction_only_where_a_ratio_needs_it() -> None:
     assert zero.value == pytest.approx((5.5 / 11) / (0.5 / 11))
     assert measures.ZERO_CELL in zero.method
     assert measures.risk_ratio("r", "r", 0, 10, 0, 10).value is None
+
+
+SURVEY_LINK = re.compile(r"/s/([A-Za-z0-9_-]{43})")
+
+
+def test_the_service_path_to_evr_report(db: Database, settings: Settings, tmp_path: Path) -> None:
+    """A small trial made only through the services the web handlers call (start, the
+    caller's consent, reveal, the video call's life, the visit recorded, the survey on
+    the page and by the SMS link), then `evr report`'s own command: its summary and CSVs
+    equal figures computed here from the raw rows, with scipy. The effect is made large
+    (video nearly always positive, the usual arm a third) so 48 incidents show it."""
+    actor, device = Actor("sup1"), "d" * 64
+    now = utcnow()
+    with db.session() as session:
+        user = add_user(session, "sup1", Role.SUPERVISOR, Role.HANDLER)
+        session.flush()
+        trial.start(session, actor, user, settings, seed=2026)
+    for i in range(48):
+        with db.session() as session:
+            user = session.exec(select(User).where(User.username == "sup1")).one()
+            hours, lag = 1.0 + (i % 7) / 2, 100.0 + 13 * (i % 11)
+            incident = add_incident(
+                session,
+                user,
+                f"CAD/PATH/{i}",
+                category="Theft" if i % 2 else "Burglary",
+                received_at=now - timedelta(hours=hours + lag),
+            )
+            incidents.set_eligibility(session, actor, user, incident, ["ok"], [True])
+            trial.record_consent(session, actor, user, incident, consented=i < 40)
+            arm = trial.reveal(session, actor, user, incident) if i < 40 else "service"
+            if arm == "usual":
+                trial.record_in_person(
+                    session,
+                    actor,
+                    user,
+                    incident,
+                    settings,
+                    "advice_given",
+                    now - timedelta(hours=i),
+                )
+                link = survey.offer_by_sms(session, settings, incident)
+                assert link is not None
+                sms = session.get(OutboundMessage, link.message_id)
+                opened = survey.open_sms_link(session, SURVEY_LINK.search(sms.body).group(1))
+                assert not isinstance(opened, survey.SurveyProblem)
+                good = i % 3 == 0
+                answers = survey.Answers(4 if good else 2, 4 if good else 1, None, "")
+                survey.answer(session, incident, answers, survey.SMS, "t")
+                continue
+            # The video call connects now: received `hours` ago, so that is its time to
+            # response (the CAD's received_at, known once the arm is).
+            incident.received_at = now - timedelta(hours=hours)
+            session.add(incident)
+            _, call, token = invites.create_invite(
+                session, actor, incident, user, timedelta(hours=1)
+            )
+            invites.record_consent(session, call, Consent(True, False, False), device, "t")
+            states.caller_waiting(session, call, "t")
+            life.admit(session, settings, call, user, "t")
+            life.end(session, settings, call, actor, "handler_ended")
+            opened = survey.open_on_page(session, token, device)
+            assert not isinstance(opened, survey.SurveyProblem)
+            good = i % 10 != 0
+            answers = survey.Answers(5 if good else 2, 5 if good else 2, True, "kind")
+            survey.answer(session, incident, answers, survey.PAGE, "t", opened[0])
+
+    # The figures from the raw rows, computed here.
+    with db.reader() as session:
+        arm_of = {a.incident_id: a for a in session.exec(select(TrialAllocation)).all()}
+        connected = {c.incident_id: c.connected_at for c in session.exec(select(Call)).all()}
+        answers_of = {r.incident_id: r for r in session.exec(select(SurveyResponse)).all()}
+        hours: dict[str, list[float]] = {"video": [], "usual": []}
+        positive: dict[str, list[bool]] = {"video": [], "usual": []}
+        for incident in session.exec(select(Incident)).all():
+            allocation = arm_of[incident.id]
+            if allocation.arm is None:
+                continue
+            at = allocation.in_person_at if allocation.arm == "usual" else connected[incident.id]
+            hours[allocation.arm].append((at - incident.received_at).total_seconds() / 3600)
+            positive[allocation.arm].append(answers_of[incident.id].handling >= 4)
+    a, n1 = sum(positive["video"]), len(positive["video"])
+    c, n2 = sum(positive["usual"]), len(positive["usual"])
+    rr = (a / n1) / (c / n2)
+    se = math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
+    median_gap = float(np.median(hours["usual"]) - np.median(hours["video"]))
+    welch = stats.ttest_ind(hours["usual"], hours["video"], equal_var=False)
+
+    first = (now - timedelta(days=40)).date().isoformat()
+    args = cli.build_parser().parse_args(
+        ["report", "--from", first, "--to", now.date().isoformat(), str(tmp_path / "out")]
+    )
+    assert args.func(settings, args) == 0
+    lines = (tmp_path / "out" / "summary.txt").read_text().split("\n\n")
+    assert lines[0].startswith(
+        f"Callers who had a video response were {rr:.2f} times as likely "
+        f"({100 * (rr - 1):.0f}% more likely) to be positive about how their call was handled"
+    )
+    low, high = rr * math.exp(-1.959964 * se), rr * math.exp(1.959964 * se)
+    assert f"(95% CI {low:.2f} to {high:.2f} times; {a} of {n1} survey answers" in lines[0]
+    assert lines[2].startswith(f"The response came {median_gap / 24:.1f} days sooner by video")
+    rows = {r["measure"]: r for r in csv.DictReader((tmp_path / "out" / "comparisons.csv").open())}
+    assert float(rows["positive_ratio"]["value"]) == pytest.approx(rr)
+    assert float(rows["median_sooner"]["value"]) == pytest.approx(median_gap)
+    ci = welch.confidence_interval(0.95)
+    assert float(rows["hours_sooner"]["ci_low"]) == pytest.approx(ci.low, rel=1e-6)
+    assert float(rows["hours_sooner"]["ci_high"]) == pytest.approx(ci.high, rel=1e-6)
+    measures_rows = list(csv.DictReader((tmp_path / "out" / "measures.csv").open()))
+    counts = {
+        r["cohort"]: int(r["n"])
+        for r in measures_rows
+        if r["measure"] == "incidents" and ".." in r["period"]
+    }
+    assert counts == {"video": n1, "usual": n2, "service": 8}
+    assert n1 + n2 == 40
