@@ -344,7 +344,7 @@ def caveats(evaluation: Evaluation) -> list[str]:
     service = _find(evaluation, "incidents", SERVICE)
     if service is not None:
         said.append(
-            f"The {service.n} video responses outside the trial are shown apart and never "
+            f"Video responses outside the trial ({service.n}) are shown apart and never "
             "pooled with the arms: those callers chose video, and differ from those who "
             "could not or would not."
         )
