@@ -12,6 +12,7 @@ between the CAD's clock and ours.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -51,3 +52,37 @@ def not_after_now(field: str, value: datetime, now: datetime | None = None) -> d
     if value > (now or datetime.now(UTC)) + CLOCK_SKEW:
         raise DateOutOfRange(field, f"{field} is in the future")
     return value
+
+
+UK = ZoneInfo("Europe/London")
+
+
+class AmbiguousTime(DateOutOfRange):
+    """A UK wall-clock time that happened twice (the hour the clocks go back)."""
+
+
+def uk_wall_clock(field: str, typed: datetime, clocks: str = "") -> datetime:
+    """A time a person typed as UK local time (a form's ``datetime-local``), as UTC.
+
+    The hour the clocks skip in spring never happened and is refused; the hour they
+    repeat in autumn happened twice, so ``clocks`` must say which: "BST" (the first)
+    or "GMT" (the second), else ``AmbiguousTime``.
+    """
+    naive = typed.replace(tzinfo=None)
+    first, second = naive.replace(tzinfo=UK, fold=0), naive.replace(tzinfo=UK, fold=1)
+    if first.astimezone(UTC).astimezone(UK).replace(tzinfo=None) != naive:
+        raise DateOutOfRange(
+            field,
+            f"there was no {naive:%H:%M} on {naive.day} {naive:%B %Y} in the UK: "
+            "the clocks went forward an hour",
+        )
+    chosen = first
+    if first.utcoffset() != second.utcoffset():
+        if clocks not in ("BST", "GMT"):
+            raise AmbiguousTime(
+                field,
+                f"{naive:%H:%M} on {naive.day} {naive:%B %Y} happened twice in the UK (the "
+                "clocks went back): say whether it was the first (BST) or the second (GMT)",
+            )
+        chosen = first if clocks == "BST" else second
+    return within(field, chosen.astimezone(UTC))

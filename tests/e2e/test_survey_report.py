@@ -48,11 +48,13 @@ def test_the_caller_answers_after_the_call_and_the_supervisor_sees_it(
     expect(caller.locator("#survey-done")).to_have_text("Thank you")
 
     supervisor.reload()
-    positive = supervisor.locator('#measures tr[data-measure="positive"] td[data-cohort="service"]')
+    positive = supervisor.locator(
+        '#measures-outside tr[data-measure="positive"] td[data-cohort="service"]'
+    )
     expect(positive).to_contain_text("100.0%")
     expect(positive).to_contain_text("1/1")
     use_again = supervisor.locator(
-        '#measures tr[data-measure="use_again"] td[data-cohort="service"]'
+        '#measures-outside tr[data-measure="use_again"] td[data-cohort="service"]'
     )
     expect(use_again).to_contain_text("1/1")
     expect(supervisor.locator("main")).to_contain_text("Survey comments received: 1")

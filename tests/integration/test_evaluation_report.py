@@ -10,10 +10,12 @@ summary or a survey comment, and `evr report` must write the same thing to files
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import math
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -22,34 +24,45 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import matplotlib.colors
+import matplotlib.dates
 import numpy as np
 import pytest
+from matplotlib.transforms import Bbox
 from scipy import stats
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from appliance import cli
 from appliance.config import Settings, load_settings
 from appliance.db import Database
 from appliance.models import (
     Call,
     Incident,
     Invite,
+    OutboundMessage,
     Role,
     SurveyResponse,
     Trial,
     TrialAllocation,
     User,
+    utcnow,
 )
-from appliance.services.evaluation import measures, report
-from tests.support.staff import add_user
+from appliance.services.audit import Actor
+from appliance.services.calls import invites, life, states
+from appliance.services.calls.invites import Consent
+from appliance.services.evaluation import measures, report, survey, trial
+from appliance.services.intake import incidents
+from tests.support.staff import add_incident, add_user
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 N_ARM = 160
 N_SERVICE = 40
+N_UNTIMED = 3  # per arm: allocated, but no call connected / no visit recorded
 P_POSITIVE = {"video": 0.80, "usual": 0.35, "service": 0.75}
 P_SATISFIED = {"video": 0.67, "usual": 0.27, "service": 0.6}  # Dorset's first-call figures
 P_ANSWER = 0.7
 VIDEO_HOURS_MEAN = 3.0  # exponential
-USUAL_LOG_MU, USUAL_LOG_SIGMA = math.log(30.0), 0.5  # lognormal: mean 30 * e^(0.125)
+USUAL_LOG_MU, USUAL_LOG_SIGMA = math.log(400.0), 0.5  # lognormal: median 17 days (seed: 19)
 NAME, PHONE = "Zebedee Quartermaine", "+447700900777"
 COMMENT = "Ophelia Frobisher at 12 Acacia Avenue was very kind"
 SUMMARY = "Bike stolen from the shed at 99 Laburnum Grove"
@@ -167,6 +180,51 @@ def build(session: Session, seed: int = 11) -> Truth:
                     comment=COMMENT,
                 )
             )
+    # Allocated to an arm whose response never came: the caller never joined the video
+    # call, or the visit is not recorded yet. Not cases (nothing to time), and the usual
+    # arm's are no officer sent; the trial's counts still hold them.
+    for j in range(2 * N_UNTIMED):
+        arm = "video" if j % 2 else "usual"
+        received = START + timedelta(days=j)
+        untimed = Incident(
+            cad_reference=f"CAD/UNTIMED/{j}",
+            category="Theft",
+            caller_name=NAME,
+            caller_phone=PHONE,
+            received_at=received,
+            eligibility="eligible",
+            eligibility_at=received,
+        )
+        session.add(untimed)
+        session.flush()
+        if arm == "video":
+            invite = Invite(
+                incident_id=untimed.id,
+                token_hash=hashlib.sha256(f"u{j}".encode()).hexdigest(),
+                created_by_id=user.id,
+                expires_at=received + timedelta(days=1),
+            )
+            session.add(invite)
+            session.flush()
+            session.add(
+                Call(
+                    public_id=f"u{j}",
+                    incident_id=untimed.id,
+                    invite_id=invite.id,
+                    state="expired",
+                )
+            )
+        session.add(
+            TrialAllocation(
+                trial_id=trial.id,
+                incident_id=untimed.id,
+                stratum="Theft",
+                consented=True,
+                consent_by_id=user.id,
+                arm=arm,
+                revealed_at=received,
+            )
+        )
     # Outside the period: must not count.
     for j, when in enumerate((START - timedelta(days=10), START + timedelta(days=90))):
         outside = Incident(
@@ -275,7 +333,10 @@ def test_the_effect_sizes_are_recovered(evaluated: Evaluated) -> None:
     true_rr = P_POSITIVE["video"] / P_POSITIVE["usual"]
     assert ratio.low < true_rr < ratio.high
     assert ratio.value == pytest.approx(true_rr, rel=0.25)
-    assert "% as likely" in ratio.detail
+    # 3.44 times as likely is 244% MORE likely: "+244% as likely" would read as 2.44 times.
+    assert ratio.detail.endswith(f"{rr:.2f} times as likely ({100 * (rr - 1):.0f}% more likely)")
+    assert "% as likely" not in ratio.detail
+    assert not ratio.corrected and "0.5" not in ratio.method
 
     satisfied = _estimate(evaluation, "satisfied", "video")
     assert satisfied.value == pytest.approx(P_SATISFIED["video"], abs=0.1)
@@ -307,14 +368,14 @@ def test_savings_and_weekly_volumes(evaluated: Evaluated) -> None:
     assert saved.officer_cost_saved == pytest.approx(hours * settings.evaluation_officer_hour_cost)
     assert saved.travel_cost_saved == pytest.approx(avoided * settings.evaluation_visit_travel_cost)
     weekly = {(w.isoformat(), k): n for w, k, n, _ in evaluation.weekly}
-    assert weekly == dict(truth.weeks)
+    assert {key: n for key, n in weekly.items() if n} == dict(truth.weeks)
     assert sum(weekly.values()) == 2 * N_ARM + N_SERVICE  # the two outside the period left out
     assert [p for p, _ in evaluation.periods] == ["2026-01", "2026-02", "2026-03"][
         : len(evaluation.periods)
     ]
     assert evaluation.trial is not None
-    assert evaluation.trial.consented == 2 * N_ARM
-    assert sum(evaluation.trial.by_stratum["Theft"].values()) == N_ARM
+    assert evaluation.trial.consented == 2 * N_ARM + 2 * N_UNTIMED
+    assert sum(evaluation.trial.by_stratum["Theft"].values()) == N_ARM + 2 * N_UNTIMED
     assert evaluation.comments == sum(len(a) for a in truth.answers.values())
 
 
@@ -344,7 +405,7 @@ def test_the_report_files_hold_the_figures_and_nothing_personal(
     evaluation = evaluated.evaluation
     written = report.write(evaluation, tmp_path / "out", "Wessex Police")
     names = sorted(p.name for p in written)
-    assert names == sorted([*report.CSV_FILES, "report.html"])
+    assert names == sorted([*report.CSV_FILES, "summary.txt", "report.html"])
     rows = list(csv.DictReader((tmp_path / "out" / "measures.csv").open()))
     whole = [r for r in rows if r["period"] == "2026-01-01..2026-03-31"]
     for e in evaluation.estimates:
@@ -375,6 +436,8 @@ def test_evr_report_writes_the_folder(evaluated: Evaluated, tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr
     assert str(out / "report.html") in result.stdout
+    # Nothing but the paths: no matplotlib INFO lines (categorical units, fonts) on stderr.
+    assert "INFO" not in result.stderr and "matplotlib" not in result.stderr, result.stderr
     weekly = list(csv.DictReader((out / "weekly.csv").open()))
     assert sum(int(r["incidents"]) for r in weekly) == 2 * N_ARM + N_SERVICE
     assert_nothing_personal(_files_text(out))
@@ -406,3 +469,350 @@ def test_an_empty_period_gives_a_report_that_says_so(
         measures.period("31/01/2026", "2026-02-01")
     assert measures.period("2026-01-01", "2026-01-01")[1] - start == timedelta(days=1)
     assert date(2026, 1, 1) == start.date()
+
+
+def _page_without_charts(evaluation: measures.Evaluation) -> str:
+    """report.html's text as `evr report` renders it, less the charts (seconds of CPU)."""
+    template = report.environment().get_template("report/standalone.html")
+    return template.render(force_name="Wessex Police", **report.context(evaluation, None))
+
+
+def test_the_opening_count_is_the_incidents_with_a_timed_response(
+    evaluated: Evaluated,
+) -> None:
+    """Allocated incidents whose response never came (no call connected, no visit) are
+    not cases: the report's opening count, each arm's count and the usual arm's "officer
+    sent" leave them out; the trial's counts and the caveat still show them."""
+    evaluation = evaluated.evaluation
+    timed = 2 * N_ARM + N_SERVICE
+    assert len(evaluation.cases) == timed
+    assert all(c.responded_at is not None for c in evaluation.cases)
+    for arm in ("video", "usual"):
+        assert _estimate(evaluation, "incidents", arm).n == N_ARM
+        assert evaluation.trial is not None
+        assert evaluation.trial.allocated(arm) == N_ARM + N_UNTIMED
+    sent = _estimate(evaluation, "deployed", "usual")
+    assert (sent.count, sent.n) == (N_ARM, N_ARM)  # only the visits recorded
+    page = _page_without_charts(evaluation)
+    assert f'with a timed response: <strong id="cases">{timed}</strong>' in page
+    caveats = " ".join(report.caveats(evaluation))
+    assert f"{N_ARM} of {N_ARM + N_UNTIMED} allocated to video" in caveats
+    assert f"{N_ARM} of {N_ARM + N_UNTIMED} allocated to the usual response" in caveats
+
+
+def _newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for p1 - p2, from scipy's Wilson intervals."""
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1)
+    l2, u2 = wilson(k2, n2)
+    d = p1 - p2
+    return d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
+
+
+def test_the_summary_says_the_seeds_sentences_from_the_data(
+    evaluated: Evaluated, tmp_path: Path
+) -> None:
+    """The four headline sentences, each figure computed here another way: the rates and
+    the risk ratio by hand, the satisfaction gap's interval by Newcombe's formula over
+    scipy's Wilson intervals, the median gap with numpy and an own bootstrap, the mean
+    gap's interval with scipy's Welch test."""
+    truth, evaluation = evaluated.truth, evaluated.evaluation
+    video, usual = truth.answers["video"], truth.answers["usual"]
+    pos_v, pos_u = sum(a[0] >= 4 for a in video), sum(a[0] >= 4 for a in usual)
+    rr = (pos_v / len(video)) / (pos_u / len(usual))
+    se = math.sqrt(1 / pos_v - 1 / len(video) + 1 / pos_u - 1 / len(usual))
+    low, high = rr * math.exp(-1.959964 * se), rr * math.exp(1.959964 * se)
+    sat_v, sat_u = sum(a[1] >= 4 for a in video), sum(a[1] >= 4 for a in usual)
+    d_low, d_high = _newcombe(sat_v, len(video), sat_u, len(usual))
+    again = sum(a[2] for a in video)
+    a_low, a_high = wilson(again, len(video))
+    hours_v, hours_u = np.array(truth.hours["video"]), np.array(truth.hours["usual"])
+    median_gap = float(np.median(hours_u) - np.median(hours_v))
+    mean_gap = float(hours_u.mean() - hours_v.mean())
+    welch = stats.ttest_ind(hours_u, hours_v, equal_var=False).confidence_interval(0.95)
+    rng = np.random.default_rng(7)
+    gaps = [
+        np.median(rng.choice(hours_u, hours_u.size)) - np.median(rng.choice(hours_v, hours_v.size))
+        for _ in range(4000)
+    ]
+    boot_low, boot_high = np.percentile(gaps, [2.5, 97.5])
+
+    lines = report.summary(evaluation)
+    assert lines[0] == (
+        f"Callers who had a video response were {rr:.2f} times as likely "
+        f"({100 * (rr - 1):.0f}% more likely) to be positive about how their call was "
+        f"handled: {100 * pos_v / len(video):.1f}% against {100 * pos_u / len(usual):.1f}% "
+        f"with the usual response (95% CI {low:.2f} to {high:.2f} times; {pos_v} of "
+        f"{len(video)} survey answers against {pos_u} of {len(usual)})."
+    )
+    assert lines[1] == (
+        f"{100 * sat_v / len(video):.1f}% of callers who had a video response were "
+        f"satisfied with the outcome, against {100 * sat_u / len(usual):.1f}% with the "
+        f"usual response (a difference of {100 * (sat_v / len(video) - sat_u / len(usual)):.1f}"
+        f" percentage points, 95% CI {100 * d_low:.1f} to {100 * d_high:.1f}; {sat_v} of "
+        f"{len(video)} survey answers against {sat_u} of {len(usual)})."
+    )
+    assert median_gap > 48  # so said in days, as the seed did
+    assert lines[2].startswith(
+        f"The response came {median_gap / 24:.1f} days sooner by video (median; 95% CI "
+    )
+    assert (
+        f"mean {mean_gap / 24:.1f} days sooner, 95% CI {welch.low / 24:.1f} to "
+        f"{welch.high / 24:.1f} days), from {N_ARM} video responses and {N_ARM} visits timed."
+    ) in lines[2]
+    median = _comparison(evaluation, "median_sooner")
+    assert median.value == pytest.approx(median_gap, rel=1e-9)
+    width = boot_high - boot_low
+    assert median.low == pytest.approx(boot_low, abs=0.15 * width)
+    assert median.high == pytest.approx(boot_high, abs=0.15 * width)
+    assert f"95% CI {median.low / 24:.1f} to {median.high / 24:.1f} days;" in lines[2]
+    assert lines[3] == (
+        f"{100 * again / len(video):.1f}% of callers who had a video response would use it "
+        f"again (95% CI {100 * a_low:.1f}% to {100 * a_high:.1f}%; {again} of {len(video)} "
+        "who answered the question)."
+    )
+    assert "Not significant" not in " ".join(lines)  # a real effect, clearly shown
+
+    written = report.write(evaluation, tmp_path, "Wessex Police")
+    assert (tmp_path / "summary.txt").read_text().split("\n\n")[:4] == lines
+    page = (tmp_path / "report.html").read_text()
+    body = page[page.index("<h1>") :]
+    assert body.index('class="headline"') < body.index('id="base"') < body.index('id="measures"')
+    rows = {r["measure"]: r for r in csv.DictReader((tmp_path / "comparisons.csv").open())}
+    assert float(rows["median_sooner"]["value"]) == pytest.approx(median_gap)
+    assert float(rows["satisfied_difference"]["ci_low"]) == pytest.approx(100 * d_low)
+    assert rows["positive_ratio"]["significant"] == "yes"
+    assert "Newcombe" in rows["satisfied_difference"]["method"]
+    assert len(written) == len(report.CSV_FILES) + 2
+
+
+def test_caveats_are_printed_and_the_outside_cohort_is_shown_apart(
+    evaluated: Evaluated,
+) -> None:
+    """The self-selected cohort has its own table and its own chart panels; the caveats
+    (with each arm's survey response rate) sit beside the figures."""
+    truth, evaluation = evaluated.truth, evaluated.evaluation
+    page = _page_without_charts(evaluation)
+    trial_table = page[page.index('id="measures"') : page.index('id="measures-outside"')]
+    outside_table = page[page.index('id="measures-outside"') :].split("</table>")[0]
+    assert 'data-cohort="video"' in trial_table and 'data-cohort="usual"' in trial_table
+    assert 'data-cohort="service"' not in trial_table
+    assert 'data-cohort="service"' in outside_table and 'data-cohort="video"' not in outside_table
+    assert page.index('id="caveats"') < page.index('id="measures"')
+    caveats = page[page.index('id="caveats"') :].split("</section>")[0]
+    for cohort, said in (("video", "the video arm"), ("usual", "the usual arm")):
+        k, n = len(truth.answers[cohort]), len(truth.hours[cohort])
+        assert f"{100 * k / n:.1f}% of {said} ({k} of {n})" in caveats
+    assert "never pooled" in caveats and "allocated at random" in caveats
+
+    for make in (report.ratings_figure, report.weekly_figure, report.response_times_figure):
+        figure = make(evaluation)
+        titles = [ax.get_title() for ax in figure.axes]
+        assert titles == ["The trial's arms", "Outside the trial\n(not randomised)"], make
+        trial_colours = {tuple(p.get_facecolor()[:3]) for p in figure.axes[0].patches}
+        assert trial_colours, make
+        service = tuple(round(v, 6) for v in matplotlib.colors.to_rgb(report.COLOURS["service"]))
+        assert service not in {tuple(round(v, 6) for v in c) for c in trial_colours}, make
+
+
+def _overlaps(a: Bbox, b: Bbox) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_no_legend_covers_a_bar_and_every_week_is_on_the_time_axis(
+    evaluated: Evaluated,
+) -> None:
+    """Drawn, each legend's box is clear of every bar; the weekly figures hold every week
+    of the period (Monday 29 December to Monday 30 March), the quiet ones as zeros."""
+    evaluation = evaluated.evaluation
+    for make in (report.ratings_figure, report.weekly_figure):
+        figure = make(evaluation)
+        figure.draw_without_rendering()
+        legends = [*figure.legends, *(ax.get_legend() for ax in figure.axes if ax.get_legend())]
+        assert legends, make
+        bars = [p.get_window_extent() for ax in figure.axes for p in ax.patches if p.get_height()]
+        assert bars
+        for legend in legends:
+            box = legend.get_window_extent()
+            assert not any(_overlaps(box, bar) for bar in bars), make
+
+    mondays = [date(2025, 12, 29) + timedelta(weeks=i) for i in range(14)]
+    assert mondays[-1] == date(2026, 3, 30)
+    assert sorted({w for w, _, _, _ in evaluation.weekly}) == mondays
+    quiet = [w for w, _, n, _ in evaluation.weekly if n == 0]
+    assert date(2026, 3, 16) in quiet  # the data stops after eight weeks; the axis does not
+    figure = report.weekly_figure(evaluation)
+    low, high = figure.axes[-1].get_xlim()
+    assert low <= matplotlib.dates.date2num(mondays[0])
+    assert high >= matplotlib.dates.date2num(mondays[-1] + timedelta(days=6))
+
+
+def _case(cohort: str, hours: float, handling: int | None, use_again: bool | None) -> measures.Case:
+    received = START + timedelta(days=1)
+    return measures.Case(
+        cohort=cohort,
+        stratum="Theft",
+        received_at=received,
+        responded_at=received + timedelta(hours=hours),
+        deployment_needed=cohort == "usual",
+        handling=handling,
+        outcome=handling,
+        use_again=use_again,
+    )
+
+
+def test_small_arms_say_not_significant_and_a_missing_answer_is_no_data(
+    tmp_path: Path,
+) -> None:
+    """No effect in six answers an arm: the sentences say "Not significant"; the usual arm
+    never answered "use video again", so its bar reads "no data" and is not drawn."""
+    cases = [_case("video", 2.0 + i, 5 if i % 2 else 2, True) for i in range(6)]
+    cases += [_case("usual", 3.0 + i, 4 if i % 2 else 1, None) for i in range(6)]
+    start, end = measures.period("2026-01-01", "2026-01-31")
+    settings = load_settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/unused.db")
+    evaluation = measures.evaluate(measures.Gathered(start, end, cases, None), settings)
+    lines = report.summary(evaluation)
+    assert lines[0].startswith("Callers who had a video response were 1.00 times as likely (0%")
+    assert lines[0].endswith(report.NOT_SIGNIFICANT)
+    assert lines[1].endswith(report.NOT_SIGNIFICANT)
+    assert _estimate(evaluation, "use_again", "usual").value is None
+    figure = report.ratings_figure(evaluation)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts == ["no data"]
+    usual = matplotlib.colors.to_rgba(report.COLOURS["usual"])
+    usual_bars = [p for p in figure.axes[0].patches if p.get_facecolor() == usual]
+    assert len(usual_bars) == 2  # positive and satisfied; no 0% bar for "use again"
+    svg = base64.b64decode(report.charts(evaluation).ratings.split(",", 1)[1]).decode()
+    assert "no data" in svg
+
+
+def test_the_zero_cell_correction_only_where_a_ratio_needs_it() -> None:
+    """Every video answer positive: the ratio is finite as it is, so nothing is added
+    (2.0 exactly). No usual answer positive: 0.5 is added to every cell, and said."""
+    whole = measures.risk_ratio("r", "r", 10, 10, 5, 10)
+    assert whole.value == 2.0 and not whole.corrected
+    se = math.sqrt(1 / 10 - 1 / 10 + 1 / 5 - 1 / 10)
+    assert (whole.low, whole.high) == pytest.approx(
+        (2 * math.exp(-1.959964 * se), 2 * math.exp(1.959964 * se)), rel=1e-5
+    )
+    assert "0.5" not in whole.method
+    zero = measures.risk_ratio("r", "r", 5, 10, 0, 10)
+    assert zero.corrected
+    assert zero.value == pytest.approx((5.5 / 11) / (0.5 / 11))
+    assert measures.ZERO_CELL in zero.method
+    assert measures.risk_ratio("r", "r", 0, 10, 0, 10).value is None
+
+
+SURVEY_LINK = re.compile(r"/s/([A-Za-z0-9_-]{43})")
+
+
+def test_the_service_path_to_evr_report(db: Database, settings: Settings, tmp_path: Path) -> None:
+    """A small trial made only through the services the web handlers call (start, the
+    caller's consent, reveal, the video call's life, the visit recorded, the survey on
+    the page and by the SMS link), then `evr report`'s own command: its summary and CSVs
+    equal figures computed here from the raw rows, with scipy. The effect is made large
+    (video nearly always positive, the usual arm a third) so 48 incidents show it."""
+    actor, device = Actor("sup1"), "d" * 64
+    now = utcnow()
+    with db.session() as session:
+        user = add_user(session, "sup1", Role.SUPERVISOR, Role.HANDLER)
+        session.flush()
+        trial.start(session, actor, user, settings, seed=2026)
+    for i in range(48):
+        with db.session() as session:
+            user = session.exec(select(User).where(User.username == "sup1")).one()
+            hours, lag = 1.0 + (i % 7) / 2, 100.0 + 13 * (i % 11)
+            incident = add_incident(
+                session,
+                user,
+                f"CAD/PATH/{i}",
+                category="Theft" if i % 2 else "Burglary",
+                received_at=now - timedelta(hours=hours + lag),
+            )
+            incidents.set_eligibility(session, actor, user, incident, ["ok"], [True])
+            trial.record_consent(session, actor, user, incident, consented=i < 40)
+            arm = trial.reveal(session, actor, user, incident) if i < 40 else "service"
+            if arm == "usual":
+                trial.record_in_person(
+                    session,
+                    actor,
+                    user,
+                    incident,
+                    settings,
+                    "advice_given",
+                    now - timedelta(hours=i),
+                )
+                link = survey.offer_by_sms(session, settings, incident)
+                assert link is not None
+                sms = session.get(OutboundMessage, link.message_id)
+                opened = survey.open_sms_link(session, SURVEY_LINK.search(sms.body).group(1))
+                assert not isinstance(opened, survey.SurveyProblem)
+                good = i % 3 == 0
+                answers = survey.Answers(4 if good else 2, 4 if good else 1, None, "")
+                survey.answer(session, incident, answers, survey.SMS, "t")
+                continue
+            # The video call connects now: received `hours` ago, so that is its time to
+            # response (the CAD's received_at, known once the arm is).
+            incident.received_at = now - timedelta(hours=hours)
+            session.add(incident)
+            _, call, token = invites.create_invite(
+                session, actor, incident, user, timedelta(hours=1)
+            )
+            invites.record_consent(session, call, Consent(True, False, False), device, "t")
+            states.caller_waiting(session, call, "t")
+            life.admit(session, settings, call, user, "t")
+            life.end(session, settings, call, actor, "handler_ended")
+            opened = survey.open_on_page(session, token, device)
+            assert not isinstance(opened, survey.SurveyProblem)
+            good = i % 10 != 0
+            answers = survey.Answers(5 if good else 2, 5 if good else 2, True, "kind")
+            survey.answer(session, incident, answers, survey.PAGE, "t", opened[0])
+
+    # The figures from the raw rows, computed here.
+    with db.reader() as session:
+        arm_of = {a.incident_id: a for a in session.exec(select(TrialAllocation)).all()}
+        connected = {c.incident_id: c.connected_at for c in session.exec(select(Call)).all()}
+        answers_of = {r.incident_id: r for r in session.exec(select(SurveyResponse)).all()}
+        hours: dict[str, list[float]] = {"video": [], "usual": []}
+        positive: dict[str, list[bool]] = {"video": [], "usual": []}
+        for incident in session.exec(select(Incident)).all():
+            allocation = arm_of[incident.id]
+            if allocation.arm is None:
+                continue
+            at = allocation.in_person_at if allocation.arm == "usual" else connected[incident.id]
+            hours[allocation.arm].append((at - incident.received_at).total_seconds() / 3600)
+            positive[allocation.arm].append(answers_of[incident.id].handling >= 4)
+    a, n1 = sum(positive["video"]), len(positive["video"])
+    c, n2 = sum(positive["usual"]), len(positive["usual"])
+    rr = (a / n1) / (c / n2)
+    se = math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
+    median_gap = float(np.median(hours["usual"]) - np.median(hours["video"]))
+    welch = stats.ttest_ind(hours["usual"], hours["video"], equal_var=False)
+
+    first = (now - timedelta(days=40)).date().isoformat()
+    args = cli.build_parser().parse_args(
+        ["report", "--from", first, "--to", now.date().isoformat(), str(tmp_path / "out")]
+    )
+    assert args.func(settings, args) == 0
+    lines = (tmp_path / "out" / "summary.txt").read_text().split("\n\n")
+    assert lines[0].startswith(
+        f"Callers who had a video response were {rr:.2f} times as likely "
+        f"({100 * (rr - 1):.0f}% more likely) to be positive about how their call was handled"
+    )
+    low, high = rr * math.exp(-1.959964 * se), rr * math.exp(1.959964 * se)
+    assert f"(95% CI {low:.2f} to {high:.2f} times; {a} of {n1} survey answers" in lines[0]
+    assert lines[2].startswith(f"The response came {median_gap / 24:.1f} days sooner by video")
+    rows = {r["measure"]: r for r in csv.DictReader((tmp_path / "out" / "comparisons.csv").open())}
+    assert float(rows["positive_ratio"]["value"]) == pytest.approx(rr)
+    assert float(rows["median_sooner"]["value"]) == pytest.approx(median_gap)
+    ci = welch.confidence_interval(0.95)
+    assert float(rows["hours_sooner"]["ci_low"]) == pytest.approx(ci.low, rel=1e-6)
+    assert float(rows["hours_sooner"]["ci_high"]) == pytest.approx(ci.high, rel=1e-6)
+    measures_rows = list(csv.DictReader((tmp_path / "out" / "measures.csv").open()))
+    counts = {
+        r["cohort"]: int(r["n"])
+        for r in measures_rows
+        if r["measure"] == "incidents" and ".." in r["period"]
+    }
+    assert counts == {"video": n1, "usual": n2, "service": 8}
+    assert n1 + n2 == 40

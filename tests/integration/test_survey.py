@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
 
+from appliance import dates
 from appliance.models import (
     AuditEvent,
     Call,
@@ -313,3 +314,64 @@ async def test_the_evaluation_page_is_for_supervisors(
     assert response.status == 200 and "No incident in this period" in body
     with live_server.db.session() as session:
         assert session.exec(select(Incident)).all() == []
+
+
+async def test_the_visit_time_is_typed_in_uk_time_across_both_clock_changes(
+    live_server: LiveServer, supervisor: FormClient
+) -> None:
+    """The visit's time is typed as the officer's UK wall clock and stored in UTC: an hour
+    apart in summer; the spring hour that never happened is refused; the autumn hour
+    that happened twice is asked about (BST or GMT), the typed time kept."""
+    with live_server.db.session() as session:
+        user = session.exec(select(User).where(User.username == "sup1")).one()
+        trial.start(session, ACTOR, user, live_server.settings, seed=5)
+        usual: list[int] = []
+        for i in range(40):
+            incident = add_incident(
+                session, user, f"CAD/UK/{i}", received_at=datetime(2026, 1, 1, tzinfo=UTC)
+            )
+            incidents.set_eligibility(session, ACTOR, user, incident, ["ok"], [True])
+            trial.record_consent(session, ACTOR, user, incident, True)
+            if trial.reveal(session, ACTOR, user, incident) == "usual":
+                usual.append(incident.id or 0)
+            if len(usual) == 2:
+                break
+    summer, autumn = usual
+
+    def visit_of(incident_id: int) -> datetime | None:
+        with live_server.db.session() as session:
+            allocation = trial.allocation_of(session, session.get(Incident, incident_id))
+            return allocation.in_person_at
+
+    step = {"step": "in_person", "outcome": "advice_given"}
+    await supervisor.get(f"/incidents/{summer}/trial")
+    response, body = await supervisor.post(
+        f"/incidents/{summer}/trial", {**step, "at": "2026-03-29T01:30"}
+    )
+    assert response.status == 409 and "there was no 01:30 on 29 March 2026" in body
+    assert visit_of(summer) is None
+    response, _ = await supervisor.post(
+        f"/incidents/{summer}/trial", {**step, "at": "2026-07-14T14:30"}
+    )
+    assert response.status == 303
+    assert visit_of(summer) == datetime(2026, 7, 14, 13, 30, tzinfo=UTC)
+    response, body = await supervisor.get(f"/incidents/{summer}/trial")
+    assert "In-person response 2026-07-14 14:30 BST" in body
+
+    await supervisor.get(f"/incidents/{autumn}/trial")
+    response, body = await supervisor.post(
+        f"/incidents/{autumn}/trial", {**step, "at": "2026-10-25T01:30"}
+    )
+    assert response.status == 409 and "happened twice" in body
+    assert 'name="clocks" value="GMT"' in body and 'value="2026-10-25T01:30"' in body
+    assert visit_of(autumn) is None
+    response, _ = await supervisor.post(
+        f"/incidents/{autumn}/trial", {**step, "at": "2026-10-25T01:30", "clocks": "GMT"}
+    )
+    assert response.status == 303
+    assert visit_of(autumn) == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+    # The first 01:30 that night was BST, an hour earlier; January is GMT, as typed.
+    typed = datetime(2026, 10, 25, 1, 30)
+    assert dates.uk_wall_clock("at", typed, "BST") == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    winter = dates.uk_wall_clock("at", datetime(2026, 1, 14, 14, 30))
+    assert winter == datetime(2026, 1, 14, 14, 30, tzinfo=UTC)

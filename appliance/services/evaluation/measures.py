@@ -9,8 +9,11 @@ The statistics come from statsmodels and scipy, not from formulas of our own:
 Wilson intervals for proportions (``proportion_confint``), the distribution-free
 interval for a median (``scipy.stats.quantile_test``), t intervals for a mean and
 Welch's interval for a difference of means (``DescrStatsW``, ``CompareMeans``), the
-Mann-Whitney U test, and the risk ratio with its log-scale interval (``Table2x2``).
-docs/evaluation.md says what each measure means.
+Mann-Whitney U test, the risk ratio with its log-scale interval (``Table2x2``), the
+Newcombe interval for a difference of two proportions (``confint_proportions_2indep``)
+and a bootstrap interval for a difference of medians (``scipy.stats.bootstrap``, with a
+fixed seed so the same data gives the same report). docs/evaluation.md says what each
+measure means.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 from scipy import stats
 from sqlmodel import Session, col, func, select
 from statsmodels.stats.contingency_tables import Table2x2
-from statsmodels.stats.proportion import proportion_confint
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from appliance import dates
@@ -46,6 +49,9 @@ COHORT_LABELS = {
     SERVICE: "Video (outside the trial)",
 }
 ALPHA = 0.05
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 20260101
+ZERO_CELL = "0.5 added to every cell (an arm had no such rating)"
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,22 @@ class Comparison:
     high: float | None
     unit: str
     detail: str = ""
+    n_video: int = 0
+    n_usual: int = 0
+    method: str = ""
+    corrected: bool = False
+
+    @property
+    def no_effect(self) -> float:
+        """The value that means no difference: 1 for a ratio, 0 for a difference."""
+        return 1.0 if self.unit == "ratio" else 0.0
+
+    @property
+    def significant(self) -> bool | None:
+        """Whether the 95% interval leaves out "no difference"; None without one."""
+        if self.low is None or self.high is None:
+            return None
+        return not self.low <= self.no_effect <= self.high
 
 
 @dataclass(frozen=True)
@@ -119,6 +141,10 @@ class TrialCounts:
     declined: int
     consent_rate: Estimate
     by_stratum: dict[str, dict[str, int]]
+
+    def allocated(self, arm: str) -> int:
+        """Incidents received in the period and allocated to ``arm``, timed or not."""
+        return sum(arms.get(arm, 0) for arms in self.by_stratum.values())
 
 
 @dataclass
@@ -193,16 +219,33 @@ def mean_hours(key: str, label: str, cohort: str, hours: Sequence[float]) -> Est
     return Estimate(key, label, cohort, len(hours), None, float(described.mean), low, high, "hours")
 
 
+def likelihood_words(ratio: float) -> str:
+    """ "3.44 times as likely (244% more likely)": the ratio, then the change it means
+    (a ratio of 3.44 is 244% more, never "+244% as likely", which reads as 2.44)."""
+    change = 100 * (ratio - 1)
+    more = f"{change:.0f}% more likely" if change >= 0 else f"{-change:.0f}% less likely"
+    return f"{ratio:.2f} times as likely ({more})"
+
+
 def risk_ratio(key: str, label: str, hits_a: int, n_a: int, hits_b: int, n_b: int) -> Comparison:
     """How many times as likely in A as in B, with the log-scale interval (``Table2x2``).
 
-    A zero cell makes statsmodels add 0.5 to every cell (its ``shift_zeros``).
+    The ratio and its interval are finite unless an arm has no hits; only then 0.5 is
+    added to every cell (Haldane-Anscombe), and the comparison says so. A column of
+    zeros elsewhere (every answer positive) needs nothing added.
     """
     if n_a == 0 or n_b == 0:
         return Comparison(key, label, None, None, None, "ratio", "needs answers in both arms")
-    table = Table2x2(np.array([[hits_a, n_a - hits_a], [hits_b, n_b - hits_b]], dtype=float))
+    if hits_a == 0 and hits_b == 0:
+        return Comparison(
+            key, label, None, None, None, "ratio", "no such rating in either arm", n_a, n_b
+        )
+    cells = np.array([[hits_a, n_a - hits_a], [hits_b, n_b - hits_b]], dtype=float)
+    corrected = hits_a == 0 or hits_b == 0
+    table = Table2x2(cells + 0.5 if corrected else cells, shift_zeros=False)
     low, high = table.riskratio_confint(alpha=ALPHA)
     value = float(table.riskratio)
+    method = "risk ratio, log-scale (Katz) interval" + (f"; {ZERO_CELL}" if corrected else "")
     return Comparison(
         key,
         label,
@@ -210,7 +253,35 @@ def risk_ratio(key: str, label: str, hits_a: int, n_a: int, hits_b: int, n_b: in
         _finite(low),
         _finite(high),
         "ratio",
-        f"{hits_a}/{n_a} against {hits_b}/{n_b}; {100 * (value - 1):+.0f}% as likely",
+        f"{hits_a}/{n_a} against {hits_b}/{n_b}; {likelihood_words(value)}",
+        n_a,
+        n_b,
+        method,
+        corrected,
+    )
+
+
+def proportion_difference(
+    key: str, label: str, hits_a: int, n_a: int, hits_b: int, n_b: int
+) -> Comparison:
+    """A's share minus B's, in percentage points, with Newcombe's interval (statsmodels)."""
+    if n_a == 0 or n_b == 0:
+        return Comparison(key, label, None, None, None, "points", "needs answers in both arms")
+    low, high = confint_proportions_2indep(
+        hits_a, n_a, hits_b, n_b, method="newcomb", compare="diff", alpha=ALPHA
+    )
+    value = 100 * (hits_a / n_a - hits_b / n_b)
+    return Comparison(
+        key,
+        label,
+        value,
+        100 * float(low),
+        100 * float(high),
+        "points",
+        f"{hits_a}/{n_a} against {hits_b}/{n_b}",
+        n_a,
+        n_b,
+        "difference of proportions, Newcombe's hybrid score interval",
     )
 
 
@@ -223,12 +294,57 @@ def mean_difference(key: str, label: str, a: Sequence[float], b: Sequence[float]
     value = float(np.mean(b) - np.mean(a))
     p = stats.mannwhitneyu(a, b, alternative="two-sided").pvalue
     return Comparison(
-        key, label, value, _finite(low), _finite(high), "hours", f"Mann-Whitney U p = {p:.3g}"
+        key,
+        label,
+        value,
+        _finite(low),
+        _finite(high),
+        "hours",
+        f"Mann-Whitney U p = {p:.3g}",
+        len(a),
+        len(b),
+        "difference of means, Welch's interval",
+    )
+
+
+def median_difference(key: str, label: str, a: Sequence[float], b: Sequence[float]) -> Comparison:
+    """Median of B minus median of A (hours sooner): the robust figure for skewed times,
+    with a percentile bootstrap interval (scipy, a fixed seed: the same data gives the
+    same interval in every report)."""
+    if len(a) < 2 or len(b) < 2:
+        return Comparison(key, label, None, None, None, "hours", "needs two or more in each arm")
+
+    def gap(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.asarray(np.median(y, axis=axis) - np.median(x, axis=axis))
+
+    interval = stats.bootstrap(
+        (np.asarray(a, float), np.asarray(b, float)),
+        gap,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        batch=1000,
+        method="percentile",
+        confidence_level=1 - ALPHA,
+        rng=np.random.default_rng(BOOTSTRAP_SEED),
+    ).confidence_interval
+    return Comparison(
+        key,
+        label,
+        float(np.median(b) - np.median(a)),
+        _finite(interval.low),
+        _finite(interval.high),
+        "hours",
+        f"medians {np.median(b):.1f} h (usual) and {np.median(a):.1f} h (video)",
+        len(a),
+        len(b),
+        f"difference of medians, percentile bootstrap interval ({BOOTSTRAP_RESAMPLES:,} resamples)",
     )
 
 
 def load_cases(session: Session, start: datetime, end: datetime) -> list[Case]:
-    """The period's incidents that had a response, as cases (a few queries, no N+1)."""
+    """The period's incidents that had a response the box can time, as cases (a few
+    queries, no N+1). An incident allocated to an arm whose response never came (no
+    call connected, no visit recorded) is not a case: the trial's counts still show it
+    among those allocated."""
     incidents = list(
         session.exec(
             select(Incident).where(
@@ -269,6 +385,7 @@ def load_cases(session: Session, start: datetime, end: datetime) -> list[Case]:
         responded: datetime | None
         deployed: bool | None
         if allocation is not None and allocation.arm == USUAL_ARM:
+            # An officer was sent only if the visit is recorded (else it is no case).
             cohort, responded, deployed = USUAL_ARM, allocation.in_person_at, True
         elif allocation is not None and allocation.arm == VIDEO_ARM:
             cohort = VIDEO_ARM
@@ -278,7 +395,9 @@ def load_cases(session: Session, start: datetime, end: datetime) -> list[Case]:
             responded, deployed = first_video[incident.id], incident.deployment_needed
         else:
             continue
-        if responded is not None and responded.tzinfo is None:
+        if responded is None:
+            continue
+        if responded.tzinfo is None:
             responded = responded.replace(tzinfo=incident.received_at.tzinfo)
         answer = answers.get(incident.id or 0)
         cases.append(
@@ -370,6 +489,17 @@ def compare_arms(cases: Sequence[Case], positive_from: int) -> list[Comparison]:
             satisfied_u,
             n_u,
         ),
+        proportion_difference(
+            "satisfied_difference",
+            "Satisfied with the outcome, difference (video − usual, percentage points)",
+            satisfied_v,
+            n_v,
+            satisfied_u,
+            n_u,
+        ),
+        median_difference(
+            "median_sooner", "Response sooner by video (median, hours)", hours_v, hours_u
+        ),
         mean_difference("hours_sooner", "Response sooner by video (mean, hours)", hours_v, hours_u),
     ]
 
@@ -395,14 +525,23 @@ def week_of(moment: datetime) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def weekly(cases: Iterable[Case]) -> list[tuple[date, str, int, int]]:
-    """Incidents and survey answers per week (Monday) and cohort."""
+def weekly(
+    cases: Sequence[Case], start: datetime, end: datetime
+) -> list[tuple[date, str, int, int]]:
+    """Incidents and survey answers per week (Monday) and cohort: every week of the
+    period, a quiet one as zeros (a gap on the time axis is a week with nothing, not a
+    week left out)."""
     counts: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
     for case in cases:
         row = counts[(week_of(case.received_at), case.cohort)]
         row[0] += 1
         row[1] += int(case.answered)
-    return [(week, cohort, n, a) for (week, cohort), (n, a) in sorted(counts.items())]
+    present = [c for c in COHORTS if any(case.cohort == c for case in cases)]
+    weeks, week, last = [], week_of(start), week_of(end - timedelta(days=1))
+    while week <= last:
+        weeks.append(week)
+        week += timedelta(days=7)
+    return [(w, c, *counts.get((w, c), (0, 0))) for w in weeks for c in present]
 
 
 def trial_counts(session: Session, start: datetime, end: datetime) -> TrialCounts | None:
@@ -466,7 +605,7 @@ def evaluate(gathered: Gathered, settings: Settings) -> Evaluation:
         estimates=estimates,
         comparisons=compare_arms(cases, positive_from),
         periods=periods,
-        weekly=weekly(cases),
+        weekly=weekly(cases, start, end),
         savings=savings(cases, settings),
         trial=gathered.trial,
         comments=sum(1 for c in cases if c.commented),

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
+from appliance import dates
 from appliance.models import USUAL_ARM, Incident, Role
 from appliance.services.evaluation import survey, trial
 from appliance.services.evaluation.trial import TrialError
-from appliance.services.intake.appointments import LONDON
 from appliance.web import keys
 from appliance.web.access import current_user, requires
 from appliance.web.toolkit import STAFF, actor_of, incident_for
@@ -71,7 +71,12 @@ async def trial_switch(request: web.Request) -> web.StreamResponse:
 
 
 def _incident_page(
-    request: web.Request, incident_id: int, error: str = "", status: int = 200
+    request: web.Request,
+    incident_id: int,
+    error: str = "",
+    status: int = 200,
+    visit_at: str = "",
+    ask_clocks: bool = False,
 ) -> web.Response:
     settings = request.app[keys.SETTINGS]
     with request.app[keys.DB].session() as session:
@@ -84,6 +89,8 @@ def _incident_page(
             "running": running,
             "outcomes": settings.outcome_codes,
             "error": error,
+            "visit_at": visit_at,
+            "ask_clocks": ask_clocks,
         }
     return aiohttp_jinja2.render_template("trial/incident.html", request, context, status=status)
 
@@ -94,15 +101,15 @@ async def incident_trial(request: web.Request) -> web.StreamResponse:
     return _incident_page(request, int(request.match_info["incident_id"]))
 
 
-def _parse_visit_time(raw: str) -> datetime | None:
-    """A ``datetime-local`` value, read as UK time (what the officer's watch said; in
-    summer UTC would put the visit an hour out), stored as UTC."""
+def _parse_visit_time(raw: str, clocks: str) -> datetime | None:
+    """A ``datetime-local`` value, typed as UK time (the form says so), as UTC."""
     if not raw.strip():
         return None
     try:
-        return datetime.fromisoformat(raw.strip()).replace(tzinfo=LONDON).astimezone(UTC)
+        typed = datetime.fromisoformat(raw.strip())
     except ValueError:
         raise TrialError("give the visit's date and time, e.g. 2026-11-26T14:30") from None
+    return dates.uk_wall_clock("the visit's time", typed, clocks)
 
 
 @routes.post(r"/incidents/{incident_id:\d+}/trial", name="incident_trial_step")
@@ -112,6 +119,7 @@ async def incident_trial_step(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     step = form.get("step")
     error = ""
+    visit_at, ask_clocks = str(form.get("at", "")), False
     try:
         with request.app[keys.DB].session() as session:
             incident: Incident = incident_for(request, session, incident_id)
@@ -131,14 +139,18 @@ async def incident_trial_step(request: web.Request) -> web.StreamResponse:
                     incident,
                     request.app[keys.SETTINGS],
                     str(form.get("outcome", "")),
-                    _parse_visit_time(str(form.get("at", ""))),
+                    _parse_visit_time(visit_at, str(form.get("clocks", ""))),
                 )
                 if allocation.arm == USUAL_ARM:
                     survey.offer_by_sms(session, request.app[keys.SETTINGS], incident)
             else:
                 error = "unknown step"
-    except TrialError as exc:
+    except dates.AmbiguousTime as exc:
+        error, ask_clocks = str(exc), True
+    except (TrialError, dates.DateOutOfRange) as exc:
         error = str(exc)
     if error:
-        return _incident_page(request, incident_id, f"Not saved: {error}.", 409)
+        return _incident_page(
+            request, incident_id, f"Not saved: {error}.", 409, visit_at, ask_clocks
+        )
     raise web.HTTPSeeOther(f"/incidents/{incident_id}/trial")
