@@ -8,6 +8,7 @@ The media room writes the file; this module keeps the evidence records in step w
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from appliance import metrics
 from appliance.config import Settings
@@ -88,6 +89,18 @@ class Recordings:
             log.error("recording cut short; the call goes on", extra={"call": live.public_id})
             await self.stop(live, failure_counted=True)
             metrics.RECORDINGS_INCOMPLETE.inc()
+
+    def opened(self, live: LiveCall, path: str) -> None:
+        """The recorder created its file: the records name it from now on (an H264
+        caller's is ``.mkv``, not the ``.webm`` asked for), so the evidence pages and a
+        recovery after a crash find it. Blocking: run it in a thread."""
+        recording_id = live.recording_id
+        if recording_id is None:
+            return
+        with self.db.session() as session:
+            recording = session.get(Recording, recording_id)
+            if recording is not None and recording.status == "recording":
+                captures.recording_opened(session, self.keyring, recording, Path(path))
 
     def keep_snapshot(self, live: LiveCall, user: User, jpeg: bytes, source: str) -> Snapshot:
         """Seal a snapshot the handler took (blocking: run it in a thread)."""
