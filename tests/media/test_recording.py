@@ -51,8 +51,9 @@ async def test_recording_remuxes_the_call(
     assert decoded.audio_frames >= 0.6 * 50 * 4 * 2, "both parties' audio, 50 frames/s each"
     media_span = max(decoded.last_video_s, decoded.last_audio_s) - decoded.first_s
     assert abs(media_span - wall) <= 0.2 * wall, (media_span, wall)
-    assert [e.kind for e in events if e.leg_id is None][:2] == [
+    assert [e.kind for e in events if e.leg_id is None][:3] == [
         "recording_started",
+        "recording_opened",
         "recording_stopped",
     ]
 
