@@ -123,7 +123,10 @@ class Recorder:
     Tracks: ``video`` (the caller's camera), ``caller_audio``, ``handler_audio``.
     The file is opened when the first video keyframe arrives (its size goes in the
     header), or at once when no video is expected, or after ``VIDEO_WAIT_S``
-    without one; audio that came first is kept and written then.
+    without one; audio that came first is kept and written then. ``on_opened(path,
+    video_codec)`` is called on the event loop then: the path is only known at that
+    moment (an H264 caller's file is ``.mkv``), and whoever keeps records of the file
+    should not wait for ``stop`` to learn it.
     """
 
     AUDIO_TRACKS = ("caller_audio", "handler_audio")
@@ -134,6 +137,7 @@ class Recorder:
         expect_video: bool,
         on_failure: Callable[[str], None],
         data_key: bytes | None = None,
+        on_opened: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.data_key = data_key
@@ -152,6 +156,7 @@ class Recorder:
         self.video_codec: str | None = None
         self.packets_written = 0
         self._on_failure = on_failure
+        self._on_opened = on_opened
         self._loop = asyncio.get_running_loop()
         self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
         self._batch: list[_Item] = []
@@ -245,6 +250,10 @@ class Recorder:
                     writer = _Writer(self.path, first_video, self.data_key)
                     self.path = writer.path
                     self.video_codec = writer.video_codec
+                    if self._on_opened is not None:
+                        self._loop.call_soon_threadsafe(
+                            self._on_opened, str(writer.path), writer.video_codec
+                        )
                     for queued in pending:
                         self._write(writer, queued)
                     pending.clear()

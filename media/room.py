@@ -169,8 +169,9 @@ class Room:
     ) -> None:
         """Start writing the call to ``path`` (a ``.webm`` file that must not exist).
 
-        An H264 caller is written as Matroska beside it (``.mkv``); ``stop_recording``
-        returns the real path. With a ``data_key`` the file is sealed (media/sealed.py)
+        An H264 caller is written as Matroska beside it (``.mkv``); the
+        ``recording_opened`` event says the real path as soon as the file exists, and
+        ``stop_recording`` returns it. With a ``data_key`` the file is sealed (media/sealed.py)
         and the returned SHA-256 is of the plaintext as it was written.
         """
         self._check_open()
@@ -178,7 +179,9 @@ class Room:
             raise RecordingError(f"room {self.room_id!r} is already recording")
         caller = self._first("caller")
         expect_video = caller is None or caller.video_source() is not None
-        self._recorder = Recorder(path, expect_video, self._recording_failed, data_key)
+        self._recorder = Recorder(
+            path, expect_video, self._recording_failed, data_key, on_opened=self._recording_opened
+        )
         self._route()
         self._emit(None, "recording_started", path=str(path))
 
@@ -303,6 +306,9 @@ class Room:
             width=size[0] if size else None,
             height=size[1] if size else None,
         )
+
+    def _recording_opened(self, path: str, video_codec: str | None) -> None:
+        self._emit(None, "recording_opened", path=path, video_codec=video_codec)
 
     def _recording_failed(self, reason: str) -> None:
         self._emit(None, "recording_failed", reason=reason)

@@ -360,6 +360,8 @@ class CallHub:
         elif event.kind == "recording_failed":
             metrics.RECORDINGS.labels("failed").inc()
             spawn(self.recordings.cut_short(live))
+        elif event.kind == "recording_opened":
+            spawn(asyncio.to_thread(self.recordings.opened, live, str(event.detail["path"])))
         elif (
             event.kind == "connected"
             and event.leg_id == HANDLER

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from appliance import metrics
 from appliance.config import Settings
@@ -115,6 +116,18 @@ class Recordings:
             (HANDLER,),
         )
         return snapshot
+
+    def opened(self, live: LiveCall, path: str) -> None:
+        """The recorder created its file: the records name it from now on (an H264
+        caller's is ``.mkv``, not the ``.webm`` asked for), so the evidence pages and a
+        recovery after a crash find it. Blocking: run it in a thread."""
+        recording_id = live.recording_id
+        if recording_id is None:
+            return
+        with self.db.session() as session:
+            recording = session.get(Recording, recording_id)
+            if recording is not None and recording.status == "recording":
+                captures.recording_opened(session, self.keyring, recording, Path(path))
 
     def keep_snapshot(self, live: LiveCall, user: User, jpeg: bytes, source: str) -> Snapshot:
         """Seal a snapshot the handler took (blocking: run it in a thread)."""

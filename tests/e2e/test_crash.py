@@ -1,5 +1,9 @@
 """SIGKILL during a recorded call: the recording plays up to the kill; the next start
-marks the call failed and keeps the partial recording, hashed."""
+marks the call failed and keeps the partial recording, hashed.
+
+The caller's Chromium offers H.264 only (as Safari on an older iPhone may): the call
+reaches the console, the recording is Matroska (``.mkv``, WebM cannot hold H.264) and
+the restart's recovery finds it under that name."""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def test_a_killed_appliance_keeps_the_recording_and_fails_the_call(
     browser: Browser, handler: Page, appliance: Appliance
 ) -> None:
     link = new_link(handler, appliance, "CAD/CRASH/1")
-    phone = media_context(browser, mobile=True)
+    phone = media_context(browser, mobile=True, h264_only=True)
     try:
         caller_joins(phone, link)
         admit_first_waiting(handler, appliance, "CAD/CRASH/1")
@@ -45,12 +49,15 @@ def test_a_killed_appliance_keeps_the_recording_and_fails_the_call(
     finally:
         phone.close()
 
-    [recording] = list((appliance.data_dir / "calls").glob("*/recording-*.webm"))
+    assert not list((appliance.data_dir / "calls").glob("*/recording-*.webm"))
+    [recording] = list((appliance.data_dir / "calls").glob("*/recording-*.mkv"))
     plain = opened_in(appliance.data_dir, recording)  # sealed: only whole chunks, unfinished
     assert plain[:32] not in recording.read_bytes()
     source = io.BytesIO(plain)
     with av.open(source) as container:
-        assert container.streams.video and container.streams.audio
+        assert "matroska" in container.format.name
+        assert [s.codec_context.name for s in container.streams.video] == ["h264"]
+        assert container.streams.audio
         last = 0.0
         for packet in container.demux():
             if packet.pts is not None:
@@ -68,13 +75,13 @@ def test_a_killed_appliance_keeps_the_recording_and_fails_the_call(
                 "SELECT state, end_reason FROM calls c JOIN incidents i ON i.id = c.incident_id "
                 "WHERE i.cad_reference = 'CAD/CRASH/1'"
             ).fetchone()
-            status, sha256, size = db.execute(
-                "SELECT status, sha256, size_bytes FROM recordings"
+            status, sha256, size, path = db.execute(
+                "SELECT status, sha256, size_bytes, path FROM recordings"
             ).fetchone()
     finally:
         appliance.process, appliance.output = restarted, restarted_output
     assert (state, reason) == ("failed", "appliance_restarted")
-    assert status == "partial"
+    assert status == "partial" and path == str(recording)
     assert sha256 == hashlib.sha256(plain).hexdigest()
     assert size == len(plain)
     expect(handler.locator("#call-state")).not_to_have_attribute(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from datetime import timedelta
 from pathlib import Path
 
+import av
 import pytest
 from sqlmodel import select
 
@@ -22,6 +24,7 @@ from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity import accounts
 from appliance.services.intake import incidents
 from media.sealed import SealedWriter
+from tests.support.sigkill_call import record_until_killed
 
 HANDLER = Actor("pc1", "10.1.1.1")
 DAY = timedelta(hours=24)
@@ -211,6 +214,47 @@ def test_calls_live_at_a_crash_are_failed_and_partial_recordings_hashed(
         assert file.sha256 == recording.sha256 and file.size_bytes == len(written)
         assert recording.size_bytes == len(written)  # of the plaintext
     assert {"recording.partial", "call.failed"} <= set(_actions(db))
+
+
+@pytest.mark.sqlite_only(
+    reason="a killed media process's H.264 file is under test; the recovery's database "
+    "work is the test above's, which runs on both engines"
+)
+def test_an_h264_recording_left_by_a_killed_process_is_found_and_kept_at_restart(
+    db: Database, settings: Settings, incident: Incident, handler: User, tmp_path: Path
+) -> None:
+    """Tried: the row names ``recording-1.webm`` (what the appliance asks for), a real
+    media process with an H.264-only caller writes sealed ``recording-1.mkv`` and is
+    SIGKILLed; the start-up recovery finds the ``.mkv``, repoints both rows at it, and
+    hashes and measures the plaintext, which PyAV reads as Matroska with H.264."""
+    call, token = _invite(db, incident, handler)
+    keyring = Keyring(os.urandom(32), tmp_path)
+    asked = tmp_path / "recording-1.webm"
+    with db.session() as session:
+        call = invites.open_link(session, token, PHONE_A, "")
+        invites.record_consent(session, call, Consent(True, True, False), PHONE_A, "")
+        states.caller_waiting(session, call, "")
+        life.admit(session, settings, call, handler, "")
+        _, data_key = captures.recording_started(session, keyring, call, asked)
+    record_until_killed(asked, "--h264", "--data-key", data_key.hex(), seconds=2.0)
+    written = asked.with_suffix(".mkv")
+    assert written.is_file() and not asked.exists()
+
+    with db.session() as session:
+        life.recover_after_crash(session, settings, keyring)
+        recording = states.recordings_of(session, session.get(Call, call.id))[0]
+        file = sealing.file_at(session, keyring, written)
+        assert file is not None, "the evidence row follows the file to .mkv"
+        assert (recording.status, file.status) == ("partial", "incomplete")
+        assert recording.path == str(written)
+        plain = sealing.open_bytes(keyring, file)
+    assert recording.sha256 == file.sha256 == hashlib.sha256(plain).hexdigest()
+    assert recording.size_bytes == file.size_bytes == len(plain)
+    assert recording.duration_s is not None and recording.duration_s >= 0.5
+    with av.open(io.BytesIO(plain)) as container:
+        assert "matroska" in container.format.name
+        assert [s.codec_context.name for s in container.streams.video] == ["h264"]
+        assert sum(1 for _ in container.decode(video=0)) >= 8
 
 
 @pytest.mark.parametrize(

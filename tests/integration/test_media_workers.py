@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
+import av
 import pytest
 from prometheus_client import REGISTRY
 from yarl import URL
@@ -22,12 +25,13 @@ from appliance.models import CallState, Role
 from appliance.services.audit import Actor
 from appliance.services.calls import invites, states
 from appliance.services.calls.invites import Consent
+from appliance.services.evidence import master_key, sealing
 from appliance.services.identity import accounts
 from appliance.web import keys
 from media.workers import RoomProxy
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
-from tests.support.peers import Client
+from tests.support.peers import Client, until
 from tests.support.staff import PASSWORD, add_incident, add_user
 
 pytestmark = pytest.mark.sqlite_only(
@@ -108,13 +112,18 @@ async def _join(ws: aiohttp.ClientWebSocketResponse, peer: Client) -> None:
 
 
 async def _connect(
-    server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient, reference: str
+    server: LiveServer,
+    phone: aiohttp.ClientSession,
+    officer: FormClient,
+    reference: str,
+    caller: Client | None = None,
 ) -> LiveCallClients:
     public_id, token = _invite(server, reference)
     wss = server.base_url.replace("https://", "wss://")
     caller_ws = await phone.ws_connect(f"{wss}/ws/v/{token}")
     handler_ws = await officer.session.ws_connect(f"{wss}/ws/calls/{public_id}")
-    live = LiveCallClients(public_id, caller_ws, handler_ws, [Client("caller"), Client("handler")])
+    peers = [caller or Client("caller"), Client("handler")]
+    live = LiveCallClients(public_id, caller_ws, handler_ws, peers)
     await _join(caller_ws, live.peers[0])
     await _join(handler_ws, live.peers[1])
     return live
@@ -183,6 +192,74 @@ async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call
     finally:
         for live in made:
             await _hang_up(live)
+
+
+async def test_an_h264_caller_is_relayed_snapshotted_and_kept_as_matroska_when_its_worker_dies(
+    live_server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient
+) -> None:
+    """Tried: a caller that offers only H.264 (as Safari on an older iPhone does) through
+    the hub and a worker process; the officer's peer decodes its video, a snapshot is a
+    real picture; the records name the ``.mkv`` the recorder made (WebM cannot hold
+    H.264) while the call goes on; then the worker is killed mid-recording. The partial
+    recording is that file, sealed, and PyAV reads it back as Matroska with an H.264
+    track that decodes."""
+    live = await _connect(
+        live_server, phone, officer, "CAD/W/H264", Client("caller", video_codec="video/H264")
+    )
+    try:
+        handler = live.peers[1]
+        room = _room(live_server, live.public_id)
+        await until(lambda: handler.video_frames >= 10, timeout=20, what="H.264 at the officer")
+        stats = await room.stats()
+        assert stats["caller"].video_codec == stats["handler"].video_codec == "video/h264"
+        assert handler.video_size == (640, 480)
+
+        assert live_server.app is not None
+        hub: CallHub = live_server.app[keys.HUB]
+        with live_server.db.session() as session:
+            user = accounts.require(session, "pc1")
+        snapshot = await hub.snapshot(live.public_id, user, "")
+        async with officer.session.get(
+            f"{live_server.base_url}/calls/{live.public_id}/snapshots/{snapshot.id}"
+        ) as response:
+            assert response.status == 200
+            jpeg = await response.read()
+        with av.open(io.BytesIO(jpeg), format="image2pipe") as still:
+            picture = next(still.decode(video=0))
+        assert (picture.width, picture.height) == (snapshot.width, snapshot.height) == (640, 480)
+
+        await asyncio.sleep(1.5)  # a cluster or two of H.264 sealed
+        with live_server.db.session() as session:
+            call = states.by_public_id(session, live.public_id)
+            [recording] = states.recordings_of(session, call)
+            keyring = master_key.open_keyring(live_server.settings, session)
+            file = sealing.file_at(session, keyring, recording.path)
+            # While the call goes on, the records already name the file the recorder made.
+            assert recording.status == "recording" and recording.path.endswith(".mkv")
+            assert file is not None and file.path.endswith(".mkv")
+        assert room.recording and room.worker.pid is not None
+        os.kill(room.worker.pid, signal.SIGKILL)
+        ended = await _receive(live.handler_ws, "ended")
+        assert (ended["state"], ended["reason"]) == ("failed", "media_failed")
+        with live_server.db.session() as session:
+            call = states.by_public_id(session, live.public_id)
+            [recording] = states.recordings_of(session, call)
+            assert recording.status == "partial"
+            assert recording.path.endswith(".mkv") and recording.duration_s
+            keyring = master_key.open_keyring(live_server.settings, session)
+            file = sealing.file_at(session, keyring, recording.path)
+            assert file is not None and file.status == "incomplete"
+            assert file.path.endswith(".mkv") and file.sha256 == recording.sha256
+            plain = sealing.open_bytes(keyring, file)
+        assert not Path(recording.path).with_suffix(".webm").exists()
+        assert hashlib.sha256(plain).hexdigest() == recording.sha256
+        with av.open(io.BytesIO(plain)) as container:
+            assert "matroska" in container.format.name
+            assert [s.codec_context.name for s in container.streams.video] == ["h264"]
+            decoded = sum(1 for _ in container.decode(video=0))
+        assert decoded >= 15, decoded
+    finally:
+        await _hang_up(live)
 
 
 async def test_a_call_both_sides_left_ends_as_abandoned_and_one_side_keeps_it(

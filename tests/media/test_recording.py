@@ -51,8 +51,9 @@ async def test_recording_remuxes_the_call(
     assert decoded.audio_frames >= 0.6 * 50 * 4 * 2, "both parties' audio, 50 frames/s each"
     media_span = max(decoded.last_video_s, decoded.last_audio_s) - decoded.first_s
     assert abs(media_span - wall) <= 0.2 * wall, (media_span, wall)
-    assert [e.kind for e in events if e.leg_id is None][:2] == [
+    assert [e.kind for e in events if e.leg_id is None][:3] == [
         "recording_started",
+        "recording_opened",
         "recording_stopped",
     ]
 
@@ -89,8 +90,9 @@ def test_sigkill_leaves_a_playable_file(tmp_path: Path, who: str) -> None:
 
 
 async def test_h264_caller_is_recorded_as_matroska(
-    room: Room, clients: list[Client], tmp_path: Path
+    room: Room, clients: list[Client], tmp_path: Path, events: Events
 ) -> None:
+    """Also: the room says where the file really is as soon as the recorder opens it."""
     caller = Client("caller", video_codec="video/H264")
     handler = Client("handler", video=False)
     clients += [caller, handler]
@@ -100,6 +102,9 @@ async def test_h264_caller_is_recorded_as_matroska(
     assert room.leg("handler-1").outputs("video")[0].frames_transcoded == 0
 
     await room.start_recording(tmp_path / "call.webm")
+    await until(lambda: "recording_opened" in events.kinds(), what="the file opened")
+    [opened] = [e for e in events if e.kind == "recording_opened"]
+    assert opened.detail == {"path": str(tmp_path / "call.mkv"), "video_codec": "h264"}
     await asyncio.sleep(2.5)
     info = await room.stop_recording()
     still = await room.snapshot("caller-1")

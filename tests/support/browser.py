@@ -37,8 +37,29 @@ CHROMIUM_ARGS = [
 HANDLER_PASSWORD = "a handler's long passphrase"
 
 
-def media_context(browser: Browser, mobile: bool = False, camera: bool = True) -> BrowserContext:
-    """A browser profile with the fake camera and microphone granted (or the camera refused)."""
+# Every video transceiver offers H.264 only (and RTX), whatever the page preferred: a
+# browser that speaks no VP8, as Safari on an older iPhone. Applied at each createOffer,
+# after the page's own setCodecPreferences, so it is the last word.
+H264_ONLY = """(() => {
+    const video = RTCRtpReceiver.getCapabilities("video").codecs.filter((c) => {
+        const mime = c.mimeType.toLowerCase();
+        return mime === "video/h264" || mime === "video/rtx";
+    });
+    const createOffer = RTCPeerConnection.prototype.createOffer;
+    RTCPeerConnection.prototype.createOffer = function (...args) {
+        for (const t of this.getTransceivers()) {
+            if (t.receiver.track && t.receiver.track.kind === "video") t.setCodecPreferences(video);
+        }
+        return createOffer.apply(this, args);
+    };
+})();"""
+
+
+def media_context(
+    browser: Browser, mobile: bool = False, camera: bool = True, h264_only: bool = False
+) -> BrowserContext:
+    """A browser profile with the fake camera and microphone granted (or the camera
+    refused); ``h264_only`` makes its peer connections offer no video codec but H.264."""
     permissions = ["microphone", "camera"] if camera else ["microphone"]
     options: dict[str, object] = {
         "ignore_https_errors": True,
@@ -59,6 +80,8 @@ def media_context(browser: Browser, mobile: bool = False, camera: bool = True) -
                     constraints && constraints.video ? refuse() : real(constraints);
             })();"""
         )
+    if h264_only:
+        context.add_init_script(H264_ONLY)
     return context
 
 

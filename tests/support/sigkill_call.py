@@ -2,7 +2,8 @@
 
 Prints one JSON line once recording has started, then runs until SIGKILL. With
 ``--caller-only`` the handler's audio track stays empty, which is what makes the
-muxer's interleaving wait. With ``--data-key HEX`` the recording is sealed.
+muxer's interleaving wait. With ``--data-key HEX`` the recording is sealed. With
+``--h264`` the caller offers only H.264 (the recorder then writes ``.mkv``).
 """
 
 import asyncio
@@ -18,9 +19,9 @@ from media import Room, RoomConfig
 from tests.support.peers import Client, connect, until
 
 
-async def main(path: str, with_handler: bool, data_key: bytes | None) -> None:
+async def main(path: str, with_handler: bool, data_key: bytes | None, h264: bool) -> None:
     room = Room("killed", RoomConfig(allow_loopback=True))
-    caller = Client("caller")
+    caller = Client("caller", video_codec="video/H264" if h264 else None)
     await connect(room, caller, "caller-1", "caller")
     if with_handler:
         handler = Client("handler", video=False)
@@ -64,4 +65,11 @@ def record_until_killed(path: Path, *flags: str, seconds: float = 4.0) -> tuple[
 if __name__ == "__main__":
     flags = sys.argv[2:]
     key = bytes.fromhex(flags[flags.index("--data-key") + 1]) if "--data-key" in flags else None
-    asyncio.run(main(sys.argv[1], with_handler="--caller-only" not in flags, data_key=key))
+    asyncio.run(
+        main(
+            sys.argv[1],
+            with_handler="--caller-only" not in flags,
+            data_key=key,
+            h264="--h264" in flags,
+        )
+    )

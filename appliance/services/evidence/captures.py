@@ -15,7 +15,16 @@ from pathlib import Path
 import av
 from sqlmodel import Session
 
-from appliance.models import Call, FileKind, FileStatus, Recording, Snapshot, User, utcnow
+from appliance.models import (
+    Call,
+    EvidenceFile,
+    FileKind,
+    FileStatus,
+    Recording,
+    Snapshot,
+    User,
+    utcnow,
+)
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.evidence import sealing
@@ -97,6 +106,27 @@ def recording_started(
     return recording, data_key
 
 
+def _file_of(session: Session, keyring: Keyring, recording: Recording) -> EvidenceFile | None:
+    """The sealed file of a recording: under its path, or under the ``.webm`` name the
+    row was made with when the recorder's ``.mkv`` (an H264 caller) was never noted."""
+    return sealing.file_at(session, keyring, recording.path) or sealing.file_at(
+        session, keyring, Path(recording.path).with_suffix(".webm")
+    )
+
+
+def recording_opened(session: Session, keyring: Keyring, recording: Recording, path: Path) -> None:
+    """The recorder created its file at ``path``: the recording and its sealed file's
+    row follow it (WebM cannot hold H264, so an H264 caller's file is ``.mkv``)."""
+    if Path(recording.path) == path:
+        return
+    file = _file_of(session, keyring, recording)
+    recording.path = str(path)
+    session.add(recording)
+    if file is not None:
+        file.path = sealing.relative(keyring, path)
+        session.add(file)
+
+
 def recording_finished(
     session: Session,
     keyring: Keyring,
@@ -117,7 +147,7 @@ def recording_finished(
     recording.size_bytes = size_bytes
     recording.sha256 = sha256
     session.add(recording)
-    file = sealing.file_at(session, keyring, Path(recording.path).with_suffix(".webm"))
+    file = _file_of(session, keyring, recording)
     if file is not None:
         sealing.finish(
             session, file, sha256, size_bytes, path=sealing.relative(keyring, Path(recording.path))
@@ -138,7 +168,7 @@ def recording_interrupted(
     """Keep what was written before a crash or a full disk, measured and hashed."""
     recording.status = "partial"
     recording.ended_at = utcnow()
-    file = sealing.file_at(session, keyring, Path(recording.path).with_suffix(".webm"))
+    file = _file_of(session, keyring, recording)
     if file is not None:
         file.status = FileStatus.INCOMPLETE.value
         for suffix in (".webm", ".mkv"):
