@@ -13,8 +13,9 @@ class CallsSettings(BaseModel):
     )
     turn_urls: list[str] = Field(
         [],
-        description="TURN servers (coturn) for callers on mobile networks, e.g. "
-        '["turn:evr.example:3478?transport=udp"].',
+        description="TURN servers (coturn) for callers on mobile networks and behind "
+        'firewalls, e.g. ["turn:evr.example:3478?transport=udp", '
+        '"turns:evr.example:443?transport=tcp"]; the box\'s own legs use the first.',
     )
     turn_secret: SecretStr | None = Field(
         None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import re
@@ -13,6 +14,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.web_urldispatcher import StaticResource
 from sqlmodel import Session
+from yarl import URL
 
 from appliance import metrics
 from appliance.db import Database
@@ -41,21 +43,39 @@ PASSWORD_CHANGE_ROUTES = {"password", "password_submit", "logout"}
 # Pages an admin who must enrol a second factor may reach.
 ENROL_ROUTES = {"enrol_factor", "enrol_factor_submit", "logout", "password", "password_submit"}
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data: blob:",
-        "media-src 'self' blob:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "manifest-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ]
+CSP_DIRECTIVES = (
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "media-src 'self' blob:",
+    "font-src 'self'",
+    "manifest-src 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
 )
+# A Host header that can stand in a CSP source: a name or IPv4 address, or [IPv6], and a port.
+CSP_HOST_RE = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
+
+
+@functools.lru_cache(maxsize=64)
+def content_security_policy(public_url: str, host: str) -> str:
+    """The page's CSP, naming the signalling origin: WebKit before its 2022 fix (Safari
+    before 15.4 on the iPhones callers still carry) does not count ``wss:`` as ``'self'``,
+    so ``connect-src 'self'`` alone refuses the call's WebSocket. ``public_url`` is the
+    box's (the origin callers' links name); ``host`` the one this request came to (a
+    handler on the LAN may reach the box by another name), used only when it is a plain
+    host[:port]."""
+    scheme, _, authority = str(URL(public_url).origin()).partition("://")
+    scheme = "wss" if scheme == "https" else "ws"
+    sources = [f"{scheme}://{authority}"]
+    if CSP_HOST_RE.match(host) and f"{scheme}://{host}" not in sources:
+        sources.append(f"{scheme}://{host}")
+    connect = " ".join(["connect-src 'self'", *sources])
+    return "; ".join([*CSP_DIRECTIVES[:6], connect, *CSP_DIRECTIVES[6:]])
+
+
 BROWSER_FEATURES = ("camera", "microphone", "geolocation", "display-capture", "usb", "payment")
 
 
@@ -311,7 +331,10 @@ async def _check_csrf(request: web.Request) -> None:
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """On every response, errors and static files included (an on_response_prepare hook)."""
     headers = response.headers
-    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    settings = request.app[keys.SETTINGS]
+    headers["Content-Security-Policy"] = content_security_policy(
+        settings.effective_public_url, request.host
+    )
     headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
     headers["X-Content-Type-Options"] = "nosniff"
     headers["X-Frame-Options"] = "DENY"

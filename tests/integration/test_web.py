@@ -261,6 +261,14 @@ async def test_security_headers_on_pages_errors_and_static_files(
         csp = headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
         assert "frame-ancestors 'none'" in csp
+        connect = next(d for d in csp.split("; ") if d.startswith("connect-src"))
+        # The box's public origin by name (old WebKit does not count wss: as 'self'), and
+        # the host this request reached (127.0.0.1:<port> here).
+        assert connect.split()[1:] == [
+            "'self'",
+            "wss://evr.test",
+            f"wss://127.0.0.1:{live_server.settings.port}",
+        ], connect
         assert headers["Strict-Transport-Security"].startswith("max-age=")
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Referrer-Policy"] == "no-referrer"

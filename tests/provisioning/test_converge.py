@@ -8,7 +8,7 @@ import tomllib
 import pytest
 
 from appliance.config import load_settings
-from tests.support.provisioning import TURN_SECRET, Converged
+from tests.support.provisioning import BOX_TURN_ADDRESS, TURN_SECRET, Converged
 
 # The session's two converges run in the setup of whichever test comes first; on a
 # shared, loaded machine they outlast the suite's 120 s per-test limit.
@@ -78,3 +78,17 @@ def test_local_ca_key_stays_with_root(converged: Converged) -> None:
     assert stat.S_IMODE((tls / "ca.key").stat().st_mode) == 0o600
     assert stat.S_IMODE((tls / "key.pem").stat().st_mode) == 0o640
     assert "BEGIN CERTIFICATE" in (tls / "cert.pem").read_text()
+
+
+def test_coturn_takes_443_on_its_own_address_with_one_capability(converged: Converged) -> None:
+    """TURN over TLS on 443 (the inventory gives coturn an address of its own): coturn
+    listens only there, and its unit gains CAP_NET_BIND_SERVICE and nothing else."""
+    config = (converged.root / "etc/turnserver.conf").read_text().splitlines()
+    assert [line for line in config if line.startswith("listening-ip=")] == [
+        f"listening-ip={BOX_TURN_ADDRESS}"
+    ]
+    assert "tls-listening-port=443" in config
+    drop_in = converged.root / "etc/systemd/system/coturn.service.d/evr-privileged-port.conf"
+    lines = drop_in.read_text().splitlines()
+    assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in lines
+    assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" in lines

@@ -19,6 +19,8 @@ CACHE = Path(os.environ.get("EVR_TEST_CACHE", "/var/cache/evr-test"))
 BIN = Path(sys.executable).parent
 TURN_SECRET = "test-turn-secret-0123456789abcdef0123456789abcdef"
 BOX_ADDRESS = "192.0.2.10"
+# coturn's own address, where TURN over TLS takes port 443 (docs/operations.md).
+BOX_TURN_ADDRESS = "192.0.2.11"
 WHEELHOUSE_IN_CHROOT = "/srv/wheelhouse"
 
 RECAP = re.compile(
@@ -104,6 +106,10 @@ evr_appliances:
     evr_coturn_static_auth_secret: {TURN_SECRET}
     evr_coturn_realm: evr.test.example
     evr_coturn_allowed_peer_ips: ["{BOX_ADDRESS}"]
+    evr_coturn_listening_ips: ["{BOX_TURN_ADDRESS}"]
+    evr_coturn_tls_listening_port: 443
+    evr_firewall_turn_address: {BOX_TURN_ADDRESS}
+    evr_firewall_turn_tls_port: 443
     evr_firewall_admin_networks: ["198.51.100.0/24", "2001:db8:1::/48"]
     evr_firewall_monitoring_networks: ["198.51.100.20/32"]
 evr_monitoring_servers:
