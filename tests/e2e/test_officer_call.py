@@ -86,11 +86,14 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 15) -> obj
 
 
 def draw_signature(page: Page) -> None:
-    """Ink the pad with the mouse; the pad is scrolled into view first, as mouse
-    coordinates are the viewport's and a phone-sized page may hold it below the fold."""
+    """Ink the pad with the mouse; the pad is scrolled into view and left to settle
+    first, as mouse coordinates are the viewport's."""
     pad = page.locator("#signature-pad")
     pad.scroll_into_view_if_needed()
-    box = pad.bounding_box()
+    box, settled = pad.bounding_box(), None
+    while box != settled:  # a smooth scroll (the banner's button) may still be moving it
+        page.wait_for_timeout(100)
+        box, settled = pad.bounding_box(), box
     assert box is not None
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x + w * 0.1, y + h * 0.7)

@@ -340,7 +340,8 @@
   $("call-banner-go").addEventListener("click", () => {
     $("call-banner").hidden = true;
     if (bannerTarget) {
-      bannerTarget.scrollIntoView({ behavior: "smooth", block: "center" });
+      const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+      bannerTarget.scrollIntoView({ behavior: still ? "auto" : "smooth", block: "center" });
       if (bannerTarget.focus) bannerTarget.focus({ preventScroll: true });
     }
   });
