@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.nodes import coerce_node_id
 from aiohttp import web
 from argon2 import PasswordHasher
 from sqlalchemy.engine import make_url
@@ -244,9 +245,21 @@ def _xdist_group(item: pytest.Item) -> str | None:
     return None
 
 
+def _route_to_group(item: pytest.Item, group: str) -> None:
+    """pytest-xdist's `loadgroup` routes a test by an ``@group`` suffix on its node id,
+    which its own hook writes to ``item._nodeid``; pytest 9.2 keeps the id in ``_id``, so
+    that write is lost and every test is scheduled alone (each worker converging its own
+    chroot, a module's `evr serve` started on both). Write it where pytest reads it."""
+    if not item.config.getvalue("loadgroup") or not hasattr(item, "_id"):
+        return
+    if "@" not in item.nodeid.rpartition("]")[2]:
+        item._id = coerce_node_id(f"{item.nodeid}@{group}")
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Label each database test with its engine (for the summary by engine) and with the
-    worker group it needs."""
+    worker group it needs (before pytest-xdist's own hook reads the group markers)."""
     for item in items:
         params = getattr(item, "callspec", None)
         for name in ENGINE_FIXTURES:
@@ -255,6 +268,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         group = _xdist_group(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+            _route_to_group(item, group)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
