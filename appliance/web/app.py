@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,32 @@ def _free_bytes(path: Path) -> float:
         return float("nan")
 
 
+@contextlib.asynccontextmanager
+async def _flushing(
+    flush: Callable[[bool], None], every_s: float, what: str
+) -> AsyncIterator[None]:
+    """Run ``flush(False)`` in a thread every ``every_s`` while the app lives (a failure
+    is logged and tried again), then ``flush(True)`` once it stops: counts kept in memory
+    between writes, and none lost at a clean stop."""
+
+    async def forever() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await asyncio.to_thread(flush, False)
+            except Exception:
+                log.exception("writing %s failed; it is tried again", what)
+
+    task = asyncio.get_running_loop().create_task(forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(flush, True)
+
+
 async def _refusal_flusher(app: web.Application) -> AsyncIterator[None]:
     """Write the refusal tally's closed windows every minute, and all of it at the end."""
     db, tally = app[keys.DB], app[keys.GUARDS].tally
@@ -85,20 +111,8 @@ async def _refusal_flusher(app: web.Application) -> AsyncIterator[None]:
             with db.session() as session:
                 tally.flush(session, everything)
 
-    async def forever() -> None:
-        while True:
-            await asyncio.sleep(tally.window_s / 2)
-            try:
-                await asyncio.to_thread(flush, False)
-            except Exception:
-                log.exception("writing the refusal tally failed; it is tried again")
-
-    task = asyncio.get_running_loop().create_task(forever())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await asyncio.to_thread(flush, True)
+    async with _flushing(flush, tally.window_s / 2, "the refusal tally"):
+        yield
     app[keys.GUARDS].password_checks.shutdown(wait=False, cancel_futures=True)
 
 
@@ -112,20 +126,8 @@ async def _read_flusher(app: web.Application) -> AsyncIterator[None]:
             with db.session() as session:
                 reads.flush(session, everything)
 
-    async def forever() -> None:
-        while True:
-            await asyncio.sleep(min(reads.window_s / 2, 60.0))
-            try:
-                await asyncio.to_thread(flush, False)
-            except Exception:
-                log.exception("writing the evidence reads failed; it is tried again")
-
-    task = asyncio.get_running_loop().create_task(forever())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await asyncio.to_thread(flush, True)
+    async with _flushing(flush, min(reads.window_s / 2, 60.0), "the evidence reads"):
+        yield
 
 
 def create_app(
