@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
+from typing import Any
 
 import av
 from sqlmodel import Session
@@ -49,13 +50,23 @@ def image_size(jpeg: bytes) -> tuple[int, int]:
         return frame.width, frame.height
 
 
-def store_snapshot(
-    session: Session, keyring: Keyring, call: Call, user: User, jpeg: bytes, source: str
+def seal_snapshot(
+    session: Session,
+    keyring: Keyring,
+    call: Call,
+    user: User,
+    jpeg: bytes,
+    size: tuple[int, int],
+    *,
+    suffix: str = "",
+    **fields: Any,
 ) -> Snapshot:
-    width, height = image_size(jpeg)
-    folder = call_dir(keyring.data_dir, call) / "snapshots"
+    """Seal a still of ``call`` in its snapshots folder and keep its row (``fields`` add
+    to it: a marked-up copy's caption, original and shapes)."""
     taken_at = utcnow()
-    path = folder / f"{taken_at:%Y%m%dT%H%M%S%f}Z.jpg"
+    path = (
+        call_dir(keyring.data_dir, call) / "snapshots" / f"{taken_at:%Y%m%dT%H%M%S%f}Z{suffix}.jpg"
+    )
     try:
         sealing.seal_bytes(session, keyring, path, jpeg, FileKind.SNAPSHOT, call.incident_id)
     except OSError as exc:
@@ -66,12 +77,20 @@ def store_snapshot(
         taken_at=taken_at,
         path=str(path),
         sha256=hashlib.sha256(jpeg).hexdigest(),
-        width=width,
-        height=height,
+        width=size[0],
+        height=size[1],
         size_bytes=len(jpeg),
+        **fields,
     )
     session.add(snapshot)
     session.flush()
+    return snapshot
+
+
+def store_snapshot(
+    session: Session, keyring: Keyring, call: Call, user: User, jpeg: bytes, source: str
+) -> Snapshot:
+    snapshot = seal_snapshot(session, keyring, call, user, jpeg, image_size(jpeg))
     audit.record(
         session,
         Actor(user.username, source),

@@ -25,11 +25,11 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 from sqlmodel import Session
 
-from appliance.models import Call, EvidenceFile, FileKind, Snapshot, User, utcnow
+from appliance.models import Call, EvidenceFile, Snapshot, User
 from appliance.services import audit
 from appliance.services.audit import Actor
-from appliance.services.evidence import sealing
-from appliance.services.evidence.captures import EvidenceError, call_dir
+from appliance.services.evidence import captures, sealing
+from appliance.services.evidence.captures import EvidenceError
 from appliance.services.evidence.master_key import Keyring
 from media.snapshot import MAX_PIXELS
 
@@ -199,27 +199,18 @@ def keep_copy(
     source: str,
 ) -> Snapshot:
     """Seal a marked-up copy as a new snapshot of ``call``, linked to ``original``."""
-    made_at = utcnow()
-    path = call_dir(keyring.data_dir, call) / "snapshots" / f"{made_at:%Y%m%dT%H%M%S%f}Z-marked.jpg"
-    try:
-        sealing.seal_bytes(session, keyring, path, jpeg, FileKind.SNAPSHOT, call.incident_id)
-    except OSError as exc:
-        raise EvidenceError(f"the marked-up copy could not be saved: {exc.strerror}") from exc
-    copy = Snapshot(
-        call_id=call.id or 0,
-        taken_by_id=user.id or 0,
-        taken_at=made_at,
-        path=str(path),
-        sha256=hashlib.sha256(jpeg).hexdigest(),
-        width=size[0],
-        height=size[1],
-        size_bytes=len(jpeg),
+    copy = captures.seal_snapshot(
+        session,
+        keyring,
+        call,
+        user,
+        jpeg,
+        size,
+        suffix="-marked",
         caption=markup.caption,
         original_id=original.id,
         markup=[shape.as_json() for shape in markup.shapes],
     )
-    session.add(copy)
-    session.flush()
     audit.record(
         session,
         Actor(user.username, source),
