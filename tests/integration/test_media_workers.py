@@ -17,7 +17,6 @@ import aiohttp
 import av
 import pytest
 from prometheus_client import REGISTRY
-from yarl import URL
 
 from appliance.config import Settings
 from appliance.live.hub import CallHub
@@ -29,6 +28,7 @@ from appliance.services.evidence import master_key, sealing
 from appliance.services.identity import accounts
 from appliance.web import keys
 from media.workers import RoomProxy
+from tests.support.hostile import caller_http
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.peers import Client, until
@@ -58,11 +58,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def phone(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
-    jar = aiohttp.CookieJar(unsafe=True)
-    jar.update_cookies({keys.CALLER_DEVICE_COOKIE: DEVICE}, response_url=URL(live_server.base_url))
-    async with aiohttp.ClientSession(
-        cookie_jar=jar, connector=aiohttp.TCPConnector(ssl=False)
-    ) as session:
+    async with caller_http(live_server, DEVICE) as session:
         yield session
 
 

@@ -36,7 +36,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
-from yarl import URL
 
 from appliance.config import Settings
 from appliance.models import Role
@@ -45,7 +44,7 @@ from appliance.services.calls import invites
 from appliance.services.calls.invites import Consent
 from appliance.services.identity import accounts
 from appliance.services.intake import incidents
-from appliance.web import keys
+from tests.support.hostile import caller_http
 from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.sqlite_only(
@@ -243,11 +242,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def http(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
-    jar = aiohttp.CookieJar(unsafe=True)
-    jar.update_cookies({keys.CALLER_DEVICE_COOKIE: DEVICE}, response_url=URL(live_server.base_url))
-    async with aiohttp.ClientSession(
-        cookie_jar=jar, connector=aiohttp.TCPConnector(ssl=False)
-    ) as session:
+    async with caller_http(live_server, DEVICE) as session:
         yield session
 
 

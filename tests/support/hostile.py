@@ -57,10 +57,12 @@ def consented_call(
 
 
 @asynccontextmanager
-async def caller_http(server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
+async def caller_http(
+    server: LiveServer, device: str = DEVICE
+) -> AsyncIterator[aiohttp.ClientSession]:
     """The caller's phone: the device cookie set at consent, no certificate check."""
     jar = aiohttp.CookieJar(unsafe=True)
-    jar.update_cookies({keys.CALLER_DEVICE_COOKIE: DEVICE}, response_url=URL(server.base_url))
+    jar.update_cookies({keys.CALLER_DEVICE_COOKIE: device}, response_url=URL(server.base_url))
     async with aiohttp.ClientSession(
         cookie_jar=jar, connector=aiohttp.TCPConnector(ssl=False)
     ) as session:
