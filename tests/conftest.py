@@ -250,7 +250,8 @@ def _route_to_group(item: pytest.Item, group: str) -> None:
     which its own hook writes to ``item._nodeid``; pytest 9.2 keeps the id in ``_id``, so
     that write is lost and every test is scheduled alone (each worker converging its own
     chroot, a module's `evr serve` started on both). Write it where pytest reads it."""
-    if not item.config.getvalue("loadgroup") or not hasattr(item, "_id"):
+    # pytest-xdist sets the option in its workers only: a plain `pytest` run has none.
+    if not getattr(item.config.option, "loadgroup", False) or not hasattr(item, "_id"):
         return
     if "@" not in item.nodeid.rpartition("]")[2]:
         item._id = coerce_node_id(f"{item.nodeid}@{group}")

@@ -14,6 +14,16 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.support.appliance import Appliance, running_appliance
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, media_context, signed_in_handler
 
+# pytest-timeout counts a test's fixtures: a module's first test starts `evr serve` and
+# the browser, its last stops them, on top of the call itself.
+E2E_TIMEOUT = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "e2e" in Path(str(item.path)).parts and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
+
 
 @pytest.fixture(scope="module")
 def appliance() -> Iterator[Appliance]:

@@ -50,9 +50,6 @@ def assert_video_on_screen(page: Page, width: int, height: int) -> None:
     assert box["height"] >= 0.5 * height, (box, height)
 
 
-# One call walked through every console state at two screen sizes (about 60 s on a quiet
-# machine): past the suite's 120 s default on a loaded one.
-@pytest.mark.timeout(300)
 def test_the_console_through_one_call(
     handler: Page, phone: BrowserContext, appliance: Appliance
 ) -> None:
