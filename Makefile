@@ -14,8 +14,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ISOLATE := $(shell [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null && echo yes)
 # One pytest worker per core, at most four (pytest-xdist); tests that share a costly
 # fixture are kept on one worker (tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
+# Groups are handed out in collection order (pyproject's testpaths put the longest first),
+# not xdist's default of the most tests first, which left single-test browser modules last.
+# The slowest tests are listed at the end of the run.
 PYTEST_WORKERS ?= auto
-PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder --durations=25
 
 .PHONY: run test test-fast bench lint format system-packages-test system-packages-run clean
 
