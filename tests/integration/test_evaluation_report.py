@@ -33,6 +33,7 @@ from scipy import stats
 from sqlmodel import Session, select
 
 from appliance import cli
+from appliance.cli import governance
 from appliance.config import Settings, load_settings
 from appliance.db import Database
 from appliance.models import (
@@ -793,7 +794,8 @@ def test_the_service_path_to_evr_report(db: Database, settings: Settings, tmp_pa
     args = cli.build_parser().parse_args(
         ["report", "--from", first, "--to", now.date().isoformat(), str(tmp_path / "out")]
     )
-    assert args.func(settings, args) == 0
+    assert args.run == "governance:cmd_report"
+    assert governance.cmd_report(settings, args) == 0
     lines = (tmp_path / "out" / "summary.txt").read_text().split("\n\n")
     assert lines[0].startswith(
         f"Callers who had a video response were {rr:.2f} times as likely "

@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 from sqlmodel import col, select
 
-from appliance import cli
+from appliance.cli import identity
 from appliance.config import Settings
 from appliance.models import (
     AuditEvent,
@@ -263,7 +263,7 @@ async def test_an_admin_cannot_take_over_a_privileged_account_by_resetting_it(
     assert after["pc1"] != before["pc1"]
     assert [e.object_id for e in _audit(live_server, "user.password_reset")] == ["pc1"]
     args = argparse.Namespace(username="eo1")
-    assert cli.cmd_user_reset_password(live_server.settings, args) == 0
+    assert identity.cmd_user_reset_password(live_server.settings, args) == 0
     with live_server.db.session() as session:
         assert accounts.get_by_username(session, "eo1").password_hash != before["eo1"]
 
@@ -308,9 +308,9 @@ def test_the_box_shell_gives_roles_directly_audited_as_the_cli(live_server: Live
             session, Actor("adm1"), "pc1", {Role.HANDLER, Role.SUPERVISOR}, hold_privileged=True
         )
     args = argparse.Namespace(username="adm9", name="Second", role=["admin"], password_stdin=False)
-    assert cli.cmd_user_add(settings, args) == 0
+    assert identity.cmd_user_add(settings, args) == 0
     args = argparse.Namespace(username="pc1", roles=["handler", "supervisor"])
-    assert cli.cmd_user_set_roles(settings, args) == 0
+    assert identity.cmd_user_set_roles(settings, args) == 0
     assert _roles(live_server, "adm9") == {Role.ADMIN}
     assert _roles(live_server, "pc1") == {Role.HANDLER, Role.SUPERVISOR}
     assert [(g.state, g.decided_by.startswith("cli:")) for g in _grants(live_server)] == [

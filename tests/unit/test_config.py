@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance import cli
+from appliance.cli import box
 from appliance.config import Settings, SettingsError, load_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -106,7 +106,7 @@ def test_serve_refuses_to_start_without_the_forces_own_name(tmp_path: Path) -> N
     default name would reach callers' pages and SMS); set in the TOML file, it starts."""
     settings = load_settings(data_dir=tmp_path / "var")
     with pytest.raises(SettingsError, match="force_name is required to serve"):
-        cli.cmd_serve(settings, argparse.Namespace())
+        box.cmd_serve(settings, argparse.Namespace())
     assert not (tmp_path / "var").exists()
     config = tmp_path / "evr.toml"
     config.write_text('force_name = "Dorset Police"\n')

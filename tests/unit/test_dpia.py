@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance import cli
+from appliance.cli import governance
 from appliance.config import load_settings
 from appliance.services.governance import dpia
 
@@ -12,7 +12,7 @@ from appliance.services.governance import dpia
 def test_a_change_of_setting_changes_the_annex(tmp_path: Path) -> None:
     """30 days of recordings, then 90, and GOV.UK Notify: the annex says each; the
     access table is read from the handlers (a role added in code appears)."""
-    rules = cli.access_rules()
+    rules = governance.access_rules()
     assert dpia.Rule("GET", "/governance/subject-access", "information_manager") in rules
     assert dpia.Rule("GET", "/privacy", "public") in rules
     base = load_settings(data_dir=tmp_path, public_url="https://evr.test")
