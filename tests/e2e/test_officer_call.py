@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ from pypdf import PdfReader
 
 from tests.support.appliance import Appliance, running_appliance
 from tests.support.browser import (
+    add_account,
     admit_first_waiting,
     caller_joins,
+    first_sign_in,
     frames_shown,
     inbound_packets,
     media_context,
@@ -329,15 +332,18 @@ def test_a_supervisor_observes_takes_over_and_hands_the_call_back(
     call over with a reason (the handler's console says so, read-only) and hands it back
     with a note; across both changes the caller's connection is the same one and the
     officer's audio it receives keeps rising."""
-    link = new_link(handler, appliance, "CAD/E2E/SUP1")
-    caller = caller_joins(phone, link, recording=False)
-    admit_first_waiting(handler, appliance, "CAD/E2E/SUP1")
+    with ThreadPoolExecutor(1) as pool:  # the CLI's account while the call starts
+        made = pool.submit(add_account, appliance, "sgt2001", "supervisor")
+        link = new_link(handler, appliance, "CAD/E2E/SUP1")
+        caller = caller_joins(phone, link, recording=False)
+        admit_first_waiting(handler, appliance, "CAD/E2E/SUP1")
+        password = made.result(timeout=120)
     console_url = handler.url
     caller_pc = caller.evaluate_handle("() => window.evrCaller.pc")
 
     context = media_context(browser)
     try:
-        supervisor = signed_in_handler(context, appliance, "sgt2001", role="supervisor")
+        supervisor = first_sign_in(context, appliance, "sgt2001", password)
         supervisor.goto(console_url)
         expect(supervisor.locator("#console-notice")).to_contain_text("You are observing")
         wait_rising(lambda: frames_shown(supervisor, "#remote-video"), 5, timeout=30)
@@ -347,6 +353,9 @@ def test_a_supervisor_observes_takes_over_and_hands_the_call_back(
         assert handler.evaluate("() => window.evrConsole.closed") is None  # socket never closed
         expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
         assert audited(appliance, "call.observed") == 1
+        shots = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+        shots.mkdir(parents=True, exist_ok=True)
+        supervisor.screenshot(path=str(shots / "observing.png"))
 
         heard = inbound_packets(caller, "evrCaller", "audio")
         supervisor.get_by_label("Reason for taking over").fill("caller at risk, escalating")
@@ -355,6 +364,7 @@ def test_a_supervisor_observes_takes_over_and_hands_the_call_back(
             "has taken over this call. Reason: caller at risk, escalating", timeout=20_000
         )
         expect(handler.locator("#end")).to_be_disabled()
+        handler.screenshot(path=str(shots / "taken-over.png"))
         expect(supervisor.locator("#end")).to_be_enabled(timeout=20_000)  # the handler now
         wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), heard + 50, 20)
         assert audited(appliance, "call.taken_over") == 1
