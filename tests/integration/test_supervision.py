@@ -286,3 +286,54 @@ async def test_a_call_handed_to_a_colleague_is_theirs_once_they_take_it(scene: S
     handler_id = scene.call().handler_id
     with scene.server.db.session() as session:
         assert handler_id == accounts.require(session, "pc2").id
+
+
+async def test_an_observer_is_not_shown_to_the_caller_when_the_force_says_so(
+    live_server: LiveServer,
+) -> None:
+    """With ``observers_shown_to_caller`` off, the caller's socket hears nothing of a
+    supervisor who starts and stops observing (no presence, no observers in the state,
+    not in ``present``), while the handler's does. No media is needed for this."""
+    live_server.settings.observers_shown_to_caller = False
+    with live_server.db.session() as session:
+        officer = add_user(session, "pc1", Role.HANDLER)
+        add_user(session, "sgt1", Role.SUPERVISOR)
+        incident = add_incident(session, officer, "CAD/SUP/2")
+        _, call, token = invites.create_invite(
+            session, Actor("pc1"), incident, officer, timedelta(hours=1)
+        )
+        device = hashlib.sha256(DEVICE.encode()).hexdigest()
+        invites.record_consent(session, call, Consent(True, False, False), device, "")
+        states.caller_waiting(session, call, "t")
+        public_id = call.public_id
+    officer_client, sergeant = FormClient(live_server.base_url), FormClient(live_server.base_url)
+    await officer_client.sign_in("pc1", PASSWORD)
+    await sergeant.sign_in("sgt1", PASSWORD)
+    path = f"/ws/calls/{public_id}"
+    try:
+        async with (
+            caller_http(live_server, DEVICE) as phone,
+            phone.ws_connect(ws_url(live_server, f"/ws/v/{token}")) as caller_ws,
+            officer_client.session.ws_connect(ws_url(live_server, path)) as handler_ws,
+        ):
+            await receive(caller_ws, "hello")
+            assert (await receive(handler_ws, "hello"))["role"] == "handler"
+            async with sergeant.session.ws_connect(ws_url(live_server, path)) as observer_ws:
+                hello = await receive(observer_ws, "hello")
+                assert hello["role"] == "observer"
+                seen = await receive(handler_ws, "state")
+                while not seen["observers"]:
+                    seen = await receive(handler_ws, "state")
+            await receive(handler_ws, "presence")  # the observer left
+            await caller_ws.send_json({"type": "ping"})
+            heard = []
+            while (message := json.loads((await caller_ws.receive(timeout=10)).data))[
+                "type"
+            ] != "pong":
+                heard.append(message)
+    finally:
+        await officer_client.close()
+        await sergeant.close()
+    assert [m for m in heard if m["type"] == "presence" and m["role"] == "observer"] == []
+    for state in (m for m in heard if m["type"] == "state"):
+        assert state["observers"] == [] and state["present"] == ["caller", "handler"]
