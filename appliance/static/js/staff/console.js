@@ -83,7 +83,7 @@
       case "hello":
         iceServers = message.iceServers || [];
         if (message.role === "observer") observing();
-        else if (mode === "observe") { mode = diagnostics.mode = "handle"; $("console-notice").hidden = true; }
+        else if (mode === "observe") handling();
         showGuests(message.guests || []);
         showObservers(message.observers || []);
         recording = !!message.recording;
@@ -180,6 +180,15 @@
     if ($("take-over-form")) $("take-over-form").hidden = false;
     $("handover").hidden = true;
     ["chat-text", "admit"].forEach((id) => { $(id).disabled = true; });
+  }
+
+  /* Rendered to observe, but nobody else holds the call any more: this page handles it. */
+  function handling() {
+    mode = diagnostics.mode = "handle";
+    $("console-notice").hidden = true;
+    if ($("take-over-form")) $("take-over-form").hidden = true;
+    $("handover").hidden = false;
+    $("chat-text").disabled = false;
   }
 
   async function observe() {
@@ -331,7 +340,7 @@
     const list = $("guest-list");
     const tile = $("guest-tile");
     if (tile) tile.hidden = present.length === 0 && mode !== "observe";
-    if (present.length && $("guest-caption")) $("guest-caption").textContent = present[0].label + " (" + present[0].name + ")";
+    if (present.length && $("guest-caption") && mode !== "observe") $("guest-caption").textContent = present[0].label + " (" + present[0].name + ")";
     if (!list) return;
     const on = new Set(present.map((g) => g.leg.replace("guest-", "")));
     list.querySelectorAll("li").forEach((item) => {
