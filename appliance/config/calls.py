@@ -1,4 +1,5 @@
-"""The call's media: STUN and TURN, loopback for tests, abandoned calls, guests."""
+"""The call's media: STUN and TURN, loopback for tests, abandoned calls, guests and
+observers."""
 
 from __future__ import annotations
 
@@ -87,6 +88,12 @@ class CallsSettings(BaseModel):
         True,
         description="Whether an officer may invite a guest (interpreter, second officer, "
         "supervisor) onto a live call.",
+    )
+    observers_shown_to_caller: bool = Field(
+        True,
+        description="Whether the caller's page says so while a supervisor observes the "
+        "call (the handler is always told). Off only if the force's policy says a "
+        "caller need not be told.",
     )
 
     @field_validator("stun_urls", "turn_urls")

@@ -25,14 +25,14 @@ from appliance.db import Database
 from appliance.live import protocol
 from appliance.live.chat import Chat
 from appliance.live.ice import browser_ice_server, ice_servers
-from appliance.live.participants import CALLER, GUEST, HANDLER, LiveCall, Participant
+from appliance.live.participants import CALLER, GUEST, HANDLER, OBSERVER, LiveCall, Participant
 from appliance.live.recording import Recordings
 from appliance.live.sampler import Sampler
 from appliance.logs import call_id_var
 from appliance.models import FINAL_STATES, Call, CallState, Snapshot, User
 from appliance.services import audit
 from appliance.services.audit import Actor
-from appliance.services.calls import guests, life, states
+from appliance.services.calls import guests, life, states, supervision
 from appliance.services.calls.states import CallError
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Throttle
@@ -47,6 +47,12 @@ log = logging.getLogger("evr.live")
 
 # A move of the call, made by the hub in its own transaction (``calls.life``).
 Move = Callable[[Session, Call], bool]
+# Close codes a console reacts to with a plain message (docs/signalling.md, "Close codes").
+REPLACED = 4000
+TAKEN_OVER = 4004
+HANDED_OVER = 4005
+# What an observer may send: it watches and listens, it does not speak for the call.
+OBSERVER_MESSAGES = (protocol.Join, protocol.Restart, protocol.End, protocol.Ping)
 
 
 class CallHub:
@@ -86,7 +92,7 @@ class CallHub:
         live = self._live(public_id)
         previous = live.participants.get(participant.leg_id)
         if previous is not None:
-            await previous.ws.close(code=4000, message=b"replaced by a newer connection")
+            await previous.ws.close(code=REPLACED, message=b"replaced by a newer connection")
         live.participants[participant.leg_id] = participant
         if participant.role in (CALLER, HANDLER):
             live.empty_since = None
@@ -99,7 +105,7 @@ class CallHub:
                     "type": "hello",
                     "role": participant.role,
                     "iceServers": [browser_ice_server(s) for s in servers],
-                    **live.state_of(self._load(public_id)),
+                    **live.state_of(self._load(public_id), self._shows_observers(participant)),
                 }
             )
             await self._notify_presence(live, participant, True)
@@ -113,8 +119,10 @@ class CallHub:
             metrics.SIGNALLING_CONNECTIONS.labels(participant.role).dec()
             if live.participants.get(participant.leg_id) is participant:
                 del live.participants[participant.leg_id]
-                if participant.guest is not None:
+                if participant.guest is not None or participant.role == OBSERVER:
                     await self._leave(live, participant.leg_id)
+                if participant.role == OBSERVER:
+                    self._observer_left(live, participant)
                 await self._notify_presence(live, participant, False)
                 if not any(p.role in (CALLER, HANDLER) for p in live.participants.values()):
                     live.empty_since = time.monotonic()
@@ -160,6 +168,8 @@ class CallHub:
     async def _dispatch(self, live: LiveCall, participant: Participant, message: Any) -> None:
         if not await participant.still_allowed():
             return
+        if participant.role == OBSERVER and not isinstance(message, OBSERVER_MESSAGES):
+            raise CallError("an observer watches and listens: take the call over to act on it")
         match message:
             case protocol.Join(sdp=sdp):
                 await self._join(live, participant, sdp)
@@ -180,7 +190,7 @@ class CallHub:
                     {"type": "location", "latitude": lat, "longitude": lon, "accuracy": accuracy},
                     (HANDLER,),
                 )
-            case protocol.End() if participant.role == GUEST:
+            case protocol.End() if participant.role in (GUEST, OBSERVER):
                 await participant.ws.close(code=1000, message=b"left the call")
             case protocol.End():
                 actor, reason = participant.actor, f"{participant.role}_ended"
@@ -196,7 +206,11 @@ class CallHub:
 
     async def _join(self, live: LiveCall, participant: Participant, sdp: str) -> None:
         states.check_join(participant.role, self._load(live.public_id))
-        parse_offer(sdp)  # a bad offer is refused before any media room exists
+        offer = parse_offer(sdp)  # a bad offer is refused before any media room exists
+        if participant.role == OBSERVER and any(
+            m.direction != "recvonly" for m in offer.media if m.kind in ("audio", "video")
+        ):
+            raise CallError("an observer's offer only receives (recvonly audio and video)")
         if live.room is None:
             config = RoomConfig(
                 ice_servers=ice_servers(self.settings, live.public_id),
@@ -208,13 +222,17 @@ class CallHub:
             # The room may have dropped that leg meanwhile (the old page's leg failed).
             with contextlib.suppress(UnknownLegError):
                 await live.room.leave(participant.leg_id)
+        # The media room routes by its own roles: an observer is a guest that sends nothing.
+        media_role = GUEST if participant.role == OBSERVER else participant.role
         try:
-            answer = await live.room.join(participant.leg_id, participant.role, sdp)
+            answer = await live.room.join(participant.leg_id, media_role, sdp)
         except BaseException:
             if live.room is not None and not live.room.leg_ids:
                 await self._close_media(live)  # no leg joined: the room is not left behind
             raise
         await participant.send({"type": "answer", "sdp": answer})
+        if participant.role == OBSERVER:
+            return  # audited when its socket opened; the call does not move
 
         with self.db.session() as session:
             call = states.get(session, live.public_id)
@@ -295,6 +313,49 @@ class CallHub:
             await self._close_media(live)
             await self._farewell(live, state, reason, 1000, b"call ended")
 
+    def console_user(self, public_id: str) -> int | None:
+        """Whose console is on the call now (the handler's socket), if anyone's."""
+        live = self.calls.get(public_id)
+        handler = live.participants.get(HANDLER) if live is not None else None
+        return handler.user.id if handler is not None and handler.user is not None else None
+
+    async def take_over(self, public_id: str, by: User, reason: str) -> None:
+        """A supervisor took the call (``supervision.take_over`` has recorded it): the
+        handler's console is told who and why and closed with 4004."""
+        message = {"type": "taken_over", "by": by.display_name, "reason": reason}
+        why = f"taken over by {by.display_name}"
+        await self._change_handler(public_id, by, message, TAKEN_OVER, why)
+
+    async def hand_over(self, public_id: str, to: User, note: str) -> None:
+        """A colleague accepted the call (``handover.accept`` has recorded it): the
+        console that offered it is told to whom and closed with 4005."""
+        message = {"type": "handed_over", "to": to.display_name, "note": note}
+        why = f"handed over to {to.display_name}"
+        await self._change_handler(public_id, to, message, HANDED_OVER, why)
+
+    async def _change_handler(
+        self, public_id: str, to: User, message: dict[str, Any], code: int, why: str
+    ) -> None:
+        """The call has a new handler: the old console is told and closed, its media leg
+        leaves, and the caller (and any guest) hear that another officer is joining. The
+        caller's leg is not touched; its handler slot fills again when the new handler's
+        console joins."""
+        live = self.calls.get(public_id)
+        if live is None:
+            return
+        async with live.lock:
+            handler = live.participants.get(HANDLER)
+            if handler is not None and handler.user is not None and handler.user.id != to.id:
+                await handler.send(message)
+                await handler.ws.close(code=code, message=why.encode()[:120])
+                if live.room is not None and HANDLER in live.room.leg_ids:
+                    with contextlib.suppress(UnknownLegError):
+                        await live.room.leave(HANDLER)
+        await live.broadcast(
+            {"type": "officer_changing", "officer": to.display_name}, (CALLER, GUEST)
+        )
+        await self._broadcast_state(live)
+
     async def snapshot(self, public_id: str, user: User, source: str) -> Snapshot:
         return await self.recordings.snapshot(self.calls.get(public_id), user, source)
 
@@ -335,16 +396,31 @@ class CallHub:
 
     # -- telling the pages ----------------------------------------------------------------
 
+    def _shows_observers(self, participant: Participant) -> bool:
+        return participant.role != CALLER or self.settings.observers_shown_to_caller
+
     async def _broadcast_state(self, live: LiveCall) -> None:
         call = self._load(live.public_id)
-        await live.broadcast({"type": "state", **live.state_of(call)})
+        for participant in list(live.participants.values()):
+            shown = self._shows_observers(participant)
+            await participant.send({"type": "state", **live.state_of(call, shown)})
 
     async def _notify_presence(
         self, live: LiveCall, participant: Participant, present: bool
     ) -> None:
-        await live.broadcast(participant.presence(present), exclude=participant.leg_id)
-        if participant.guest is not None:
+        told = (
+            (HANDLER, GUEST, OBSERVER)
+            if participant.role == OBSERVER and not self.settings.observers_shown_to_caller
+            else None
+        )
+        await live.broadcast(participant.presence(present), told, exclude=participant.leg_id)
+        if participant.guest is not None or participant.role == OBSERVER:
             await self._broadcast_state(live)
+
+    def _observer_left(self, live: LiveCall, participant: Participant) -> None:
+        with self.db.session() as session:
+            call = states.get(session, live.public_id)
+            supervision.stopped_observing(session, participant.actor, call)
 
     # -- what the media room says ---------------------------------------------------------
 

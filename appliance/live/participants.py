@@ -22,6 +22,9 @@ from media.protocols import MediaRoom
 CALLER = "caller"
 HANDLER = "handler"
 GUEST = "guest"
+# A supervisor watching the call: a receive-only leg (the media room's "guest" role, so
+# the relay fans the caller and the handler out to it as it does to a guest).
+OBSERVER = "observer"
 # The close code of a socket whose right to the call has gone (signed out, account
 # disabled, incident re-assigned); the close message says which.
 NO_LONGER_ALLOWED = 4003
@@ -41,8 +44,13 @@ class Participant:
 
     @property
     def leg_id(self) -> str:
-        """The caller and the handler are one leg each; each guest has a leg of their own."""
-        return guests.leg_id(self.guest) if self.guest is not None else self.role
+        """The caller and the handler are one leg each; each guest and each observer has
+        a leg of their own."""
+        if self.guest is not None:
+            return guests.leg_id(self.guest)
+        if self.role == OBSERVER and self.user is not None:
+            return f"{OBSERVER}-{self.user.id}"
+        return self.role
 
     @property
     def actor(self) -> Actor:
@@ -75,6 +83,8 @@ class Participant:
         }
         if self.guest is not None:
             message |= {"label": guests.label(self.guest), "name": self.guest.name}
+        elif self.role == OBSERVER:
+            message |= {"name": self.name}
         return message
 
     @property
@@ -105,14 +115,19 @@ class LiveCall:
             if (roles is None or participant.role in roles) and key != exclude:
                 await participant.send(message)
 
-    def state_of(self, call: Call) -> dict[str, Any]:
-        """The call as every page on it sees it: its state and who is here."""
+    def state_of(self, call: Call, observers: bool = True) -> dict[str, Any]:
+        """The call as every page on it sees it: its state and who is here. Without
+        ``observers`` (the caller's pages, when the force does not show supervisors to
+        callers: ``observers_shown_to_caller``) nobody observing is named or counted."""
+        watching = [p for p in self.participants.values() if p.role == OBSERVER]
+        hidden = set() if observers else {p.leg_id for p in watching}
         return {
             "state": call.state,
             "recording": self.recording_id is not None,
             "consentRecording": call.consent_recording,
-            "present": sorted(self.participants),
+            "present": sorted(set(self.participants) - hidden),
             "guests": self._guests(),
+            "observers": [{"leg": p.leg_id, "name": p.name} for p in watching] if observers else [],
             "connectedAt": call.connected_at.isoformat() if call.connected_at else None,
             # A caller back on the same link after ending the call themselves.
             "rejoin": call.rejoin_of_id is not None,

@@ -32,6 +32,7 @@ from appliance.models.evaluation import (
 from appliance.models.evidence import EvidenceFile, FileKind, FileStatus
 from appliance.models.governance import NoticeText
 from appliance.models.guests import GUEST_ROLES, GuestInvite
+from appliance.models.handovers import CallHandover
 from appliance.models.incidents import Incident
 from appliance.models.messages import PURPOSES, UNSENT_STATES, MessageStatus, OutboundMessage
 from appliance.models.officer import (
@@ -85,6 +86,7 @@ __all__ = [
     "AuditEvent",
     "CadDelivery",
     "Call",
+    "CallHandover",
     "CallState",
     "ChatMessage",
     "DashAssessment",

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,16 @@ from pypdf import PdfReader
 
 from tests.support.appliance import Appliance, running_appliance
 from tests.support.browser import (
+    add_account,
     admit_first_waiting,
     caller_joins,
+    first_sign_in,
+    frames_shown,
+    inbound_packets,
     media_context,
     new_link,
     signed_in_handler,
+    wait_rising,
 )
 from tests.support.cad_receiver import CadReceiver, signature
 from tests.support.evidence import opened_in
@@ -307,5 +313,80 @@ def test_three_parties_hear_each_other_and_removing_the_guest_ends_only_their_le
         assert response is not None and response.status == 410
     finally:
         guest_context.close()
+    handler.get_by_role("button", name="End call").click()
+    expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+
+
+def audited(appliance: Appliance, action: str) -> int:
+    with contextlib.closing(sqlite3.connect(appliance.data_dir / "evr.db")) as db:
+        query = "SELECT count(*) FROM audit_events WHERE action = ?"
+        return int(db.execute(query, (action,)).fetchone()[0])
+
+
+def test_a_supervisor_observes_takes_over_and_hands_the_call_back(
+    browser: Browser, handler: Page, phone: BrowserContext, appliance: Appliance
+) -> None:
+    """Three browsers. While the supervisor observes, the handler's console keeps its
+    socket and its caller's frames keep rising, the supervisor's receive-only leg shows
+    the caller, and the audit trail has the observation. The supervisor then takes the
+    call over with a reason (the handler's console says so, read-only) and hands it back
+    with a note; across both changes the caller's connection is the same one and the
+    officer's audio it receives keeps rising."""
+    with ThreadPoolExecutor(1) as pool:  # the CLI's account while the call starts
+        made = pool.submit(add_account, appliance, "sgt2001", "supervisor")
+        link = new_link(handler, appliance, "CAD/E2E/SUP1")
+        caller = caller_joins(phone, link, recording=False)
+        admit_first_waiting(handler, appliance, "CAD/E2E/SUP1")
+        password = made.result(timeout=120)
+    console_url = handler.url
+    caller_pc = caller.evaluate_handle("() => window.evrCaller.pc")
+
+    context = media_context(browser)
+    try:
+        supervisor = first_sign_in(context, appliance, "sgt2001", password)
+        supervisor.goto(console_url)
+        expect(supervisor.locator("#console-notice")).to_contain_text("You are observing")
+        wait_rising(lambda: frames_shown(supervisor, "#remote-video"), 5, timeout=30)
+        expect(handler.locator("#observers")).to_contain_text("Observing this call")
+        expect(caller.locator("#guest-notice")).to_contain_text("Also watching: a supervisor")
+        wait_rising(lambda: frames_shown(handler, "#remote-video"), 5)
+        assert handler.evaluate("() => window.evrConsole.closed") is None  # socket never closed
+        expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
+        assert audited(appliance, "call.observed") == 1
+        shots = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+        shots.mkdir(parents=True, exist_ok=True)
+        supervisor.screenshot(path=str(shots / "observing.png"))
+
+        heard = inbound_packets(caller, "evrCaller", "audio")
+        supervisor.get_by_label("Reason for taking over").fill("caller at risk, escalating")
+        supervisor.get_by_role("button", name="Take over the call").click()
+        expect(handler.locator("#console-notice")).to_contain_text(
+            "has taken over this call. Reason: caller at risk, escalating", timeout=20_000
+        )
+        expect(handler.locator("#end")).to_be_disabled()
+        handler.screenshot(path=str(shots / "taken-over.png"))
+        expect(supervisor.locator("#end")).to_be_enabled(timeout=20_000)  # the handler now
+        wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), heard + 50, 20)
+        assert audited(appliance, "call.taken_over") == 1
+
+        heard = inbound_packets(caller, "evrCaller", "audio")
+        supervisor.locator("#handover summary").click()
+        supervisor.locator("#handover-to").select_option("pc2001")
+        supervisor.get_by_label("Note for them").fill("back to you, risk assessed")
+        supervisor.get_by_role("button", name="Offer the call").click()
+        expect(supervisor.locator("#handover-status")).to_contain_text("Offered to")
+        handler.goto(appliance.base_url + "/calls")
+        offered = handler.locator("#handover-list li", has_text="back to you, risk assessed")
+        offered.get_by_role("button", name="Take this call").click()
+        expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
+        expect(handler.locator("#end")).to_be_enabled(timeout=20_000)
+        expect(supervisor.locator("#console-notice")).to_contain_text(
+            "has taken the call you handed over"
+        )
+        wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), heard + 50, 20)
+        assert caller.evaluate("(pc) => pc === window.evrCaller.pc", caller_pc)  # same connection
+        assert audited(appliance, "call.handed_over") == 1
+    finally:
+        context.close()
     handler.get_by_role("button", name="End call").click()
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()

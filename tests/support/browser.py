@@ -93,6 +93,13 @@ def signed_in_handler(
     time a module asks for the account; after that it would only say it already exists."""
     if username in appliance.accounts:
         return _sign_in(context, appliance, username, HANDLER_PASSWORD)
+    return first_sign_in(context, appliance, username, add_account(appliance, username, role))
+
+
+def add_account(appliance: Appliance, username: str, role: str = "handler") -> str:
+    """Make the account through the CLI (a Python process and an Argon2 hash: seconds
+    on a loaded box, so a test may run it in a thread while its browsers get on with
+    the call); its first password, or the changed one if it already existed."""
     result = subprocess.run(
         [
             sys.executable,
@@ -111,12 +118,16 @@ def signed_in_handler(
         text=True,
         timeout=60,
     )
-    if "already exists" not in result.stderr:
-        assert result.returncode == 0, result.stderr
-        one_time = re.search(r"shown once\): (\S+)", result.stdout).group(1)
-        password = one_time
-    else:
-        password = HANDLER_PASSWORD
+    if "already exists" in result.stderr:
+        return HANDLER_PASSWORD
+    assert result.returncode == 0, result.stderr
+    return re.search(r"shown once\): (\S+)", result.stdout).group(1)
+
+
+def first_sign_in(
+    context: BrowserContext, appliance: Appliance, username: str, password: str
+) -> Page:
+    """Sign in an account ``add_account`` made (its first password changed)."""
     appliance.accounts.add(username)
     return _sign_in(context, appliance, username, password)
 

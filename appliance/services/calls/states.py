@@ -50,6 +50,7 @@ JOINS: dict[str, frozenset[CallState]] = {
     "caller": frozenset({CallState.INVITED, CallState.WAITING, CallState.CONNECTED}),
     "handler": frozenset({CallState.WAITING, CallState.CONNECTED}),
     "guest": frozenset({CallState.CONNECTED}),
+    "observer": frozenset({CallState.WAITING, CallState.CONNECTED}),  # calls.supervision
 }
 
 

@@ -8,6 +8,11 @@ window.EVR = (function () {
     return scheme + "//" + location.host + path;
   }
 
+  /* Close codes after which reconnecting cannot help (docs/signalling.md, "Close codes"):
+     ended, flooding, replaced by another page, removed, no longer allowed, taken over,
+     handed over. */
+  const FINAL_CLOSES = [1000, 1008, 4000, 4001, 4003, 4004, 4005];
+
   /* A signalling socket that reconnects with backoff until closed on purpose. */
   class Signal {
     constructor(path, onMessage, onStatus) {
@@ -29,8 +34,8 @@ window.EVR = (function () {
       };
       ws.onclose = (event) => {
         if (this.ws !== ws) return;
-        this.onStatus("closed", event.code);
-        if (this.closedOnPurpose || event.code === 1000 || event.code === 4000 || event.code === 4001) return;
+        this.onStatus("closed", event.code, event.reason);
+        if (this.closedOnPurpose || FINAL_CLOSES.indexOf(event.code) >= 0) return;
         const delay = Math.min(8000, 500 * Math.pow(2, this.attempt++));
         setTimeout(() => { if (!this.closedOnPurpose) this.connect(); }, delay);
       };

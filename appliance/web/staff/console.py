@@ -11,7 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlmodel import Session
 
-from appliance.live.participants import HANDLER, Participant
+from appliance.live.participants import HANDLER, OBSERVER, Participant
 from appliance.live.protocol import SignallingSocket
 from appliance.models import (
     DISCLOSURE_KINDS,
@@ -21,11 +21,14 @@ from appliance.models import (
     THRIVE_RATINGS,
     Call,
     Incident,
+    Role,
     Snapshot,
+    User,
 )
 from appliance.services.audit import Actor
-from appliance.services.calls import guests, life, states
+from appliance.services.calls import guests, handover, life, states, supervision
 from appliance.services.calls.states import CallError
+from appliance.services.calls.supervision import Seat, SupervisionError
 from appliance.services.evidence import custody, markup, sealing
 from appliance.services.evidence.captures import EvidenceError
 from appliance.services.intake import incidents, locations
@@ -41,7 +44,14 @@ from appliance.web.access import (
     requires,
     source_of,
 )
-from appliance.web.toolkit import STAFF, call_for, staff_recheck, stream_file, uk_time
+from appliance.web.toolkit import (
+    STAFF,
+    actor_of,
+    call_for,
+    staff_recheck,
+    stream_file,
+    uk_time,
+)
 
 routes = web.RouteTableDef()
 HANDLER_ENDED = "handler_ended"
@@ -93,7 +103,22 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
         }
         rows.append((order, row))
     rows.sort(key=lambda pair: pair[0])
-    return web.json_response({"waiting": [row for _, row in rows]})
+    with request.app[keys.DB].reader() as session:
+        offered = handover.offered_to(session, settings, user, roles)
+    handovers = [
+        {
+            "id": o.handover.id,
+            "call": o.call.public_id,
+            "incident": o.incident.cad_reference,
+            "state": o.call.state,
+            "from": o.from_name,
+            "note": o.handover.note,
+            "toYou": o.handover.to_user_id == user.id,
+            "accept": f"/handovers/{o.handover.id}/accept",
+        }
+        for o in offered
+    ]
+    return web.json_response({"waiting": [row for _, row in rows], "handovers": handovers})
 
 
 @routes.get("/calls/{public_id}", name="console")
@@ -103,8 +128,11 @@ async def console(request: web.Request) -> web.StreamResponse:
     shown = request.app[keys.SETTINGS].console_chat_shown
     before = request.query.get("chat_before", "")
     chat_before = int(before) if before.isdigit() and len(before) < 18 else None
+    console_user = request.app[keys.HUB].console_user(request.match_info["public_id"])
     with request.app[keys.DB].reader() as session:
         call, incident = call_for(request, session)
+        user, roles = current_user(request), current_roles(request)
+        mode, holder = _mode(session, call, user, roles, console_user)
         chat = states.chat_of(session, call, limit=shown, before=chat_before)
         earlier = bool(chat) and states.chat_count(session, call, before=chat[0].id) > 0
         snapshots = states.snapshots_of(session, call)
@@ -114,13 +142,18 @@ async def console(request: web.Request) -> web.StreamResponse:
         rvr_context = _rvr_context(session, request.app[keys.SETTINGS], incident)
         place = _location(session, call)
         own_drafts = drafts.of(session, current_user(request), incident.id or 0)
-    settings = request.app[keys.SETTINGS]
+        settings = request.app[keys.SETTINGS]
+        colleagues = handover.colleagues(session, settings, incident, current_user(request))
     return aiohttp_jinja2.render_template(
         "calls/console.html",
         request,
         {
             "call": call,
             "incident": incident,
+            "mode": mode,
+            "holder": holder,
+            "supervisor": supervision.supervises(current_roles(request)),
+            "colleagues": colleagues,
             "chat": chat,
             "chat_earlier": chat[0].id if earlier else None,
             "snapshots": _in_order(snapshots),
@@ -146,20 +179,102 @@ async def console(request: web.Request) -> web.StreamResponse:
 @routes.get("/ws/calls/{public_id}", name="console_ws")
 @requires(*STAFF)
 async def console_socket(request: web.Request) -> web.StreamResponse:
+    """The handler's socket, or a supervisor's receive-only one on a call another
+    officer holds (``supervision.seat``); anyone else on a held call is refused."""
     require_same_origin(request)
-    with request.app[keys.DB].session() as session:
-        call, _ = call_for(request, session)
+    user, roles = current_user(request), current_roles(request)
+    hub = request.app[keys.HUB]
+    console_user = hub.console_user(request.match_info["public_id"])
+    try:
+        with request.app[keys.DB].session() as session:
+            call, _ = call_for(request, session)
+            seat = supervision.seat(call, user, roles, console_user)
+            if seat is Seat.OBSERVE:
+                supervision.observe(session, actor_of(request), user, roles, call)
+    except SupervisionError as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
     ws = SignallingSocket()
     await ws.prepare(request)
     participant = Participant(
-        HANDLER,
+        OBSERVER if seat is Seat.OBSERVE else HANDLER,
         ws,
         source_of(request),
-        current_user(request),
+        user,
         recheck=staff_recheck(request, call.incident_id),
     )
     await request.app[keys.HUB].serve(call.public_id, participant)
     return ws
+
+
+@routes.post("/calls/{public_id}/take-over", name="call_take_over")
+@requires(Role.SUPERVISOR)
+async def take_over(request: web.Request) -> web.StreamResponse:
+    """A supervisor takes the call, saying why: the handler's console is told and goes
+    read-only; the supervisor's page then reloads as the handler's console."""
+    form = await request.post()
+    user = current_user(request)
+    reason = " ".join(str(form.get("reason", "")).split())[: supervision.MAX_REASON]
+    try:
+        with request.app[keys.DB].session() as session:
+            call, _ = call_for(request, session)
+            supervision.take_over(
+                session, actor_of(request), user, current_roles(request), call, reason
+            )
+    except SupervisionError as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    await request.app[keys.HUB].take_over(call.public_id, user, reason)
+    return web.json_response({"ok": True, "message": "The call is yours now."})
+
+
+@routes.post("/calls/{public_id}/handover", name="call_handover")
+@requires(*STAFF)
+async def hand_over(request: web.Request) -> web.StreamResponse:
+    """The officer holding the call offers it to a named colleague (``to``, a username)
+    or, with ``to`` empty, back to the queue, with a note. They keep it until accepted."""
+    form = await request.post()
+    try:
+        with request.app[keys.DB].session() as session:
+            call, _ = call_for(request, session)
+            offered = handover.offer(
+                session,
+                request.app[keys.SETTINGS],
+                actor_of(request),
+                current_user(request),
+                current_roles(request),
+                call,
+                str(form.get("to", "")),
+                str(form.get("note", "")),
+            )
+            to = session.get(User, offered.to_user_id) if offered.to_user_id else None
+            whom = to.display_name if to is not None else "the queue"
+    except SupervisionError as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    return web.json_response(
+        {"ok": True, "message": f"Offered to {whom}. The call is yours until it is accepted."}
+    )
+
+
+@routes.post(r"/handovers/{handover_id:\d+}/accept", name="handover_accept")
+@requires(*STAFF)
+async def accept_handover(request: web.Request) -> web.StreamResponse:
+    """A colleague takes a call handed to them (or to the queue): it is theirs, the
+    officer who offered it is told, and the console opens."""
+    user = current_user(request)
+    try:
+        with request.app[keys.DB].session() as session:
+            call, taken = handover.accept(
+                session,
+                request.app[keys.SETTINGS],
+                actor_of(request),
+                user,
+                current_roles(request),
+                int(request.match_info["handover_id"]),
+            )
+            public_id, note = call.public_id, taken.note
+    except SupervisionError as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    await request.app[keys.HUB].hand_over(public_id, user, note)
+    raise web.HTTPSeeOther(f"/calls/{public_id}")
 
 
 @routes.post("/calls/{public_id}/snapshots", name="snapshot_take")
@@ -280,11 +395,30 @@ async def save_draft(request: web.Request) -> web.StreamResponse:
 @requires(*STAFF)
 async def end_call(request: web.Request) -> web.StreamResponse:
     actor = Actor(current_user(request).username, source_of(request))
+    console_user = request.app[keys.HUB].console_user(request.match_info["public_id"])
     with request.app[keys.DB].session() as session:
         call, incident = call_for(request, session)
+        try:  # an officer whose call was taken over or handed on no longer ends it
+            supervision.seat(call, current_user(request), current_roles(request), console_user)
+        except SupervisionError as exc:
+            raise web.HTTPConflict(text=str(exc)) from None
         life.end(session, request.app[keys.SETTINGS], call, actor, HANDLER_ENDED)
     await request.app[keys.HUB].hang_up(call.public_id, HANDLER_ENDED)
     raise web.HTTPSeeOther(f"/incidents/{incident.id}")
+
+
+def _mode(
+    session: Session, call: Call, user: User, roles: Any, console_user: int | None
+) -> tuple[str, str]:
+    """How the console opens: handling the call, observing it (a supervisor on a call
+    another officer holds), or read-only; and who holds it, to say so."""
+    holder_id = supervision.holder_of(call, console_user)
+    holder = session.get(User, holder_id) if holder_id is not None else None
+    name = holder.display_name if holder is not None else ""
+    try:
+        return supervision.seat(call, user, roles, console_user).value, name
+    except SupervisionError:
+        return "read-only", name
 
 
 def _rvr_context(session: Session, settings: Any, incident: Incident) -> dict[str, Any]:

@@ -170,20 +170,28 @@
     if (status === "closed" && !ended) $("call-note").textContent = "Reconnecting…";
   }
 
-  function showGuests(guests) {
+  /* Guests, and a supervisor watching when the force shows them (the box leaves them
+     out of what this page is sent otherwise). */
+  function showGuests(guests, observers) {
     $("guest-tile").hidden = !guests.length;
     $("guest-caption").textContent = guests.length ? guests[0].label + " (" + guests[0].name + ")" : "";
-    $("guest-notice").hidden = !guests.length;
-    $("guest-notice").textContent = guests.length
-      ? "Also on the call: " + guests.map((g) => g.label + ", " + g.name).join("; ") + "."
+    const watching = (observers || []).length
+      ? (neutral ? " Someone else is also listening." : " Also watching: " + observers.map((o) => "a supervisor, " + o.name).join("; ") + ".")
       : "";
+    const text = (guests.length ? "Also on the call: " + guests.map((g) => g.label + ", " + g.name).join("; ") + "." : "") + watching;
+    $("guest-notice").hidden = !text;
+    $("guest-notice").textContent = text.trim();
   }
 
+  /* While the call passes to another officer the caller's media goes on; say so. */
+  let officerChanging = false;
   function officerPresent(present) {
     const note = $("officer-note");
     note.hidden = present;
-    note.textContent = present ? "" : (neutral ? "Their connection has dropped." : "The officer's connection has dropped.")
-      + " Stay on this page – they will come back.";
+    if (present) officerChanging = false;
+    note.textContent = present ? "" : officerChanging
+      ? (neutral ? "Someone else is joining the call. Stay on this page." : "Another officer is joining the call. Stay on this page.")
+      : (neutral ? "Their connection has dropped." : "The officer's connection has dropped.") + " Stay on this page – they will come back.";
   }
 
   function showBar() {
@@ -194,7 +202,7 @@
 
   function applyState(message) {
     diagnostics.state = message.state;
-    if (message.guests) showGuests(message.guests);
+    if (message.guests) showGuests(message.guests, message.observers);
     if (message.officer) officerName = message.officer;
     if (message.connectedAt) connectedAt = new Date(message.connectedAt);
     if (typeof message.recording === "boolean") $("recording-indicator").hidden = !message.recording;
@@ -230,6 +238,10 @@
         break;
       case "presence":
         if (message.role === "handler" && diagnostics.state === "connected") officerPresent(message.present);
+        break;
+      case "officer_changing":
+        officerChanging = true;
+        if (diagnostics.state === "connected") officerPresent(false);
         break;
       case "chat":
         EVR.appendChat($("chat"), message.from === "caller" ? "You" : message.from === "handler" ? "Officer" : message.name, message.text, message.from === "caller");

@@ -1,5 +1,7 @@
 /* The handler's call console: admit, the caller's video, mute, own video, snapshots, chat, end;
-   the state pill and indicators on the video, the tools' tabs, fullscreen and the keys. */
+   the state pill and indicators on the video, the tools' tabs, fullscreen and the keys.
+   A supervisor on a call another officer holds observes it (receive only) and may take it
+   over; a console whose socket the box closed says why in plain words and goes read-only. */
 "use strict";
 
 (function () {
@@ -22,7 +24,10 @@
   let declined = false;
   let lastFrames = 0;
   let stillSince = null;
-  const diagnostics = { pc: null, state: root.dataset.state, stats: null };
+  let mode = root.dataset.mode || "handle";
+  let takenBy = null;
+  let handedTo = null;
+  const diagnostics = { pc: null, state: root.dataset.state, stats: null, mode: mode, closed: null };
   window.evrConsole = diagnostics;
 
   const WORDS = { waiting: "WAITING", connected: "LIVE", invited: "NOT JOINED" };
@@ -64,9 +69,10 @@
     if (live && !connectedAt) connectedAt = new Date();
     if (state === "waiting" && !waitingAt) waitingAt = new Date();
     showIndicators();
-    ["mute", "camera", "snapshot", "end"].forEach((id) => { $(id).disabled = !live; });
-    $("admit").hidden = live || ended;
+    ["mute", "camera", "snapshot", "end"].forEach((id) => { $(id).disabled = !live || mode !== "handle"; });
+    $("admit").hidden = live || ended || mode !== "handle";
     $("admit").disabled = state !== "waiting" || admitted;
+    if (mode !== "handle") return;
     if (state === "invited") $("stage-note").textContent = "The caller has not joined yet. This page tells you when they do.";
     if (state === "waiting") $("stage-note").textContent = "The caller is waiting. Admit them when you are ready.";
     if (live) $("stage-note").textContent = "";
@@ -76,18 +82,23 @@
     switch (message.type) {
       case "hello":
         iceServers = message.iceServers || [];
+        if (message.role === "observer") observing();
+        else if (mode === "observe") handling();
         showGuests(message.guests || []);
+        showObservers(message.observers || []);
         recording = !!message.recording;
         declined = message.consentRecording === false;
         if (message.connectedAt) connectedAt = new Date(message.connectedAt);
         setState(message.state);
-        if (message.state === "connected" && !admitted) admit();
+        if (mode === "observe" && !admitted) observe();
+        else if (message.state === "connected" && !admitted) admit();
         break;
       case "answer":
         pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
         break;
       case "state":
         showGuests(message.guests || []);
+        showObservers(message.observers || []);
         recording = !!message.recording;
         declined = message.consentRecording === false;
         if (message.connectedAt) connectedAt = new Date(message.connectedAt);
@@ -117,6 +128,12 @@
         break;
       case "ended":
         finish(message.state, message.reason);
+        break;
+      case "taken_over":
+        takenBy = message;
+        break;
+      case "handed_over":
+        handedTo = message;
         break;
       case "error":
         $("stage-note").textContent = "Error: " + message.message;
@@ -153,6 +170,96 @@
       }
     };
     signal.send({ type: "join", sdp: await EVR.offer(pc) });
+  }
+
+  /* Observing: four receive-only slots (the caller's audio and video, then the officer's,
+     docs/media.md routing); nothing is sent, nothing on the call changes. */
+  function observing() {
+    mode = diagnostics.mode = "observe";
+    $("console-notice").hidden = false;
+    if ($("take-over-form")) $("take-over-form").hidden = false;
+    $("handover").hidden = true;
+    ["chat-text", "admit"].forEach((id) => { $(id).disabled = true; });
+  }
+
+  /* Rendered to observe, but nobody else holds the call any more: this page handles it. */
+  function handling() {
+    mode = diagnostics.mode = "handle";
+    $("console-notice").hidden = true;
+    if ($("take-over-form")) $("take-over-form").hidden = true;
+    $("handover").hidden = false;
+    $("chat-text").disabled = false;
+  }
+
+  async function observe() {
+    admitted = true;
+    pc = new RTCPeerConnection({ iceServers: iceServers });
+    diagnostics.pc = pc;
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    EVR.preferCodecs(pc.addTransceiver("video", { direction: "recvonly" }));
+    const officer = EVR.extraSlot(pc);
+    const remote = new MediaStream();
+    $("remote-video").srcObject = remote;
+    $("guest-video").srcObject = officer.stream;
+    $("guest-caption").textContent = root.dataset.holder ? "Officer (" + root.dataset.holder + ")" : "Officer";
+    $("guest-tile").hidden = false;
+    pc.ontrack = (event) => {
+      const fromOfficer = event.transceiver === officer.audio || event.transceiver === officer.video;
+      (fromOfficer ? officer.stream : remote).addTrack(event.track);
+    };
+    pc.oniceconnectionstatechange = async () => {
+      if (!ended && pc.iceConnectionState === "failed") {
+        signal.send({ type: "restart", sdp: await EVR.offer(pc, { iceRestart: true }) });
+      }
+    };
+    signal.send({ type: "join", sdp: await EVR.offer(pc) });
+  }
+
+  /* Who is watching: always said to the officer handling the call. */
+  function showObservers(observers) {
+    const names = observers.map((o) => o.name);
+    $("observers").hidden = names.length === 0;
+    $("observers").textContent = names.length ? "Observing this call: " + names.join(", ") + "." : "";
+  }
+
+  /* The page stops acting on the call and says why; every control is off, links still work. */
+  function readOnly(text) {
+    ended = true;
+    if (signal) signal.close();
+    if (pc) pc.close();
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+    root.querySelectorAll("button, input, textarea, select").forEach((control) => {
+      if (control.id !== "fullscreen" && !control.closest("[role=tablist]")) control.disabled = true;
+    });
+    if ($("take-over-form")) $("take-over-form").hidden = true;
+    $("handover").hidden = true;
+    $("console-notice").textContent = text;
+    $("console-notice").hidden = false;
+    $("stage-note").textContent = text;
+    $("quality").hidden = true;
+    $("recording-indicator").hidden = true;
+  }
+
+  /* Every way the box closes this page's socket, in plain words (docs/signalling.md). */
+  function onSocket(status, code, reason) {
+    if (status === "open") {
+      if (diagnostics.closed && !ended) $("stage-note").textContent = "";
+      return;
+    }
+    diagnostics.closed = { code: code, reason: reason || "" };
+    if (ended) return;
+    if (code === 4000) readOnly("This call is open in another tab or window, so this page has stopped. Reload it to use the call here.");
+    else if (code === 4003) readOnly("This page has stopped: " + (reason || "you may no longer act on this call") + ".");
+    else if (code === 4004) {
+      const who = takenBy ? takenBy.by : (reason || "").replace(/^taken over by /, "") || "A supervisor";
+      readOnly(who + " has taken over this call" + (takenBy && takenBy.reason ? ". Reason: " + takenBy.reason : "") + ". This page is read-only.");
+    } else if (code === 4005) {
+      const to = handedTo ? handedTo.to : (reason || "").replace(/^handed over to /, "") || "a colleague";
+      readOnly(to + " has taken the call you handed over. This page is read-only.");
+    }
+    else if (code === 1008) readOnly("This page sent too many messages and was disconnected. Reload it to continue.");
+    else if (code === 1000) finish(diagnostics.state === "connected" ? "ended" : diagnostics.state);
+    else $("stage-note").textContent = "Connection to the box lost: reconnecting…";
   }
 
   async function toggleCamera() {
@@ -232,8 +339,8 @@
   function showGuests(present) {
     const list = $("guest-list");
     const tile = $("guest-tile");
-    if (tile) tile.hidden = present.length === 0;
-    if (present.length && $("guest-caption")) $("guest-caption").textContent = present[0].label + " (" + present[0].name + ")";
+    if (tile) tile.hidden = present.length === 0 && mode !== "observe";
+    if (present.length && $("guest-caption") && mode !== "observe") $("guest-caption").textContent = present[0].label + " (" + present[0].name + ")";
     if (!list) return;
     const on = new Set(present.map((g) => g.leg.replace("guest-", "")));
     list.querySelectorAll("li").forEach((item) => {
@@ -315,6 +422,8 @@
     if (reason) root.dataset.endReason = reason;
     setState(state || "ended");
     $("admit").hidden = true;
+    $("handover").hidden = true;
+    if ($("take-over-form")) $("take-over-form").hidden = true;
     if (signal) signal.close();
     if (pc) pc.close();
     if (stream) stream.getTracks().forEach((t) => t.stop());
@@ -433,5 +542,38 @@
     $("chat").scrollTop = $("chat").scrollHeight;
   });
 
-  signal = new EVR.Signal("/ws/calls/" + encodeURIComponent(callId), onMessage);
+  $("handover-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const response = await fetch(form.action, {
+      method: "POST",
+      body: new URLSearchParams(new FormData(form)),
+      headers: { "X-CSRF-Token": csrf },
+      credentials: "same-origin",
+    });
+    const answer = await response.json().catch(() => ({}));
+    $("handover-status").textContent = response.ok ? answer.message : "Not offered: " + (answer.error || response.status);
+  });
+
+  if ($("take-over-form")) {
+    $("take-over-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const form = event.target;
+      const response = await fetch(form.action, {
+        method: "POST",
+        body: new URLSearchParams(new FormData(form)),
+        headers: { "X-CSRF-Token": csrf },
+        credentials: "same-origin",
+      });
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) { $("take-over-status").textContent = "Not taken: " + (answer.error || response.status); return; }
+      ended = true;  /* the page reloads as the handler's console */
+      if (signal) signal.close();
+      if (pc) pc.close();
+      location.reload();
+    });
+  }
+
+  if (mode === "read-only") readOnly($("console-notice").textContent);
+  else signal = new EVR.Signal("/ws/calls/" + encodeURIComponent(callId), onMessage, onSocket);
 })();

@@ -19,6 +19,39 @@
     return span;
   }
 
+  /* Calls a colleague handed over (to this user, or to the queue): each with its note and
+     a form that takes it (a POST with the page's CSRF token). */
+  let shownHandovers = "";
+  function showHandovers(handovers) {
+    const section = document.getElementById("handovers");
+    const now = JSON.stringify(handovers);
+    if (!section || now === shownHandovers) return;  /* a form being pressed is not replaced */
+    shownHandovers = now;
+    const list = document.getElementById("handover-list");
+    list.replaceChildren();
+    section.hidden = !handovers.length;
+    handovers.forEach((entry) => {
+      const item = document.createElement("li");
+      item.dataset.handover = entry.id;
+      const what = document.createElement("p");
+      what.textContent = entry.incident + " (" + (entry.state === "connected" ? "live" : "waiting") + "), from " + entry.from + (entry.toYou ? " to you" : " to the queue") + ": " + entry.note;
+      const form = document.createElement("form");
+      form.method = "post";
+      form.action = entry.accept;
+      const token = document.createElement("input");
+      token.type = "hidden";
+      token.name = section.dataset.csrfField;
+      token.value = section.dataset.csrf;
+      const button = document.createElement("button");
+      button.type = "submit";
+      button.className = "button button--small";
+      button.textContent = "Take this call";
+      form.append(token, button);
+      item.append(what, form);
+      list.appendChild(item);
+    });
+  }
+
   async function refresh() {
     let data;
     try {
@@ -26,6 +59,7 @@
       if (!response.ok) return;
       data = await response.json();
     } catch (error) { return; }
+    showHandovers(data.handovers || []);
     body.replaceChildren();
     if (!data.waiting.length) {
       const row = document.createElement("tr");
