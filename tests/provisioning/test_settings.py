@@ -125,6 +125,7 @@ SAMPLE: dict[str, Any] = {
     "call_abandoned_seconds": 120.0,
     "caller_rejoin_minutes": 2.5,
     "guests_enabled": False,
+    "location_update_seconds": 30,
     "location_bounds": [50.0, -3.0, 51.5, -1.0],
     "force_map_url": "https://maps.wessex.example/?lat={lat:.6f}&lon={lon:.6f}&z=17",
     "rvr_categories": ["Domestic abuse", "Harassment"],

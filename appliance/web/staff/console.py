@@ -11,6 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlmodel import Session
 
+from appliance import grid
 from appliance.live.participants import HANDLER, Participant
 from appliance.live.protocol import SignallingSocket
 from appliance.models import (
@@ -115,6 +116,9 @@ async def console(request: web.Request) -> web.StreamResponse:
         place = _location(session, call)
         own_drafts = drafts.of(session, current_user(request), incident.id or 0)
     settings = request.app[keys.SETTINGS]
+    place_grid = (
+        await asyncio.to_thread(grid.reference, place["lat"], place["lon"]) if place else None
+    )
     return aiohttp_jinja2.render_template(
         "calls/console.html",
         request,
@@ -126,6 +130,7 @@ async def console(request: web.Request) -> web.StreamResponse:
             "snapshots": _in_order(snapshots),
             "snapshot_labels": _labels(snapshots),
             "place": place,
+            "place_grid": place_grid,
             "map_url": _map_url(settings.force_map_url, place),
             "map_template": settings.force_map_url,
             "drafts": own_drafts,

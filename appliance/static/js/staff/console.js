@@ -284,6 +284,9 @@
     const lat = Number(message.latitude), lon = Number(message.longitude);
     $("shared-location").textContent = lat.toFixed(6) + ", " + lon.toFixed(6);
     $("shared-accuracy").textContent = "(within " + Math.round(message.accuracy) + " m)";
+    const onGrid = message.gridReference && message.easting !== null && message.northing !== null;
+    $("shared-grid").textContent = onGrid ? message.gridReference : "Outside the National Grid";
+    $("shared-en").textContent = onGrid ? "(E " + Math.floor(message.easting) + ", N " + Math.floor(message.northing) + ")" : "";
     $("shared-location-row").hidden = false;
     const template = root.dataset.mapUrl;
     if (template) {
