@@ -86,6 +86,8 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
             "rvr": rvr,
             "overdue": overdue,
             "waitingSince": call.waiting_at.isoformat() if call.waiting_at else None,
+            # By the box's clock, for the timer against the wait target (wait-timer.js).
+            "waited": round((now - call.waiting_at).total_seconds()) if call.waiting_at else 0,
             "present": "caller" in getattr(hub.calls.get(call.public_id), "participants", {}),
             # Whose alert it is (waiting.js): the owner's own, or anyone's on the board.
             "mine": incident.owner_id == user.id,
@@ -94,7 +96,9 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
         }
         rows.append((order, row))
     rows.sort(key=lambda pair: pair[0])
-    return web.json_response({"waiting": [row for _, row in rows]})
+    return web.json_response(
+        {"waiting": [row for _, row in rows], "targetSeconds": settings.queue_target_seconds}
+    )
 
 
 @routes.get("/calls/{public_id}", name="console")
@@ -130,6 +134,10 @@ async def console(request: web.Request) -> web.StreamResponse:
             "snapshots": _in_order(snapshots),
             "snapshot_labels": _labels(snapshots),
             "place": place,
+            "wait_target": settings.queue_target_seconds,
+            "waited": round((datetime.now(UTC) - call.waiting_at).total_seconds())
+            if call.waiting_at and call.state == "waiting"
+            else 0,
             "place_grid": place_grid,
             "map_url": _map_url(settings.force_map_url, place),
             "map_template": settings.force_map_url,

@@ -62,7 +62,12 @@
     showPill(state);
     const live = state === "connected";
     if (live && !connectedAt) connectedAt = new Date();
-    if (state === "waiting" && !waitingAt) waitingAt = new Date();
+    if (state === "waiting" && !waitingAt) {
+      waitingAt = new Date();
+      $("wait-timer").dataset.waited = "0";  // wait-timer.js counts from here
+      delete $("wait-timer").dataset.seenAt;
+    }
+    $("wait-target").hidden = state !== "waiting";
     showIndicators();
     ["mute", "camera", "snapshot", "end"].forEach((id) => { $(id).disabled = !live; });
     $("admit").hidden = live || ended;
