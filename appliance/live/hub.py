@@ -69,6 +69,21 @@ class CallHub:
         self.sampler = Sampler(settings, db, self.calls, self._end_abandoned)
         self.chat = Chat(settings, db)
         self.message_limit = Throttle(settings.socket_messages_per_minute)
+        # The strongest notification a staff page raised for each waiting caller
+        # (metrics.NOTIFICATIONS), for the answer-wait metric at admission.
+        self.alerts: dict[str, str] = {}
+
+    def note_alert(self, public_id: str, notification: str) -> None:
+        """A staff page announced this waiting caller (``desktop`` or ``sound``); kept
+        only for calls live here, the strongest one."""
+        for gone in [k for k in self.alerts if k not in self.calls]:
+            del self.alerts[gone]
+        if public_id not in self.calls or notification not in metrics.NOTIFICATIONS:
+            return
+        order = metrics.NOTIFICATIONS
+        current = self.alerts.get(public_id, "none")
+        if order.index(notification) < order.index(current):
+            self.alerts[public_id] = notification
 
     def _live(self, public_id: str) -> LiveCall:
         live = self.calls.get(public_id)
@@ -256,7 +271,7 @@ class CallHub:
             elif participant.user is not None and life.admit(
                 session, self.settings, call, participant.user, participant.source
             ):
-                metrics.observe_admitted(call)
+                metrics.observe_admitted(call, self.alerts.pop(live.public_id, "none"))
                 live.admitted_at = time.monotonic()
         if participant.role == HANDLER:
             await self.recordings.start_if_agreed(live)

@@ -15,6 +15,8 @@ from appliance.services.audit import Actor
 from appliance.services.calls import invites
 from appliance.services.identity import accounts
 from appliance.services.intake import appointments, incidents
+from appliance.web import keys
+from tests.support.hostile import caller_http, consented_call, receive, ws_url
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 
@@ -244,3 +246,47 @@ async def test_each_waiting_caller_has_a_timer_against_the_wait_target(
     assert int(timer.split('data-waited="')[1].split('"')[0]) >= 400
     assert 'id="wait-target" hidden' not in console, "shown while the caller waits"
     assert "js/staff/wait-timer.js" in console
+
+
+@pytest.mark.sqlite_only(reason="the hub's note in memory is under test, not the database")
+async def test_a_staff_page_tells_the_box_which_notification_announced_a_caller(
+    live_server: LiveServer,
+) -> None:
+    """Tried: while a caller waits, the owner's page reports the chime, then a desktop
+    notification (the stronger is kept for the answer-wait metric); a report without the
+    CSRF token, one with a made-up notification, and one from a handler who may not see
+    the call are refused and change nothing."""
+    invited = consented_call(live_server, "pc1", "CAD/ALERT/1")
+    _user(live_server, "pc2", Role.HANDLER)
+    hub = live_server.app[keys.HUB]
+    path = f"/calls/{invited.call.public_id}/alerted"
+
+    async def report(client: FormClient, notification: str, csrf: bool = True) -> int:
+        headers = {"X-CSRF-Token": client.csrf} if csrf else {}
+        async with client.session.post(
+            client.base_url + path, json={"notification": notification}, headers=headers
+        ) as response:
+            return response.status
+
+    owner, other = FormClient(live_server.base_url), FormClient(live_server.base_url)
+    try:
+        for client, name in ((owner, "pc1"), (other, "pc2")):
+            await client.sign_in(name, PASSWORD)
+            await client.get("/calls")
+        async with (
+            caller_http(live_server) as phone,
+            phone.ws_connect(ws_url(live_server, f"/ws/v/{invited.token}")) as caller_ws,
+        ):
+            await receive(caller_ws, "hello")
+            assert await report(owner, "sound") == 204
+            assert hub.alerts[invited.call.public_id] == "sound"
+            assert await report(owner, "desktop") == 204
+            assert await report(owner, "sound") == 204
+            assert hub.alerts[invited.call.public_id] == "desktop"
+            assert await report(owner, "desktop", csrf=False) == 403
+            assert await report(owner, "telepathy") == 400
+            assert await report(other, "sound") in (403, 404)
+            assert hub.alerts[invited.call.public_id] == "desktop"
+    finally:
+        await owner.close()
+        await other.close()

@@ -101,6 +101,25 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
     )
 
 
+@routes.post("/calls/{public_id}/alerted", name="call_alerted")
+@requires(*STAFF)
+async def call_alerted(request: web.Request) -> web.StreamResponse:
+    """A staff page announced this waiting caller (waiting.js) with a desktop notification
+    or the chime alone: which one, for the answer-wait metric. Only the hub's note in
+    memory is kept; a call this user may not see is refused like its console."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="Send JSON.") from None
+    notification = body.get("notification") if isinstance(body, dict) else None
+    if notification not in ("desktop", "sound"):
+        raise web.HTTPBadRequest(text="notification is desktop or sound.")
+    with request.app[keys.DB].reader() as session:
+        call, _ = call_for(request, session)
+    request.app[keys.HUB].note_alert(call.public_id, notification)
+    return web.Response(status=204)
+
+
 @routes.get("/calls/{public_id}", name="console")
 @requires(*STAFF)
 @grants("camera", "microphone")
