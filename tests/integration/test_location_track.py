@@ -14,12 +14,14 @@ import aiohttp
 import pytest
 from sqlmodel import col, select
 
-from appliance.models import LocationFix, Role
+from appliance.models import AuditEvent, LocationFix, Role
+from appliance.services.audit import Actor
+from appliance.services.calls import invites, states
 from appliance.services.calls.invites import Consent
 from tests.support.hostile import caller_http, consented_call, receive, ws_url
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
-from tests.support.staff import PASSWORD, add_user
+from tests.support.staff import PASSWORD, add_incident, add_user
 
 pytestmark = pytest.mark.sqlite_only(
     reason="the socket, the OSTN15 conversion and the pages are under test; the fixes are "
@@ -154,3 +156,39 @@ async def test_without_consent_no_fix_is_kept(live_server: LiveServer) -> None:
         assert reply["code"] == "not_allowed" and "location" in reply["message"]
     with live_server.db.session() as session:
         assert session.exec(select(LocationFix)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "shared", "updates", "page_says"),
+    [("yes", True, False, "yes"), ("live", True, True, "live"), ("no", False, False, "no")],
+)
+async def test_the_consent_page_asks_once_or_kept_up_to_date(
+    live_server: LiveServer,
+    caller: FormClient,
+    answer: str,
+    shared: bool,
+    updates: bool,
+    page_says: str,
+) -> None:
+    """Each answer to "Can we see where you are during the call?" is recorded as given,
+    and the call page tells the phone whether to share once or to watch, and how often."""
+    with live_server.db.session() as session:
+        user = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/LOC/CONSENT")
+        _, call, token = invites.create_invite(
+            session, Actor("pc1"), incident, user, timedelta(hours=1)
+        )
+    _, page = await caller.get(f"/v/{token}")
+    assert 'id="consent_location-live"' in page
+    response, _ = await caller.post(
+        f"/v/{token}", {"consent_video": "yes", "consent_location": answer}
+    )
+    assert response.status == 303
+    with live_server.db.session() as session:
+        kept = states.by_public_id(session, call.public_id)
+        assert (kept.consent_location, kept.consent_location_updates) == (shared, updates)
+        consent = session.exec(select(AuditEvent).where(AuditEvent.action == "call.consent")).one()
+        assert consent.detail["location_updates"] is updates
+    _, page = await caller.get(f"/v/{token}/call")
+    every = live_server.settings.location_update_seconds
+    assert f'data-location="{page_says}" data-location-every="{every}"' in page
