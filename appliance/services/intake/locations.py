@@ -169,18 +169,6 @@ class Position:
     accuracy_m: float
     grid: grid.GridReference | None
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "at": self.at.isoformat(),
-            "source": self.source,
-            "latitude": self.latitude,
-            "longitude": self.longitude,
-            "accuracy_m": self.accuracy_m,
-            "easting": round(self.grid.easting, 3) if self.grid else None,
-            "northing": round(self.grid.northing, 3) if self.grid else None,
-            "grid_reference": str(self.grid) if self.grid else None,
-        }
-
 
 def fixes_for(session: Session, incident_id: int) -> list[LocationFix]:
     return list(
