@@ -58,13 +58,14 @@
   }
 
   function setState(state) {
+    const was = diagnostics.state;
     diagnostics.state = state;
     showPill(state);
     const live = state === "connected";
     if (live && !connectedAt) connectedAt = new Date();
-    if (state === "waiting" && !waitingAt) {
-      waitingAt = new Date();
-      $("wait-timer").dataset.waited = "0";  // wait-timer.js counts from here
+    if (state === "waiting" && !waitingAt) waitingAt = new Date();
+    if (state === "waiting" && was !== "waiting") {
+      $("wait-timer").dataset.waited = "0";  // the caller has just joined: wait-timer.js counts from here
       delete $("wait-timer").dataset.seenAt;
     }
     $("wait-target").hidden = state !== "waiting";
