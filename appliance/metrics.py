@@ -231,6 +231,37 @@ GUESTS_JOINED = Counter(
     ["role"],
     registry=REGISTRY,
 )
+# Who else is on a call besides the caller and the handler: guests (interpreter, second
+# officer), supervisors observing (receive only) and responders on a view-only link. The
+# observer and viewer roles are named here before the hub has them: until it does, their
+# series stay 0.
+ATTENDEE_ROLES = ("guest", "observer", "viewer")
+CALL_ATTENDEES = Gauge(
+    "evr_call_attendees",
+    "Guests, observers and viewers on live calls now, by role (every live call together).",
+    ["role"],
+    registry=REGISTRY,
+)
+CALL_ATTENDEES_PER_CALL = Histogram(
+    "evr_call_attendees_per_call",
+    "Guests, observers and viewers who were on a call, by role: one observation per role "
+    "when an admitted call leaves the hub (each person once, however often they rejoined).",
+    ["role"],
+    buckets=(0, 1, 2, 3, 4, 6, 10),
+    registry=REGISTRY,
+)
+# How a waiting caller was announced to staff (static/js/staff/waiting.js tells the box):
+# a desktop notification shown, the chime alone (no permission for notifications), or
+# nothing (no staff page open that would alert for this caller).
+NOTIFICATIONS = ("desktop", "sound", "none")
+CALL_ANSWER_WAIT = Histogram(
+    "evr_call_answer_wait_seconds",
+    "Time a caller waited between joining and a handler answering, by the strongest "
+    "notification a staff page raised for them while they waited.",
+    ["notification"],
+    buckets=(5, 15, 30, 60, 120, 180, 300, 600, 1800),
+    registry=REGISTRY,
+)
 TLS_EXPIRY = Gauge(
     "evr_tls_certificate_expiry_timestamp_seconds",
     "When the served TLS certificate stops being valid (Unix time).",
@@ -249,8 +280,18 @@ for _channel in CHANNELS:
     INVITES_FAILED.labels(_channel)
 for _result in ("delivered", "retry", "failed"):
     CAD_DELIVERIES.labels(_result)
+for _role in ATTENDEE_ROLES:
+    CALL_ATTENDEES.labels(_role)
+    CALL_ATTENDEES_PER_CALL.labels(_role)
+for _notification in NOTIFICATIONS:
+    CALL_ANSWER_WAIT.labels(_notification)
 
 
-def observe_admitted(call: Call) -> None:
+def observe_admitted(call: Call, notification: str = "none") -> None:
+    """The caller's wait, overall and by how they were announced (``NOTIFICATIONS``)."""
     if call.waiting_at is not None and call.connected_at is not None:
-        CALL_ADMIT_WAIT.observe((call.connected_at - call.waiting_at).total_seconds())
+        waited = (call.connected_at - call.waiting_at).total_seconds()
+        CALL_ADMIT_WAIT.observe(waited)
+        CALL_ANSWER_WAIT.labels(notification if notification in NOTIFICATIONS else "none").observe(
+            waited
+        )

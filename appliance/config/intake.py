@@ -94,6 +94,14 @@ class IntakeSettings(BaseModel):
         15, ge=0, le=24 * 60, description="An appointment's link works from this long before it."
     )
 
+    location_update_seconds: int = Field(
+        15,
+        ge=5,
+        le=600,
+        description="A caller who lets their position be kept up to date during a call: "
+        "their page sends a new fix at most this often, and the box keeps at most one "
+        "fix per call in this many seconds (a faster one is dropped).",
+    )
     location_bounds: list[float] = Field(
         UK_BOUNDS,
         description="A shared location outside this box [south, west, north, east] (degrees) "

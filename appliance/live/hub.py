@@ -14,12 +14,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType
 from sqlmodel import Session
 
-from appliance import metrics
+from appliance import grid, metrics
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live import protocol
@@ -36,6 +37,7 @@ from appliance.services.calls import guests, life, states, supervision
 from appliance.services.calls.states import CallError
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Throttle
+from appliance.services.intake import locations
 from media import Room, RoomConfig, RoomEvent, SdpError
 from media.background import spawn
 from media.errors import UnknownLegError
@@ -73,6 +75,21 @@ class CallHub:
         self.sampler = Sampler(settings, db, self.calls, self._end_abandoned)
         self.chat = Chat(settings, db)
         self.message_limit = Throttle(settings.socket_messages_per_minute)
+        # The strongest notification a staff page raised for each waiting caller
+        # (metrics.NOTIFICATIONS), for the answer-wait metric at admission.
+        self.alerts: dict[str, str] = {}
+
+    def note_alert(self, public_id: str, notification: str) -> None:
+        """A staff page announced this waiting caller (``desktop`` or ``sound``); kept
+        only for calls live here, the strongest one."""
+        for gone in [k for k in self.alerts if k not in self.calls]:
+            del self.alerts[gone]
+        if public_id not in self.calls or notification not in metrics.NOTIFICATIONS:
+            return
+        order = metrics.NOTIFICATIONS
+        current = self.alerts.get(public_id, "none")
+        if order.index(notification) < order.index(current):
+            self.alerts[public_id] = notification
 
     def _live(self, public_id: str) -> LiveCall:
         live = self.calls.get(public_id)
@@ -181,15 +198,7 @@ class CallHub:
             case protocol.Chat(text=text):
                 await self.chat.post(live, participant, text)
             case protocol.Location(latitude=lat, longitude=lon, accuracy=accuracy):
-                if participant.role != CALLER:
-                    raise CallError("only the caller shares a location")
-                with self.db.session() as session:
-                    call = states.get(session, live.public_id)
-                    states.record_location(session, call, lat, lon, accuracy)
-                await live.broadcast(
-                    {"type": "location", "latitude": lat, "longitude": lon, "accuracy": accuracy},
-                    (HANDLER,),
-                )
+                await self._location(live, participant, lat, lon, accuracy)
             case protocol.End() if participant.role in (GUEST, OBSERVER):
                 await participant.ws.close(code=1000, message=b"left the call")
             case protocol.End():
@@ -201,6 +210,42 @@ class CallHub:
                 )
             case protocol.Ping():
                 await participant.send({"type": "pong"})
+
+    async def _location(
+        self, live: LiveCall, participant: Participant, lat: float, lon: float, accuracy: float
+    ) -> None:
+        """Keep the caller's fix (a dropped one, too soon or after a single share, is not
+        shown) and show it to the handler with its grid reference."""
+        if participant.role != CALLER:
+            raise CallError("only the caller shares a location")
+        await asyncio.to_thread(grid.warm)
+        every = timedelta(seconds=self.settings.location_update_seconds)
+        try:
+            with self.db.session() as session:
+                call = states.get(session, live.public_id)
+                fix = locations.record_fix(
+                    session, call, lat, lon, accuracy, self.settings.location_bounds, every
+                )
+        except locations.LocationRefused as exc:
+            await participant.send(protocol.error("location_refused", str(exc)))
+            return
+        if fix is None:
+            return
+        await live.broadcast(
+            {
+                "type": "location",
+                "latitude": lat,
+                "longitude": lon,
+                "accuracy": accuracy,
+                "easting": fix.easting,
+                "northing": fix.northing,
+                "gridReference": str(grid.GridReference(fix.easting, fix.northing))
+                if fix.easting is not None and fix.northing is not None
+                else None,
+                "at": fix.fixed_at.isoformat(),
+            },
+            (HANDLER,),
+        )
 
     # -- the moves ---------------------------------------------------------------------
 
@@ -244,7 +289,7 @@ class CallHub:
             elif participant.user is not None and life.admit(
                 session, self.settings, call, participant.user, participant.source
             ):
-                metrics.observe_admitted(call)
+                metrics.observe_admitted(call, self.alerts.pop(live.public_id, "none"))
                 live.admitted_at = time.monotonic()
         if participant.role == HANDLER:
             await self.recordings.start_if_agreed(live)

@@ -45,6 +45,8 @@ class Sampler:
         self._abandon = abandon
         self._quality = QualityMeter()
         self._breached: set[str] = set()
+        # Per live call: the admitted flag and who was on it besides caller and handler.
+        self._attended: dict[str, tuple[bool, dict[str, set[str]]]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, period_s: float = STATS_INTERVAL_S) -> None:
@@ -93,8 +95,31 @@ class Sampler:
             await live.broadcast(message, (HANDLER,))
         self._quality.record(samples)
         metrics.CALLS_ACTIVE.set(self.active_calls())
+        self.count_attendees()
         await asyncio.to_thread(self._sample_queue)
         await asyncio.to_thread(self.close_lapsed_rejoins)
+
+    def count_attendees(self) -> None:
+        """Guests, observers and viewers on live calls now (the gauge), and for each call
+        that has left the hub, how many of each it had (one observation per role)."""
+        now = dict.fromkeys(metrics.ATTENDEE_ROLES, 0)
+        for live in list(self.live_calls.values()):
+            admitted, seen = self._attended.setdefault(
+                live.public_id, (False, {role: set() for role in metrics.ATTENDEE_ROLES})
+            )
+            if live.admitted_at is not None and not admitted:
+                self._attended[live.public_id] = (True, seen)
+            for key, participant in list(live.participants.items()):
+                if participant.role in now:
+                    now[participant.role] += 1
+                    seen[participant.role].add(key)
+        for role, count in now.items():
+            metrics.CALL_ATTENDEES.labels(role).set(count)
+        for public_id in [k for k in self._attended if k not in self.live_calls]:
+            admitted, seen = self._attended.pop(public_id)
+            if admitted:
+                for role, keys in seen.items():
+                    metrics.CALL_ATTENDEES_PER_CALL.labels(role).observe(len(keys))
 
     def close_lapsed_rejoins(self) -> None:
         """Read first: the writer's lock is taken only when a window has run out."""

@@ -52,7 +52,7 @@ from appliance.models.rvr import (
     RvrCase,
 )
 from appliance.models.statements import Statement, StatementState
-from appliance.models.uploads import SharedLocation, UploadedItem
+from appliance.models.uploads import LocationFix, SharedLocation, UploadedItem
 from appliance.models.users import (
     GrantState,
     RecoveryCode,
@@ -100,6 +100,7 @@ __all__ = [
     "Incident",
     "IncidentNote",
     "Invite",
+    "LocationFix",
     "MessageStatus",
     "NoticeText",
     "OfficerDraft",

@@ -64,6 +64,9 @@ class Call(SQLModel, table=True):
     consent_video: bool = False
     consent_recording: bool = False
     consent_location: bool = False
+    # The caller let the box keep their position up to date during the call (a track of
+    # ``LocationFix`` rows), not just the first fix.
+    consent_location_updates: bool = False
     consent_at: datetime | None = time_field()
     notice_version: str = Field(default="", max_length=32)
     caller_latitude: float | None = None

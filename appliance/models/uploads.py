@@ -2,7 +2,7 @@
 
 Each uploaded file is one row, written only once the file is whole and hashed; a
 shared location is one row per invite (the unique ``invite_id`` makes "once" hold at
-the database too).
+the database too). A position sent during a video call is a ``LocationFix``.
 """
 
 from __future__ import annotations
@@ -40,3 +40,27 @@ class SharedLocation(SQLModel, table=True):
     longitude: float
     accuracy_m: float
     shared_at: datetime = now_field()
+    # The National Grid reference as computed when shared (OSTN15, appliance/grid.py);
+    # None outside Great Britain, and for a location shared before the box computed them.
+    easting: float | None = None
+    northing: float | None = None
+
+
+class LocationFix(SQLModel, table=True):
+    """One position of the caller during a video call: the first, and then, if the
+    caller agreed to it being kept up to date, one each time their phone moved (at most
+    one per ``location_update_seconds``). Together they are the incident's track. The
+    grid reference is kept as computed when the fix arrived (OSTN15, ``appliance/grid.py``),
+    ``None`` outside Great Britain."""
+
+    __tablename__ = "location_fixes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    call_id: int = Field(foreign_key="calls.id", index=True)
+    latitude: float
+    longitude: float
+    accuracy_m: float
+    easting: float | None = None
+    northing: float | None = None
+    fixed_at: datetime = now_field()

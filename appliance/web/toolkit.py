@@ -213,7 +213,7 @@ def render_incident(
         booking = appointments.booking_for(session, settings, incident.id or 0)
         kinds = invites.kinds_for(session, incident_calls)
         items = uploads.for_incident(session, incident.id or 0)
-        shared = locations.for_incident(session, incident.id or 0)
+        shared = locations.track(session, incident.id or 0)
         statement_versions = statements.versions(session, incident)
         cad_deliveries = cad.for_incident(session, incident.id or 0)
         video_held = trial.video_refusal(session, incident)

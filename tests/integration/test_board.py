@@ -15,6 +15,8 @@ from appliance.services.audit import Actor
 from appliance.services.calls import invites
 from appliance.services.identity import accounts
 from appliance.services.intake import appointments, incidents
+from appliance.web import keys
+from tests.support.hostile import caller_http, consented_call, receive, ws_url
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 
@@ -197,3 +199,94 @@ async def test_waiting_callers_come_most_urgent_first_with_their_flags(
         "CAD/W/G3": (False, False),
     }
     assert {w["name"] for w in waiting} == {"Jane Marple"}
+
+
+async def test_each_waiting_caller_has_a_timer_against_the_wait_target(
+    live_server: LiveServer, supervisor: FormClient
+) -> None:
+    """Tried: two callers waiting, one for 30 s and one for 400 s, with the wait target
+    (``queue_target_seconds``) at its 180 s default. The waiting list, the queue board and
+    the console each give wait-timer.js the seconds waited by the box's clock and the
+    target, from which it counts and marks the one past the target."""
+    target = live_server.settings.queue_target_seconds
+    calls = {}
+    made = {
+        ref: _incident(live_server, ref, 3, hours_ago=0) for ref in ("CAD/T/SHORT", "CAD/T/LONG")
+    }
+    with live_server.db.session() as session:
+        officer = accounts.require(session, "sgt1")
+        for ref, seconds in (("CAD/T/SHORT", 30), ("CAD/T/LONG", 400)):
+            incident = session.get(Incident, made[ref])
+            _, call, _ = invites.create_invite(
+                session, Actor("t"), incident, officer, timedelta(hours=1)
+            )
+            call.state = CallState.WAITING.value
+            call.waiting_at = utcnow() - timedelta(seconds=seconds)
+            session.add(call)
+            session.flush()
+            calls[ref] = call.public_id
+
+    _, body = await supervisor.get("/calls/waiting.json")
+    listed = json.loads(body)
+    assert listed["targetSeconds"] == target == 180
+    waited = {w["incident"]: w["waited"] for w in listed["waiting"]}
+    assert 30 <= waited["CAD/T/SHORT"] < 40 and 400 <= waited["CAD/T/LONG"] < 410
+
+    _, board = await supervisor.get("/board?fragment=1")
+    timers = [
+        line for line in board.split("<tr>") if 'class="wait-timer"' in line and "CAD/T/" in line
+    ]
+    assert len(timers) == 2 and all(f'data-target="{target}"' in t for t in timers)
+    long_row = next(t for t in timers if "CAD/T/LONG" in t)
+    assert int(long_row.split('data-waited="')[1].split('"')[0]) >= 400
+
+    _, console = await supervisor.get(f"/calls/{calls['CAD/T/LONG']}")
+    timer = console.split('id="wait-timer"')[1].split(">")[0]
+    assert f'data-target="{target}"' in timer
+    assert int(timer.split('data-waited="')[1].split('"')[0]) >= 400
+    assert 'id="wait-target" hidden' not in console, "shown while the caller waits"
+    assert "js/staff/wait-timer.js" in console
+
+
+@pytest.mark.sqlite_only(reason="the hub's note in memory is under test, not the database")
+async def test_a_staff_page_tells_the_box_which_notification_announced_a_caller(
+    live_server: LiveServer,
+) -> None:
+    """Tried: while a caller waits, the owner's page reports the chime, then a desktop
+    notification (the stronger is kept for the answer-wait metric); a report without the
+    CSRF token, one with a made-up notification, and one from a handler who may not see
+    the call are refused and change nothing."""
+    invited = consented_call(live_server, "pc1", "CAD/ALERT/1")
+    _user(live_server, "pc2", Role.HANDLER)
+    hub = live_server.app[keys.HUB]
+    path = f"/calls/{invited.call.public_id}/alerted"
+
+    async def report(client: FormClient, notification: str, csrf: bool = True) -> int:
+        headers = {"X-CSRF-Token": client.csrf} if csrf else {}
+        async with client.session.post(
+            client.base_url + path, json={"notification": notification}, headers=headers
+        ) as response:
+            return response.status
+
+    owner, other = FormClient(live_server.base_url), FormClient(live_server.base_url)
+    try:
+        for client, name in ((owner, "pc1"), (other, "pc2")):
+            await client.sign_in(name, PASSWORD)
+            await client.get("/calls")
+        async with (
+            caller_http(live_server) as phone,
+            phone.ws_connect(ws_url(live_server, f"/ws/v/{invited.token}")) as caller_ws,
+        ):
+            await receive(caller_ws, "hello")
+            assert await report(owner, "sound") == 204
+            assert hub.alerts[invited.call.public_id] == "sound"
+            assert await report(owner, "desktop") == 204
+            assert await report(owner, "sound") == 204
+            assert hub.alerts[invited.call.public_id] == "desktop"
+            assert await report(owner, "desktop", csrf=False) == 403
+            assert await report(owner, "telepathy") == 400
+            assert await report(other, "sound") in (403, 404)
+            assert hub.alerts[invited.call.public_id] == "desktop"
+    finally:
+        await owner.close()
+        await other.close()

@@ -45,7 +45,8 @@ async def test_consent_asks_with_explicit_answers_and_links_its_error(
     assert 'id="who-reference">CAD/GOV/1<' in page and 'id="who-officer">Pat<' in page
     assert "Can we record the call?" in page
     assert page.count("No – you can still have the call") == 2
-    assert page.count('type="radio"') == 6 and 'type="checkbox"' not in page
+    # Video yes/no, recording yes/no, location once/kept up to date/no.
+    assert page.count('type="radio"') == 7 and 'type="checkbox"' not in page
     assert "Stay on your phone call until the officer tells you to hang up" in page
     assert 'id="quick-exit"' not in page
 

@@ -22,6 +22,7 @@ from appliance.models import (
     EvidenceFile,
     FileKind,
     Incident,
+    LocationFix,
     Role,
     SharedLocation,
     utcnow,
@@ -213,7 +214,8 @@ def test_open_cases_statements_and_investigations_survive_the_purge(settings: Se
 
 def test_records_are_minimised_by_kind(settings: Settings) -> None:
     """Chat kept 10 days after close is minimised at 20 days, a location kept the default
-    year is not; at 400 days the whole record goes, the RVR notes and chat with it."""
+    year is not; at 400 days the whole record goes, the RVR notes, chat and the caller's
+    track with it."""
     db = Database(settings.effective_database_url)
     migrate.upgrade(db.engine)
     chosen = settings.model_copy(update={"retention_by_kind": {"chat": 10}})
@@ -235,6 +237,17 @@ def test_records_are_minimised_by_kind(settings: Settings) -> None:
                     accuracy_m=5,
                 )
             )
+            session.add(
+                LocationFix(
+                    incident_id=incident.id or 0,
+                    call_id=call_id or 0,
+                    latitude=50.7,
+                    longitude=-2.4,
+                    accuracy_m=5,
+                    easting=399000.0,
+                    northing=80000.0,
+                )
+            )
             _age_and_close(session, incident, "advice_given", 20)
             incident_id = incident.id
         keyring = master_key.Keyring(b"k" * 32, settings.data_dir)
@@ -243,12 +256,14 @@ def test_records_are_minimised_by_kind(settings: Settings) -> None:
         with db.session() as session:
             assert [m.body for m in session.exec(select(ChatMessage))] == ["(minimised)"]
             assert session.exec(select(SharedLocation)).first() is not None
+            assert session.exec(select(LocationFix)).first() is not None
             assert session.get(Incident, incident_id).caller_name == "Jane Marple"
             _age_and_close(session, session.get(Incident, incident_id), "advice_given", 400)
         with db.session() as session:
             retention.purge(session, chosen, keyring, Actor("test"), dry_run=False)
         with db.session() as session:
             assert session.exec(select(SharedLocation)).first() is None
+            assert session.exec(select(LocationFix)).first() is None, "the call's track goes too"
             assert session.get(Incident, incident_id).caller_name == "(minimised)"
     finally:
         db.dispose()

@@ -26,6 +26,7 @@ from tests.support.live import LiveServer
 from tests.support.staff import add_incident, add_user
 
 DEVICE = "a-hostile-phone-device-token"
+VIDEO_ONLY = Consent(True, False, False)
 
 
 @dataclass
@@ -35,10 +36,16 @@ class Invited:
 
 
 def consented_call(
-    server: LiveServer, owner: str, reference: str, *, consent: bool = True
+    server: LiveServer,
+    owner: str,
+    reference: str,
+    *,
+    consent: bool = True,
+    choice: Consent = VIDEO_ONLY,
 ) -> Invited:
     """A handler ``owner`` (made here unless the box has them), an incident, and a video
-    link the caller on ``DEVICE`` agreed to (or, with ``consent=False``, has not yet)."""
+    link the caller on ``DEVICE`` agreed to (or, with ``consent=False``, has not yet),
+    with the caller's ``choice`` of recording and location."""
     with server.db.session() as session:
         user = accounts.get_by_username(session, owner) or add_user(session, owner, Role.HANDLER)
         incident = add_incident(session, user, reference)
@@ -49,7 +56,7 @@ def consented_call(
             invites.record_consent(
                 session,
                 call,
-                Consent(True, False, False),
+                choice,
                 hashlib.sha256(DEVICE.encode()).hexdigest(),
                 "",
             )

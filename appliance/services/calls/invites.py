@@ -64,6 +64,8 @@ class Consent:
     video: bool
     recording: bool
     location: bool
+    # With ``location``: kept up to date during the call, not shared once.
+    location_updates: bool = False
 
 
 def hash_token(token: str) -> str:
@@ -250,6 +252,7 @@ def record_consent(
     call.consent_video = consent.video
     call.consent_recording = consent.recording
     call.consent_location = consent.location
+    call.consent_location_updates = consent.location and consent.location_updates
     call.consent_at = utcnow()
     call.notice_version = notice_version
     call.caller_device_hash = device_hash
@@ -264,6 +267,7 @@ def record_consent(
             "video": consent.video,
             "recording": consent.recording,
             "location": consent.location,
+            "location_updates": call.consent_location_updates,
             "notice": notice_version,
         },
     )

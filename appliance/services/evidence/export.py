@@ -2,7 +2,8 @@
 
 Inside: the media decrypted into their own standard containers (WebM or Matroska
 recordings, JPEG snapshots, uploads as sent, statement PDFs if any), the chat
-transcript, call and incident metadata as JSON, an audit extract, and ``SHA256SUMS``
+transcript, the caller's location track (``locations.csv``: each position with its
+National Grid reference), call and incident metadata as JSON, an audit extract, and ``SHA256SUMS``
 (``sha256sum -c`` format) signed with the box's Ed25519 key (``SHA256SUMS.sig``,
 base64). Plaintext is streamed into the zip and never written under the data dir.
 """
@@ -10,7 +11,9 @@ base64). Plaintext is streamed into the zip and never written under the data dir
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import json
 import zipfile
 from dataclasses import dataclass
@@ -19,8 +22,18 @@ from typing import IO, Any
 
 from sqlmodel import Session, col, select
 
+from appliance import grid
 from appliance.config import Settings
-from appliance.models import AuditEvent, Call, ChatMessage, EvidenceFile, FileKind, Incident
+from appliance.models import (
+    AuditEvent,
+    Call,
+    ChatMessage,
+    EvidenceFile,
+    FileKind,
+    Incident,
+    LocationFix,
+    SharedLocation,
+)
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.evidence import custody, sealing, signing
@@ -102,6 +115,7 @@ class Contents:
     calls: list[Call]
     chat: bytes
     audit_extract: bytes
+    locations: bytes = b""
 
 
 def gather(session: Session, incident: Incident) -> Contents:
@@ -121,7 +135,77 @@ def gather(session: Session, incident: Incident) -> Contents:
         calls,
         ("\n".join(chat) + "\n").encode(),
         _audit_extract(session, incident, calls, files),
+        _locations(session, incident, calls),
     )
+
+
+LOCATION_COLUMNS = (
+    "at",
+    "source",
+    "call",
+    "latitude",
+    "longitude",
+    "accuracy_m",
+    "easting",
+    "northing",
+    "grid_reference",
+)
+
+
+def _locations(session: Session, incident: Incident, calls: list[Call]) -> bytes:
+    """The caller's track as CSV, oldest first: each position the phone reported (WGS 84)
+    and the National Grid reference kept with it (OSTN15; empty outside Great Britain)."""
+    public_ids = {c.id: c.public_id for c in calls}
+    rows: list[tuple[Any, ...]] = []
+    for fix in session.exec(
+        select(LocationFix).where(LocationFix.incident_id == incident.id)
+    ).all():
+        rows.append(
+            (
+                fix.fixed_at,
+                "call",
+                public_ids.get(fix.call_id, ""),
+                fix.latitude,
+                fix.longitude,
+                fix.accuracy_m,
+                fix.easting,
+                fix.northing,
+            )
+        )
+    for shared in session.exec(
+        select(SharedLocation).where(SharedLocation.incident_id == incident.id)
+    ).all():
+        rows.append(
+            (
+                shared.shared_at,
+                "link",
+                "",
+                shared.latitude,
+                shared.longitude,
+                shared.accuracy_m,
+                shared.easting,
+                shared.northing,
+            )
+        )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(LOCATION_COLUMNS)
+    for at, source, call, lat, lon, accuracy, easting, northing in sorted(rows, key=lambda r: r[0]):
+        on_grid = easting is not None and northing is not None
+        writer.writerow(
+            (
+                at.isoformat(),
+                source,
+                call,
+                f"{lat:.7f}",
+                f"{lon:.7f}",
+                f"{accuracy:.1f}",
+                f"{easting:.3f}" if on_grid else "",
+                f"{northing:.3f}" if on_grid else "",
+                str(grid.GridReference(easting, northing)) if on_grid else "",
+            )
+        )
+    return out.getvalue().encode()
 
 
 def write_zip(
@@ -150,6 +234,7 @@ def write_zip(
                 raise ExportError(f"{file.kind} #{file.id} does not match its recorded hash")
             sums.append((file.sha256, name))
         add("chat.txt", contents.chat)
+        add("locations.csv", contents.locations)
         add(
             "incident.json",
             _json(

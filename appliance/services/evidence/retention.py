@@ -41,6 +41,7 @@ from appliance.models import (
     FileKind,
     FileStatus,
     Incident,
+    LocationFix,
     MessageStatus,
     OfficerDraft,
     OutboundMessage,
@@ -173,8 +174,13 @@ def _pending(session: Session, incident: Incident, kind: str) -> bool:
         shared = session.exec(
             select(SharedLocation).where(SharedLocation.incident_id == incident.id)
         ).first()
-        return shared is not None or any(
-            c.caller_latitude is not None for c in _calls_of(session, incident)
+        fix = session.exec(
+            select(LocationFix).where(LocationFix.incident_id == incident.id)
+        ).first()
+        return (
+            shared is not None
+            or fix is not None
+            or any(c.caller_latitude is not None for c in _calls_of(session, incident))
         )
     answer = session.exec(
         select(SurveyResponse).where(SurveyResponse.incident_id == incident.id)
@@ -235,6 +241,10 @@ def _drop_locations(session: Session, incident: Incident) -> None:
         select(SharedLocation).where(SharedLocation.incident_id == incident.id)
     ).all():
         session.delete(shared)
+    for fix in session.exec(
+        select(LocationFix).where(LocationFix.incident_id == incident.id)
+    ).all():
+        session.delete(fix)
 
 
 def _drop_survey_text(session: Session, incident: Incident) -> None:

@@ -16,7 +16,12 @@ CATEGORIES = [
     ("Caller details", "name, phone number, location text of the incident", "incidents"),
     ("Video call", "recording (if agreed), still pictures, call timings, quality", "calls"),
     ("Uploads", "photos and videos the caller chose to send, with their hashes", "uploads"),
-    ("Location", "latitude, longitude and accuracy shared once, or on the call", "locations"),
+    (
+        "Location",
+        "latitude, longitude and accuracy, with the National Grid reference worked out from "
+        "them, shared once, or on the call (once, or kept up to date if the caller agrees)",
+        "locations",
+    ),
     ("Chat", "messages typed during the call", "chat"),
     (
         "Witness statements",

@@ -35,6 +35,7 @@ from appliance.models import (
     GuestInvite,
     Incident,
     IncidentNote,
+    LocationFix,
     OutboundMessage,
     RvrCase,
     SharedLocation,
@@ -78,6 +79,7 @@ class Found:
     sms: list[OutboundMessage] = field(default_factory=list)
     survey: list[SurveyResponse] = field(default_factory=list)
     locations: list[SharedLocation] = field(default_factory=list)
+    location_fixes: list[LocationFix] = field(default_factory=list)
     notes: list[IncidentNote] = field(default_factory=list)
     rvr: list[RvrCase] = field(default_factory=list)
     dash: list[DashAssessment] = field(default_factory=list)
@@ -216,6 +218,7 @@ def _gather(session: Session, found: Found, name: str) -> None:
     for table, attr in (
         (SurveyResponse, "survey"),
         (SharedLocation, "locations"),
+        (LocationFix, "location_fixes"),
         (IncidentNote, "notes"),
         (RvrCase, "rvr"),
         (DashAssessment, "dash"),
@@ -309,6 +312,7 @@ def write_bundle(
                     "statements": _rows(found.statements),
                     "survey": _rows(found.survey),
                     "locations": _rows(found.locations),
+                    "location_fixes": _rows(found.location_fixes),
                     "notes": _rows(found.notes),
                     "rvr": _rows(found.rvr),
                     "dash": _rows(found.dash),

@@ -152,7 +152,8 @@ async def consent(request: web.Request) -> web.StreamResponse:
     choice = Consent(
         video=form.get("consent_video") == "yes",
         recording=form.get("consent_recording") == "yes",
-        location=form.get("consent_location") == "yes",
+        location=form.get("consent_location") in ("yes", "live"),
+        location_updates=form.get("consent_location") == "live",
     )
     device = request.cookies.get(keys.CALLER_DEVICE_COOKIE) or secrets.token_urlsafe(32)
     device_hash = hashlib.sha256(device.encode()).hexdigest()
@@ -220,7 +221,12 @@ async def call_page(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template(
         "caller/call.html",
         request,
-        {"token": request.match_info["token"], "call": call, **_who(request, call)},
+        {
+            "token": request.match_info["token"],
+            "call": call,
+            "location_every": request.app[keys.SETTINGS].location_update_seconds,
+            **_who(request, call),
+        },
     )
 
 

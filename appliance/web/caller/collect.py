@@ -7,12 +7,14 @@ written and never held whole in memory.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp_jinja2
 from aiohttp import BodyPartReader, web
 
+from appliance import grid
 from appliance.models import Call, Invite
 from appliance.services.calls import invites
 from appliance.services.calls.invites import LOCATION, UPLOAD, CallerLink, LinkProblem
@@ -279,6 +281,7 @@ async def location_submit(request: web.Request) -> web.StreamResponse:
     except ValueError:
         position = None
     refusal: LocationRefused | None = None
+    await asyncio.to_thread(grid.warm)
     with request.app[keys.DB].session() as session:
         link = caller_link(request, session)
         result = invites.open_link(session, link, device_hash_of(request), source)

@@ -50,6 +50,7 @@ def _render(
             "live": live,
             "booked": [(a, i, london_label(a.starts_at)) for a, i in booked],
             "now": utcnow(),
+            "wait_target": settings.queue_target_seconds,
             "handlers": _handlers(request) if owner_id is None else [],
             "error": error,
         },

@@ -11,6 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlmodel import Session
 
+from appliance import grid
 from appliance.live.participants import HANDLER, OBSERVER, Participant
 from appliance.live.protocol import SignallingSocket
 from appliance.models import (
@@ -95,6 +96,8 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
             "rvr": rvr,
             "overdue": overdue,
             "waitingSince": call.waiting_at.isoformat() if call.waiting_at else None,
+            # By the box's clock, for the timer against the wait target (wait-timer.js).
+            "waited": round((now - call.waiting_at).total_seconds()) if call.waiting_at else 0,
             "present": "caller" in getattr(hub.calls.get(call.public_id), "participants", {}),
             # Whose alert it is (waiting.js): the owner's own, or anyone's on the board.
             "mine": incident.owner_id == user.id,
@@ -118,7 +121,32 @@ async def queue_json(request: web.Request) -> web.StreamResponse:
         }
         for o in offered
     ]
-    return web.json_response({"waiting": [row for _, row in rows], "handovers": handovers})
+    return web.json_response(
+        {
+            "waiting": [row for _, row in rows],
+            "handovers": handovers,
+            "targetSeconds": settings.queue_target_seconds,
+        }
+    )
+
+
+@routes.post("/calls/{public_id}/alerted", name="call_alerted")
+@requires(*STAFF)
+async def call_alerted(request: web.Request) -> web.StreamResponse:
+    """A staff page announced this waiting caller (waiting.js) with a desktop notification
+    or the chime alone: which one, for the answer-wait metric. Only the hub's note in
+    memory is kept; a call this user may not see is refused like its console."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="Send JSON.") from None
+    notification = body.get("notification") if isinstance(body, dict) else None
+    if notification not in ("desktop", "sound"):
+        raise web.HTTPBadRequest(text="notification is desktop or sound.")
+    with request.app[keys.DB].reader() as session:
+        call, _ = call_for(request, session)
+    request.app[keys.HUB].note_alert(call.public_id, notification)
+    return web.Response(status=204)
 
 
 @routes.get("/calls/{public_id}", name="console")
@@ -144,6 +172,9 @@ async def console(request: web.Request) -> web.StreamResponse:
         own_drafts = drafts.of(session, current_user(request), incident.id or 0)
         settings = request.app[keys.SETTINGS]
         colleagues = handover.colleagues(session, settings, incident, current_user(request))
+    place_grid = (
+        await asyncio.to_thread(grid.reference, place["lat"], place["lon"]) if place else None
+    )
     return aiohttp_jinja2.render_template(
         "calls/console.html",
         request,
@@ -159,6 +190,11 @@ async def console(request: web.Request) -> web.StreamResponse:
             "snapshots": _in_order(snapshots),
             "snapshot_labels": _labels(snapshots),
             "place": place,
+            "wait_target": settings.queue_target_seconds,
+            "waited": round((datetime.now(UTC) - call.waiting_at).total_seconds())
+            if call.waiting_at and call.state == "waiting"
+            else 0,
+            "place_grid": place_grid,
             "map_url": _map_url(settings.force_map_url, place),
             "map_template": settings.force_map_url,
             "drafts": own_drafts,

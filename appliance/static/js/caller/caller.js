@@ -228,7 +228,7 @@
         iceServers = message.iceServers || [];
         applyState(message);
         await sendOffer();
-        if (root.dataset.location === "yes" && navigator.geolocation) shareLocation();
+        if (root.dataset.location !== "no" && navigator.geolocation) shareLocation();
         break;
       case "answer":
         await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
@@ -309,19 +309,40 @@
     } catch (error) { /* no offer: the page says the call has ended */ }
   }
 
+  /* Once, or (if the caller agreed to it being kept up to date) each time the phone
+     moves, at most once per data-location-every seconds: the box drops faster fixes. */
+  let locationWatch = null;
   function shareLocation() {
-    navigator.geolocation.getCurrentPosition((position) => {
-      signal.send({
-        type: "location",
-        latitude: position.coords.latitude,
-        longitude: position.coords.longitude,
-        accuracy: position.coords.accuracy,
-      });
-    }, () => {}, { enableHighAccuracy: true, timeout: 15000 });
+    const send = (position) => signal.send({
+      type: "location",
+      latitude: position.coords.latitude,
+      longitude: position.coords.longitude,
+      accuracy: position.coords.accuracy,
+    });
+    const options = { enableHighAccuracy: true, timeout: 15000 };
+    if (root.dataset.location !== "live") {
+      navigator.geolocation.getCurrentPosition(send, () => {}, options);
+      return;
+    }
+    if (locationWatch !== null) return;
+    const every = 1000 * Number(root.dataset.locationEvery || 15);
+    let sentAt = 0, pending = null, timer = null;
+    const flush = () => {
+      timer = null;
+      if (pending === null || ended) return;
+      sentAt = Date.now();
+      send(pending);
+      pending = null;
+    };
+    locationWatch = navigator.geolocation.watchPosition((position) => {
+      pending = position;
+      if (timer === null) timer = setTimeout(flush, Math.max(0, sentAt + every - Date.now()));
+    }, () => {}, options);
   }
 
   function finish() {
     ended = true;
+    if (locationWatch !== null) navigator.geolocation.clearWatch(locationWatch);
     if (signal) signal.close();
     if (pc) pc.close();
     if (stream) stream.getTracks().forEach((t) => t.stop());

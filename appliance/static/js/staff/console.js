@@ -63,11 +63,17 @@
   }
 
   function setState(state) {
+    const was = diagnostics.state;
     diagnostics.state = state;
     showPill(state);
     const live = state === "connected";
     if (live && !connectedAt) connectedAt = new Date();
     if (state === "waiting" && !waitingAt) waitingAt = new Date();
+    if (state === "waiting" && was !== "waiting") {
+      $("wait-timer").dataset.waited = "0";  // the caller has just joined: wait-timer.js counts from here
+      delete $("wait-timer").dataset.seenAt;
+    }
+    $("wait-target").hidden = state !== "waiting";
     showIndicators();
     ["mute", "camera", "snapshot", "end"].forEach((id) => { $(id).disabled = !live || mode !== "handle"; });
     $("admit").hidden = live || ended || mode !== "handle";
@@ -391,6 +397,9 @@
     const lat = Number(message.latitude), lon = Number(message.longitude);
     $("shared-location").textContent = lat.toFixed(6) + ", " + lon.toFixed(6);
     $("shared-accuracy").textContent = "(within " + Math.round(message.accuracy) + " m)";
+    const onGrid = message.gridReference && message.easting !== null && message.northing !== null;
+    $("shared-grid").textContent = onGrid ? message.gridReference : "Outside the National Grid";
+    $("shared-en").textContent = onGrid ? "(E " + Math.floor(message.easting) + ", N " + Math.floor(message.northing) + ")" : "";
     $("shared-location-row").hidden = false;
     const template = root.dataset.mapUrl;
     if (template) {

@@ -1,4 +1,5 @@
-/* The waiting-callers list, most urgent first as the server sorts it: polls every three seconds. */
+/* The waiting-callers list, most urgent first as the server sorts it: polls every three
+   seconds; each caller's time waited against the wait target ticks by itself (wait-timer.js). */
 "use strict";
 
 (function () {
@@ -75,12 +76,17 @@
       row.appendChild(cell(entry.incident));
       row.appendChild(cell(entry.category));
       row.appendChild(cell(String(entry.grade)));
-      const since = entry.waitingSince ? (Date.now() - new Date(entry.waitingSince)) / 1000 : 0;
-      row.appendChild(cell(window.EVR ? EVR.formatDuration(since) : Math.round(since) + " s"));
+      const waiting = cell("");
+      const timer = tag(window.EVR ? EVR.formatDuration(entry.waited || 0) : "", "wait-timer");
+      timer.dataset.waited = String(entry.waited || 0);
+      timer.dataset.target = String(data.targetSeconds || 0);
+      waiting.appendChild(timer);
+      row.appendChild(waiting);
       const flags = cell("");
       if (entry.rvr) flags.appendChild(tag("RVR", "tag tag--bad"));
       if (entry.overdue) flags.appendChild(tag("Past target", "tag tag--bad"));
       if (entry.overdue) row.classList.add("breach");
+      row.dataset.overdue = entry.overdue ? "yes" : "no";
       row.appendChild(flags);
       const action = document.createElement("td");
       const link = document.createElement("a");

@@ -44,7 +44,7 @@
 
   /* Two short rising tones, quiet: a chime, not an alarm. */
   function chime() {
-    if (!audio || audio.state !== "running") return;
+    if (!audio || audio.state !== "running") return false;
     [[660, 0], [880, 0.18]].forEach(([frequency, at]) => {
       const tone = audio.createOscillator();
       const level = audio.createGain();
@@ -56,16 +56,29 @@
       tone.start(audio.currentTime + at);
       tone.stop(audio.currentTime + at + 0.32);
     });
+    return true;
   }
 
   function notify(row) {
-    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    if (!("Notification" in window) || Notification.permission !== "granted") return false;
     const who = row.name || "A caller";
     const note = new Notification(who + " is waiting", {
       body: row.incident + " · " + row.category + (row.rvr ? " · RVR" : "") + (row.mine ? "" : " · not assigned"),
       tag: "evr-waiting-" + row.call,
     });
     note.onclick = () => { window.focus(); window.location.href = row.url; note.close(); };
+    return true;
+  }
+
+  /* Tell the box which notification went out, for the answer-wait metric
+     (evr_call_answer_wait_seconds); nothing else is kept. */
+  function report(row, notification) {
+    fetch("/calls/" + encodeURIComponent(row.call) + "/alerted", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": count.dataset.csrf || "" },
+      body: JSON.stringify({ notification: notification }),
+    }).catch(() => null);
   }
 
   function announce(rows) {
@@ -77,8 +90,11 @@
     // Only callers now waiting are remembered, so the list stays small.
     store(ALERTED, JSON.stringify(rows.map(key)));
     if (!fresh.length) return;
-    chime();
-    fresh.forEach(notify);
+    const sounded = chime();
+    fresh.forEach((row) => {
+      if (notify(row)) report(row, "desktop");
+      else if (sounded) report(row, "sound");
+    });
   }
 
   async function refresh() {
