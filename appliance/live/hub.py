@@ -3,8 +3,9 @@
 Web handlers hand each authorised WebSocket to the hub; the hub validates messages,
 drives the media room and calls the services. It only translates: what a move of the
 call means (the survey, the appointment, the CAD event) is decided in
-``services.calls.life``; the recording's life is in ``recording.py`` and the 2 s
-sampling in ``sampler.py``, the chat in ``chat.py``.
+``services.calls.life``; the recording's life is in ``recording.py``, the 2 s sampling
+in ``sampler.py``, the chat in ``chat.py``, the caller's location in ``whereabouts.py``,
+observers and a call changing hands in ``seats.py``.
 """
 
 from __future__ import annotations
@@ -14,30 +15,31 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType
 from sqlmodel import Session
 
-from appliance import grid, metrics
+from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
-from appliance.live import protocol
+from appliance.live import protocol, seats
+from appliance.live.alerts import Alerts
 from appliance.live.chat import Chat
 from appliance.live.ice import browser_ice_server, ice_servers
 from appliance.live.participants import CALLER, GUEST, HANDLER, OBSERVER, LiveCall, Participant
 from appliance.live.recording import Recordings
 from appliance.live.sampler import Sampler
+from appliance.live.seats import Handlers
+from appliance.live.whereabouts import Whereabouts
 from appliance.logs import call_id_var
 from appliance.models import FINAL_STATES, Call, CallState, Snapshot, User
 from appliance.services import audit
 from appliance.services.audit import Actor
-from appliance.services.calls import guests, life, states, supervision
+from appliance.services.calls import guests, life, states
 from appliance.services.calls.states import CallError
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Throttle
-from appliance.services.intake import locations
 from media import Room, RoomConfig, RoomEvent, SdpError
 from media.background import spawn
 from media.errors import UnknownLegError
@@ -49,12 +51,6 @@ log = logging.getLogger("evr.live")
 
 # A move of the call, made by the hub in its own transaction (``calls.life``).
 Move = Callable[[Session, Call], bool]
-# Close codes a console reacts to with a plain message (docs/signalling.md, "Close codes").
-REPLACED = 4000
-TAKEN_OVER = 4004
-HANDED_OVER = 4005
-# What an observer may send: it watches and listens, it does not speak for the call.
-OBSERVER_MESSAGES = (protocol.Join, protocol.Restart, protocol.End, protocol.Ping)
 
 
 class CallHub:
@@ -75,21 +71,9 @@ class CallHub:
         self.sampler = Sampler(settings, db, self.calls, self._end_abandoned)
         self.chat = Chat(settings, db)
         self.message_limit = Throttle(settings.socket_messages_per_minute)
-        # The strongest notification a staff page raised for each waiting caller
-        # (metrics.NOTIFICATIONS), for the answer-wait metric at admission.
-        self.alerts: dict[str, str] = {}
-
-    def note_alert(self, public_id: str, notification: str) -> None:
-        """A staff page announced this waiting caller (``desktop`` or ``sound``); kept
-        only for calls live here, the strongest one."""
-        for gone in [k for k in self.alerts if k not in self.calls]:
-            del self.alerts[gone]
-        if public_id not in self.calls or notification not in metrics.NOTIFICATIONS:
-            return
-        order = metrics.NOTIFICATIONS
-        current = self.alerts.get(public_id, "none")
-        if order.index(notification) < order.index(current):
-            self.alerts[public_id] = notification
+        self.whereabouts = Whereabouts(settings, db)
+        self.alerts = Alerts()
+        self.handlers = Handlers(self.calls, self._broadcast_state)
 
     def _live(self, public_id: str) -> LiveCall:
         live = self.calls.get(public_id)
@@ -109,12 +93,12 @@ class CallHub:
         live = self._live(public_id)
         previous = live.participants.get(participant.leg_id)
         if previous is not None:
-            await previous.ws.close(code=REPLACED, message=b"replaced by a newer connection")
+            await previous.ws.close(code=seats.REPLACED, message=b"replaced by a newer connection")
         live.participants[participant.leg_id] = participant
         if participant.role in (CALLER, HANDLER):
             live.empty_since = None
         metrics.SIGNALLING_CONNECTIONS.labels(participant.role).inc()
-        watch = asyncio.create_task(self._watch(participant))
+        watch = asyncio.create_task(participant.keep_checking(self.recheck_seconds))
         try:
             servers = ice_servers(self.settings, public_id)
             await participant.send(
@@ -139,25 +123,12 @@ class CallHub:
                 if participant.guest is not None or participant.role == OBSERVER:
                     await self._leave(live, participant.leg_id)
                 if participant.role == OBSERVER:
-                    self._observer_left(live, participant)
+                    seats.observer_left(self.db, live, participant)
                 await self._notify_presence(live, participant, False)
                 if not any(p.role in (CALLER, HANDLER) for p in live.participants.values()):
                     live.empty_since = time.monotonic()
             if not live.participants and live.room is None:
                 self.calls.pop(public_id, None)
-
-    async def _watch(self, participant: Participant) -> None:
-        """Re-authorise a staff socket on a timer too: one that sends nothing (a console
-        left open on a call) still closes once its session or its right has gone."""
-        if participant.recheck is None:
-            return
-        while not participant.ws.closed:
-            await asyncio.sleep(self.recheck_seconds)
-            try:
-                if not await participant.still_allowed():
-                    return
-            except Exception:  # a failed check is tried again next tick, on every message too
-                log.exception("could not re-authorise a socket", extra={"leg": participant.leg_id})
 
     async def _handle_raw(self, live: LiveCall, participant: Participant, raw: Any) -> None:
         socket = f"{live.public_id}/{participant.leg_id}"  # a reconnect does not reset it
@@ -185,8 +156,7 @@ class CallHub:
     async def _dispatch(self, live: LiveCall, participant: Participant, message: Any) -> None:
         if not await participant.still_allowed():
             return
-        if participant.role == OBSERVER and not isinstance(message, OBSERVER_MESSAGES):
-            raise CallError("an observer watches and listens: take the call over to act on it")
+        seats.check_message(participant, message)
         match message:
             case protocol.Join(sdp=sdp):
                 await self._join(live, participant, sdp)
@@ -198,7 +168,7 @@ class CallHub:
             case protocol.Chat(text=text):
                 await self.chat.post(live, participant, text)
             case protocol.Location(latitude=lat, longitude=lon, accuracy=accuracy):
-                await self._location(live, participant, lat, lon, accuracy)
+                await self.whereabouts.share(live, participant, lat, lon, accuracy)
             case protocol.End() if participant.role in (GUEST, OBSERVER):
                 await participant.ws.close(code=1000, message=b"left the call")
             case protocol.End():
@@ -211,51 +181,12 @@ class CallHub:
             case protocol.Ping():
                 await participant.send({"type": "pong"})
 
-    async def _location(
-        self, live: LiveCall, participant: Participant, lat: float, lon: float, accuracy: float
-    ) -> None:
-        """Keep the caller's fix (a dropped one, too soon or after a single share, is not
-        shown) and show it to the handler with its grid reference."""
-        if participant.role != CALLER:
-            raise CallError("only the caller shares a location")
-        await asyncio.to_thread(grid.warm)
-        every = timedelta(seconds=self.settings.location_update_seconds)
-        try:
-            with self.db.session() as session:
-                call = states.get(session, live.public_id)
-                fix = locations.record_fix(
-                    session, call, lat, lon, accuracy, self.settings.location_bounds, every
-                )
-        except locations.LocationRefused as exc:
-            await participant.send(protocol.error("location_refused", str(exc)))
-            return
-        if fix is None:
-            return
-        await live.broadcast(
-            {
-                "type": "location",
-                "latitude": lat,
-                "longitude": lon,
-                "accuracy": accuracy,
-                "easting": fix.easting,
-                "northing": fix.northing,
-                "gridReference": str(grid.GridReference(fix.easting, fix.northing))
-                if fix.easting is not None and fix.northing is not None
-                else None,
-                "at": fix.fixed_at.isoformat(),
-            },
-            (HANDLER,),
-        )
-
     # -- the moves ---------------------------------------------------------------------
 
     async def _join(self, live: LiveCall, participant: Participant, sdp: str) -> None:
         states.check_join(participant.role, self._load(live.public_id))
         offer = parse_offer(sdp)  # a bad offer is refused before any media room exists
-        if participant.role == OBSERVER and any(
-            m.direction != "recvonly" for m in offer.media if m.kind in ("audio", "video")
-        ):
-            raise CallError("an observer's offer only receives (recvonly audio and video)")
+        seats.check_offer(participant, offer)
         if live.room is None:
             config = RoomConfig(
                 ice_servers=ice_servers(self.settings, live.public_id),
@@ -289,7 +220,7 @@ class CallHub:
             elif participant.user is not None and life.admit(
                 session, self.settings, call, participant.user, participant.source
             ):
-                metrics.observe_admitted(call, self.alerts.pop(live.public_id, "none"))
+                metrics.observe_admitted(call, self.alerts.take(live.public_id))
                 live.admitted_at = time.monotonic()
         if participant.role == HANDLER:
             await self.recordings.start_if_agreed(live)
@@ -358,49 +289,6 @@ class CallHub:
             await self._close_media(live)
             await self._farewell(live, state, reason, 1000, b"call ended")
 
-    def console_user(self, public_id: str) -> int | None:
-        """Whose console is on the call now (the handler's socket), if anyone's."""
-        live = self.calls.get(public_id)
-        handler = live.participants.get(HANDLER) if live is not None else None
-        return handler.user.id if handler is not None and handler.user is not None else None
-
-    async def take_over(self, public_id: str, by: User, reason: str) -> None:
-        """A supervisor took the call (``supervision.take_over`` has recorded it): the
-        handler's console is told who and why and closed with 4004."""
-        message = {"type": "taken_over", "by": by.display_name, "reason": reason}
-        why = f"taken over by {by.display_name}"
-        await self._change_handler(public_id, by, message, TAKEN_OVER, why)
-
-    async def hand_over(self, public_id: str, to: User, note: str) -> None:
-        """A colleague accepted the call (``handover.accept`` has recorded it): the
-        console that offered it is told to whom and closed with 4005."""
-        message = {"type": "handed_over", "to": to.display_name, "note": note}
-        why = f"handed over to {to.display_name}"
-        await self._change_handler(public_id, to, message, HANDED_OVER, why)
-
-    async def _change_handler(
-        self, public_id: str, to: User, message: dict[str, Any], code: int, why: str
-    ) -> None:
-        """The call has a new handler: the old console is told and closed, its media leg
-        leaves, and the caller (and any guest) hear that another officer is joining. The
-        caller's leg is not touched; its handler slot fills again when the new handler's
-        console joins."""
-        live = self.calls.get(public_id)
-        if live is None:
-            return
-        async with live.lock:
-            handler = live.participants.get(HANDLER)
-            if handler is not None and handler.user is not None and handler.user.id != to.id:
-                await handler.send(message)
-                await handler.ws.close(code=code, message=why.encode()[:120])
-                if live.room is not None and HANDLER in live.room.leg_ids:
-                    with contextlib.suppress(UnknownLegError):
-                        await live.room.leave(HANDLER)
-        await live.broadcast(
-            {"type": "officer_changing", "officer": to.display_name}, (CALLER, GUEST)
-        )
-        await self._broadcast_state(live)
-
     async def snapshot(self, public_id: str, user: User, source: str) -> Snapshot:
         return await self.recordings.snapshot(self.calls.get(public_id), user, source)
 
@@ -442,7 +330,7 @@ class CallHub:
     # -- telling the pages ----------------------------------------------------------------
 
     def _shows_observers(self, participant: Participant) -> bool:
-        return participant.role != CALLER or self.settings.observers_shown_to_caller
+        return seats.shows_observers(self.settings, participant)
 
     async def _broadcast_state(self, live: LiveCall) -> None:
         call = self._load(live.public_id)
@@ -453,19 +341,10 @@ class CallHub:
     async def _notify_presence(
         self, live: LiveCall, participant: Participant, present: bool
     ) -> None:
-        told = (
-            (HANDLER, GUEST, OBSERVER)
-            if participant.role == OBSERVER and not self.settings.observers_shown_to_caller
-            else None
-        )
+        told = seats.told_of_presence(self.settings, participant)
         await live.broadcast(participant.presence(present), told, exclude=participant.leg_id)
         if participant.guest is not None or participant.role == OBSERVER:
             await self._broadcast_state(live)
-
-    def _observer_left(self, live: LiveCall, participant: Participant) -> None:
-        with self.db.session() as session:
-            call = states.get(session, live.public_id)
-            supervision.stopped_observing(session, participant.actor, call)
 
     # -- what the media room says ---------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ from appliance.models import Call, GuestInvite, User
 from appliance.services.audit import Actor
 from appliance.services.calls import guests
 from media.protocols import MediaRoom
+
+log = logging.getLogger("evr.live")
 
 CALLER = "caller"
 HANDLER = "handler"
@@ -73,6 +76,19 @@ class Participant:
         if not self.ws.closed:
             await self.ws.close(code=NO_LONGER_ALLOWED, message=refusal.encode()[:120])
         return False
+
+    async def keep_checking(self, every: float) -> None:
+        """Re-authorise a staff socket on a timer too: one that sends nothing (a console
+        left open on a call) still closes once its session or its right has gone."""
+        if self.recheck is None:
+            return
+        while not self.ws.closed:
+            await asyncio.sleep(every)
+            try:
+                if not await self.still_allowed():
+                    return
+            except Exception:  # a failed check is tried again next tick, on every message too
+                log.exception("could not re-authorise a socket", extra={"leg": self.leg_id})
 
     def presence(self, present: bool) -> dict[str, Any]:
         message: dict[str, Any] = {

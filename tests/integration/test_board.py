@@ -279,14 +279,14 @@ async def test_a_staff_page_tells_the_box_which_notification_announced_a_caller(
         ):
             await receive(caller_ws, "hello")
             assert await report(owner, "sound") == 204
-            assert hub.alerts[invited.call.public_id] == "sound"
+            assert hub.alerts.raised[invited.call.public_id] == "sound"
             assert await report(owner, "desktop") == 204
             assert await report(owner, "sound") == 204
-            assert hub.alerts[invited.call.public_id] == "desktop"
+            assert hub.alerts.raised[invited.call.public_id] == "desktop"
             assert await report(owner, "desktop", csrf=False) == 403
             assert await report(owner, "telepathy") == 400
             assert await report(other, "sound") in (403, 404)
-            assert hub.alerts[invited.call.public_id] == "desktop"
+            assert hub.alerts.raised[invited.call.public_id] == "desktop"
     finally:
         await owner.close()
         await other.close()

@@ -145,7 +145,8 @@ async def call_alerted(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text="notification is desktop or sound.")
     with request.app[keys.DB].reader() as session:
         call, _ = call_for(request, session)
-    request.app[keys.HUB].note_alert(call.public_id, notification)
+    hub = request.app[keys.HUB]
+    hub.alerts.note(call.public_id, notification, hub.calls)
     return web.Response(status=204)
 
 
@@ -156,7 +157,7 @@ async def console(request: web.Request) -> web.StreamResponse:
     shown = request.app[keys.SETTINGS].console_chat_shown
     before = request.query.get("chat_before", "")
     chat_before = int(before) if before.isdigit() and len(before) < 18 else None
-    console_user = request.app[keys.HUB].console_user(request.match_info["public_id"])
+    console_user = request.app[keys.HUB].handlers.console_user(request.match_info["public_id"])
     with request.app[keys.DB].reader() as session:
         call, incident = call_for(request, session)
         user, roles = current_user(request), current_roles(request)
@@ -220,7 +221,7 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
     require_same_origin(request)
     user, roles = current_user(request), current_roles(request)
     hub = request.app[keys.HUB]
-    console_user = hub.console_user(request.match_info["public_id"])
+    console_user = hub.handlers.console_user(request.match_info["public_id"])
     try:
         with request.app[keys.DB].session() as session:
             call, _ = call_for(request, session)
@@ -258,7 +259,7 @@ async def take_over(request: web.Request) -> web.StreamResponse:
             )
     except SupervisionError as exc:
         return web.json_response({"error": str(exc)}, status=409)
-    await request.app[keys.HUB].take_over(call.public_id, user, reason)
+    await request.app[keys.HUB].handlers.take_over(call.public_id, user, reason)
     return web.json_response({"ok": True, "message": "The call is yours now."})
 
 
@@ -309,7 +310,7 @@ async def accept_handover(request: web.Request) -> web.StreamResponse:
             public_id, note = call.public_id, taken.note
     except SupervisionError as exc:
         return web.json_response({"error": str(exc)}, status=409)
-    await request.app[keys.HUB].hand_over(public_id, user, note)
+    await request.app[keys.HUB].handlers.hand_over(public_id, user, note)
     raise web.HTTPSeeOther(f"/calls/{public_id}")
 
 
@@ -431,7 +432,7 @@ async def save_draft(request: web.Request) -> web.StreamResponse:
 @requires(*STAFF)
 async def end_call(request: web.Request) -> web.StreamResponse:
     actor = Actor(current_user(request).username, source_of(request))
-    console_user = request.app[keys.HUB].console_user(request.match_info["public_id"])
+    console_user = request.app[keys.HUB].handlers.console_user(request.match_info["public_id"])
     with request.app[keys.DB].session() as session:
         call, incident = call_for(request, session)
         try:  # an officer whose call was taken over or handed on no longer ends it
