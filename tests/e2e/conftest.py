@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.support.appliance import Appliance, running_appliance
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, media_context, signed_in_handler
+from tests.support.browser import CHROMIUM, chromium_args, media_context, signed_in_handler
 
 # pytest-timeout counts a test's fixtures: a module's first test starts `evr serve` and
 # the browser, its last stops them, on top of the call itself.
@@ -42,7 +42,7 @@ def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
+            args=chromium_args(),
             headless=True,
         )
         try:

@@ -1,8 +1,9 @@
 """Fault: the disk holding the media fills during a recorded call.
 
-The data dir is a 1 MiB tmpfs the test mounts (as root; skipped otherwise), the
-database lives elsewhere. The call must go on, the recording be kept as far as it
-was sealed and marked incomplete, the alert metric rise, and nothing else be lost.
+The data dir is a 512 KiB tmpfs the test mounts (as root; skipped otherwise): room for two
+of the recording's 256 KiB sealed chunks. The database lives elsewhere. The call must go
+on, the recording be kept as far as it was sealed and marked incomplete, the alert metric
+rise, and nothing else be lost.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def appliance() -> Iterator[Appliance]:
     media = outside / "media"
     media.mkdir()
     subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(media)], check=True
+        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(media)], check=True
     )
     try:
         with running_appliance(

@@ -36,6 +36,37 @@ CHROMIUM_ARGS = [
 ]
 HANDLER_PASSWORD = "a handler's long passphrase"
 
+# What the fake camera shows in the suite: a scrolling gradient at 320x240 and 15 fps, from
+# a file. Chromium's own fake device honours the caller page's ideal 1280x720 at 30 fps;
+# the clip took a tenth off the CPU that tests/e2e/test_call.py's calls use.
+FAKE_CAMERA = (320, 240, 15)
+
+
+def fake_camera_file() -> Path:
+    """A looping Y4M clip for `--use-file-for-fake-video-capture`, written once per machine."""
+    width, height, fps = FAKE_CAMERA
+    path = Path(tempfile.gettempdir()) / f"evr-fake-camera-{width}x{height}-{fps}.y4m"
+    if path.exists():
+        return path
+    luma = bytes(
+        (c + r * 3 + (c * r) // 97) % 256 for r in range(height + 256) for c in range(width)
+    )
+    chroma = bytes([128]) * (width * height // 2)
+    frames = [
+        b"FRAME\n" + luma[(n * 8) % 256 * width :][: width * height] + chroma
+        for n in range(2 * fps)
+    ]
+    header = f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode()
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    partial.write_bytes(header + b"".join(frames))
+    partial.replace(path)
+    return path
+
+
+def chromium_args() -> list[str]:
+    """The flags with the suite's fake camera clip."""
+    return [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={fake_camera_file()}"]
+
 
 # Every video transceiver offers H.264 only (and RTX), whatever the page preferred: a
 # browser that speaks no VP8, as Safari on an older iPhone. Applied at each createOffer,
