@@ -178,6 +178,45 @@ async def test_a_caller_who_ended_rejoins_within_the_window_and_waits_again(
         await officer.close()
 
 
+async def test_revoking_the_link_from_the_first_call_withdraws_a_waiting_rejoin(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """The caller ended, rejoined and waits (a real aiortc peer on the socket); the
+    officer revokes the link from the incident page's first call, the one they know.
+    The rejoin is cancelled, not left in the queue: the caller's socket hears the call
+    ended, the CAD hears each call end once, the survey is offered once."""
+    token = await _link(live_server, caller)
+    first = _connect_and_end_by_caller(live_server)
+    officer = FormClient(live_server.base_url)
+    peer = Client("caller")
+    try:
+        response, _ = await caller.post(f"/v/{token}/rejoin")
+        assert response.status == 303
+        response, _ = await caller.post(f"/v/{token}", {"consent_video": "yes"})
+        assert response.status == 303
+        wss = live_server.base_url.replace("https://", "wss://")
+        async with caller.session.ws_connect(f"{wss}/ws/v/{token}") as caller_ws:
+            await _join(caller_ws, peer)
+            assert (await _receive(caller_ws, "state"))["state"] == "waiting"
+            await officer.sign_in("pc1", PASSWORD)
+            await officer.get("/incidents")
+            await _revoked(live_server, officer, first)
+            ended = await _receive(caller_ws, "ended")
+            assert ended["state"] == "cancelled" and ended["reason"] == "revoked"
+        _, second = _calls(live_server)
+        assert second.state == CallState.CANCELLED and second.end_reason == "revoked"
+        assert [e["id"] for e in _ended_events(live_server)] == [
+            first.public_id,
+            second.public_id,
+        ]
+        assert _survey_offers(live_server) == 1
+        response, page = await caller.get(f"/v/{token}")
+        assert response.status == 410 and "This link is no longer in use" in page
+    finally:
+        await peer.close()
+        await officer.close()
+
+
 def _lapse(live_server: LiveServer) -> None:
     """The window runs out: the sampler's tick, run now rather than waited for."""
     with live_server.db.session() as session:

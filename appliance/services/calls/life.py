@@ -119,21 +119,41 @@ def quick_exit(session: Session, settings: Settings, call: Call, source: str) ->
 
 def revoke(session: Session, settings: Settings, actor: Actor, call: Call) -> bool:
     """Withdraw the link; a call nobody has joined yet, or a caller still waiting, is
-    cancelled. A connected call goes on (the officer ends it); an ended call's rejoin
-    window shuts. True when the call moved."""
+    cancelled, and so is a rejoin made on the same link. A connected call goes on (the
+    officer ends it); an ended call's rejoin window shuts. True when this call moved."""
     invite = session.get(Invite, call.invite_id)
     assert invite is not None
     if invite.revoked_at is None:
         invite.revoked_at = utcnow()
         session.add(invite)
         audit.record(session, actor, "invite.revoked", object_type="call", object_id=call.public_id)
+    for again in later_on_link(session, call):  # a rejoin the caller is waiting on
+        _cancel_revoked(session, settings, actor, again)
     if CallState(call.state) not in (CallState.INVITED, CallState.WAITING):
         close_rejoin(session, settings, call, actor, REVOKED)
         return False
+    _cancel_revoked(session, settings, actor, call)
+    return True
+
+
+def _cancel_revoked(session: Session, settings: Settings, actor: Actor, call: Call) -> None:
+    if CallState(call.state) not in (CallState.INVITED, CallState.WAITING):
+        return
     states.move(session, call, CallState.CANCELLED, actor, reason=REVOKED)
     _offer_survey(session, settings, call)  # a rejoin's: for the call it came back from
     _ended(session, settings, call, REVOKED)
-    return True
+
+
+def later_on_link(session: Session, call: Call) -> list[Call]:
+    """The calls made on the same link after this one (a caller's rejoins), oldest first:
+    revoking the link from an earlier call's page withdraws them too."""
+    return list(
+        session.exec(
+            select(Call)
+            .where(Call.invite_id == call.invite_id, col(Call.id) > (call.id or 0))
+            .order_by(col(Call.id))
+        ).all()
+    )
 
 
 def _live_video_links(session: Session, incident_id: int) -> list[tuple[Call, Invite]]:

@@ -304,5 +304,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound()
         incident_for(request, session, call.incident_id)
         life.revoke(session, request.app[keys.SETTINGS], actor_of(request), call)
-    await request.app[keys.HUB].hang_up(call.public_id, life.REVOKED)
+        withdrawn = [call.public_id, *(c.public_id for c in life.later_on_link(session, call))]
+    for public_id in withdrawn:
+        await request.app[keys.HUB].hang_up(public_id, life.REVOKED)
     raise web.HTTPSeeOther(f"/incidents/{call.incident_id}")
