@@ -124,7 +124,8 @@ async def test_a_caller_who_ended_rejoins_within_the_window_and_waits_again(
     the CAD hears nothing yet. Rejoining makes a second call on the same invite, which
     asks for consent again, then waits for the officer when a real aiortc peer joins (the
     console is told it is a rejoin). The first call's end reaches the CAD once, at the
-    rejoin; the survey is offered once, when the rejoined call ends."""
+    rejoin; the survey is offered once, when the rejoined call ends. The console page of
+    the rejoin says the caller came back."""
     token = await _link(live_server, caller)
     first = _connect_and_end_by_caller(live_server)
     officer = FormClient(live_server.base_url)
@@ -163,6 +164,8 @@ async def test_a_caller_who_ended_rejoins_within_the_window_and_waits_again(
 
             await officer.sign_in("pc1", PASSWORD)
             await officer.get("/incidents")  # the session's CSRF token
+            response, console = await officer.get(f"/calls/{second.public_id}")
+            assert "has come back on the same link" in console  # the console says so
             response, _ = await officer.post(f"/calls/{second.public_id}/end", {})
             assert response.status == 303
             await _receive(caller_ws, "ended")

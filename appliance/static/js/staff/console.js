@@ -62,6 +62,8 @@
     if (!live) $("sound-only").hidden = true;
   }
 
+  let rejoin = false;  // this call is a caller's rejoin after ending (docs/signalling.md)
+
   function setState(state) {
     const was = diagnostics.state;
     diagnostics.state = state;
@@ -80,7 +82,9 @@
     $("admit").disabled = state !== "waiting" || admitted;
     if (mode !== "handle") return;
     if (state === "invited") $("stage-note").textContent = "The caller has not joined yet. This page tells you when they do.";
-    if (state === "waiting") $("stage-note").textContent = "The caller is waiting. Admit them when you are ready.";
+    if (state === "waiting") $("stage-note").textContent = rejoin
+      ? "The caller ended the call and has come back on the same link. They are waiting: admit them when you are ready."
+      : "The caller is waiting. Admit them when you are ready.";
     if (live) $("stage-note").textContent = "";
   }
 
@@ -88,6 +92,7 @@
     switch (message.type) {
       case "hello":
         iceServers = message.iceServers || [];
+        rejoin = !!message.rejoin;
         if (message.role === "observer") observing();
         else if (mode === "observe") handling();
         showGuests(message.guests || []);
@@ -104,6 +109,7 @@
         break;
       case "state":
         showGuests(message.guests || []);
+        rejoin = !!message.rejoin;
         showObservers(message.observers || []);
         recording = !!message.recording;
         declined = message.consentRecording === false;
