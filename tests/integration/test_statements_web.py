@@ -97,3 +97,47 @@ async def test_another_phone_or_no_token_cannot_read_or_sign(
         assert refused.status == 403
     with live_server.db.session() as session:
         assert session.get(Statement, statement_id).state == "sent"  # type: ignore[union-attr]
+
+
+async def test_a_statement_sent_before_the_caller_rejoined_is_still_theirs_to_sign(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """The officer sent the statement; the caller ended the call by mistake, rejoined (a
+    new call on the same link), and the officer ended that one. The link still shows the
+    statement sent during the first call, and the caller signs it from the rejoined one."""
+    with live_server.db.session() as session:
+        officer = add_user(session, "pc4", Role.HANDLER)
+        incident = add_incident(session, officer, "CAD/SW/REJOIN")
+        _, call, token = invites.create_invite(
+            session, Actor("pc4"), incident, officer, timedelta(hours=1)
+        )
+        device_hash = hashlib.sha256(DEVICE.encode()).hexdigest()
+        invites.record_consent(session, call, Consent(True, False, False), device_hash, "t")
+        states.caller_waiting(session, call, "t")
+        life.admit(session, live_server.settings, call, officer, "t")
+        witness = Witness.clean("Jane Marple", "", "", "I saw the van at 10.")
+        declaration = live_server.settings.statement_declaration
+        statements.save(session, Actor("pc4"), officer, incident, witness, declaration, call)
+        statements.send(session, Actor("pc4"), incident, call)
+        life.end(session, live_server.settings, call, Actor("caller", "t"), life.CALLER_ENDED)
+        again = life.rejoin(session, live_server.settings, call, device_hash, "t")
+        assert again is not None
+        invites.record_consent(session, again, Consent(True, False, False), device_hash, "t")
+        states.caller_waiting(session, again, "t")
+        life.admit(session, live_server.settings, again, officer, "t")
+        life.end(session, live_server.settings, again, Actor("pc4"), "handler_ended")
+    caller.set_cookie(keys.CALLER_DEVICE_COOKIE, DEVICE)
+    response, page = await caller.get(f"/v/{token}/statement/sign")
+    assert response.status == 200
+    csrf = re.search(r'data-csrf="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    response, body = await caller.get(f"/v/{token}/statement")
+    assert '"account": "I saw the van at 10."' in body.replace('":"', '": "')
+    with live_server.db.session() as session:
+        statement_id = session.exec(select(Statement.id)).one()
+    url = f"{live_server.base_url}/v/{token}/statement/{statement_id}/sign"
+    data_url = "data:image/png;base64," + base64.b64encode(signature_png()).decode()
+    async with caller.session.post(
+        url, json={"name": "Jane Marple", "signature": data_url}, headers={"X-CSRF-Token": csrf}
+    ) as signed:
+        assert signed.status == 200
+        assert (await signed.json())["statement"]["state"] == "signed"

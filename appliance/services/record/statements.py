@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from appliance.config import Settings
 from appliance.models import Call, FileKind, Incident, Statement, StatementState, User, utcnow
@@ -168,11 +169,17 @@ def send(session: Session, actor: Actor, incident: Incident, call: Call) -> Stat
     return statement
 
 
+def _on_link(call: Call) -> SelectOfScalar[int] | SelectOfScalar[None]:
+    """The calls made on this call's link: a caller who ended and rejoined (a new call on
+    the same invite) still reads and signs what the officer sent during the first."""
+    return select(Call.id).where(Call.invite_id == call.invite_id)
+
+
 def for_caller(session: Session, call: Call) -> Statement | None:
     """The statement waiting on this call's caller, or the one they signed last."""
     return session.exec(
         select(Statement)
-        .where(Statement.call_id == call.id)
+        .where(col(Statement.call_id).in_(_on_link(call)))
         .where(col(Statement.state).in_([StatementState.SENT, StatementState.SIGNED]))
         .order_by(col(Statement.version).desc())
         .limit(1)
@@ -181,7 +188,8 @@ def for_caller(session: Session, call: Call) -> Statement | None:
 
 def _waiting(session: Session, call: Call, statement_id: int) -> Statement:
     statement = session.get(Statement, statement_id)
-    if statement is None or statement.call_id != call.id:
+    on_link = session.exec(_on_link(call)).all()
+    if statement is None or statement.call_id not in on_link:
         raise StatementError("there is no such statement for this call")
     if statement.state == StatementState.SIGNED:
         raise StatementConflict("this statement is already signed")
