@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
-from appliance import metrics
+from appliance import i18n, metrics
 from appliance.config import Settings
 from appliance.models import (
     FINAL_STATES,
@@ -79,16 +79,19 @@ def create_invite(
     channel: str = "link",
     kind: str = VIDEO,
     opens_at: datetime | None = None,
+    language: str = i18n.SOURCE,
 ) -> tuple[Invite, Call, str]:
     """A new link and its call. The token is returned once and never stored.
 
     ``channel`` says how the link travels: ``link`` (shown to the handler to pass on,
     counted as sent now) or ``sms`` (counted by the dispatcher when the gateway answers).
     ``kind`` says what the link asks for: a video call, photos and videos, or the
-    caller's location (see ``INVITE_KINDS``).
+    caller's location (see ``INVITE_KINDS``). ``language`` is the caller's (appliance/i18n.py).
     """
     if kind not in INVITE_KINDS:
         raise CallError(f"there is no {kind!r} kind of invite")
+    if language not in i18n.LANGUAGES:
+        raise CallError(f"there is no {language!r} language for a caller")
     if kind == VIDEO and (refusal := trial.video_refusal(session, incident)):
         raise CallError(refusal)
     token = secrets.token_urlsafe(32)
@@ -99,6 +102,7 @@ def create_invite(
         created_by_id=created_by.id or 0,
         expires_at=utcnow() + ttl,
         opens_at=opens_at,
+        language=language,
     )
     session.add(invite)
     session.flush()
@@ -119,6 +123,7 @@ def create_invite(
             "call": call.public_id,
             "kind": invite.kind,
             "channel": channel,
+            "language": language,
             "expires_at": invite.expires_at.isoformat(),
         },
     )

@@ -25,6 +25,7 @@ from enum import StrEnum
 from sqlmodel import Session, col, select
 
 from appliance.config import Settings
+from appliance.i18n import N_
 from appliance.models import (
     FINAL_STATES,
     Call,
@@ -48,7 +49,7 @@ COMMENT_MAX = 1000
 
 
 class SurveyError(ValueError):
-    """The message is for the caller."""
+    """The message is for the caller (in English: the page translates it)."""
 
 
 class SurveyProblem(StrEnum):
@@ -69,20 +70,30 @@ class Answers:
 def parse(form: Mapping[str, str]) -> Answers:
     """The form's answers; a clear error names the first question left out or wrong."""
 
-    def rating(name: str, question: str) -> int:
+    def rating(name: str, refusal: str) -> int:
         raw = str(form.get(name, "")).strip()
         if raw not in {"1", "2", "3", "4", "5"}:
-            raise SurveyError(f"choose an answer from 1 to 5 for: {question}")
+            raise SurveyError(refusal)
         return int(raw)
 
-    handling = rating("handling", "how positive you feel about the way we handled the call")
-    outcome = rating("outcome", "how satisfied you are with the outcome")
+    handling = rating(
+        "handling",
+        N_(
+            "Not sent: choose an answer from 1 to 5 for: how positive you feel about the "
+            "way we handled the call."
+        ),
+    )
+    outcome = rating(
+        "outcome",
+        N_("Not sent: choose an answer from 1 to 5 for: how satisfied you are with the outcome."),
+    )
     again = str(form.get("use_again", "")).strip()
     if again not in {"yes", "no", ""}:
-        raise SurveyError("answer yes or no to using video again, or leave it out")
+        raise SurveyError(N_("Not sent: answer yes or no to using video again, or leave it out."))
     comment = str(form.get("comment", "")).strip()
     if len(comment) > COMMENT_MAX:
-        raise SurveyError(f"keep your comments to {COMMENT_MAX} characters")
+        # COMMENT_MAX is the form's maxlength too: only a hand-made request gets here.
+        raise SurveyError(N_("Not sent: keep your comments to 1000 characters."))
     return Answers(handling, outcome, {"yes": True, "no": False}.get(again), comment)
 
 

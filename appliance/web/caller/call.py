@@ -34,11 +34,13 @@ from appliance.web.access import (
 )
 from appliance.web.toolkit import (
     TITLES,
+    caller_gettext,
     caller_link,
     device_hash_of,
     open_for,
     problem_page,
     rejoin_refused_page,
+    use_language,
 )
 
 routes = web.RouteTableDef()
@@ -108,6 +110,9 @@ async def privacy(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
     neutral = request.query.get("look") == "neutral"
     request[keys.NEUTRAL_LOOK] = neutral
+    use_language(
+        request, request.query.get("lang") or request.app[keys.SETTINGS].caller_language_default
+    )
     return aiohttp_jinja2.render_template(
         notice.PRIVACY_PAGE,
         request,
@@ -186,18 +191,30 @@ async def consent(request: web.Request) -> web.StreamResponse:
                 )
     if isinstance(call, LinkProblem):
         return problem_page(request, call, link)
+    _ = caller_gettext(request)
     if kind == VIDEO and unanswered:
-        question = "this video call" if request.get(keys.NEUTRAL_LOOK, False) else "a video call"
-        errors = [("consent_video-yes", f"Select yes if you agree to {question}")]
-        return _consent_page(request, kind, call, status=400, errors=errors)
+        question = (
+            _("Select yes if you agree to this video call")
+            if request.get(keys.NEUTRAL_LOOK, False)
+            else _("Select yes if you agree to a video call")
+        )
+        return _consent_page(
+            request, kind, call, status=400, errors=[("consent_video-yes", question)]
+        )
     if not agreed:
         error = {
-            VIDEO: "A video call needs your agreement. If you would rather not, "
-            "an officer can visit you instead: tell the officer who called you.",
-            UPLOAD: "Sending photos and videos needs your agreement. If you would rather "
-            "not, tell the officer who called you.",
-            LOCATION: "Sharing your location needs your agreement. If you would rather "
-            "not, tell the officer where you are instead.",
+            VIDEO: _(
+                "A video call needs your agreement. If you would rather not, "
+                "an officer can visit you instead: tell the officer who called you."
+            ),
+            UPLOAD: _(
+                "Sending photos and videos needs your agreement. If you would rather "
+                "not, tell the officer who called you."
+            ),
+            LOCATION: _(
+                "Sharing your location needs your agreement. If you would rather "
+                "not, tell the officer where you are instead."
+            ),
         }[kind]
         return _consent_page(request, kind, call, error, status=400)
     response = web.HTTPSeeOther(f"/v/{token}/{NEXT_STEP[kind]}")

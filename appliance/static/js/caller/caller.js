@@ -10,6 +10,7 @@
 "use strict";
 
 (function () {
+  const _ = window.evrGettext;
   const root = document.getElementById("caller");
   if (!root) return;
   const token = root.dataset.token;
@@ -47,7 +48,7 @@
     } catch (error) {
       const audioOnly = await navigator.mediaDevices.getUserMedia({ audio: true });
       diagnostics.audioOnly = true;
-      $("check-status").textContent = "Your camera is not available. You can still join with sound only.";
+      $("check-status").textContent = _("Your camera is not available. You can still join with sound only.");
       $("blocked-help").open = true;
       return audioOnly;
     }
@@ -57,7 +58,7 @@
     try {
       stream = await camera(facing);
     } catch (error) {
-      $("check-status").textContent = "We could not use your microphone. Follow the steps below, then reload the page.";
+      $("check-status").textContent = _("We could not use your microphone. Follow the steps below, then reload the page.");
       $("blocked-help").open = true;
       return;
     }
@@ -66,7 +67,7 @@
     $("stage").dataset.soundOnly = String(diagnostics.audioOnly);
     $("switch-camera-call").hidden = diagnostics.audioOnly;
     if (!diagnostics.audioOnly) {
-      $("check-status").textContent = "You should see what your camera sees. When you are ready, join the call.";
+      $("check-status").textContent = _("You should see what your camera sees. When you are ready, join the call.");
       $("switch-camera").disabled = false;
     }
     $("join").disabled = false;
@@ -118,7 +119,7 @@
       if (ended) return;
       const state = peer.iceConnectionState;
       if (state === "failed" || state === "disconnected") {
-        $("call-note").textContent = "Reconnecting…";
+        $("call-note").textContent = _("Reconnecting…");
         setTimeout(() => { if (peer.iceConnectionState !== "connected") restartIce(); }, 1500);
       } else if (state === "connected" || state === "completed") {
         $("call-note").textContent = "";
@@ -167,7 +168,7 @@
   }
 
   function onStatus(status) {
-    if (status === "closed" && !ended) $("call-note").textContent = "Reconnecting…";
+    if (status === "closed" && !ended) $("call-note").textContent = _("Reconnecting…");
   }
 
   function showGuests(guests) {
@@ -175,19 +176,19 @@
     $("guest-caption").textContent = guests.length ? guests[0].label + " (" + guests[0].name + ")" : "";
     $("guest-notice").hidden = !guests.length;
     $("guest-notice").textContent = guests.length
-      ? "Also on the call: " + guests.map((g) => g.label + ", " + g.name).join("; ") + "."
+      ? _("Also on the call: %(guests)s.", { guests: guests.map((g) => g.label + ", " + g.name).join("; ") })
       : "";
   }
 
   function officerPresent(present) {
     const note = $("officer-note");
     note.hidden = present;
-    note.textContent = present ? "" : (neutral ? "Their connection has dropped." : "The officer's connection has dropped.")
+    note.textContent = present ? "" : (neutral ? _("Their connection has dropped.") : _("The officer's connection has dropped."))
       + " Stay on this page – they will come back.";
   }
 
   function showBar() {
-    const who = officerName && !neutral ? "Connected to " + officerName : "Connected";
+    const who = officerName && !neutral ? _("Connected to %(name)s", { name: officerName }) : _("Connected");
     $("call-who").textContent = who;
     $("call-timer").textContent = EVR.formatDuration(connectedAt ? (Date.now() - connectedAt.getTime()) / 1000 : 0);
   }
@@ -232,23 +233,23 @@
         if (message.role === "handler" && diagnostics.state === "connected") officerPresent(message.present);
         break;
       case "chat":
-        EVR.appendChat($("chat"), message.from === "caller" ? "You" : message.from === "handler" ? "Officer" : message.name, message.text, message.from === "caller");
+        EVR.appendChat($("chat"), message.from === "caller" ? _("You") : message.from === "handler" ? _("Officer") : message.name, message.text, message.from === "caller");
         /* Always, unless the caller is typing a message: they are looking at the chat. */
         if (message.from !== "caller" && document.activeElement !== $("chat-text")) {
-          banner("New message: " + message.text, $("chat-text"), "Read it");
+          banner(_("New message: %(text)s", { text: message.text }), $("chat-text"), _("Read it"));
         }
         break;
       case "statement":
         window.dispatchEvent(new CustomEvent("evr:statement", { detail: message.statement }));
         if (message.statement && message.statement.state === "sent") {
-          banner("Your statement is ready to read and sign.", $("statement-panel"), "Read statement");
+          banner(_("Your statement is ready to read and sign."), $("statement-panel"), _("Read statement"));
         }
         break;
       case "ended":
         finish();
         break;
       case "error":
-        $("call-note").textContent = "Something went wrong: " + message.message;
+        $("call-note").textContent = _("Something went wrong: %(reason)s", { reason: message.message });
         break;
     }
   }
@@ -328,7 +329,7 @@
     const muted = button.getAttribute("aria-pressed") !== "true";
     stream.getAudioTracks().forEach((t) => { t.enabled = !muted; });
     button.setAttribute("aria-pressed", String(muted));
-    button.textContent = muted ? "Unmute" : "Mute";
+    button.textContent = muted ? _("Unmute") : _("Mute");
   });
   $("sound-on").addEventListener("click", playSound);
   $("end").addEventListener("click", () => $("end-dialog").showModal());
