@@ -124,6 +124,7 @@ SAMPLE: dict[str, Any] = {
     "cad_webhook_timeout_seconds": 20.0,
     "call_abandoned_seconds": 120.0,
     "caller_rejoin_minutes": 2.5,
+    "caller_language_default": "cy",
     "guests_enabled": False,
     "location_bounds": [50.0, -3.0, 51.5, -1.0],
     "force_map_url": "https://maps.wessex.example/?lat={lat:.6f}&lon={lon:.6f}&z=17",
