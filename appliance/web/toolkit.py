@@ -24,7 +24,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from sqlmodel import Session
 
-from appliance import i18n, metrics
+from appliance import i18n, metrics, sms
 from appliance.i18n import N_
 from appliance.models import (
     THRIVE_PARTS,
@@ -459,6 +459,7 @@ TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {
     "plain_event": plain_event,
     "evidence_label": evidence_label,
     "media_label": media_label,
+    "sms_length": sms.length,
 }
 
 

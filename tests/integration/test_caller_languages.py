@@ -112,21 +112,8 @@ async def test_every_caller_page_in_the_pseudo_locale_shows_only_translated_text
     translated message but the data it shows (the force's name, the officer's name, the
     reference, the operator's notice settings); its scripts' messages are all translated;
     and the check itself finds an English sentence slipped into a page."""
-    settings = live_server.settings
-    notice_data = tuple(
-        value
-        for value in (settings.force_name, "Pat", *(f"CAD/L/{n}" for n in range(1, 5)))
-        if value
-    )
     pages = await _pages(live_server, caller, i18n.PSEUDO)
-    facts = notice.of(settings)
-    data = (
-        *notice_data,
-        facts.controller,
-        facts.dpo_contact,
-        *(p.name for p in facts.processors),
-        *(p.does for p in facts.processors),
-    )
+    data = _data(live_server)
     for name, page in pages.items():
         assert untranslated(page, data) == [], name
         assert read(page).html_attrs.get("lang") == i18n.PSEUDO, name
@@ -134,3 +121,68 @@ async def test_every_caller_page_in_the_pseudo_locale_shows_only_translated_text
         assert messages and all(v.startswith(i18n.PSEUDO_OPEN) for v in messages.values())
     slipped = pages["consent"].replace("</main>", "<p>Call us again.</p></main>")
     assert untranslated(slipped, data) == ["Call", "us", "again"]
+
+
+def _data(server: LiveServer) -> tuple[str, ...]:
+    """What a caller's page shows as given: the force's and the officer's names, the
+    references, the operator's notice settings."""
+    facts = notice.of(server.settings)
+    return (
+        server.settings.force_name,
+        "Pat",
+        *(f"CAD/L/{n}" for n in range(1, 6)),
+        facts.controller,
+        facts.dpo_contact,
+        *(p.name for p in facts.processors),
+        *(p.does for p in facts.processors),
+    )
+
+
+def _english_shown(page: str, language: str, data: tuple[str, ...] = ()) -> list[str]:
+    """Each catalogue message whose English source the page shows (outside ``data``)
+    where ``language``'s translation differs from it ("Safari" reads the same in both)."""
+    text = " ".join(" ".join(read(page).parts).split())
+    for value in data:
+        text = text.replace(value, " ")
+    return [
+        message.id
+        for message in i18n.template()
+        if isinstance(message.id, str)
+        and len(message.id) > 3
+        and i18n.gettext(language, message.id) != message.id
+        and message.id in text
+    ]
+
+
+async def test_a_welsh_link_shows_no_english(live_server: LiveServer, caller: FormClient) -> None:
+    """Every page and state of a Welsh link carries lang="cy", shows none of the English
+    source of a message the catalogue translates, and gives its scripts Welsh; the SMS
+    invite is in Welsh. The check finds English put back into a page."""
+    pages = await _pages(live_server, caller, "cy")
+    for name, page in pages.items():
+        assert read(page).html_attrs.get("lang") == "cy", name
+        assert _english_shown(page, "cy", _data(live_server)) == [], name
+        assert script_messages(page)["Connected"] == "Wedi cysylltu"
+    assert "Parhau" in pages["consent"] and "Ydych chi'n cytuno" in pages["consent"]
+    english = pages["consent"].replace("Parhau", "Continue")
+    assert _english_shown(english, "cy", _data(live_server)) == ["Continue"]
+
+    with live_server.db.session() as session:
+        user = session.exec(select(User).where(User.username == "pc1")).one()
+        incident = add_incident(session, user, "CAD/L/9")
+        _, message, _ = invites.create_sms_invite(
+            session, ACTOR, incident, user, live_server.settings, True, language="cy"
+        )
+        assert message.body.startswith(f"{live_server.settings.force_name}: dyma'r ddolen ar gyfer")
+
+
+async def test_an_arabic_link_runs_right_to_left(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """The consent page of an Arabic link is dir="rtl" lang="ar", in Arabic; the call's
+    timer keeps its digits left to right (caller.css)."""
+    token = _link(live_server, "CAD/L/5", "ar")
+    response, page = await caller.get(f"/v/{token}")
+    assert response.status == 200
+    assert read(page).html_attrs == {"lang": "ar", "dir": "rtl"}
+    assert "هل توافق على مكالمة فيديو مع الشرطة؟" in page and ">متابعة<" in page

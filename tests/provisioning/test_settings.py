@@ -103,6 +103,7 @@ SAMPLE: dict[str, Any] = {
     "notify_timeout_seconds": 7.5,
     "notify_max_attempts": 9,
     "sms_invite_template": "{force_name}: your video link: {link}",
+    "sms_max_segments": 4,
     "appointment_hours": {"mon": "09:00-17:00", "sat": "10:00-12:00"},
     "appointment_slot_minutes": 20,
     "appointment_officers": 3,

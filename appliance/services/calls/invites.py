@@ -349,12 +349,14 @@ def create_sms_invite(
     ttl: timedelta | None = None,
     opens_at: datetime | None = None,
     wording: Callable[[str], str] | None = None,
+    language: str = i18n.SOURCE,
 ) -> tuple[Call, OutboundMessage, str]:
     """An invite sent to the caller's phone by SMS (queued; the dispatcher sends it).
 
     The handler must first confirm it is safe to contact the caller on that number now:
     a domestic abuse victim's phone may be seen by the abuser. A booked appointment
     passes its own ``ttl``, ``opens_at`` and ``wording`` (the text around the link).
+    ``language`` is the caller's: the SMS is written in it, and the link's pages are.
     Returns the call, the message and the link (shown nowhere: for a reminder's text).
     """
     if not safe_to_contact:
@@ -368,6 +370,7 @@ def create_sms_invite(
         "sms",
         kind,
         opens_at=opens_at,
+        language=language,
     )
     link = link_for(settings, token)
     message = messages.queue_sms(
@@ -375,7 +378,7 @@ def create_sms_invite(
         actor,
         settings=settings,
         to_phone=incident.caller_phone,
-        body=(wording or (lambda url: messages.invite_text(settings, url, kind)))(link),
+        body=(wording or (lambda url: messages.invite_text(settings, url, kind, language)))(link),
         reference=call.public_id,
         incident_id=incident.id,
         call_public_id=call.public_id,

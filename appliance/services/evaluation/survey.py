@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
+from appliance import i18n
 from appliance.config import Settings
 from appliance.i18n import N_
 from appliance.models import (
@@ -147,12 +148,16 @@ def offer_by_sms(
     session.add(link)
     session.flush()
     url = f"{settings.effective_public_url}/s/{token}"
+    invite = session.get(Invite, call.invite_id) if call is not None else None
+    language = invite.language if invite is not None else settings.caller_language_default
     message = messages.queue_sms(
         session,
         Actor(audit.SYSTEM),
         settings=settings,
         to_phone=incident.caller_phone,
-        body=settings.sms_survey_template.format(force_name=settings.force_name, link=url),
+        body=i18n.gettext(language, settings.sms_survey_template).format(
+            force_name=settings.force_name, link=url
+        ),
         reference=f"survey-{link.id}",
         incident_id=incident.id,
         not_before=send_at,
