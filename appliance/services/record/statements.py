@@ -18,8 +18,18 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from sqlmodel import Session, col, select
 
+from appliance import i18n
 from appliance.config import Settings
-from appliance.models import Call, FileKind, Incident, Statement, StatementState, User, utcnow
+from appliance.models import (
+    Call,
+    FileKind,
+    Incident,
+    Invite,
+    Statement,
+    StatementState,
+    User,
+    utcnow,
+)
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.evidence import sealing
@@ -159,12 +169,17 @@ def send(session: Session, actor: Actor, incident: Incident, call: Call) -> Stat
         raise StatementConflict(f"version {statement.version} is already signed")
     if not statement.witness_name or not statement.account:
         raise StatementError("the statement needs the witness's name and their account")
+    invite = session.get(Invite, call.invite_id)
+    # The caller reads it, and its declaration, in their language: the catalogue holds
+    # the default declaration's translation (a force's own wording goes as written).
+    statement.language = invite.language if invite is not None else i18n.SOURCE
+    statement.declaration = i18n.gettext(statement.language, statement.declaration)
     statement.state = StatementState.SENT.value
     statement.sent_at = utcnow()
     statement.call_id = call.id
     statement.change_request = ""
     session.add(statement)
-    _record(session, actor, "sent", statement, call=call.public_id)
+    _record(session, actor, "sent", statement, call=call.public_id, language=statement.language)
     return statement
 
 
@@ -318,6 +333,7 @@ def sign(
         Actor("caller", source),
         "signed",
         statement,
+        language=statement.language,
         content_sha256=statement.content_sha256,
         pdf_sha256=statement.pdf_sha256,
         signature_sha256=signature_sha256,
