@@ -36,8 +36,8 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 TEMPLATE = LOCALE_DIR / "messages.pot"
 SOURCE = "en"
 PSEUDO = "en-XA"
-# Where the caller's scripts live: their messages are the ones sent to the page as JSON.
-SCRIPTS = "appliance/static/js/caller/"
+# The caller's and the guest's scripts: their messages are the ones sent to the page as JSON.
+SCRIPTS = ("appliance/static/js/caller/", "appliance/static/js/staff/guest.js")
 
 
 @dataclass(frozen=True)

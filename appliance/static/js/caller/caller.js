@@ -183,8 +183,9 @@
   function officerPresent(present) {
     const note = $("officer-note");
     note.hidden = present;
-    note.textContent = present ? "" : (neutral ? _("Their connection has dropped.") : _("The officer's connection has dropped."))
-      + " Stay on this page – they will come back.";
+    note.textContent = present ? "" : (neutral
+      ? _("Their connection has dropped. Stay on this page – they will come back.")
+      : _("The officer's connection has dropped. Stay on this page – they will come back."));
   }
 
   function showBar() {
@@ -249,7 +250,12 @@
         finish();
         break;
       case "error":
-        $("call-note").textContent = _("Something went wrong: %(reason)s", { reason: message.message });
+        /* The box's reason is for the log; the caller reads it in their language. */
+        $("call-note").textContent = message.code === "rate_limited"
+          ? _("You are sending messages too quickly. Wait a moment, then try again.")
+          : message.code === "chat_full"
+            ? _("This call cannot take any more messages. Talk on the phone instead.")
+            : _("Something went wrong. If it keeps happening, tell the person on the phone.");
         break;
     }
   }
