@@ -24,7 +24,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from sqlmodel import Session
 
-from appliance import i18n, metrics, sms
+from appliance import i18n, metrics
 from appliance.i18n import N_
 from appliance.models import (
     THRIVE_PARTS,
@@ -52,6 +52,7 @@ from appliance.services.outbox import cad, messages
 from appliance.services.record import officer, statements
 from appliance.services.record.statements import StatementConflict, StatementError
 from appliance.services.rvr import track
+from appliance.sms import length as sms_length
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, source_of
 from media.sealed import SealedError
@@ -226,6 +227,8 @@ def render_incident(
         request,
         {
             "incident": incident,
+            "caller_languages": [(c, i18n.LANGUAGES[c].name) for c in i18n.OFFERED],
+            "caller_language_default": settings.caller_language_default,
             "calls": incident_calls,
             "kinds": kinds,
             "uploads": items,
@@ -459,7 +462,7 @@ TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {
     "plain_event": plain_event,
     "evidence_label": evidence_label,
     "media_label": media_label,
-    "sms_length": sms.length,
+    "sms_length": sms_length,
 }
 
 
@@ -767,6 +770,11 @@ def caller_link(request: web.Request, session: Session) -> CallerLink:
         if link.invite is not None
         else request.app[keys.SETTINGS].caller_language_default,
     )
+    if link.invite is not None:  # the page offers the other languages (caller/base.html)
+        request[aiohttp_jinja2.REQUEST_CONTEXT_KEY]["language_switch"] = [
+            (code, i18n.LANGUAGES[code]) for code in i18n.OFFERED if code != link.invite.language
+        ]
+        request[aiohttp_jinja2.REQUEST_CONTEXT_KEY]["page_path"] = request.path
     return link
 
 

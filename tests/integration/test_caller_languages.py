@@ -4,21 +4,23 @@ link shows no English; an Arabic one runs right to left."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 
 from appliance import i18n
-from appliance.models import Call, Invite, Role, User
+from appliance.models import AuditEvent, Call, Invite, Role, User
 from appliance.services.audit import Actor
 from appliance.services.calls import invites, life, states
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO
 from appliance.services.governance import notice
+from appliance.services.intake import incidents
 from tests.support.http import FormClient
 from tests.support.languages import read, script_messages, untranslated
 from tests.support.live import LiveServer
-from tests.support.staff import add_incident, add_user
+from tests.support.staff import PASSWORD, add_incident, add_user
 
 pytestmark = pytest.mark.sqlite_only(reason="templates and catalogues, not the database")
 
@@ -135,6 +137,7 @@ def _data(server: LiveServer) -> tuple[str, ...]:
         facts.dpo_contact,
         *(p.name for p in facts.processors),
         *(p.does for p in facts.processors),
+        *(language.name for language in i18n.LANGUAGES.values()),  # the switch's buttons
     )
 
 
@@ -186,3 +189,57 @@ async def test_an_arabic_link_runs_right_to_left(
     assert response.status == 200
     assert read(page).html_attrs == {"lang": "ar", "dir": "rtl"}
     assert "هل توافق على مكالمة فيديو مع الشرطة؟" in page and ">متابعة<" in page
+
+
+async def test_the_handler_chooses_the_language_and_the_caller_can_switch(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """The handler sends a link in Welsh from the incident page; the console says
+    Cymraeg; the caller switches to English on the page (audited) and lands back on the
+    same page in English; a language not offered is refused."""
+    with live_server.db.session() as session:
+        user = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/L/6")
+        incidents.set_eligibility(session, ACTOR, user, incident, ["ok"], [True])
+        incident_id = incident.id
+    staff = FormClient(live_server.base_url)
+    try:
+        await staff.sign_in("pc1", PASSWORD)
+        _, page = await staff.get(f"/incidents/{incident_id}")
+        assert '<option value="cy">Cymraeg</option>' in page
+        form = {"channel": "link", "kind": "video"}
+        response, _ = await staff.post(
+            f"/incidents/{incident_id}/invites", {**form, "language": "xx"}
+        )
+        assert response.status == 400
+        response, _ = await staff.post(
+            f"/incidents/{incident_id}/invites", {**form, "language": "cy"}
+        )
+        assert response.status == 303
+        _, page = await staff.get(f"/incidents/{incident_id}")
+        found = re.search(r"/v/([A-Za-z0-9_-]{43})", page)
+        assert found, page
+        token = found.group(1)
+        invite, call = _invite(live_server, token)
+        assert invite.language == "cy"
+        response, page = await staff.get(f"/calls/{call.public_id}")
+        assert response.status == 200 and 'id="caller-language" lang="cy">Cymraeg<' in page
+    finally:
+        await staff.close()
+
+    _, page = await caller.get(f"/v/{token}")
+    assert 'lang="cy"' in page and 'name="language" value="en"' in page
+    response, _ = await caller.post(
+        f"/v/{token}/language", {"language": "en", "back": f"/v/{token}"}
+    )
+    assert response.status == 303 and response.headers["Location"] == f"/v/{token}"
+    _, page = await caller.get(f"/v/{token}")
+    assert '<html lang="en-GB"' in page and ">Continue<" in page
+    with live_server.db.session() as session:
+        event = session.exec(select(AuditEvent).where(AuditEvent.action == "invite.language")).one()
+        assert event.detail["from"] == "cy" and event.detail["to"] == "en"
+    response, _ = await caller.post(
+        f"/v/{token}/language", {"language": "ar", "back": "//evil.test/"}
+    )
+    assert response.headers["Location"] == f"/v/{token}"
+    assert _invite(live_server, token)[0].language == "en"  # Arabic is not offered yet

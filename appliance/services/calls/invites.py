@@ -130,6 +130,27 @@ def create_invite(
     return invite, call, token
 
 
+def set_language(session: Session, actor: Actor, invite: Invite, language: str) -> bool:
+    """The caller switched language on their page: the link's pages, and the statement
+    sent to it from now on, are in ``language``. Audited; False when it was already so."""
+    if language not in i18n.OFFERED:
+        raise CallError(f"there is no {language!r} language offered to a caller")
+    if invite.language == language:
+        return False
+    before, invite.language = invite.language, language
+    session.add(invite)
+    incident = session.get(Incident, invite.incident_id)
+    audit.record(
+        session,
+        actor,
+        "invite.language",
+        object_type="incident",
+        object_id=incident.cad_reference if incident else str(invite.incident_id),
+        detail={"invite": invite.id, "from": before, "to": language},
+    )
+    return True
+
+
 @dataclass(frozen=True)
 class CallerLink:
     """What a caller's token names, looked up once per request: the invite, its call (the

@@ -15,10 +15,11 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from appliance import metrics
+from appliance import i18n, metrics
 from appliance.live.participants import CALLER, Participant
 from appliance.live.protocol import SignallingSocket
 from appliance.models import FINAL_STATES, Call, CallState, Incident, User
+from appliance.services.audit import Actor
 from appliance.services.calls import invites, life
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
 from appliance.services.governance import notice
@@ -110,9 +111,7 @@ async def privacy(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
     neutral = request.query.get("look") == "neutral"
     request[keys.NEUTRAL_LOOK] = neutral
-    use_language(
-        request, request.query.get("lang") or request.app[keys.SETTINGS].caller_language_default
-    )
+    use_language(request, i18n.SOURCE)  # not yet in the catalogue (docs/languages.md)
     return aiohttp_jinja2.render_template(
         notice.PRIVACY_PAGE,
         request,
@@ -222,6 +221,26 @@ async def consent(request: web.Request) -> web.StreamResponse:
         keys.CALLER_DEVICE_COOKIE, device, secure=True, httponly=True, samesite="Strict", path="/"
     )
     raise response
+
+
+@routes.post("/v/{token}/language", name="caller_language")
+@public
+async def switch_language(request: web.Request) -> web.StreamResponse:
+    """The caller's own choice of language, kept with the link (audited): every page of
+    it, and a statement sent to it later, is then in that language. Only the phone that
+    agreed may change it once someone has; back to the page it came from."""
+    form = await request.post()
+    token = request.match_info["token"]
+    chosen = str(form.get("language", ""))
+    with request.app[keys.DB].session() as session:
+        link = caller_link(request, session)
+        device = device_hash_of(request)
+        mine = link.call is None or link.call.caller_device_hash in (None, device)
+        if link.invite is not None and chosen in i18n.OFFERED and mine:
+            invites.set_language(session, Actor("caller", source_of(request)), link.invite, chosen)
+    back = str(form.get("back", ""))
+    same_link = back == f"/v/{token}" or back.startswith(f"/v/{token}/")
+    raise web.HTTPSeeOther(back if same_link and "//" not in back else f"/v/{token}")
 
 
 @routes.get("/v/{token}/call", name="caller_call")

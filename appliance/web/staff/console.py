@@ -11,6 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlmodel import Session
 
+from appliance import i18n
 from appliance.live.participants import HANDLER, Participant
 from appliance.live.protocol import SignallingSocket
 from appliance.models import (
@@ -21,6 +22,7 @@ from appliance.models import (
     THRIVE_RATINGS,
     Call,
     Incident,
+    Invite,
     Snapshot,
 )
 from appliance.services.audit import Actor
@@ -114,6 +116,7 @@ async def console(request: web.Request) -> web.StreamResponse:
         rvr_context = _rvr_context(session, request.app[keys.SETTINGS], incident)
         place = _location(session, call)
         own_drafts = drafts.of(session, current_user(request), incident.id or 0)
+        invite = session.get(Invite, call.invite_id)
     settings = request.app[keys.SETTINGS]
     return aiohttp_jinja2.render_template(
         "calls/console.html",
@@ -121,6 +124,7 @@ async def console(request: web.Request) -> web.StreamResponse:
         {
             "call": call,
             "incident": incident,
+            "caller_language": i18n.language(invite.language if invite else None),
             "chat": chat,
             "chat_earlier": chat[0].id if earlier else None,
             "snapshots": _in_order(snapshots),
