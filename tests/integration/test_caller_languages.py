@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from appliance import i18n
-from appliance.models import AuditEvent, Call, Invite, Role, User
+from appliance.models import AuditEvent, Call, Invite, NoticeText, Role, User
 from appliance.services.audit import Actor
 from appliance.services.calls import invites, life, states
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO
@@ -243,3 +243,22 @@ async def test_the_handler_chooses_the_language_and_the_caller_can_switch(
     )
     assert response.headers["Location"] == f"/v/{token}"
     assert _invite(live_server, token)[0].language == "en"  # Arabic is not offered yet
+
+
+async def test_a_welsh_consent_keeps_the_welsh_notice_it_was_given(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """The notice version a Welsh consent records is not the English one, and the text
+    kept for it holds the language and the Welsh the caller read."""
+    token = _link(live_server, "CAD/L/7", "cy")
+    _, page = await caller.get(f"/v/{token}")
+    response, _ = await caller.post(f"/v/{token}", {"consent_video": "yes"})
+    assert response.status == 303
+    _, call = _invite(live_server, token)
+    english = notice.version(live_server.settings, notice.CONSENT_PAGES[VIDEO])
+    assert call.notice_version != english and call.notice_version in page
+    with live_server.db.session() as session:
+        kept = session.get(NoticeText, call.notice_version)
+        assert kept is not None and kept.facts["language"] == "cy"
+        assert kept.facts["translations"]["Your information"] == "Eich gwybodaeth"
+        assert kept.facts["translations"]["Continue"] == "Parhau"

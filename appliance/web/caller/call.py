@@ -97,7 +97,12 @@ def _who(request: web.Request, call: Call) -> dict[str, str]:
 def _notice_version(request: web.Request, kind: str) -> str:
     """The version of the notice this request's consent page shows (or showed)."""
     neutral = bool(request.get(keys.NEUTRAL_LOOK, False))
-    return notice.version(request.app[keys.SETTINGS], notice.CONSENT_PAGES[kind], neutral)
+    return notice.version(
+        request.app[keys.SETTINGS],
+        notice.CONSENT_PAGES[kind],
+        neutral,
+        request.get(keys.LANGUAGE, i18n.SOURCE),
+    )
 
 
 @routes.get("/privacy", name="privacy")
@@ -167,7 +172,11 @@ async def consent(request: web.Request) -> web.StreamResponse:
         if not isinstance(call, LinkProblem) and not (kind == VIDEO and unanswered):
             neutral = bool(request.get(keys.NEUTRAL_LOOK, False))
             shown = notice.remember(
-                session, request.app[keys.SETTINGS], notice.CONSENT_PAGES[kind], neutral
+                session,
+                request.app[keys.SETTINGS],
+                notice.CONSENT_PAGES[kind],
+                neutral,
+                request.get(keys.LANGUAGE, i18n.SOURCE),
             )
             if kind == VIDEO:
                 agreed = invites.record_consent(
