@@ -168,7 +168,7 @@ async def upload_submit(request: web.Request) -> web.StreamResponse:
                 request,
                 call,
                 received=kept,
-                error=str(refusal),
+                error=refusal.in_language(caller_gettext(request)),
                 status=REFUSAL_STATUS.get(refusal.reason, 400),
             )
         outcome = _keep(request, token, received, limits)
@@ -179,7 +179,7 @@ async def upload_submit(request: web.Request) -> web.StreamResponse:
                 request,
                 call,
                 received=kept,
-                error=str(outcome),
+                error=outcome.in_language(caller_gettext(request)),
                 status=REFUSAL_STATUS.get(outcome.reason, 400),
             )
         kept.append(received.original_name)
