@@ -698,7 +698,11 @@ def problem_page(request: web.Request, problem: LinkProblem, link: CallerLink) -
     title, text = _(title), _(text)
     if problem is LinkProblem.TOO_EARLY:
         opens_at = link.opens_at
-        text = text.format(opens=london_label(opens_at) if opens_at else _("shortly before"))
+        text = text.format(
+            opens=london_label(opens_at, request.get(keys.LANGUAGE, i18n.SOURCE))
+            if opens_at
+            else _("shortly before")
+        )
     rejoin = 0
     if problem is LinkProblem.FINISHED and link.call is not None and link.invite is not None:
         rejoin = life.rejoin_seconds_left(link.call, link.invite, device_hash_of(request))

@@ -4,6 +4,7 @@ GSM-7 (Welsh ŵ, Arabic script) makes the whole text UCS-2 at 70 and 67."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from babel.messages.pofile import write_po
 from appliance import i18n, sms
 from appliance.config import SettingsError, load_settings
 from appliance.config.defaults import DEFAULT_SMS_INVITE
+from appliance.services.intake import appointments
 
 
 def test_gsm7_fits_160_in_one_part_and_153_a_part_once_split() -> None:
@@ -73,3 +75,22 @@ def test_the_unsafe_word_check_reads_every_offered_language(
         for cached in (i18n.catalogue, i18n.translations):
             cached.cache_clear()
     load_settings(force_name="Dyfed-Powys")  # the real Welsh wording is neutral
+
+
+def test_an_appointments_sms_is_in_the_default_caller_language() -> None:
+    """With Welsh as the box's default, the booking, reminder and cancellation SMS and
+    their date are Welsh (Babel's month and day names), and each fits its parts."""
+    settings = load_settings(force_name="Heddlu Gogledd Cymru", caller_language_default="cy")
+    at = datetime(2027, 3, 28, 9, 0, tzinfo=UTC)
+    texts = [
+        appointments.booking_text(settings, at, "https://e.test/v/x"),
+        appointments.reminder_text(settings, at, "https://e.test/v/x"),
+        appointments.cancellation_text(settings, at),
+    ]
+    assert (
+        "mae eich galwad fideo wedi'i threfnu ar gyfer Dydd Sul 28 Mawrth 2027 am 10:00"
+        in (texts[0])
+    )
+    assert "nodyn atgoffa" in texts[1] and "wedi'i chanslo" in texts[2]
+    assert not any("video call" in text or "March" in text for text in texts)
+    assert all(sms.length(text).segments <= settings.sms_max_segments for text in texts)
