@@ -88,3 +88,35 @@ def test_the_pseudo_locale_keeps_placeholders_and_tags() -> None:
     assert i18n.gettext(i18n.PSEUDO, "Continue").startswith(i18n.PSEUDO_OPEN)
     assert i18n.gettext("cy", "Continue") == "Parhau"
     assert i18n.gettext("xx", "Continue") == "Continue"
+
+
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_LITERAL = re.compile(r"(_\(\s*)?([\"'`])((?:(?!\2)[^\\\n]|\\.)*)\2")
+_WORDS = re.compile(r"[A-Za-z]{2,} [a-z]{2,}")
+
+
+def english_outside_catalogue(source: str) -> list[str]:
+    """The script's string literals that read as English words but are not ``_()``'s
+    argument: text the page would show untranslated."""
+    code = _BLOCK_COMMENT.sub("", source)
+    found = []
+    for line in code.splitlines():
+        if line.strip().startswith("//"):
+            continue
+        for match in _LITERAL.finditer(line):
+            text = match.group(3)
+            if match.group(1) is None and text != "use strict" and _WORDS.search(text):
+                found.append(text)
+    return found
+
+
+def test_the_callers_scripts_show_no_text_outside_the_catalogue() -> None:
+    """Every sentence the caller's (and the guest's) scripts show goes through ``_()``, so
+    it is in the catalogue and its translation reaches the page; the check finds one
+    that does not."""
+    scripts = sorted((ROOT / "appliance/static/js/caller").glob("*.js"))
+    scripts.append(ROOT / "appliance/static/js/staff/guest.js")
+    for script in scripts:
+        assert english_outside_catalogue(script.read_text()) == [], script.name
+    sample = 'say(_("Sending…"));\n/* "Not shown" */\nnote.textContent = "Call us again";\n'
+    assert english_outside_catalogue(sample) == ["Call us again"]

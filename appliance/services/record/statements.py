@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from appliance import i18n
 from appliance.config import Settings
+from appliance.i18n import N_
 from appliance.models import (
     Call,
     FileKind,
@@ -197,11 +198,11 @@ def for_caller(session: Session, call: Call) -> Statement | None:
 def _waiting(session: Session, call: Call, statement_id: int) -> Statement:
     statement = session.get(Statement, statement_id)
     if statement is None or statement.call_id != call.id:
-        raise StatementError("there is no such statement for this call")
+        raise StatementError(N_("there is no such statement for this call"))
     if statement.state == StatementState.SIGNED:
-        raise StatementConflict("this statement is already signed")
+        raise StatementConflict(N_("this statement is already signed"))
     if statement.state != StatementState.SENT:
-        raise StatementConflict("the officer is changing this statement: wait for the new text")
+        raise StatementConflict(N_("the officer is changing this statement: wait for the new text"))
     return statement
 
 
@@ -210,7 +211,7 @@ def request_changes(
 ) -> Statement:
     statement = _waiting(session, call, statement_id)
     if not text.strip():
-        raise StatementError("say what should change")
+        raise StatementError(N_("say what should change"))
     statement.state = StatementState.CHANGES_REQUESTED.value
     statement.change_request = text.strip()[:2000]
     session.add(statement)
@@ -221,7 +222,7 @@ def request_changes(
 def ink_check(png: bytes) -> tuple[int, int]:
     """The signature must be a real PNG of sensible size with something drawn on it."""
     if len(png) > MAX_SIGNATURE_BYTES:
-        raise StatementError("the signature image is too large")
+        raise StatementError(N_("the signature image is too large"))
     inked = 0
     try:
         with Image.open(io.BytesIO(png)) as image:
@@ -233,15 +234,15 @@ def ink_check(png: bytes) -> tuple[int, int]:
                 drawn = alpha.point(lambda a: 255 if a > 128 else 0)
                 inked = sum(lum.histogram(mask=drawn)[:160])
     except Image.DecompressionBombError as exc:
-        raise StatementError("the signature image has an odd size") from exc
+        raise StatementError(N_("the signature image has an odd size")) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise StatementError("the signature is not a readable image") from exc
+        raise StatementError(N_("the signature is not a readable image")) from exc
     if kind != "PNG":
-        raise StatementError("the signature must be a PNG image")
+        raise StatementError(N_("the signature must be a PNG image"))
     if not sensible:
-        raise StatementError("the signature image has an odd size")
+        raise StatementError(N_("the signature image has an odd size"))
     if inked < MIN_INK_PIXELS:
-        raise StatementError("draw your signature in the box first")
+        raise StatementError(N_("draw your signature in the box first"))
     return width, height
 
 
@@ -292,7 +293,7 @@ def sign(
     statement = _waiting(session, call, statement_id)
     name = " ".join(signed_name.split())[:120]
     if not name:
-        raise StatementError("type your full name as well as signing")
+        raise StatementError(N_("type your full name as well as signing"))
     ink_check(signature_png)
     incident = session.get(Incident, statement.incident_id)
     assert incident is not None
@@ -320,7 +321,7 @@ def sign(
         for path in written:
             path.unlink(missing_ok=True)
         raise StatementNotKept(
-            "the box could not keep your signed statement just now; please try again"
+            N_("the box could not keep your signed statement just now; please try again")
         ) from exc
     statement.signature_path = str(signature_path)
     statement.pdf_path = str(pdf_path)

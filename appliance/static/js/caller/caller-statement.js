@@ -76,7 +76,7 @@
       body: JSON.stringify(body),
     });
     const answer = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(answer.error || "the statement could not be sent (" + response.status + ")");
+    if (!response.ok) throw new Error(answer.error || _("the statement could not be sent; please try again"));
     return answer.statement;
   }
 
