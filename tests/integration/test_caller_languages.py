@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from appliance import i18n
-from appliance.models import AuditEvent, Call, Invite, NoticeText, Role, User
+from appliance.models import AuditEvent, Call, Invite, NoticeText, OutboundMessage, Role, User
 from appliance.services.audit import Actor
 from appliance.services.calls import invites, life, states
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO
@@ -262,3 +262,36 @@ async def test_a_welsh_consent_keeps_the_welsh_notice_it_was_given(
         assert kept is not None and kept.facts["language"] == "cy"
         assert kept.facts["translations"]["Your information"] == "Eich gwybodaeth"
         assert kept.facts["translations"]["Continue"] == "Parhau"
+
+
+async def test_the_survey_sms_and_its_page_follow_the_calls_language(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """A Welsh call that connected and ended is followed by a Welsh survey SMS, whose
+    link opens the questions in Welsh, refusals included."""
+    with live_server.db.session() as session:
+        user = add_user(session, "pc1", Role.HANDLER)
+        incident = add_incident(session, user, "CAD/L/8")
+        incidents.set_eligibility(session, ACTOR, user, incident, ["ok"], [True])
+        incident_id = incident.id
+        _, call, token = invites.create_invite(
+            session, ACTOR, incident, user, timedelta(hours=1), language="cy"
+        )
+    await caller.get(f"/v/{token}")
+    await caller.post(f"/v/{token}", {"consent_video": "yes"})
+    with live_server.db.session() as session:
+        ended = session.get(Call, call.id)
+        assert ended is not None
+        states.caller_waiting(session, ended, "t")
+        life.admit(session, live_server.settings, ended, session.get(User, user.id), "t")
+        life.end(session, live_server.settings, ended, ACTOR, "handler_ended")
+        message = session.exec(
+            select(OutboundMessage).where(OutboundMessage.incident_id == incident_id)
+        ).one()
+    assert "dywedwch wrthym sut gwnaethom ni" in message.body
+    found = re.search(r"/s/([A-Za-z0-9_-]{43})", message.body)
+    assert found
+    response, page = await caller.get(f"/s/{found.group(1)}")
+    assert response.status == 200 and 'lang="cy"' in page and "Sut gwnaethom ni?" in page
+    response, page = await caller.post(f"/s/{found.group(1)}", {"handling": "4"})
+    assert response.status == 400 and "Heb ei anfon: dewiswch ateb o 1 i 5" in page

@@ -196,6 +196,16 @@ def open_sms_link(session: Session, token: str) -> tuple[SurveyLink, Incident] |
     return link, incident
 
 
+def language_of(session: Session, token: str) -> str | None:
+    """The language of the call a survey SMS link follows (its invite's), if any."""
+    link = session.exec(
+        select(SurveyLink).where(SurveyLink.token_hash == hash_token(token))
+    ).first()
+    call = session.get(Call, link.call_id) if link is not None and link.call_id else None
+    invite = session.get(Invite, call.invite_id) if call is not None else None
+    return invite.language if invite is not None else None
+
+
 def open_on_page(
     session: Session, invite_token: str, device_hash: str | None
 ) -> tuple[Call, Incident] | SurveyProblem:

@@ -40,6 +40,16 @@ PROBLEMS = {
 }
 
 
+def _language(request: web.Request, channel: str) -> None:
+    """The survey's pages in the caller's language: by the SMS link, the language of the
+    call it follows (the page's link sets its own, caller_link)."""
+    code = None
+    if channel == SMS:
+        with request.app[keys.DB].reader() as session:
+            code = survey.language_of(session, request.match_info["token"])
+    use_language(request, code or request.app[keys.SETTINGS].caller_language_default)
+
+
 def _problem(request: web.Request, problem: SurveyProblem) -> web.Response:
     status, title, text = PROBLEMS[problem]
     _ = caller_gettext(request)
@@ -79,7 +89,7 @@ async def _answer(request: web.Request, channel: str) -> web.Response:
     token = request.match_info["token"]
     action = f"/v/{token}/survey" if channel == PAGE else f"/s/{token}"
     form = await request.post()
-    use_language(request, request.app[keys.SETTINGS].caller_language_default)
+    _language(request, channel)
     try:
         answers = survey.parse({k: str(v) for k, v in form.items()})
     except SurveyError as exc:
@@ -109,7 +119,7 @@ async def _answer(request: web.Request, channel: str) -> web.Response:
 def _offer(request: web.Request, channel: str) -> web.Response:
     """The empty form, or why it cannot be answered."""
     token = request.match_info["token"]
-    use_language(request, request.app[keys.SETTINGS].caller_language_default)
+    _language(request, channel)
     with request.app[keys.DB].session() as session:
         if channel == PAGE:
             caller_link(request, session)
