@@ -20,7 +20,7 @@ ISOLATE := $(shell [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null && echo ye
 PYTEST_WORKERS ?= auto
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder --durations=25
 
-.PHONY: run test test-fast bench lint format system-packages-test system-packages-run clean
+.PHONY: run test test-fast bench lint format messages system-packages-test system-packages-run clean
 
 # `evr serve` needs the force's name: with none configured, `make run` passes a demo one.
 DEMO_FORCE_NAME := Demo Constabulary (not a real force)
@@ -67,6 +67,16 @@ lint: $(DEV_STAMP)
 format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The callers' text into the template, then into each language's catalogue, where the
+# translators find what is new (docs/languages.md); tests/unit/test_i18n.py fails until
+# every offered language has translated it.
+messages: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -o appliance/locale/messages.pot --add-location=file \
+		--sort-by-file --no-wrap --project="EVR appliance" --version=0.1.0 \
+		--msgid-bugs-address="" -c "Translators:" .
+	$(BIN)/pybabel update -i appliance/locale/messages.pot -d appliance/locale \
+		--no-wrap --ignore-obsolete
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

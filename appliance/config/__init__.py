@@ -27,6 +27,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from appliance import i18n, sms
 from appliance.config.box import BoxSettings
 from appliance.config.calls import CallsSettings
 from appliance.config.defaults import DEFAULT_CONFIG_FILE, SMS_TEMPLATES
@@ -93,15 +94,21 @@ class Settings(
         """One rule, one word list (``unsafe_words``): an SMS may be read over a victim's
         shoulder, so no template's own wording names the police or what happened. The
         force's name is the force's own choice, except on the RVR path, where it counts."""
-        texts = [
-            (name, getattr(self, name).format(force_name="", link=""))
-            for name in SMS_TEMPLATES
-            if name != "rvr_sms_template"
-        ]
-        texts += [
-            ("rvr_sms_template", self.rvr_sms_template.format(force_name=self.force_name, link="")),
-            ("rvr_page_title", self.rvr_page_title),
-        ]
+        texts = [("rvr_page_title", self.rvr_page_title)]
+        for code in i18n.OFFERED:
+            texts += [
+                (name, i18n.gettext(code, getattr(self, name)).format(force_name="", link=""))
+                for name in SMS_TEMPLATES
+                if name != "rvr_sms_template"
+            ]
+            texts.append(
+                (
+                    "rvr_sms_template",
+                    i18n.gettext(code, self.rvr_sms_template).format(
+                        force_name=self.force_name, link=""
+                    ),
+                )
+            )
         for name, text in texts:
             word = unsafe_word(text, self.unsafe_words)
             if word:
@@ -111,6 +118,23 @@ class Settings(
                 )
         if self.rvr_show_force_name and unsafe_word(self.force_name, self.unsafe_words):
             raise ValueError("rvr_show_force_name: the force's name contains an unsafe word")
+        return self
+
+    @model_validator(mode="after")
+    def _sms_lengths(self) -> Settings:
+        """Every SMS template, in every offered language, with the force's name and the
+        longest link the box makes, fits ``sms_max_segments`` parts (appliance/sms.py)."""
+        link = f"{self.effective_public_url}/v/{'x' * 43}"
+        for code in i18n.OFFERED:
+            for name in SMS_TEMPLATES:
+                text = i18n.gettext(code, getattr(self, name))
+                need = sms.length(text.format(force_name=self.force_name, link=link))
+                if need.segments > self.sms_max_segments:
+                    raise ValueError(
+                        f"{name} needs {need.segments} SMS parts in {code} ({need.units} "
+                        f"{need.encoding} characters with the force's name and a link), more "
+                        f"than sms_max_segments ({self.sms_max_segments})"
+                    )
         return self
 
     @model_validator(mode="after")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from appliance import i18n
+
 
 class CallsSettings(BaseModel):
     stun_urls: list[str] = Field(
@@ -45,6 +47,12 @@ class CallsSettings(BaseModel):
         description="After the caller ends a call themselves, the same link lets them "
         "rejoin for this long (a new call that waits for the officer); 0 turns it off. "
         "Never on RVR calls; the officer's End or a revoke closes it at once.",
+    )
+    caller_language_default: str = Field(
+        "en",
+        description="The language a caller's pages, SMS and statement are written in "
+        "unless the handler picks another when sending the link: `en` (English) or `cy` "
+        "(Cymraeg). The caller can switch on the page.",
     )
     chat_per_minute: int = Field(
         30,
@@ -95,6 +103,13 @@ class CallsSettings(BaseModel):
         "call (the handler is always told). Off only if the force's policy says a "
         "caller need not be told.",
     )
+
+    @field_validator("caller_language_default")
+    @classmethod
+    def _offered_language(cls, value: str) -> str:
+        if value not in i18n.OFFERED:
+            raise ValueError(f"must be one of {', '.join(i18n.OFFERED)}")
+        return value
 
     @field_validator("stun_urls", "turn_urls")
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from appliance.i18n import N_
+
 DEFAULT_CONFIG_FILE = Path("/etc/evr/evr.toml")
 SMS_TEMPLATES = (
     "sms_invite_template",
@@ -21,10 +23,10 @@ FULL_DAYS = {day: f"{day}day" for day in ("mon", "fri", "sun")} | {
     "sat": "saturday",
 }
 HOURS_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)")
-DEFAULT_SMS_INVITE = "{force_name}: here is the link for your video call: {link}"
-DEFAULT_SMS_UPLOAD = "{force_name}: here is the link to send your photos and videos: {link}"
-DEFAULT_SMS_LOCATION = "{force_name}: here is the link to share where you are: {link}"
-DEFAULT_RVR_SMS = "Here is the link for your appointment: {link}"
+DEFAULT_SMS_INVITE = N_("{force_name}: here is the link for your video call: {link}")
+DEFAULT_SMS_UPLOAD = N_("{force_name}: here is the link to send your photos and videos: {link}")
+DEFAULT_SMS_LOCATION = N_("{force_name}: here is the link to share where you are: {link}")
+DEFAULT_RVR_SMS = N_("Here is the link for your appointment: {link}")
 DEFAULT_UNSAFE_WORDS = (
     "police",
     "crime",
@@ -39,12 +41,29 @@ DEFAULT_UNSAFE_WORDS = (
     "refuge",
     "999",
     "101",
+    # Welsh, with the mutated forms a sentence gives them (trais: drais, thrais, nhrais).
+    "heddlu",
+    "trais",
+    "drais",
+    "thrais",
+    "nhrais",
+    "cam-drin",
+    "gam-drin",
+    "camdriniaeth",
+    "gamdriniaeth",
+    "trosedd",
+    "drosedd",
+    "dioddefwr",
+    "ddioddefwr",
+    "ymosodiad",
+    "lloches",
+    "domestig",
 )
-DEFAULT_SMS_SURVEY = "{force_name}: please tell us how we did. It takes a minute: {link}"
+DEFAULT_SMS_SURVEY = N_("{force_name}: please tell us how we did. It takes a minute: {link}")
 # South, west, north, east: Great Britain, Northern Ireland, the Isle of Man, the
 # Channel Islands, Scilly, Shetland, with a margin.
 UK_BOUNDS = [49.0, -8.8, 61.0, 2.0]
-DEFAULT_DECLARATION = (
+DEFAULT_DECLARATION = N_(
     "This statement is true to the best of my knowledge and belief and I make it knowing "
     "that, if it is tendered in evidence, I shall be liable to prosecution if I have wilfully "
     "stated in it anything which I know to be false, or do not believe to be true."

@@ -52,6 +52,15 @@ class OutboxSettings(BaseModel):
     notify_max_attempts: int = Field(
         5, ge=1, le=20, description="Tries per message before it is marked failed."
     )
+    sms_max_segments: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="The most SMS parts a message may need (160 characters in one, 153 a part "
+        "once split; 70 and 67 when a character outside GSM-7 makes it UCS-2, as Welsh ŵ or "
+        "Arabic script do): start-up refuses a template that, in any offered language, with "
+        "the force's name and the longest link, would need more.",
+    )
     sms_invite_template: str = Field(
         DEFAULT_SMS_INVITE,
         min_length=10,

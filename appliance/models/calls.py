@@ -42,6 +42,9 @@ class Invite(SQLModel, table=True):
     opens_at: datetime | None = time_field()  # a booked appointment's link: not before
     revoked_at: datetime | None = time_field()
     opened_at: datetime | None = time_field()
+    # The caller's language (appliance/i18n.py): the handler's choice, or the caller's
+    # own switch on the page; every page, SMS and statement of the link is written in it.
+    language: str = Field(default="en", max_length=16, sa_column_kwargs={"server_default": "en"})
 
 
 class Call(SQLModel, table=True):

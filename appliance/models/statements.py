@@ -39,6 +39,8 @@ class Statement(SQLModel, table=True):
     change_request: str = Field(default="", max_length=2000)
     signed_at: datetime | None = time_field()
     signed_name: str = Field(default="", max_length=120)
+    # The language the caller read it in (appliance/i18n.py), recorded when it is sent.
+    language: str = Field(default="en", max_length=16, sa_column_kwargs={"server_default": "en"})
     content_sha256: str = Field(default="", max_length=64)
     signature_path: str = Field(default="", max_length=512)
     pdf_path: str = Field(default="", max_length=512)

@@ -14,7 +14,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from appliance import metrics
+from appliance import i18n, metrics
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
@@ -66,6 +66,7 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
         "csrf_token": request.get(keys.CSRF, ""),
         "csrf_field": keys.CSRF_FIELD,
         **safety.template_context(request),
+        **i18n.page_context(request.get(keys.LANGUAGE)),
     }
 
 
@@ -165,6 +166,8 @@ def create_app(
         context_processors=[_template_context],
     )
     templates.filters.update(toolkit.TEMPLATE_FILTERS)
+    i18n.install(templates)
+    templates.globals["script_messages"] = i18n.script_messages
     app.on_response_prepare.append(middleware.security_headers)
     app.on_response_prepare.append(health.server_header)
     for module in (

@@ -36,6 +36,8 @@ HALF_SIGNED_IN = web.RequestKey("half_signed_in", User)
 MUST_ENROL = web.RequestKey("must_enrol", bool)
 # A caller page on the RVR path (or a link we cannot place): the neutral look.
 NEUTRAL_LOOK = web.RequestKey("neutral_look", bool)
+# The language a caller's page is written in (appliance/i18n.py); staff pages have none.
+LANGUAGE = web.RequestKey("language", str)
 
 SESSION_COOKIE = "__Host-evr_session"
 CSRF_COOKIE = "__Host-evr_csrf"

@@ -24,7 +24,8 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from sqlmodel import Session
 
-from appliance import metrics
+from appliance import i18n, metrics
+from appliance.i18n import N_
 from appliance.models import (
     THRIVE_PARTS,
     THRIVE_RATINGS,
@@ -51,6 +52,7 @@ from appliance.services.outbox import cad, messages
 from appliance.services.record import officer, statements
 from appliance.services.record.statements import StatementConflict, StatementError
 from appliance.services.rvr import track
+from appliance.sms import length as sms_length
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, source_of
 from media.sealed import SealedError
@@ -225,6 +227,8 @@ def render_incident(
         request,
         {
             "incident": incident,
+            "caller_languages": [(c, i18n.LANGUAGES[c].name) for c in i18n.OFFERED],
+            "caller_language_default": settings.caller_language_default,
             "calls": incident_calls,
             "kinds": kinds,
             "uploads": items,
@@ -458,6 +462,7 @@ TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {
     "plain_event": plain_event,
     "evidence_label": evidence_label,
     "media_label": media_label,
+    "sms_length": sms_length,
 }
 
 
@@ -609,34 +614,36 @@ CALLER_KEYS = (
 PROBLEMS = {
     LinkProblem.UNKNOWN: (
         404,
-        "This link does not work",
-        "Check that you opened the whole link from the message.",
+        N_("This link does not work"),
+        N_("Check that you opened the whole link from the message."),
     ),
     LinkProblem.EXPIRED: (
         410,
-        "This link has expired",
-        "Links only work for a short time. Call us again if you still need help.",
+        N_("This link has expired"),
+        N_("Links only work for a short time. Call us again if you still need help."),
     ),
     LinkProblem.REVOKED: (
         410,
-        "This link is no longer in use",
-        "The officer cancelled this video call. They may send you a new link.",
+        N_("This link is no longer in use"),
+        N_("The officer cancelled this video call. They may send you a new link."),
     ),
     LinkProblem.FINISHED: (
         410,
-        "This video call has finished",
-        "Thank you. If you need us again, please call.",
+        N_("This video call has finished"),
+        N_("Thank you. If you need us again, please call."),
     ),
     LinkProblem.OTHER_DEVICE: (
         409,
-        "This link is open on another phone",
-        "A video call can only use one phone at a time. Use the phone "
-        "you started on, or ask the officer for a new link.",
+        N_("This link is open on another phone"),
+        N_(
+            "A video call can only use one phone at a time. Use the phone "
+            "you started on, or ask the officer for a new link."
+        ),
     ),
     LinkProblem.TOO_EARLY: (
         409,
-        "Your video call has not started yet",
-        "This link works from {opens} (UK time). Please open it again then.",
+        N_("Your video call has not started yet"),
+        N_("This link works from {opens} (UK time). Please open it again then."),
     ),
 }
 
@@ -645,24 +652,30 @@ PROBLEMS = {
 COLLECTION_PROBLEMS = {
     LinkProblem.REVOKED: (
         410,
-        "This link is no longer in use",
-        "The officer cancelled this link. They may send you a new one.",
+        N_("This link is no longer in use"),
+        N_("The officer cancelled this link. They may send you a new one."),
     ),
     LinkProblem.FINISHED: (
         410,
-        "This link has been used",
-        "Thank you: what you sent has reached us. If you need us again, please call.",
+        N_("This link has been used"),
+        N_("Thank you: what you sent has reached us. If you need us again, please call."),
     ),
     LinkProblem.OTHER_DEVICE: (
         409,
-        "This link is open on another phone",
-        "This link works on one phone only. Use the phone you started on, or ask the "
-        "officer for a new link.",
+        N_("This link is open on another phone"),
+        N_(
+            "This link works on one phone only. Use the phone you started on, or ask the "
+            "officer for a new link."
+        ),
     ),
 }
 
 
-TITLES = {VIDEO: "Video call", UPLOAD: "Send photos and videos", LOCATION: "Share where you are"}
+TITLES = {
+    VIDEO: N_("Video call"),
+    UPLOAD: N_("Send photos and videos"),
+    LOCATION: N_("Share where you are"),
+}
 
 
 def open_for(request: web.Request) -> tuple[Call | LinkProblem, CallerLink]:
@@ -681,9 +694,15 @@ def problem_page(request: web.Request, problem: LinkProblem, link: CallerLink) -
     status, title, text = PROBLEMS[problem]
     if kind != VIDEO:
         status, title, text = COLLECTION_PROBLEMS.get(problem, (status, title, text))
+    _ = caller_gettext(request)
+    title, text = _(title), _(text)
     if problem is LinkProblem.TOO_EARLY:
         opens_at = link.opens_at
-        text = text.format(opens=london_label(opens_at) if opens_at else "shortly before")
+        text = text.format(
+            opens=london_label(opens_at, request.get(keys.LANGUAGE, i18n.SOURCE))
+            if opens_at
+            else _("shortly before")
+        )
     rejoin = 0
     if problem is LinkProblem.FINISHED and link.call is not None and link.invite is not None:
         rejoin = life.rejoin_seconds_left(link.call, link.invite, device_hash_of(request))
@@ -703,14 +722,22 @@ def problem_page(request: web.Request, problem: LinkProblem, link: CallerLink) -
 
 def rejoin_refused_page(request: web.Request, link: CallerLink) -> web.Response:
     """Why "Rejoin the call" did not work: the link was withdrawn, or the time is up."""
+    _ = caller_gettext(request)
     if link.invite is not None and link.invite.revoked_at is not None:
         status, title, text = PROBLEMS[LinkProblem.REVOKED]
+        title, text = _(title), _(text)
     else:
-        status, title = 410, "You can no longer rejoin this call"
-        text = "The time to rejoin has passed, or the call was ended for you. " + (
-            "If you still need help, ask for a new link."
+        status, title = 410, _("You can no longer rejoin this call")
+        text = (
+            _(
+                "The time to rejoin has passed, or the call was ended for you. "
+                "If you still need help, ask for a new link."
+            )
             if request.get(keys.NEUTRAL_LOOK)
-            else "If you still need us, the officer can send you a new link."
+            else _(
+                "The time to rejoin has passed, or the call was ended for you. "
+                "If you still need us, the officer can send you a new link."
+            )
         )
     return aiohttp_jinja2.render_template(
         "caller/problem.html",
@@ -741,7 +768,32 @@ def caller_link(request: web.Request, session: Session) -> CallerLink:
     request[keys.NEUTRAL_LOOK] = link.incident is None or track.is_rvr(
         request.app[keys.SETTINGS], link.incident
     )
+    use_language(
+        request,
+        link.invite.language
+        if link.invite is not None
+        else request.app[keys.SETTINGS].caller_language_default,
+    )
+    if link.invite is not None:  # the page offers the other languages (caller/base.html)
+        request[aiohttp_jinja2.REQUEST_CONTEXT_KEY]["language_switch"] = [
+            (code, i18n.LANGUAGES[code]) for code in i18n.OFFERED if code != link.invite.language
+        ]
+        request[aiohttp_jinja2.REQUEST_CONTEXT_KEY]["page_path"] = request.path
     return link
+
+
+def use_language(request: web.Request, code: str) -> None:
+    """Write this request's caller page, and what handlers say on it, in ``code``. The
+    template context was made before the handler ran (aiohttp-jinja2's processors run as
+    middleware), so the language's part of it is replaced here."""
+    request[keys.LANGUAGE] = i18n.language(code).code
+    context = request.setdefault(aiohttp_jinja2.REQUEST_CONTEXT_KEY, {})
+    context.update(i18n.page_context(code))
+
+
+def caller_gettext(request: web.Request) -> Callable[[str], str]:
+    """``_`` for text a handler writes for the caller, in the caller's page's language."""
+    return i18n.translator(request.get(keys.LANGUAGE))
 
 
 def device_hash_of(request: web.Request) -> str | None:

@@ -105,6 +105,7 @@ async def test_the_outbox_keeps_messages_and_shows_them_to_admins(
     # The number in national format, as staff read numbers everywhere.
     assert BODY in body and "07700 900789" in body and "call-outbox-1" in body
     assert ">stored<" in body
+    assert f'class="sms-parts">1 <small>({len(BODY)} GSM-7)</small>' in body  # parts billed
 
     # Queue it again: a new row, stored promptly because the handler pokes the dispatcher.
     response, _ = await client.post(f"/admin/outbox/{message_id}/resend")

@@ -132,7 +132,7 @@ async def test_a_real_photo_and_video_are_stored_hashed_and_audited(
 
     # Finished spends the link.
     response, body = await caller.post(f"/v/{token}/finish")
-    assert response.status == 200 and "2 file(s)" in body
+    assert response.status == 200 and "We received 2 files." in body
     response, body = await caller.get(f"/v/{token}")
     assert response.status == 410 and "This link has been used" in body
 

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
-from appliance import metrics
+from appliance import i18n, metrics
 from appliance.config import Settings
 from appliance.models import (
     FINAL_STATES,
@@ -81,16 +81,19 @@ def create_invite(
     channel: str = "link",
     kind: str = VIDEO,
     opens_at: datetime | None = None,
+    language: str = i18n.SOURCE,
 ) -> tuple[Invite, Call, str]:
     """A new link and its call. The token is returned once and never stored.
 
     ``channel`` says how the link travels: ``link`` (shown to the handler to pass on,
     counted as sent now) or ``sms`` (counted by the dispatcher when the gateway answers).
     ``kind`` says what the link asks for: a video call, photos and videos, or the
-    caller's location (see ``INVITE_KINDS``).
+    caller's location (see ``INVITE_KINDS``). ``language`` is the caller's (appliance/i18n.py).
     """
     if kind not in INVITE_KINDS:
         raise CallError(f"there is no {kind!r} kind of invite")
+    if language not in i18n.LANGUAGES:
+        raise CallError(f"there is no {language!r} language for a caller")
     if kind == VIDEO and (refusal := trial.video_refusal(session, incident)):
         raise CallError(refusal)
     token = secrets.token_urlsafe(32)
@@ -101,6 +104,7 @@ def create_invite(
         created_by_id=created_by.id or 0,
         expires_at=utcnow() + ttl,
         opens_at=opens_at,
+        language=language,
     )
     session.add(invite)
     session.flush()
@@ -121,10 +125,32 @@ def create_invite(
             "call": call.public_id,
             "kind": invite.kind,
             "channel": channel,
+            "language": language,
             "expires_at": invite.expires_at.isoformat(),
         },
     )
     return invite, call, token
+
+
+def set_language(session: Session, actor: Actor, invite: Invite, language: str) -> bool:
+    """The caller switched language on their page: the link's pages, and the statement
+    sent to it from now on, are in ``language``. Audited; False when it was already so."""
+    if language not in i18n.OFFERED:
+        raise CallError(f"there is no {language!r} language offered to a caller")
+    if invite.language == language:
+        return False
+    before, invite.language = invite.language, language
+    session.add(invite)
+    incident = session.get(Incident, invite.incident_id)
+    audit.record(
+        session,
+        actor,
+        "invite.language",
+        object_type="incident",
+        object_id=incident.cad_reference if incident else str(invite.incident_id),
+        detail={"invite": invite.id, "from": before, "to": language},
+    )
+    return True
 
 
 @dataclass(frozen=True)
@@ -348,12 +374,14 @@ def create_sms_invite(
     ttl: timedelta | None = None,
     opens_at: datetime | None = None,
     wording: Callable[[str], str] | None = None,
+    language: str = i18n.SOURCE,
 ) -> tuple[Call, OutboundMessage, str]:
     """An invite sent to the caller's phone by SMS (queued; the dispatcher sends it).
 
     The handler must first confirm it is safe to contact the caller on that number now:
     a domestic abuse victim's phone may be seen by the abuser. A booked appointment
     passes its own ``ttl``, ``opens_at`` and ``wording`` (the text around the link).
+    ``language`` is the caller's: the SMS is written in it, and the link's pages are.
     Returns the call, the message and the link (shown nowhere: for a reminder's text).
     """
     if not safe_to_contact:
@@ -367,6 +395,7 @@ def create_sms_invite(
         "sms",
         kind,
         opens_at=opens_at,
+        language=language,
     )
     link = link_for(settings, token)
     message = messages.queue_sms(
@@ -374,7 +403,7 @@ def create_sms_invite(
         actor,
         settings=settings,
         to_phone=incident.caller_phone,
-        body=(wording or (lambda url: messages.invite_text(settings, url, kind)))(link),
+        body=(wording or (lambda url: messages.invite_text(settings, url, kind, language)))(link),
         reference=call.public_id,
         incident_id=incident.id,
         call_public_id=call.public_id,

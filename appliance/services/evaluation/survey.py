@@ -24,7 +24,9 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
+from appliance import i18n
 from appliance.config import Settings
+from appliance.i18n import N_
 from appliance.models import (
     FINAL_STATES,
     Call,
@@ -48,7 +50,7 @@ COMMENT_MAX = 1000
 
 
 class SurveyError(ValueError):
-    """The message is for the caller."""
+    """The message is for the caller (in English: the page translates it)."""
 
 
 class SurveyProblem(StrEnum):
@@ -69,20 +71,30 @@ class Answers:
 def parse(form: Mapping[str, str]) -> Answers:
     """The form's answers; a clear error names the first question left out or wrong."""
 
-    def rating(name: str, question: str) -> int:
+    def rating(name: str, refusal: str) -> int:
         raw = str(form.get(name, "")).strip()
         if raw not in {"1", "2", "3", "4", "5"}:
-            raise SurveyError(f"choose an answer from 1 to 5 for: {question}")
+            raise SurveyError(refusal)
         return int(raw)
 
-    handling = rating("handling", "how positive you feel about the way we handled the call")
-    outcome = rating("outcome", "how satisfied you are with the outcome")
+    handling = rating(
+        "handling",
+        N_(
+            "Not sent: choose an answer from 1 to 5 for: how positive you feel about the "
+            "way we handled the call."
+        ),
+    )
+    outcome = rating(
+        "outcome",
+        N_("Not sent: choose an answer from 1 to 5 for: how satisfied you are with the outcome."),
+    )
     again = str(form.get("use_again", "")).strip()
     if again not in {"yes", "no", ""}:
-        raise SurveyError("answer yes or no to using video again, or leave it out")
+        raise SurveyError(N_("Not sent: answer yes or no to using video again, or leave it out."))
     comment = str(form.get("comment", "")).strip()
     if len(comment) > COMMENT_MAX:
-        raise SurveyError(f"keep your comments to {COMMENT_MAX} characters")
+        # COMMENT_MAX is the form's maxlength too: only a hand-made request gets here.
+        raise SurveyError(N_("Not sent: keep your comments to 1000 characters."))
     return Answers(handling, outcome, {"yes": True, "no": False}.get(again), comment)
 
 
@@ -136,12 +148,16 @@ def offer_by_sms(
     session.add(link)
     session.flush()
     url = f"{settings.effective_public_url}/s/{token}"
+    invite = session.get(Invite, call.invite_id) if call is not None else None
+    language = invite.language if invite is not None else settings.caller_language_default
     message = messages.queue_sms(
         session,
         Actor(audit.SYSTEM),
         settings=settings,
         to_phone=incident.caller_phone,
-        body=settings.sms_survey_template.format(force_name=settings.force_name, link=url),
+        body=i18n.gettext(language, settings.sms_survey_template).format(
+            force_name=settings.force_name, link=url
+        ),
         reference=f"survey-{link.id}",
         incident_id=incident.id,
         not_before=send_at,
@@ -178,6 +194,16 @@ def open_sms_link(session: Session, token: str) -> tuple[SurveyLink, Incident] |
     if link.expires_at <= utcnow():
         return SurveyProblem.EXPIRED
     return link, incident
+
+
+def language_of(session: Session, token: str) -> str | None:
+    """The language of the call a survey SMS link follows (its invite's), if any."""
+    link = session.exec(
+        select(SurveyLink).where(SurveyLink.token_hash == hash_token(token))
+    ).first()
+    call = session.get(Call, link.call_id) if link is not None and link.call_id else None
+    invite = session.get(Invite, call.invite_id) if call is not None else None
+    return invite.language if invite is not None else None
 
 
 def open_on_page(

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session
 
+from appliance import i18n
 from appliance.config import Settings
 from appliance.config.evidence import FILE_KINDS, RECORD_KINDS
 from appliance.models import NoticeText
@@ -101,29 +102,54 @@ def of(settings: Settings) -> Notice:
     )
 
 
-def _facts(settings: Settings, neutral: bool) -> dict[str, Any]:
+def _facts(
+    settings: Settings, neutral: bool, page: str = "", language: str = i18n.SOURCE
+) -> dict[str, Any]:
+    """The settings the page shows; in another language than English, also the language
+    and the catalogue's translations of the page's and the notice's text, so a kept
+    version says exactly what the caller read (an English version is as it was)."""
     facts: dict[str, Any] = asdict(of(settings)) | {"neutral": neutral}
     if neutral:
         facts |= {
             "rvr_page_title": settings.rvr_page_title,
             "rvr_show_force_name": settings.rvr_show_force_name,
         }
+    if language != i18n.SOURCE:
+        files = {f"appliance/templates/{name}" for name in (page, PARTIAL)}
+        facts |= {
+            "language": language,
+            "translations": {
+                message.id: i18n.gettext(language, message.id)
+                for message in i18n.template()
+                if isinstance(message.id, str)
+                and any(path in files for path, _line in message.locations)
+            },
+        }
     return facts
 
 
-def version(settings: Settings, page: str, neutral: bool = False) -> str:
+def version(
+    settings: Settings, page: str, neutral: bool = False, language: str = i18n.SOURCE
+) -> str:
     """The hash (128 bits, hex) of one page's template, the notice partial and the
-    settings they show."""
+    settings they show (and, in another language, its translations)."""
     digest = hashlib.sha256()
     for name in (page, PARTIAL):
         digest.update((TEMPLATES / name).read_bytes())
-    digest.update(json.dumps(_facts(settings, neutral), sort_keys=True).encode())
+    facts = _facts(settings, neutral, page, language)
+    digest.update(json.dumps(facts, sort_keys=True).encode())
     return digest.hexdigest()[:32]
 
 
-def remember(session: Session, settings: Settings, page: str, neutral: bool = False) -> str:
+def remember(
+    session: Session,
+    settings: Settings,
+    page: str,
+    neutral: bool = False,
+    language: str = i18n.SOURCE,
+) -> str:
     """The version of what this page shows, its text kept the first time it is used."""
-    shown = version(settings, page, neutral)
+    shown = version(settings, page, neutral, language)
     if session.get(NoticeText, shown) is None:
         session.add(
             NoticeText(
@@ -131,7 +157,7 @@ def remember(session: Session, settings: Settings, page: str, neutral: bool = Fa
                 page=page,
                 template=(TEMPLATES / page).read_text(encoding="utf-8"),
                 partial=(TEMPLATES / PARTIAL).read_text(encoding="utf-8"),
-                facts=_facts(settings, neutral),
+                facts=_facts(settings, neutral, page, language),
             )
         )
         session.flush()

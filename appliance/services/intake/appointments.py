@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
+from appliance import i18n
 from appliance.config import Settings
 from appliance.config.defaults import WEEKDAYS
+from appliance.i18n import N_
 from appliance.models import (
     ACTIVE_APPOINTMENT_STATES,
     Appointment,
@@ -64,10 +67,17 @@ class Slot:
         return london_label(self.starts_at)
 
 
-def london_label(at: datetime) -> str:
-    """e.g. ``Sunday 28 March 2027 at 10:00``; ``01:30 BST`` when that hour comes twice."""
+def london_label(at: datetime, language: str = i18n.SOURCE) -> str:
+    """e.g. ``Sunday 28 March 2027 at 10:00``; ``01:30 BST`` when that hour comes twice;
+    in the caller's language (``dydd Sul 28 Mawrth 2027 am 10:00``) for their SMS and pages."""
     local = at.astimezone(LONDON)
     label = f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M}"
+    if i18n.language(language).code not in (i18n.SOURCE, i18n.PSEUDO):
+        day = format_datetime(local, "EEEE d MMMM y", locale=language)
+        label = i18n.gettext(language, N_("%(date)s at %(time)s")) % {
+            "date": day,
+            "time": f"{local:%H:%M}",
+        }
     naive = local.replace(tzinfo=None)
     twice = (
         naive.replace(tzinfo=LONDON, fold=0).utcoffset()
@@ -202,23 +212,38 @@ def for_incident(session: Session, incident_id: int) -> list[Appointment]:
     )
 
 
+# An appointment's SMS go in the box's default caller language (docs/languages.md).
+
+
 def booking_text(settings: Settings, starts_at: datetime, link: str) -> str:
-    return (
-        f"{settings.force_name}: your video call is booked for {london_label(starts_at)}. "
-        f"The link works from {settings.appointment_link_opens_minutes} minutes before: {link}"
-    )
+    language = settings.caller_language_default
+    return i18n.gettext(
+        language,
+        N_(
+            "%(force_name)s: your video call is booked for %(when)s. "
+            "The link works from %(minutes)s minutes before: %(link)s"
+        ),
+    ) % {
+        "force_name": settings.force_name,
+        "when": london_label(starts_at, language),
+        "minutes": settings.appointment_link_opens_minutes,
+        "link": link,
+    }
 
 
 def reminder_text(settings: Settings, starts_at: datetime, link: str) -> str:
-    when = london_label(starts_at)
-    return f"{settings.force_name}: reminder, your video call is at {when}: {link}"
+    language = settings.caller_language_default
+    return i18n.gettext(
+        language, N_("%(force_name)s: reminder, your video call is at %(when)s: %(link)s")
+    ) % {"force_name": settings.force_name, "when": london_label(starts_at, language), "link": link}
 
 
 def cancellation_text(settings: Settings, starts_at: datetime) -> str:
-    return (
-        f"{settings.force_name}: your video call on {london_label(starts_at)} is cancelled. "
-        "The link will not work."
-    )
+    language = settings.caller_language_default
+    return i18n.gettext(
+        language,
+        N_("%(force_name)s: your video call on %(when)s is cancelled. The link will not work."),
+    ) % {"force_name": settings.force_name, "when": london_label(starts_at, language)}
 
 
 def book(
@@ -359,6 +384,7 @@ def _invite_and_sms(
         ttl=slot.ends_at - utcnow(),
         opens_at=opens_at,
         wording=lambda url: booking_text(settings, slot.starts_at, url),
+        language=settings.caller_language_default,
     )
     remind_at = slot.starts_at - timedelta(minutes=settings.appointment_reminder_minutes)
     reminder = None

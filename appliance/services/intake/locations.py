@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from appliance import grid
+from appliance.i18n import N_
 from appliance.models import Call, Invite, LocationFix, SharedLocation, utcnow
 from appliance.services import audit
 from appliance.services.audit import Actor
@@ -29,25 +30,31 @@ class LocationRefused(ValueError):
 def check(latitude: float, longitude: float, accuracy_m: float, bounds: list[float]) -> None:
     """Refuse what no phone on Earth (or, with ``bounds``, in the force's area) reports."""
     if not all(math.isfinite(v) for v in (latitude, longitude, accuracy_m)):
-        raise LocationRefused("The position your phone sent was not a number.", "not_a_number")
+        raise LocationRefused(N_("The position your phone sent was not a number."), "not_a_number")
     if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
         raise LocationRefused(
-            "The position your phone sent is not on Earth (latitude −90 to 90, "
-            "longitude −180 to 180).",
+            N_(
+                "The position your phone sent is not on Earth (latitude −90 to 90, "
+                "longitude −180 to 180)."
+            ),
             "out_of_range",
         )
     if not (0 <= accuracy_m <= MAX_ACCURACY_M):
         raise LocationRefused(
-            "Your phone could not tell where you are closely enough (within 10 km). "
-            "Try again outdoors or with location services on.",
+            N_(
+                "Your phone could not tell where you are closely enough (within 10 km). "
+                "Try again outdoors or with location services on."
+            ),
             "inaccurate",
         )
     if bounds:
         south, west, north, east = bounds
         if not (south <= latitude <= north and west <= longitude <= east):
             raise LocationRefused(
-                "The position your phone sent is outside the area we cover, so it was not "
-                "kept. Tell the officer where you are instead.",
+                N_(
+                    "The position your phone sent is outside the area we cover, so it was "
+                    "not kept. Tell the officer where you are instead."
+                ),
                 "outside_bounds",
             )
 
@@ -66,7 +73,7 @@ def share(
     computed here (a caller on the event loop runs ``grid.warm`` in a thread first)."""
     check(latitude, longitude, accuracy_m, bounds)
     if session.exec(select(SharedLocation).where(SharedLocation.invite_id == invite.id)).first():
-        raise LocationRefused("Your location has already been shared.", "already_shared")
+        raise LocationRefused(N_("Your location has already been shared."), "already_shared")
     place = grid.reference(latitude, longitude)
     location = SharedLocation(
         incident_id=invite.incident_id,

@@ -15,7 +15,7 @@ import io
 import secrets
 import unicodedata
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from appliance.config import Settings
+from appliance.i18n import N_
 from appliance.models import Call, FileKind, Invite, UploadedItem, utcnow
 from appliance.services import audit
 from appliance.services.audit import Actor
@@ -64,11 +65,16 @@ HEIF_MAX_PIXELS = 100_000_000
 
 
 class UploadRefused(Exception):
-    """A file that is not kept; the message is for the caller."""
+    """A file that is not kept; the message is for the caller. ``text`` is the catalogue's
+    message (appliance/i18n.py) and ``values`` fill it: ``str()`` is the English, and
+    ``in_language`` the caller's."""
 
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+    def __init__(self, text: str, reason: str, **values: object) -> None:
+        super().__init__(text % values)
+        self.text, self.values, self.reason = text, values, reason
+
+    def in_language(self, gettext: Callable[[str], str]) -> str:
+        return gettext(self.text) % self.values
 
 
 @dataclass(frozen=True)
@@ -139,18 +145,26 @@ def sniff(head: bytes) -> str | None:
 
 def _refuse_type(name: str) -> UploadRefused:
     return UploadRefused(
-        f"“{name}” is not a photo or video we can accept ({ACCEPTED_NAMES}). "
-        "Nothing of it was kept.",
+        N_(
+            "“%(name)s” is not a photo or video we can accept (%(accepted)s). "
+            "Nothing of it was kept."
+        ),
         "type",
+        name=name,
+        accepted=ACCEPTED_NAMES,
     )
 
 
 def _refuse_total(name: str, size: int, limits: Limits, left: int) -> UploadRefused:
     return UploadRefused(
-        f"“{name}” would take this link past its limit of "
-        f"{human_size(limits.max_total_bytes)} in all ({human_size(left)} left). "
-        "Nothing of it was kept.",
+        N_(
+            "“%(name)s” would take this link past its limit of %(total)s in all "
+            "(%(left)s left). Nothing of it was kept."
+        ),
         "total_too_large",
+        name=name,
+        total=human_size(limits.max_total_bytes),
+        left=human_size(left),
     )
 
 
@@ -170,9 +184,13 @@ def check_dimensions(path: Path, name: str, data_key: bytes, max_pixels: int) ->
         raise _refuse_type(name) from exc
     if width * height > max_pixels:
         raise UploadRefused(
-            f"“{name}” is a larger picture than this box accepts "
-            f"({max_pixels // 1_000_000} megapixels at most). Nothing of it was kept.",
+            N_(
+                "“%(name)s” is a larger picture than this box accepts (%(megapixels)s "
+                "megapixels at most). Nothing of it was kept."
+            ),
             "image_too_large",
+            name=name,
+            megapixels=max_pixels // 1_000_000,
         )
 
 
@@ -276,9 +294,13 @@ async def receive(
                 size += len(chunk)
                 if size > limits.max_file_bytes:
                     raise UploadRefused(
-                        f"“{name}” is larger than {human_size(limits.max_file_bytes)}, the "
-                        "most one file may be. Nothing of it was kept.",
+                        N_(
+                            "“%(name)s” is larger than %(size)s, the most one file may be. "
+                            "Nothing of it was kept."
+                        ),
                         "file_too_large",
+                        name=name,
+                        size=human_size(limits.max_file_bytes),
                     )
                 if size > left:
                     raise _refuse_total(name, size, limits, left)
@@ -326,9 +348,13 @@ def keep(
     used = usage(session, invite)
     if used.files >= limits.max_files:
         raise UploadRefused(
-            f"This link has already received {limits.max_files} files, the most it takes. "
-            f"“{received.original_name}” was not kept.",
+            N_(
+                "This link has already received %(files)s files, the most it takes. "
+                "“%(name)s” was not kept."
+            ),
             "too_many_files",
+            files=limits.max_files,
+            name=received.original_name,
         )
     if used.total_bytes + received.size_bytes > limits.max_total_bytes:
         left = max(limits.max_total_bytes - used.total_bytes, 0)

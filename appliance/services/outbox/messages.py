@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, func, select
 
-from appliance import metrics
+from appliance import i18n, metrics
 from appliance.config import Settings
 from appliance.db import wake_after_commit
 from appliance.models import (
@@ -97,13 +97,18 @@ class RetryPolicy:
         return timedelta(seconds=seconds)
 
 
-def invite_text(settings: Settings, link: str, kind: str = "video") -> str:
-    """The invite's wording for its kind, with the force's name and the link filled in."""
+def invite_text(
+    settings: Settings, link: str, kind: str = "video", language: str = i18n.SOURCE
+) -> str:
+    """The invite's wording for its kind in the caller's language, with the force's name
+    and the link filled in. The operator's template is looked up in the catalogue: the
+    default wording is translated there, a force's own needs its translation added
+    (docs/languages.md), else it goes as written."""
     template = {
         "upload": settings.sms_upload_template,
         "location": settings.sms_location_template,
     }.get(kind, settings.sms_invite_template)
-    return template.format(force_name=settings.force_name, link=link)
+    return i18n.gettext(language, template).format(force_name=settings.force_name, link=link)
 
 
 def rvr_refusal(

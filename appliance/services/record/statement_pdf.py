@@ -4,6 +4,9 @@ declaration, the drawn signature, the typed name, the time and the content hash.
 DejaVu Sans (Debian's fonts-dejavu-core) is embedded so any name or account in any
 script prints as typed; without it the core Helvetica font is used and characters it
 cannot show are replaced, which the stored text in the database never is.
+
+Its fixed text is in the language the witness read the statement in (``statement.language``,
+appliance/i18n.py), and it says which: the page, the declaration and the PDF agree.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import io
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from fpdf import FPDF
 
+from appliance import i18n
 from appliance.models import Incident, Statement
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -39,66 +44,85 @@ def render(statement: Statement, incident: Incident, signature_png: bytes, offic
 
     assert statement.signed_at is not None
     signed_local = statement.signed_at.astimezone(LONDON)
+    language = i18n.language(statement.language)
+    _ = i18n.translator(language.code)
     pdf.set_title(f"Witness statement {incident.cad_reference} v{statement.version}")
     pdf.set_author(text(statement.signed_name))
     pdf.set_creator("EVR appliance")
     pdf.add_page()
     pdf.set_font(family, "B", 15)
-    pdf.cell(0, 9, "WITNESS STATEMENT", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 9, text(_("WITNESS STATEMENT")), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(family, "", 9)
+    heading = _("Incident %(reference)s · version %(version)s · MG11-style") % {
+        "reference": incident.cad_reference,
+        "version": statement.version,
+    }
+    pdf.cell(0, 5, text(heading), new_x="LMARGIN", new_y="NEXT")
+    # Always in English as well: whoever reads the PDF in court learns what was read.
+    read_in = f"{language.name} ({language.code})"
     pdf.cell(
         0,
         5,
-        text(f"Incident {incident.cad_reference} · version {statement.version} · MG11-style"),
+        text(_("Read and signed in: %(language)s") % {"language": read_in})
+        + ("" if language.code == i18n.SOURCE else f" / Read and signed in: {read_in}"),
         new_x="LMARGIN",
         new_y="NEXT",
     )
     pdf.ln(3)
 
     rows = [
-        ("Statement of", statement.witness_name),
-        ("Age if under 18", statement.witness_age or "Over 18"),
-        ("Occupation", statement.witness_occupation or "-"),
-        ("Taken by", officer or "-"),
+        (_("Statement of"), statement.witness_name),
+        (_("Age if under 18"), statement.witness_age or _("Over 18")),
+        (_("Occupation"), statement.witness_occupation or "-"),
+        (_("Taken by"), officer or "-"),
     ]
     for label, value in rows:
         pdf.set_font(family, "B", 10)
-        pdf.cell(40, 6, label)
+        pdf.cell(40, 6, text(label))
         pdf.set_font(family, "", 10)
         pdf.multi_cell(0, 6, text(value), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font(family, "B", 10)
-    pdf.cell(0, 6, "Declaration", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, text(_("Declaration")), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(family, "", 9)
     pdf.multi_cell(0, 5, text(statement.declaration), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font(family, "B", 10)
-    pdf.cell(0, 6, "Account", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, text(_("Account")), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(family, "", 10)
     pdf.multi_cell(0, 5.5, text(statement.account), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
 
     pdf.set_font(family, "B", 10)
-    pdf.cell(0, 6, "Signed", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, text(_("Signed")), new_x="LMARGIN", new_y="NEXT")
     pdf.image(io.BytesIO(signature_png), w=70)
     pdf.set_font(family, "", 10)
-    pdf.cell(0, 6, text(f"Name: {statement.signed_name}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(
-        0,
-        6,
-        f"Signed at: {signed_local:%d %B %Y %H:%M:%S} UK time "
-        f"({statement.signed_at:%Y-%m-%dT%H:%M:%SZ})",
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
+    name = _("Name: %(name)s") % {"name": statement.signed_name}
+    pdf.cell(0, 6, text(name), new_x="LMARGIN", new_y="NEXT")
+    local = format_datetime(signed_local, "d MMMM y HH:mm:ss", locale=_babel_locale(language))
+    signed = _("Signed at: %(local)s UK time (%(utc)s)") % {
+        "local": local,
+        "utc": f"{statement.signed_at:%Y-%m-%dT%H:%M:%SZ}",
+    }
+    pdf.cell(0, 6, text(signed), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font(family, "", 8)
     pdf.multi_cell(
         0,
         4,
-        "Content SHA-256 (the statement's fields and the signature image, as set out in "
-        f"the appliance's docs/statements.md): {statement.content_sha256}",
+        text(
+            _(
+                "Content SHA-256 (the statement's fields and the signature image, as set out "
+                "in the appliance's docs/statements.md): %(hash)s"
+            )
+            % {"hash": statement.content_sha256}
+        ),
         new_x="LMARGIN",
         new_y="NEXT",
     )
     return bytes(pdf.output())
+
+
+def _babel_locale(language: i18n.Language) -> str:
+    """Babel's name for the language's dates (month names); the pseudo-locale's is English."""
+    return "en_GB" if language.code in (i18n.SOURCE, i18n.PSEUDO) else language.code

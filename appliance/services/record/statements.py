@@ -19,8 +19,19 @@ from PIL import Image, UnidentifiedImageError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from appliance import i18n
 from appliance.config import Settings
-from appliance.models import Call, FileKind, Incident, Statement, StatementState, User, utcnow
+from appliance.i18n import N_
+from appliance.models import (
+    Call,
+    FileKind,
+    Incident,
+    Invite,
+    Statement,
+    StatementState,
+    User,
+    utcnow,
+)
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.evidence import sealing
@@ -160,12 +171,17 @@ def send(session: Session, actor: Actor, incident: Incident, call: Call) -> Stat
         raise StatementConflict(f"version {statement.version} is already signed")
     if not statement.witness_name or not statement.account:
         raise StatementError("the statement needs the witness's name and their account")
+    invite = session.get(Invite, call.invite_id)
+    # The caller reads it, and its declaration, in their language: the catalogue holds
+    # the default declaration's translation (a force's own wording goes as written).
+    statement.language = invite.language if invite is not None else i18n.SOURCE
+    statement.declaration = i18n.gettext(statement.language, statement.declaration)
     statement.state = StatementState.SENT.value
     statement.sent_at = utcnow()
     statement.call_id = call.id
     statement.change_request = ""
     session.add(statement)
-    _record(session, actor, "sent", statement, call=call.public_id)
+    _record(session, actor, "sent", statement, call=call.public_id, language=statement.language)
     return statement
 
 
@@ -190,11 +206,11 @@ def _waiting(session: Session, call: Call, statement_id: int) -> Statement:
     statement = session.get(Statement, statement_id)
     on_link = session.exec(_on_link(call)).all()
     if statement is None or statement.call_id not in on_link:
-        raise StatementError("there is no such statement for this call")
+        raise StatementError(N_("there is no such statement for this call"))
     if statement.state == StatementState.SIGNED:
-        raise StatementConflict("this statement is already signed")
+        raise StatementConflict(N_("this statement is already signed"))
     if statement.state != StatementState.SENT:
-        raise StatementConflict("the officer is changing this statement: wait for the new text")
+        raise StatementConflict(N_("the officer is changing this statement: wait for the new text"))
     return statement
 
 
@@ -203,7 +219,7 @@ def request_changes(
 ) -> Statement:
     statement = _waiting(session, call, statement_id)
     if not text.strip():
-        raise StatementError("say what should change")
+        raise StatementError(N_("say what should change"))
     statement.state = StatementState.CHANGES_REQUESTED.value
     statement.change_request = text.strip()[:2000]
     session.add(statement)
@@ -214,7 +230,7 @@ def request_changes(
 def ink_check(png: bytes) -> tuple[int, int]:
     """The signature must be a real PNG of sensible size with something drawn on it."""
     if len(png) > MAX_SIGNATURE_BYTES:
-        raise StatementError("the signature image is too large")
+        raise StatementError(N_("the signature image is too large"))
     inked = 0
     try:
         with Image.open(io.BytesIO(png)) as image:
@@ -226,15 +242,15 @@ def ink_check(png: bytes) -> tuple[int, int]:
                 drawn = alpha.point(lambda a: 255 if a > 128 else 0)
                 inked = sum(lum.histogram(mask=drawn)[:160])
     except Image.DecompressionBombError as exc:
-        raise StatementError("the signature image has an odd size") from exc
+        raise StatementError(N_("the signature image has an odd size")) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise StatementError("the signature is not a readable image") from exc
+        raise StatementError(N_("the signature is not a readable image")) from exc
     if kind != "PNG":
-        raise StatementError("the signature must be a PNG image")
+        raise StatementError(N_("the signature must be a PNG image"))
     if not sensible:
-        raise StatementError("the signature image has an odd size")
+        raise StatementError(N_("the signature image has an odd size"))
     if inked < MIN_INK_PIXELS:
-        raise StatementError("draw your signature in the box first")
+        raise StatementError(N_("draw your signature in the box first"))
     return width, height
 
 
@@ -285,7 +301,7 @@ def sign(
     statement = _waiting(session, call, statement_id)
     name = " ".join(signed_name.split())[:120]
     if not name:
-        raise StatementError("type your full name as well as signing")
+        raise StatementError(N_("type your full name as well as signing"))
     ink_check(signature_png)
     incident = session.get(Incident, statement.incident_id)
     assert incident is not None
@@ -313,7 +329,7 @@ def sign(
         for path in written:
             path.unlink(missing_ok=True)
         raise StatementNotKept(
-            "the box could not keep your signed statement just now; please try again"
+            N_("the box could not keep your signed statement just now; please try again")
         ) from exc
     statement.signature_path = str(signature_path)
     statement.pdf_path = str(pdf_path)
@@ -326,6 +342,7 @@ def sign(
         Actor("caller", source),
         "signed",
         statement,
+        language=statement.language,
         content_sha256=statement.content_sha256,
         pdf_sha256=statement.pdf_sha256,
         signature_sha256=signature_sha256,

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
+from appliance import i18n
 from appliance.config import Settings, unsafe_word
 from appliance.models import (
     DISCLOSURE_KINDS,
@@ -170,8 +171,11 @@ def record_safety(
     return SafetyResult(passed, instead, revoked)
 
 
-def sms_text(settings: Settings, link: str) -> str:
-    return settings.rvr_sms_template.format(force_name=settings.force_name, link=link)
+def sms_text(settings: Settings, link: str, language: str = i18n.SOURCE) -> str:
+    """The neutral SMS in the caller's language (the catalogue translates the default)."""
+    return i18n.gettext(language, settings.rvr_sms_template).format(
+        force_name=settings.force_name, link=link
+    )
 
 
 def transfer(
@@ -186,7 +190,8 @@ def transfer(
     case = case_of(session, incident)
     if case is None or not case.safety_passed or incident.eligibility != "eligible":
         raise RvrError("ask the safety questions first: a link goes only when all are yes")
-    word = unsafe_word(sms_text(settings, ""), settings.unsafe_words)
+    language = settings.caller_language_default
+    word = unsafe_word(sms_text(settings, "", language), settings.unsafe_words)
     if word:
         raise RvrError(f"the RVR SMS wording contains {word!r}: an administrator must change it")
     call, message, _ = invites.create_sms_invite(
@@ -197,7 +202,8 @@ def transfer(
         settings,
         safe_to_contact=True,
         ttl=timedelta(minutes=settings.rvr_link_minutes),
-        wording=lambda link: sms_text(settings, link),
+        wording=lambda link: sms_text(settings, link, language),
+        language=language,
     )
     case.transferred_at = utcnow()
     case.transfer_call_id = call.id

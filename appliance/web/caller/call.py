@@ -15,10 +15,11 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from appliance import metrics
+from appliance import i18n, metrics
 from appliance.live.participants import CALLER, Participant
 from appliance.live.protocol import SignallingSocket
 from appliance.models import FINAL_STATES, Call, CallState, Incident, User
+from appliance.services.audit import Actor
 from appliance.services.calls import invites, life
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, Consent, LinkProblem
 from appliance.services.governance import notice
@@ -34,11 +35,13 @@ from appliance.web.access import (
 )
 from appliance.web.toolkit import (
     TITLES,
+    caller_gettext,
     caller_link,
     device_hash_of,
     open_for,
     problem_page,
     rejoin_refused_page,
+    use_language,
 )
 
 routes = web.RouteTableDef()
@@ -94,7 +97,12 @@ def _who(request: web.Request, call: Call) -> dict[str, str]:
 def _notice_version(request: web.Request, kind: str) -> str:
     """The version of the notice this request's consent page shows (or showed)."""
     neutral = bool(request.get(keys.NEUTRAL_LOOK, False))
-    return notice.version(request.app[keys.SETTINGS], notice.CONSENT_PAGES[kind], neutral)
+    return notice.version(
+        request.app[keys.SETTINGS],
+        notice.CONSENT_PAGES[kind],
+        neutral,
+        request.get(keys.LANGUAGE, i18n.SOURCE),
+    )
 
 
 @routes.get("/privacy", name="privacy")
@@ -108,6 +116,7 @@ async def privacy(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
     neutral = request.query.get("look") == "neutral"
     request[keys.NEUTRAL_LOOK] = neutral
+    use_language(request, i18n.SOURCE)  # not yet in the catalogue (docs/languages.md)
     return aiohttp_jinja2.render_template(
         notice.PRIVACY_PAGE,
         request,
@@ -164,7 +173,11 @@ async def consent(request: web.Request) -> web.StreamResponse:
         if not isinstance(call, LinkProblem) and not (kind == VIDEO and unanswered):
             neutral = bool(request.get(keys.NEUTRAL_LOOK, False))
             shown = notice.remember(
-                session, request.app[keys.SETTINGS], notice.CONSENT_PAGES[kind], neutral
+                session,
+                request.app[keys.SETTINGS],
+                notice.CONSENT_PAGES[kind],
+                neutral,
+                request.get(keys.LANGUAGE, i18n.SOURCE),
             )
             if kind == VIDEO:
                 agreed = invites.record_consent(
@@ -187,18 +200,30 @@ async def consent(request: web.Request) -> web.StreamResponse:
                 )
     if isinstance(call, LinkProblem):
         return problem_page(request, call, link)
+    _ = caller_gettext(request)
     if kind == VIDEO and unanswered:
-        question = "this video call" if request.get(keys.NEUTRAL_LOOK, False) else "a video call"
-        errors = [("consent_video-yes", f"Select yes if you agree to {question}")]
-        return _consent_page(request, kind, call, status=400, errors=errors)
+        question = (
+            _("Select yes if you agree to this video call")
+            if request.get(keys.NEUTRAL_LOOK, False)
+            else _("Select yes if you agree to a video call")
+        )
+        return _consent_page(
+            request, kind, call, status=400, errors=[("consent_video-yes", question)]
+        )
     if not agreed:
         error = {
-            VIDEO: "A video call needs your agreement. If you would rather not, "
-            "an officer can visit you instead: tell the officer who called you.",
-            UPLOAD: "Sending photos and videos needs your agreement. If you would rather "
-            "not, tell the officer who called you.",
-            LOCATION: "Sharing your location needs your agreement. If you would rather "
-            "not, tell the officer where you are instead.",
+            VIDEO: _(
+                "A video call needs your agreement. If you would rather not, "
+                "an officer can visit you instead: tell the officer who called you."
+            ),
+            UPLOAD: _(
+                "Sending photos and videos needs your agreement. If you would rather "
+                "not, tell the officer who called you."
+            ),
+            LOCATION: _(
+                "Sharing your location needs your agreement. If you would rather "
+                "not, tell the officer where you are instead."
+            ),
         }[kind]
         return _consent_page(request, kind, call, error, status=400)
     response = web.HTTPSeeOther(f"/v/{token}/{NEXT_STEP[kind]}")
@@ -206,6 +231,26 @@ async def consent(request: web.Request) -> web.StreamResponse:
         keys.CALLER_DEVICE_COOKIE, device, secure=True, httponly=True, samesite="Strict", path="/"
     )
     raise response
+
+
+@routes.post("/v/{token}/language", name="caller_language")
+@public
+async def switch_language(request: web.Request) -> web.StreamResponse:
+    """The caller's own choice of language, kept with the link (audited): every page of
+    it, and a statement sent to it later, is then in that language. Only the phone that
+    agreed may change it once someone has; back to the page it came from."""
+    form = await request.post()
+    token = request.match_info["token"]
+    chosen = str(form.get("language", ""))
+    with request.app[keys.DB].session() as session:
+        link = caller_link(request, session)
+        device = device_hash_of(request)
+        mine = link.call is None or link.call.caller_device_hash in (None, device)
+        if link.invite is not None and chosen in i18n.OFFERED and mine:
+            invites.set_language(session, Actor("caller", source_of(request)), link.invite, chosen)
+    back = str(form.get("back", ""))
+    same_link = back == f"/v/{token}" or back.startswith(f"/v/{token}/")
+    raise web.HTTPSeeOther(back if same_link and "//" not in back else f"/v/{token}")
 
 
 @routes.get("/v/{token}/call", name="caller_call")

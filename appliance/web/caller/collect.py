@@ -14,7 +14,8 @@ from pathlib import Path
 import aiohttp_jinja2
 from aiohttp import BodyPartReader, web
 
-from appliance import grid
+from appliance import grid, i18n
+from appliance.i18n import N_
 from appliance.models import Call, Invite
 from appliance.services.calls import invites
 from appliance.services.calls.invites import LOCATION, UPLOAD, CallerLink, LinkProblem
@@ -23,7 +24,14 @@ from appliance.services.intake.locations import LocationRefused
 from appliance.services.intake.uploads import Limits, UploadRefused
 from appliance.web import keys
 from appliance.web.access import csrf_matches, grants, public, source_of, streams_body
-from appliance.web.toolkit import TITLES, caller_link, device_hash_of, open_for, problem_page
+from appliance.web.toolkit import (
+    TITLES,
+    caller_gettext,
+    caller_link,
+    device_hash_of,
+    open_for,
+    problem_page,
+)
 
 routes = web.RouteTableDef()
 REFUSAL_STATUS = {
@@ -161,7 +169,7 @@ async def upload_submit(request: web.Request) -> web.StreamResponse:
                 request,
                 call,
                 received=kept,
-                error=str(refusal),
+                error=refusal.in_language(caller_gettext(request)),
                 status=REFUSAL_STATUS.get(refusal.reason, 400),
             )
         outcome = _keep(request, token, received, limits)
@@ -172,7 +180,7 @@ async def upload_submit(request: web.Request) -> web.StreamResponse:
                 request,
                 call,
                 received=kept,
-                error=str(outcome),
+                error=outcome.in_language(caller_gettext(request)),
                 status=REFUSAL_STATUS.get(outcome.reason, 400),
             )
         kept.append(received.original_name)
@@ -187,7 +195,12 @@ async def upload_submit(request: web.Request) -> web.StreamResponse:
             "if you have more to send, tell the officer.",
         )
     if not kept:
-        return _upload_page(request, call, error="Choose at least one photo or video.", status=400)
+        return _upload_page(
+            request,
+            call,
+            error=caller_gettext(request)(N_("Choose at least one photo or video.")),
+            status=400,
+        )
     return _upload_page(request, call, received=kept)
 
 
@@ -246,7 +259,12 @@ async def upload_finish(request: web.Request) -> web.StreamResponse:
     return _done_page(
         request,
         UPLOAD,
-        f"Thank you. We received {used.files} file(s). This link is now closed.",
+        i18n.translations(i18n.language(request.get(keys.LANGUAGE)).code).ngettext(
+            "Thank you. We received %(files)d file. This link is now closed.",
+            "Thank you. We received %(files)d files. This link is now closed.",
+            used.files,
+        )
+        % {"files": used.files},
     )
 
 
@@ -291,8 +309,10 @@ async def location_submit(request: web.Request) -> web.StreamResponse:
             try:
                 if position is None:
                     raise LocationRefused(
-                        "Your phone did not send a position. Allow location for this page "
-                        "and try again.",
+                        N_(
+                            "Your phone did not send a position. Allow location for this "
+                            "page and try again."
+                        ),
                         "missing",
                     )
                 latitude, longitude, accuracy = position
@@ -312,10 +332,11 @@ async def location_submit(request: web.Request) -> web.StreamResponse:
     page = _collection_call(request, result, link, LOCATION)
     if not isinstance(page, Call):
         return page
+    _ = caller_gettext(request)
     if refusal is not None:
-        return _location_page(request, str(refusal), status=400)
+        return _location_page(request, _(str(refusal)), status=400)
     return _done_page(
         request,
         LOCATION,
-        "Thank you. Your location has reached the officer. You can close this page.",
+        _("Thank you. Your location has reached the officer. You can close this page."),
     )

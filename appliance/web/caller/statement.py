@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from appliance.i18n import N_
 from appliance.models import Call
 from appliance.services.calls import invites
 from appliance.services.record import statements
@@ -23,6 +24,7 @@ from appliance.services.record.statements import StatementConflict, StatementErr
 from appliance.web import keys
 from appliance.web.access import public, source_of
 from appliance.web.toolkit import (
+    caller_gettext,
     caller_link,
     caller_safe,
     caller_view,
@@ -46,8 +48,9 @@ def _call(request: web.Request, session: Any) -> Call:
     return call
 
 
-def _refused(message: str, status: int = 409) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def _refused(request: web.Request, message: str, status: int = 409) -> web.Response:
+    """The refusal in the caller's language (its message is in the catalogue)."""
+    return web.json_response({"error": caller_gettext(request)(message)}, status=status)
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
@@ -88,7 +91,7 @@ async def changes(request: web.Request) -> web.StreamResponse:
     body = await _json(request)
     text = body.get("text")
     if not isinstance(text, str):
-        return _refused("say what should change", 400)
+        return _refused(request, N_("say what should change"), 400)
     try:
         with request.app[keys.DB].session() as session:
             call = _call(request, session)
@@ -97,7 +100,7 @@ async def changes(request: web.Request) -> web.StreamResponse:
             )
             view, public_id = officer_view(statement), call.public_id
     except StatementError as exc:
-        return _refused(str(exc), 409 if isinstance(exc, StatementConflict) else 400)
+        return _refused(request, str(exc), 409 if isinstance(exc, StatementConflict) else 400)
     await request.app[keys.HUB].notify(
         public_id, {"type": "statement", "statement": view}, roles=("handler",)
     )
@@ -110,13 +113,13 @@ async def sign(request: web.Request) -> web.StreamResponse:
     body = await _json(request)
     name, signature = body.get("name"), body.get("signature")
     if not isinstance(name, str) or not isinstance(signature, str):
-        return _refused("send your typed name and your drawn signature", 400)
+        return _refused(request, N_("send your typed name and your drawn signature"), 400)
     if not signature.startswith(PNG_DATA_URL):
-        return _refused("the signature must be a PNG image", 400)
+        return _refused(request, N_("the signature must be a PNG image"), 400)
     try:
         png = base64.b64decode(signature[len(PNG_DATA_URL) :], validate=True)
     except (binascii.Error, ValueError):
-        return _refused("the signature could not be read", 400)
+        return _refused(request, N_("the signature could not be read"), 400)
     settings = request.app[keys.SETTINGS]
     statement_id = int(request.match_info["statement_id"])
     db, keyring, source = request.app[keys.DB], request.app[keys.KEYRING], source_of(request)
@@ -133,8 +136,8 @@ async def sign(request: web.Request) -> web.StreamResponse:
     try:
         view, public_id = await asyncio.to_thread(sign_it)
     except StatementNotKept as exc:
-        return _refused(str(exc), 503)
+        return _refused(request, str(exc), 503)
     except StatementError as exc:
-        return _refused(str(exc), 409 if isinstance(exc, StatementConflict) else 400)
+        return _refused(request, str(exc), 409 if isinstance(exc, StatementConflict) else 400)
     await request.app[keys.HUB].notify(public_id, {"type": "statement", "statement": view})
     return web.json_response({"statement": caller_safe(view)})

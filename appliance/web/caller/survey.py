@@ -7,40 +7,56 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from appliance.i18n import N_
 from appliance.services.evaluation import survey
 from appliance.services.evaluation.survey import PAGE, SMS, SurveyError, SurveyProblem
 from appliance.web import keys
 from appliance.web.access import public, source_of
-from appliance.web.toolkit import caller_link, device_hash_of
+from appliance.web.toolkit import caller_gettext, caller_link, device_hash_of, use_language
 
 routes = web.RouteTableDef()
-TITLE = "Feedback"
+TITLE = N_("Feedback")
 PROBLEMS = {
     SurveyProblem.UNKNOWN: (
         404,
-        "This link does not work",
-        "Check that you opened the whole link.",
+        N_("This link does not work"),
+        N_("Check that you opened the whole link."),
     ),
-    SurveyProblem.EXPIRED: (410, "This link has expired", "Thank you for your time all the same."),
+    SurveyProblem.EXPIRED: (
+        410,
+        N_("This link has expired"),
+        N_("Thank you for your time all the same."),
+    ),
     SurveyProblem.ANSWERED: (
         410,
-        "Thank you",
-        "We already have your answers for this. There is nothing more to do.",
+        N_("Thank you"),
+        N_("We already have your answers for this. There is nothing more to do."),
     ),
     SurveyProblem.NOT_YET: (
         409,
-        "Not yet",
-        "The questions open once your video call has ended.",
+        N_("Not yet"),
+        N_("The questions open once your video call has ended."),
     ),
 }
 
 
+def _language(request: web.Request, channel: str) -> None:
+    """The survey's pages in the caller's language: by the SMS link, the language of the
+    call it follows (the page's link sets its own, caller_link)."""
+    code = None
+    if channel == SMS:
+        with request.app[keys.DB].reader() as session:
+            code = survey.language_of(session, request.match_info["token"])
+    use_language(request, code or request.app[keys.SETTINGS].caller_language_default)
+
+
 def _problem(request: web.Request, problem: SurveyProblem) -> web.Response:
     status, title, text = PROBLEMS[problem]
+    _ = caller_gettext(request)
     return aiohttp_jinja2.render_template(
         "survey/done.html",
         request,
-        {"title": title, "text": text, "page_title": TITLE},
+        {"title": _(title), "text": _(text), "page_title": TITLE},
         status=status,
     )
 
@@ -57,12 +73,13 @@ def _form(
 
 
 def _thanks(request: web.Request) -> web.Response:
+    _ = caller_gettext(request)
     return aiohttp_jinja2.render_template(
         "survey/done.html",
         request,
         {
-            "title": "Thank you",
-            "text": "Your answers help us improve how we respond. You can close this page.",
+            "title": _("Thank you"),
+            "text": _("Your answers help us improve how we respond. You can close this page."),
             "page_title": TITLE,
         },
     )
@@ -72,10 +89,14 @@ async def _answer(request: web.Request, channel: str) -> web.Response:
     token = request.match_info["token"]
     action = f"/v/{token}/survey" if channel == PAGE else f"/s/{token}"
     form = await request.post()
+    _language(request, channel)
     try:
         answers = survey.parse({k: str(v) for k, v in form.items()})
     except SurveyError as exc:
-        return _form(request, action, form, f"Not sent: {exc}.", status=400)
+        if channel == PAGE:
+            with request.app[keys.DB].reader() as session:
+                caller_link(request, session)  # the page's language
+        return _form(request, action, form, caller_gettext(request)(str(exc)), status=400)
     with request.app[keys.DB].session() as session:
         if channel == PAGE:
             caller_link(request, session)
@@ -98,6 +119,7 @@ async def _answer(request: web.Request, channel: str) -> web.Response:
 def _offer(request: web.Request, channel: str) -> web.Response:
     """The empty form, or why it cannot be answered."""
     token = request.match_info["token"]
+    _language(request, channel)
     with request.app[keys.DB].session() as session:
         if channel == PAGE:
             caller_link(request, session)

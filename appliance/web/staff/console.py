@@ -11,7 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlmodel import Session
 
-from appliance import grid
+from appliance import grid, i18n
 from appliance.live.participants import HANDLER, OBSERVER, Participant
 from appliance.live.protocol import SignallingSocket
 from appliance.models import (
@@ -22,6 +22,7 @@ from appliance.models import (
     THRIVE_RATINGS,
     Call,
     Incident,
+    Invite,
     Role,
     Snapshot,
     User,
@@ -173,6 +174,7 @@ async def console(request: web.Request) -> web.StreamResponse:
         own_drafts = drafts.of(session, current_user(request), incident.id or 0)
         settings = request.app[keys.SETTINGS]
         colleagues = handover.colleagues(session, settings, incident, current_user(request))
+        invite = session.get(Invite, call.invite_id)
     place_grid = (
         await asyncio.to_thread(grid.reference, place["lat"], place["lon"]) if place else None
     )
@@ -186,6 +188,7 @@ async def console(request: web.Request) -> web.StreamResponse:
             "holder": holder,
             "supervisor": supervision.supervises(current_roles(request)),
             "colleagues": colleagues,
+            "caller_language": i18n.language(invite.language if invite else None),
             "chat": chat,
             "chat_earlier": chat[0].id if earlier else None,
             "snapshots": _in_order(snapshots),

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 
 import aiohttp_jinja2
 from aiohttp import web
 
+from appliance.i18n import N_
 from appliance.live.participants import GUEST, Participant
 from appliance.live.protocol import SignallingSocket
 from appliance.models import GUEST_ROLES, GuestInvite
@@ -21,26 +23,50 @@ from appliance.services.calls.guests import GuestError, GuestProblem
 from appliance.web import keys
 from appliance.web.access import current_user, grants, public, require_same_origin, requires
 from appliance.web.access import source_of as source
-from appliance.web.toolkit import STAFF, actor_of, call_for
+from appliance.web.toolkit import STAFF, actor_of, call_for, caller_gettext, use_language
 
 routes = web.RouteTableDef()
 DEVICE_COOKIE = "__Host-evr_guest"
 
 PROBLEMS = {
-    GuestProblem.UNKNOWN: (404, "This link does not work", "Check you opened the whole link."),
+    GuestProblem.UNKNOWN: (
+        404,
+        N_("This link does not work"),
+        N_("Check you opened the whole link."),
+    ),
     GuestProblem.ENDED: (
         410,
-        "This call has finished",
-        "A guest link works for one call only. Ask the officer for a new one if needed.",
+        N_("This call has finished"),
+        N_("A guest link works for one call only. Ask the officer for a new one if needed."),
     ),
-    GuestProblem.REMOVED: (410, "You have left this call", "The officer ended your part in it."),
-    GuestProblem.NOT_STARTED: (409, "The call has not started", "Open the link again shortly."),
+    GuestProblem.REMOVED: (
+        410,
+        N_("You have left this call"),
+        N_("The officer ended your part in it."),
+    ),
+    GuestProblem.NOT_STARTED: (
+        409,
+        N_("The call has not started"),
+        N_("Open the link again shortly."),
+    ),
     GuestProblem.OTHER_DEVICE: (
         409,
-        "This link is open on another device",
-        "A guest link works on one device. Ask the officer for a new link.",
+        N_("This link is open on another device"),
+        N_("A guest link works on one device. Ask the officer for a new link."),
     ),
 }
+# The guest's page is in the box's default caller language (an interpreter on a Welsh
+# call may not read Welsh; a force that wants otherwise changes the default).
+GUEST_LABELS = {
+    "interpreter": N_("Interpreter"),
+    "second_officer": N_("Second officer"),
+    "supervisor": N_("Supervisor"),
+}
+
+
+def _guest_language(request: web.Request) -> Callable[[str], str]:
+    use_language(request, request.app[keys.SETTINGS].caller_language_default)
+    return caller_gettext(request)
 
 
 def _device_hash(request: web.Request) -> str | None:
@@ -105,10 +131,11 @@ def _open(request: web.Request) -> tuple[GuestInvite, str] | GuestProblem:
 
 def _problem_page(request: web.Request, problem: GuestProblem) -> web.Response:
     status, title, text = PROBLEMS[problem]
+    _ = _guest_language(request)
     return aiohttp_jinja2.render_template(
         "caller/problem.html",
         request,
-        {"title": title, "text": text, "page_title": "Video call"},
+        {"title": _(title), "text": _(text), "page_title": "Video call"},
         status=status,
     )
 
@@ -123,10 +150,11 @@ async def page(request: web.Request) -> web.StreamResponse:
     opened = _open(request)
     if isinstance(opened, GuestProblem):
         return _problem_page(request, opened)
-    guest, _ = opened
+    guest, _call = opened
+    _ = _guest_language(request)
     context = {
         "token": request.match_info["token"],
-        "label": GUEST_ROLES.get(guest.role, guest.role),
+        "label": _(GUEST_LABELS.get(guest.role, GUEST_ROLES.get(guest.role, guest.role))),
         "name": guest.name,
         "page_title": "Video call",
     }

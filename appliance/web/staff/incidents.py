@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import aiohttp_jinja2
 from aiohttp import web
 
+from appliance import i18n
 from appliance.models import Role, UploadedItem
 from appliance.services.calls import invites, life, states
 from appliance.services.calls.states import CallError
@@ -159,6 +160,11 @@ async def invite(request: web.Request) -> web.StreamResponse:
     kind = str(form.get("kind", invites.VIDEO))
     if kind not in invites.INVITE_KINDS:
         return render_incident(request, incident_id, error="Not sent: unknown invite.", status=400)
+    language = str(form.get("language") or settings.caller_language_default)
+    if language not in i18n.OFFERED:
+        return render_incident(
+            request, incident_id, error="Not sent: that language is not offered.", status=400
+        )
     refusal, status, link = "", 400, ""
     with request.app[keys.DB].session() as session:
         incident = incident_for(request, session, incident_id)
@@ -186,6 +192,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
                     settings,
                     safe_to_contact=form.get("safe_to_contact") == "yes",
                     kind=kind,
+                    language=language,
                 )
                 if kind == invites.VIDEO:
                     life.replace_unused_links(
@@ -201,6 +208,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
                 current_user(request),
                 timedelta(hours=settings.invite_ttl_hours),
                 kind=kind,
+                language=language,
             )
             link = invites.link_for(settings, token)
             if kind == invites.VIDEO:

@@ -3,6 +3,7 @@
 "use strict";
 
 (function () {
+  const _ = window.evrGettext;
   const panel = document.getElementById("statement-panel");
   const root = document.getElementById("caller");
   if (!panel || !root) return;
@@ -23,19 +24,19 @@
     const readable = statement.state === "sent" || statement.state === "signed";
     $("statement-body").hidden = !readable;
     if (!readable) {
-      say("The officer is changing your statement. It will appear here again when it is ready.");
+      say(_("The officer is changing your statement. It will appear here again when it is ready."));
       return;
     }
     $("st-name").textContent = statement.witnessName;
-    $("st-age").textContent = statement.witnessAge || "Over 18";
+    $("st-age").textContent = statement.witnessAge || _("Over 18");
     $("st-occupation").textContent = statement.witnessOccupation || "–";
     $("st-account").textContent = statement.account;
     $("st-declaration").textContent = statement.declaration;
     $("statement-sign").hidden = statement.state !== "sent";
     if (statement.state === "signed") {
-      say("You signed this statement as " + statement.signedName + ". Thank you.");
+      say(_("You signed this statement as %(name)s. Thank you.", { name: statement.signedName }));
     } else {
-      say("Please read your statement. If it is right, sign it; if not, ask for a change.");
+      say(_("Please read your statement. If it is right, sign it; if not, ask for a change."));
     }
   }
 
@@ -75,32 +76,32 @@
       body: JSON.stringify(body),
     });
     const answer = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(answer.error || "the statement could not be sent (" + response.status + ")");
+    if (!response.ok) throw new Error(answer.error || _("the statement could not be sent; please try again"));
     return answer.statement;
   }
 
   $("signature-clear").addEventListener("click", clearPad);
   $("statement-sign-button").addEventListener("click", async () => {
     const name = $("signed-name").value.trim();
-    if (!inked) { say("Sign in the box with your finger first."); return; }
-    if (!name) { say("Type your full name as well."); return; }
+    if (!inked) { say(_("Sign in the box with your finger first.")); return; }
+    if (!name) { say(_("Type your full name as well.")); return; }
     $("statement-sign-button").disabled = true;
     try {
       render(await post("/sign", { name: name, signature: pad.toDataURL("image/png") }));
     } catch (error) {
-      say("Not signed: " + error.message);
+      say(_("Not signed: %(reason)s", { reason: error.message }));
     } finally {
       $("statement-sign-button").disabled = false;
     }
   });
   $("statement-change-button").addEventListener("click", async () => {
     const text = $("change-text").value.trim();
-    if (!text) { say("Say what should change first."); return; }
+    if (!text) { say(_("Say what should change first.")); return; }
     try {
       render(await post("/changes", { text: text }));
       $("change-text").value = "";
     } catch (error) {
-      say("Not sent: " + error.message);
+      say(_("Not sent: %(reason)s", { reason: error.message }));
     }
   });
   window.addEventListener("evr:statement", (event) => render(event.detail));

@@ -10,6 +10,7 @@
 "use strict";
 
 (function () {
+  const _ = window.evrGettext;
   const root = document.getElementById("caller");
   if (!root) return;
   const token = root.dataset.token;
@@ -47,7 +48,7 @@
     } catch (error) {
       const audioOnly = await navigator.mediaDevices.getUserMedia({ audio: true });
       diagnostics.audioOnly = true;
-      $("check-status").textContent = "Your camera is not available. You can still join with sound only.";
+      $("check-status").textContent = _("Your camera is not available. You can still join with sound only.");
       $("blocked-help").open = true;
       return audioOnly;
     }
@@ -57,7 +58,7 @@
     try {
       stream = await camera(facing);
     } catch (error) {
-      $("check-status").textContent = "We could not use your microphone. Follow the steps below, then reload the page.";
+      $("check-status").textContent = _("We could not use your microphone. Follow the steps below, then reload the page.");
       $("blocked-help").open = true;
       return;
     }
@@ -66,7 +67,7 @@
     $("stage").dataset.soundOnly = String(diagnostics.audioOnly);
     $("switch-camera-call").hidden = diagnostics.audioOnly;
     if (!diagnostics.audioOnly) {
-      $("check-status").textContent = "You should see what your camera sees. When you are ready, join the call.";
+      $("check-status").textContent = _("You should see what your camera sees. When you are ready, join the call.");
       $("switch-camera").disabled = false;
     }
     $("join").disabled = false;
@@ -118,7 +119,7 @@
       if (ended) return;
       const state = peer.iceConnectionState;
       if (state === "failed" || state === "disconnected") {
-        $("call-note").textContent = "Reconnecting…";
+        $("call-note").textContent = _("Reconnecting…");
         setTimeout(() => { if (peer.iceConnectionState !== "connected") restartIce(); }, 1500);
       } else if (state === "connected" || state === "completed") {
         $("call-note").textContent = "";
@@ -167,7 +168,7 @@
   }
 
   function onStatus(status) {
-    if (status === "closed" && !ended) $("call-note").textContent = "Reconnecting…";
+    if (status === "closed" && !ended) $("call-note").textContent = _("Reconnecting…");
   }
 
   /* Guests, and a supervisor watching when the force shows them (the box leaves them
@@ -176,11 +177,16 @@
     $("guest-tile").hidden = !guests.length;
     $("guest-caption").textContent = guests.length ? guests[0].label + " (" + guests[0].name + ")" : "";
     const watching = (observers || []).length
-      ? (neutral ? " Someone else is also listening." : " Also watching: " + observers.map((o) => "a supervisor, " + o.name).join("; ") + ".")
+      ? (neutral
+        ? _("Someone else is also listening.")
+        : _("Also watching: a supervisor, %(names)s.", { names: observers.map((o) => o.name).join("; ") }))
       : "";
-    const text = (guests.length ? "Also on the call: " + guests.map((g) => g.label + ", " + g.name).join("; ") + "." : "") + watching;
+    const also = guests.length
+      ? _("Also on the call: %(guests)s.", { guests: guests.map((g) => g.label + ", " + g.name).join("; ") })
+      : "";
+    const text = [also, watching].filter(Boolean).join(" ");
     $("guest-notice").hidden = !text;
-    $("guest-notice").textContent = text.trim();
+    $("guest-notice").textContent = text;
   }
 
   /* While the call passes to another officer the caller's media goes on; say so. */
@@ -190,12 +196,14 @@
     note.hidden = present;
     if (present) officerChanging = false;
     note.textContent = present ? "" : officerChanging
-      ? (neutral ? "Someone else is joining the call. Stay on this page." : "Another officer is joining the call. Stay on this page.")
-      : (neutral ? "Their connection has dropped." : "The officer's connection has dropped.") + " Stay on this page – they will come back.";
+      ? (neutral ? _("Someone else is joining the call. Stay on this page.") : _("Another officer is joining the call. Stay on this page."))
+      : (neutral
+        ? _("Their connection has dropped. Stay on this page – they will come back.")
+        : _("The officer's connection has dropped. Stay on this page – they will come back."));
   }
 
   function showBar() {
-    const who = officerName && !neutral ? "Connected to " + officerName : "Connected";
+    const who = officerName && !neutral ? _("Connected to %(name)s", { name: officerName }) : _("Connected");
     $("call-who").textContent = who;
     $("call-timer").textContent = EVR.formatDuration(connectedAt ? (Date.now() - connectedAt.getTime()) / 1000 : 0);
   }
@@ -244,23 +252,28 @@
         if (diagnostics.state === "connected") officerPresent(false);
         break;
       case "chat":
-        EVR.appendChat($("chat"), message.from === "caller" ? "You" : message.from === "handler" ? "Officer" : message.name, message.text, message.from === "caller");
+        EVR.appendChat($("chat"), message.from === "caller" ? _("You") : message.from === "handler" ? _("Officer") : message.name, message.text, message.from === "caller");
         /* Always, unless the caller is typing a message: they are looking at the chat. */
         if (message.from !== "caller" && document.activeElement !== $("chat-text")) {
-          banner("New message: " + message.text, $("chat-text"), "Read it");
+          banner(_("New message: %(text)s", { text: message.text }), $("chat-text"), _("Read it"));
         }
         break;
       case "statement":
         window.dispatchEvent(new CustomEvent("evr:statement", { detail: message.statement }));
         if (message.statement && message.statement.state === "sent") {
-          banner("Your statement is ready to read and sign.", $("statement-panel"), "Read statement");
+          banner(_("Your statement is ready to read and sign."), $("statement-panel"), _("Read statement"));
         }
         break;
       case "ended":
         finish();
         break;
       case "error":
-        $("call-note").textContent = "Something went wrong: " + message.message;
+        /* The box's reason is for the log; the caller reads it in their language. */
+        $("call-note").textContent = message.code === "rate_limited"
+          ? _("You are sending messages too quickly. Wait a moment, then try again.")
+          : message.code === "chat_full"
+            ? _("This call cannot take any more messages. Talk on the phone instead.")
+            : _("Something went wrong. If it keeps happening, tell the person on the phone.");
         break;
     }
   }
@@ -361,7 +374,7 @@
     const muted = button.getAttribute("aria-pressed") !== "true";
     stream.getAudioTracks().forEach((t) => { t.enabled = !muted; });
     button.setAttribute("aria-pressed", String(muted));
-    button.textContent = muted ? "Unmute" : "Mute";
+    button.textContent = muted ? _("Unmute") : _("Mute");
   });
   $("sound-on").addEventListener("click", playSound);
   $("end").addEventListener("click", () => $("end-dialog").showModal());

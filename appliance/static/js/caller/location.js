@@ -11,28 +11,29 @@ function say(text) {
 }
 
 if (locationForm && shareButton) {
+  const _ = window.evrGettext;
   if (!("geolocation" in navigator)) {
-    say("This phone's browser cannot share a location. Tell the officer where you are.");
+    say(_("This phone's browser cannot share a location. Tell the officer where you are."));
     shareButton.disabled = true;
   } else {
-    say("Press the button to share your location.");
+    say(_("Press the button to share your location."));
     shareButton.addEventListener("click", () => {
       shareButton.disabled = true;
-      say("Finding where you are…");
+      say(_("Finding where you are…"));
       navigator.geolocation.getCurrentPosition(
         (position) => {
           document.getElementById("latitude").value = String(position.coords.latitude);
           document.getElementById("longitude").value = String(position.coords.longitude);
           document.getElementById("accuracy").value = String(position.coords.accuracy);
-          say("Sending…");
+          say(_("Sending…"));
           locationForm.submit();
         },
         (error) => {
           shareButton.disabled = false;
           say(
             error.code === error.PERMISSION_DENIED
-              ? "Location was not allowed. Allow it for this page and try again, or tell the officer where you are."
-              : "Your phone could not find where you are. Try again, or tell the officer where you are.",
+              ? _("Location was not allowed. Allow it for this page and try again, or tell the officer where you are.")
+              : _("Your phone could not find where you are. Try again, or tell the officer where you are."),
           );
         },
         { enableHighAccuracy: true, timeout: 30000, maximumAge: 0 },

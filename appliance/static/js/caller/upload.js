@@ -4,9 +4,10 @@
 const uploadForm = document.getElementById("upload-form");
 if (uploadForm) {
   uploadForm.addEventListener("submit", () => {
+    const _ = window.evrGettext;
     const status = document.getElementById("upload-status");
     const button = uploadForm.querySelector("button[type=submit]");
-    if (status) status.textContent = "Sending… keep this page open until it says Received.";
+    if (status) status.textContent = _("Sending… keep this page open until it says Received.");
     if (button) button.disabled = true;
   });
 }

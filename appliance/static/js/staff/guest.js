@@ -3,6 +3,7 @@
 "use strict";
 
 (function () {
+  const _ = window.evrGettext;
   const root = document.getElementById("guest");
   if (!root) return;
   const $ = (id) => document.getElementById(id);
@@ -21,12 +22,12 @@
       try {
         stream = await navigator.mediaDevices.getUserMedia({ audio: true });
       } catch (again) {
-        $("guest-status").textContent = "We could not use your microphone. Allow it for this site and reload.";
+        $("guest-status").textContent = _("We could not use your microphone. Allow it for this site and reload.");
         return;
       }
     }
     $("guest-preview").srcObject = stream;
-    $("guest-status").textContent = "When you are ready, join.";
+    $("guest-status").textContent = _("When you are ready, join.");
     $("guest-join").disabled = false;
   }
 
@@ -75,17 +76,17 @@
         $("guest-self").srcObject = stream;
         break;
       case "ended":
-        finish("The call has ended", "Thank you. You can close this page.");
+        finish(_("The call has ended"), _("Thank you. You can close this page."));
         break;
       case "error":
-        $("guest-note").textContent = "Something went wrong: " + message.message;
+        $("guest-note").textContent = _("Something went wrong. If it keeps happening, tell the officer.");
         break;
     }
   }
 
   function onStatus(status, code) {
     if (status === "closed" && code === 4001 && !left) {
-      finish("The officer ended your part in the call", "Thank you. You can close this page.");
+      finish(_("The officer ended your part in the call"), _("Thank you. You can close this page."));
     }
   }
 
@@ -98,7 +99,7 @@
     const muted = button.getAttribute("aria-pressed") !== "true";
     stream.getAudioTracks().forEach((t) => { t.enabled = !muted; });
     button.setAttribute("aria-pressed", String(muted));
-    button.textContent = muted ? "Unmute" : "Mute";
+    button.textContent = muted ? _("Unmute") : _("Mute");
   });
   $("guest-leave").addEventListener("click", () => {
     if (signal) signal.send({ type: "end" });
