@@ -16,6 +16,7 @@ import pytest
 from sqlmodel import select
 from yarl import URL
 
+from appliance.config import Settings
 from appliance.models import AuditEvent, Incident, Role, UploadedItem, UploadSession, User, utcnow
 from appliance.services.audit import Actor
 from appliance.services.calls import invites
@@ -28,11 +29,17 @@ from tests.support.staff import add_incident, add_user
 
 CHUNK = 1024
 """Chunks far smaller than the product's 1 MiB so a small real video spans several."""
+MAX_FILES = 2
 
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(resumable, "CHUNK_BYTES", CHUNK)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"upload_max_files": MAX_FILES})
 
 
 @pytest.fixture
@@ -303,3 +310,31 @@ async def test_an_abandoned_session_expires_and_its_chunks_are_deleted(
     assert not chunks.exists() and _sessions(live_server) == []
     status, body = await _json(caller, "GET", f"/v/{token}/uploads/{upload}")
     assert (status, body["reason"]) == (404, "unknown_session")
+
+
+async def test_files_under_way_count_against_the_links_limit(
+    live_server: LiveServer, incident, caller: FormClient, tmp_path: Path
+) -> None:
+    """A link that takes two files: two declared and under way, a third declaration is
+    refused 413 before any of it is sent; the first declared again (a reload) is still
+    its own session, not a new file."""
+    incident, user = incident
+    token = _link(live_server, incident, user)
+    await _agree(caller, token)
+    first, second, third = (b"first", b"second", b"third")
+    upload = (await _begin(caller, token, first))["id"]
+    await _begin(caller, token, second)
+    status, body = await _json(
+        caller,
+        "POST",
+        f"/v/{token}/uploads",
+        json={
+            "name": "third.jpg",
+            "type": "image/jpeg",
+            "size": len(third),
+            "sha256": hashlib.sha256(third).hexdigest(),
+        },
+    )
+    assert (status, body["reason"]) == (413, "too_many_files")
+    assert (await _begin(caller, token, first))["id"] == upload
+    assert len(_sessions(live_server)) == MAX_FILES
