@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp_jinja2
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from appliance import grid
 from appliance.models import Call, Invite, UploadSession
@@ -348,11 +349,14 @@ async def upload_status(request: web.Request) -> web.StreamResponse:
 async def _chunk_body(request: web.Request, limit: int) -> bytes:
     """The chunk's bytes, never more than ``limit`` read (one byte more is a refusal)."""
     data = bytearray()
-    while len(data) <= limit:
-        piece = await request.content.read(limit + 1 - len(data))
-        if not piece:
-            break
-        data += piece
+    try:
+        while len(data) <= limit:
+            piece = await request.content.read(limit + 1 - len(data))
+            if not piece:
+                break
+            data += piece
+    except (ConnectionError, HttpProcessingError) as exc:  # the phone lost its signal
+        raise ChunkRefused("This part was cut short: send it again.", "chunk_short", 400) from exc
     if len(data) > limit:
         raise ChunkRefused("This part is longer than allowed.", "chunk_too_large", 413)
     if request.content_length is not None and len(data) != request.content_length:
