@@ -300,7 +300,15 @@ def _session_json(upload: UploadSession, **extra: object) -> web.Response:
 @public
 async def upload_begin(request: web.Request) -> web.StreamResponse:
     """Declare a file (JSON: name, type, size, sha256) and get its session: a new one,
-    or the one this phone already has for the same file (the page was reloaded)."""
+    or the one this phone already has for the same file (the page was reloaded). An
+    address whose files keep being refused is answered 429, as the form's upload is."""
+    guards = request.app[keys.GUARDS]
+    if guards.refusals.blocked(source_of(request)):
+        return web.json_response(
+            {"error": "Too many files from this address were refused: wait a minute."},
+            status=429,
+            headers={"Retry-After": str(guards.refusals.retry_after(source_of(request)))},
+        )
     call, invite, device = _resumable_link(request)
     try:
         body = await request.json()
@@ -325,6 +333,7 @@ async def upload_begin(request: web.Request) -> web.StreamResponse:
                 source,
             )
     except ChunkRefused as refusal:
+        guards.refusals.hit(source)
         with request.app[keys.DB].session() as session:
             uploads.record_refusal(
                 session, call, UploadRefused(str(refusal), refusal.reason), source
@@ -429,6 +438,7 @@ async def _complete(
         if isinstance(outcome, UploadRefused):
             raise outcome
     except (UploadRefused, ChunkRefused) as refusal:
+        request.app[keys.GUARDS].refusals.hit(source)
         with db.session() as session:
             if isinstance(refusal, UploadRefused) and refusal.reason != "link":
                 uploads.record_refusal(session, call, refusal, source)
