@@ -1,5 +1,6 @@
 """The scheduled purge: an asyncio task in the server that runs the retention purge
-every ``purge_interval_minutes`` (the work itself in a thread, off the event loop)."""
+every ``purge_interval_minutes`` (the work itself in a thread, off the event loop), and
+deletes the chunks of uploads a caller left unfinished past their time."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.evidence import retention
 from appliance.services.evidence.master_key import Keyring
+from appliance.services.intake import resumable
 
 log = logging.getLogger("evr.purge")
 
@@ -30,6 +32,7 @@ class Purger:
             done = retention.purge(
                 session, self.settings, self.keyring, Actor(audit.SYSTEM, "purge"), dry_run=False
             )
+            resumable.expire(session, self.settings.data_dir)
         metrics.EVIDENCE_PURGED.inc(len(done.delete))
         if done.delete:
             log.info("purged evidence past retention", extra={"files": len(done.delete)})

@@ -52,7 +52,7 @@ from appliance.models.rvr import (
     RvrCase,
 )
 from appliance.models.statements import Statement, StatementState
-from appliance.models.uploads import LocationFix, SharedLocation, UploadedItem
+from appliance.models.uploads import LocationFix, SharedLocation, UploadedItem, UploadSession
 from appliance.models.users import (
     GrantState,
     RecoveryCode,
@@ -121,6 +121,7 @@ __all__ = [
     "Trial",
     "TrialAllocation",
     "TrialBlock",
+    "UploadSession",
     "UploadedItem",
     "User",
     "UserRole",

@@ -64,3 +64,28 @@ class LocationFix(SQLModel, table=True):
     easting: float | None = None
     northing: float | None = None
     fixed_at: datetime = now_field()
+
+
+class UploadSession(SQLModel, table=True):
+    """A file a caller's page is sending in chunks (``services/intake/resumable.py``).
+
+    Bound to its link and the phone that declared it; ``confirmed_bytes`` is what has
+    arrived, checked and sealed, so the page resumes from there after a drop or a reload.
+    The data key that seals its chunks is kept wrapped by the keyring, as evidence's is.
+    """
+
+    __tablename__ = "upload_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=32, unique=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    invite_id: int = Field(foreign_key="invites.id", index=True)
+    device_hash: str = Field(max_length=64)
+    original_name: str = Field(max_length=200)
+    declared_type: str = Field(max_length=100)
+    total_bytes: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    sha256: str = Field(max_length=64)
+    confirmed_bytes: int = Field(sa_column=Column(BigInteger(), nullable=False, default=0))
+    wrapped_key: str = Field(max_length=200)
+    created_at: datetime = now_field()
+    expires_at: datetime = now_field()

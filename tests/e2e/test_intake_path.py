@@ -3,6 +3,7 @@ with its SMS (outbox) → the caller's link → the call."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -12,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Route, expect
 
+from tests.support import media_files
 from tests.support.appliance import Appliance, running_appliance
 from tests.support.browser import (
     answer_checklist,
@@ -164,4 +166,61 @@ def test_the_incident_page_shows_the_new_link_and_the_next_step_above_the_fold(
         again = handler.get_by_role("textbox", name="Video call link").input_value()
         assert again != link and re.fullmatch(r"https://[^/]+/v/[A-Za-z0-9_-]{43}", again)
     finally:
+        staff.close()
+
+
+def test_a_caller_upload_survives_a_lost_answer_and_arrives_whole(
+    browser: Browser, appliance: Appliance, tmp_path: Path
+) -> None:
+    """The caller's page sends a 2.5 MiB video in 1 MiB chunks; the box's answer to the
+    second chunk is lost on the way back (the request reached the box, the page sees a
+    dropped connection). The page tries again, is told 409 with the box's offset, asks
+    the status and carries on from there: the incident shows the file with the SHA-256
+    of the bytes chosen."""
+    video = media_files.mp4(tmp_path / "base.mp4")
+    padding = os.urandom(2_600_000)
+    video += (8 + len(padding)).to_bytes(4, "big") + b"free" + padding  # a trailing free box
+    (tmp_path / "clip.mp4").write_bytes(video)
+    staff = media_context(browser)
+    phone = media_context(browser, mobile=True)
+    try:
+        handler = signed_in_handler(staff, appliance, "pc5003")
+        new_link(handler, appliance, "CAD/E2E/UPLOAD1")
+        handler.get_by_role("button", name="Ask for photos and videos (link)").click()
+        link = handler.get_by_role("textbox", name="Photos and videos link").input_value()
+
+        caller = phone.new_page()
+        seen: list[str] = []
+        caller.on("request", lambda r: seen.append(f"{r.method} {r.url.rsplit('/', 1)[-1]}"))
+        puts = []
+
+        def lose_second_answer(route: Route) -> None:
+            puts.append(route.request.url)
+            if len(puts) == 2:
+                route.fetch()  # the box takes the chunk; its answer never reaches the page
+                route.abort("connectionreset")
+            else:
+                route.continue_()
+
+        caller.route(
+            re.compile(r".*/uploads/[0-9a-f]{32}$"),
+            lambda r: lose_second_answer(r) if r.request.method == "PUT" else r.continue_(),
+        )
+        caller.goto(link)
+        caller.get_by_label("I agree to send photos and videos to the police").check()
+        caller.get_by_role("button", name="Continue").click()
+        caller.set_input_files("#files", str(tmp_path / "clip.mp4"))
+        caller.get_by_role("button", name="Send").click()
+        expect(caller.locator("#upload-status")).to_contain_text(
+            "Received: clip.mp4", timeout=90_000
+        )
+        assert len(puts) == 4, puts  # 3 chunks, the second sent twice
+        assert any(s.startswith("GET ") and re.fullmatch(r"GET [0-9a-f]{32}", s) for s in seen)
+
+        handler.reload()
+        expect(handler.locator("#uploads")).to_contain_text(
+            hashlib.sha256(video).hexdigest(), timeout=30_000
+        )
+    finally:
+        phone.close()
         staff.close()

@@ -13,14 +13,16 @@ from pathlib import Path
 
 import aiohttp_jinja2
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from appliance import grid, i18n
 from appliance.i18n import N_
-from appliance.models import Call, Invite
+from appliance.models import Call, Invite, UploadSession
 from appliance.services.calls import invites
 from appliance.services.calls.invites import LOCATION, UPLOAD, CallerLink, LinkProblem
-from appliance.services.intake import locations, uploads
+from appliance.services.intake import locations, resumable, uploads
 from appliance.services.intake.locations import LocationRefused
+from appliance.services.intake.resumable import ChunkRefused, Declared
 from appliance.services.intake.uploads import Limits, UploadRefused
 from appliance.web import keys
 from appliance.web.access import csrf_matches, grants, public, source_of, streams_body
@@ -39,6 +41,7 @@ REFUSAL_STATUS = {
     "file_too_large": 413,
     "total_too_large": 413,
     "image_too_large": 413,
+    "file_hash": 422,
 }
 CHUNK = 256 * 1024
 
@@ -79,6 +82,7 @@ def _upload_page(
             "human_size": uploads.human_size,
             "received": received or [],
             "error": error,
+            "chunk_bytes": resumable.CHUNK_BYTES,
         },
         status=status,
     )
@@ -266,6 +270,201 @@ async def upload_finish(request: web.Request) -> web.StreamResponse:
         )
         % {"files": used.files},
     )
+
+
+# -- a file in chunks (services/intake/resumable.py) -------------------------------------
+
+
+def _refused(refusal: ChunkRefused | UploadRefused, offset: int | None = None) -> web.Response:
+    status = (
+        refusal.status
+        if isinstance(refusal, ChunkRefused)
+        else REFUSAL_STATUS.get(refusal.reason, 400)
+    )
+    return web.json_response(
+        {"error": str(refusal), "reason": refusal.reason, "offset": offset}, status=status
+    )
+
+
+def _resumable_link(request: web.Request) -> tuple[Call, Invite, str]:
+    """The agreed upload link's call and invite, and the phone's device hash; a JSON
+    refusal for anything else (the page shows its words)."""
+    result, link = open_for(request)
+    device = device_hash_of(request)
+    if isinstance(result, LinkProblem) or link.kind != UPLOAD or link.invite is None:
+        raise web.HTTPGone(
+            text='{"error": "This link no longer takes files."}', content_type="application/json"
+        )
+    if result.consent_at is None or device is None:
+        raise web.HTTPForbidden(
+            text='{"error": "Open the link and agree first."}', content_type="application/json"
+        )
+    return result, link.invite, device
+
+
+def _session_json(upload: UploadSession, **extra: object) -> web.Response:
+    return web.json_response(
+        {
+            "id": upload.public_id,
+            "offset": upload.confirmed_bytes,
+            "size": upload.total_bytes,
+            "chunkBytes": resumable.CHUNK_BYTES,
+            **extra,
+        }
+    )
+
+
+@routes.post("/v/{token}/uploads", name="caller_upload_begin")
+@public
+async def upload_begin(request: web.Request) -> web.StreamResponse:
+    """Declare a file (JSON: name, type, size, sha256) and get its session: a new one,
+    or the one this phone already has for the same file (the page was reloaded). An
+    address whose files keep being refused is answered 429, as the form's upload is."""
+    guards = request.app[keys.GUARDS]
+    if guards.refusals.blocked(source_of(request)):
+        return web.json_response(
+            {"error": "Too many files from this address were refused: wait a minute."},
+            status=429,
+            headers={"Retry-After": str(guards.refusals.retry_after(source_of(request)))},
+        )
+    call, invite, device = _resumable_link(request)
+    try:
+        body = await request.json()
+        declared = Declared(
+            str(body["name"]), str(body.get("type", "")), int(body["size"]), str(body["sha256"])
+        )
+    except (ValueError, KeyError, TypeError):
+        return _refused(ChunkRefused("The file was not declared properly.", "declaration", 400))
+    settings = request.app[keys.SETTINGS]
+    source = source_of(request)
+    try:
+        with request.app[keys.DB].session() as session:
+            resumable.expire(session, settings.data_dir)
+            upload = resumable.begin(
+                session,
+                request.app[keys.KEYRING],
+                call,
+                invite,
+                device,
+                declared,
+                Limits.from_settings(settings),
+                source,
+            )
+    except ChunkRefused as refusal:
+        guards.refusals.hit(source)
+        with request.app[keys.DB].session() as session:
+            uploads.record_refusal(
+                session, call, UploadRefused(str(refusal), refusal.reason), source
+            )
+        return _refused(refusal)
+    return _session_json(upload)
+
+
+@routes.get("/v/{token}/uploads/{upload}", name="caller_upload_status")
+@public
+async def upload_status(request: web.Request) -> web.StreamResponse:
+    """How much of the file has arrived and is safe: where the page resumes."""
+    _, invite, device = _resumable_link(request)
+    try:
+        with request.app[keys.DB].reader() as session:
+            upload = resumable.find(session, invite, device, request.match_info["upload"])
+    except ChunkRefused as refusal:
+        return _refused(refusal)
+    return _session_json(upload)
+
+
+async def _chunk_body(request: web.Request, limit: int) -> bytes:
+    """The chunk's bytes, never more than ``limit`` read (one byte more is a refusal)."""
+    data = bytearray()
+    try:
+        while len(data) <= limit:
+            piece = await request.content.read(limit + 1 - len(data))
+            if not piece:
+                break
+            data += piece
+    except (ConnectionError, HttpProcessingError) as exc:  # the phone lost its signal
+        raise ChunkRefused("This part was cut short: send it again.", "chunk_short", 400) from exc
+    if len(data) > limit:
+        raise ChunkRefused("This part is longer than allowed.", "chunk_too_large", 413)
+    if request.content_length is not None and len(data) != request.content_length:
+        raise ChunkRefused("This part was cut short: send it again.", "chunk_short", 400)
+    return bytes(data)
+
+
+@routes.put("/v/{token}/uploads/{upload}", name="caller_upload_chunk")
+@public
+async def upload_chunk(request: web.Request) -> web.StreamResponse:
+    """One chunk at ``Upload-Offset`` with its ``Upload-Chunk-SHA256``: checked, sealed,
+    then counted. The last one puts the file together and makes it evidence."""
+    call, invite, device = _resumable_link(request)
+    settings = request.app[keys.SETTINGS]
+    keyring = request.app[keys.KEYRING]
+    db = request.app[keys.DB]
+    public_id = request.match_info["upload"]
+    confirmed: int | None = None
+    try:
+        offset = int(request.headers.get("Upload-Offset", ""))
+        digest = request.headers.get("Upload-Chunk-SHA256", "").lower()
+    except ValueError:
+        offset, digest = -1, ""
+    try:
+        with db.reader() as session:
+            upload = resumable.find(session, invite, device, public_id)
+        confirmed = upload.confirmed_bytes
+        if not resumable.SHA256_HEX.fullmatch(digest):
+            raise ChunkRefused("This part came without its SHA-256.", "chunk_hash", 400)
+        resumable.check_chunk(upload, offset, request.content_length)
+        data = await _chunk_body(request, min(resumable.CHUNK_BYTES, upload.total_bytes - offset))
+        await resumable.store_chunk(settings.data_dir, keyring, upload, data, digest)
+        with db.session() as session:
+            upload = resumable.confirm(session, public_id, offset, len(data))
+        confirmed = upload.confirmed_bytes
+    except ChunkRefused as refusal:
+        return _refused(refusal, confirmed)
+    if upload.confirmed_bytes < upload.total_bytes:
+        return _session_json(upload, done=False)
+    return await _complete(request, call, invite, upload)
+
+
+async def _complete(
+    request: web.Request, call: Call, invite: Invite, upload: UploadSession
+) -> web.StreamResponse:
+    """The whole file through the one-shot upload's checks, then kept if it is the
+    file declared; the session and its chunks go either way."""
+    settings = request.app[keys.SETTINGS]
+    db = request.app[keys.DB]
+    limits = Limits.from_settings(settings)
+    source = source_of(request)
+    with db.reader() as session:
+        used = uploads.usage(session, invite)
+    try:
+        received = await uploads.receive(
+            resumable.plain_chunks(settings.data_dir, request.app[keys.KEYRING], upload),
+            uploads.uploads_dir(settings.data_dir, call.incident_id),
+            upload.original_name,
+            limits,
+            used,
+        )
+        try:
+            resumable.check_whole(upload, received)
+        except UploadRefused:
+            received.temp_path.unlink(missing_ok=True)
+            raise
+        outcome = _keep(request, request.match_info["token"], received, limits)
+        if isinstance(outcome, LinkProblem):
+            raise UploadRefused("This link no longer takes files.", "link")
+        if isinstance(outcome, UploadRefused):
+            raise outcome
+    except (UploadRefused, ChunkRefused) as refusal:
+        request.app[keys.GUARDS].refusals.hit(source)
+        with db.session() as session:
+            if isinstance(refusal, UploadRefused) and refusal.reason != "link":
+                uploads.record_refusal(session, call, refusal, source)
+            resumable.close(session, settings.data_dir, upload.public_id)
+        return _refused(refusal, 0)
+    with db.session() as session:
+        resumable.close(session, settings.data_dir, upload.public_id)
+    return _session_json(upload, done=True, spent=outcome)
 
 
 def _location_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
