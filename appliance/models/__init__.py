@@ -50,7 +50,7 @@ from appliance.models.rvr import (
     Disclosure,
     RvrCase,
 )
-from appliance.models.statements import Statement, StatementState
+from appliance.models.statements import SignedBy, Statement, StatementState
 from appliance.models.uploads import SharedLocation, UploadedItem
 from appliance.models.users import (
     GrantState,
@@ -108,6 +108,7 @@ __all__ = [
     "RoleGrant",
     "RvrCase",
     "SharedLocation",
+    "SignedBy",
     "Snapshot",
     "Statement",
     "StatementState",

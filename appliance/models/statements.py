@@ -18,6 +18,14 @@ class StatementState(StrEnum):
     SIGNED = "signed"  # signed, rendered to PDF: frozen for good
 
 
+class SignedBy(StrEnum):
+    """How the caller signed: a drawn image, or their typed name with an explicit
+    confirmation (WCAG 2.5.7: a caller who cannot drag a finger can still sign)."""
+
+    DRAWN = "drawn"
+    TYPED = "typed"
+
+
 class Statement(SQLModel, table=True):
     __tablename__ = "statements"
     __table_args__ = (UniqueConstraint("incident_id", "version"),)
@@ -39,6 +47,7 @@ class Statement(SQLModel, table=True):
     change_request: str = Field(default="", max_length=2000)
     signed_at: datetime | None = time_field()
     signed_name: str = Field(default="", max_length=120)
+    signed_by: str = Field(default="", max_length=8)  # SignedBy once signed
     content_sha256: str = Field(default="", max_length=64)
     signature_path: str = Field(default="", max_length=512)
     pdf_path: str = Field(default="", max_length=512)

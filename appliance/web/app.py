@@ -27,6 +27,7 @@ from appliance.services.evidence.custody import ReadLedger
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Guards
 from appliance.services.outbox import cad, messages
+from appliance.services.record.statements import TYPED_CONFIRMATION
 from appliance.web import auth, health, keys, middleware, toolkit
 from appliance.web.admin import cad as admin_cad
 from appliance.web.admin import users as admin_users
@@ -165,6 +166,8 @@ def create_app(
         context_processors=[_template_context],
     )
     templates.filters.update(toolkit.TEMPLATE_FILTERS)
+    # The words a caller ticks to sign by typing, the same words the PDF quotes.
+    templates.globals["typed_confirmation"] = TYPED_CONFIRMATION
     app.on_response_prepare.append(middleware.security_headers)
     app.on_response_prepare.append(health.server_header)
     for module in (

@@ -1,5 +1,6 @@
 """The signed statement as a PDF (fpdf2): the witness's details, the account, the
-declaration, the drawn signature, the typed name, the time and the content hash.
+declaration, the signature (the drawn image, or a line saying the caller signed by typing
+their name and ticked the confirmation), the typed name, the time and the content hash.
 
 DejaVu Sans (Debian's fonts-dejavu-core) is embedded so any name or account in any
 script prints as typed; without it the core Helvetica font is used and characters it
@@ -31,7 +32,13 @@ def _pdf() -> tuple[FPDF, str, bool]:
     return pdf, "Helvetica", False
 
 
-def render(statement: Statement, incident: Incident, signature_png: bytes, officer: str) -> bytes:
+def render(
+    statement: Statement,
+    incident: Incident,
+    signature_png: bytes | None,
+    officer: str,
+    typed_confirmation: str = "",
+) -> bytes:
     pdf, family, unicode_font = _pdf()
 
     def text(value: str) -> str:
@@ -80,8 +87,21 @@ def render(statement: Statement, incident: Incident, signature_png: bytes, offic
 
     pdf.set_font(family, "B", 10)
     pdf.cell(0, 6, "Signed", new_x="LMARGIN", new_y="NEXT")
-    pdf.image(io.BytesIO(signature_png), w=70)
     pdf.set_font(family, "", 10)
+    if signature_png is None:
+        pdf.multi_cell(
+            0,
+            6,
+            text(
+                f'Signed by typing the name "{statement.signed_name}", confirmed by the '
+                f'witness ticking: "{typed_confirmation}" No signature was drawn.'
+            ),
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+    else:
+        pdf.image(io.BytesIO(signature_png), w=70)
+        pdf.cell(0, 6, "Signature drawn by the witness (above).", new_x="LMARGIN", new_y="NEXT")
     pdf.cell(0, 6, text(f"Name: {statement.signed_name}"), new_x="LMARGIN", new_y="NEXT")
     pdf.cell(
         0,
