@@ -32,7 +32,7 @@ from appliance.web import auth, health, keys, middleware, toolkit
 from appliance.web.admin import cad as admin_cad
 from appliance.web.admin import users as admin_users
 from appliance.web.api import incidents as api_incidents
-from appliance.web.caller import call, collect, safety, survey
+from appliance.web.caller import accessibility, call, collect, safety, survey
 from appliance.web.caller import statement as caller_statement
 from appliance.web.staff import (
     appointments,
@@ -185,6 +185,7 @@ def create_app(
         call,
         safety,
         caller_statement,
+        accessibility,
         collect,
         api_incidents,
         board,
