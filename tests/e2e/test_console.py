@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.support.appliance import Appliance
+from tests.support.axe import assert_accessible
 from tests.support.browser import caller_joins, new_link
 
 pytestmark = pytest.mark.e2e
@@ -82,6 +83,7 @@ def test_the_console_through_one_call(
     expect(handler.locator(".caller-card")).to_contain_text("07700 900123")
     expect(handler.locator("#recording-indicator")).to_be_hidden()
     handler.screenshot(path=str(ARTIFACTS / "1-waiting-1920x1080.png"))
+    assert_accessible(handler, "console: caller waiting")
 
     handler.get_by_role("button", name="Admit caller").click()
     expect(pill).to_have_attribute("data-state", "connected")
@@ -127,6 +129,7 @@ def test_the_console_through_one_call(
     expect(handler.locator("#lightbox-status")).to_have_text("2 shapes drawn, not saved yet.")
     handler.get_by_role("textbox", name="Caption").fill("Point of entry")
     handler.screenshot(path=str(ARTIFACTS / "2a-snapshot-drawn-1920x1080.png"))
+    assert_accessible(handler, "console: the snapshot viewer")
     handler.get_by_role("button", name="Save marked-up copy").click()
     expect(handler.locator("#lightbox-status")).to_contain_text("Marked-up copy saved")
     expect(handler.get_by_role("dialog", name="Snapshot 1, marked up (2 of 2)")).to_be_visible()
@@ -150,6 +153,7 @@ def test_the_console_through_one_call(
     expect(handler.locator("#outcome-code ~ [data-ajax-status]")).to_have_text("Outcome saved.")
     assert_video_on_screen(handler, 1920, 1080)
     handler.screenshot(path=str(ARTIFACTS / "2-live-outcome-1920x1080.png"))
+    assert_accessible(handler, "console: connected, the outcome tab")
 
     handler.set_viewport_size({"width": 1280, "height": 800})
     handler.get_by_role("button", name="Save outcome").scroll_into_view_if_needed()
@@ -164,6 +168,7 @@ def test_the_console_through_one_call(
     handler.get_by_label("Account, in the witness's words").fill("I saw the van at 21:40.")
     expect(handler.locator("#statement-draft")).to_have_text(re.compile(r"^Draft saved \d\d:\d\d$"))
     handler.screenshot(path=str(ARTIFACTS / "4-live-statement-1280x800.png"))
+    assert_accessible(handler, "console: connected, the statement tab")
     handler.get_by_role("tab", name="Notes").click()
     handler.locator("#panel-notes textarea[name=text]").fill("Van seen leaving at 21:40.")
     expect(handler.locator("#panel-notes [data-draft-status]")).to_have_text(
@@ -198,3 +203,4 @@ def test_the_console_through_one_call(
         expect(handler.locator(indicator)).to_be_hidden()
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
     handler.screenshot(path=str(ARTIFACTS / "5-ended-1280x800.png"))
+    assert_accessible(handler, "console: ended")

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.support.appliance import Appliance
+from tests.support.axe import assert_accessible
 from tests.support.browser import admit_first_waiting, caller_joins, new_link, signed_in_handler
 
 pytestmark = pytest.mark.e2e
@@ -35,17 +36,21 @@ def test_the_caller_answers_after_the_call_and_the_supervisor_sees_it(
     expect(caller.get_by_role("button", name="End call")).to_be_visible()
     handler.get_by_role("button", name="End call").click()
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+    assert_accessible(caller, "ended by the officer, the survey offered")
 
     caller.get_by_role("link", name=re.compile("Tell us how we did")).click()
     expect(caller).to_have_title("Feedback")
+    assert_accessible(caller, "survey")
     caller.get_by_role("button", name="Send answers").click()  # nothing chosen yet
     expect(caller.locator(".error-summary")).to_contain_text("choose an answer from 1 to 5")
+    assert_accessible(caller, "survey with its error summary")
     caller.get_by_label("Very positive").check()
     caller.get_by_label("Satisfied", exact=True).check()
     caller.get_by_label("Yes").check()
     caller.get_by_label(re.compile("Anything else")).fill("The officer was patient")
     caller.get_by_role("button", name="Send answers").click()
     expect(caller.locator("#survey-done")).to_have_text("Thank you")
+    assert_accessible(caller, "survey answered")
 
     supervisor.reload()
     positive = supervisor.locator(
