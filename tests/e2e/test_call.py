@@ -17,7 +17,12 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.support.appliance import Appliance
-from tests.support.axe import assert_accessible, violations
+from tests.support.axe import (
+    assert_accessible,
+    assert_controls_edged_in_forced_colours,
+    assert_reflows,
+    violations,
+)
 from tests.support.browser import (
     admit_first_waiting,
     assert_playable,
@@ -155,7 +160,7 @@ def box_of(page: Page, selector: str) -> dict[str, float]:
 
 
 def test_the_callers_screen_through_a_call(
-    handler: Page, phone: BrowserContext, appliance: Appliance
+    browser: Browser, handler: Page, phone: BrowserContext, appliance: Appliance
 ) -> None:
     link = new_link(handler, appliance, "CAD/E2E/CS1")
     caller = phone.new_page()
@@ -174,6 +179,9 @@ def test_the_callers_screen_through_a_call(
     expect(summary).to_contain_text("Select yes if you agree to a video call")
     shot(caller, "02-consent-error")
     assert_accessible(caller, "consent with its error summary")
+    for path in (link, "/accessibility", "/privacy", "/v/not-a-real-link-at-all"):
+        assert_reflows(browser, path if "://" in path else appliance.base_url + path)
+    assert_controls_edged_in_forced_colours(caller)
     summary.get_by_role("link").click()
     expect(caller.locator("#consent_video-yes")).to_be_focused()
     radio_px = caller.eval_on_selector(
@@ -222,6 +230,7 @@ def test_the_callers_screen_through_a_call(
     typed = caller.eval_on_selector("#chat-text", "e => parseFloat(getComputedStyle(e).fontSize)")
     assert typed >= 16, typed
     assert_accessible(caller, "connected, the officer's camera off")
+    assert_controls_edged_in_forced_colours(caller)
 
     # A message from the officer raises a banner with a button.
     handler.get_by_label("Message to the caller").fill("Can you show me the back door?")

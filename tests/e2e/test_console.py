@@ -22,6 +22,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from tests.support.appliance import Appliance
 from tests.support.axe import assert_accessible
 from tests.support.browser import caller_joins, new_link
+from tests.support.keyboard import tab_to
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
@@ -65,6 +66,14 @@ def test_the_console_through_one_call(
     expect(handler.get_by_role("textbox", name="Video call link")).to_have_value(link)
     assert invites_for(appliance, "CAD/E2E/CON1") == 1
 
+    # The 5 s refresh of the handler's own list keeps a keyboard user's place.
+    handler.goto(appliance.base_url + "/my")
+    first_link = handler.locator("#live-region a").first
+    tab_to(handler, first_link)
+    first_link.evaluate("link => { link.dataset.before = 'refresh'; }")
+    expect(handler.locator("#live-region a[data-before]")).to_have_count(0, timeout=12_000)
+    expect(first_link).to_be_focused()
+
     # A caller waiting shows in the menu and the title of whatever page the handler is on.
     caller = caller_joins(phone, link)
     handler.goto(appliance.base_url + "/incidents")
@@ -74,9 +83,15 @@ def test_the_console_through_one_call(
 
     handler.set_viewport_size({"width": 1920, "height": 1080})
     handler.goto(appliance.base_url + "/calls")
-    handler.locator("#queue tr", has_text="CAD/E2E/CON1").get_by_role(
+    open_call = handler.locator("#queue tr", has_text="CAD/E2E/CON1").get_by_role(
         "link", name="Open call"
-    ).click()
+    )
+    # The list is rebuilt every 3 s: a keyboard user on its link keeps their place.
+    tab_to(handler, open_call)
+    open_call.evaluate("link => { link.dataset.before = 'refresh'; }")
+    expect(open_call).not_to_have_attribute("data-before", "refresh", timeout=12_000)
+    expect(open_call).to_be_focused()
+    handler.keyboard.press("Enter")
     pill = handler.locator("#call-state")
     expect(pill).to_have_attribute("data-state", "waiting")
     expect(pill).to_have_text(re.compile(r"^WAITING [0-9]:[0-9]{2}$"))
