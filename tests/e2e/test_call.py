@@ -51,6 +51,10 @@ def test_a_recorded_video_call_from_link_to_end(
     wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
     expect(handler.locator("#recording-indicator")).to_be_visible()
     expect(caller.locator("#recording-indicator")).to_be_visible()
+    # Said to a screen reader too: a status message outside the call's own sections.
+    expect(
+        caller.get_by_role("status").filter(has_text="This call is being recorded.")
+    ).to_have_count(1)
 
     handler.get_by_role("button", name="Snapshot").click()
     snapshot = handler.locator("#gallery img")

@@ -197,7 +197,11 @@
     if (message.guests) showGuests(message.guests);
     if (message.officer) officerName = message.officer;
     if (message.connectedAt) connectedAt = new Date(message.connectedAt);
-    if (typeof message.recording === "boolean") $("recording-indicator").hidden = !message.recording;
+    if (typeof message.recording === "boolean" && message.recording === $("recording-indicator").hidden) {
+      $("recording-indicator").hidden = !message.recording;
+      // Told to a screen reader once when it changes (WCAG 4.1.3), not at every state message.
+      $("recording-status").textContent = message.recording ? "This call is being recorded." : "Recording has stopped.";
+    }
     if (message.state === "connected") {
       show("step-call");
       if (message.present) officerPresent(message.present.includes("handler"));
