@@ -29,6 +29,13 @@ class BoxSettings(BaseModel):
         description="How a caller reaches the force's Data Protection Officer, shown in the "
         "privacy notice.",
     )
+    accessibility_contact: str = Field(
+        "The force's contact centre, through the contact details on its website",
+        min_length=5,
+        max_length=500,
+        description="Where a caller reports an accessibility problem or asks for a page in "
+        "another format, shown in the accessibility statement (/accessibility).",
+    )
     public_url: str | None = Field(
         None,
         description="Base URL callers and handlers reach the box at, used in links. "

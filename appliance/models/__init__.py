@@ -51,7 +51,7 @@ from appliance.models.rvr import (
     Disclosure,
     RvrCase,
 )
-from appliance.models.statements import Statement, StatementState
+from appliance.models.statements import SignedBy, Statement, StatementState
 from appliance.models.uploads import LocationFix, SharedLocation, UploadedItem, UploadSession
 from appliance.models.users import (
     GrantState,
@@ -111,6 +111,7 @@ __all__ = [
     "RoleGrant",
     "RvrCase",
     "SharedLocation",
+    "SignedBy",
     "Snapshot",
     "Statement",
     "StatementState",

@@ -18,6 +18,14 @@ class StatementState(StrEnum):
     SIGNED = "signed"  # signed, rendered to PDF: frozen for good
 
 
+class SignedBy(StrEnum):
+    """How the caller signed: a drawn image, or their typed name with an explicit
+    confirmation (WCAG 2.5.7: a caller who cannot drag a finger can still sign)."""
+
+    DRAWN = "drawn"
+    TYPED = "typed"
+
+
 class Statement(SQLModel, table=True):
     __tablename__ = "statements"
     __table_args__ = (UniqueConstraint("incident_id", "version"),)
@@ -41,6 +49,7 @@ class Statement(SQLModel, table=True):
     signed_name: str = Field(default="", max_length=120)
     # The language the caller read it in (appliance/i18n.py), recorded when it is sent.
     language: str = Field(default="en", max_length=16, sa_column_kwargs={"server_default": "en"})
+    signed_by: str = Field(default="", max_length=8)  # SignedBy once signed
     content_sha256: str = Field(default="", max_length=64)
     signature_path: str = Field(default="", max_length=512)
     pdf_path: str = Field(default="", max_length=512)

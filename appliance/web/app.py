@@ -27,11 +27,12 @@ from appliance.services.evidence.custody import ReadLedger
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Guards
 from appliance.services.outbox import cad, messages
+from appliance.services.record.statements import TYPED_CONFIRMATION
 from appliance.web import auth, health, keys, middleware, toolkit
 from appliance.web.admin import cad as admin_cad
 from appliance.web.admin import users as admin_users
 from appliance.web.api import incidents as api_incidents
-from appliance.web.caller import call, collect, safety, survey
+from appliance.web.caller import accessibility, call, collect, safety, survey
 from appliance.web.caller import statement as caller_statement
 from appliance.web.staff import (
     appointments,
@@ -168,6 +169,8 @@ def create_app(
     templates.filters.update(toolkit.TEMPLATE_FILTERS)
     i18n.install(templates)
     templates.globals["script_messages"] = i18n.script_messages
+    # The words a caller ticks to sign by typing, the same words the PDF quotes.
+    templates.globals["typed_confirmation"] = TYPED_CONFIRMATION
     app.on_response_prepare.append(middleware.security_headers)
     app.on_response_prepare.append(health.server_header)
     for module in (
@@ -185,6 +188,7 @@ def create_app(
         call,
         safety,
         caller_statement,
+        accessibility,
         collect,
         api_incidents,
         board,

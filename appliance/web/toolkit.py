@@ -571,6 +571,7 @@ def caller_view(statement: Statement) -> dict[str, Any]:
         "account": statement.account,
         "declaration": statement.declaration,
         "signedName": statement.signed_name,
+        "signedBy": statement.signed_by,
         "signedAt": statement.signed_at.isoformat() if statement.signed_at else None,
     }
 
@@ -605,6 +606,7 @@ CALLER_KEYS = (
     "account",
     "declaration",
     "signedName",
+    "signedBy",
     "signedAt",
 )
 

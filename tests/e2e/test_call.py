@@ -14,10 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.support.appliance import Appliance
+from tests.support.axe import (
+    assert_accessible,
+    assert_controls_edged_in_forced_colours,
+    assert_reflows,
+    violations,
+)
 from tests.support.browser import (
     admit_first_waiting,
     assert_playable,
@@ -46,6 +51,10 @@ def test_a_recorded_video_call_from_link_to_end(
     wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
     expect(handler.locator("#recording-indicator")).to_be_visible()
     expect(caller.locator("#recording-indicator")).to_be_visible()
+    # Said to a screen reader too: a status message outside the call's own sections.
+    expect(
+        caller.get_by_role("status").filter(has_text="This call is being recorded.")
+    ).to_have_count(1)
 
     handler.get_by_role("button", name="Snapshot").click()
     snapshot = handler.locator("#gallery img")
@@ -67,6 +76,7 @@ def test_a_recorded_video_call_from_link_to_end(
     assert box_of(caller, "#remote")["width"] >= 340
     assert box_of(caller, "#self")["width"] < 120
     shot(caller, "11-officer-camera-on")
+    assert_accessible(caller, "connected, the officer's camera on")
 
     time.sleep(max(0.0, 4 - (time.monotonic() - admitted_at)))
     handler.get_by_role("button", name="End call").click()
@@ -124,6 +134,10 @@ def test_bad_links_show_a_plain_page_and_open_no_media(
     assert response is not None and response.status == 404
     expect(page.get_by_role("heading", name="This link does not work")).to_be_visible()
     assert page.evaluate("typeof window.evrCaller") == "undefined"
+    assert_accessible(page, "problem page: no such link")
+    # The check itself: an unlabelled field put on the page is what it reports.
+    page.evaluate("document.querySelector('main').insertAdjacentHTML('beforeend', '<input>')")
+    assert [found["id"] for found in violations(page)] == ["label"]
 
     link = new_link(handler, appliance, "CAD/E2E/3")
     handler.get_by_role("button", name="Revoke link").click()
@@ -131,24 +145,11 @@ def test_bad_links_show_a_plain_page_and_open_no_media(
     assert response is not None and response.status == 410
     expect(page.get_by_role("heading", name="This link is no longer in use")).to_be_visible()
     assert page.evaluate("typeof window.evrCaller") == "undefined"
+    assert_accessible(page, "problem page: revoked link")
 
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "caller"
 CAPTION = "The officer can see this. Point your camera at what you want to show them."
-
-
-AXE = Axe()
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def serious_accessibility_problems(page: Page) -> list[str]:
-    """axe-core's serious and critical WCAG 2.1 A/AA findings on the page as it is now."""
-    response = AXE.run(page, options={"resultTypes": ["violations"], "runOnly": WCAG}).response
-    return [
-        f"{v['id']}: {v['help']} ({len(v['nodes'])}x)"
-        for v in response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def shot(page: Page, name: str) -> None:
@@ -163,7 +164,7 @@ def box_of(page: Page, selector: str) -> dict[str, float]:
 
 
 def test_the_callers_screen_through_a_call(
-    handler: Page, phone: BrowserContext, appliance: Appliance
+    browser: Browser, handler: Page, phone: BrowserContext, appliance: Appliance
 ) -> None:
     link = new_link(handler, appliance, "CAD/E2E/CS1")
     caller = phone.new_page()
@@ -176,11 +177,15 @@ def test_the_callers_screen_through_a_call(
         caller.get_by_text("Stay on your phone call until the officer tells you")
     ).to_be_visible()
     shot(caller, "01-consent")
+    assert_accessible(caller, "consent")
     caller.get_by_role("button", name="Continue").click()
     summary = caller.locator(".error-summary")
     expect(summary).to_contain_text("Select yes if you agree to a video call")
     shot(caller, "02-consent-error")
-    assert serious_accessibility_problems(caller) == []
+    assert_accessible(caller, "consent with its error summary")
+    for path in (link, "/accessibility", "/privacy", "/v/not-a-real-link-at-all"):
+        assert_reflows(browser, path if "://" in path else appliance.base_url + path)
+    assert_controls_edged_in_forced_colours(caller)
     summary.get_by_role("link").click()
     expect(caller.locator("#consent_video-yes")).to_be_focused()
     radio_px = caller.eval_on_selector(
@@ -197,9 +202,11 @@ def test_the_callers_screen_through_a_call(
     join = caller.get_by_role("button", name="Join video call")
     expect(join).to_be_enabled()
     shot(caller, "03-camera-check")
+    assert_accessible(caller, "camera check")
     join.click()
     expect(caller.get_by_text("The officer will join you shortly")).to_be_visible()
     shot(caller, "04-waiting")
+    assert_accessible(caller, "waiting for the officer")
 
     admit_first_waiting(handler, appliance, "CAD/E2E/CS1")
     bar = caller.locator("#call-bar")
@@ -226,7 +233,8 @@ def test_the_callers_screen_through_a_call(
     assert small == [], small
     typed = caller.eval_on_selector("#chat-text", "e => parseFloat(getComputedStyle(e).fontSize)")
     assert typed >= 16, typed
-    assert serious_accessibility_problems(caller) == []
+    assert_accessible(caller, "connected, the officer's camera off")
+    assert_controls_edged_in_forced_colours(caller)
 
     # A message from the officer raises a banner with a button.
     handler.get_by_label("Message to the caller").fill("Can you show me the back door?")
@@ -234,6 +242,7 @@ def test_the_callers_screen_through_a_call(
     banner = caller.locator("#call-banner")
     expect(banner).to_contain_text("Can you show me the back door?")
     shot(caller, "06-message-banner")
+    assert_accessible(caller, "connected, a message banner")
     banner.get_by_role("button", name="Read it").click()
     expect(banner).to_be_hidden()
     expect(caller.locator("#chat-text")).to_be_focused()
@@ -244,6 +253,7 @@ def test_the_callers_screen_through_a_call(
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("End the video call?")
     shot(caller, "07-end-call-asks")
+    assert_accessible(caller, "End call asking first")
     dialog.get_by_role("button", name="Go back").click()
     expect(dialog).to_be_hidden()
     expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
@@ -263,6 +273,7 @@ def test_the_callers_screen_through_a_call(
     note = caller.locator("#officer-note")
     expect(note).to_contain_text("Stay on this page – they will come back")
     shot(caller, "08-officer-dropped")
+    assert_accessible(caller, "the officer's connection dropped")
 
     caller.locator("#end").click()
     dialog.get_by_role("button", name="End call").click()
@@ -271,6 +282,7 @@ def test_the_callers_screen_through_a_call(
     expect(caller.get_by_role("button", name="Rejoin the call")).to_be_visible()
     expect(caller.locator("#rejoin-left")).to_have_text(re.compile(r"^[45]:\d\d$"))
     shot(caller, "09-ended")
+    assert_accessible(caller, "ended, with Rejoin")
 
 
 def test_the_camera_check_learns_that_the_link_was_revoked(

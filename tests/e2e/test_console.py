@@ -20,7 +20,9 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.support.appliance import Appliance
+from tests.support.axe import assert_accessible
 from tests.support.browser import caller_joins, new_link
+from tests.support.keyboard import tab_to
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
@@ -64,6 +66,14 @@ def test_the_console_through_one_call(
     expect(handler.get_by_role("textbox", name="Video call link")).to_have_value(link)
     assert invites_for(appliance, "CAD/E2E/CON1") == 1
 
+    # The 5 s refresh of the handler's own list keeps a keyboard user's place.
+    handler.goto(appliance.base_url + "/my")
+    first_link = handler.locator("#live-region a").first
+    tab_to(handler, first_link)
+    first_link.evaluate("link => { link.dataset.before = 'refresh'; }")
+    expect(handler.locator("#live-region a[data-before]")).to_have_count(0, timeout=12_000)
+    expect(first_link).to_be_focused()
+
     # A caller waiting shows in the menu and the title of whatever page the handler is on.
     caller = caller_joins(phone, link)
     handler.goto(appliance.base_url + "/incidents")
@@ -73,15 +83,22 @@ def test_the_console_through_one_call(
 
     handler.set_viewport_size({"width": 1920, "height": 1080})
     handler.goto(appliance.base_url + "/calls")
-    handler.locator("#queue tr", has_text="CAD/E2E/CON1").get_by_role(
+    open_call = handler.locator("#queue tr", has_text="CAD/E2E/CON1").get_by_role(
         "link", name="Open call"
-    ).click()
+    )
+    # The list is rebuilt every 3 s: a keyboard user on its link keeps their place.
+    tab_to(handler, open_call)
+    open_call.evaluate("link => { link.dataset.before = 'refresh'; }")
+    expect(open_call).not_to_have_attribute("data-before", "refresh", timeout=12_000)
+    expect(open_call).to_be_focused()
+    handler.keyboard.press("Enter")
     pill = handler.locator("#call-state")
     expect(pill).to_have_attribute("data-state", "waiting")
     expect(pill).to_have_text(re.compile(r"^WAITING [0-9]:[0-9]{2}$"))
     expect(handler.locator(".caller-card")).to_contain_text("07700 900123")
     expect(handler.locator("#recording-indicator")).to_be_hidden()
     handler.screenshot(path=str(ARTIFACTS / "1-waiting-1920x1080.png"))
+    assert_accessible(handler, "console: caller waiting")
 
     handler.get_by_role("button", name="Admit caller").click()
     expect(pill).to_have_attribute("data-state", "connected")
@@ -127,6 +144,7 @@ def test_the_console_through_one_call(
     expect(handler.locator("#lightbox-status")).to_have_text("2 shapes drawn, not saved yet.")
     handler.get_by_role("textbox", name="Caption").fill("Point of entry")
     handler.screenshot(path=str(ARTIFACTS / "2a-snapshot-drawn-1920x1080.png"))
+    assert_accessible(handler, "console: the snapshot viewer")
     handler.get_by_role("button", name="Save marked-up copy").click()
     expect(handler.locator("#lightbox-status")).to_contain_text("Marked-up copy saved")
     expect(handler.get_by_role("dialog", name="Snapshot 1, marked up (2 of 2)")).to_be_visible()
@@ -150,6 +168,7 @@ def test_the_console_through_one_call(
     expect(handler.locator("#outcome-code ~ [data-ajax-status]")).to_have_text("Outcome saved.")
     assert_video_on_screen(handler, 1920, 1080)
     handler.screenshot(path=str(ARTIFACTS / "2-live-outcome-1920x1080.png"))
+    assert_accessible(handler, "console: connected, the outcome tab")
 
     handler.set_viewport_size({"width": 1280, "height": 800})
     handler.get_by_role("button", name="Save outcome").scroll_into_view_if_needed()
@@ -164,6 +183,7 @@ def test_the_console_through_one_call(
     handler.get_by_label("Account, in the witness's words").fill("I saw the van at 21:40.")
     expect(handler.locator("#statement-draft")).to_have_text(re.compile(r"^Draft saved \d\d:\d\d$"))
     handler.screenshot(path=str(ARTIFACTS / "4-live-statement-1280x800.png"))
+    assert_accessible(handler, "console: connected, the statement tab")
     handler.get_by_role("tab", name="Notes").click()
     handler.locator("#panel-notes textarea[name=text]").fill("Van seen leaving at 21:40.")
     expect(handler.locator("#panel-notes [data-draft-status]")).to_have_text(
@@ -198,3 +218,4 @@ def test_the_console_through_one_call(
         expect(handler.locator(indicator)).to_be_hidden()
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
     handler.screenshot(path=str(ARTIFACTS / "5-ended-1280x800.png"))
+    assert_accessible(handler, "console: ended")

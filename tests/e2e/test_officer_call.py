@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from pypdf import PdfReader
 
 from tests.support.appliance import Appliance, running_appliance
+from tests.support.axe import assert_accessible
 from tests.support.browser import (
     add_account,
     admit_first_waiting,
@@ -95,7 +96,8 @@ def draw_signature(page: Page) -> None:
     """Ink the pad with the mouse; the pad is scrolled into view and left to settle
     first, as mouse coordinates are the viewport's."""
     pad = page.locator("#signature-pad")
-    pad.scroll_into_view_if_needed()
+    # In the middle of the screen: at its edge the call's fixed controls lie over it.
+    pad.evaluate("pad => pad.scrollIntoView({block: 'center'})")
     box, settled = pad.bounding_box(), None
     while box != settled:  # a smooth scroll (the banner's button) may still be moving it
         page.wait_for_timeout(100)
@@ -150,18 +152,25 @@ def test_thrive_a_signed_statement_and_the_outcome_to_cad(
     shots = Path(__file__).resolve().parents[2] / "test-artifacts" / "caller"
     shots.mkdir(parents=True, exist_ok=True)
     caller.screenshot(path=str(shots / "10-statement-banner.png"))
+    assert_accessible(caller, "connected, the statement's banner")
     caller.get_by_role("button", name="Read statement").click()
     expect(caller.locator("#call-banner")).to_be_hidden()
     expect(caller.locator("#st-account")).to_contain_text("grey hoodie")
     expect(caller.locator("#st-name")).to_have_text("Jane Marple")
+    assert_accessible(caller, "the statement to read and sign")
     caller.get_by_role("button", name="Sign statement").click()
-    expect(caller.locator("#statement-status")).to_contain_text("Sign in the box")
-    draw_signature(caller)
+    expect(caller.locator("#statement-status")).to_contain_text("Type your full name first")
+    expect(caller.get_by_label("Type your full name")).to_be_focused()
     caller.get_by_label("Type your full name").fill("Jane Marple")
     caller.get_by_role("button", name="Sign statement").click()
+    expect(caller.locator("#statement-status")).to_contain_text("Draw your signature in the box")
+    draw_signature(caller)
+    caller.get_by_role("button", name="Sign statement").click()
+    # The PDF is rendered and sealed before the answer: give a loaded box its time.
     expect(caller.locator("#statement-status")).to_contain_text(
-        "You signed this statement as Jane Marple"
+        "You signed this statement as Jane Marple", timeout=20_000
     )
+    assert_accessible(caller, "the statement signed")
     expect(handler.locator("#statement-state")).to_contain_text("signed by Jane Marple")
     pdf_link = handler.locator("#statement-pdf a")
     expect(pdf_link).to_be_visible()
@@ -270,12 +279,15 @@ def test_three_parties_hear_each_other_and_removing_the_guest_ends_only_their_le
     try:
         guest = guest_context.new_page()
         guest.goto(guest_link)
+        assert_accessible(guest, "guest: the link opened, Join offered")
         guest.get_by_role("button", name="Join").click()  # the explicit Join binds the link
         expect(guest.get_by_text("You are joining as Interpreter")).to_be_visible()
+        assert_accessible(guest, "guest: joining")
         join = guest.get_by_role("button", name="Join")
         expect(join).to_be_enabled()
         join.click()
         expect(guest.locator("#guest-call")).to_be_visible()
+        assert_accessible(guest, "guest: on the call")
 
         expect(caller.locator("#guest-notice")).to_have_text(
             "Also on the call: Interpreter, Ana Silva."
@@ -292,6 +304,7 @@ def test_three_parties_hear_each_other_and_removing_the_guest_ends_only_their_le
         expect(
             guest.get_by_role("heading", name="The officer ended your part in the call")
         ).to_be_visible()
+        assert_accessible(guest, "guest: removed from the call")
         expect(caller.locator("#guest-notice")).to_be_hidden()
 
         time.sleep(1.5)  # what was in flight arrives

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.support.appliance import Appliance, running_appliance
+from tests.support.axe import assert_accessible
 from tests.support.browser import frames_shown, media_context, signed_in_handler, wait_rising
 
 pytestmark = pytest.mark.e2e
@@ -120,11 +121,13 @@ def test_rvr_from_cad_to_a_quick_exit(
         caller.goto(link)
         expect(caller).to_have_title("Appointment")
         expect(caller.get_by_text("Wessex Police")).to_have_count(0)
+        assert_accessible(caller, "RVR consent, the neutral look with its quick exit")
         caller.get_by_label("I agree to this video call").check()
         caller.get_by_role("button", name="Continue").click()
         caller.get_by_role("button", name="Join video call").click()
         expect(caller.get_by_text("You will be joined shortly")).to_be_visible()
         expect(caller).to_have_title("Appointment")
+        assert_accessible(caller, "RVR waiting")
 
         officer.goto(officer.url.split("?")[0])
         expect(officer.locator("#first-screen")).to_be_visible()
@@ -136,6 +139,8 @@ def test_rvr_from_cad_to_a_quick_exit(
         expect(officer.locator("#rvr-call-safety")).to_contain_text("Recorded: the caller is")
         officer.get_by_role("button", name="Admit caller").click()
         wait_rising(lambda: frames_shown(officer, "#remote-video"), floor=5)
+        assert_accessible(caller, "RVR connected")
+        assert_accessible(officer, "console: an RVR call connected")
 
         caller.evaluate(
             "() => { localStorage.setItem('k', '1'); sessionStorage.setItem('k', '1'); }"
@@ -151,6 +156,7 @@ def test_rvr_from_cad_to_a_quick_exit(
         assert "/v/" not in caller.url, caller.url
         caller.goto(appliance.base_url + "/v/" + link.rsplit("/", 1)[1])
         expect(caller.get_by_role("heading", name="This video call has finished")).to_be_visible()
+        assert_accessible(caller, "RVR link after a quick exit: finished")
         stored = caller.evaluate(
             """async () => ({
                 local: localStorage.length,

@@ -143,6 +143,88 @@ def test_signed_statement_becomes_a_pdf_with_signature_and_hash(
     assert sum(1 for lum, alpha in drawn.get_flattened_data() if alpha > 128 and lum < 160) > 100
 
 
+def test_a_statement_signed_by_typing_says_so_in_the_pdf_and_the_content_hash(
+    db: Database, scene: tuple[int, int, int], settings: Settings
+) -> None:
+    """WCAG 2.5.7: a caller who cannot draw signs by the typed name and the ticked
+    confirmation; the row, the audit event, the hash and the PDF all say which way."""
+    statement_id = _write_and_send(db, scene, settings)
+    with db.session() as session:
+        _, incident, call = _load(session, scene)
+        signed = statements.sign(
+            session,
+            settings,
+            master_key.open_keyring(settings, session),
+            call,
+            statement_id,
+            "Jane Marple",
+            None,
+            "test",
+            typed_confirmed=True,
+        )
+        reference = incident.cad_reference
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "statement.signed")
+        ).one()
+        assert event.detail["signed_by"] == "typed"
+
+    assert signed.state == "signed" and signed.signed_by == "typed"
+    assert signed.signature_path == ""  # nothing drawn, nothing kept as an image
+    assert [p.name for p in settings.data_dir.rglob("statement-*")] == ["statement-v1.pdf"]
+    assert signed.signed_at is not None
+    content = {
+        "incident": reference,
+        "version": 1,
+        "witness_name": "Jane Marple",
+        "witness_age": "",
+        "witness_occupation": "Retired",
+        "account": ACCOUNT,
+        "declaration": settings.statement_declaration,
+        "signed_name": "Jane Marple",
+        "signed_at": signed.signed_at.isoformat(),
+        "signature_sha256": "",
+        "signed_by": "typed",
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert hashlib.sha256(canonical.encode()).hexdigest() == signed.content_sha256
+
+    reader = PdfReader(io.BytesIO(opened(settings, db, signed.pdf_path)))
+    flat = " ".join(" ".join((page.extract_text() or "") for page in reader.pages).split())
+    assert 'Signed by typing the name "Jane Marple", confirmed by the witness ticking' in flat
+    assert statements.TYPED_CONFIRMATION in flat
+    assert not [image for page in reader.pages for image in page.images]
+
+
+def test_a_drawn_signature_is_recorded_as_drawn_and_the_pdf_says_so(
+    db: Database, scene: tuple[int, int, int], settings: Settings
+) -> None:
+    statement_id = _write_and_send(db, scene, settings)
+    with db.session() as session:
+        signed = _sign(session, settings, scene, statement_id)
+    assert signed.signed_by == "drawn"
+    reader = PdfReader(io.BytesIO(opened(settings, db, signed.pdf_path)))
+    flat = " ".join(" ".join((page.extract_text() or "") for page in reader.pages).split())
+    assert "Signature drawn by the witness" in flat and "Signed by typing" not in flat
+
+
+def test_signing_by_typing_without_the_confirmation_is_refused(
+    db: Database, scene: tuple[int, int, int], settings: Settings
+) -> None:
+    """Tried: a typed name alone, the box not ticked: nothing is signed or written."""
+    statement_id = _write_and_send(db, scene, settings)
+    with db.session() as session:
+        _, _, call = _load(session, scene)
+        keyring = master_key.open_keyring(settings, session)
+        with pytest.raises(StatementError, match="confirm your typed name"):
+            statements.sign(
+                session, settings, keyring, call, statement_id, "Jane Marple", None, "t"
+            )
+    with db.session() as session:
+        statement = session.get(Statement, statement_id)
+        assert statement and statement.state == "sent" and statement.signed_by == ""
+    assert not list(settings.data_dir.rglob("*.pdf"))
+
+
 def test_signing_twice_is_refused_and_the_first_signature_stands(
     db: Database, scene: tuple[int, int, int], settings: Settings
 ) -> None:

@@ -78,6 +78,41 @@ async def test_after_the_call_the_link_leads_the_caller_to_sign(
     assert response.status == 410 and "This video call has finished" in page
 
 
+async def test_the_caller_can_sign_by_the_typed_name_without_drawing(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """WCAG 2.5.7. Tried: the page offers the typed way and names the canvas; a typed
+    signing without the confirmation is refused (400), with it the statement is signed
+    and the caller's view says it was typed."""
+    token = _ended_call_with_a_statement_sent(live_server)
+    caller.set_cookie(keys.CALLER_DEVICE_COOKIE, DEVICE)
+    response, page = await caller.get(f"/v/{token}/statement/sign")
+    assert response.status == 200
+    assert 'id="sign-typed"' in page and 'id="typed-confirmed"' in page
+    assert statements.TYPED_CONFIRMATION in page
+    canvas = re.search(r"<canvas [^>]*>", page).group(0)  # type: ignore[union-attr]
+    assert 'aria-labelledby="signature-pad-label"' in canvas
+    assert 'aria-describedby="signature-pad-hint"' in canvas
+    csrf = re.search(r'data-csrf="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    with live_server.db.session() as session:
+        statement_id = session.exec(select(Statement.id)).one()
+    url = f"{live_server.base_url}/v/{token}/statement/{statement_id}/sign"
+    headers = {"X-CSRF-Token": csrf}
+    typed = {"name": "Jane Marple", "typed": True}
+    async with caller.session.post(url, json=typed, headers=headers) as refused:
+        assert refused.status == 400
+        assert "confirm" in (await refused.json())["error"]
+    async with caller.session.post(
+        url, json={**typed, "confirmed": True}, headers=headers
+    ) as signed:
+        assert signed.status == 200
+        view = (await signed.json())["statement"]
+    assert view["state"] == "signed" and view["signedBy"] == "typed"
+    with live_server.db.session() as session:
+        row = session.get(Statement, statement_id)
+        assert row is not None and row.signed_by == "typed" and row.pdf_path
+
+
 async def test_another_phone_or_no_token_cannot_read_or_sign(
     live_server: LiveServer, caller: FormClient
 ) -> None:

@@ -52,6 +52,7 @@ SAMPLE: dict[str, Any] = {
     "backup_recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
     "controller_name": "The Chief Constable of Wessex Police",
     "dpo_contact": "dpo@wessex.police.example",
+    "accessibility_contact": "accessibility@wessex.police.example, or 101",
     "purge_interval_minutes": 0,
     "session_idle_minutes": 20,
     "session_absolute_hours": 10,

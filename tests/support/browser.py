@@ -221,7 +221,10 @@ def admit_first_waiting(handler: Page, appliance: Appliance, reference: str) -> 
     expect(row).to_be_visible(timeout=10_000)
     row.get_by_role("link", name="Open call").click()
     handler.get_by_role("button", name="Admit caller").click()
-    expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
+    # The admission is a round trip through the box and both peers: slow on a loaded box.
+    expect(handler.locator("#call-state")).to_have_attribute(
+        "data-state", "connected", timeout=15_000
+    )
 
 
 def frames_shown(page: Page, selector: str) -> int:

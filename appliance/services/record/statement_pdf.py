@@ -1,5 +1,6 @@
 """The signed statement as a PDF (fpdf2): the witness's details, the account, the
-declaration, the drawn signature, the typed name, the time and the content hash.
+declaration, the signature (the drawn image, or a line saying the caller signed by typing
+their name and ticked the confirmation), the typed name, the time and the content hash.
 
 DejaVu Sans (Debian's fonts-dejavu-core) is embedded so any name or account in any
 script prints as typed; without it the core Helvetica font is used and characters it
@@ -36,7 +37,13 @@ def _pdf() -> tuple[FPDF, str, bool]:
     return pdf, "Helvetica", False
 
 
-def render(statement: Statement, incident: Incident, signature_png: bytes, officer: str) -> bytes:
+def render(
+    statement: Statement,
+    incident: Incident,
+    signature_png: bytes | None,
+    officer: str,
+    typed_confirmation: str = "",
+) -> bytes:
     pdf, family, unicode_font = _pdf()
 
     def text(value: str) -> str:
@@ -95,8 +102,17 @@ def render(statement: Statement, incident: Incident, signature_png: bytes, offic
 
     pdf.set_font(family, "B", 10)
     pdf.cell(0, 6, text(_("Signed")), new_x="LMARGIN", new_y="NEXT")
-    pdf.image(io.BytesIO(signature_png), w=70)
     pdf.set_font(family, "", 10)
+    if signature_png is None:
+        typed = _(
+            'Signed by typing the name "%(name)s", confirmed by the witness ticking: '
+            '"%(confirmation)s" No signature was drawn.'
+        ) % {"name": statement.signed_name, "confirmation": _(typed_confirmation)}
+        pdf.multi_cell(0, 6, text(typed), new_x="LMARGIN", new_y="NEXT")
+    else:
+        pdf.image(io.BytesIO(signature_png), w=70)
+        drawn = _("Signature drawn by the witness (above).")
+        pdf.cell(0, 6, text(drawn), new_x="LMARGIN", new_y="NEXT")
     name = _("Name: %(name)s") % {"name": statement.signed_name}
     pdf.cell(0, 6, text(name), new_x="LMARGIN", new_y="NEXT")
     local = format_datetime(signed_local, "d MMMM y HH:mm:ss", locale=_babel_locale(language))

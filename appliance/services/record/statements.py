@@ -27,6 +27,7 @@ from appliance.models import (
     FileKind,
     Incident,
     Invite,
+    SignedBy,
     Statement,
     StatementState,
     User,
@@ -43,6 +44,11 @@ from appliance.services.outbox import cad
 MAX_SIGNATURE_BYTES = 256 * 1024
 MAX_SIGNATURE_SIDE = 1200
 MIN_INK_PIXELS = 30
+
+# What a caller who signs by typing ticks, word for word; the PDF quotes it. Typing a
+# name is an electronic signature as good as a drawn one (Electronic Communications Act
+# 2000 s.7) when the signer means it as one, which is what the box asks them to say.
+TYPED_CONFIRMATION = N_("I confirm that typing my full name is my signature to this statement.")
 
 
 class StatementError(ValueError):
@@ -255,10 +261,15 @@ def ink_check(png: bytes) -> tuple[int, int]:
 
 
 def canonical_content(statement: Statement, cad_reference: str, signature_sha256: str) -> bytes:
-    """What the content hash covers, in a form anyone can rebuild (docs/statements.md)."""
+    """What the content hash covers, in a form anyone can rebuild (docs/statements.md).
+    A typed signature has no image (``signature_sha256`` is empty) and adds
+    ``"signed_by": "typed"``; a drawn one has no such key, so the hashes of statements
+    signed before typing existed rebuild as they always did."""
     assert statement.signed_at is not None
+    typed = {"signed_by": SignedBy.TYPED.value} if statement.signed_by == SignedBy.TYPED else {}
     return json.dumps(
         {
+            **typed,
             "incident": cad_reference,
             "version": statement.version,
             "witness_name": statement.witness_name,
@@ -290,25 +301,36 @@ def sign(
     call: Call,
     statement_id: int,
     signed_name: str,
-    signature_png: bytes,
+    signature_png: bytes | None,
     source: str,
     officer_name: str = "",
+    typed_confirmed: bool = False,
 ) -> Statement:
-    """Sign, render the PDF, keep both files sealed with their hashes (docs/evidence.md),
-    and tell the CAD (``statement.signed``); refused if signed already."""
+    """Sign, render the PDF, keep its files sealed with their hashes (docs/evidence.md),
+    and tell the CAD (``statement.signed``); refused if signed already.
+
+    ``signature_png`` is the drawn signature; ``None`` signs by the typed name alone,
+    which needs ``typed_confirmed`` (the caller ticked :data:`TYPED_CONFIRMATION`): a
+    caller who cannot draw is not refused, and nobody signs by typing without saying so.
+    """
     from appliance.services.record.statement_pdf import render  # fpdf2 is only loaded to sign
 
     statement = _waiting(session, call, statement_id)
     name = " ".join(signed_name.split())[:120]
     if not name:
         raise StatementError(N_("type your full name as well as signing"))
-    ink_check(signature_png)
+    if signature_png is None:
+        if not typed_confirmed:
+            raise StatementError(N_("tick the box to confirm your typed name is your signature"))
+    else:
+        ink_check(signature_png)
     incident = session.get(Incident, statement.incident_id)
     assert incident is not None
     officer = session.get(User, statement.officer_id)
     statement.signed_name = name
+    statement.signed_by = (SignedBy.TYPED if signature_png is None else SignedBy.DRAWN).value
     statement.signed_at = signed_at = utcnow()
-    signature_sha256 = hashlib.sha256(signature_png).hexdigest()
+    signature_sha256 = "" if signature_png is None else hashlib.sha256(signature_png).hexdigest()
     content = canonical_content(statement, incident.cad_reference, signature_sha256)
     statement.content_sha256 = hashlib.sha256(content).hexdigest()
     pdf = render(
@@ -316,13 +338,17 @@ def sign(
         incident,
         signature_png,
         officer_name or (officer.display_name if officer else ""),
+        TYPED_CONFIRMATION,
     )
     folder = statement_dir(keyring.data_dir, incident)
     signature_path = folder / f"statement-v{statement.version}-signature.png"
     pdf_path = folder / f"statement-v{statement.version}.pdf"
+    files = [(pdf_path, pdf)]
+    if signature_png is not None:
+        files.insert(0, (signature_path, signature_png))
     written: list[Path] = []
     try:
-        for path, data in ((signature_path, signature_png), (pdf_path, pdf)):
+        for path, data in files:
             sealing.seal_bytes(session, keyring, path, data, FileKind.STATEMENT, incident.id or 0)
             written.append(path)
     except OSError as exc:
@@ -331,7 +357,7 @@ def sign(
         raise StatementNotKept(
             N_("the box could not keep your signed statement just now; please try again")
         ) from exc
-    statement.signature_path = str(signature_path)
+    statement.signature_path = str(signature_path) if signature_png is not None else ""
     statement.pdf_path = str(pdf_path)
     statement.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
     statement.pdf_size_bytes = len(pdf)
@@ -343,6 +369,7 @@ def sign(
         "signed",
         statement,
         language=statement.language,
+        signed_by=statement.signed_by,
         content_sha256=statement.content_sha256,
         pdf_sha256=statement.pdf_sha256,
         signature_sha256=signature_sha256,

@@ -1,9 +1,11 @@
 """The caller's side of the witness statement: read it, ask for changes, sign it.
 
-JSON over the caller's own link, only from the phone that agreed to the call (its
-device cookie), with the page's CSRF token, while the call is live or for
-``statement_sign_hours`` after it ended. Signing twice is refused and the first
-signature stands.
+The caller signs by drawing (``signature``, a PNG data URL) or by their typed name
+alone (``typed: true`` with ``confirmed: true``, the ticked confirmation: WCAG 2.5.7
+asks for a way that needs no dragging). JSON over the caller's own link, only from the
+phone that agreed to the call (its device cookie), with the page's CSRF token, while
+the call is live or for ``statement_sign_hours`` after it ended. Signing twice is
+refused and the first signature stands.
 """
 
 from __future__ import annotations
@@ -112,14 +114,21 @@ async def changes(request: web.Request) -> web.StreamResponse:
 async def sign(request: web.Request) -> web.StreamResponse:
     body = await _json(request)
     name, signature = body.get("name"), body.get("signature")
-    if not isinstance(name, str) or not isinstance(signature, str):
-        return _refused(request, N_("send your typed name and your drawn signature"), 400)
-    if not signature.startswith(PNG_DATA_URL):
-        return _refused(request, N_("the signature must be a PNG image"), 400)
-    try:
-        png = base64.b64decode(signature[len(PNG_DATA_URL) :], validate=True)
-    except (binascii.Error, ValueError):
-        return _refused(request, N_("the signature could not be read"), 400)
+    if not isinstance(name, str):
+        return _refused(request, N_("send your typed name"), 400)
+    png: bytes | None = None
+    if body.get("typed") is True:
+        confirmed = body.get("confirmed") is True
+    elif isinstance(signature, str):
+        confirmed = False
+        if not signature.startswith(PNG_DATA_URL):
+            return _refused(request, N_("the signature must be a PNG image"), 400)
+        try:
+            png = base64.b64decode(signature[len(PNG_DATA_URL) :], validate=True)
+        except (binascii.Error, ValueError):
+            return _refused(request, N_("the signature could not be read"), 400)
+    else:
+        return _refused(request, N_("send your drawn signature, or sign by your typed name"), 400)
     settings = request.app[keys.SETTINGS]
     statement_id = int(request.match_info["statement_id"])
     db, keyring, source = request.app[keys.DB], request.app[keys.KEYRING], source_of(request)
@@ -129,7 +138,15 @@ async def sign(request: web.Request) -> web.StreamResponse:
         with db.session() as session:
             call = _call(request, session)
             statement = statements.sign(
-                session, settings, keyring, call, statement_id, name, png, source
+                session,
+                settings,
+                keyring,
+                call,
+                statement_id,
+                name,
+                png,
+                source,
+                typed_confirmed=confirmed,
             )
             return officer_view(statement), call.public_id
 

@@ -1,5 +1,7 @@
-/* The caller reads the statement the officer typed, signs it with a finger and their
-   typed name, or asks for a change. Works during the call and for a while after it. */
+/* The caller reads the statement the officer typed, signs it with their typed name and
+   either a drawn signature or a ticked confirmation that the typed name is their
+   signature (for whoever cannot draw: WCAG 2.5.7), or asks for a change. Works during
+   the call and for a while after it. */
 "use strict";
 
 (function () {
@@ -34,7 +36,9 @@
     $("st-declaration").textContent = statement.declaration;
     $("statement-sign").hidden = statement.state !== "sent";
     if (statement.state === "signed") {
-      say(_("You signed this statement as %(name)s. Thank you.", { name: statement.signedName }));
+      say(statement.signedBy === "typed"
+        ? _("You signed this statement as %(name)s by typing your name. Thank you.", { name: statement.signedName })
+        : _("You signed this statement as %(name)s. Thank you.", { name: statement.signedName }));
     } else {
       say(_("Please read your statement. If it is right, sign it; if not, ask for a change."));
     }
@@ -80,14 +84,31 @@
     return answer.statement;
   }
 
+  function typed() { return $("sign-typed").checked; }
+  function showWay() {
+    $("signature-drawn").hidden = typed();
+    $("signature-typed").hidden = !typed();
+  }
+  $("sign-drawn").addEventListener("change", showWay);
+  $("sign-typed").addEventListener("change", showWay);
+  showWay();
+
   $("signature-clear").addEventListener("click", clearPad);
   $("statement-sign-button").addEventListener("click", async () => {
     const name = $("signed-name").value.trim();
-    if (!inked) { say(_("Sign in the box with your finger first.")); return; }
-    if (!name) { say(_("Type your full name as well.")); return; }
+    if (!name) { say(_("Type your full name first.")); $("signed-name").focus(); return; }
+    if (typed() && !$("typed-confirmed").checked) {
+      say(_("Tick the box to confirm that your typed name is your signature."));
+      $("typed-confirmed").focus();
+      return;
+    }
+    if (!typed() && !inked) { say(_("Draw your signature in the box, or choose to sign by your typed name.")); return; }
+    const body = typed()
+      ? { name: name, typed: true, confirmed: true }
+      : { name: name, signature: pad.toDataURL("image/png") };
     $("statement-sign-button").disabled = true;
     try {
-      render(await post("/sign", { name: name, signature: pad.toDataURL("image/png") }));
+      render(await post("/sign", body));
     } catch (error) {
       say(_("Not signed: %(reason)s", { reason: error.message }));
     } finally {

@@ -213,7 +213,11 @@
     if (message.guests) showGuests(message.guests, message.observers);
     if (message.officer) officerName = message.officer;
     if (message.connectedAt) connectedAt = new Date(message.connectedAt);
-    if (typeof message.recording === "boolean") $("recording-indicator").hidden = !message.recording;
+    if (typeof message.recording === "boolean" && message.recording === $("recording-indicator").hidden) {
+      $("recording-indicator").hidden = !message.recording;
+      // Told to a screen reader once when it changes (WCAG 4.1.3), not at every state message.
+      $("recording-status").textContent = message.recording ? _("This call is being recorded.") : _("Recording has stopped.");
+    }
     if (message.state === "connected") {
       show("step-call");
       if (message.present) officerPresent(message.present.includes("handler"));

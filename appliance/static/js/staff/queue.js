@@ -61,6 +61,8 @@
       data = await response.json();
     } catch (error) { return; }
     showHandovers(data.handovers || []);
+    // A keyboard user on a row's link keeps their place: the same link has focus after.
+    const focused = body.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
     body.replaceChildren();
     if (!data.waiting.length) {
       const row = document.createElement("tr");
@@ -97,6 +99,8 @@
       row.appendChild(action);
       body.appendChild(row);
     });
+    const again = focused && Array.from(body.querySelectorAll("a")).find((a) => a.getAttribute("href") === focused);
+    if (again) again.focus({ preventScroll: true });
   }
 
   refresh();

@@ -13,7 +13,7 @@
     root.dataset.state = statement.state;
     const v = "Version " + statement.version;
     if (statement.state === "signed") {
-      state.textContent = v + " signed by " + statement.signedName + " at " + new Date(statement.signedAt).toLocaleTimeString() + ".";
+      state.textContent = v + " signed by " + statement.signedName + (statement.signedBy === "typed" ? " (typed name, confirmed)" : "") + " at " + new Date(statement.signedAt).toLocaleTimeString() + ".";
       if (statement.pdf) {
         pdf.hidden = false;
         pdf.querySelector("a").href = statement.pdf;
