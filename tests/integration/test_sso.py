@@ -5,24 +5,28 @@ required when the settings say, sign-out offering the provider's end-session pag
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlmodel import select
+from sqlmodel import delete, select
 
+from appliance import cli
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
-from appliance.models import AuditEvent, Role, User
+from appliance.models import AuditEvent, Role, User, UserRole
 from appliance.services.audit import Actor
 from appliance.services.identity import accounts
 from appliance.services.identity.accounts import AccountError
+from appliance.web import keys
 from tests.support.http import FormClient
 from tests.support.live import LiveServer, free_port
 from tests.support.oidc_provider import TestProvider, sign_in_through, sso_settings
-from tests.support.staff import add_user
+from tests.support.staff import PASSWORD, add_user
 
 
 @pytest.fixture
@@ -314,3 +318,119 @@ async def test_the_users_page_shows_a_force_account_with_its_roles_from_the_grou
     row = page.split("<td>pat</td>", 1)[1].split("</tr>", 1)[0]
     assert "force account" in row and "admin, handler" in row
     assert "reset-password" not in row and 'name="roles"' not in row
+
+
+def _evr(settings: Settings, tmp_path: Path, *args: str) -> int:
+    """`evr` in this process (a subprocess costs a second of imports), on this box's database."""
+    config = tmp_path / "evr.toml"
+    config.write_text(
+        f'data_dir = "{settings.data_dir}"\ndatabase_url = "{settings.effective_database_url}"\n'
+    )
+    return cli.main(["--config", str(config), *args])
+
+
+@pytest.mark.sqlite_only(reason="who may sign in with a password, not the database engine")
+async def test_with_sso_on_a_right_password_of_an_account_not_break_glass_is_refused(
+    live_server: LiveServer, browser: FormClient
+) -> None:
+    """SSO on, `pat` a box admin not marked break-glass: the right password gets a page
+    sending them to the force sign-in, no session, and a `login.refused` event; a wrong
+    password gets the usual answer, so a guesser learns nothing about the mark."""
+    with live_server.db.session() as session:
+        add_user(session, "pat", Role.ADMIN)
+
+    wrong = await browser.sign_in("pat", "not the password at all")
+    assert wrong.status == 401
+    response, page = await browser.post("/login", {"username": "pat", "password": PASSWORD})
+
+    assert response.status == 403
+    assert "break-glass" in page and "force account" in page
+    assert browser.cookie(keys.SESSION_COOKIE) is None
+    mine, _ = await browser.get("/my", allow_redirects=False)
+    assert mine.status in (302, 303) and "/login" in mine.headers["Location"]
+    refused = _events(live_server.db, "login.refused")[-1]
+    assert refused.object_id == "pat" and refused.detail == {"reason": "not_break_glass"}
+
+
+@pytest.mark.sqlite_only(reason="the break-glass mark and the CLI, not the database engine")
+async def test_a_break_glass_account_signs_in_with_its_password_and_is_marked_on_the_users_page(
+    live_server: LiveServer, settings: Settings, tmp_path: Path
+) -> None:
+    """`evr user break-glass pat` marks the box admin: its password signs it in under SSO
+    and the users page tags it; `--off` takes the mark away (audited, sessions ended) and
+    the password is refused again."""
+    with live_server.db.session() as session:
+        add_user(session, "pat", Role.ADMIN)
+    assert _evr(settings, tmp_path, "user", "break-glass", "pat") == 0
+    client = FormClient(live_server.base_url)
+    try:
+        signed = await client.sign_in("pat", PASSWORD)
+        assert signed.status == 303
+        response, page = await client.get("/admin/users")
+        assert response.status == 200
+        row = page.split("<td>pat</td>", 1)[1].split("</tr>", 1)[0]
+        assert "break-glass" in row
+
+        assert _evr(settings, tmp_path, "user", "break-glass", "pat", "--off") == 0
+        after, _ = await client.get("/admin/users", allow_redirects=False)
+        assert after.status in (302, 303)
+        again = await client.sign_in("pat", PASSWORD)
+        assert again.status == 403
+    finally:
+        await client.close()
+    assert [e.object_id for e in _events(live_server.db, "user.break_glass_set")] == ["pat"]
+    assert [e.object_id for e in _events(live_server.db, "user.break_glass_cleared")] == ["pat"]
+
+
+@pytest.mark.sqlite_only(reason="the CLI's break-glass flag, not the database engine")
+async def test_evr_user_add_break_glass_makes_an_account_that_signs_in_under_sso(
+    live_server: LiveServer, settings: Settings, tmp_path: Path
+) -> None:
+    """`evr user add --break-glass --password-stdin` as an operator makes the box's spare
+    admin; the first admin a box makes for itself is break-glass too."""
+    stdin = sys.stdin
+    sys.stdin = io.StringIO(PASSWORD + "\n")
+    try:
+        code = _evr(
+            settings,
+            tmp_path,
+            "user",
+            "add",
+            "spare",
+            "--role",
+            "admin",
+            "--break-glass",
+            "--password-stdin",
+        )
+    finally:
+        sys.stdin = stdin
+    assert code == 0
+    client = FormClient(live_server.base_url)
+    try:
+        assert (await client.sign_in("spare", PASSWORD)).status == 303
+    finally:
+        await client.close()
+    created = [e for e in _events(live_server.db, "user.created") if e.object_id == "spare"]
+    assert created[0].detail["break_glass"] is True
+    with live_server.db.session() as session:
+        session.exec(delete(UserRole))
+        session.exec(delete(User))
+    with live_server.db.session() as session:
+        assert accounts.ensure_first_admin(session) is not None
+        assert accounts.require(session, "admin").break_glass
+
+
+@pytest.mark.sqlite_only(reason="a refusal of the identity service, not the database engine")
+async def test_a_force_account_cannot_be_made_break_glass(
+    live_server: LiveServer, provider: TestProvider
+) -> None:
+    person = provider.add_user("ren", ["grp-handlers"])
+    client = FormClient(live_server.base_url)
+    try:
+        await sign_in_through(client)
+    finally:
+        await client.close()
+    found = _user(live_server.db, person.subject)
+    assert found is not None
+    with pytest.raises(AccountError, match="identity provider"), live_server.db.session() as s:
+        accounts.set_break_glass(s, Actor("root", "cli"), found[0].username, True)
