@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -104,6 +106,39 @@ class IdentitySettings(BaseModel):
         "`oidc_required_amr`; either list satisfied is enough).",
     )
 
+    cad_client_ca_file: Path | None = Field(
+        None,
+        description="The force CA (PEM) whose client certificates the CAD API accepts, on "
+        "a listener of its own (`cad_client_port`) that asks every connection for a "
+        "certificate; the main port never asks. Set with `cad_client_certificates`.",
+    )
+    cad_client_port: int = Field(
+        8444,
+        ge=1,
+        le=65535,
+        description="The port of the CAD API's client-certificate listener (only the "
+        "`/api/v1/` routes; on `host`). Used when `cad_client_ca_file` is set.",
+    )
+    cad_client_certificates: dict[str, str] = Field(
+        {},
+        description="A client certificate's subject (RFC 4514, e.g. `CN=cad,O=Force`) or "
+        "one of its subject alternative names (`DNS:cad.force.example`, `URI:...`, "
+        "`email:...`) → the name of the API client (`evr apikey create NAME`) it acts as; "
+        "revoking that client refuses the certificate too. A certificate of the force CA "
+        "that matches nothing is refused 403 and audited.",
+    )
+
+    @field_validator("cad_client_ca_file")
+    @classmethod
+    def _client_ca(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(value))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot use {value} as a CA certificate: {exc}") from None
+        return value
+
     @field_validator("oidc_issuer", "oidc_redirect_url")
     @classmethod
     def _oidc_url(cls, value: str | None) -> str | None:
@@ -116,6 +151,12 @@ class IdentitySettings(BaseModel):
         ):
             raise ValueError("must be an https:// URL")
         return value.rstrip("/") if parts.path.endswith("/") else value
+
+    @model_validator(mode="after")
+    def _client_certificates_complete(self) -> IdentitySettings:
+        if (self.cad_client_ca_file is None) != (not self.cad_client_certificates):
+            raise ValueError("cad_client_ca_file and cad_client_certificates must be set together")
+        return self
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> IdentitySettings:

@@ -68,6 +68,12 @@ SAMPLE: dict[str, Any] = {
     "oidc_role_map": {"EVR.Handler": ["handler"], "EVR.Supervisor": ["supervisor", "handler"]},
     "oidc_required_amr": ["mfa"],
     "oidc_required_acr": ["urn:wessex:mfa"],
+    "cad_client_ca_file": "set by the test: a real CA file",
+    "cad_client_port": 9445,
+    "cad_client_certificates": {
+        "CN=cad-01,O=Wessex Police": "cad",
+        "DNS:cad.wessex.example": "cad",
+    },
     "login_failures_per_source": 20,
     "refusals_per_source": 120,
     "chat_per_minute": 40,
@@ -281,7 +287,10 @@ def test_every_setting_reaches_evr_toml_and_loads_back(
     tmp_path: Path, no_evr_environment: None
 ) -> None:
     assert set(SAMPLE) == set(Settings.model_fields), "SAMPLE must name every setting"
-    expected = SAMPLE | {"cad_webhook_ca_file": str(_ca_file(tmp_path / "cad-ca.pem"))}
+    expected = SAMPLE | {
+        "cad_webhook_ca_file": str(_ca_file(tmp_path / "cad-ca.pem")),
+        "cad_client_ca_file": str(_ca_file(tmp_path / "cad-client-ca.pem")),
+    }
     for name, value in expected.items():
         default = Settings.model_fields[name].get_default(call_default_factory=True)
         assert _plain(default) != value, f"{name}: the sample equals the default, proves nothing"
