@@ -8,11 +8,14 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlmodel import delete, select
 
 from appliance import cli
@@ -48,7 +51,11 @@ def sso_overrides() -> dict[str, Any]:
 def settings(
     tmp_path: Path, database_url: str, provider: TestProvider, sso_overrides: dict[str, Any]
 ) -> Settings:
-    return sso_settings(tmp_path, database_url, provider, free_port(), **sso_overrides)
+    made = {
+        name: value.make(tmp_path, provider) if isinstance(value, ClientKey) else value
+        for name, value in sso_overrides.items()
+    }
+    return sso_settings(tmp_path, database_url, provider, free_port(), **made)
 
 
 @pytest.fixture
@@ -434,3 +441,78 @@ async def test_a_force_account_cannot_be_made_break_glass(
     assert found is not None
     with pytest.raises(AccountError, match="identity provider"), live_server.db.session() as s:
         accounts.set_break_glass(s, Actor("root", "cli"), found[0].username, True)
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """An `oidc_client_key_file` made when the settings are: the box's private key in a
+    PEM file, its public half given to the provider (or, ``provider_holds_another``, a
+    different key, as a provider registered with the wrong certificate would)."""
+
+    curve: bool = False
+    provider_holds_another: bool = False
+
+    @staticmethod
+    def _new(curve: bool) -> Any:
+        if curve:
+            return ec.generate_private_key(ec.SECP256R1())
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def make(self, folder: Path, provider: TestProvider) -> Path:
+        key = self._new(self.curve)
+        path = folder / "client-key.pem"
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        held = self._new(self.curve) if self.provider_holds_another else key
+        provider.client_public_key = held.public_key()
+        return path
+
+
+@pytest.mark.sqlite_only(reason="client authentication at the token endpoint, not the database")
+@pytest.mark.parametrize(
+    "sso_overrides",
+    [
+        {"oidc_client_secret": None, "oidc_client_key_file": ClientKey()},
+        {"oidc_client_secret": None, "oidc_client_key_file": ClientKey(curve=True)},
+    ],
+    ids=["rs256", "es256"],
+)
+async def test_private_key_jwt_client_authentication_signs_in_without_a_client_secret(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    """No client secret on the box: it signs a client assertion with its key, and the
+    provider (which then accepts nothing else) checks its signature, issuer, subject,
+    audience, expiry and `jti` before it hands out the ID token."""
+    provider.add_user("kim", ["grp-handlers"])
+    response, page = await sign_in_through(browser, "/my")
+    assert response.status == 200, page
+    assert provider.client_auth == ["private_key_jwt"]
+
+
+@pytest.mark.sqlite_only(reason="client authentication at the token endpoint, not the database")
+@pytest.mark.parametrize(
+    "sso_overrides",
+    [
+        {
+            "oidc_client_secret": None,
+            "oidc_client_key_file": ClientKey(provider_holds_another=True),
+        }
+    ],
+)
+async def test_a_client_assertion_signed_by_a_key_the_provider_does_not_hold_is_refused(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    """The provider holds another public key of the same kind: it answers the token
+    request 401 (invalid_client), the person sees the refusal page and the refusal is
+    audited with its reason."""
+    provider.add_user("kim", ["grp-handlers"])
+    response, page = await sign_in_through(browser)
+    assert response.status == 401 and "sign-in service did not answer" in page
+    refused = _events(live_server.db, "login.refused")[-1]
+    assert refused.detail["reason"] == "provider_http"
+    assert provider.client_auth == []
