@@ -13,8 +13,10 @@ allowed, ``JWTClaimsRegistry``), not ours: joserfc is Authlib's JOSE, split out 
 author; Authlib 1.9 deprecates its own ``authlib.jose`` for it and warns on every import.
 What this module proves is who the provider says the user is; what that user may do on
 the box is the identity service's decision (``services/identity/federation.py``).
-Pending sign-ins live in memory: a restart of the box costs a user one more click, not a
-weakness.
+The box authenticates to the token endpoint with its client secret, or with a client
+assertion signed by its own key (``private_key_jwt``, RFC 7523), which keeps no shared
+secret on the box. Pending sign-ins live in memory: a restart of the box costs a user one
+more click, not a weakness.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from urllib.parse import urlencode
 import aiohttp
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from appliance.config import Settings
 
@@ -43,6 +45,8 @@ UNKNOWN_KEY_REFETCH = 60.0  # at most one JWKS fetch a minute for tokens naming 
 LEEWAY = 60  # seconds of clock skew allowed on exp, iat
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 BROWSER_COOKIE = "__Host-evr_oidc"
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CLIENT_ASSERTION_LIFETIME = 60  # seconds: sent at once, to the token endpoint only
 
 
 class OidcError(Exception):
@@ -121,10 +125,18 @@ class RelyingParty:
 
     def __init__(self, settings: Settings) -> None:
         assert settings.oidc_issuer is not None and settings.oidc_client_id is not None
-        assert settings.oidc_client_secret is not None
         self.issuer = settings.oidc_issuer
         self.client_id = settings.oidc_client_id
-        self._secret = settings.oidc_client_secret.get_secret_value()
+        secret = settings.oidc_client_secret
+        self._secret = secret.get_secret_value() if secret is not None else None
+        self._client_key: RSAKey | ECKey | None = None
+        self._client_key_id = settings.oidc_client_key_id
+        if settings.oidc_client_key_file is not None:
+            pem = settings.oidc_client_key_file.read_bytes()
+            try:
+                self._client_key = RSAKey.import_key(pem)
+            except (JoseError, ValueError, TypeError):
+                self._client_key = ECKey.import_key(pem)
         self.redirect_url = (
             settings.oidc_redirect_url or f"{settings.effective_public_url}/oidc/callback"
         )
@@ -258,8 +270,8 @@ class RelyingParty:
                     "code": code,
                     "redirect_uri": self.redirect_url,
                     "client_id": self.client_id,
-                    "client_secret": self._secret,
                     "code_verifier": pending.verifier,
+                    **self._client_authentication(provider.token_endpoint),
                 },
             )
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -268,6 +280,34 @@ class RelyingParty:
         if not isinstance(id_token, str):
             raise OidcError("no_id_token")
         return await self.verify(id_token, pending.nonce)
+
+    def _client_authentication(self, token_endpoint: str) -> dict[str, str]:
+        """The client secret (``client_secret_post``), or a client assertion signed with
+        the box's key (``private_key_jwt``, RFC 7523 section 2.2): short-lived, for this
+        token endpoint only, and never the same twice (``jti``), so one seen in transit
+        cannot be used again."""
+        if self._client_key is None:
+            assert self._secret is not None
+            return {"client_secret": self._secret}
+        now = int(time.time())
+        header: dict[str, Any] = {
+            "alg": "RS256" if isinstance(self._client_key, RSAKey) else "ES256",
+            "typ": "JWT",
+        }
+        if self._client_key_id:
+            header["kid"] = self._client_key_id
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": token_endpoint,
+            "jti": secrets.token_urlsafe(24),
+            "iat": now,
+            "exp": now + CLIENT_ASSERTION_LIFETIME,
+        }
+        return {
+            "client_assertion_type": CLIENT_ASSERTION_TYPE,
+            "client_assertion": jwt.encode(header, claims, self._client_key),
+        }
 
     async def verify(self, id_token: str, nonce: str) -> Identity:
         header = _header(id_token)

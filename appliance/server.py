@@ -92,7 +92,7 @@ def serve(settings: Settings, media: WorkerPool | None = None) -> None:
     """
     from aiohttp import web
 
-    from appliance.web import health
+    from appliance.web import cad_listener, health
     from appliance.web.app import create_app
 
     prepared = prepare(settings)
@@ -106,7 +106,14 @@ def serve(settings: Settings, media: WorkerPool | None = None) -> None:
         yield
         await runner.cleanup()
 
+    async def client_certificates(_app: web.Application) -> AsyncIterator[None]:
+        runner = await cad_listener.start(app, settings)
+        yield
+        if runner is not None:
+            await runner.cleanup()
+
     app.cleanup_ctx.append(monitoring)
+    app.cleanup_ctx.append(client_certificates)
     web.run_app(
         app,
         host=settings.host,

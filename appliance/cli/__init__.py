@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the initial password from standard input",
     )
+    add.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="may sign in with its password when single sign-on is on",
+    )
     add.set_defaults(run="identity:cmd_user_add")
     user.add_parser("list", help="list accounts").set_defaults(run="identity:cmd_user_list")
     disable = user.add_parser("disable", help="disable an account and end its sessions")
@@ -85,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reset_factor.add_argument("username")
     reset_factor.set_defaults(run="identity:cmd_user_reset_factor")
+    break_glass = user.add_parser(
+        "break-glass",
+        help="mark a box account as break-glass: its password works when single sign-on is on",
+    )
+    break_glass.add_argument("username")
+    break_glass.add_argument("--off", action="store_true", help="take the mark away instead")
+    break_glass.set_defaults(run="identity:cmd_user_break_glass")
     set_roles = user.add_parser(
         "set-roles", help="replace an account's roles at once (no second admin: break-glass)"
     )

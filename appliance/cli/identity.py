@@ -25,8 +25,11 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
             roles,
             password,
             accounts.PasswordPolicy.from_settings(settings),
+            break_glass=args.break_glass,
         )
     print(f"created {user.username} with roles {', '.join(sorted(r.value for r in roles))}")
+    if args.break_glass:
+        print(f"{user.username} is break-glass: its password works when single sign-on is on")
     if not args.password_stdin:
         print(f"one-time password (shown once): {password}")
     return 0
@@ -35,10 +38,12 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_user_list(settings: Settings, args: argparse.Namespace) -> int:
     with open_db(settings).session() as session:
         views = accounts.list_users(session)
-    print(f"{'USERNAME':20} {'STATE':9} {'ROLES':40} NAME")
+    print(f"{'USERNAME':20} {'STATE':9} {'ROLES':40} NAME  (* break-glass)")
     for view in views:
         user = view.user
         state = "disabled" if user.disabled else "active"
+        if user.break_glass:
+            state += "*"
         roles = ",".join(sorted(r.value for r in view.roles))
         print(f"{user.username:20} {state:9} {roles:40} {user.display_name}")
     return 0
@@ -64,6 +69,16 @@ def cmd_user_reset_factor(settings: Settings, args: argparse.Namespace) -> int:
     with open_db(settings).session() as session:
         user = second_factor.reset(session, cli_actor(), args.username)
     print(f"{user.username}'s authenticator and recovery codes are removed; sessions ended")
+    return 0
+
+
+def cmd_user_break_glass(settings: Settings, args: argparse.Namespace) -> int:
+    with open_db(settings).session() as session:
+        user = accounts.set_break_glass(session, cli_actor(), args.username, not args.off)
+    if args.off:
+        print(f"{user.username} is no longer break-glass; its sessions ended")
+    else:
+        print(f"{user.username} is break-glass: its password works when single sign-on is on")
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -70,6 +72,19 @@ class IdentitySettings(BaseModel):
         None,
         description="The client secret the box sends to the token endpoint (`client_secret_post`).",
     )
+    oidc_client_key_file: Path | None = Field(
+        None,
+        description="Instead of a client secret: a PEM private key (RSA of 2048 bits or "
+        "more, or EC P-256) with which the box signs a client assertion for the token "
+        "endpoint (`private_key_jwt`, RFC 7523); its certificate is uploaded at the "
+        "provider. Set, it is used and `oidc_client_secret` is not sent.",
+    )
+    oidc_client_key_id: str | None = Field(
+        None,
+        max_length=128,
+        description="The `kid` put in the client assertion's header (with "
+        "`oidc_client_key_file`), when the provider needs it to pick the key.",
+    )
     oidc_redirect_url: str | None = Field(
         None,
         description="Where the identity provider sends the browser back; registered there "
@@ -104,6 +119,57 @@ class IdentitySettings(BaseModel):
         "`oidc_required_amr`; either list satisfied is enough).",
     )
 
+    cad_client_ca_file: Path | None = Field(
+        None,
+        description="The force CA (PEM) whose client certificates the CAD API accepts, on "
+        "a listener of its own (`cad_client_port`) that asks every connection for a "
+        "certificate; the main port never asks. Set with `cad_client_certificates`.",
+    )
+    cad_client_port: int = Field(
+        8444,
+        ge=1,
+        le=65535,
+        description="The port of the CAD API's client-certificate listener (only the "
+        "`/api/v1/` routes; on `host`). Used when `cad_client_ca_file` is set.",
+    )
+    cad_client_certificates: dict[str, str] = Field(
+        {},
+        description="A client certificate's subject (RFC 4514, e.g. `CN=cad,O=Force`) or "
+        "one of its subject alternative names (`DNS:cad.force.example`, `URI:...`, "
+        "`email:...`) → the name of the API client (`evr apikey create NAME`) it acts as; "
+        "revoking that client refuses the certificate too. A certificate of the force CA "
+        "that matches nothing is refused 403 and audited.",
+    )
+
+    @field_validator("cad_client_ca_file")
+    @classmethod
+    def _client_ca(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(value))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot use {value} as a CA certificate: {exc}") from None
+        return value
+
+    @field_validator("oidc_client_key_file")
+    @classmethod
+    def _client_key(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            key = load_pem_private_key(value.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"cannot read {value} as a PEM private key: {exc}") from None
+        if isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048:
+            return value
+        if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+            return value
+        raise ValueError(f"{value}: an RSA key of 2048 bits or more, or an EC P-256 key")
+
     @field_validator("oidc_issuer", "oidc_redirect_url")
     @classmethod
     def _oidc_url(cls, value: str | None) -> str | None:
@@ -118,12 +184,18 @@ class IdentitySettings(BaseModel):
         return value.rstrip("/") if parts.path.endswith("/") else value
 
     @model_validator(mode="after")
+    def _client_certificates_complete(self) -> IdentitySettings:
+        if (self.cad_client_ca_file is None) != (not self.cad_client_certificates):
+            raise ValueError("cad_client_ca_file and cad_client_certificates must be set together")
+        return self
+
+    @model_validator(mode="after")
     def _oidc_complete(self) -> IdentitySettings:
         if self.oidc_issuer is None:
             return self
-        missing = [
-            name for name in ("oidc_client_id", "oidc_client_secret") if getattr(self, name) is None
-        ]
+        missing = ["oidc_client_id"] if self.oidc_client_id is None else []
+        if self.oidc_client_secret is None and self.oidc_client_key_file is None:
+            missing.append("oidc_client_secret (or oidc_client_key_file)")
         if not self.oidc_role_map:
             missing.append("oidc_role_map")
         if missing:

@@ -25,7 +25,8 @@ class Role(StrEnum):
 class User(SQLModel, table=True):
     """A staff account. One made by the force's OpenID provider (just in time, at its
     first sign-in) is keyed by ``(oidc_issuer, oidc_subject)``, never by its email, and
-    has no usable password."""
+    has no usable password. ``break_glass`` marks a box account kept for when the
+    provider is down: with single sign-on on, only those sign in with a password."""
 
     __tablename__ = "users"
     __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject"),)
@@ -44,6 +45,7 @@ class User(SQLModel, table=True):
     last_login_at: datetime | None = time_field()
     oidc_issuer: str | None = Field(default=None, max_length=255)
     oidc_subject: str | None = Field(default=None, max_length=255)
+    break_glass: bool = False
 
 
 class UserRole(SQLModel, table=True):

@@ -50,6 +50,10 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 WRONG = "Wrong username or password."
+NOT_BREAK_GLASS = (
+    'This box signs staff in with their force account: use "Sign in with your force '
+    "account\". A password here opens only the box's break-glass accounts."
+)
 THROTTLED = "Too many failed sign-ins from this address: try again in {seconds} seconds."
 
 
@@ -103,7 +107,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     ) -> tuple[accounts.SignInResult, str | None]:
         with db.session() as session:
             result = accounts.record_sign_in(
-                session, creds, matched, password, source, policy, guards.tally
+                session,
+                creds,
+                matched,
+                password,
+                source,
+                policy,
+                guards.tally,
+                break_glass_only=settings.oidc_issuer is not None,
             )
             token = None
             if result.user is not None:
@@ -123,7 +134,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         guards.password_checks, accounts.check_password, creds, password
     )
     result, token = await asyncio.to_thread(record, creds, matched)
-    metrics.SIGN_INS.labels(result.status.value).inc()
+    refused = result.status is SignInStatus.NOT_BREAK_GLASS
+    metrics.SIGN_INS.labels("refused" if refused else result.status.value).inc()
     if result.status is SignInStatus.OK and token is not None:
         # The middleware sends a session still owing its second factor to that page.
         response = web.HTTPSeeOther(next_path)
@@ -131,6 +143,9 @@ async def login(request: web.Request) -> web.StreamResponse:
         response.del_cookie(keys.CSRF_COOKIE, path="/")
         guards.sign_in.refund(source)
         raise response
+    if refused:
+        guards.sign_in.refund(source)  # the right password: no guess to count
+        return _refused(request, NOT_BREAK_GLASS, 403)
     return page(WRONG, 401)
 
 

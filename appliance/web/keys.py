@@ -23,6 +23,9 @@ READS = web.AppKey("reads", ReadLedger)
 SHOWN_LINKS = web.AppKey("shown_links", dict)
 # The force's OpenID provider, when `oidc_issuer` is set (absent otherwise).
 OIDC = web.AppKey("oidc", RelyingParty)
+# Only on the CAD API's client-certificate listener (web/cad_listener.py): the map from a
+# certificate's subject or alternative name to the API client it acts as.
+CLIENT_CERTIFICATES = web.AppKey("client_certificates", dict)
 
 USER = web.RequestKey("user", User)
 ROLES = web.RequestKey("roles", frozenset)

@@ -275,7 +275,10 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 async def _with_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
     """An integration's request: a live Bearer key, or a JSON 401 audited through the
-    refusal tally; an address refused too often gets 429 before any look-up."""
+    refusal tally; an address refused too often gets 429 before any look-up. On the
+    client-certificate listener, the certificate the handshake verified instead."""
+    if keys.CLIENT_CERTIFICATES in request.app:
+        return await _with_client_certificate(request, handler)
     header = request.headers.get("Authorization", "")
     presented = header[7:].strip() if header[:7].lower() == "bearer " else None
     guards = request.app[keys.GUARDS]
@@ -305,6 +308,39 @@ async def _with_api_key(request: web.Request, handler: Handler) -> web.StreamRes
     )
     response.headers["WWW-Authenticate"] = 'Bearer realm="evr"'
     return response
+
+
+async def _with_client_certificate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handshake already refused a certificate the force CA did not issue, or one
+    expired; here a verified one is mapped to its API client, or refused 403 (the box
+    knows who it is, and they may not) and audited as a refused API key is."""
+    guards = request.app[keys.GUARDS]
+    source = source_of(request)
+    if guards.refusals.blocked(source):
+        await note_refusal(request, "api.throttled", actor="api", object_type="client_certificate")
+        return too_many(guards.refusals.retry_after(source))
+    ssl_object = request.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    names = api_keys.certificate_names(der) if der else []
+    db = request.app[keys.DB]
+    certificates: dict[str, str] = request.app[keys.CLIENT_CERTIFICATES]
+    with db.reader() as session:
+        client, reason = api_keys.look_up_certificate(session, names, certificates)
+    if client is not None:
+        with db.session() as session:
+            api_keys.mark_used(session, client)
+        request[keys.API_CLIENT] = client
+        return await handler(request)
+    guards.refusals.hit(source)
+    await note_refusal(
+        request,
+        "api.refused",
+        actor="api",
+        object_type="client_certificate",
+        object_id=(names[0] if names else "")[:128],
+        detail={"reason": reason or "missing", "names": names[:8]},
+    )
+    return api_error(403, "forbidden", "this certificate is not mapped to a live API client")
 
 
 async def _check_csrf(request: web.Request) -> None:

@@ -5,24 +5,31 @@ required when the settings say, sign-out offering the provider's end-session pag
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlmodel import select
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlmodel import delete, select
 
+from appliance import cli
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
-from appliance.models import AuditEvent, Role, User
+from appliance.models import AuditEvent, Role, User, UserRole
 from appliance.services.audit import Actor
 from appliance.services.identity import accounts
 from appliance.services.identity.accounts import AccountError
+from appliance.web import keys
 from tests.support.http import FormClient
 from tests.support.live import LiveServer, free_port
 from tests.support.oidc_provider import TestProvider, sign_in_through, sso_settings
-from tests.support.staff import add_user
+from tests.support.staff import PASSWORD, add_user
 
 
 @pytest.fixture
@@ -44,7 +51,11 @@ def sso_overrides() -> dict[str, Any]:
 def settings(
     tmp_path: Path, database_url: str, provider: TestProvider, sso_overrides: dict[str, Any]
 ) -> Settings:
-    return sso_settings(tmp_path, database_url, provider, free_port(), **sso_overrides)
+    made = {
+        name: value.make(tmp_path, provider) if isinstance(value, ClientKey) else value
+        for name, value in sso_overrides.items()
+    }
+    return sso_settings(tmp_path, database_url, provider, free_port(), **made)
 
 
 @pytest.fixture
@@ -314,3 +325,194 @@ async def test_the_users_page_shows_a_force_account_with_its_roles_from_the_grou
     row = page.split("<td>pat</td>", 1)[1].split("</tr>", 1)[0]
     assert "force account" in row and "admin, handler" in row
     assert "reset-password" not in row and 'name="roles"' not in row
+
+
+def _evr(settings: Settings, tmp_path: Path, *args: str) -> int:
+    """`evr` in this process (a subprocess costs a second of imports), on this box's database."""
+    config = tmp_path / "evr.toml"
+    config.write_text(
+        f'data_dir = "{settings.data_dir}"\ndatabase_url = "{settings.effective_database_url}"\n'
+    )
+    return cli.main(["--config", str(config), *args])
+
+
+@pytest.mark.sqlite_only(reason="who may sign in with a password, not the database engine")
+async def test_with_sso_on_a_right_password_of_an_account_not_break_glass_is_refused(
+    live_server: LiveServer, browser: FormClient
+) -> None:
+    """SSO on, `pat` a box admin not marked break-glass: the right password gets a page
+    sending them to the force sign-in, no session, and a `login.refused` event; a wrong
+    password gets the usual answer, so a guesser learns nothing about the mark."""
+    with live_server.db.session() as session:
+        add_user(session, "pat", Role.ADMIN)
+
+    wrong = await browser.sign_in("pat", "not the password at all")
+    assert wrong.status == 401
+    response, page = await browser.post("/login", {"username": "pat", "password": PASSWORD})
+
+    assert response.status == 403
+    assert "break-glass" in page and "force account" in page
+    assert browser.cookie(keys.SESSION_COOKIE) is None
+    mine, _ = await browser.get("/my", allow_redirects=False)
+    assert mine.status in (302, 303) and "/login" in mine.headers["Location"]
+    refused = _events(live_server.db, "login.refused")[-1]
+    assert refused.object_id == "pat" and refused.detail == {"reason": "not_break_glass"}
+
+
+@pytest.mark.sqlite_only(reason="the break-glass mark and the CLI, not the database engine")
+async def test_a_break_glass_account_signs_in_with_its_password_and_is_marked_on_the_users_page(
+    live_server: LiveServer, settings: Settings, tmp_path: Path
+) -> None:
+    """`evr user break-glass pat` marks the box admin: its password signs it in under SSO
+    and the users page tags it; `--off` takes the mark away (audited, sessions ended) and
+    the password is refused again."""
+    with live_server.db.session() as session:
+        add_user(session, "pat", Role.ADMIN)
+    assert _evr(settings, tmp_path, "user", "break-glass", "pat") == 0
+    client = FormClient(live_server.base_url)
+    try:
+        signed = await client.sign_in("pat", PASSWORD)
+        assert signed.status == 303
+        response, page = await client.get("/admin/users")
+        assert response.status == 200
+        row = page.split("<td>pat</td>", 1)[1].split("</tr>", 1)[0]
+        assert "break-glass" in row
+
+        assert _evr(settings, tmp_path, "user", "break-glass", "pat", "--off") == 0
+        after, _ = await client.get("/admin/users", allow_redirects=False)
+        assert after.status in (302, 303)
+        again = await client.sign_in("pat", PASSWORD)
+        assert again.status == 403
+    finally:
+        await client.close()
+    assert [e.object_id for e in _events(live_server.db, "user.break_glass_set")] == ["pat"]
+    assert [e.object_id for e in _events(live_server.db, "user.break_glass_cleared")] == ["pat"]
+
+
+@pytest.mark.sqlite_only(reason="the CLI's break-glass flag, not the database engine")
+async def test_evr_user_add_break_glass_makes_an_account_that_signs_in_under_sso(
+    live_server: LiveServer, settings: Settings, tmp_path: Path
+) -> None:
+    """`evr user add --break-glass --password-stdin` as an operator makes the box's spare
+    admin; the first admin a box makes for itself is break-glass too."""
+    stdin = sys.stdin
+    sys.stdin = io.StringIO(PASSWORD + "\n")
+    try:
+        code = _evr(
+            settings,
+            tmp_path,
+            "user",
+            "add",
+            "spare",
+            "--role",
+            "admin",
+            "--break-glass",
+            "--password-stdin",
+        )
+    finally:
+        sys.stdin = stdin
+    assert code == 0
+    client = FormClient(live_server.base_url)
+    try:
+        assert (await client.sign_in("spare", PASSWORD)).status == 303
+    finally:
+        await client.close()
+    created = [e for e in _events(live_server.db, "user.created") if e.object_id == "spare"]
+    assert created[0].detail["break_glass"] is True
+    with live_server.db.session() as session:
+        session.exec(delete(UserRole))
+        session.exec(delete(User))
+    with live_server.db.session() as session:
+        assert accounts.ensure_first_admin(session) is not None
+        assert accounts.require(session, "admin").break_glass
+
+
+@pytest.mark.sqlite_only(reason="a refusal of the identity service, not the database engine")
+async def test_a_force_account_cannot_be_made_break_glass(
+    live_server: LiveServer, provider: TestProvider
+) -> None:
+    person = provider.add_user("ren", ["grp-handlers"])
+    client = FormClient(live_server.base_url)
+    try:
+        await sign_in_through(client)
+    finally:
+        await client.close()
+    found = _user(live_server.db, person.subject)
+    assert found is not None
+    with pytest.raises(AccountError, match="identity provider"), live_server.db.session() as s:
+        accounts.set_break_glass(s, Actor("root", "cli"), found[0].username, True)
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """An `oidc_client_key_file` made when the settings are: the box's private key in a
+    PEM file, its public half given to the provider (or, ``provider_holds_another``, a
+    different key, as a provider registered with the wrong certificate would)."""
+
+    curve: bool = False
+    provider_holds_another: bool = False
+
+    @staticmethod
+    def _new(curve: bool) -> Any:
+        if curve:
+            return ec.generate_private_key(ec.SECP256R1())
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def make(self, folder: Path, provider: TestProvider) -> Path:
+        key = self._new(self.curve)
+        path = folder / "client-key.pem"
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        held = self._new(self.curve) if self.provider_holds_another else key
+        provider.client_public_key = held.public_key()
+        return path
+
+
+@pytest.mark.sqlite_only(reason="client authentication at the token endpoint, not the database")
+@pytest.mark.parametrize(
+    "sso_overrides",
+    [
+        {"oidc_client_secret": None, "oidc_client_key_file": ClientKey()},
+        {"oidc_client_secret": None, "oidc_client_key_file": ClientKey(curve=True)},
+    ],
+    ids=["rs256", "es256"],
+)
+async def test_private_key_jwt_client_authentication_signs_in_without_a_client_secret(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    """No client secret on the box: it signs a client assertion with its key, and the
+    provider (which then accepts nothing else) checks its signature, issuer, subject,
+    audience, expiry and `jti` before it hands out the ID token."""
+    provider.add_user("kim", ["grp-handlers"])
+    response, page = await sign_in_through(browser, "/my")
+    assert response.status == 200, page
+    assert provider.client_auth == ["private_key_jwt"]
+
+
+@pytest.mark.sqlite_only(reason="client authentication at the token endpoint, not the database")
+@pytest.mark.parametrize(
+    "sso_overrides",
+    [
+        {
+            "oidc_client_secret": None,
+            "oidc_client_key_file": ClientKey(provider_holds_another=True),
+        }
+    ],
+)
+async def test_a_client_assertion_signed_by_a_key_the_provider_does_not_hold_is_refused(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    """The provider holds another public key of the same kind: it answers the token
+    request 401 (invalid_client), the person sees the refusal page and the refusal is
+    audited with its reason."""
+    provider.add_user("kim", ["grp-handlers"])
+    response, page = await sign_in_through(browser)
+    assert response.status == 401 and "sign-in service did not answer" in page
+    refused = _events(live_server.db, "login.refused")[-1]
+    assert refused.detail["reason"] == "provider_http"
+    assert provider.client_auth == []

@@ -63,12 +63,20 @@ SAMPLE: dict[str, Any] = {
     "oidc_issuer": "https://login.microsoftonline.com/wessex-tenant/v2.0",
     "oidc_client_id": "0f9b2c1e-aaaa-4e5f-8a9b-0c1d2e3f4a5b",
     "oidc_client_secret": "an Entra client secret",
+    "oidc_client_key_file": "set by the test: a real private key",
+    "oidc_client_key_id": "evr-box-2026",
     "oidc_redirect_url": "https://evr.wessex.example/oidc/callback",
     "oidc_scopes": ["openid", "profile"],
     "oidc_groups_claim": "roles",
     "oidc_role_map": {"EVR.Handler": ["handler"], "EVR.Supervisor": ["supervisor", "handler"]},
     "oidc_required_amr": ["mfa"],
     "oidc_required_acr": ["urn:wessex:mfa"],
+    "cad_client_ca_file": "set by the test: a real CA file",
+    "cad_client_port": 9445,
+    "cad_client_certificates": {
+        "CN=cad-01,O=Wessex Police": "cad",
+        "DNS:cad.wessex.example": "cad",
+    },
     "login_failures_per_source": 20,
     "refusals_per_source": 120,
     "chat_per_minute": 40,
@@ -207,6 +215,18 @@ PLAYBOOK = """---
 """
 
 
+def _private_key(path: Path) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
 def _ca_file(path: Path) -> Path:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Wessex CAD CA")])
@@ -284,7 +304,11 @@ def test_every_setting_reaches_evr_toml_and_loads_back(
     tmp_path: Path, no_evr_environment: None
 ) -> None:
     assert set(SAMPLE) == set(Settings.model_fields), "SAMPLE must name every setting"
-    expected = SAMPLE | {"cad_webhook_ca_file": str(_ca_file(tmp_path / "cad-ca.pem"))}
+    expected = SAMPLE | {
+        "cad_webhook_ca_file": str(_ca_file(tmp_path / "cad-ca.pem")),
+        "cad_client_ca_file": str(_ca_file(tmp_path / "cad-client-ca.pem")),
+        "oidc_client_key_file": str(_private_key(tmp_path / "oidc-client.pem")),
+    }
     for name, value in expected.items():
         default = Settings.model_fields[name].get_default(call_default_factory=True)
         assert _plain(default) != value, f"{name}: the sample equals the default, proves nothing"

@@ -8,7 +8,9 @@ here. The refusal tests need a provider that misbehaves on request (forges, rota
 expires), which neither does, so this one is needed anyway. It speaks the protocol as a
 real provider does: discovery, a JWKS of real RSA and EC public keys, the authorisation
 endpoint (it signs in whoever ``signing_in`` names, as if they had typed their password
-and used their authenticator), the token endpoint checking the client secret, the
+and used their authenticator), the token endpoint checking the client secret (or the
+client assertion of ``private_key_jwt``, RFC 7523, against the public key in
+``client_public_key``: signature, issuer and subject, audience, expiry, ``jti`` once), the
 redirect URI and the PKCE verifier, and ID tokens signed with PyJWT (the box verifies
 with joserfc, so two implementations check each other). ``tamper`` lets a test replace
 the ID token a code buys with a hostile one, written as an attacker would.
@@ -133,6 +135,10 @@ class TestProvider:
         self.tamper: Tamper | None = None
         self.hits: list[str] = []
         self.with_end_session = True
+        # Set, the token endpoint takes only a client assertion signed by its private key.
+        self.client_public_key: Any = None
+        self.client_auth: list[str] = []  # how the box authenticated, each exchange
+        self._assertions_seen: set[str] = set()
         self.issuer = ""
         self._runner: web.AppRunner | None = None
 
@@ -193,6 +199,7 @@ class TestProvider:
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
         }
         if self.with_end_session:
             doc["end_session_endpoint"] = f"{self.issuer}/logout"
@@ -224,10 +231,13 @@ class TestProvider:
         if (
             grant is None
             or form.get("client_id") != CLIENT_ID
-            or form.get("client_secret") != CLIENT_SECRET
             or form.get("redirect_uri") != grant["redirect_uri"]
         ):
             return web.json_response({"error": "invalid_grant"}, status=400)
+        method = self._client_authenticated(form, f"{self.issuer}/token")
+        if method is None:
+            return web.json_response({"error": "invalid_client"}, status=401)
+        self.client_auth.append(method)
         verifier = str(form.get("code_verifier", ""))
         if b64(hashlib.sha256(verifier.encode()).digest()) != grant["challenge"]:
             return web.json_response({"error": "invalid_grant", "why": "pkce"}, status=400)
@@ -240,6 +250,30 @@ class TestProvider:
                 "id_token": id_token,
             }
         )
+
+    def _client_authenticated(self, form: Any, token_url: str) -> str | None:
+        """The client authentication method that passed, or None."""
+        if self.client_public_key is None:
+            return "client_secret_post" if form.get("client_secret") == CLIENT_SECRET else None
+        if "client_secret" in form or form.get("client_assertion_type") != (
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        ):
+            return None
+        try:
+            claims = jwt.decode(
+                str(form.get("client_assertion", "")),
+                self.client_public_key,
+                algorithms=["RS256", "ES256"],
+                audience=token_url,
+                issuer=CLIENT_ID,
+                options={"require": ["exp", "iat", "jti", "sub"]},
+            )
+        except (jwt.PyJWTError, TypeError, ValueError):  # PyJWT: a key of another type
+            return None
+        if claims["sub"] != CLIENT_ID or claims["jti"] in self._assertions_seen:
+            return None
+        self._assertions_seen.add(claims["jti"])
+        return "private_key_jwt"
 
     async def _logout(self, request: web.Request) -> web.Response:
         return web.Response(text="signed out of the provider")

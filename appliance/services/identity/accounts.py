@@ -150,12 +150,14 @@ def create_user(
     policy: PasswordPolicy | None = None,
     *,
     hold_privileged: bool = False,
+    break_glass: bool = False,
 ) -> tuple[User, str]:
     """Create an account that must change its password at first sign-in.
 
     Returns the user and the one-time password (generated unless given). With
     ``hold_privileged`` (the web), privileged roles are not given but asked for: they
     wait for a second admin, and the account may start with no role at all.
+    ``break_glass`` (the shell only) lets it sign in with its password under SSO.
     """
     username = username.strip().lower()
     if not USERNAME_RE.match(username):
@@ -176,13 +178,20 @@ def create_user(
         check_password_policy(password, username, policy or PasswordPolicy())
     held = role_set & PRIVILEGED if hold_privileged else set()
     given = role_set - held
-    user = User(username=username, display_name=display_name, password_hash=hash_password(password))
+    user = User(
+        username=username,
+        display_name=display_name,
+        password_hash=hash_password(password),
+        break_glass=break_glass,
+    )
     session.add(user)
     session.flush()
     assert user.id is not None
     for role in sorted(given):
         session.add(UserRole(user_id=user.id, role=role.value))
     detail: dict[str, object] = {"roles": sorted(r.value for r in given)}
+    if break_glass:
+        detail["break_glass"] = True
     if held:
         detail["pending"] = sorted(r.value for r in held)
     audit.record(
@@ -382,6 +391,33 @@ def set_disabled(session: Session, actor: Actor, username: str, disabled: bool) 
     return user
 
 
+def set_break_glass(session: Session, actor: Actor, username: str, on: bool) -> User:
+    """Mark (or unmark) a box account as break-glass: the shell's decision alone, since
+    under single sign-on it is what lets a password in without the force's MFA. Taking
+    the mark away ends the account's sessions, which SSO would no longer let it start."""
+    user = require(session, username)
+    assert user.id is not None
+    if user.oidc_subject is not None:
+        raise AccountError(
+            f"{username} signs in through the force's identity provider: break-glass is "
+            "for the box's own accounts"
+        )
+    if user.break_glass == on:
+        return user
+    user.break_glass = on
+    session.add(user)
+    if not on:
+        web_sessions.end_all_for(session, user.id)
+    audit.record(
+        session,
+        actor,
+        "user.break_glass_set" if on else "user.break_glass_cleared",
+        object_type="user",
+        object_id=user.username,
+    )
+    return user
+
+
 def reset_password(
     session: Session, actor: Actor, username: str, *, privileged_ok: bool = False
 ) -> tuple[User, str]:
@@ -419,6 +455,7 @@ class SignInStatus(StrEnum):
     OK = "ok"
     WRONG = "wrong"
     LOCKED = "locked"
+    NOT_BREAK_GLASS = "not_break_glass"
 
 
 @dataclass(frozen=True)
@@ -458,11 +495,25 @@ def check_password(creds: Credentials, password: str) -> bool:
 
 
 def sign_in(
-    session: Session, username: str, password: str, source: str, policy: LockoutPolicy
+    session: Session,
+    username: str,
+    password: str,
+    source: str,
+    policy: LockoutPolicy,
+    *,
+    break_glass_only: bool = False,
 ) -> SignInResult:
     """Read, check and record in one session (the CLI and tests; the web splits them)."""
     creds = credentials(session, username)
-    return record_sign_in(session, creds, check_password(creds, password), password, source, policy)
+    return record_sign_in(
+        session,
+        creds,
+        check_password(creds, password),
+        password,
+        source,
+        policy,
+        break_glass_only=break_glass_only,
+    )
 
 
 def record_sign_in(
@@ -473,12 +524,18 @@ def record_sign_in(
     source: str,
     policy: LockoutPolicy,
     tally: audit.RefusalTally | None = None,
+    *,
+    break_glass_only: bool = False,
 ) -> SignInResult:
     """Record a checked sign-in, counting failures towards a lock that doubles each time.
 
     The account is read again here: if its password changed since ``creds`` were read,
     the check no longer counts. Failures for usernames nobody has go through ``tally``
     (one row per source a minute) when given.
+
+    ``break_glass_only`` (single sign-on is on): a right password of an account not
+    marked break-glass is refused and audited. Only after the password matched, so the
+    answer tells no guesser which accounts are the break-glass ones.
     """
     now = utcnow()
     if creds.user_id is None:
@@ -538,6 +595,16 @@ def record_sign_in(
         if user.locked_until is not None and user.locked_until > now:
             return SignInResult(SignInStatus.LOCKED, locked_until=user.locked_until)
         return SignInResult(SignInStatus.WRONG)
+    if break_glass_only and not user.break_glass:
+        audit.record(
+            session,
+            actor,
+            "login.refused",
+            object_type="user",
+            object_id=user.username,
+            detail={"reason": "not_break_glass"},
+        )
+        return SignInResult(SignInStatus.NOT_BREAK_GLASS)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.failed_logins = 0
@@ -589,10 +656,17 @@ def change_password(
 
 
 def ensure_first_admin(session: Session) -> str | None:
-    """On an empty box, create ``admin`` and return its one-time password (else None)."""
+    """On an empty box, create ``admin`` and return its one-time password (else None).
+
+    It is break-glass: the way in when the force's provider cannot be reached."""
     if session.exec(select(User.id).limit(1)).first() is not None:
         return None
     _, password = create_user(
-        session, Actor(audit.SYSTEM, "startup"), "admin", "Administrator", {Role.ADMIN}
+        session,
+        Actor(audit.SYSTEM, "startup"),
+        "admin",
+        "Administrator",
+        {Role.ADMIN},
+        break_glass=True,
     )
     return password

@@ -3,6 +3,11 @@
 A key is shown once when made; the table keeps its SHA-256 and a short prefix so an
 admin can tell keys apart in a list or an audit event. A refused key is audited with
 its prefix only.
+
+An integration may instead present a client certificate of the force's CA (on the CAD
+API's own listener, docs/cad.md): the settings map its subject or one of its alternative
+names to an API client's name, so one client, one revocation, whichever way it proves
+itself.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 
+from cryptography import x509
 from sqlmodel import Session, col, select
 
 from appliance.models import ApiKey, utcnow
@@ -107,3 +114,38 @@ def authenticate(session: Session, presented: str | None, source: str) -> ApiKey
         detail={"reason": reason},
     )
     return None
+
+
+def certificate_names(der: bytes) -> list[str]:
+    """What a certificate may be known by in the settings' map: its subject (RFC 4514)
+    then each alternative name as ``DNS:``, ``URI:`` or ``email:`` and the value."""
+    cert = x509.load_der_x509_certificate(der)
+    names = [cert.subject.rfc4514_string()]
+    try:
+        alternatives = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return names
+    for kind, prefix in (
+        (x509.DNSName, "DNS:"),
+        (x509.UniformResourceIdentifier, "URI:"),
+        (x509.RFC822Name, "email:"),
+    ):
+        names.extend(prefix + value for value in alternatives.get_values_for_type(kind))
+    return names
+
+
+def look_up_certificate(
+    session: Session, names: list[str], certificates: Mapping[str, str]
+) -> tuple[ApiKey | None, str]:
+    """The live API client a verified certificate acts as (a reader session will do), or
+    None and why not: ``unmapped`` (the force CA issued it, the box was not told whose it
+    is), ``unknown`` (mapped to a client that does not exist) or ``revoked``."""
+    client_name = next((certificates[name] for name in names if name in certificates), None)
+    if client_name is None:
+        return None, "unmapped"
+    api_key = session.exec(select(ApiKey).where(ApiKey.name == client_name)).first()
+    if api_key is None:
+        return None, "unknown"
+    if api_key.revoked_at is not None:
+        return None, "revoked"
+    return api_key, ""

@@ -159,18 +159,27 @@ def _schemas() -> dict[str, Any]:
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     unauthorised = _error("No API key, or not a live one (the refusal is audited)")
+    forbidden = _error(
+        "On the client-certificate port: a certificate of the force CA that names no live "
+        "API client (the refusal is audited)"
+    )
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "EVR appliance CAD API",
             "version": "1",
             "description": "Incidents from the force's Computer Aided Dispatch system. "
-            "Authenticate with `Authorization: Bearer <key>` (`evr apikey create NAME`).",
+            "Authenticate with `Authorization: Bearer <key>` (`evr apikey create NAME`), or "
+            "with a client certificate of the force CA on the box's client-certificate port "
+            "(`cad_client_port`, docs/cad-api.md).",
         },
         "servers": [{"url": server_url}],
-        "security": [{"apiKey": []}],
+        "security": [{"apiKey": []}, {"clientCertificate": []}],
         "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer"},
+                "clientCertificate": {"type": "mutualTLS"},
+            },
             "schemas": _schemas(),
         },
         "webhooks": {"cadEvent": _cad_webhook()},
@@ -192,6 +201,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "201": _ok("Created", "IncidentOut"),
                         "400": _error("Invalid input; the field is named"),
                         "401": unauthorised,
+                        "403": forbidden,
                         "409": _error("An incident with that CAD reference exists"),
                         "415": _error("The body is not JSON"),
                     },
@@ -213,6 +223,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "200": _ok("Incidents", "IncidentList"),
                         "400": _error("An unknown or invalid query parameter"),
                         "401": unauthorised,
+                        "403": forbidden,
                     },
                 },
             },
@@ -232,6 +243,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "responses": {
                         "200": _ok("The incident", "IncidentOut"),
                         "401": unauthorised,
+                        "403": forbidden,
                         "404": _error("No such incident"),
                     },
                 },
