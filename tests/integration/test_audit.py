@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -17,6 +14,7 @@ from appliance.db import Database
 from appliance.models import AuditEvent
 from appliance.services import audit
 from appliance.services.audit import Actor
+from tests.support.cli import Ran, run_evr
 
 
 def _write_events(db: Database, count: int) -> None:
@@ -32,16 +30,9 @@ def _write_events(db: Database, count: int) -> None:
             )
 
 
-def _evr(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
-    env["EVR_DATABASE_URL"] = database_url
-    return subprocess.run(
-        [sys.executable, "-m", "appliance", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def _evr(database_url: str, *args: str) -> Ran:
+    """An `evr` command in this process (tests/support/cli.py)."""
+    return run_evr({"EVR_DATABASE_URL": database_url}, *args)
 
 
 def _tamper(db: Database, sql: str) -> None:

@@ -3,9 +3,7 @@ kept, nothing else in DIR touched, and never the master key beside the media."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from appliance import migrate
@@ -13,24 +11,19 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import FileKind, Role
 from appliance.services.evidence import master_key, sealing
+from tests.support.cli import Ran, run_evr
 from tests.support.evidence import files_containing
 from tests.support.staff import add_incident, add_user
 
 
-def evr(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
-    env |= {
+def evr(settings: Settings, *args: str) -> Ran:
+    """An `evr` command on this box, in this process (tests/support/cli.py)."""
+    env = {
         "EVR_DATABASE_URL": settings.effective_database_url,
         "EVR_DATA_DIR": str(settings.data_dir),
         "EVR_MASTER_KEY_FILE": str(settings.effective_master_key_file),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "appliance", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_evr(env, *args)
 
 
 def _seal_one(settings: Settings) -> None:

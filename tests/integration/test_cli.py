@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 from appliance.db import Database
 from appliance.models import Role
 from appliance.services.identity import accounts
+from tests.support.cli import Ran, run_evr
 
 
-def evr(
-    database_url: str, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
-    env["EVR_DATABASE_URL"] = database_url
-    return subprocess.run(
-        [sys.executable, "-m", "appliance", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def evr(database_url: str, *args: str, stdin: str = "") -> Ran:
+    """An `evr` command in this process (tests/support/cli.py); the help test below runs
+    the real `python -m appliance` process."""
+    return run_evr({"EVR_DATABASE_URL": database_url}, *args, stdin=stdin)
 
 
 def test_help_lists_the_commands() -> None:

@@ -14,10 +14,7 @@ import base64
 import csv
 import hashlib
 import math
-import os
 import re
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,6 +50,7 @@ from appliance.services.calls import invites, life, states
 from appliance.services.calls.invites import Consent
 from appliance.services.evaluation import measures, report, survey, trial
 from appliance.services.intake import incidents
+from tests.support.cli import run_evr
 from tests.support.staff import add_incident, add_user
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
@@ -424,17 +422,11 @@ def test_the_report_files_hold_the_figures_and_nothing_personal(
 
 
 def test_evr_report_writes_the_folder(evaluated: Evaluated, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
-    env.update(EVR_DATABASE_URL=evaluated.database_url, EVR_DATA_DIR=str(tmp_path / "var"))
+    """`evr report` writes the folder and prints its paths; a period backwards is a usage
+    error (exit 2) that writes nothing. In this process (tests/support/cli.py)."""
+    env = {"EVR_DATABASE_URL": evaluated.database_url, "EVR_DATA_DIR": str(tmp_path / "var")}
     out = tmp_path / "evr-report"
-    evr = [sys.executable, "-m", "appliance", "report"]
-    result = subprocess.run(
-        [*evr, "--from", "2026-01-01", "--to", "2026-03-31", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_evr(env, "report", "--from", "2026-01-01", "--to", "2026-03-31", str(out))
     assert result.returncode == 0, result.stderr
     assert str(out / "report.html") in result.stdout
     # Nothing but the paths: no matplotlib INFO lines (categorical units, fonts) on stderr.
@@ -443,16 +435,11 @@ def test_evr_report_writes_the_folder(evaluated: Evaluated, tmp_path: Path) -> N
     assert sum(int(r["incidents"]) for r in weekly) == 2 * N_ARM + N_SERVICE
     assert_nothing_personal(_files_text(out))
 
-    backwards = subprocess.run(
-        [*evr, "--from", "2026-03-01", "--to", "2026-01-01", str(tmp_path / "never")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    never = tmp_path / "never"
+    backwards = run_evr(env, "report", "--from", "2026-03-01", "--to", "2026-01-01", str(never))
     assert backwards.returncode == 2
     assert "the last day comes before the first" in backwards.stderr
-    assert not (tmp_path / "never").exists()
+    assert not never.exists()
 
 
 def test_an_empty_period_gives_a_report_that_says_so(

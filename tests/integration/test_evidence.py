@@ -35,6 +35,7 @@ from appliance.services.evidence import captures, master_key, sealing
 from appliance.services.outbox import messages
 from appliance.services.record import drafts
 from tests.support import media_files
+from tests.support.cli import Ran, run_evr
 from tests.support.evidence import files_containing
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
@@ -44,9 +45,8 @@ from tests.support.staff import PASSWORD, add_incident, add_user
 SMS_SETTINGS = Settings()
 
 
-def evr(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")}
-    env |= {
+def _env(settings: Settings) -> dict[str, str]:
+    env = {
         "EVR_DATABASE_URL": settings.effective_database_url,
         "EVR_DATA_DIR": str(settings.data_dir),
         "EVR_PORT": str(settings.port),
@@ -55,8 +55,19 @@ def evr(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     }
     if settings.master_key_file is not None:
         env["EVR_MASTER_KEY_FILE"] = str(settings.master_key_file)
+    return env
+
+
+def evr(settings: Settings, *args: str) -> Ran:
+    """An `evr` command on this box, in this process (tests/support/cli.py)."""
+    return run_evr(_env(settings), *args)
+
+
+def evr_serve(settings: Settings) -> subprocess.CompletedProcess[str]:
+    """`evr serve` as its own process: a start that went wrong would serve, not return."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVR_")} | _env(settings)
     return subprocess.run(
-        [sys.executable, "-m", "appliance", *args],
+        [sys.executable, "-m", "appliance", "serve"],
         env=env,
         capture_output=True,
         text=True,
@@ -266,17 +277,17 @@ def test_start_up_refuses_a_missing_or_wrong_master_key(settings: Settings) -> N
     original = key_file.read_bytes()
 
     key_file.unlink()
-    result = evr(settings, "serve")
+    result = evr_serve(settings)
     assert result.returncode == 2
     assert "master_key_file" in result.stderr and "does not exist" in result.stderr
     assert not key_file.exists(), "no new key was made over sealed data"
 
     key_file.write_bytes(os.urandom(32))
-    result = evr(settings, "serve")
+    result = evr_serve(settings)
     assert result.returncode == 2 and "is not the key that sealed 1 evidence files" in result.stderr
 
     key_file.write_bytes(b"short")
-    result = evr(settings, "serve")
+    result = evr_serve(settings)
     assert result.returncode == 2 and "holds 5 bytes" in result.stderr
 
     key_file.write_bytes(original)

@@ -307,7 +307,9 @@ def test_the_box_shell_gives_roles_directly_audited_as_the_cli(live_server: Live
         accounts.set_roles(
             session, Actor("adm1"), "pc1", {Role.HANDLER, Role.SUPERVISOR}, hold_privileged=True
         )
-    args = argparse.Namespace(username="adm9", name="Second", role=["admin"], password_stdin=False)
+    args = argparse.Namespace(
+        username="adm9", name="Second", role=["admin"], password_stdin=False, break_glass=False
+    )
     assert identity.cmd_user_add(settings, args) == 0
     args = argparse.Namespace(username="pc1", roles=["handler", "supervisor"])
     assert identity.cmd_user_set_roles(settings, args) == 0
