@@ -24,7 +24,10 @@ from tests.support.staff import add_incident, add_user
 DEVICE = "the-callers-phone-device-token"
 
 
-def _ended_call_with_a_statement_sent(server: LiveServer) -> str:
+def _ended_call_with_a_statement_sent(server: LiveServer, rejoined: bool = False) -> str:
+    """A call on which the officer sent the statement, then ended it. ``rejoined``: the
+    caller ended it first by mistake and came back on the same link (a second call),
+    and the officer ended that one."""
     with server.db.session() as session:
         officer = add_user(session, "pc3", Role.HANDLER)
         incident = add_incident(session, officer, "CAD/SW/1")
@@ -45,6 +48,14 @@ def _ended_call_with_a_statement_sent(server: LiveServer) -> str:
             call,
         )
         statements.send(session, Actor("pc3"), incident, call)
+        if rejoined:
+            life.end(session, server.settings, call, Actor("caller", "t"), life.CALLER_ENDED)
+            again = life.rejoin(session, server.settings, call, device_hash, "t")
+            assert again is not None
+            invites.record_consent(session, again, Consent(True, False, False), device_hash, "t")
+            states.caller_waiting(session, again, "t")
+            life.admit(session, server.settings, again, officer, "t")
+            call = again
         life.end(session, server.settings, call, Actor("pc3"), "handler_ended")
     return token
 
@@ -140,27 +151,7 @@ async def test_a_statement_sent_before_the_caller_rejoined_is_still_theirs_to_si
     """The officer sent the statement; the caller ended the call by mistake, rejoined (a
     new call on the same link), and the officer ended that one. The link still shows the
     statement sent during the first call, and the caller signs it from the rejoined one."""
-    with live_server.db.session() as session:
-        officer = add_user(session, "pc4", Role.HANDLER)
-        incident = add_incident(session, officer, "CAD/SW/REJOIN")
-        _, call, token = invites.create_invite(
-            session, Actor("pc4"), incident, officer, timedelta(hours=1)
-        )
-        device_hash = hashlib.sha256(DEVICE.encode()).hexdigest()
-        invites.record_consent(session, call, Consent(True, False, False), device_hash, "t")
-        states.caller_waiting(session, call, "t")
-        life.admit(session, live_server.settings, call, officer, "t")
-        witness = Witness.clean("Jane Marple", "", "", "I saw the van at 10.")
-        declaration = live_server.settings.statement_declaration
-        statements.save(session, Actor("pc4"), officer, incident, witness, declaration, call)
-        statements.send(session, Actor("pc4"), incident, call)
-        life.end(session, live_server.settings, call, Actor("caller", "t"), life.CALLER_ENDED)
-        again = life.rejoin(session, live_server.settings, call, device_hash, "t")
-        assert again is not None
-        invites.record_consent(session, again, Consent(True, False, False), device_hash, "t")
-        states.caller_waiting(session, again, "t")
-        life.admit(session, live_server.settings, again, officer, "t")
-        life.end(session, live_server.settings, again, Actor("pc4"), "handler_ended")
+    token = _ended_call_with_a_statement_sent(live_server, rejoined=True)
     caller.set_cookie(keys.CALLER_DEVICE_COOKIE, DEVICE)
     response, page = await caller.get(f"/v/{token}/statement/sign")
     assert response.status == 200
