@@ -209,6 +209,10 @@ def test_a_caller_upload_survives_a_lost_answer_and_arrives_whole(
         caller.goto(link)
         caller.get_by_label("I agree to send photos and videos to the police").check()
         caller.get_by_role("button", name="Continue").click()
+        # upload.js sends in chunks once the page's scripts ran; a click before that posts
+        # the plain form (which works too, but is not what this test is about).
+        expect(caller.locator("#upload-form")).to_be_visible()
+        caller.wait_for_load_state("load")
         caller.set_input_files("#files", str(tmp_path / "clip.mp4"))
         caller.get_by_role("button", name="Send").click()
         expect(caller.locator("#upload-status")).to_contain_text(
