@@ -181,7 +181,14 @@
         signal.send({ type: "restart", sdp: await EVR.offer(pc, { iceRestart: true }) });
       }
     };
-    signal.send({ type: "join", sdp: await EVR.offer(pc) });
+    if (!signal.send({ type: "join", sdp: await EVR.offer(pc) })) {
+      // The socket dropped meanwhile: nothing reached the box, so the caller still waits.
+      pc.close();
+      pc = diagnostics.pc = null;
+      admitted = false;
+      $("admit").disabled = diagnostics.state !== "waiting";
+      $("stage-note").textContent = "Not connected to the box just now. Press Admit caller again.";
+    }
   }
 
   /* Observing: four receive-only slots (the caller's audio and video, then the officer's,
