@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from appliance.config.checks import usable_ca_file
 from appliance.models.users import Role
 
 
@@ -144,13 +144,7 @@ class IdentitySettings(BaseModel):
     @field_validator("cad_client_ca_file")
     @classmethod
     def _client_ca(cls, value: Path | None) -> Path | None:
-        if value is None:
-            return None
-        try:
-            ssl.create_default_context().load_verify_locations(cafile=str(value))
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"cannot use {value} as a CA certificate: {exc}") from None
-        return value
+        return usable_ca_file(value)
 
     @field_validator("oidc_client_key_file")
     @classmethod

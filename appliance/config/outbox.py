@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from appliance.config.checks import usable_ca_file
 from appliance.config.defaults import (
     CAD_EVENTS,
     DEFAULT_SMS_INVITE,
@@ -147,13 +147,7 @@ class OutboxSettings(BaseModel):
     @field_validator("cad_webhook_ca_file")
     @classmethod
     def _ca_file(cls, value: Path | None) -> Path | None:
-        if value is None:
-            return None
-        try:
-            ssl.create_default_context().load_verify_locations(cafile=str(value))
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"cannot use {value} as a CA certificate: {exc}") from None
-        return value
+        return usable_ca_file(value)
 
     @field_validator("cad_webhook_events")
     @classmethod
