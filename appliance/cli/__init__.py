@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance import logs
-from appliance.cli.common import EXIT_FAILED, EXIT_USAGE, Command
+from appliance.cli.common import EXIT_FAILED, EXIT_USAGE, Command, close_opened
 from appliance.config import SettingsError, load_settings
 
 
@@ -243,3 +243,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except failures as exc:
         print(f"evr: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        close_opened()

@@ -29,10 +29,24 @@ def cli_actor() -> Actor:
     return Actor(f"cli:{name}", "cli")
 
 
+_opened: list[Database] = []
+
+
 def open_db(settings: Settings) -> Database:
+    """The database at the newest schema, closed by `main` when the command returns.
+
+    Closed there rather than by each command, so that a command run in-process (the tests,
+    `evr shell`) leaves no pooled connection behind to hold a PostgreSQL database open.
+    """
     db = Database(settings.effective_database_url)
+    _opened.append(db)
     migrate.upgrade(db.engine)
     return db
+
+
+def close_opened() -> None:
+    while _opened:
+        _opened.pop().dispose()
 
 
 def open_keyring(settings: Settings, db: Database) -> master_key.Keyring:
