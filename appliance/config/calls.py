@@ -103,6 +103,14 @@ class CallsSettings(BaseModel):
         "call (the handler is always told). Off only if the force's policy says a "
         "caller need not be told.",
     )
+    staff_refresh_seconds: float = Field(
+        5,
+        ge=1,
+        le=60,
+        description="How often staff pages ask the box what changed: the waiting count in "
+        "the menu, the handler's list, the queue board (the list of waiting callers asks "
+        "at most every 3 s). Every open staff screen asks once a period.",
+    )
 
     @field_validator("caller_language_default")
     @classmethod

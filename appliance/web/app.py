@@ -62,6 +62,7 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
     return {
         "force_name": request.app[keys.SETTINGS].force_name,
         "password_min_length": request.app[keys.SETTINGS].password_min_length,
+        "refresh_seconds": request.app[keys.SETTINGS].staff_refresh_seconds,
         "current_user": request.get(keys.USER),
         "current_roles": request.get(keys.ROLES, frozenset()),
         "csrf_token": request.get(keys.CSRF, ""),

@@ -371,3 +371,17 @@ async def test_staff_pages_show_uk_time_and_plain_events(
         assert "(UTC)" not in shown
     with live_server.db.reader() as session:
         assert session.exec(select(Invite)).all() == []
+
+
+@pytest.mark.sqlite_only(reason="a page attribute from a setting; the engine plays no part")
+async def test_staff_pages_ask_as_often_as_the_box_says(
+    live_server: LiveServer, handler: FormClient
+) -> None:
+    """The default five seconds, then a force's own period, reach every staff page's
+    scripts (refresh.js, waiting.js and queue.js read it from the body)."""
+    _, page = await handler.get("/my")
+    assert 'data-refresh-seconds="5.0"' in page
+    live_server.settings.staff_refresh_seconds = 2.5
+    for path in ("/my", "/calls", "/incidents"):
+        _, page = await handler.get(path)
+        assert 'data-refresh-seconds="2.5"' in page, path

@@ -43,6 +43,8 @@ def running_appliance(**extra_env: str) -> Iterator[Appliance]:
         "EVR_FORCE_NAME": "Wessex Police",
         "EVR_MIN_FREE_BYTES": "0",
         "EVR_MEDIA_ALLOW_LOOPBACK": "true",
+        # Staff pages ask every second, not five: a test waits for what a handler sees.
+        "EVR_STAFF_REFRESH_SECONDS": "1",
         "EVR_PUBLIC_URL": f"https://127.0.0.1:{port}",
         **extra_env,
     }

@@ -104,5 +104,5 @@
   }
 
   refresh();
-  setInterval(refresh, 3000);
+  setInterval(refresh, 1000 * Math.min(3, Number(document.body.dataset.refreshSeconds) || 5));
 })();

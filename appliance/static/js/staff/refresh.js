@@ -1,5 +1,6 @@
-/* Keeps a region of the page current: fetches the server's fragment every five seconds,
-   except while something in it has been changed and not yet sent. */
+/* Keeps a region of the page current: fetches the server's fragment every few seconds
+   (the box's staff_refresh_seconds), except while something in it has been changed and
+   not yet sent. */
 "use strict";
 
 (function () {
@@ -40,5 +41,5 @@
       if (again) again.focus({ preventScroll: true });
     } catch (error) { /* keep what is shown; try again next time */ }
   }
-  setInterval(refresh, 5000);
+  setInterval(refresh, 1000 * (Number(document.body.dataset.refreshSeconds) || 5));
 })();

@@ -112,5 +112,5 @@
   }
 
   refresh();
-  setInterval(refresh, 5000);
+  setInterval(refresh, 1000 * (Number(document.body.dataset.refreshSeconds) || 5));
 })();
