@@ -412,7 +412,17 @@
      box ends the call on the quick exit's beacon, so the officer learns why. */
   window.addEventListener("evr:quick-exit", finish);
 
+  /* A browser without WebRTC (some WebKit builds, old in-app browsers) cannot join: say
+     what the caller can do instead rather than ask for a camera it cannot send. */
+  function canCall() {
+    if (typeof window.RTCPeerConnection === "function") return true;
+    $("step-check").hidden = true;
+    $("step-no-webrtc").hidden = false;
+    diagnostics.state = "no-webrtc";
+    return false;
+  }
+
   setInterval(watchOfficerVideo, 1000);
   setInterval(checkEnded, 5000);
-  start();
+  if (canCall()) start();
 })();
