@@ -417,17 +417,26 @@
   /* iOS ends or mutes the camera while the caller reads the SMS or locks the phone: on
      their return a fresh camera track takes the old one's place on the same sender
      (replaceTrack: no new offer, the officer's picture just resumes). */
+  let cameraComing = false;
   async function cameraBack() {
     if (document.visibilityState !== "visible" || !stream || !pc || ended || diagnostics.audioOnly) return;
     const old = stream.getVideoTracks()[0];
-    if (old && old.readyState === "live" && !old.muted) return;
+    const sender = pc.getSenders().find((s) => s.track === old);
+    /* Only the track the system took away: a camera the caller turned off stays off. */
+    if (!old || !sender || cameraComing || (old.readyState === "live" && !old.muted)) return;
+    cameraComing = true;
     let fresh;
     try {
       fresh = (await navigator.mediaDevices.getUserMedia({ video: { facingMode: { ideal: facing } } })).getVideoTracks()[0];
-    } catch (error) { return; }
-    const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
-    if (sender) await sender.replaceTrack(fresh);
-    if (old) { stream.removeTrack(old); old.stop(); }
+      await sender.replaceTrack(fresh);
+    } catch (error) {
+      if (fresh) fresh.stop();
+      return;
+    } finally {
+      cameraComing = false;
+    }
+    stream.removeTrack(old);
+    old.stop();
     stream.addTrack(fresh);
     $("preview").srcObject = stream;
     $("self").srcObject = stream;
