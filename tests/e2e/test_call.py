@@ -297,3 +297,45 @@ def test_the_camera_check_learns_that_the_link_was_revoked(
     expect(caller.get_by_role("heading", name="Check your camera")).to_be_visible()
     handler.get_by_role("button", name="Revoke link").click()
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible(timeout=12_000)
+
+
+def test_the_callers_camera_comes_back_after_ios_ends_it_without_a_new_offer(
+    handler: Page, phone: BrowserContext, appliance: Appliance
+) -> None:
+    """iOS ends the camera track while the caller is in another app; on their return
+    (visibilitychange to visible) the page takes a fresh camera track onto the same
+    sender: the console's received frames rise again, and the caller's local description
+    is the one it had (no new offer, no renegotiation)."""
+    link = new_link(handler, appliance, "CAD/E2E/IOS")
+    caller = caller_joins(phone, link, recording=False)
+    admit_first_waiting(handler, appliance, "CAD/E2E/IOS")
+    wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=5)
+    before = caller.evaluate(
+        """() => {
+            const sender = evrCaller.pc.getSenders().find((s) => s.track?.kind === "video");
+            const id = sender.track.id;
+            sender.track.stop();
+            const sdp = evrCaller.pc.localDescription.sdp;
+            return { sdp: sdp, id: id, state: sender.track.readyState };
+        }"""
+    )
+    assert before["state"] == "ended"
+    caller.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    caller.wait_for_function(
+        """(old) => {
+            const sender = evrCaller.pc.getSenders().find((s) => s.track?.kind === "video");
+            return evrCaller.cameraBack === 1 && sender.track.id !== old
+                && sender.track.readyState === "live";
+        }""",
+        arg=before["id"],
+        timeout=10_000,
+    )
+    # Counted from after the new track went on: the officer sees the caller again.
+    wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=0)
+    assert caller.evaluate("() => evrCaller.pc.localDescription.sdp") == before["sdp"]
+    assert (
+        caller.evaluate(
+            "() => document.getElementById('self').srcObject.getVideoTracks()[0].readyState"
+        )
+        == "live"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import ssl
 from datetime import timedelta
 from pathlib import Path
@@ -93,6 +94,41 @@ class TestCa:
             )
         )
         return cert_path, key_path
+
+
+def issue_server(ca: TestCa, address: str) -> tuple[Path, Path]:
+    """A server certificate (serverAuth) for the IP ``address``, signed by ``ca``: the box's
+    certificate for a browser that checks it (WebKit refuses a self-signed one)."""
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    cert_path, key_path = (
+        ca.folder / f"{ca.name}-{address}.crt",
+        ca.folder / f"{ca.name}-{address}.key",
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 def client_context(cert_and_key: tuple[Path, Path] | None) -> ssl.SSLContext:

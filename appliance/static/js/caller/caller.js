@@ -220,6 +220,7 @@
     }
     if (message.state === "connected") {
       show("step-call");
+      keepScreenOn();
       if (message.present) officerPresent(message.present.includes("handler"));
     } else if (LIVE.includes(message.state)) {
       show("step-wait");
@@ -362,6 +363,7 @@
     if (locationWatch !== null) navigator.geolocation.clearWatch(locationWatch);
     if (signal) signal.close();
     if (pc) pc.close();
+    letScreenSleep();
     if (stream) stream.getTracks().forEach((t) => t.stop());
     if ($("end-dialog").open) $("end-dialog").close();
     $("call-banner").hidden = true;
@@ -412,7 +414,74 @@
      box ends the call on the quick exit's beacon, so the officer learns why. */
   window.addEventListener("evr:quick-exit", finish);
 
+  /* iOS ends or mutes the camera while the caller reads the SMS or locks the phone: on
+     their return a fresh camera track takes the old one's place on the same sender
+     (replaceTrack: no new offer, the officer's picture just resumes). */
+  let cameraComing = false;
+  async function cameraBack() {
+    if (document.visibilityState !== "visible" || !stream || !pc || ended || diagnostics.audioOnly) return;
+    const old = stream.getVideoTracks()[0];
+    const sender = pc.getSenders().find((s) => s.track === old);
+    /* Only the track the system took away: a camera the caller turned off stays off. */
+    if (!old || !sender || cameraComing || (old.readyState === "live" && !old.muted)) return;
+    cameraComing = true;
+    let fresh;
+    try {
+      fresh = (await navigator.mediaDevices.getUserMedia({ video: { facingMode: { ideal: facing } } })).getVideoTracks()[0];
+      await sender.replaceTrack(fresh);
+    } catch (error) {
+      if (fresh) fresh.stop();
+      return;
+    } finally {
+      cameraComing = false;
+    }
+    stream.removeTrack(old);
+    old.stop();
+    stream.addTrack(fresh);
+    $("preview").srcObject = stream;
+    $("self").srcObject = stream;
+    diagnostics.cameraBack = (diagnostics.cameraBack || 0) + 1;
+  }
+
+  /* The screen stays on while the call is connected (the lock lapses when the page is
+     hidden, so it is asked for again on return). */
+  let wakeLock = null;
+  async function keepScreenOn() {
+    if (!navigator.wakeLock || wakeLock || ended || diagnostics.state !== "connected" || document.visibilityState !== "visible") return;
+    try {
+      wakeLock = await navigator.wakeLock.request("screen");
+      wakeLock.addEventListener("release", () => { wakeLock = null; });
+    } catch (error) { /* refused (low battery, no permission): the call goes on */ }
+  }
+
+  function letScreenSleep() {
+    if (wakeLock) wakeLock.release().catch(() => {});
+  }
+
+  /* iOS plays a call's sound only if playback began in a tap: start it in the join tap. */
+  function unlockSound() {
+    const played = $("remote").play();
+    if (played && played.catch) played.catch(() => {});
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState !== "visible") return;
+    cameraBack();
+    keepScreenOn();
+  });
+  $("join").addEventListener("click", unlockSound);
+
+  /* A browser without WebRTC (some WebKit builds, old in-app browsers) cannot join: say
+     what the caller can do instead rather than ask for a camera it cannot send. */
+  function canCall() {
+    if (typeof window.RTCPeerConnection === "function") return true;
+    $("step-check").hidden = true;
+    $("step-no-webrtc").hidden = false;
+    diagnostics.state = "no-webrtc";
+    return false;
+  }
+
   setInterval(watchOfficerVideo, 1000);
   setInterval(checkEnded, 5000);
-  start();
+  if (canCall()) start();
 })();
