@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 # Debian packages the test suite drives: a PostgreSQL server, the browsers (chromium, and
 # WebKitGTK on an Xvfb display), promtool.
-TEST_DEB_PACKAGES := postgresql chromium fonts-dejavu-core prometheus iproute2 python3-venv debootstrap coturn nftables systemd vagrant webkit2gtk-driver xvfb gstreamer1.0-gl libgl1-mesa-dri
+TEST_DEB_PACKAGES := postgresql chromium fonts-dejavu-core prometheus iproute2 python3-venv debootstrap coturn nftables systemd vagrant webkit2gtk-driver xvfb gstreamer1.0-gl gstreamer1.0-plugins-bad gstreamer1.0-libav libgl1-mesa-dri
 RUN_DEB_PACKAGES := python3-venv iproute2 fonts-dejavu-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # As root the suite runs in a network namespace of its own with only loopback, so
