@@ -66,6 +66,10 @@ NAME, PHONE = "Zebedee Quartermaine", "+447700900777"
 COMMENT = "Ophelia Frobisher at 12 Acacia Avenue was very kind"
 SUMMARY = "Bike stolen from the shed at 99 Laburnum Grove"
 
+# What gathers the figures from the database runs on both engines (the tests without this
+# mark); the files, charts and sentences drawn from those figures are the same on either.
+DRAWN_ONCE = pytest.mark.sqlite_only(reason="drawn from figures already gathered; no query")
+
 
 @dataclass
 class Truth:
@@ -398,6 +402,7 @@ def assert_nothing_personal(text: str) -> None:
         assert secret not in text, f"{secret!r} leaked into the report"
 
 
+@DRAWN_ONCE
 def test_the_report_files_hold_the_figures_and_nothing_personal(
     evaluated: Evaluated, tmp_path: Path
 ) -> None:
@@ -421,6 +426,7 @@ def test_the_report_files_hold_the_figures_and_nothing_personal(
     assert_nothing_personal(_files_text(tmp_path / "out"))
 
 
+@DRAWN_ONCE
 def test_evr_report_writes_the_folder(evaluated: Evaluated, tmp_path: Path) -> None:
     """`evr report` writes the folder and prints its paths; a period backwards is a usage
     error (exit 2) that writes nothing. In this process (tests/support/cli.py)."""
@@ -497,6 +503,7 @@ def _newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
     return d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
 
 
+@DRAWN_ONCE
 def test_the_summary_says_the_seeds_sentences_from_the_data(
     evaluated: Evaluated, tmp_path: Path
 ) -> None:
@@ -574,6 +581,7 @@ def test_the_summary_says_the_seeds_sentences_from_the_data(
     assert len(written) == len(report.CSV_FILES) + 2
 
 
+@DRAWN_ONCE
 def test_caveats_are_printed_and_the_outside_cohort_is_shown_apart(
     evaluated: Evaluated,
 ) -> None:
@@ -607,6 +615,7 @@ def _overlaps(a: Bbox, b: Bbox) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 
 
+@DRAWN_ONCE
 def test_no_legend_covers_a_bar_and_every_week_is_on_the_time_axis(
     evaluated: Evaluated,
 ) -> None:

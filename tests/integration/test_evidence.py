@@ -253,6 +253,10 @@ async def test_an_evidence_officer_marks_an_exhibit(
     assert marks and marks[-1]["after"]["exhibit_ref"] == "JS/1"
 
 
+@pytest.mark.sqlite_only(
+    reason="the key is checked against the sealed files' key id, the same query on both "
+    "engines; three `evr serve` processes are 15 s a run"
+)
 def test_start_up_refuses_a_missing_or_wrong_master_key(settings: Settings) -> None:
     """Files sealed, then the key file removed, then replaced by another key: each
     start stops with a message naming the setting, exit 2, before anything is written."""
