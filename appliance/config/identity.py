@@ -55,8 +55,8 @@ class IdentitySettings(BaseModel):
     local_admin_totp_required: bool = Field(
         False,
         description="A box account holding admin reaches nothing but enrolment until it "
-        "has confirmed an authenticator app (TOTP); a force (OpenID) account's MFA is the "
-        "provider's.",
+        "has confirmed an authenticator app (TOTP) or enrolled a security key (WebAuthn); a "
+        "force (OpenID) account's MFA is the provider's.",
     )
     oidc_issuer: str | None = Field(
         None,
