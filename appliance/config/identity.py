@@ -49,6 +49,14 @@ class IdentitySettings(BaseModel):
         description="Other refusals (bad API keys, refused uploads) from one address in a "
         "minute before it is answered 429 without a database look-up.",
     )
+    oidc_starts_per_source: int = Field(
+        30,
+        ge=1,
+        le=10_000,
+        description="Sign-ins through the force's provider one address may begin in a "
+        "minute before it is answered 429: each holds a pending sign-in in memory, and "
+        "one address must not push out everyone else's.",
+    )
     password_min_length: int = Field(
         12, ge=8, le=128, description="Shortest password a user may choose."
     )

@@ -164,10 +164,27 @@ def _set_session_cookie(response: web.StreamResponse, token: str) -> None:
 @public
 async def oidc_start(request: web.Request) -> web.StreamResponse:
     """Send the browser to the force's provider, with a cookie that binds the answer to
-    this browser (SameSite=Lax: it must come back on the provider's redirect)."""
+    this browser (SameSite=Lax: it must come back on the provider's redirect). Each start
+    holds a pending sign-in in memory, so one address may begin only so many a minute
+    (``oidc_starts_per_source``); past that it is answered 429, audited through the
+    refusal tally."""
     rp = request.app.get(keys.OIDC)
     if rp is None:
         raise web.HTTPNotFound()
+    guards = request.app[keys.GUARDS]
+    source = source_of(request)
+    if guards.sso_starts.blocked(source):
+        metrics.SIGN_INS.labels("throttled").inc()
+        await note_refusal(request, "login.throttled", object_type="oidc", object_id="start")
+        seconds = guards.sso_starts.retry_after(source)
+        response = _refused(
+            request,
+            f"Too many sign-ins begun from this address: try again in {seconds} seconds.",
+            429,
+        )
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    guards.sso_starts.hit(source)
     try:
         url, browser = await rp.begin(_safe_next(request.query.get("next")))
     except OidcError as exc:
