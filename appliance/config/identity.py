@@ -134,7 +134,7 @@ class IdentitySettings(BaseModel):
         "certificate; the main port never asks. Set with `cad_client_certificates`.",
     )
     cad_client_port: int = Field(
-        8444,
+        8445,
         ge=1,
         le=65535,
         description="The port of the CAD API's client-certificate listener (only the "
