@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("username")
     reset.set_defaults(run="identity:cmd_user_reset_password")
     reset_factor = user.add_parser(
-        "reset-factor", help="remove an account's authenticator app (a lost phone)"
+        "reset-factor",
+        help="remove an account's second factors: its authenticator app and security keys "
+        "(a lost phone or key)",
     )
     reset_factor.add_argument("username")
     reset_factor.set_defaults(run="identity:cmd_user_reset_factor")

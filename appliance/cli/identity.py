@@ -68,7 +68,10 @@ def cmd_user_reset_password(settings: Settings, args: argparse.Namespace) -> int
 def cmd_user_reset_factor(settings: Settings, args: argparse.Namespace) -> int:
     with open_db(settings).session() as session:
         user = second_factor.reset(session, cli_actor(), args.username)
-    print(f"{user.username}'s authenticator and recovery codes are removed; sessions ended")
+    print(
+        f"{user.username}'s authenticator app, security keys and recovery codes are removed; "
+        "sessions ended"
+    )
     return 0
 
 

@@ -79,6 +79,18 @@ class Settings(
         return value
 
     @model_validator(mode="after")
+    def _cad_client_port_apart(self) -> Settings:
+        """The client-certificate listener has a port of its own: on the main port or the
+        monitoring one, the box would fail to start (or, worse, serve the CAD API where
+        no certificate is asked for)."""
+        if self.cad_client_ca_file is not None and self.cad_client_port in (
+            self.port,
+            self.metrics_port,
+        ):
+            raise ValueError("cad_client_port must differ from port and metrics_port")
+        return self
+
+    @model_validator(mode="after")
     def _notify_adapter_needs(self) -> Settings:
         needs = {
             "govuk_notify": ("notify_api_key", "notify_template_id"),

@@ -49,14 +49,22 @@ class IdentitySettings(BaseModel):
         description="Other refusals (bad API keys, refused uploads) from one address in a "
         "minute before it is answered 429 without a database look-up.",
     )
+    oidc_starts_per_source: int = Field(
+        30,
+        ge=1,
+        le=10_000,
+        description="Sign-ins through the force's provider one address may begin in a "
+        "minute before it is answered 429: each holds a pending sign-in in memory, and "
+        "one address must not push out everyone else's.",
+    )
     password_min_length: int = Field(
         12, ge=8, le=128, description="Shortest password a user may choose."
     )
     local_admin_totp_required: bool = Field(
         False,
         description="A box account holding admin reaches nothing but enrolment until it "
-        "has confirmed an authenticator app (TOTP); a force (OpenID) account's MFA is the "
-        "provider's.",
+        "has confirmed an authenticator app (TOTP) or enrolled a security key (WebAuthn); a "
+        "force (OpenID) account's MFA is the provider's.",
     )
     oidc_issuer: str | None = Field(
         None,
@@ -126,7 +134,7 @@ class IdentitySettings(BaseModel):
         "certificate; the main port never asks. Set with `cad_client_certificates`.",
     )
     cad_client_port: int = Field(
-        8444,
+        8445,
         ge=1,
         le=65535,
         description="The port of the CAD API's client-certificate listener (only the "

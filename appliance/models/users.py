@@ -95,6 +95,10 @@ class WebSession(SQLModel, table=True):
     ended_at: datetime | None = time_field()
     # Signed in with a password, the second factor still to come: only that page opens.
     needs_second_factor: bool = False
+    # The challenge a security key must sign (WebAuthn), one at a time, used up by the
+    # first answer, right or wrong.
+    key_challenge: str | None = Field(default=None, max_length=128)
+    key_challenge_at: datetime | None = time_field()
 
 
 class TotpFactor(SQLModel, table=True):
@@ -109,6 +113,24 @@ class TotpFactor(SQLModel, table=True):
     created_at: datetime = now_field()
     confirmed_at: datetime | None = time_field()
     last_step: int = 0
+
+
+class SecurityKey(SQLModel, table=True):
+    """A local account's security key (WebAuthn), by the name its owner gave it. Only the
+    public key is kept; ``sign_count`` refuses an assertion replayed or made by a clone."""
+
+    __tablename__ = "security_keys"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    credential_id: str = Field(max_length=1400, unique=True)  # base64url, at most 1023 bytes
+    public_key: str = Field(max_length=2048)  # COSE, base64url
+    sign_count: int = 0
+    transports: str = Field(default="", max_length=128)
+    created_at: datetime = now_field()
+    last_used_at: datetime | None = time_field()
 
 
 class RecoveryCode(SQLModel, table=True):

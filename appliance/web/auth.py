@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -12,7 +12,13 @@ from aiohttp import web
 from appliance import metrics
 from appliance.models import User
 from appliance.oidc import BROWSER_COOKIE, OidcError
-from appliance.services.identity import accounts, federation, second_factor, web_sessions
+from appliance.services.identity import (
+    accounts,
+    federation,
+    second_factor,
+    security_keys,
+    web_sessions,
+)
 from appliance.services.identity.accounts import AccountError, SignInStatus
 from appliance.web import keys
 from appliance.web.access import current_user, public, signed_in, source_of
@@ -123,8 +129,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                     session,
                     result.user,
                     source,
-                    needs_second_factor=second_factor.confirmed(session, result.user.id)
-                    is not None,
+                    needs_second_factor=second_factor.has_factor(session, result.user.id),
                 )
             return result, token
 
@@ -159,10 +164,27 @@ def _set_session_cookie(response: web.StreamResponse, token: str) -> None:
 @public
 async def oidc_start(request: web.Request) -> web.StreamResponse:
     """Send the browser to the force's provider, with a cookie that binds the answer to
-    this browser (SameSite=Lax: it must come back on the provider's redirect)."""
+    this browser (SameSite=Lax: it must come back on the provider's redirect). Each start
+    holds a pending sign-in in memory, so one address may begin only so many a minute
+    (``oidc_starts_per_source``); past that it is answered 429, audited through the
+    refusal tally."""
     rp = request.app.get(keys.OIDC)
     if rp is None:
         raise web.HTTPNotFound()
+    guards = request.app[keys.GUARDS]
+    source = source_of(request)
+    if guards.sso_starts.blocked(source):
+        metrics.SIGN_INS.labels("throttled").inc()
+        await note_refusal(request, "login.throttled", object_type="oidc", object_id="start")
+        seconds = guards.sso_starts.retry_after(source)
+        response = _refused(
+            request,
+            f"Too many sign-ins begun from this address: try again in {seconds} seconds.",
+            429,
+        )
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    guards.sso_starts.hit(source)
     try:
         url, browser = await rp.begin(_safe_next(request.query.get("next")))
     except OidcError as exc:
@@ -337,12 +359,21 @@ def _half_signed_in(request: web.Request) -> User:
     return user
 
 
+def _has_keys(request: web.Request, user: User) -> bool:
+    assert user.id is not None
+    with request.app[keys.DB].reader() as session:
+        return bool(security_keys.keys_of(session, user.id))
+
+
 @routes.get("/login/second-factor", name="second_factor")
 @public
 async def second_factor_form(request: web.Request) -> web.StreamResponse:
-    _half_signed_in(request)
+    """The code form, and the security key button when the account has a key."""
+    user = _half_signed_in(request)
     return aiohttp_jinja2.render_template(
-        "second_factor.html", request, {"next": _safe_next(request.query.get("next"))}
+        "second_factor.html",
+        request,
+        {"next": _safe_next(request.query.get("next")), "has_keys": _has_keys(request, user)},
     )
 
 
@@ -379,7 +410,10 @@ async def second_factor_submit(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(next_path)
     guards.sign_in.hit(source)
     return aiohttp_jinja2.render_template(
-        "second_factor.html", request, {"next": next_path, "error": CODE_WRONG}, status=401
+        "second_factor.html",
+        request,
+        {"next": next_path, "error": CODE_WRONG, "has_keys": _has_keys(request, user)},
+        status=401,
     )
 
 
@@ -435,3 +469,175 @@ async def enrol_submit(request: web.Request) -> web.StreamResponse:
             status=400,
         )
     return aiohttp_jinja2.render_template("recovery_codes.html", request, {"codes": codes})
+
+
+def _relying_party(request: web.Request) -> security_keys.RelyingParty:
+    """The box as its staff reach it: its public URL's host is the RP id."""
+    settings = request.app[keys.SETTINGS]
+    return security_keys.RelyingParty.from_public_url(
+        settings.effective_public_url, settings.force_name
+    )
+
+
+async def _security_keys_page(
+    request: web.Request, error: str = "", status: int = 200
+) -> web.StreamResponse:
+    db = request.app[keys.DB]
+    user = current_user(request)
+    assert user.id is not None
+    with db.reader() as session:
+        owned = security_keys.keys_of(session, user.id)
+    return aiohttp_jinja2.render_template(
+        "security_keys.html",
+        request,
+        {
+            "keys": owned,
+            "error": error,
+            "added": request.query.get("added", "")[:64],
+            "force_account": user.oidc_subject is not None,
+        },
+        status=status,
+    )
+
+
+@routes.get("/account/security-keys", name="security_keys")
+@signed_in
+async def security_keys_form(request: web.Request) -> web.StreamResponse:
+    """The account's keys, and a form to enrol another (its script does the ceremony)."""
+    return await _security_keys_page(request)
+
+
+@routes.post("/account/security-keys/options", name="security_key_options")
+@signed_in
+async def security_key_options(request: web.Request) -> web.StreamResponse:
+    """A fresh challenge for ``navigator.credentials.create``, kept on this session."""
+    db = request.app[keys.DB]
+    user = current_user(request)
+    rp = _relying_party(request)
+
+    def options() -> str | AccountError:
+        with db.session() as session:
+            try:
+                return security_keys.registration_options(
+                    session, session.merge(request[keys.WEB_SESSION]), session.merge(user), rp
+                )
+            except AccountError as exc:
+                return exc
+
+    made = await asyncio.to_thread(options)
+    if isinstance(made, AccountError):
+        return web.json_response({"error": str(made)}, status=409)
+    return web.Response(text=made, content_type="application/json")
+
+
+@routes.post("/account/security-keys", name="security_key_add")
+@signed_in
+async def security_key_add(request: web.Request) -> web.StreamResponse:
+    """The key's answer, posted by the page's script with the name typed for it. The
+    account's first factor shows its recovery codes, once."""
+    form = await request.post()
+    name = str(form.get("name", ""))[:200]
+    credential = str(form.get("credential", ""))[:16_384]
+    db = request.app[keys.DB]
+    user = current_user(request)
+    rp = _relying_party(request)
+    source = source_of(request)
+
+    def enrol() -> security_keys.Enrolled:
+        with db.session() as session:
+            return security_keys.register(
+                session,
+                session.merge(request[keys.WEB_SESSION]),
+                session.merge(user),
+                rp,
+                name,
+                credential,
+                source,
+            )
+
+    enrolled = await asyncio.to_thread(enrol)
+    if enrolled.key is None:
+        return await _security_keys_page(request, enrolled.refusal, 400)
+    if enrolled.recovery_codes:
+        return aiohttp_jinja2.render_template(
+            "recovery_codes.html", request, {"codes": enrolled.recovery_codes, "kind": "key"}
+        )
+    raise web.HTTPSeeOther(f"/account/security-keys?added={quote(enrolled.key.name)}")
+
+
+@routes.post("/account/security-keys/{key_id:\\d+}/remove", name="security_key_remove")
+@signed_in
+async def security_key_remove(request: web.Request) -> web.StreamResponse:
+    db = request.app[keys.DB]
+    user = current_user(request)
+    source = source_of(request)
+    key_id = int(request.match_info["key_id"])
+
+    def remove() -> bool:
+        with db.session() as session:
+            return security_keys.remove(session, session.merge(user), key_id, source) is not None
+
+    if not await asyncio.to_thread(remove):
+        raise web.HTTPNotFound()
+    raise web.HTTPSeeOther("/account/security-keys")
+
+
+@routes.post("/login/second-factor/key-options", name="second_factor_key_options")
+@public
+async def second_factor_key_options(request: web.Request) -> web.StreamResponse:
+    """A challenge for ``navigator.credentials.get``, naming this account's keys."""
+    user = _half_signed_in(request)
+    db = request.app[keys.DB]
+    rp = _relying_party(request)
+
+    def options() -> str:
+        with db.session() as session:
+            return security_keys.authentication_options(
+                session, session.merge(request[keys.WEB_SESSION]), session.merge(user), rp
+            )
+
+    return web.Response(text=await asyncio.to_thread(options), content_type="application/json")
+
+
+@routes.post("/login/second-factor/key", name="second_factor_key")
+@public
+async def second_factor_key(request: web.Request) -> web.StreamResponse:
+    """The key's answer, posted by the page's script. Refused as a wrong code is: it
+    counts towards the address's sign-in throttle and the session's five tries."""
+    form = await request.post()
+    credential = str(form.get("credential", ""))[:16_384]
+    next_path = _safe_next(str(form.get("next", "/")))
+    guards = request.app[keys.GUARDS]
+    source = source_of(request)
+    if guards.sign_in.blocked(source):
+        response = aiohttp_jinja2.render_template(
+            "second_factor.html",
+            request,
+            {"next": next_path, "error": THROTTLED.format(seconds=60), "has_keys": True},
+            status=429,
+        )
+        response.headers["Retry-After"] = str(guards.sign_in.retry_after(source))
+        return response
+    user = _half_signed_in(request)
+    db = request.app[keys.DB]
+    web_session = request[keys.WEB_SESSION]
+    rp = _relying_party(request)
+
+    def check() -> bool:
+        with db.session() as session:
+            return security_keys.authenticate(
+                session, session.merge(web_session), session.merge(user), rp, credential, source
+            )
+
+    if await asyncio.to_thread(check):
+        raise web.HTTPSeeOther(next_path)
+    guards.sign_in.hit(source)
+    return aiohttp_jinja2.render_template(
+        "second_factor.html",
+        request,
+        {"next": next_path, "error": KEY_WRONG, "has_keys": True},
+        status=401,
+    )
+
+
+KEY_WRONG = "Your security key's answer was not accepted: try again, or use a code."

@@ -41,7 +41,16 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Pages a user who must change their password may still reach.
 PASSWORD_CHANGE_ROUTES = {"password", "password_submit", "logout"}
 # Pages an admin who must enrol a second factor may reach.
-ENROL_ROUTES = {"enrol_factor", "enrol_factor_submit", "logout", "password", "password_submit"}
+ENROL_ROUTES = {
+    "enrol_factor",
+    "enrol_factor_submit",
+    "security_keys",
+    "security_key_options",
+    "security_key_add",
+    "logout",
+    "password",
+    "password_submit",
+}
 
 CSP_DIRECTIVES = (
     "default-src 'none'",
@@ -189,10 +198,11 @@ def _must_enrol(
     roles: set[Role],
     required: bool,
 ) -> bool:
-    """A local admin without a confirmed authenticator, when the settings require one."""
+    """A local admin without a confirmed authenticator or a security key, when the
+    settings require a second factor."""
     if resolved is None or not second_factor.required_for(resolved[1], roles, required):
         return False
-    return second_factor.confirmed(session, resolved[0].user_id) is None
+    return not second_factor.has_factor(session, resolved[0].user_id)
 
 
 @web.middleware
@@ -257,7 +267,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         elif request.get(keys.MUST_ENROL) and route not in ENROL_ROUTES:
             if request.method == "GET":
                 raise web.HTTPSeeOther("/account/second-factor")
-            raise web.HTTPForbidden(text="Set up your authenticator app first.")
+            raise web.HTTPForbidden(text="Set up your authenticator app or security key first.")
         if access != SIGNED_IN and not (access & request[keys.ROLES]):
             raise web.HTTPForbidden(text="Your role does not allow this.")
     response = await handler(request)

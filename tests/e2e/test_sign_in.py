@@ -1,18 +1,48 @@
-"""Sign-in in a real browser: the first admin, a wrong password, sign-out, a new user."""
+"""Sign-in in a real browser: the first admin, a wrong password, sign-out, a new user;
+a handler through the force's provider; a box admin's security key.
+
+The module's one appliance runs with single sign-on on, through a provider on loopback
+(tests/support/oidc_provider.py, served from a thread of this process), and is named
+``localhost``: WebAuthn refuses an IP address as its relying party. With single sign-on
+on, only break-glass box accounts sign in with a password, so the box accounts made here
+are marked so on the shell."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, expect
 
-from tests.support.appliance import Appliance
-from tests.support.browser import signed_in_handler
+from tests.support.appliance import Appliance, running_appliance
+from tests.support.browser import HANDLER_PASSWORD, signed_in_handler
+from tests.support.cli import run_evr
+from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, TestProvider, provider_in_thread
 
 pytestmark = pytest.mark.e2e
 
 ADMIN_PASSWORD = "the chief's own long passphrase"
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[TestProvider]:
+    with provider_in_thread() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def appliance(provider: TestProvider) -> Iterator[Appliance]:
+    with running_appliance(
+        public_host="localhost",
+        EVR_OIDC_ISSUER=provider.issuer,
+        EVR_OIDC_CLIENT_ID=CLIENT_ID,
+        EVR_OIDC_CLIENT_SECRET=CLIENT_SECRET,
+        EVR_OIDC_ROLE_MAP=json.dumps({"grp-handlers": ["handler"]}),
+        EVR_OIDC_REQUIRED_AMR=json.dumps(["mfa"]),
+    ) as running:
+        yield running
 
 
 def _sign_in(
@@ -70,9 +100,10 @@ def test_a_user_made_by_the_admin_must_choose_a_password(
     browser: Browser, appliance: Appliance
 ) -> None:
     """An admin of its own (made on the shell), so this test needs nothing of the one
-    before it: it may run on an appliance of its own."""
+    before it: it may run on an appliance of its own. Single sign-on is on, so the shell
+    marks the newcomer break-glass before its password can work."""
     admin = browser.new_context(ignore_https_errors=True)
-    page = signed_in_handler(admin, appliance, "adm7", role="admin")
+    page = signed_in_handler(admin, appliance, "adm7", role="admin", break_glass=True)
     page.goto(appliance.base_url + "/admin/users")
     page.get_by_label("Username", exact=True).fill("pc7001")
     page.get_by_label("Display name").fill("Sam Handler")
@@ -80,6 +111,8 @@ def test_a_user_made_by_the_admin_must_choose_a_password(
     page.get_by_role("button", name="Add user").click()
     expect(page.get_by_role("heading", name="User added")).to_be_visible()
     one_time = page.locator("#one-time-password").inner_text()
+    marked = run_evr(appliance.env, "user", "break-glass", "pc7001")
+    assert marked.returncode == 0, marked.stderr
 
     newcomer = browser.new_context(ignore_https_errors=True)
     try:
@@ -93,3 +126,75 @@ def test_a_user_made_by_the_admin_must_choose_a_password(
     finally:
         newcomer.close()
         admin.close()
+
+
+def test_a_handler_signs_in_through_the_force_provider_and_lands_on_their_work(
+    page: Page, appliance: Appliance, provider: TestProvider
+) -> None:
+    """The provider's user in the handlers' group, with MFA shown in ``amr``, asks for
+    the waiting callers and, after the provider's round trip, sees them: an account made
+    just in time, with the handler role the map gives."""
+    provider.add_user("pc2001", ["grp-handlers"], name="Sam Force")
+    page.goto(appliance.base_url + "/calls")
+    expect(page).to_have_url(re.compile(r"/login\?next=/calls$"))
+    page.get_by_role("link", name="Sign in with your Wessex Police account").click()
+    expect(page.get_by_role("heading", name="Waiting callers")).to_be_visible(timeout=20_000)
+    assert page.url == appliance.base_url + "/calls"
+    page.goto(appliance.base_url + "/")
+    expect(page.get_by_role("heading", name="Welcome, Sam Force")).to_be_visible()
+    expect(page.locator(".lead .tag")).to_have_text(["handler"])
+
+
+def _virtual_security_key(context: BrowserContext, page: Page) -> tuple[CDPSession, str]:
+    """Chromium's virtual authenticator (CTAP2 over USB, with user verification), as a
+    plugged-in FIDO2 key; its CDP session and id."""
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    added = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "usb",
+                "hasResidentKey": False,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+    return cdp, added["authenticatorId"]
+
+
+def test_a_box_admin_enrols_a_security_key_and_signs_in_with_it(
+    browser: Browser, appliance: Appliance
+) -> None:
+    """A break-glass admin enrols a key by name (recovery codes shown, as for a first
+    factor), signs out; the password then opens only the second step, where the key
+    (touched: the virtual one says yes) signs them in, and its list says it was used."""
+    context = browser.new_context(ignore_https_errors=True, locale="en-GB")
+    context.set_default_timeout(15_000)
+    try:
+        page = signed_in_handler(context, appliance, "adm8", role="admin", break_glass=True)
+        cdp, authenticator = _virtual_security_key(context, page)
+        page.goto(appliance.base_url + "/account/security-keys")
+        page.get_by_label("Name for the key").fill("blue key, safe 2")
+        page.get_by_role("button", name="Add a security key").click()
+        expect(page.get_by_role("heading", name="Your security key is set up")).to_be_visible()
+        expect(page.locator(".recovery-codes li")).to_have_count(10)
+
+        page.goto(appliance.base_url + "/")
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_label("Username").fill("adm8")
+        page.get_by_label("Password").fill(HANDLER_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(re.compile(r"/login/second-factor"))
+        page.get_by_role("button", name="Use your security key").click()
+        expect(page.get_by_role("heading", name="Welcome, Pat Handler")).to_be_visible()
+
+        page.goto(appliance.base_url + "/account/security-keys")
+        row = page.get_by_role("row", name=re.compile("blue key, safe 2"))
+        expect(row).not_to_contain_text("never")
+        held = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
+        assert len(held["credentials"]) == 1 and held["credentials"][0]["signCount"] >= 1
+    finally:
+        context.close()

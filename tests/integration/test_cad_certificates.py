@@ -170,3 +170,13 @@ def test_the_client_ca_and_its_map_are_set_together(tmp_path: Path, force_ca: Te
         load_settings(
             data_dir=tmp_path, cad_client_ca_file=not_a_ca, cad_client_certificates={"x": "y"}
         )
+
+
+def test_the_client_certificate_port_is_its_own(tmp_path: Path, force_ca: TestCa) -> None:
+    """Not the monitoring port (both defaulted to 8444 once: the box could not start) nor
+    the main one; the default is free of both."""
+    mapped = {"cad_client_ca_file": force_ca.ca_file, "cad_client_certificates": {"x": "y"}}
+    assert load_settings(data_dir=tmp_path, **mapped).cad_client_port == 8445
+    for clash in ({"metrics_port": 9001}, {"port": 9001}):
+        with pytest.raises(SettingsError, match="cad_client_port must differ"):
+            load_settings(data_dir=tmp_path, cad_client_port=9001, **clash, **mapped)

@@ -516,3 +516,22 @@ async def test_a_client_assertion_signed_by_a_key_the_provider_does_not_hold_is_
     refused = _events(live_server.db, "login.refused")[-1]
     assert refused.detail["reason"] == "provider_http"
     assert provider.client_auth == []
+
+
+@pytest.mark.parametrize("sso_overrides", [{"oidc_starts_per_source": 2}])
+async def test_one_address_may_begin_only_so_many_sign_ins_a_minute(
+    live_server: LiveServer, browser: FormClient, provider: TestProvider
+) -> None:
+    """Each start holds a pending sign-in in memory: a third start from one address
+    within the minute is answered 429 with Retry-After, before the provider is asked,
+    and audited through the refusal tally."""
+    provider.add_user("pc3001", ["grp-handlers"])
+    for _ in range(2):
+        began, _ = await browser.get("/oidc/start?next=/", allow_redirects=False)
+        assert began.status == 303
+    refused, page = await browser.get("/oidc/start?next=/", allow_redirects=False)
+    assert refused.status == 429 and "Too many sign-ins begun" in page
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert [(e.object_type, e.object_id) for e in _events(live_server.db, "login.throttled")] == [
+        ("oidc", "start")
+    ]

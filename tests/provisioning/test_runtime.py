@@ -388,7 +388,11 @@ def test_nftables_ruleset_parses_and_opens_only_what_it_should(converged: Conver
     assert "udp dport 49160-49359 accept" in text
     accepted_tcp = set(re.findall(r"tcp dport (\{[^}]*\}|\S+)", text))
     assert "ip saddr { 198.51.100.20/32 } tcp dport { 9100, 8444 } accept" in text
-    assert accepted_tcp <= {"22", "443", "8443", "{ 3478, 443 }", "{ 9100, 8444 }"}, accepted_tcp
+    assert "ip saddr { 198.51.100.40/32 } tcp dport 8445 accept" in text
+    assert "ip6 saddr { 2001:db8:4::/48 } tcp dport 8445 accept" in text
+    assert accepted_tcp <= {"22", "443", "8443", "8445", "{ 3478, 443 }", "{ 9100, 8444 }"}, (
+        accepted_tcp
+    )
 
 
 def test_rendered_ruleset_loads_into_a_scratch_namespace(converged: Converged) -> None:

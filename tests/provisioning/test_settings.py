@@ -79,6 +79,7 @@ SAMPLE: dict[str, Any] = {
     },
     "login_failures_per_source": 20,
     "refusals_per_source": 120,
+    "oidc_starts_per_source": 45,
     "chat_per_minute": 40,
     "socket_messages_per_minute": 200,
     "chat_max_per_call": 2000,

@@ -31,8 +31,10 @@ class Appliance:
 
 
 @contextlib.contextmanager
-def running_appliance(**extra_env: str) -> Iterator[Appliance]:
-    """`evr serve` in a fresh data dir, on its own port, with the printed admin password."""
+def running_appliance(public_host: str = "127.0.0.1", **extra_env: str) -> Iterator[Appliance]:
+    """`evr serve` in a fresh data dir, on its own port, with the printed admin password.
+    ``public_host`` names it in its public URL and the tests' (``localhost`` where a test
+    needs a domain: WebAuthn refuses an IP address as its relying party)."""
     root = Path(tempfile.mkdtemp(prefix="evr-e2e-"))
     port, metrics_port = free_port(), free_port()
     env = {
@@ -45,11 +47,11 @@ def running_appliance(**extra_env: str) -> Iterator[Appliance]:
         "EVR_MEDIA_ALLOW_LOOPBACK": "true",
         # Staff pages ask every second, not five: a test waits for what a handler sees.
         "EVR_STAFF_REFRESH_SECONDS": "1",
-        "EVR_PUBLIC_URL": f"https://127.0.0.1:{port}",
+        "EVR_PUBLIC_URL": f"https://{public_host}:{port}",
         **extra_env,
     }
     appliance = Appliance(
-        f"https://127.0.0.1:{port}",
+        f"https://{public_host}:{port}",
         root / "var",
         "",
         start_serve(root, **env),

@@ -117,17 +117,26 @@ def media_context(
 
 
 def signed_in_handler(
-    context: BrowserContext, appliance: Appliance, username: str, role: str = "handler"
+    context: BrowserContext,
+    appliance: Appliance,
+    username: str,
+    role: str = "handler",
+    *,
+    break_glass: bool = False,
 ) -> Page:
     """An account (a handler unless ``role`` says otherwise) made through the CLI, signed
     in, its first password changed. The CLI (a new Python process) runs only the first
-    time a module asks for the account; after that it would only say it already exists."""
+    time a module asks for the account; after that it would only say it already exists.
+    ``break_glass``: marked so, as a box with single sign-on needs for a password to work."""
     if username in appliance.accounts:
         return _sign_in(context, appliance, username, HANDLER_PASSWORD)
-    return first_sign_in(context, appliance, username, add_account(appliance, username, role))
+    password = add_account(appliance, username, role, break_glass=break_glass)
+    return first_sign_in(context, appliance, username, password)
 
 
-def add_account(appliance: Appliance, username: str, role: str = "handler") -> str:
+def add_account(
+    appliance: Appliance, username: str, role: str = "handler", *, break_glass: bool = False
+) -> str:
     """Make the account through the CLI (a Python process and an Argon2 hash: seconds
     on a loaded box, so a test may run it in a thread while its browsers get on with
     the call); its first password, or the changed one if it already existed."""
@@ -143,6 +152,7 @@ def add_account(appliance: Appliance, username: str, role: str = "handler") -> s
             "Pat Handler",
             "--role",
             role,
+            *(["--break-glass"] if break_glass else []),
         ],
         env={**os.environ, "EVR_DATA_DIR": str(appliance.data_dir)},
         capture_output=True,

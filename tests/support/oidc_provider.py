@@ -18,13 +18,16 @@ the ID token a code buys with a hostile one, written as an attacker would.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from appliance.config import Settings, load_settings
 from tests.support.http import FormClient
+from tests.support.live import free_port
 
 CLIENT_ID = "evr-box"
 CLIENT_SECRET = "a-client-secret-for-the-tests"
@@ -324,3 +328,21 @@ async def sign_in_through(client: FormClient, next_path: str = "/") -> tuple[Cli
         callback = back.headers["Location"]
     assert callback.startswith(client.base_url), callback
     return await client.get(callback.removeprefix(client.base_url), allow_redirects=False)
+
+
+@contextlib.contextmanager
+def provider_in_thread() -> Iterator[TestProvider]:
+    """A provider served by an event loop in a thread of its own, for the browser tests:
+    their thread belongs to sync Playwright, and their appliance is another process."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="oidc-provider", daemon=True)
+    thread.start()
+    provider = TestProvider()
+    try:
+        asyncio.run_coroutine_threadsafe(provider.start(free_port()), loop).result(30)
+        yield provider
+    finally:
+        asyncio.run_coroutine_threadsafe(provider.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

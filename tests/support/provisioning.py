@@ -116,6 +116,7 @@ evr_appliances:
     evr_firewall_turn_tls_port: 443
     evr_firewall_admin_networks: ["198.51.100.0/24", "2001:db8:1::/48"]
     evr_firewall_monitoring_networks: ["198.51.100.20/32"]
+    evr_firewall_cad_client_networks: ["198.51.100.40/32", "2001:db8:4::/48"]
 evr_monitoring_servers:
   hosts: {{}}
 """

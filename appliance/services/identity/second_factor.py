@@ -1,14 +1,16 @@
 """A second factor for the box's own accounts: an authenticator app (TOTP, RFC 6238, by
-pyotp) and one-use recovery codes. All audited.
+pyotp), security keys (WebAuthn: security_keys.py) and one-use recovery codes. All
+audited.
 
 The box's own accounts are its break-glass way in when the force's provider cannot be
 reached, so they must be strong on their own: with ``local_admin_totp_required`` an admin
-reaches nothing but enrolment until an authenticator is confirmed. Enrolment shows a QR
-code drawn on the box (no outside service sees the secret) and is confirmed with a code,
-so a mistyped secret never locks anyone out. Ten recovery codes are shown once, at
-enrolment; only their SHA-256 is kept. A code is accepted one step either side of now
-(30 s of clock drift), and never twice: ``last_step`` remembers the newest step used.
-``evr user reset-factor`` on the box's shell removes the factor (a lost phone).
+reaches nothing but enrolment until an authenticator is confirmed or a key enrolled.
+Enrolment shows a QR code drawn on the box (no outside service sees the secret) and is
+confirmed with a code, so a mistyped secret never locks anyone out. Ten recovery codes
+are shown once, when an app is confirmed or a first key enrolled; only their SHA-256 is
+kept. A code is accepted one step either side of now (30 s of clock drift), and never
+twice: ``last_step`` remembers the newest step used. ``evr user reset-factor`` on the
+box's shell removes the factors (a lost phone or key).
 """
 
 from __future__ import annotations
@@ -17,13 +19,23 @@ import hashlib
 import io
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import pyotp
 import qrcode
 import qrcode.image.svg
 from sqlmodel import Session, col, delete, select
 
-from appliance.models import AuditEvent, RecoveryCode, Role, TotpFactor, User, WebSession, utcnow
+from appliance.models import (
+    AuditEvent,
+    RecoveryCode,
+    Role,
+    SecurityKey,
+    TotpFactor,
+    User,
+    WebSession,
+    utcnow,
+)
 from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.identity import web_sessions
@@ -48,6 +60,17 @@ def confirmed(session: Session, user_id: int) -> TotpFactor | None:
             TotpFactor.user_id == user_id, col(TotpFactor.confirmed_at).is_not(None)
         )
     ).first()
+
+
+def has_factor(session: Session, user_id: int) -> bool:
+    """A confirmed authenticator app or a security key: a password alone no longer signs
+    this account in."""
+    if confirmed(session, user_id) is not None:
+        return True
+    return (
+        session.exec(select(SecurityKey.id).where(SecurityKey.user_id == user_id)).first()
+        is not None
+    )
 
 
 def required_for(user: User, roles: set[Role] | frozenset[Role], required: bool) -> bool:
@@ -112,13 +135,7 @@ def confirm(session: Session, user: User, code: str, source: str) -> list[str] |
         return None
     factor.confirmed_at = utcnow()
     session.add(factor)
-    session.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
-    codes = []
-    for _ in range(RECOVERY_CODES):
-        raw = secrets.token_hex(6)
-        codes.append(f"{raw[:4]}-{raw[4:8]}-{raw[8:]}")
-    for code_text in codes:
-        session.add(RecoveryCode(user_id=user.id, code_hash=_hash(code_text)))
+    codes = new_recovery_codes(session, user.id)
     audit.record(
         session,
         Actor(user.username, source),
@@ -130,12 +147,27 @@ def confirm(session: Session, user: User, code: str, source: str) -> list[str] |
     return codes
 
 
+def new_recovery_codes(session: Session, user_id: int) -> list[str]:
+    """Ten fresh codes in place of any before, to show once; only their hashes are kept."""
+    drop_recovery_codes(session, user_id)
+    codes = []
+    for _ in range(RECOVERY_CODES):
+        raw = secrets.token_hex(6)
+        codes.append(f"{raw[:4]}-{raw[4:8]}-{raw[8:]}")
+    for code_text in codes:
+        session.add(RecoveryCode(user_id=user_id, code_hash=_hash(code_text)))
+    return codes
+
+
+def drop_recovery_codes(session: Session, user_id: int) -> None:
+    session.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user_id))
+
+
 def verify(session: Session, web_session: WebSession, user: User, code: str, source: str) -> bool:
     """The second step of a password sign-in: an authenticator code, or a recovery code
     (used up). Right: the session is whole. Wrong: audited; after ``MAX_FAILURES`` in
     this session it ends, and the password must be given again."""
     assert user.id is not None
-    actor = Actor(user.username, source)
     factor = confirmed(session, user.id)
     kind = None
     if factor is not None and _check(factor, code):
@@ -154,21 +186,8 @@ def verify(session: Session, web_session: WebSession, user: User, code: str, sou
             session.add(recovery)
             kind = "recovery_code"
     if kind is None:
-        failures = 1 + _failures(session, user, web_session)
-        audit.record(
-            session,
-            actor,
-            "login.second_factor_failed",
-            object_type="user",
-            object_id=user.username,
-            detail={"session": web_session.id, "failures": failures},
-        )
-        if failures >= MAX_FAILURES:
-            web_session.ended_at = utcnow()
-            session.add(web_session)
+        failed(session, web_session, user, source, {})
         return False
-    web_session.needs_second_factor = False
-    session.add(web_session)
     left = None
     if kind == "recovery_code":
         left = len(
@@ -178,15 +197,49 @@ def verify(session: Session, web_session: WebSession, user: User, code: str, sou
                 )
             ).all()
         )
+    passed(
+        session,
+        web_session,
+        user,
+        source,
+        {"kind": kind} | ({"recovery_codes_left": left} if left is not None else {}),
+    )
+    return True
+
+
+def passed(
+    session: Session, web_session: WebSession, user: User, source: str, detail: dict[str, Any]
+) -> None:
+    """The second step is done: the session is whole, and the trail says how."""
+    web_session.needs_second_factor = False
+    session.add(web_session)
     audit.record(
         session,
-        actor,
+        Actor(user.username, source),
         "login.second_factor",
         object_type="user",
         object_id=user.username,
-        detail={"kind": kind} | ({"recovery_codes_left": left} if left is not None else {}),
+        detail=detail,
     )
-    return True
+
+
+def failed(
+    session: Session, web_session: WebSession, user: User, source: str, detail: dict[str, Any]
+) -> None:
+    """A wrong code or key answer, audited; the ``MAX_FAILURES``th in this session ends it,
+    and the password must be given again."""
+    failures = 1 + _failures(session, user, web_session)
+    audit.record(
+        session,
+        Actor(user.username, source),
+        "login.second_factor_failed",
+        object_type="user",
+        object_id=user.username,
+        detail={"session": web_session.id, "failures": failures} | detail,
+    )
+    if failures >= MAX_FAILURES:
+        web_session.ended_at = utcnow()
+        session.add(web_session)
 
 
 def _failures(session: Session, user: User, web_session: WebSession) -> int:
@@ -201,10 +254,14 @@ def _failures(session: Session, user: User, web_session: WebSession) -> int:
 
 
 def reset(session: Session, actor: Actor, username: str) -> User:
-    """Remove an account's factor and recovery codes (a lost phone) and end its sessions:
-    the box's shell only (``evr user reset-factor``), as for a privileged password."""
+    """Remove an account's factors (its authenticator app and every security key) and
+    recovery codes (a lost phone or key) and end its sessions: the box's shell only
+    (``evr user reset-factor``), as for a privileged password."""
     user = require(session, username)
     assert user.id is not None
+    app = confirmed(session, user.id) is not None
+    keys = session.exec(select(SecurityKey.name).where(SecurityKey.user_id == user.id)).all()
+    session.exec(delete(SecurityKey).where(col(SecurityKey.user_id) == user.id))
     session.exec(delete(TotpFactor).where(col(TotpFactor.user_id) == user.id))
     session.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
     web_sessions.end_all_for(session, user.id)
@@ -214,6 +271,10 @@ def reset(session: Session, actor: Actor, username: str) -> User:
         "user.second_factor_reset",
         object_type="user",
         object_id=user.username,
-        detail={"admin": Role.ADMIN in roles_of(session, user.id)},
+        detail={
+            "admin": Role.ADMIN in roles_of(session, user.id),
+            "authenticator_app": app,
+            "security_keys": sorted(keys),
+        },
     )
     return user

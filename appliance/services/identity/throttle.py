@@ -113,6 +113,7 @@ class Guards:
 
     sign_in: Throttle
     refusals: Throttle
+    sso_starts: Throttle
     tally: audit.RefusalTally = field(default_factory=audit.RefusalTally)
     password_checks: ThreadPoolExecutor = field(default_factory=lambda: password_checker())
 
@@ -121,4 +122,5 @@ class Guards:
         return cls(
             sign_in=Throttle(settings.login_failures_per_source),
             refusals=Throttle(settings.refusals_per_source),
+            sso_starts=Throttle(settings.oidc_starts_per_source),
         )
