@@ -103,6 +103,12 @@ class CallsSettings(BaseModel):
         "call (the handler is always told). Off only if the force's policy says a "
         "caller need not be told.",
     )
+    viewers_shown_to_caller: bool = Field(
+        True,
+        description="Whether the caller's page names the responders watching the call by "
+        "a view-only link (the handler is always told). Off only if the force's policy "
+        "says a caller need not be told.",
+    )
 
     @field_validator("caller_language_default")
     @classmethod

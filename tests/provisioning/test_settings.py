@@ -137,6 +137,7 @@ SAMPLE: dict[str, Any] = {
     "caller_language_default": "cy",
     "guests_enabled": False,
     "observers_shown_to_caller": False,
+    "viewers_shown_to_caller": False,
     "location_update_seconds": 30,
     "location_bounds": [50.0, -3.0, 51.5, -1.0],
     "force_map_url": "https://maps.wessex.example/?lat={lat:.6f}&lon={lon:.6f}&z=17",
