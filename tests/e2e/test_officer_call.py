@@ -429,7 +429,8 @@ def test_a_viewer_link_shows_the_caller_and_is_refused_after_the_call_ends(
         viewer = context.new_page()
         viewer.goto(viewer_link)
         assert_accessible(viewer, "viewer: the link opened, Watch offered")
-        viewer.get_by_role("button", name="Watch").click()  # binds the link to this phone
+        # Watch binds the link to this phone (generous: the box is shared under load).
+        viewer.get_by_role("button", name="Watch").click(timeout=45_000)
         wait_rising(lambda: frames_shown(viewer, "#viewer-remote"), 5, timeout=30)
         assert_accessible(viewer, "viewer: watching the caller")
         assert inbound_packets(viewer, "evrViewer", "audio") > 0  # the caller heard too
@@ -437,16 +438,18 @@ def test_a_viewer_link_shows_the_caller_and_is_refused_after_the_call_ends(
             "() => window.evrViewer.pc.getSenders().filter((s) => s.track).length"
         )
         assert senders == 0  # receive only: nothing sent
-        expect(handler.locator("#viewer-list")).to_contain_text("watching", timeout=15_000)
+        expect(handler.locator("#viewer-list")).to_contain_text("watching", timeout=30_000)
         expect(caller.locator("#guest-notice")).to_contain_text(
             "Also watching: an officer responding to your report, PC 4411 Patel"
         )
         assert audited(appliance, "viewer.opened") == 1
 
         handler.get_by_role("button", name="End call").click()
-        expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+        expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible(
+            timeout=30_000
+        )
         expect(viewer.get_by_role("heading", name="The call has ended")).to_be_visible(
-            timeout=15_000
+            timeout=30_000
         )
         assert_accessible(viewer, "viewer: the call ended")
         response = viewer.goto(viewer_link)
