@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from appliance import metrics
 from appliance.config import Settings
-from appliance.models import AuditEvent, Role, ViewerLink
+from appliance.models import AuditEvent, Recording, Role, ViewerLink
 from appliance.services.audit import Actor
 from appliance.services.calls import invites, states
 from appliance.services.calls.invites import Consent
@@ -114,8 +114,10 @@ async def _closed_with(ws: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
 
 
 @pytest.fixture
-async def scene(live_server: LiveServer) -> AsyncIterator[Scene]:
-    """A connected call with media both ways, and its handler's console signed in."""
+async def scene(live_server: LiveServer, request: pytest.FixtureRequest) -> AsyncIterator[Scene]:
+    """A connected call with media both ways, and its handler's console signed in; the
+    caller agreed to recording when the test asks (``indirect`` parameter True)."""
+    recording = bool(getattr(request, "param", False))
     with live_server.db.session() as session:
         officer = add_user(session, "pc7", Role.HANDLER)
         incident = add_incident(session, officer, "CAD/VIEW/1")
@@ -125,7 +127,7 @@ async def scene(live_server: LiveServer) -> AsyncIterator[Scene]:
         invites.record_consent(
             session,
             call,
-            Consent(True, False, False),
+            Consent(True, recording, False),
             hashlib.sha256(DEVICE.encode()).hexdigest(),
             "",
         )
@@ -329,3 +331,29 @@ async def test_a_viewer_is_not_shown_to_the_caller_when_the_force_says_so(scene:
     assert all(
         m["viewers"] == [] and leg not in m["present"] for m in heard if m["type"] == "state"
     )
+
+
+@pytest.mark.parametrize("scene", [True], indirect=True)
+async def test_viewers_add_nothing_to_the_recording(scene: Scene) -> None:
+    """A recorded call with a viewer watching: the recording holds the caller's video and
+    the caller's and the handler's audio, as without one (its audio tracks are two). The
+    recorder's tracks are fixed today; this holds the line once guests may be recorded
+    too (a viewer is a "guest" leg in the media room that sends nothing)."""
+    await until(lambda: bool(_recordings(scene)), 10, "the recording to start")
+    ws, viewer = await scene.watch(await scene.make_link())
+    await until(lambda: viewer.frames_by_mid.get("1", 0) > 10, 20, "the viewer's frames")
+    await scene.handler_ws.send_json({"type": "end"})
+    await receive(ws, "ended")
+    await asyncio.gather(
+        _closed_with(ws), _closed_with(scene.caller_ws), _closed_with(scene.handler_ws)
+    )
+    [recording] = _recordings(scene)
+    assert recording.status == "complete", recording.status
+    assert recording.audio_codecs.split(",") == ["opus", "opus"]  # caller, handler
+    assert recording.video_codec  # the caller's video
+
+
+def _recordings(scene: Scene) -> list[Recording]:
+    with scene.server.db.session() as session:
+        call = states.get(session, scene.public_id)
+        return list(session.exec(select(Recording).where(Recording.call_id == call.id)).all())
