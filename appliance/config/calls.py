@@ -111,6 +111,12 @@ class CallsSettings(BaseModel):
         "the menu, the handler's list, the queue board (the list of waiting callers asks "
         "at most every 3 s). Every open staff screen asks once a period.",
     )
+    viewers_shown_to_caller: bool = Field(
+        True,
+        description="Whether the caller's page names the responders watching the call by "
+        "a view-only link (the handler is always told). Off only if the force's policy "
+        "says a caller need not be told.",
+    )
 
     @field_validator("caller_language_default")
     @classmethod

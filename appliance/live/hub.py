@@ -23,11 +23,19 @@ from sqlmodel import Session
 from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
-from appliance.live import protocol, seats
+from appliance.live import protocol, seats, viewers
 from appliance.live.alerts import Alerts
 from appliance.live.chat import Chat
 from appliance.live.ice import browser_ice_server, ice_servers
-from appliance.live.participants import CALLER, GUEST, HANDLER, OBSERVER, LiveCall, Participant
+from appliance.live.participants import (
+    CALLER,
+    GUEST,
+    HANDLER,
+    OBSERVER,
+    VIEWER,
+    LiveCall,
+    Participant,
+)
 from appliance.live.recording import Recordings
 from appliance.live.sampler import Sampler
 from appliance.live.seats import Handlers
@@ -106,7 +114,7 @@ class CallHub:
                     "type": "hello",
                     "role": participant.role,
                     "iceServers": [browser_ice_server(s) for s in servers],
-                    **live.state_of(self._load(public_id), self._shows_observers(participant)),
+                    **self._state_for(live, self._load(public_id), participant),
                 }
             )
             await self._notify_presence(live, participant, True)
@@ -120,7 +128,7 @@ class CallHub:
             metrics.SIGNALLING_CONNECTIONS.labels(participant.role).dec()
             if live.participants.get(participant.leg_id) is participant:
                 del live.participants[participant.leg_id]
-                if participant.guest is not None or participant.role == OBSERVER:
+                if participant.guest is not None or participant.role in (OBSERVER, VIEWER):
                     await self._leave(live, participant.leg_id)
                 if participant.role == OBSERVER:
                     seats.observer_left(self.db, live, participant)
@@ -157,19 +165,23 @@ class CallHub:
         if not await participant.still_allowed():
             return
         seats.check_message(participant, message)
+        viewers.check_message(participant, message)
         match message:
             case protocol.Join(sdp=sdp):
                 await self._join(live, participant, sdp)
             case protocol.Restart(sdp=sdp):
                 if live.room is None or participant.leg_id not in live.room.leg_ids:
                     raise CallError("join the call before restarting it")
+                offer = parse_offer(sdp)  # a receive-only leg stays so across a restart
+                seats.check_offer(participant, offer)
+                viewers.check_offer(participant, offer)
                 answer = await live.room.renegotiate(participant.leg_id, sdp)
                 await participant.send({"type": "answer", "sdp": answer})
             case protocol.Chat(text=text):
                 await self.chat.post(live, participant, text)
             case protocol.Location(latitude=lat, longitude=lon, accuracy=accuracy):
                 await self.whereabouts.share(live, participant, lat, lon, accuracy)
-            case protocol.End() if participant.role in (GUEST, OBSERVER):
+            case protocol.End() if participant.role in (GUEST, OBSERVER, VIEWER):
                 await participant.ws.close(code=1000, message=b"left the call")
             case protocol.End():
                 actor, reason = participant.actor, f"{participant.role}_ended"
@@ -187,6 +199,7 @@ class CallHub:
         states.check_join(participant.role, self._load(live.public_id))
         offer = parse_offer(sdp)  # a bad offer is refused before any media room exists
         seats.check_offer(participant, offer)
+        viewers.check_offer(participant, offer)
         if live.room is None:
             config = RoomConfig(
                 ice_servers=ice_servers(self.settings, live.public_id),
@@ -198,8 +211,9 @@ class CallHub:
             # The room may have dropped that leg meanwhile (the old page's leg failed).
             with contextlib.suppress(UnknownLegError):
                 await live.room.leave(participant.leg_id)
-        # The media room routes by its own roles: an observer is a guest that sends nothing.
-        media_role = GUEST if participant.role == OBSERVER else participant.role
+        # The media room routes by its own roles: an observer is a guest that sends nothing,
+        # and so is a viewer (whose offer has room for the caller alone).
+        media_role = GUEST if participant.role in (OBSERVER, VIEWER) else participant.role
         try:
             answer = await live.room.join(participant.leg_id, media_role, sdp)
         except BaseException:
@@ -207,7 +221,7 @@ class CallHub:
                 await self._close_media(live)  # no leg joined: the room is not left behind
             raise
         await participant.send({"type": "answer", "sdp": answer})
-        if participant.role == OBSERVER:
+        if participant.role in (OBSERVER, VIEWER):
             return  # audited when its socket opened; the call does not move
 
         with self.db.session() as session:
@@ -311,6 +325,14 @@ class CallHub:
         await self._leave(live, leg_id)
         await self._broadcast_state(live)
 
+    async def remove_viewer(self, public_id: str, leg_id: str) -> None:
+        """A viewer's link was revoked: its socket closes with 4006 (leaving the media
+        room as it closes), the call and everyone else's media go on."""
+        live = self.calls.get(public_id)
+        participant = live.participants.get(leg_id) if live is not None else None
+        if participant is not None:
+            await participant.ws.close(code=viewers.REVOKED, message=viewers.REVOKED_MESSAGE)
+
     async def _leave(self, live: LiveCall, leg_id: str) -> None:
         async with live.lock:
             if live.room is not None and leg_id in live.room.leg_ids:
@@ -329,21 +351,26 @@ class CallHub:
 
     # -- telling the pages ----------------------------------------------------------------
 
-    def _shows_observers(self, participant: Participant) -> bool:
-        return seats.shows_observers(self.settings, participant)
+    def _state_for(self, live: LiveCall, call: Call, participant: Participant) -> dict[str, Any]:
+        """The call's state as this page may see it (observers and viewers hidden from
+        the caller when the force says so)."""
+        return live.state_of(
+            call,
+            seats.shows_observers(self.settings, participant),
+            viewers.shown(self.settings, participant),
+        )
 
     async def _broadcast_state(self, live: LiveCall) -> None:
         call = self._load(live.public_id)
         for participant in list(live.participants.values()):
-            shown = self._shows_observers(participant)
-            await participant.send({"type": "state", **live.state_of(call, shown)})
+            await participant.send({"type": "state", **self._state_for(live, call, participant)})
 
     async def _notify_presence(
         self, live: LiveCall, participant: Participant, present: bool
     ) -> None:
         told = seats.told_of_presence(self.settings, participant)
         await live.broadcast(participant.presence(present), told, exclude=participant.leg_id)
-        if participant.guest is not None or participant.role == OBSERVER:
+        if participant.guest is not None or participant.role in (OBSERVER, VIEWER):
             await self._broadcast_state(live)
 
     # -- what the media room says ---------------------------------------------------------

@@ -28,6 +28,8 @@ GUEST = "guest"
 # A supervisor watching the call: a receive-only leg (the media room's "guest" role, so
 # the relay fans the caller and the handler out to it as it does to a guest).
 OBSERVER = "observer"
+# A responder on a view-only link (``live.viewers``): receives the caller, sends nothing.
+VIEWER = "viewer"
 # The close code of a socket whose right to the call has gone (signed out, account
 # disabled, incident re-assigned); the close message says which.
 NO_LONGER_ALLOWED = 4003
@@ -131,12 +133,15 @@ class LiveCall:
             if (roles is None or participant.role in roles) and key != exclude:
                 await participant.send(message)
 
-    def state_of(self, call: Call, observers: bool = True) -> dict[str, Any]:
+    def state_of(self, call: Call, observers: bool = True, viewers: bool = True) -> dict[str, Any]:
         """The call as every page on it sees it: its state and who is here. Without
         ``observers`` (the caller's pages, when the force does not show supervisors to
-        callers: ``observers_shown_to_caller``) nobody observing is named or counted."""
+        callers: ``observers_shown_to_caller``) nobody observing is named or counted;
+        likewise viewers without ``viewers`` (``viewers_shown_to_caller``)."""
         watching = [p for p in self.participants.values() if p.role == OBSERVER]
         hidden = set() if observers else {p.leg_id for p in watching}
+        viewing = [p for p in self.participants.values() if p.role == VIEWER]
+        hidden |= set() if viewers else {p.leg_id for p in viewing}
         return {
             "state": call.state,
             "recording": self.recording_id is not None,
@@ -144,6 +149,7 @@ class LiveCall:
             "present": sorted(set(self.participants) - hidden),
             "guests": self._guests(),
             "observers": [{"leg": p.leg_id, "name": p.name} for p in watching] if observers else [],
+            "viewers": [{"leg": p.leg_id, "name": p.name} for p in viewing] if viewers else [],
             "connectedAt": call.connected_at.isoformat() if call.connected_at else None,
             # A caller back on the same link after ending the call themselves.
             "rejoin": call.rejoin_of_id is not None,

@@ -18,7 +18,15 @@ from aiortc import sdp
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live import protocol
-from appliance.live.participants import CALLER, GUEST, HANDLER, OBSERVER, LiveCall, Participant
+from appliance.live.participants import (
+    CALLER,
+    GUEST,
+    HANDLER,
+    OBSERVER,
+    VIEWER,
+    LiveCall,
+    Participant,
+)
 from appliance.models import User
 from appliance.services.calls import states, supervision
 from appliance.services.calls.states import CallError
@@ -51,7 +59,9 @@ def shows_observers(settings: Settings, participant: Participant) -> bool:
 def told_of_presence(settings: Settings, participant: Participant) -> tuple[str, ...] | None:
     """Who hears that this participant came or went (None: everyone on the call)."""
     if participant.role == OBSERVER and not settings.observers_shown_to_caller:
-        return (HANDLER, GUEST, OBSERVER)
+        return (HANDLER, GUEST, OBSERVER, VIEWER)
+    if participant.role == VIEWER and not settings.viewers_shown_to_caller:
+        return (HANDLER, GUEST, OBSERVER, VIEWER)
     return None
 
 

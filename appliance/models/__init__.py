@@ -64,6 +64,7 @@ from appliance.models.users import (
     UserRole,
     WebSession,
 )
+from appliance.models.viewers import ViewerLink
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATES",
@@ -128,6 +129,7 @@ __all__ = [
     "UploadedItem",
     "User",
     "UserRole",
+    "ViewerLink",
     "WebSession",
     "utcnow",
 ]

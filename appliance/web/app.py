@@ -48,6 +48,7 @@ from appliance.web.staff import (
     rvr,
     statements,
     trial,
+    viewers,
 )
 from media.workers import WorkerPool
 
@@ -186,6 +187,7 @@ def create_app(
         appointments,
         console,
         guests,
+        viewers,
         call,
         safety,
         caller_statement,

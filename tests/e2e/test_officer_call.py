@@ -403,3 +403,57 @@ def test_a_supervisor_observes_takes_over_and_hands_the_call_back(
         context.close()
     handler.get_by_role("button", name="End call").click()
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+
+
+def test_a_viewer_link_shows_the_caller_and_is_refused_after_the_call_ends(
+    browser: Browser, handler: Page, phone: BrowserContext, appliance: Appliance
+) -> None:
+    """The handler makes a view-only link; on its own page (a responder's phone) it is
+    bound by Watch and shows the caller's video, receiving only; the console lists the
+    viewer as watching. The call ends: the viewer's page says so, and the link is then
+    refused (410)."""
+    link = new_link(handler, appliance, "CAD/E2E/VIEW1")
+    caller = caller_joins(phone, link, recording=False)
+    admit_first_waiting(handler, appliance, "CAD/E2E/VIEW1")
+
+    handler.get_by_label("Who is it for (name and role)").fill("PC 4411 Patel, attending")
+    handler.get_by_role("button", name="Make a viewing link").click()
+    link_box = handler.get_by_label("Viewing link (one device, this call only)")
+    expect(link_box).to_have_value(
+        re.compile(r"^https://[^/]+/w/[A-Za-z0-9_-]+/[A-Za-z0-9_-]{43}$")
+    )
+    viewer_link = link_box.input_value()
+
+    context = media_context(browser)
+    try:
+        viewer = context.new_page()
+        viewer.goto(viewer_link)
+        assert_accessible(viewer, "viewer: the link opened, Watch offered")
+        # Watch binds the link to this phone (generous: the box is shared under load).
+        viewer.get_by_role("button", name="Watch").click(timeout=45_000)
+        wait_rising(lambda: frames_shown(viewer, "#viewer-remote"), 5, timeout=30)
+        assert_accessible(viewer, "viewer: watching the caller")
+        assert inbound_packets(viewer, "evrViewer", "audio") > 0  # the caller heard too
+        senders = viewer.evaluate(
+            "() => window.evrViewer.pc.getSenders().filter((s) => s.track).length"
+        )
+        assert senders == 0  # receive only: nothing sent
+        expect(handler.locator("#viewer-list")).to_contain_text("watching", timeout=30_000)
+        expect(caller.locator("#guest-notice")).to_contain_text(
+            "Also watching: an officer responding to your report, PC 4411 Patel"
+        )
+        assert audited(appliance, "viewer.opened") == 1
+
+        handler.get_by_role("button", name="End call").click()
+        expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible(
+            timeout=30_000
+        )
+        expect(viewer.get_by_role("heading", name="The call has ended")).to_be_visible(
+            timeout=30_000
+        )
+        assert_accessible(viewer, "viewer: the call ended")
+        response = viewer.goto(viewer_link)
+        assert response is not None and response.status == 410
+        assert audited(appliance, "viewer.link_refused") == 1
+    finally:
+        context.close()

@@ -24,6 +24,7 @@ from appliance.models import (
     FileKind,
     Role,
     SurveyResponse,
+    ViewerLink,
 )
 from appliance.services.audit import Actor
 from appliance.services.calls import invites
@@ -50,6 +51,14 @@ def _a_caller_with_records(settings: Settings, db: Database) -> dict[str, int]:
         invites.create_invite(session, Actor("pc1"), jane, user, timedelta(hours=1))
         call = session.exec(select(Call).where(Call.incident_id == jane.id)).one()
         session.add(ChatMessage(call_id=call.id or 0, sender="caller", body="the blue car"))
+        session.add(
+            ViewerLink(
+                call_id=call.id or 0,
+                token_hash="v" * 64,
+                name="PC 9 Ode",
+                created_by_id=user.id or 0,
+            )
+        )
         session.add(
             Disclosure(
                 incident_id=jane.id or 0,
@@ -100,6 +109,7 @@ def test_subject_access_finds_a_caller_by_phone_in_any_format(
             assert counts["calls"] == 1 and counts["chat"] == 1 and counts["files"] == 1
             assert [m.incident_id for m in found.sms] == [None], "found by its number alone"
             assert any("John Doe" in line for line in found.third_parties)
+            assert any("viewer 'PC 9 Ode'" in line for line in found.third_parties)
             with (tmp_path / "sar.zip").open("wb") as out:
                 subject_access.write_bundle(session, settings, keyring, ACTOR, found, out)
         assert export.verify_bundle(tmp_path / "sar.zip") == []

@@ -139,6 +139,7 @@ SAMPLE: dict[str, Any] = {
     "guests_enabled": False,
     "observers_shown_to_caller": False,
     "staff_refresh_seconds": 7.5,
+    "viewers_shown_to_caller": False,
     "location_update_seconds": 30,
     "location_bounds": [50.0, -3.0, 51.5, -1.0],
     "force_map_url": "https://maps.wessex.example/?lat={lat:.6f}&lon={lon:.6f}&z=17",

@@ -51,6 +51,7 @@ JOINS: dict[str, frozenset[CallState]] = {
     "handler": frozenset({CallState.WAITING, CallState.CONNECTED}),
     "guest": frozenset({CallState.CONNECTED}),
     "observer": frozenset({CallState.WAITING, CallState.CONNECTED}),  # calls.supervision
+    "viewer": frozenset({CallState.CONNECTED}),  # calls.viewers
 }
 
 

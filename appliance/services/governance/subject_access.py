@@ -42,6 +42,7 @@ from appliance.models import (
     Statement,
     SurveyResponse,
     User,
+    ViewerLink,
 )
 from appliance.services import audit
 from appliance.services.audit import Actor
@@ -257,6 +258,13 @@ def _third_parties(session: Session, found: Found, name: str) -> list[str]:
             call = calls[guest.call_id]
             parties.append(
                 f"{refs[call.incident_id]}: {guest.role} {guest.name!r} on call {call.public_id}"
+            )
+        for viewer in session.exec(
+            select(ViewerLink).where(col(ViewerLink.call_id).in_(list(calls)))
+        ).all():  # a responder who may have watched the call by a view-only link
+            call = calls[viewer.call_id]
+            parties.append(
+                f"{refs[call.incident_id]}: viewer {viewer.name!r} on call {call.public_id}"
             )
     staff = {
         u.id: u.display_name

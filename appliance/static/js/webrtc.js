@@ -10,8 +10,8 @@ window.EVR = (function () {
 
   /* Close codes after which reconnecting cannot help (docs/signalling.md, "Close codes"):
      ended, flooding, replaced by another page, removed, no longer allowed, taken over,
-     handed over. */
-  const FINAL_CLOSES = [1000, 1008, 4000, 4001, 4003, 4004, 4005];
+     handed over, a viewer's link revoked or refused. */
+  const FINAL_CLOSES = [1000, 1008, 4000, 4001, 4003, 4004, 4005, 4006, 4007];
 
   /* A signalling socket that reconnects with backoff until closed on purpose. */
   class Signal {

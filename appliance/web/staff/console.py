@@ -28,7 +28,7 @@ from appliance.models import (
     User,
 )
 from appliance.services.audit import Actor
-from appliance.services.calls import guests, handover, life, states, supervision
+from appliance.services.calls import guests, handover, life, states, supervision, viewers
 from appliance.services.calls.states import CallError
 from appliance.services.calls.supervision import Seat, SupervisionError
 from appliance.services.evidence import custody, markup, sealing
@@ -169,6 +169,7 @@ async def console(request: web.Request) -> web.StreamResponse:
         thrive = officer.thrive_history(session, incident)
         statement = statements.latest(session, incident)
         invited_guests = guests.active(session, call)
+        viewer_links = viewers.active(session, call)
         rvr_context = _rvr_context(session, request.app[keys.SETTINGS], incident)
         place = _location(session, call)
         own_drafts = drafts.of(session, current_user(request), incident.id or 0)
@@ -211,6 +212,7 @@ async def console(request: web.Request) -> web.StreamResponse:
             "chat_presets": settings.chat_presets,
             "guest_roles": GUEST_ROLES if settings.guests_enabled else {},
             "guests": invited_guests,
+            "viewer_links": viewer_links,
             **rvr_context,
         },
     )

@@ -171,9 +171,9 @@
     if (status === "closed" && !ended) $("call-note").textContent = _("Reconnecting…");
   }
 
-  /* Guests, and a supervisor watching when the force shows them (the box leaves them
-     out of what this page is sent otherwise). */
-  function showGuests(guests, observers) {
+  /* Guests, and a supervisor or a responder on a view-only link watching when the force
+     shows them (the box leaves them out of what this page is sent otherwise). */
+  function showGuests(guests, observers, viewers) {
     $("guest-tile").hidden = !guests.length;
     $("guest-caption").textContent = guests.length ? guests[0].label + " (" + guests[0].name + ")" : "";
     const watching = (observers || []).length
@@ -181,10 +181,15 @@
         ? _("Someone else is also listening.")
         : _("Also watching: a supervisor, %(names)s.", { names: observers.map((o) => o.name).join("; ") }))
       : "";
+    const viewing = (viewers || []).length
+      ? (neutral
+        ? _("Someone else is also listening.")
+        : _("Also watching: an officer responding to your report, %(names)s.", { names: viewers.map((v) => v.name).join("; ") }))
+      : "";
     const also = guests.length
       ? _("Also on the call: %(guests)s.", { guests: guests.map((g) => g.label + ", " + g.name).join("; ") })
       : "";
-    const text = [also, watching].filter(Boolean).join(" ");
+    const text = [also, watching, viewing].filter((t, i, all) => t && all.indexOf(t) === i).join(" ");
     $("guest-notice").hidden = !text;
     $("guest-notice").textContent = text;
   }
@@ -210,7 +215,7 @@
 
   function applyState(message) {
     diagnostics.state = message.state;
-    if (message.guests) showGuests(message.guests, message.observers);
+    if (message.guests) showGuests(message.guests, message.observers, message.viewers);
     if (message.officer) officerName = message.officer;
     if (message.connectedAt) connectedAt = new Date(message.connectedAt);
     if (typeof message.recording === "boolean" && message.recording === $("recording-indicator").hidden) {

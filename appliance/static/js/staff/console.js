@@ -89,6 +89,7 @@
   }
 
   function onMessage(message) {
+    if (message.type === "hello" || message.type === "state") window.dispatchEvent(new CustomEvent("evr:state", { detail: message }));
     switch (message.type) {
       case "hello":
         iceServers = message.iceServers || [];
