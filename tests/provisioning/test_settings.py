@@ -136,6 +136,8 @@ SAMPLE: dict[str, Any] = {
     "caller_rejoin_minutes": 2.5,
     "caller_language_default": "cy",
     "guests_enabled": False,
+    "guests_max": 5,
+    "guests_recorded": False,
     "observers_shown_to_caller": False,
     "location_update_seconds": 30,
     "location_bounds": [50.0, -3.0, 51.5, -1.0],
