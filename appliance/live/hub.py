@@ -107,6 +107,7 @@ class CallHub:
                     "role": participant.role,
                     "iceServers": [browser_ice_server(s) for s in servers],
                     "guestSlots": self._guest_slots(),
+                    "slots": live.slots.get(participant.leg_id),
                     **live.state_of(self._load(public_id), self._shows_observers(participant)),
                 }
             )
@@ -359,6 +360,7 @@ class CallHub:
         if live is None:
             return
         if event.kind == "routed":
+            live.slots[event.leg_id or ""] = event.detail["slots"]
             participant = live.participants.get(event.leg_id or "")
             if participant is not None:
                 spawn(participant.send({"type": "slots", "slots": event.detail["slots"]}))
