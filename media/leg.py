@@ -31,6 +31,8 @@ class Leg:
         self.keyframes = KeyframeBuffer(max_frames)
         self.lock = asyncio.Lock()
         self._snapshot_source: Source | None = None
+        # What the owner was last told each outgoing track carries (mid → leg id).
+        self.slots_reported: dict[str, str | None] = {}
 
     def sources(self, kind: str) -> list[Source]:
         return [s for s in self.peer.sources if s.kind == kind]

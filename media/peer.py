@@ -148,6 +148,11 @@ class Peer:
                     Source(self.leg_id, transceiver.kind, receiver, self._on_first_frame)
                 )
 
+    def mid_of(self, track: ForwardTrack) -> str | None:
+        """The m-line ``mid`` an outgoing track is sent on (None before negotiation)."""
+        transceiver = self._transceiver_of(track)
+        return transceiver.mid if transceiver is not None else None
+
     def _transceiver_of(self, track: ForwardTrack) -> RTCRtpTransceiver | None:
         return next((t for t in self.pc.getTransceivers() if t.sender.track is track), None)
 

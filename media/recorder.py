@@ -59,6 +59,9 @@ class RecordingInfo:
     started_at: float = 0.0
     stopped_at: float = 0.0
     tracks: list[str] = field(default_factory=list)
+    # Whose media each track held, in order: track → the room's leg ids (a guest's track
+    # passes to a later guest only once the first has left, and says so here).
+    track_legs: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ class RecorderInput:
         self._anchor_s = None
         self._need_keyframe = self.kind == "video"
         if source is not None:
+            self.recorder.held_by(self.key, source.leg_id)
             source.subscribe(self)
             source.request_keyframe()
 
@@ -120,7 +124,10 @@ class RecorderInput:
 class Recorder:
     """Writes a room's media to ``path`` until :meth:`stop`.
 
-    Tracks: ``video`` (the caller's camera), ``caller_audio``, ``handler_audio``.
+    Tracks: ``video`` (the caller's camera), ``caller_audio``, ``handler_audio``, and
+    ``guest_audio_1`` … ``guest_audio_N`` when ``guest_tracks`` is N: declared when the
+    file opens (Matroska fixes its tracks then), filled as guests join
+    (:meth:`assign_guests`). ``track_legs`` says whose media each track held.
     The file is opened when the first video keyframe arrives (its size goes in the
     header), or at once when no video is expected, or after ``VIDEO_WAIT_S``
     without one; audio that came first is kept and written then. ``on_opened(path,
@@ -138,6 +145,7 @@ class Recorder:
         on_failure: Callable[[str], None],
         data_key: bytes | None = None,
         on_opened: Callable[[str, str | None], None] | None = None,
+        guest_tracks: int = 0,
     ) -> None:
         self.path = Path(path)
         self.data_key = data_key
@@ -150,8 +158,12 @@ class Recorder:
         self.expect_video = expect_video
         self.started_at = time.time()
         self.started_monotonic = time.monotonic()
+        self.guest_keys = tuple(f"guest_audio_{n}" for n in range(1, guest_tracks + 1))
+        self.audio_keys = self.AUDIO_TRACKS + self.guest_keys
+        self.track_legs: dict[str, list[str]] = {}
+        self._guest_holders: dict[str, str] = {}
         self.video = RecorderInput(self, "video", "video")
-        self.audio = {key: RecorderInput(self, key, "audio") for key in self.AUDIO_TRACKS}
+        self.audio = {key: RecorderInput(self, key, "audio") for key in self.audio_keys}
         self.failed: str | None = None
         self.video_codec: str | None = None
         self.packets_written = 0
@@ -170,6 +182,38 @@ class Recorder:
 
     def inputs(self) -> list[RecorderInput]:
         return [self.video, *self.audio.values()]
+
+    def held_by(self, key: str, leg_id: str) -> None:
+        """Note that track ``key`` carries ``leg_id``'s media from now on."""
+        legs = self.track_legs.setdefault(key, [])
+        if not legs or legs[-1] != leg_id:
+            legs.append(leg_id)
+
+    def assign_guests(self, sources: dict[str, Source]) -> None:
+        """Give each guest leg's audio (``leg_id → source``) a guest track of its own.
+
+        A guest keeps its track while it is on the call; a track is freed when its guest
+        leaves and goes to a later guest only if no track is still unused (a guest who
+        comes back takes their old track again if it is free). A guest beyond the
+        tracks is not recorded (logged).
+        """
+        for key in self.guest_keys:
+            leg = self._guest_holders.get(key)
+            if leg is not None and leg not in sources:
+                del self._guest_holders[key]
+                self.audio[key].attach(None)
+        for leg_id, source in sources.items():
+            track = next((k for k, held in self._guest_holders.items() if held == leg_id), None)
+            if track is None:
+                free = [k for k in self.guest_keys if k not in self._guest_holders]
+                unused = [k for k in free if not self.track_legs.get(k)]
+                again = [k for k in free if leg_id in self.track_legs.get(k, [])]
+                track = next(iter(again + unused + free), None)
+                if track is None:
+                    logger.warning("%s: no guest track left for %s", self.path, leg_id)
+                    continue
+                self._guest_holders[track] = leg_id
+            self.audio[track].attach(source)
 
     def enqueue(self, item: _Item) -> None:
         if self.failed is None:
@@ -214,12 +258,13 @@ class Recorder:
             path=str(self.path),
             duration_s=round(max(duration_ms, 0) / 1000, 3),
             video_codec=self.video_codec,
-            audio_codecs=["opus"] * len(self.AUDIO_TRACKS),
+            audio_codecs=["opus"] * len(self.audio_keys),
             size_bytes=size,
             sha256=digest,
             started_at=self.started_at,
             stopped_at=time.time(),
-            tracks=(["video"] if self.video_codec else []) + list(self.AUDIO_TRACKS),
+            tracks=(["video"] if self.video_codec else []) + list(self.audio_keys),
+            track_legs={k: list(v) for k, v in self.track_legs.items()},
         )
 
     def _run(self) -> None:
@@ -247,7 +292,7 @@ class Recorder:
                         logger.warning("%s: no video keyframe; recording audio only", self.path)
                     if first_video is None and not any(p.key for p in pending):
                         continue
-                    writer = _Writer(self.path, first_video, self.data_key)
+                    writer = _Writer(self.path, first_video, self.data_key, self.audio_keys)
                     self.path = writer.path
                     self.video_codec = writer.video_codec
                     if self._on_opened is not None:
@@ -296,7 +341,13 @@ class _Writer:
     and a chunk is sealed after every packet that closed a cluster.
     """
 
-    def __init__(self, path: Path, first_video: _Item | None, data_key: bytes | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        first_video: _Item | None,
+        data_key: bytes | None,
+        audio_keys: tuple[str, ...] = ("caller_audio", "handler_audio"),
+    ) -> None:
         h264 = first_video is not None and first_video.codec_mime == codecs.H264
         self.path = path.with_suffix(".mkv") if h264 else path
         self.video_codec: str | None = None
@@ -331,7 +382,7 @@ class _Writer:
             stream.time_base = MS
             stream.metadata["title"] = "caller video"
             self.streams["video"] = stream
-        for key in Recorder.AUDIO_TRACKS:
+        for key in audio_keys:
             stream = self.container.add_stream("libopus", rate=48000, layout="stereo")
             stream.time_base = MS
             stream.metadata["title"] = key.replace("_", " ")

@@ -25,7 +25,7 @@ from media.events import RoomEvent
 from media.leg import ROLES, Leg
 from media.peer import Peer
 from media.recorder import Recorder, RecordingInfo
-from media.relay import EncodedFrame, Source
+from media.relay import EncodedFrame, ForwardTrack, Source
 from media.snapshot import snapshot_jpeg
 from media.stats import LegStats, collect
 
@@ -165,9 +165,12 @@ class Room:
         self._emit(leg_id, "closed", reason="left")
 
     async def start_recording(
-        self, path: str | os.PathLike[str], data_key: bytes | None = None
+        self, path: str | os.PathLike[str], data_key: bytes | None = None, guest_tracks: int = 0
     ) -> None:
         """Start writing the call to ``path`` (a ``.webm`` file that must not exist).
+
+        ``guest_tracks`` audio tracks are kept for guests (0: guests are not recorded);
+        the returned :class:`RecordingInfo` says which leg each track held.
 
         An H264 caller is written as Matroska beside it (``.mkv``); the
         ``recording_opened`` event says the real path as soon as the file exists, and
@@ -180,7 +183,12 @@ class Room:
         caller = self._first("caller")
         expect_video = caller is None or caller.video_source() is not None
         self._recorder = Recorder(
-            path, expect_video, self._recording_failed, data_key, on_opened=self._recording_opened
+            path,
+            expect_video,
+            self._recording_failed,
+            data_key,
+            on_opened=self._recording_opened,
+            guest_tracks=guest_tracks,
         )
         self._route()
         self._emit(None, "recording_started", path=str(path))
@@ -265,11 +273,16 @@ class Room:
                 (leg for leg in legs if leg is not dest and leg.role in order),
                 key=lambda leg: (order.index(leg.role), leg.seq),
             )
+            reserved = sum(1 for role in order if role != "guest")
             for kind in ("audio", "video"):
-                available = [s for leg in others for s in leg.sources(kind)]
-                for i, track in enumerate(dest.outputs(kind)):
-                    track.attach(available[i] if i < len(available) else None)
+                outputs = dest.outputs(kind)
+                fixed = [s for leg in others if leg.role != "guest" for s in leg.sources(kind)]
+                guests = [s for leg in others if leg.role == "guest" for s in leg.sources(kind)]
+                plan = _slots(outputs, fixed, guests, max(reserved, len(fixed)))
+                for track, source in zip(outputs, plan, strict=True):
+                    track.attach(source)
             dest.follow_video()
+            self._report_slots(dest)
         if self._recorder is not None:
             caller, handler = self._first("caller"), self._first("handler")
             self._recorder.video.attach(caller.video_source() if caller else None)
@@ -277,6 +290,25 @@ class Room:
             self._recorder.audio["handler_audio"].attach(
                 handler.audio_source() if handler else None
             )
+            self._recorder.assign_guests(
+                {
+                    leg.leg_id: source
+                    for leg in legs
+                    if leg.role == "guest" and (source := leg.audio_source()) is not None
+                }
+            )
+
+    def _report_slots(self, dest: Leg) -> None:
+        """Tell the owner whose media each of ``dest``'s outgoing tracks carries (by
+        m-line ``mid``), when that changed: a page labels its tiles by it."""
+        slots = {
+            mid: (track.source.leg_id if track.source is not None else None)
+            for track in dest.peer.outputs
+            if (mid := dest.peer.mid_of(track)) is not None
+        }
+        if slots != dest.slots_reported:
+            dest.slots_reported = slots
+            self._emit(dest.leg_id, "routed", slots=slots)
 
     def _peer_state(self, peer: Peer, state: str) -> None:
         leg = self._legs.get(peer.leg_id)
@@ -349,6 +381,38 @@ class Room:
             return
         if inspect.isawaitable(result):
             spawn(_await(result))
+
+
+def _slots(
+    outputs: list[ForwardTrack], fixed: list[Source], guests: list[Source], reserved: int
+) -> list[Source | None]:
+    """Which source each of a leg's outgoing tracks of one kind carries.
+
+    The first ``reserved`` tracks carry the other parties (``fixed``, in order). A guest
+    keeps the track it already had while it is on the call, so one guest arriving or
+    leaving never moves another guest to a different track (which would cost that
+    guest's media a gap and a keyframe); a new guest takes the first free track.
+    """
+    plan: list[Source | None] = [None] * len(outputs)
+    for i, source in enumerate(fixed[: len(outputs)]):
+        plan[i] = source
+    by_leg: dict[str, Source] = {}
+    for source in guests:
+        by_leg.setdefault(source.leg_id, source)
+    placed: set[str] = set()
+    for i in range(reserved, len(outputs)):
+        current = outputs[i].source
+        if current is not None and current.leg_id in by_leg and current.leg_id not in placed:
+            plan[i] = by_leg[current.leg_id]
+            placed.add(current.leg_id)
+    free = (i for i in range(reserved, len(outputs)) if plan[i] is None)
+    for leg_id, source in by_leg.items():
+        if leg_id not in placed:
+            index = next(free, None)
+            if index is None:
+                break
+            plan[index] = source
+    return plan
 
 
 async def _await(result: Awaitable[Any]) -> None:

@@ -97,6 +97,20 @@ class CallsSettings(BaseModel):
         description="Whether an officer may invite a guest (interpreter, second officer, "
         "supervisor) onto a live call.",
     )
+    guests_max: int = Field(
+        3,
+        ge=1,
+        le=6,
+        description="How many guests may be on one call at once (invited and not removed); "
+        "every page on a call offers this many receive slots when it joins, so a guest "
+        "arriving renegotiates nobody (docs/media.md). A further invite is refused.",
+    )
+    guests_recorded: bool = Field(
+        True,
+        description="Whether a recorded call (the caller agreed) also records each guest's "
+        "voice, on a track of its own; the recording's audit record says whose each "
+        "track is.",
+    )
     observers_shown_to_caller: bool = Field(
         True,
         description="Whether the caller's page says so while a supervisor observes the "

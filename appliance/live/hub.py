@@ -114,6 +114,8 @@ class CallHub:
                     "type": "hello",
                     "role": participant.role,
                     "iceServers": [browser_ice_server(s) for s in servers],
+                    "guestSlots": self._guest_slots(),
+                    "slots": live.slots.get(participant.leg_id),
                     **self._state_for(live, self._load(public_id), participant),
                 }
             )
@@ -239,6 +241,11 @@ class CallHub:
         if participant.role == HANDLER:
             await self.recordings.start_if_agreed(live)
         await self._broadcast_state(live)
+
+    def _guest_slots(self) -> int:
+        """Receive slots a page offers for guests when it joins (docs/media.md): as many
+        as may be on the call, so nobody is renegotiated when one arrives."""
+        return self.settings.guests_max if self.settings.guests_enabled else 0
 
     def _new_room(self, public_id: str, config: RoomConfig) -> MediaRoom:
         """In the least-loaded media worker, or in this process when there are none."""
@@ -378,6 +385,12 @@ class CallHub:
     def _on_media_event(self, event: RoomEvent) -> None:
         live = self.calls.get(event.room_id)
         if live is None:
+            return
+        if event.kind == "routed":
+            live.slots[event.leg_id or ""] = event.detail["slots"]
+            participant = live.participants.get(event.leg_id or "")
+            if participant is not None:
+                spawn(participant.send({"type": "slots", "slots": event.detail["slots"]}))
             return
         if event.kind == "failed" and event.leg_id is None:
             spawn(self._media_failed(live, str(event.detail.get("reason", "media failed"))))

@@ -121,6 +121,9 @@ class LiveCall:
     admitted_at: float | None = None
     setup_observed: bool = False
     empty_since: float | None = None  # when the caller and the handler had both gone
+    # Whose media each leg's receive slots carry (the room's last `routed`, mid → leg),
+    # sent again in a `hello`: a page whose socket came back missed what changed meanwhile.
+    slots: dict[str, dict[str, str | None]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def broadcast(

@@ -16,7 +16,7 @@ from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.participants import CALLER, HANDLER, LiveCall
 from appliance.models import Recording, Snapshot, User
-from appliance.services.calls import states
+from appliance.services.calls import guests, states
 from appliance.services.calls.states import CallError
 from appliance.services.evidence import captures
 from appliance.services.evidence.master_key import Keyring
@@ -44,7 +44,8 @@ class Recordings:
             recording, data_key = captures.recording_started(session, self.keyring, call, path)
             live.recording_id = recording.id
         try:
-            await live.room.start_recording(path, data_key)
+            guest_tracks = self.settings.guests_max if self.settings.guests_recorded else 0
+            await live.room.start_recording(path, data_key, guest_tracks)
             metrics.RECORDINGS.labels("started").inc()
         except Exception:
             log.exception("recording did not start", extra={"call": live.public_id})
@@ -80,6 +81,7 @@ class Recordings:
                 audio_codecs=list(info.audio_codecs),
                 size_bytes=info.size_bytes,
                 sha256=info.sha256,
+                tracks=guests.whose_tracks(session, call, info.track_legs),
             )
         metrics.RECORDING_BYTES.inc(info.size_bytes)
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import json
 import re
 import sqlite3
 import threading
@@ -261,73 +262,135 @@ def rising_slots(page: Page, diagnostics: str, slots: int = 2, timeout: float = 
     raise AssertionError(f"{diagnostics}: audio slots did not all rise: {first} → {now}")
 
 
-def test_three_parties_hear_each_other_and_removing_the_guest_ends_only_their_leg(
-    browser: Browser, handler: Page, phone: BrowserContext, appliance: Appliance
-) -> None:
-    link = new_link(handler, appliance, "CAD/E2E/G1")
-    caller = caller_joins(phone, link, recording=False)
-    admit_first_waiting(handler, appliance, "CAD/E2E/G1")
-
-    handler.get_by_label("Role").select_option("interpreter")
-    handler.get_by_label("Name", exact=True).fill("Ana Silva")
+def invite_guest(handler: Page, role: str, name: str) -> str:
+    handler.get_by_label("Role").select_option(role)
+    handler.get_by_label("Name", exact=True).fill(name)
+    status = handler.locator("#guest-status")
+    status.evaluate("p => { p.textContent = ''; }")  # the last invite's answer
     handler.get_by_role("button", name="Make a guest link").click()
+    # The box answers "Link ready." or says why not; slow on a loaded box.
+    expect(status).to_have_text("Link ready.", timeout=20_000)
+    expect(handler.locator("#guest-list")).to_contain_text(name)
     link_box = handler.get_by_label("One-call link for the guest")
     expect(link_box).to_have_value(re.compile(r"^https://[^/]+/g/[A-Za-z0-9_-]{43}$"))
-    guest_link = link_box.input_value()
+    return link_box.input_value()
 
-    guest_context = media_context(browser)
-    try:
-        guest = guest_context.new_page()
-        guest.goto(guest_link)
+
+def guest_joins(
+    browser: Browser, appliance: Appliance, link: str, label: str, check: bool
+) -> tuple[BrowserContext, Page]:
+    context = media_context(browser)
+    guest = context.new_page()
+    guest.goto(link)
+    if check:
         assert_accessible(guest, "guest: the link opened, Join offered")
-        guest.get_by_role("button", name="Join").click()  # the explicit Join binds the link
-        expect(guest.get_by_text("You are joining as Interpreter")).to_be_visible()
+    guest.get_by_role("button", name="Join").click()  # the explicit Join binds the link
+    expect(guest.get_by_text(f"You are joining as {label}")).to_be_visible()
+    if check:
         assert_accessible(guest, "guest: joining")
-        join = guest.get_by_role("button", name="Join")
-        expect(join).to_be_enabled()
-        join.click()
-        expect(guest.locator("#guest-call")).to_be_visible()
-        assert_accessible(guest, "guest: on the call")
+    join = guest.get_by_role("button", name="Join")
+    expect(join).to_be_enabled()
+    join.click()
+    try:
+        expect(guest.locator("#guest-call")).to_be_visible(timeout=20_000)  # slow under load
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}\n{appliance.log_tail()}") from None
+    return context, guest
+
+
+def recording_tracks(appliance: Appliance) -> dict[str, list[str]]:
+    """Track → the names it held, from the recording's audit record (`recording.finished`)."""
+    with contextlib.closing(sqlite3.connect(appliance.data_dir / "evr.db")) as db:
+        query = "SELECT detail FROM audit_events WHERE action = 'recording.finished'"
+        rows = db.execute(query).fetchall()
+    if not rows:
+        return {}
+    detail = json.loads(rows[-1][0])
+    return {
+        t["track"]: [h.get("name", h["role"]) for h in t["held"]] for t in detail.get("tracks", [])
+    }
+
+
+def test_four_parties_hear_each_other_and_removing_a_guest_ends_only_their_leg(
+    browser: Browser, handler: Page, phone: BrowserContext, appliance: Appliance
+) -> None:
+    """Caller, handler, an interpreter and a second officer. Every page offered its guest
+    slots when it joined, so both guests arrive without renegotiating anyone; each page
+    hears the three others on slots of their own. Removing the interpreter silences only
+    their slot. The caller agreed to recording, so the recording's record names both
+    guests' tracks (`guests_recorded` is on by default)."""
+    link = new_link(handler, appliance, "CAD/E2E/G1")
+    caller = caller_joins(phone, link, recording=True)
+    admit_first_waiting(handler, appliance, "CAD/E2E/G1")
+    caller_pc = caller.evaluate_handle("() => window.evrCaller.pc")
+
+    ana_link = invite_guest(handler, "interpreter", "Ana Silva")
+    byrne_link = invite_guest(handler, "second_officer", "PC 12 Byrne")
+    contexts = []
+    try:
+        context, ana = guest_joins(browser, appliance, ana_link, "Interpreter", check=True)
+        contexts.append(context)
+        assert_accessible(ana, "guest: on the call")
+        context, byrne = guest_joins(browser, appliance, byrne_link, "Second officer", check=False)
+        contexts.append(context)
 
         expect(caller.locator("#guest-notice")).to_have_text(
-            "Also on the call: Interpreter, Ana Silva."
+            "Also on the call: Interpreter, Ana Silva; Second officer, PC 12 Byrne.",
+            timeout=20_000,
         )
         expect(handler.locator("#guest-caption")).to_have_text("Interpreter (Ana Silva)")
-        expect(handler.locator("#guest-list")).to_contain_text("on the call")
+        expect(handler.locator("figure[data-leg] figcaption")).to_have_text(
+            ["Interpreter (Ana Silva)", "Second officer (PC 12 Byrne)"], timeout=20_000
+        )
+        expect(ana.locator("figure[data-leg] figcaption")).to_have_text(
+            "Second officer (PC 12 Byrne)"
+        )
 
-        # Each receives both others: slot 1 and slot 2 of audio both carry packets.
-        rising_slots(handler, "evrConsole")  # caller, guest
-        rising_slots(caller, "evrCaller")  # officer, guest
-        rising_slots(guest, "evrGuest")  # caller, officer
+        # Each receives the three others: audio slots 1 to 3 all carry packets.
+        rising_slots(handler, "evrConsole", 3)  # caller, Ana, Byrne
+        rising_slots(caller, "evrCaller", 3)  # officer, Ana, Byrne
+        rising_slots(ana, "evrGuest", 3)  # caller, officer, Byrne
+        rising_slots(byrne, "evrGuest", 3)  # caller, officer, Ana
+        # The caller's connection is the one it joined with: no new offer was made.
+        assert caller.evaluate("pc => pc === window.evrCaller.pc", caller_pc)
 
-        handler.locator("#guest-list").get_by_role("button", name="Remove").click()
+        handler.locator("#guest-list li", has_text="Ana Silva").get_by_role(
+            "button", name="Remove"
+        ).click()
         expect(
-            guest.get_by_role("heading", name="The officer ended your part in the call")
-        ).to_be_visible()
-        assert_accessible(guest, "guest: removed from the call")
-        expect(caller.locator("#guest-notice")).to_be_hidden()
+            ana.get_by_role("heading", name="The officer ended your part in the call")
+        ).to_be_visible(timeout=20_000)
+        assert_accessible(ana, "guest: removed from the call")
+        expect(caller.locator("#guest-notice")).to_have_text(
+            "Also on the call: Second officer, PC 12 Byrne.", timeout=20_000
+        )
 
         time.sleep(1.5)  # what was in flight arrives
-        before = {
-            "console": audio_slots(handler, "evrConsole"),
-            "caller": audio_slots(caller, "evrCaller"),
-        }
+        pages = {"console": (handler, "evrConsole"), "caller": (caller, "evrCaller")}
+        before = {side: audio_slots(*page) for side, page in pages.items()}
         time.sleep(2.5)
-        after = {
-            "console": audio_slots(handler, "evrConsole"),
-            "caller": audio_slots(caller, "evrCaller"),
-        }
-        for side in ("console", "caller"):
+        after = {side: audio_slots(*page) for side, page in pages.items()}
+        for side in pages:
             assert after[side][0] > before[side][0] + 10, (side, before, after)  # call goes on
-            assert after[side][1] == before[side][1], (side, before, after)  # guest's leg ended
+            assert after[side][1] == before[side][1], (side, before, after)  # Ana's leg ended
+            assert after[side][2] > before[side][2] + 10, (side, before, after)  # Byrne's not
         expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
 
-        response = guest.goto(guest_link)
+        response = ana.goto(ana_link)
         assert response is not None and response.status == 410
     finally:
-        guest_context.close()
+        for context in contexts:
+            context.close()
     handler.get_by_role("button", name="End call").click()
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+    tracks = wait_for(lambda: recording_tracks(appliance), "the recording's record")
+    assert tracks == {
+        "video": ["caller"],
+        "caller_audio": ["caller"],
+        "handler_audio": ["handler"],
+        "guest_audio_1": ["Ana Silva"],
+        "guest_audio_2": ["PC 12 Byrne"],
+    }, tracks
 
 
 def audited(appliance: Appliance, action: str) -> int:

@@ -9,8 +9,11 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
-from appliance.models import AuditEvent, Call, GuestInvite
-from appliance.services.calls import states
+from appliance.config import Settings
+from appliance.db import Database
+from appliance.models import AuditEvent, Call, GuestInvite, User
+from appliance.services.audit import Actor
+from appliance.services.calls import guests, states
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, connected_call
@@ -79,10 +82,6 @@ async def test_a_guest_joins_by_role_and_the_officer_removes_them(
                     "name": "Ana Silva",
                 }
             ]
-            # A second guest while one is on the call is refused, and says why.
-            status, refused = await _invite(client, public_id, name="Sam Lee")
-            assert status == 409 and "already has a guest" in refused["error"]
-
             response, _ = await client.post(f"/calls/{public_id}/guests/{answer['id']}/remove", {})
             assert response.status == 200
             closed = await ws.receive(timeout=10)
@@ -158,3 +157,81 @@ async def test_a_bad_guest_invite_is_refused_and_makes_no_link(
     assert status == 409 and error in answer["error"]
     with live_server.db.session() as session:
         assert session.exec(select(GuestInvite)).all() == []
+
+
+async def test_a_guest_beyond_guests_max_is_refused_and_says_why(
+    live_server: LiveServer, officer: tuple[FormClient, str]
+) -> None:
+    """Tried: three invites on one call (the default `guests_max`), then a fourth; then
+    one guest removed and the fourth asked again."""
+    client, public_id = officer
+    assert live_server.settings.guests_max == 3
+    made = []
+    for name in ("Ana Silva", "PC 12 Byrne", "Sam Lee"):
+        status, answer = await _invite(client, public_id, name=name)
+        assert status == 200, answer
+        made.append(answer["id"])
+    status, refused = await _invite(client, public_id, name="Jo Kay")
+    assert status == 409
+    assert refused["error"] == (
+        "this call already has 3 guests, the most this box allows on one call: remove one first"
+    )
+    response, _ = await client.post(f"/calls/{public_id}/guests/{made[1]}/remove", {})
+    assert response.status == 200
+    status, answer = await _invite(client, public_id, name="Jo Kay")
+    assert status == 200 and answer["name"] == "Jo Kay"
+    with live_server.db.session() as session:
+        assert len(session.exec(select(GuestInvite)).all()) == 4
+
+
+async def test_every_page_is_told_how_many_guest_slots_to_offer(
+    live_server: LiveServer, officer: tuple[FormClient, str]
+) -> None:
+    """The hello carries `guestSlots` (= `guests_max`): the pages offer that many receive
+    slots when they join, so a guest arriving later renegotiates nobody."""
+    client, public_id = officer
+    async with client.session.ws_connect(_ws_url(live_server, f"/ws/calls/{public_id}")) as ws:
+        hello = json.loads((await ws.receive(timeout=10)).data)
+    assert hello["type"] == "hello" and hello["guestSlots"] == 3
+
+
+def test_the_recording_record_says_whose_each_track_is(db: Database, settings: Settings) -> None:
+    """Tried: the media room reports which legs its tracks held (as `RecordingInfo.
+    track_legs`); the record names the caller, the handler and each guest by role and
+    name, a track that passed from one guest to another naming both in order."""
+    public_id = connected_call(db, settings, "pc5", "CAD/G/2")
+    with db.session() as session:
+        call = states.get(session, public_id)
+        officer = session.exec(select(User).where(User.username == "pc5")).one()
+        ana, _ = guests.invite(session, Actor("pc5"), officer, call, "interpreter", "Ana Silva")
+        sam, _ = guests.invite(session, Actor("pc5"), officer, call, "second_officer", "Sam Lee")
+        tracks = guests.whose_tracks(
+            session,
+            call,
+            {
+                "caller_audio": ["caller"],
+                "handler_audio": ["handler"],
+                "guest_audio_1": [guests.leg_id(ana), guests.leg_id(sam)],
+            },
+        )
+    assert tracks == [
+        {"track": "caller_audio", "held": [{"leg": "caller", "role": "caller"}]},
+        {"track": "handler_audio", "held": [{"leg": "handler", "role": "handler"}]},
+        {
+            "track": "guest_audio_1",
+            "held": [
+                {
+                    "leg": f"guest-{ana.id}",
+                    "role": "interpreter",
+                    "label": "Interpreter",
+                    "name": "Ana Silva",
+                },
+                {
+                    "leg": f"guest-{sam.id}",
+                    "role": "second_officer",
+                    "label": "Second officer",
+                    "name": "Sam Lee",
+                },
+            ],
+        },
+    ]

@@ -137,6 +137,8 @@ SAMPLE: dict[str, Any] = {
     "caller_rejoin_minutes": 2.5,
     "caller_language_default": "cy",
     "guests_enabled": False,
+    "guests_max": 5,
+    "guests_recorded": False,
     "observers_shown_to_caller": False,
     "staff_refresh_seconds": 7.5,
     "viewers_shown_to_caller": False,

@@ -219,7 +219,7 @@ def caller_joins(phone: BrowserContext, link: str, recording: bool = True) -> Pa
         page.get_by_label("The call may be recorded").check()
     page.get_by_role("button", name="Continue").click()
     join = page.get_by_role("button", name="Join video call")
-    expect(join).to_be_enabled()
+    expect(join).to_be_enabled(timeout=20_000)  # the camera check: slow on a loaded box
     join.click()
     expect(page.get_by_text("The officer will join you shortly")).to_be_visible()
     return page

@@ -119,6 +119,7 @@ class Client:
         self.audio_frames = 0
         self.video_size: tuple[int, int] | None = None
         self.frames_by_mid: dict[str, int] = {}
+        self.answers = 0  # answers applied: more than one means the client was renegotiated
         self._tasks: list[asyncio.Task[None]] = []
         if self.audio_track is not None:
             self.pc.addTrack(self.audio_track)
@@ -146,7 +147,17 @@ class Client:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return self.pc.localDescription.sdp
 
+    def receive_slots(self, count: int) -> None:
+        """``count`` more receive-only audio and video pairs, as a page offers for guests."""
+        for _ in range(count):
+            self.pc.addTransceiver("audio", direction="recvonly")
+            self.pc.addTransceiver("video", direction="recvonly")
+
+    def audio_mids(self) -> list[str]:
+        return [t.mid for t in self.pc.getTransceivers() if t.kind == "audio" and t.mid]
+
     async def accept(self, answer_sdp: str) -> None:
+        self.answers += 1
         await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
 
     async def close(self) -> None:

@@ -18,8 +18,6 @@ from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.calls.invites import hash_token
 
-MAX_GUESTS_PER_CALL = 1  # one browser slot per kind is offered for a guest (docs/media.md)
-
 
 class GuestError(ValueError):
     """A refused invite or removal; nothing changed."""
@@ -42,9 +40,19 @@ def label(guest: GuestInvite) -> str:
 
 
 def invite(
-    session: Session, actor: Actor, officer: User, call: Call, role: str, name: str
+    session: Session,
+    actor: Actor,
+    officer: User,
+    call: Call,
+    role: str,
+    name: str,
+    most: int = 3,
 ) -> tuple[GuestInvite, str]:
-    """A one-call link for a guest; the token is returned once and never stored."""
+    """A one-call link for a guest; the token is returned once and never stored.
+
+    At most ``most`` guests (``guests_max``) at once: each page on the call offered
+    that many receive slots when it joined, and a guest past them would go unheard.
+    """
     if role not in GUEST_ROLES:
         raise GuestError("choose the guest's role: " + ", ".join(GUEST_ROLES.values()))
     name = " ".join(name.split())[:120]
@@ -52,8 +60,11 @@ def invite(
         raise GuestError("give the guest's name, so everyone on the call knows who it is")
     if CallState(call.state) is not CallState.CONNECTED:
         raise GuestError("a guest can join only a connected call")
-    if len(active(session, call)) >= MAX_GUESTS_PER_CALL:
-        raise GuestError("this call already has a guest: remove them first")
+    if len(active(session, call)) >= most:
+        raise GuestError(
+            f"this call already has {most} guest{'s' if most != 1 else ''}, the most this "
+            "box allows on one call: remove one first"
+        )
     token = secrets.token_urlsafe(32)
     guest = GuestInvite(
         call_id=call.id or 0,
@@ -161,3 +172,27 @@ def remove(session: Session, actor: Actor, officer: User, call: Call, guest_id: 
         detail={"guest": guest.id, "role": guest.role},
     )
     return guest
+
+
+def whose_tracks(
+    session: Session, call: Call, track_legs: dict[str, list[str]]
+) -> list[dict[str, object]]:
+    """Who each track of a recording holds, for its record: the media room names legs
+    (``caller``, ``handler``, ``guest-<id>``); this names the people behind them."""
+    invites = {
+        leg_id(g): g
+        for g in session.exec(select(GuestInvite).where(GuestInvite.call_id == call.id)).all()
+    }
+    tracks: list[dict[str, object]] = []
+    for track, legs in track_legs.items():
+        held: list[dict[str, str]] = []
+        for leg in legs:
+            guest = invites.get(leg)
+            if guest is not None:
+                held.append(
+                    {"leg": leg, "role": guest.role, "label": label(guest), "name": guest.name}
+                )
+            else:
+                held.append({"leg": leg, "role": leg})
+        tracks.append({"track": track, "held": held})
+    return tracks

@@ -157,7 +157,10 @@ def recording_finished(
     audio_codecs: list[str],
     size_bytes: int,
     sha256: str,
+    tracks: list[dict[str, object]] | None = None,
 ) -> None:
+    """``tracks``: whose media each track holds (``guests.whose_tracks``), kept in the
+    audit record, which the evidence export carries."""
     recording.status = "complete"
     recording.ended_at = utcnow()
     recording.duration_s = duration_s
@@ -177,7 +180,12 @@ def recording_finished(
         "recording.finished",
         object_type="call",
         object_id=call.public_id,
-        detail={"recording": recording.id, "sha256": sha256, "duration_s": round(duration_s, 1)},
+        detail={
+            "recording": recording.id,
+            "sha256": sha256,
+            "duration_s": round(duration_s, 1),
+            **({"tracks": tracks} if tracks is not None else {}),
+        },
     )
 
 

@@ -99,6 +99,76 @@ window.EVR = (function () {
     return { audio: audio, video: video, stream: new MediaStream() };
   }
 
+  /* Receive-only slots for the guests, as many as may be on a call (the hello's
+     guestSlots): the box fills them as guests arrive and empties them as they leave,
+     so nobody is renegotiated. Returns their transceivers. */
+  function guestSlots(pc, count) {
+    const transceivers = [];
+    for (let i = 0; i < count; i++) {
+      const slot = extraSlot(pc);
+      transceivers.push(slot.audio, slot.video);
+    }
+    return transceivers;
+  }
+
+  /* One tile per guest on the call. The box says which m-line carries whom (a "slots"
+     message: mid → leg); each tile plays its guest's receivers. The page's own tile
+     (`template`) serves the first guest, copies of it the others; `caption(leg)` names
+     them. */
+  class Tiles {
+    constructor(pc, template, caption) {
+      this.pc = pc;
+      this.template = template;
+      this.caption = caption;
+      this.slots = {};
+      this.tiles = {};
+    }
+    route(slots) {
+      this.slots = slots || {};
+      this.render();
+    }
+    render() {
+      const byLeg = {};
+      this.pc.getTransceivers().forEach((t) => {
+        const leg = t.mid !== null ? this.slots[t.mid] : null;
+        if (leg && leg.indexOf("guest-") === 0) (byLeg[leg] = byLeg[leg] || []).push(t.receiver.track);
+      });
+      Object.keys(this.tiles).forEach((leg) => { if (!byLeg[leg]) this.drop(leg); });
+      Object.keys(byLeg).forEach((leg) => {
+        const tile = this.tiles[leg] || (this.tiles[leg] = this.make(leg));
+        const video = tile.querySelector("video");
+        const tracks = byLeg[leg];
+        const playing = video.srcObject ? video.srcObject.getTracks() : [];
+        if (playing.length !== tracks.length || tracks.some((t) => playing.indexOf(t) < 0)) {
+          video.srcObject = new MediaStream(tracks);
+        }
+        tile.querySelector("figcaption").textContent = this.caption(leg);
+        tile.hidden = false;
+      });
+    }
+    make(leg) {
+      let tile = this.template;
+      if (Object.values(this.tiles).indexOf(this.template) >= 0) {
+        tile = this.template.cloneNode(true);
+        tile.removeAttribute("id");
+        tile.querySelectorAll("[id]").forEach((e) => e.removeAttribute("id"));
+        const tiles = Object.values(this.tiles);
+        const last = tiles[tiles.length - 1] || this.template;
+        last.after(tile);
+      }
+      tile.dataset.leg = leg;
+      return tile;
+    }
+    drop(leg) {
+      const tile = this.tiles[leg];
+      delete this.tiles[leg];
+      if (tile !== this.template) { tile.remove(); return; }
+      tile.hidden = true;
+      tile.querySelector("video").srcObject = null;
+      delete tile.dataset.leg;
+    }
+  }
+
   function formatDuration(seconds) {
     const s = Math.max(0, Math.floor(seconds));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
@@ -118,5 +188,5 @@ window.EVR = (function () {
     list.scrollTop = list.scrollHeight;
   }
 
-  return { Signal, offer, gathered, preferCodecs, extraSlot, formatDuration, appendChat };
+  return { Signal, offer, gathered, preferCodecs, extraSlot, guestSlots, Tiles, formatDuration, appendChat };
 })();

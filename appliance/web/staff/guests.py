@@ -91,6 +91,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
                 call,
                 str(form.get("role", "")),
                 str(form.get("name", "")),
+                request.app[keys.SETTINGS].guests_max,
             )
             reply = {"id": guest.id, "label": guests.label(guest), "name": guest.name}
     except GuestError as exc:

@@ -31,6 +31,9 @@
   let officerName = root.dataset.officer || "";
   let connectedAt = null;
   let officerTrack = null;
+  let guestSlots = 1; // until the box's hello says how many guests a call may have
+  let guestNames = {}; // leg → "Interpreter (Ana Silva)"
+  let tiles = null;
   let lastFrames = 0;
   let framesSeenAt = 0;
   let bannerTarget = null;
@@ -105,13 +108,14 @@
     if (!stream.getVideoTracks().length) {
       EVR.preferCodecs(peer.addTransceiver("video", { direction: "recvonly" }));
     }
-    const guest = EVR.extraSlot(peer);
+    const forGuests = EVR.guestSlots(peer, guestSlots);
+    if (tiles) tiles.route({}); // a new connection: the old one's tiles go
+    tiles = new EVR.Tiles(peer, $("guest-tile"), (leg) => guestNames[leg] || "");
     const remote = new MediaStream();
     $("remote").srcObject = remote;
-    $("guest-video").srcObject = guest.stream;
     peer.ontrack = (event) => {
-      const forGuest = event.transceiver === guest.audio || event.transceiver === guest.video;
-      (forGuest ? guest.stream : remote).addTrack(event.track);
+      const forGuest = forGuests.indexOf(event.transceiver) >= 0;
+      if (!forGuest) remote.addTrack(event.track);
       if (!forGuest && event.track.kind === "video") officerTrack = event.track;
       if (!forGuest) playSound();
     };
@@ -174,8 +178,9 @@
   /* Guests, and a supervisor or a responder on a view-only link watching when the force
      shows them (the box leaves them out of what this page is sent otherwise). */
   function showGuests(guests, observers, viewers) {
-    $("guest-tile").hidden = !guests.length;
-    $("guest-caption").textContent = guests.length ? guests[0].label + " (" + guests[0].name + ")" : "";
+    guestNames = {};
+    guests.forEach((g) => { guestNames[g.leg] = g.label + " (" + g.name + ")"; });
+    if (tiles) tiles.render();
     const watching = (observers || []).length
       ? (neutral
         ? _("Someone else is also listening.")
@@ -244,8 +249,10 @@
     switch (message.type) {
       case "hello":
         iceServers = message.iceServers || [];
+        if (typeof message.guestSlots === "number") guestSlots = message.guestSlots;
         applyState(message);
         await sendOffer();
+        if (tiles && message.slots) tiles.route(message.slots); // changed while the socket was away
         if (root.dataset.location !== "no" && navigator.geolocation) shareLocation();
         break;
       case "answer":
@@ -253,6 +260,9 @@
         break;
       case "state":
         applyState(message);
+        break;
+      case "slots":
+        if (tiles) tiles.route(message.slots);
         break;
       case "presence":
         if (message.role === "handler" && diagnostics.state === "connected") officerPresent(message.present);

@@ -26,6 +26,9 @@
   let stillSince = null;
   let mode = root.dataset.mode || "handle";
   let takenBy = null;
+  let guestSlots = 1; // until the box's hello says how many guests a call may have
+  let guestNames = {}; // leg → "Interpreter (Ana Silva)"
+  let tiles = null;
   let handedTo = null;
   const diagnostics = { pc: null, state: root.dataset.state, stats: null, mode: mode, closed: null };
   window.evrConsole = diagnostics;
@@ -93,6 +96,7 @@
     switch (message.type) {
       case "hello":
         iceServers = message.iceServers || [];
+        if (typeof message.guestSlots === "number") guestSlots = message.guestSlots;
         rejoin = !!message.rejoin;
         if (message.role === "observer") observing();
         else if (mode === "observe") handling();
@@ -104,9 +108,13 @@
         setState(message.state);
         if (mode === "observe" && !admitted) observe();
         else if (message.state === "connected" && !admitted) admit();
+        if (tiles && message.slots) tiles.route(message.slots); // changed while the socket was away
         break;
       case "answer":
         pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+        break;
+      case "slots":
+        if (tiles) tiles.route(message.slots);
         break;
       case "state":
         showGuests(message.guests || []);
@@ -169,13 +177,13 @@
     pc.addTransceiver(audio || "audio", { direction: "sendrecv", streams: [stream] });
     videoTransceiver = pc.addTransceiver("video", { direction: "sendrecv", streams: [stream] });
     EVR.preferCodecs(videoTransceiver);
-    const guest = EVR.extraSlot(pc);
+    const forGuests = EVR.guestSlots(pc, guestSlots);
+    if (tiles) tiles.route({}); // a console admitting again: the old connection's tiles go
+    tiles = new EVR.Tiles(pc, $("guest-tile"), (leg) => guestNames[leg] || "Guest");
     const remote = new MediaStream();
     $("remote-video").srcObject = remote;
-    $("guest-video").srcObject = guest.stream;
     pc.ontrack = (event) => {
-      const forGuest = event.transceiver === guest.audio || event.transceiver === guest.video;
-      (forGuest ? guest.stream : remote).addTrack(event.track);
+      if (forGuests.indexOf(event.transceiver) < 0) remote.addTrack(event.track);
     };
     pc.oniceconnectionstatechange = async () => {
       if (!ended && pc.iceConnectionState === "failed") {
@@ -358,9 +366,9 @@
 
   function showGuests(present) {
     const list = $("guest-list");
-    const tile = $("guest-tile");
-    if (tile) tile.hidden = present.length === 0 && mode !== "observe";
-    if (present.length && $("guest-caption") && mode !== "observe") $("guest-caption").textContent = present[0].label + " (" + present[0].name + ")";
+    guestNames = {};
+    present.forEach((g) => { guestNames[g.leg] = g.label + " (" + g.name + ")"; });
+    if (tiles) tiles.render();
     if (!list) return;
     const on = new Set(present.map((g) => g.leg.replace("guest-", "")));
     list.querySelectorAll("li").forEach((item) => {

@@ -1,5 +1,6 @@
 /* A guest's page (interpreter, second officer, supervisor): send own camera and
-   microphone; receive the caller on the first slot and the officer on the second. */
+   microphone; receive the caller on the first slot, the officer on the second, and
+   each other guest on one more (a tile each, as the box's "slots" message says). */
 "use strict";
 
 (function () {
@@ -12,6 +13,9 @@
   let signal = null;
   let iceServers = [];
   let left = false;
+  let guestSlots = 1; // the other guests, with this one, the box's hello says
+  let guestNames = {}; // leg → "Second officer (PC 12 Byrne)"
+  let tiles = null;
   const diagnostics = { pc: null, state: "joining" };
   window.evrGuest = diagnostics;
 
@@ -38,14 +42,24 @@
     const video = stream.getVideoTracks()[0];
     EVR.preferCodecs(peer.addTransceiver(video || "video", { direction: video ? "sendrecv" : "recvonly", streams: [stream] }));
     const officer = EVR.extraSlot(peer);
+    const others = EVR.guestSlots(peer, Math.max(0, guestSlots - 1));
+    tiles = new EVR.Tiles(peer, $("guest-other"), (leg) => guestNames[leg] || "");
     $("guest-remote-caller").srcObject = caller;
     $("guest-remote-officer").srcObject = officer.stream;
     peer.ontrack = (event) => {
+      if (others.indexOf(event.transceiver) >= 0) return; // the other guests' tiles play these
       const second = event.transceiver === officer.audio || event.transceiver === officer.video;
       (second ? officer.stream : caller).addTrack(event.track);
     };
     diagnostics.pc = peer;
     return peer;
+  }
+
+  /* The other guests on the call, named on their tiles. */
+  function nameGuests(guests) {
+    guestNames = {};
+    (guests || []).forEach((g) => { guestNames[g.leg] = g.label + " (" + g.name + ")"; });
+    if (tiles) tiles.render();
   }
 
   function finish(title, text) {
@@ -65,7 +79,10 @@
     switch (message.type) {
       case "hello":
         iceServers = message.iceServers || [];
+        if (typeof message.guestSlots === "number") guestSlots = message.guestSlots;
+        nameGuests(message.guests);
         if (!pc) pc = newPeer();
+        if (message.slots) tiles.route(message.slots); // changed while the socket was away
         signal.send({ type: "join", sdp: await EVR.offer(pc) });
         break;
       case "answer":
@@ -74,6 +91,12 @@
         $("guest-check").hidden = true;
         $("guest-call").hidden = false;
         $("guest-self").srcObject = stream;
+        break;
+      case "state":
+        nameGuests(message.guests);
+        break;
+      case "slots":
+        if (tiles) tiles.route(message.slots);
         break;
       case "ended":
         finish(_("The call has ended"), _("Thank you. You can close this page."));
