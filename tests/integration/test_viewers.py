@@ -335,10 +335,10 @@ async def test_a_viewer_is_not_shown_to_the_caller_when_the_force_says_so(scene:
 
 @pytest.mark.parametrize("scene", [True], indirect=True)
 async def test_viewers_add_nothing_to_the_recording(scene: Scene) -> None:
-    """A recorded call with a viewer watching: the recording holds the caller's video and
-    the caller's and the handler's audio, as without one (its audio tracks are two). The
-    recorder's tracks are fixed today; this holds the line once guests may be recorded
-    too (a viewer is a "guest" leg in the media room that sends nothing)."""
+    """A recorded call with a viewer watching: the recording holds the caller's video, the
+    caller's and the handler's audio and the tracks kept for guests (guests_max, empty
+    here), as without one. A viewer is a "guest" leg in the media room that sends
+    nothing: no track is given to it, and the record of whose tracks they are names none."""
     await until(lambda: bool(_recordings(scene)), 10, "the recording to start")
     ws, viewer = await scene.watch(await scene.make_link())
     await until(lambda: viewer.frames_by_mid.get("1", 0) > 10, 20, "the viewer's frames")
@@ -349,8 +349,12 @@ async def test_viewers_add_nothing_to_the_recording(scene: Scene) -> None:
     )
     [recording] = _recordings(scene)
     assert recording.status == "complete", recording.status
-    assert recording.audio_codecs.split(",") == ["opus", "opus"]  # caller, handler
+    guests_max = scene.server.settings.guests_max
+    assert recording.audio_codecs.split(",") == ["opus"] * (2 + guests_max)
     assert recording.video_codec  # the caller's video
+    [finished] = scene.audit("recording.finished")
+    held = [leg for track in finished.detail["tracks"] for leg in track["held"]]
+    assert held and all(leg["role"] in ("caller", "handler") for leg in held), held
 
 
 def _recordings(scene: Scene) -> list[Recording]:
