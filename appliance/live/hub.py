@@ -5,7 +5,8 @@ drives the media room and calls the services. It only translates: what a move of
 call means (the survey, the appointment, the CAD event) is decided in
 ``services.calls.life``; the recording's life is in ``recording.py``, the 2 s sampling
 in ``sampler.py``, the chat in ``chat.py``, the caller's location in ``whereabouts.py``,
-observers and a call changing hands in ``seats.py``.
+observers and a call changing hands in ``seats.py``, guests and viewers and what pages
+are told of them in ``visitors.py``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from appliance.live.participants import (
 from appliance.live.recording import Recordings
 from appliance.live.sampler import Sampler
 from appliance.live.seats import Handlers
+from appliance.live.visitors import Visitors, is_visitor
 from appliance.live.whereabouts import Whereabouts
 from appliance.logs import call_id_var
 from appliance.models import FINAL_STATES, Call, CallState, Snapshot, User
@@ -81,7 +83,8 @@ class CallHub:
         self.message_limit = Throttle(settings.socket_messages_per_minute)
         self.whereabouts = Whereabouts(settings, db)
         self.alerts = Alerts()
-        self.handlers = Handlers(self.calls, self._broadcast_state)
+        self.visitors = Visitors(settings, self.calls, self._load)
+        self.handlers = Handlers(self.calls, self.visitors.broadcast_state)
 
     def _live(self, public_id: str) -> LiveCall:
         live = self.calls.get(public_id)
@@ -114,12 +117,12 @@ class CallHub:
                     "type": "hello",
                     "role": participant.role,
                     "iceServers": [browser_ice_server(s) for s in servers],
-                    "guestSlots": self._guest_slots(),
+                    "guestSlots": self.visitors.guest_slots(),
                     "slots": live.slots.get(participant.leg_id),
-                    **self._state_for(live, self._load(public_id), participant),
+                    **self.visitors.state_for(live, self._load(public_id), participant),
                 }
             )
-            await self._notify_presence(live, participant, True)
+            await self.visitors.notify_presence(live, participant, True)
             async for message in participant.ws:
                 if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     await self._handle_raw(live, participant, message.data)
@@ -130,11 +133,11 @@ class CallHub:
             metrics.SIGNALLING_CONNECTIONS.labels(participant.role).dec()
             if live.participants.get(participant.leg_id) is participant:
                 del live.participants[participant.leg_id]
-                if participant.guest is not None or participant.role in (OBSERVER, VIEWER):
-                    await self._leave(live, participant.leg_id)
+                if is_visitor(participant):
+                    await self.visitors.leave(live, participant.leg_id)
                 if participant.role == OBSERVER:
                     seats.observer_left(self.db, live, participant)
-                await self._notify_presence(live, participant, False)
+                await self.visitors.notify_presence(live, participant, False)
                 if not any(p.role in (CALLER, HANDLER) for p in live.participants.values()):
                     live.empty_since = time.monotonic()
             if not live.participants and live.room is None:
@@ -240,12 +243,7 @@ class CallHub:
                 live.admitted_at = time.monotonic()
         if participant.role == HANDLER:
             await self.recordings.start_if_agreed(live)
-        await self._broadcast_state(live)
-
-    def _guest_slots(self) -> int:
-        """Receive slots a page offers for guests when it joins (docs/media.md): as many
-        as may be on the call, so nobody is renegotiated when one arrives."""
-        return self.settings.guests_max if self.settings.guests_enabled else 0
+        await self.visitors.broadcast_state(live)
 
     def _new_room(self, public_id: str, config: RoomConfig) -> MediaRoom:
         """In the least-loaded media worker, or in this process when there are none."""
@@ -321,30 +319,6 @@ class CallHub:
         if live is not None:
             await live.broadcast(message, roles)
 
-    async def remove_guest(self, public_id: str, leg_id: str) -> None:
-        """End only the guest's leg: their socket closes, the others' media goes on."""
-        live = self.calls.get(public_id)
-        if live is None:
-            return
-        participant = live.participants.get(leg_id)
-        if participant is not None:
-            await participant.ws.close(code=4001, message=b"removed from the call by the officer")
-        await self._leave(live, leg_id)
-        await self._broadcast_state(live)
-
-    async def remove_viewer(self, public_id: str, leg_id: str) -> None:
-        """A viewer's link was revoked: its socket closes with 4006 (leaving the media
-        room as it closes), the call and everyone else's media go on."""
-        live = self.calls.get(public_id)
-        participant = live.participants.get(leg_id) if live is not None else None
-        if participant is not None:
-            await participant.ws.close(code=viewers.REVOKED, message=viewers.REVOKED_MESSAGE)
-
-    async def _leave(self, live: LiveCall, leg_id: str) -> None:
-        async with live.lock:
-            if live.room is not None and leg_id in live.room.leg_ids:
-                await live.room.leave(leg_id)
-
     async def close_all(self) -> None:
         """On shutdown: end every live call cleanly, recordings closed and hashed."""
         system = Actor(audit.SYSTEM)
@@ -355,30 +329,6 @@ class CallHub:
                     lambda s, c: life.end(s, self.settings, c, system, "appliance_stopped"),
                     "appliance_stopped",
                 )
-
-    # -- telling the pages ----------------------------------------------------------------
-
-    def _state_for(self, live: LiveCall, call: Call, participant: Participant) -> dict[str, Any]:
-        """The call's state as this page may see it (observers and viewers hidden from
-        the caller when the force says so)."""
-        return live.state_of(
-            call,
-            seats.shows_observers(self.settings, participant),
-            viewers.shown(self.settings, participant),
-        )
-
-    async def _broadcast_state(self, live: LiveCall) -> None:
-        call = self._load(live.public_id)
-        for participant in list(live.participants.values()):
-            await participant.send({"type": "state", **self._state_for(live, call, participant)})
-
-    async def _notify_presence(
-        self, live: LiveCall, participant: Participant, present: bool
-    ) -> None:
-        told = seats.told_of_presence(self.settings, participant)
-        await live.broadcast(participant.presence(present), told, exclude=participant.leg_id)
-        if participant.guest is not None or participant.role in (OBSERVER, VIEWER):
-            await self._broadcast_state(live)
 
     # -- what the media room says ---------------------------------------------------------
 

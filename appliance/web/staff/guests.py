@@ -115,7 +115,7 @@ async def remove(request: web.Request) -> web.StreamResponse:
             public_id, leg = call.public_id, guests.leg_id(guest)
     except GuestError as exc:
         return web.json_response({"error": str(exc)}, status=409)
-    await request.app[keys.HUB].remove_guest(public_id, leg)
+    await request.app[keys.HUB].visitors.remove_guest(public_id, leg)
     return web.json_response({"removed": leg, "message": "The guest has left the call."})
 
 

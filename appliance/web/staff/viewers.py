@@ -97,7 +97,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
             public_id, leg = call.public_id, viewers.leg_id(link)
     except ViewerError as exc:
         return web.json_response({"error": str(exc)}, status=409)
-    await request.app[keys.HUB].remove_viewer(public_id, leg)
+    await request.app[keys.HUB].visitors.remove_viewer(public_id, leg)
     return web.json_response({"revoked": leg, "message": "The viewing link no longer works."})
 
 

@@ -14,7 +14,7 @@
   let iceServers = [];
   let left = false;
   let guestSlots = 1; // the other guests, with this one, the box's hello says
-  let guestNames = {}; // leg → "Second officer (PC 12 Byrne)"
+  let guestNames = {}; /* leg → "Second officer (PC 12 Byrne)" */
   let tiles = null;
   const diagnostics = { pc: null, state: "joining" };
   window.evrGuest = diagnostics;
