@@ -119,6 +119,7 @@ class LiveCall:
     admitted_at: float | None = None
     setup_observed: bool = False
     empty_since: float | None = None  # when the caller and the handler had both gone
+    sound_only: bool = False  # video switched off both ways (a ``sound_only`` message)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def broadcast(
@@ -147,6 +148,8 @@ class LiveCall:
             "connectedAt": call.connected_at.isoformat() if call.connected_at else None,
             # A caller back on the same link after ending the call themselves.
             "rejoin": call.rejoin_of_id is not None,
+            # Video switched off both ways: a page that (re)joins starts without it.
+            "soundOnly": self.sound_only,
             # The caller's page names who they are talking to (its top bar).
             "officer": next(
                 (p.name for p in self.participants.values() if p.role == HANDLER), None
