@@ -35,13 +35,16 @@ class RoomConfig:
     ``ice_servers`` may be empty: the box then offers only its own host candidates,
     never aiortc's default public STUN server. ``allow_loopback`` adds 127.0.0.1
     host candidates, which aioice drops by default; tests and single-host network
-    namespaces need it.
+    namespaces need it. ``hole_wait_s`` is how long a video receiver waits for a
+    missing packet (a NACK's round trip and the retransmission) before stepping over it
+    and asking for a keyframe (``passthrough.HoleSkippingJitterBuffer``).
     """
 
     ice_servers: list[IceServer] = field(default_factory=list)
     allow_loopback: bool = False
     snapshot_max_frames: int = 300
     disconnect_after_s: float = 3.0
+    hole_wait_s: float = 0.3
 
     def rtc_configuration(self) -> RTCConfiguration:
         """Always an explicit configuration, so aiortc never falls back to Google STUN.

@@ -13,6 +13,7 @@ decoding path, behave exactly as aiortc ships them.
 
 import logging
 import queue
+import time
 from collections.abc import Callable
 from importlib.metadata import version
 
@@ -21,15 +22,17 @@ import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.codecs.opus import OpusEncoder
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtpPacket,
     pack_remb_fci,
     unpack_remb_fci,
 )
+from aiortc.utils import uint16_add
 
 from media.background import spawn
 
@@ -56,6 +59,11 @@ def _check_versions() -> None:
         missing = [n for n in names if not hasattr(cls, n)]
         if missing:
             raise ImportError(f"{cls.__name__} lacks {missing}: aiortc internals changed")
+    buffer = JitterBuffer(capacity=4, is_video=True)
+    fields = ("_origin", "_packets", "_capacity", "_is_video")
+    missing = [n for n in fields if not hasattr(buffer, n)]
+    if missing:
+        raise ImportError(f"JitterBuffer lacks {missing}: aiortc internals changed")
 
 
 _check_versions()
@@ -68,6 +76,7 @@ _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
 _ENCODER = "_RTCRtpSender__encoder"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 
 
 class ReceiverTap(queue.Queue[DecoderItem]):
@@ -112,6 +121,98 @@ def tap_receiver(receiver: RTCRtpReceiver, handler: FrameHandler) -> ReceiverTap
     tap = ReceiverTap(handler)
     setattr(receiver, _DECODER_QUEUE, tap)
     return tap
+
+
+class HoleSkippingJitterBuffer(JitterBuffer):
+    """aiortc's video jitter buffer, but a hole that stays unfilled is stepped over.
+
+    aiortc assembles frames only from the buffer's origin onwards and waits at the first
+    missing packet until 512 more have arrived (about ten seconds of a phone's video).
+    Packets a NACK cannot bring back (the sender's history has moved on, as after a few
+    seconds' outage, or the retransmission was lost too) therefore froze the picture
+    long after the line was good again. Here a hole that has not filled after
+    ``wait_s`` (time for a NACK's round trip and a retransmission) is skipped: what sits
+    before and after it of the frames it broke is dropped, assembly carries on at the
+    next whole frame, and the sender is asked for a keyframe (the returned PLI flag),
+    since what follows refers to pictures that never arrived.
+    """
+
+    def __init__(self, capacity: int, wait_s: float) -> None:
+        super().__init__(capacity=capacity, is_video=True)
+        self.wait_s = wait_s
+        self.holes_skipped = 0
+        self._hole: int | None = None
+        self._hole_since = 0.0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        if self._origin is not None:
+            behind = uint16_add(self._origin, -packet.sequence_number)
+            if 0 < behind <= self._capacity:
+                # Late (a retransmission of what was stepped over): aiortc would restart
+                # the buffer at it past 100 behind, and old frames would follow new ones.
+                return False, None
+        pli, frame = super().add(packet)
+        if frame is not None:
+            self._hole = None
+            return pli, frame
+        hole = self._first_hole(packet.sequence_number)
+        now = time.monotonic()
+        if hole != self._hole:
+            self._hole, self._hole_since = hole, now
+        if hole is None or now - self._hole_since < self.wait_s:
+            return pli, frame
+        if not self._skip_past(hole, packet.sequence_number):
+            return pli, frame  # the broken frame's end has not arrived yet
+        self._hole = None
+        self.holes_skipped += 1
+        return True, self._remove_frame(packet.sequence_number)
+
+    def _first_hole(self, newest: int) -> int | None:
+        """The sequence number of the first missing packet before ``newest``, if any."""
+        if self._origin is None:
+            return None
+        for count in range(uint16_add(newest, -self._origin)):
+            seq = uint16_add(self._origin, count)
+            if self._packets[seq % self._capacity] is None:
+                return seq
+        return None
+
+    def _skip_past(self, hole: int, newest: int) -> bool:
+        """Move the origin past ``hole`` and the frame it cut: just after the first
+        frame end (RTP marker) that arrived after it. False if none has arrived yet."""
+        assert self._origin is not None
+        for count in range(1, uint16_add(newest, -hole) + 1):
+            seq = uint16_add(hole, count)
+            packet = self._packets[seq % self._capacity]
+            if packet is not None and packet.marker:
+                self.remove(uint16_add(seq, 1 - self._origin))
+                return True
+        return False
+
+
+def skip_holes(receiver: RTCRtpReceiver, wait_s: float) -> HoleSkippingJitterBuffer:
+    """Give a video ``receiver`` a jitter buffer that steps over holes after ``wait_s``.
+
+    Must run before the first packet arrives (packets buffered by the old one would be
+    lost); installing it twice changes the wait of the first.
+    """
+    current = getattr(receiver, _JITTER_BUFFER)
+    if isinstance(current, HoleSkippingJitterBuffer):
+        current.wait_s = wait_s
+        return current
+    if current._origin is not None:
+        raise RuntimeError("receiver already has packets in its jitter buffer")
+    if not current._is_video:
+        raise ValueError("only a video receiver's jitter buffer waits for missing packets")
+    buffer = HoleSkippingJitterBuffer(current.capacity, wait_s)
+    setattr(receiver, _JITTER_BUFFER, buffer)
+    return buffer
+
+
+def hole_skipper(receiver: RTCRtpReceiver) -> HoleSkippingJitterBuffer | None:
+    """The hole-skipping jitter buffer on ``receiver``, if it has one."""
+    current = getattr(receiver, _JITTER_BUFFER)
+    return current if isinstance(current, HoleSkippingJitterBuffer) else None
 
 
 def receiver_tap(receiver: RTCRtpReceiver) -> ReceiverTap | None:

@@ -84,6 +84,8 @@ class Peer:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             for transceiver in self.pc.getTransceivers():
                 passthrough.tap_receiver(transceiver.receiver, _discard)
+                if transceiver.kind == "video":
+                    passthrough.skip_holes(transceiver.receiver, self.config.hole_wait_s)
             if self.config.allow_loopback:
                 passthrough.gather_loopback(self.pc)
             await self.pc.setLocalDescription(await self.pc.createAnswer())

@@ -92,6 +92,9 @@ class Source:
         self._request_pending: asyncio.TimerHandle | None = None
         self._remb: dict[int, tuple[int, float]] = {}
         self.tap = passthrough.tap_receiver(receiver, self._on_frame)
+        self._skipper = passthrough.hole_skipper(receiver)
+        self._holes_seen = 0
+        self._resync = False
         self._push_remb = passthrough.cap_remb(receiver, self.remb_cap)
 
     def subscribe(self, sink: Sink) -> None:
@@ -153,6 +156,8 @@ class Source:
         now = time.monotonic()
         mime = codecs.mime(codec)
         data = jitter_frame.data
+        if self._broken(codecs.is_keyframe(mime, data)):
+            return
         frame = EncodedFrame(
             kind=self.kind,
             codec=codec,
@@ -179,6 +184,19 @@ class Source:
                 logger.exception("sink %r failed", sink)
         if first and self._on_first_frame is not None:
             self._on_first_frame(self, frame)
+
+    def _broken(self, keyframe: bool) -> bool:
+        """After the jitter buffer stepped over a hole, what follows refers to pictures
+        that never came: nothing goes on (to the other legs, the recording, snapshots)
+        until the keyframe that was asked for, so no browser decodes a broken picture."""
+        if self._skipper is not None and self._skipper.holes_skipped != self._holes_seen:
+            self._holes_seen = self._skipper.holes_skipped
+            self._resync = True
+        if self._resync and not keyframe:
+            self.request_keyframe()
+            return True
+        self._resync = False
+        return False
 
 
 class ForwardTrack(MediaStreamTrack):

@@ -124,6 +124,7 @@ class LiveCall:
     # Whose media each leg's receive slots carry (the room's last `routed`, mid → leg),
     # sent again in a `hello`: a page whose socket came back missed what changed meanwhile.
     slots: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    sound_only: bool = False  # video switched off both ways (a ``sound_only`` message)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def broadcast(
@@ -156,6 +157,8 @@ class LiveCall:
             "connectedAt": call.connected_at.isoformat() if call.connected_at else None,
             # A caller back on the same link after ending the call themselves.
             "rejoin": call.rejoin_of_id is not None,
+            # Video switched off both ways: a page that (re)joins starts without it.
+            "soundOnly": self.sound_only,
             # The caller's page names who they are talking to (its top bar).
             "officer": next(
                 (p.name for p in self.participants.values() if p.role == HANDLER), None

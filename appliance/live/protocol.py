@@ -51,6 +51,15 @@ class Location(_Message):
     accuracy: float = Field(ge=0, le=100_000)
 
 
+class SoundOnly(_Message):
+    """Video off (``on``) or back on, both ways, pressed by a person or decided by the
+    page itself (``automatic``) when video cannot get through; passed to the others."""
+
+    type: Literal["sound_only"]
+    on: bool = Field(strict=True)
+    automatic: bool = Field(default=False, strict=True)
+
+
 class End(_Message):
     type: Literal["end"]
 
@@ -60,10 +69,10 @@ class Ping(_Message):
 
 
 ClientMessage = Annotated[
-    Join | Restart | Chat | Location | End | Ping, Field(discriminator="type")
+    Join | Restart | Chat | Location | SoundOnly | End | Ping, Field(discriminator="type")
 ]
 _adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
-CLIENT_TYPES = ("join", "restart", "chat", "location", "end", "ping")
+CLIENT_TYPES = ("join", "restart", "chat", "location", "sound_only", "end", "ping")
 
 
 class ProtocolError(Exception):
@@ -73,7 +82,7 @@ class ProtocolError(Exception):
         self.message = message
 
 
-def parse(raw: str | bytes) -> Join | Restart | Chat | Location | End | Ping:
+def parse(raw: str | bytes) -> Join | Restart | Chat | Location | SoundOnly | End | Ping:
     size = len(raw.encode() if isinstance(raw, str) else raw)
     if size > MAX_MESSAGE_BYTES:
         raise ProtocolError(

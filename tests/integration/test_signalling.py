@@ -189,3 +189,36 @@ async def test_hello_carries_turn_credentials_minted_for_the_call(
     assert abs(int(expiry) - (time.time() + live_server.settings.turn_ttl_seconds)) < 60
     expected = hmac.new(b"coturn-static-auth-secret", turn["username"].encode(), "sha1").digest()
     assert turn["credential"] == base64.b64encode(expected).decode()
+
+
+async def test_sound_only_passes_between_caller_and_officer(
+    live_server: LiveServer, http: aiohttp.ClientSession
+) -> None:
+    """The caller switches video off; the officer's console hears it (by whom, pressed
+    or automatic), a page opened afterwards starts with it in ``hello``, and the
+    officer switching video back on reaches the caller. A malformed one is refused."""
+    _handler(live_server, "pc1")
+    call = consented_call(live_server, "pc1", "CAD/S/SO")
+    officer = FormClient(live_server.base_url)
+    try:
+        await officer.sign_in("pc1", PASSWORD)
+        console_url = ws_url(live_server, f"/ws/calls/{call.call.public_id}")
+        async with (
+            http.ws_connect(ws_url(live_server, f"/ws/v/{call.token}")) as caller,
+            officer.session.ws_connect(console_url) as console,
+        ):
+            assert (await receive(caller, "hello"))["soundOnly"] is False
+            await receive(console, "hello")
+            await caller.send_json({"type": "sound_only", "on": "yes"})
+            assert (await receive(caller, "error"))["code"] == "invalid"
+            await caller.send_json({"type": "sound_only", "on": True, "automatic": True})
+            told = await receive(console, "sound_only")
+            assert told == {"type": "sound_only", "on": True, "automatic": True, "by": "caller"}
+            # The officer's page reloaded (the new socket replaces the old one).
+            async with officer.session.ws_connect(console_url) as reloaded:
+                assert (await receive(reloaded, "hello"))["soundOnly"] is True
+                await reloaded.send_json({"type": "sound_only", "on": False})
+                told = await receive(caller, "sound_only")
+            assert told == {"type": "sound_only", "on": False, "automatic": False, "by": "handler"}
+    finally:
+        await officer.close()

@@ -6,8 +6,9 @@ import hmac
 
 import pytest
 from aiortc import RTCIceServer
+from aiortc.rtp import RtpPacket
 
-from media import IceServer, RoomConfig, SdpError
+from media import IceServer, RoomConfig, SdpError, passthrough
 from media import codecs as media_codecs
 from media.ice import turn_credentials, turn_server
 from media.sdp import parse_offer
@@ -81,3 +82,48 @@ def test_passthrough_refuses_another_aiortc(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(passthrough.SUPPORTED, "aiortc", "1.17.")
     with pytest.raises(ImportError, match="re-check every hook"):
         passthrough._check_versions()
+
+
+def _packet(seq: int, timestamp: int, marker: bool) -> RtpPacket:
+    packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=timestamp, marker=marker)
+    packet._data = bytes([seq % 256])  # type: ignore[attr-defined]  (what the receiver sets)
+    return packet
+
+
+def _frames(seq: int, count: int, per_frame: int = 3) -> list[RtpPacket]:
+    """``count`` frames of ``per_frame`` packets from ``seq`` (timestamp = frame number)."""
+    return [
+        _packet(seq + i, (seq + i) // per_frame, i % per_frame == per_frame - 1)
+        for i in range(count * per_frame)
+    ]
+
+
+def test_a_video_hole_no_retransmission_fills_is_stepped_over() -> None:
+    """Packets 3..17 never arrive (an outage longer than the sender's NACK history):
+    aiortc's buffer would wait for 512 more packets; this one waits ``wait_s``, drops the
+    frame the hole cut, assembles the next whole frame and asks for a keyframe."""
+    packets = _frames(0, 10)
+    lost = {p.sequence_number for p in packets[3:17]}
+    waiting = passthrough.HoleSkippingJitterBuffer(512, wait_s=60)
+    skipping = passthrough.HoleSkippingJitterBuffer(512, wait_s=0)
+    out: dict[str, list[int]] = {"waiting": [], "skipping": []}
+    plis = 0
+    for packet in packets:
+        if packet.sequence_number in lost:
+            continue
+        for name, buffer in (("waiting", waiting), ("skipping", skipping)):
+            pli, frame = buffer.add(packet)
+            if frame is not None:
+                out[name].append(frame.timestamp)
+            plis += pli and name == "skipping"
+    # A frame is whole when the next one starts, so frame 0 waits behind the hole too;
+    # frames 1..5 are lost or cut (17 belongs to frame 5). The skipping buffer gives
+    # frames 6..8 (frame 9 is whole only when a later packet arrives).
+    assert out["waiting"] == []
+    assert out["skipping"] == [6, 7, 8]
+    assert plis == 1 and skipping.holes_skipped == 1
+    # Nothing is skipped while the frame the hole cut has not ended.
+    early = passthrough.HoleSkippingJitterBuffer(512, wait_s=0)
+    for packet in (_packet(0, 0, False), _packet(2, 0, False)):
+        assert early.add(packet) == (False, None)
+    assert early.holes_skipped == 0

@@ -39,6 +39,7 @@
   let bannerTarget = null;
   const diagnostics = {
     pc: null, audioOnly: false, state: root.dataset.state, officerVideo: false, rejoined: false,
+    soundOnly: false, soundOnlyAutomatic: false,
   };
   window.evrCaller = diagnostics;
 
@@ -69,6 +70,7 @@
     $("self").srcObject = stream;
     $("stage").dataset.soundOnly = String(diagnostics.audioOnly);
     $("switch-camera-call").hidden = diagnostics.audioOnly;
+    $("sound-only-toggle").hidden = diagnostics.audioOnly;
     if (!diagnostics.audioOnly) {
       $("check-status").textContent = _("You should see what your camera sees. When you are ready, join the call.");
       $("switch-camera").disabled = false;
@@ -220,6 +222,9 @@
 
   function applyState(message) {
     diagnostics.state = message.state;
+    if (typeof message.soundOnly === "boolean" && message.soundOnly !== diagnostics.soundOnly) {
+      soundOnly(message.soundOnly, "", false, false);
+    }
     if (message.guests) showGuests(message.guests, message.observers, message.viewers);
     if (message.officer) officerName = message.officer;
     if (message.connectedAt) connectedAt = new Date(message.connectedAt);
@@ -253,6 +258,7 @@
         applyState(message);
         await sendOffer();
         if (tiles && message.slots) tiles.route(message.slots); // changed while the socket was away
+        if (diagnostics.soundOnly) soundOnly(true, "", diagnostics.soundOnlyAutomatic, false);
         if (root.dataset.location !== "no" && navigator.geolocation) shareLocation();
         break;
       case "answer":
@@ -266,6 +272,9 @@
         break;
       case "presence":
         if (message.role === "handler" && diagnostics.state === "connected") officerPresent(message.present);
+        break;
+      case "sound_only":
+        soundOnly(message.on, message.by, message.automatic, false);
         break;
       case "officer_changing":
         officerChanging = true;
@@ -373,6 +382,63 @@
     }, () => {}, options);
   }
 
+  /* Sound only, both ways: the caller's camera stops going out (replaceTrack(null), no
+     renegotiation), the officer's page is told and does likewise; either side presses it,
+     or this page does when its outgoing estimate collapses (bad signal), and tries video
+     again after a while. `by` says who switched: "caller" is this page. */
+  let soundOnlyRetry = null;
+  let lowSince = null;
+  async function soundOnly(on, by, automatic, tell) {
+    diagnostics.soundOnly = on;
+    diagnostics.soundOnlyAutomatic = on && automatic;
+    const button = $("sound-only-toggle");
+    button.setAttribute("aria-pressed", String(on));
+    button.textContent = on ? _("Turn video back on") : _("Sound only");
+    button.hidden = diagnostics.audioOnly;
+    const note = $("sound-only-note");
+    note.hidden = !on;
+    note.textContent = !on ? "" : automatic
+      ? _("Your signal is too weak for video. The call carries on with sound only; video comes back when the signal improves.")
+      : by === "handler"
+        ? (neutral ? _("They switched the call to sound only.") : _("The officer switched the call to sound only."))
+        : _("Sound only: you have turned video off. They can still hear you.");
+    $("stage").dataset.soundOnly = String(on || diagnostics.audioOnly);
+    clearTimeout(soundOnlyRetry);
+    if (on && automatic) soundOnlyRetry = setTimeout(() => switchSoundOnly(false, true), 30000);
+    if (tell && signal) signal.send({ type: "sound_only", on: on, automatic: automatic });
+    // The first video slot carries the camera (newPeer); its track may be null by now.
+    const slot = pc && pc.getTransceivers().find((t) => t.receiver.track.kind === "video");
+    const camera = stream && stream.getVideoTracks()[0];
+    if (slot && camera) {
+      try { await slot.sender.replaceTrack(on ? null : camera); } catch (error) { /* the call goes on */ }
+    }
+  }
+
+  function switchSoundOnly(on, automatic) {
+    if (on === diagnostics.soundOnly) return;
+    soundOnly(on, "caller", automatic, true);
+  }
+
+  /* Bad signal: the browser's estimate of what it can send stays under 80 kbit/s for
+     6 s while video is on; sound alone fits in far less. */
+  async function watchUplink() {
+    if (ended || !pc || diagnostics.soundOnly || diagnostics.audioOnly || diagnostics.state !== "connected") {
+      lowSince = null;
+      return;
+    }
+    let estimate = null;
+    try {
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.availableOutgoingBitrate) {
+          estimate = r.availableOutgoingBitrate;
+        }
+      });
+    } catch (error) { return; }
+    if (estimate === null || estimate >= 80000) { lowSince = null; return; }
+    if (lowSince === null) lowSince = Date.now();
+    if (Date.now() - lowSince >= 6000) { lowSince = null; switchSoundOnly(true, true); }
+  }
+
   function finish() {
     ended = true;
     if (locationWatch !== null) navigator.geolocation.clearWatch(locationWatch);
@@ -398,6 +464,7 @@
     button.textContent = muted ? _("Unmute") : _("Mute");
   });
   $("sound-on").addEventListener("click", playSound);
+  $("sound-only-toggle").addEventListener("click", () => switchSoundOnly(!diagnostics.soundOnly, false));
   $("end").addEventListener("click", () => $("end-dialog").showModal());
   $("end-cancel").addEventListener("click", () => $("end-dialog").close());
   $("end-confirm").addEventListener("click", () => {
@@ -497,6 +564,7 @@
   }
 
   setInterval(watchOfficerVideo, 1000);
+  setInterval(watchUplink, 2000);
   setInterval(checkEnded, 5000);
   if (canCall()) start();
 })();

@@ -30,7 +30,7 @@
   let guestNames = {}; // leg → "Interpreter (Ana Silva)"
   let tiles = null;
   let handedTo = null;
-  const diagnostics = { pc: null, state: root.dataset.state, stats: null, mode: mode, closed: null };
+  const diagnostics = { pc: null, state: root.dataset.state, stats: null, mode: mode, closed: null, soundOnly: false };
   window.evrConsole = diagnostics;
 
   const WORDS = { waiting: "WAITING", connected: "LIVE", invited: "NOT JOINED" };
@@ -80,7 +80,7 @@
     }
     $("wait-target").hidden = state !== "waiting";
     showIndicators();
-    ["mute", "camera", "snapshot", "end"].forEach((id) => { $(id).disabled = !live || mode !== "handle"; });
+    ["mute", "camera", "snapshot", "end", "sound-only-toggle"].forEach((id) => { $(id).disabled = !live || mode !== "handle"; });
     $("admit").hidden = live || ended || mode !== "handle";
     $("admit").disabled = state !== "waiting" || admitted;
     if (mode !== "handle") return;
@@ -98,6 +98,7 @@
         iceServers = message.iceServers || [];
         if (typeof message.guestSlots === "number") guestSlots = message.guestSlots;
         rejoin = !!message.rejoin;
+        if (message.soundOnly) soundOnly(true, "", false);
         if (message.role === "observer") observing();
         else if (mode === "observe") handling();
         showGuests(message.guests || []);
@@ -117,6 +118,7 @@
         if (tiles) tiles.route(message.slots);
         break;
       case "state":
+        if (typeof message.soundOnly === "boolean" && message.soundOnly !== diagnostics.soundOnly) soundOnly(message.soundOnly, "", false);
         showGuests(message.guests || []);
         rejoin = !!message.rejoin;
         showObservers(message.observers || []);
@@ -149,6 +151,9 @@
         break;
       case "ended":
         finish(message.state, message.reason);
+        break;
+      case "sound_only":
+        soundOnly(message.on, message.by, message.automatic);
         break;
       case "taken_over":
         takenBy = message;
@@ -313,6 +318,28 @@
     $("local-video").hidden = !on;
     button.setAttribute("aria-pressed", String(on));
     button.textContent = on ? "Stop my video" : "Send my video";
+  }
+
+  /* Sound only, both ways (the caller's page or this one pressed it, or the caller's page
+     switched by itself on a bad signal): the officer's own video, if on, stops going out
+     (replaceTrack(null), no renegotiation) and comes back with it. */
+  async function soundOnly(on, by, automatic) {
+    diagnostics.soundOnly = on;
+    const button = $("sound-only-toggle");
+    button.setAttribute("aria-pressed", String(on));
+    button.textContent = on ? "Video back on" : "Sound only";
+    const why = automatic ? "caller's signal too weak for video" : by === "caller" ? "caller chose it" : by === "handler" ? "you chose it" : "";
+    $("sound-only-both").textContent = "Sound only" + (why ? " – " + why : "");
+    $("sound-only-both").hidden = !on;
+    const own = stream && stream.getVideoTracks()[0];
+    if (videoTransceiver && own) {
+      try { await videoTransceiver.sender.replaceTrack(on ? null : own); } catch (error) { /* the call goes on */ }
+    }
+  }
+
+  function pressSoundOnly() {
+    const on = !diagnostics.soundOnly;
+    if (signal && signal.send({ type: "sound_only", on: on })) soundOnly(on, "handler", false);
   }
 
   async function takeSnapshot() {
@@ -557,6 +584,7 @@
 
   $("admit").addEventListener("click", admit);
   $("camera").addEventListener("click", toggleCamera);
+  $("sound-only-toggle").addEventListener("click", pressSoundOnly);
   $("snapshot").addEventListener("click", takeSnapshot);
   $("mute").addEventListener("click", () => {
     const button = $("mute");
