@@ -187,7 +187,7 @@ class CallHub:
             case protocol.Location(latitude=lat, longitude=lon, accuracy=accuracy):
                 await self.whereabouts.share(live, participant, lat, lon, accuracy)
             case protocol.SoundOnly(on=on, automatic=automatic):
-                await self._sound_only(live, participant, on, automatic)
+                await live.switch_sound_only(participant, on, automatic)
             case protocol.End() if participant.role in (GUEST, OBSERVER, VIEWER):
                 await participant.ws.close(code=1000, message=b"left the call")
             case protocol.End():
@@ -199,17 +199,6 @@ class CallHub:
                 )
             case protocol.Ping():
                 await participant.send({"type": "pong"})
-
-    async def _sound_only(
-        self, live: LiveCall, participant: Participant, on: bool, automatic: bool
-    ) -> None:
-        """The caller or the officer turned video off (or back on) for both: the others'
-        pages follow it and say who did; a guest's or observer's page only shows it."""
-        if participant.role not in (CALLER, HANDLER):
-            raise CallError("only the caller or the officer switches the call to sound only")
-        live.sound_only = on
-        message = {"type": "sound_only", "on": on, "automatic": automatic, "by": participant.role}
-        await live.broadcast(message, exclude=participant.leg_id)
 
     # -- the moves ---------------------------------------------------------------------
 

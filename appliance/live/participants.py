@@ -18,6 +18,7 @@ from aiohttp import web
 from appliance.models import Call, GuestInvite, User
 from appliance.services.audit import Actor
 from appliance.services.calls import guests
+from appliance.services.calls.states import CallError
 from media.protocols import MediaRoom
 
 log = logging.getLogger("evr.live")
@@ -136,6 +137,15 @@ class LiveCall:
         for key, participant in list(self.participants.items()):
             if (roles is None or participant.role in roles) and key != exclude:
                 await participant.send(message)
+
+    async def switch_sound_only(self, by: Participant, on: bool, automatic: bool) -> None:
+        """The caller or the officer turned video off (or back on) for both: the others'
+        pages follow it and say who did; a guest's or observer's page only shows it."""
+        if by.role not in (CALLER, HANDLER):
+            raise CallError("only the caller or the officer switches the call to sound only")
+        self.sound_only = on
+        message = {"type": "sound_only", "on": on, "automatic": automatic, "by": by.role}
+        await self.broadcast(message, exclude=by.leg_id)
 
     def state_of(self, call: Call, observers: bool = True, viewers: bool = True) -> dict[str, Any]:
         """The call as every page on it sees it: its state and who is here. Without
