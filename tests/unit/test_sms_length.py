@@ -102,3 +102,15 @@ def test_an_appointments_sms_is_in_the_default_caller_language() -> None:
     assert "nodyn atgoffa" in texts[1] and "wedi'i chanslo" in texts[2]
     assert not any("video call" in text or "March" in text for text in texts)
     assert all(sms.length(text).segments <= settings.sms_max_segments for text in texts)
+
+
+def test_an_arabic_appointments_date_has_arabic_names_and_western_digits() -> None:
+    """In Arabic the day and month are Arabic words (Babel's) and the digits stay 0–9,
+    as a UK phone shows them and the officer reads them: no Arabic-Indic digits; the
+    time is the 24-hour HH:MM the Welsh and English texts use."""
+    settings = load_settings(force_name="Wessex Police", caller_language_default="ar")
+    text = appointments.booking_text(
+        settings, datetime(2027, 3, 28, 9, 0, tzinfo=UTC), "https://e.test/v/x"
+    )
+    assert "الأحد 28 مارس 2027" in text and "10:00" in text
+    assert not any("\u0660" <= c <= "\u0669" or "\u06f0" <= c <= "\u06f9" for c in text)
