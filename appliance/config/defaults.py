@@ -58,6 +58,29 @@ DEFAULT_UNSAFE_WORDS = (
     "ymosodiad",
     "lloches",
     "domestig",
+    # Arabic, with the article and the prefixes a word takes (and, by, for: و ب ل), since
+    # they join the word and a whole-word match would miss them.
+    "شرطة",
+    "الشرطة",
+    "للشرطة",
+    "بالشرطة",
+    "والشرطة",
+    "جريمة",
+    "الجريمة",
+    "عنف",
+    "العنف",
+    "والعنف",
+    "إساءة",
+    "الإساءة",
+    "اعتداء",
+    "الاعتداء",
+    "ضحية",
+    "الضحية",
+    "منزلي",
+    "المنزلي",
+    "الأسري",
+    "ملجأ",
+    "الملجأ",
 )
 DEFAULT_SMS_SURVEY = N_("{force_name}: please tell us how we did. It takes a minute: {link}")
 # South, west, north, east: Great Britain, Northern Ireland, the Isle of Man, the

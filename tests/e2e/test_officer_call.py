@@ -1,5 +1,6 @@
 """The officer's work on a live call, in real browsers: THRIVE, a statement the caller
-signs on the phone, the outcome sent to CAD; and a guest as the third party."""
+signs on the phone, the outcome sent to CAD; a guest as the third party; and a Welsh and
+an Arabic caller from the SMS to a signed statement in their language."""
 
 from __future__ import annotations
 
@@ -21,11 +22,16 @@ from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from pypdf import PdfReader
 
+from appliance import i18n
+from appliance.config import load_settings
+from appliance.services.governance import notice
+from appliance.services.record.statements import TYPED_CONFIRMATION
 from tests.support.appliance import Appliance, running_appliance
 from tests.support.axe import assert_accessible
 from tests.support.browser import (
     add_account,
     admit_first_waiting,
+    answer_checklist,
     caller_joins,
     first_sign_in,
     frames_shown,
@@ -37,39 +43,54 @@ from tests.support.browser import (
 )
 from tests.support.cad_receiver import CadReceiver, signature
 from tests.support.evidence import opened_in
+from tests.support.languages import SHOWN_TEXT, english_shown
+from tests.support.sms_gateways import WebhookGateway
 
 pytestmark = pytest.mark.e2e
 CAD_SECRET = "wessex-cad-shared-secret-of-32-chars+"
+SMS_SECRET = "wessex-sms-gateway-secret-of-32-chars"
 
 
 @contextlib.contextmanager
-def cad_receiver() -> Iterator[CadReceiver]:
-    """The force's CAD on 127.0.0.1, in a thread of its own (Playwright owns this one)."""
+def served(*servers: CadReceiver | WebhookGateway) -> Iterator[None]:
+    """The force's CAD and SMS gateway on 127.0.0.1, on an event loop in a thread of its
+    own (Playwright owns this one)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    receiver = CadReceiver(CAD_SECRET)
-    asyncio.run_coroutine_threadsafe(receiver.start(), loop).result(10)
     try:
-        yield receiver
+        for server in servers:
+            asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+        yield
     finally:
-        asyncio.run_coroutine_threadsafe(receiver.stop(), loop).result(10)
+        for server in servers:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
 
 
 @pytest.fixture(scope="module")
-def cad() -> Iterator[CadReceiver]:
-    with cad_receiver() as receiver:
+def sms() -> WebhookGateway:
+    """The force's SMS gateway (its webhook contract); started with the CAD."""
+    return WebhookGateway(SMS_SECRET)
+
+
+@pytest.fixture(scope="module")
+def cad(sms: WebhookGateway) -> Iterator[CadReceiver]:
+    receiver = CadReceiver(CAD_SECRET)
+    with served(receiver, sms):
         yield receiver
 
 
 @pytest.fixture(scope="module")
-def appliance(cad: CadReceiver) -> Iterator[Appliance]:
+def appliance(cad: CadReceiver, sms: WebhookGateway) -> Iterator[Appliance]:
     with running_appliance(
         EVR_CAD_WEBHOOK_URL=cad.url,
         EVR_CAD_WEBHOOK_SECRET=CAD_SECRET,
         EVR_CAD_WEBHOOK_BACKOFF_SECONDS="0.5",
+        EVR_NOTIFY_ADAPTER="webhook",
+        EVR_NOTIFY_WEBHOOK_URL=sms.url,
+        EVR_NOTIFY_WEBHOOK_SECRET=SMS_SECRET,
     ) as running:
         yield running
 
@@ -520,3 +541,152 @@ def test_a_viewer_link_shows_the_caller_and_is_refused_after_the_call_ends(
         assert audited(appliance, "viewer.link_refused") == 1
     finally:
         context.close()
+
+
+# A sentence of each offered language's declaration that the PDF must hold (fpdf2 breaks
+# lines, so not the whole).
+DECLARED = {
+    "cy": "Mae'r datganiad hwn yn wir",
+    "ar": "هذه الإفادة صحيحة",
+}
+
+
+def shown_as_data() -> tuple[str, ...]:
+    """The words the caller's pages show as given, in any language: the force's, the
+    officer's and the caller's names, the account the officer typed, the language
+    switch's names, and the operator's privacy-notice settings (their defaults here)."""
+    facts = notice.of(load_settings(force_name="Wessex Police"))
+    return (
+        "Wessex Police",
+        "Pat Handler",
+        "Jane Marple",
+        "I saw the van at 21:40.",
+        *(language.name for language in i18n.LANGUAGES.values()),
+        facts.controller,
+        facts.dpo_contact,
+        *(p.name for p in facts.processors),
+        *(p.does for p in facts.processors),
+    )
+
+
+def assert_in_language(page: Page, code: str, state: str) -> None:
+    """``state`` of the caller's page: its lang and dir are the language's, it shows none
+    of the English of a message the catalogue translates, and axe finds nothing."""
+    language = i18n.language(code)
+    html = page.locator("html")
+    expect(html).to_have_attribute("lang", language.html_lang)
+    expect(html).to_have_attribute("dir", "rtl" if language.rtl else "ltr")
+    shown = english_shown(page.evaluate(SHOWN_TEXT), code, shown_as_data())
+    assert shown == [], f"{code}, {state}: English shown: {shown}"
+    assert_accessible(page, f"{code}, {state}")
+
+
+def choices_mirrored(page: Page) -> list[bool]:
+    """For each visible radio or checkbox in a label: whether it sits right of its text
+    (where a right-to-left page puts the start of a line)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll("label.choice")]
+            .filter((label) => label.getClientRects().length > 0)
+            .map((label) => {
+                const box = label.querySelector("input").getBoundingClientRect();
+                const range = document.createRange();
+                range.selectNodeContents(label);
+                range.setStartAfter(label.querySelector("input"));
+                const text = range.getBoundingClientRect();
+                return box.left + box.width / 2 > text.left + text.width / 2;
+            })"""
+    )
+
+
+@pytest.mark.parametrize("code", ["cy", "ar"])
+def test_a_caller_in_welsh_or_arabic_from_the_sms_to_a_signed_statement(
+    handler: Page, phone: BrowserContext, appliance: Appliance, sms: WebhookGateway, code: str
+) -> None:
+    """The handler sends the link by SMS in Welsh (then Arabic); the force's gateway
+    receives it in that language, and the caller opens the link from it. Consent, waiting,
+    connected, the statement to sign and the statement signed each carry the language's
+    lang and dir, show no English a catalogue translates, and pass axe; on the Arabic
+    pages the choices' boxes sit right of their text (mirrored), on the Welsh ones left.
+    The caller signs by the typed name; the PDF read back holds the translated
+    declaration and says in which language it was read and signed."""
+    _ = i18n.translator(code)
+    language = i18n.language(code)
+    reference = f"CAD/E2E/LANG-{code}"
+    handler.goto(appliance.base_url + "/incidents?new=1")
+    handler.get_by_label("CAD reference").fill(reference)
+    handler.get_by_label("Caller's name").fill("Jane Marple")
+    handler.get_by_label("Caller's mobile number").fill("07700 900123")
+    handler.get_by_role("button", name="Create incident").click()
+    answer_checklist(handler)
+    by_sms = handler.locator("form", has=handler.locator("input[name=channel][value=sms]"))
+    by_sms.get_by_label("Caller's language").select_option(code)
+    by_sms.get_by_label("It is safe to contact the caller on this number now").check()
+    before = len(sms.accepted)
+    by_sms.get_by_role("button", name="Send link by SMS").click()
+    wait_for(lambda: len(sms.accepted) > before, "the SMS at the gateway")
+    assert sms.violations == []
+    message = sms.accepted[-1]
+    assert message["to"] == "+447700900123"
+    opening = _("{force_name}: here is the link for your video call: {link}").split("{link}")[0]
+    assert message["body"].startswith(opening.format(force_name="Wessex Police")), message
+    link = re.search(r"https://\S+/v/[A-Za-z0-9_-]{43}", message["body"]).group(0)
+
+    caller = phone.new_page()
+    caller.goto(link)
+    expect(caller.get_by_role("button", name=_("Continue"))).to_be_visible()
+    assert_in_language(caller, code, "consent")
+    assert all(choices_mirrored(caller)) if language.rtl else not any(choices_mirrored(caller))
+    caller.get_by_label(_("Yes, I agree to a video call with the police")).check()
+    caller.get_by_role("button", name=_("Continue")).click()
+    join = caller.get_by_role("button", name=_("Join video call"))
+    expect(join).to_be_enabled(timeout=15_000)  # the camera starts first
+    join.click()
+    waiting = _("You are connected. The officer will join you shortly. Keep this page open.")
+    expect(caller.get_by_text(waiting)).to_be_visible(timeout=20_000)
+    assert_in_language(caller, code, "waiting")
+
+    admit_first_waiting(handler, appliance, reference)
+    expect(handler.locator("#caller-language")).to_have_text(language.name)
+    expect(caller.get_by_role("button", name=_("End call"))).to_be_visible(timeout=20_000)
+    assert_in_language(caller, code, "connected")
+    if language.rtl:  # the timer's digits run left to right inside the mirrored bar
+        assert (
+            caller.locator(".call-bar__timer").evaluate("e => getComputedStyle(e).direction")
+            == "ltr"
+        )
+
+    handler.get_by_role("tab", name="Statement").click(timeout=30_000)
+    handler.get_by_label("Account, in the witness's words").fill("I saw the van at 21:40.")
+    handler.get_by_role("button", name="Send to the caller to sign").click()
+    # The banner's "Read statement" only scrolls to the panel, and goes once it is seen.
+    expect(caller.locator("#st-account")).to_contain_text("I saw the van", timeout=20_000)
+    caller.locator("#statement-panel").scroll_into_view_if_needed()
+    caller.get_by_label(_("Type your full name")).fill("Jane Marple")
+    caller.get_by_label(_("Sign by my typed name, without drawing")).check()
+    caller.get_by_label(_(TYPED_CONFIRMATION)).check()
+    assert_in_language(caller, code, "the statement to sign")
+    caller.get_by_role("button", name=_("Sign statement")).click()
+    signed = _("You signed this statement as %(name)s by typing your name. Thank you.")
+    expect(caller.locator("#statement-status")).to_contain_text(
+        signed % {"name": "Jane Marple"}, timeout=20_000
+    )
+    assert_in_language(caller, code, "the statement signed")
+
+    pdf_link = handler.locator("#statement-pdf a")
+    expect(pdf_link).to_be_visible(timeout=20_000)
+    response = handler.request.get(appliance.base_url + pdf_link.get_attribute("href"))
+    assert response.ok
+    reader = PdfReader(io.BytesIO(response.body()))
+    text = " ".join(" ".join((p.extract_text() or "") for p in reader.pages).split())
+    read_in = f"{language.name} ({code})"
+    if language.rtl:
+        # fpdf2 writes right-to-left text in the order it is seen (the Unicode bidi
+        # algorithm), which pypdf reads back left to right: reversed.
+        assert DECLARED[code][::-1] in text, text
+        assert "Read and signed in:" in text and language.name[::-1] in text, text
+    else:
+        assert DECLARED[code] in text, text
+        assert f"Read and signed in: {read_in}" in text, text
+        assert _("Read and signed in: %(language)s") % {"language": read_in} in text, text
+    handler.get_by_role("button", name="End call").click()
+    expect(caller.get_by_role("heading", name=_("The call has ended"))).to_be_visible()

@@ -1,6 +1,6 @@
 """The caller's pages in the caller's language (appliance/i18n.py), over real HTTPS: every
 page and state in the pseudo-locale shows no text that skipped the catalogue; a Welsh
-link shows no English; an Arabic one runs right to left."""
+link shows no English; an Arabic one runs right to left and shows no English either."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO
 from appliance.services.governance import notice
 from appliance.services.intake import incidents
 from tests.support.http import FormClient
-from tests.support.languages import read, script_messages, untranslated
+from tests.support.languages import english_shown, read, script_messages, untranslated
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user
 
@@ -141,22 +141,6 @@ def _data(server: LiveServer) -> tuple[str, ...]:
     )
 
 
-def _english_shown(page: str, language: str, data: tuple[str, ...] = ()) -> list[str]:
-    """Each catalogue message whose English source the page shows (outside ``data``)
-    where ``language``'s translation differs from it ("Safari" reads the same in both)."""
-    text = " ".join(" ".join(read(page).parts).split())
-    for value in data:
-        text = text.replace(value, " ")
-    return [
-        message.id
-        for message in i18n.template()
-        if isinstance(message.id, str)
-        and len(message.id) > 3
-        and i18n.gettext(language, message.id) != message.id
-        and message.id in text
-    ]
-
-
 async def test_a_welsh_link_shows_no_english(live_server: LiveServer, caller: FormClient) -> None:
     """Every page and state of a Welsh link carries lang="cy", shows none of the English
     source of a message the catalogue translates, and gives its scripts Welsh; the SMS
@@ -164,11 +148,11 @@ async def test_a_welsh_link_shows_no_english(live_server: LiveServer, caller: Fo
     pages = await _pages(live_server, caller, "cy")
     for name, page in pages.items():
         assert read(page).html_attrs.get("lang") == "cy", name
-        assert _english_shown(page, "cy", _data(live_server)) == [], name
+        assert english_shown(" ".join(read(page).parts), "cy", _data(live_server)) == [], name
         assert script_messages(page)["Connected"] == "Wedi cysylltu"
     assert "Parhau" in pages["consent"] and "Ydych chi'n cytuno" in pages["consent"]
     english = pages["consent"].replace("Parhau", "Continue")
-    assert _english_shown(english, "cy", _data(live_server)) == ["Continue"]
+    assert english_shown(" ".join(read(english).parts), "cy", _data(live_server)) == ["Continue"]
 
     with live_server.db.session() as session:
         user = session.exec(select(User).where(User.username == "pc1")).one()
@@ -179,16 +163,18 @@ async def test_a_welsh_link_shows_no_english(live_server: LiveServer, caller: Fo
         assert message.body.startswith(f"{live_server.settings.force_name}: dyma'r ddolen ar gyfer")
 
 
-async def test_an_arabic_link_runs_right_to_left(
+async def test_an_arabic_link_runs_right_to_left_and_shows_no_english(
     live_server: LiveServer, caller: FormClient
 ) -> None:
-    """The consent page of an Arabic link is dir="rtl" lang="ar", in Arabic; the call's
-    timer keeps its digits left to right (caller.css)."""
-    token = _link(live_server, "CAD/L/5", "ar")
-    response, page = await caller.get(f"/v/{token}")
-    assert response.status == 200
-    assert read(page).html_attrs == {"lang": "ar", "dir": "rtl"}
-    assert "هل توافق على مكالمة فيديو مع الشرطة؟" in page and ">متابعة<" in page
+    """Every page and state of an Arabic link is dir="rtl" lang="ar" and shows none of the
+    English source of a message the catalogue translates; its scripts get Arabic."""
+    pages = await _pages(live_server, caller, "ar")
+    for name, page in pages.items():
+        assert read(page).html_attrs == {"lang": "ar", "dir": "rtl"}, name
+        assert english_shown(" ".join(read(page).parts), "ar", _data(live_server)) == [], name
+        assert script_messages(page)["Connected"] == i18n.gettext("ar", "Connected") != "Connected"
+    assert "هل توافق على مكالمة فيديو مع الشرطة؟" in pages["consent"]
+    assert ">متابعة<" in pages["consent"]
 
 
 async def test_the_handler_chooses_the_language_and_the_caller_can_switch(
@@ -207,6 +193,7 @@ async def test_the_handler_chooses_the_language_and_the_caller_can_switch(
         await staff.sign_in("pc1", PASSWORD)
         _, page = await staff.get(f"/incidents/{incident_id}")
         assert '<option value="cy">Cymraeg</option>' in page
+        assert '<option value="ar">العربية</option>' in page
         form = {"channel": "link", "kind": "video"}
         response, _ = await staff.post(
             f"/incidents/{incident_id}/invites", {**form, "language": "xx"}
@@ -239,10 +226,10 @@ async def test_the_handler_chooses_the_language_and_the_caller_can_switch(
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "invite.language")).one()
         assert event.detail["from"] == "cy" and event.detail["to"] == "en"
     response, _ = await caller.post(
-        f"/v/{token}/language", {"language": "ar", "back": "//evil.test/"}
+        f"/v/{token}/language", {"language": i18n.PSEUDO, "back": "//evil.test/"}
     )
     assert response.headers["Location"] == f"/v/{token}"
-    assert _invite(live_server, token)[0].language == "en"  # Arabic is not offered yet
+    assert _invite(live_server, token)[0].language == "en"  # the pseudo-locale is never offered
 
 
 async def test_a_welsh_consent_keeps_the_welsh_notice_it_was_given(

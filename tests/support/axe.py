@@ -71,16 +71,28 @@ EDGELESS = """() => [...document.querySelectorAll(
     .map((e) => e.id || e.name || e.textContent.trim())"""
 
 
-def assert_reflows(browser: Browser, url: str, width: int = 320) -> None:
+def assert_reflows(browser: Browser, url: str, width: int = 320, text_zoom: int = 100) -> None:
     """WCAG 1.4.10: at ``width`` CSS pixels (a 1280 px screen at 400%) nothing makes
     ``url`` scroll sideways. A desktop context of its own: a phone's emulation zooms a
-    page out to its content, which would hide the very overflow looked for."""
+    page out to its content, which would hide the very overflow looked for.
+
+    With ``text_zoom`` (WCAG 1.4.4, text resized to 200%), the root font size is that
+    much larger, as a browser's text-only zoom or a phone's larger-text setting makes it
+    (the page's sizes are in rem and em, so they follow it), and besides no sideways
+    scroll every visible control lies whole inside the width and on no other control."""
     context = browser.new_context(
-        ignore_https_errors=True, locale="en-GB", viewport={"width": width, "height": 640}
+        ignore_https_errors=True,
+        locale="en-GB",
+        viewport={"width": width, "height": 640},
+        bypass_csp=text_zoom != 100,  # the page's policy refuses an injected stylesheet
     )
     try:
         page = context.new_page()
         page.goto(url)
+        if text_zoom != 100:
+            page.add_style_tag(content=f"html {{ font-size: {text_zoom}% !important; }}")
+            zoomed = page.evaluate("() => getComputedStyle(document.body).fontSize")
+            assert float(zoomed.removesuffix("px")) >= 16 * text_zoom / 100 * 0.99, zoomed
         wide = page.evaluate(
             """(width) => {
                 // Elements, and text that overflows its element (a long unbroken word).
@@ -101,8 +113,38 @@ def assert_reflows(browser: Browser, url: str, width: int = 320) -> None:
             width,
         )
         assert wide[0] <= width, f"{url}: {wide[0]} px wide at {width} px: {wide[1]}"
+        if text_zoom != 100:
+            placed = page.evaluate(CONTROLS_PLACED, width)
+            assert placed == [], f"{url} with text at {text_zoom}%: {placed}"
     finally:
         context.close()
+
+
+# Each visible control (a link, button, field or choice) whole inside the page's width,
+# not squeezed to nothing, and on top of no other control.
+CONTROLS_PLACED = """(width) => {
+    const controls = [...document.querySelectorAll(
+            "a[href], button, input:not([type=hidden]), select, textarea, summary")]
+        .filter((e) => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== "hidden")
+        .filter((e) => !e.closest(".visually-hidden"));
+    const name = (e) => e.id || e.name || e.textContent.trim().slice(0, 30) || e.tagName;
+    const boxes = controls.map((e) => [e, e.getBoundingClientRect()]);
+    const found = [];
+    for (const [e, b] of boxes) {
+        if (b.left < -1 || b.right > width + 1) found.push(`${name(e)} outside the width`);
+        if (b.width < 1 || b.height < 1) found.push(`${name(e)} squeezed to nothing`);
+    }
+    for (let i = 0; i < boxes.length; i++) {
+        for (let j = i + 1; j < boxes.length; j++) {
+            const [e, a] = boxes[i], [f, b] = boxes[j];
+            if (e.contains(f) || f.contains(e)) continue;  // a choice's input in its label
+            const x = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+            const y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+            if (x > 1 && y > 1) found.push(`${name(e)} overlaps ${name(f)}`);
+        }
+    }
+    return found.slice(0, 8);
+}"""
 
 
 def assert_controls_edged_in_forced_colours(page: Page) -> None:

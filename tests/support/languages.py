@@ -73,3 +73,32 @@ def script_messages(page: str) -> dict[str, str]:
     """The messages the page gave its scripts (#evr-messages)."""
     found: dict[str, str] = json.loads(read(page).scripts["evr-messages"])
     return found
+
+
+def english_shown(text: str, language: str, data: tuple[str, ...] = ()) -> list[str]:
+    """Each catalogue message whose English source ``text`` (a page's words, as read by
+    :func:`read` or a browser's ``innerText``) shows outside ``data`` where ``language``'s
+    translation differs from it ("Safari" reads the same in both)."""
+    text = " ".join(text.split())
+    for value in sorted(data, key=len, reverse=True):
+        text = text.replace(" ".join(value.split()), " ")
+    return [
+        message.id
+        for message in i18n.template()
+        if isinstance(message.id, str)
+        and len(message.id) > 3
+        and i18n.gettext(language, message.id) != message.id
+        and message.id in text
+    ]
+
+
+# What a person sees of a page in the browser, or hears of it: the rendered text of what is
+# shown (innerText leaves out what is hidden) and the spoken attributes of what is shown.
+SHOWN_TEXT = (
+    """() => [document.title, document.body.innerText,
+    ...[...document.querySelectorAll("body *")]
+        .filter((e) => e.getClientRects().length > 0)
+        .flatMap((e) => """
+    + repr(list(SPOKEN_ATTRIBUTES))
+    + """.map((a) => e.getAttribute(a) || ""))].join("\\n")"""
+)

@@ -4,6 +4,7 @@ GSM-7 (Welsh ŵ, Arabic script) makes the whole text UCS-2 at 70 and 67."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,18 +52,25 @@ def test_a_template_that_needs_more_parts_than_allowed_is_refused_at_start_up() 
         )
 
 
-@pytest.mark.parametrize("word", ["heddlu", "trais", "cam-drin"])
+@pytest.mark.parametrize(
+    ("code", "word"),
+    [("cy", "heddlu"), ("cy", "trais"), ("cy", "cam-drin"), ("ar", "الشرطة"), ("ar", "العنف")],
+)
 def test_the_unsafe_word_check_reads_every_offered_language(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, word: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str, word: str
 ) -> None:
-    """A Welsh catalogue whose invite SMS says "heddlu" (or "trais", "cam-drin") is
-    refused at start-up though the English wording is neutral: the check runs on each
-    offered language's text, and the Welsh words are on the default list."""
-    welsh = tmp_path / "cy" / "LC_MESSAGES"
-    welsh.mkdir(parents=True)
-    catalogue = Catalog(locale="cy")
+    """A Welsh (or Arabic) catalogue whose invite SMS says "heddlu" ("trais", "cam-drin",
+    "الشرطة", "العنف") is refused at start-up though the English wording is neutral: the
+    check runs on each offered language's text, and their words are on the default list.
+    The other offered catalogues are the real ones."""
+    for other in i18n.OFFERED:
+        if other not in (i18n.SOURCE, code):
+            shutil.copytree(i18n.LOCALE_DIR / other, tmp_path / other)
+    folder = tmp_path / code / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    catalogue = Catalog(locale=code)
     catalogue.add(DEFAULT_SMS_INVITE, "{force_name}: " + word + " {link}")
-    with (welsh / "messages.po").open("wb") as file:
+    with (folder / "messages.po").open("wb") as file:
         write_po(file, catalogue)
     monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
     for cached in (i18n.catalogue, i18n.translations):
@@ -74,7 +82,7 @@ def test_the_unsafe_word_check_reads_every_offered_language(
         monkeypatch.undo()
         for cached in (i18n.catalogue, i18n.translations):
             cached.cache_clear()
-    load_settings(force_name="Dyfed-Powys")  # the real Welsh wording is neutral
+    load_settings(force_name="Dyfed-Powys")  # the real wording is neutral in every language
 
 
 def test_an_appointments_sms_is_in_the_default_caller_language() -> None:
@@ -94,3 +102,15 @@ def test_an_appointments_sms_is_in_the_default_caller_language() -> None:
     assert "nodyn atgoffa" in texts[1] and "wedi'i chanslo" in texts[2]
     assert not any("video call" in text or "March" in text for text in texts)
     assert all(sms.length(text).segments <= settings.sms_max_segments for text in texts)
+
+
+def test_an_arabic_appointments_date_has_arabic_names_and_western_digits() -> None:
+    """In Arabic the day and month are Arabic words (Babel's) and the digits stay 0–9,
+    as a UK phone shows them and the officer reads them: no Arabic-Indic digits; the
+    time is the 24-hour HH:MM the Welsh and English texts use."""
+    settings = load_settings(force_name="Wessex Police", caller_language_default="ar")
+    text = appointments.booking_text(
+        settings, datetime(2027, 3, 28, 9, 0, tzinfo=UTC), "https://e.test/v/x"
+    )
+    assert "الأحد 28 مارس 2027" in text and "10:00" in text
+    assert not any("\u0660" <= c <= "\u0669" or "\u06f0" <= c <= "\u06f9" for c in text)
