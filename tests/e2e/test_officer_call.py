@@ -284,7 +284,7 @@ def rising_slots(page: Page, diagnostics: str, slots: int = 2, timeout: float = 
 
 
 def invite_guest(handler: Page, role: str, name: str) -> str:
-    handler.get_by_label("Role").select_option(role)
+    handler.get_by_label("Role", exact=True).select_option(role)
     handler.get_by_label("Name", exact=True).fill(name)
     status = handler.locator("#guest-status")
     status.evaluate("p => { p.textContent = ''; }")  # the last invite's answer
