@@ -383,11 +383,10 @@
   }
 
   /* Sound only, both ways: the caller's camera stops going out (replaceTrack(null), no
-     renegotiation), the officer's page is told and does likewise; either side presses it,
-     or this page does when its outgoing estimate collapses (bad signal), and tries video
-     again after a while. `by` says who switched: "caller" is this page. */
+     renegotiation), the officer's page is told and does likewise; either side presses it.
+     An `automatic` switch (none is made yet: see docs/handler-guide.md) tries video again
+     after a while. `by` says who switched: "caller" is this page. */
   let soundOnlyRetry = null;
-  let lowSince = null;
   async function soundOnly(on, by, automatic, tell) {
     diagnostics.soundOnly = on;
     diagnostics.soundOnlyAutomatic = on && automatic;
@@ -417,26 +416,6 @@
   function switchSoundOnly(on, automatic) {
     if (on === diagnostics.soundOnly) return;
     soundOnly(on, "caller", automatic, true);
-  }
-
-  /* Bad signal: the browser's estimate of what it can send stays under 80 kbit/s for
-     6 s while video is on; sound alone fits in far less. */
-  async function watchUplink() {
-    if (ended || !pc || diagnostics.soundOnly || diagnostics.audioOnly || diagnostics.state !== "connected") {
-      lowSince = null;
-      return;
-    }
-    let estimate = null;
-    try {
-      (await pc.getStats()).forEach((r) => {
-        if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.availableOutgoingBitrate) {
-          estimate = r.availableOutgoingBitrate;
-        }
-      });
-    } catch (error) { return; }
-    if (estimate === null || estimate >= 80000) { lowSince = null; return; }
-    if (lowSince === null) lowSince = Date.now();
-    if (Date.now() - lowSince >= 6000) { lowSince = null; switchSoundOnly(true, true); }
   }
 
   function finish() {
@@ -564,7 +543,6 @@
   }
 
   setInterval(watchOfficerVideo, 1000);
-  setInterval(watchUplink, 2000);
   setInterval(checkEnded, 5000);
   if (canCall()) start();
 })();
