@@ -36,7 +36,7 @@ from tests.support.browser import (
     wait_rising,
 )
 from tests.support.evidence import a_video_frame, files_containing, opened_in
-from tests.support.outage import UdpOutage
+from tests.support.outage import UdpOutage, box_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -381,7 +381,12 @@ def test_the_call_comes_back_after_five_seconds_without_udp(
     admit_first_waiting(handler, appliance, "CAD/E2E/NET1")
     wait_rising(lambda: frames_decoded(handler, "evrConsole"), floor=10)
 
-    outage = UdpOutage()
+    outage = UdpOutage(
+        box_ports(
+            handler.evaluate("() => window.evrConsole.pc.remoteDescription.sdp"),
+            caller.evaluate("() => window.evrCaller.pc.remoteDescription.sdp"),
+        )
+    )
     outage.start()
     try:
         time.sleep(1.5)  # what was in flight and in the jitter buffer is played out

@@ -1,7 +1,10 @@
-"""A network outage for a browser call: nftables drops UDP on loopback, then stops.
+"""A network outage for a browser call: nftables drops its UDP on loopback, then stops.
 
 This kernel has no ``tc netem``; nftables does the job inside the suite's own network
-namespace (``unshare -n``, loopback only), never in a host's ruleset. Only UDP goes:
+namespace (``unshare -n``, loopback only), never in a host's ruleset. The rule drops only
+what goes to or from the ports of one call's box (read from the browsers' remote
+descriptions): the other pytest worker shares the namespace, and its calls must not
+lose their media to this test's outage. Only UDP goes:
 the signalling socket (TCP) stays up, as it does when a phone's Wi-Fi fades and its 4G
 takes over while the page's WebSocket reconnects, so what is tested is the media's
 own way back (ICE restart on the caller's page, consent on the others).
@@ -10,16 +13,28 @@ own way back (ICE restart on the caller's page, consent on the others).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 from dataclasses import dataclass
 
 TABLE = "evr_test_udp_outage"
-RULES = f"""
+CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ host", re.M | re.I)
+
+
+def box_ports(*remote_descriptions: str) -> frozenset[int]:
+    """The UDP ports the box offered in its answers (its host candidates)."""
+    return frozenset(int(port) for sdp in remote_descriptions for port in CANDIDATE.findall(sdp))
+
+
+def _rules(ports: frozenset[int]) -> str:
+    listed = ", ".join(str(port) for port in sorted(ports))
+    return f"""
 table inet {TABLE} {{
     chain input {{
         type filter hook input priority 0; policy accept;
-        iif "lo" meta l4proto udp counter drop
+        iif "lo" udp sport {{ {listed} }} counter drop
+        iif "lo" udp dport {{ {listed} }} counter drop
     }}
 }}
 """
@@ -27,14 +42,16 @@ table inet {TABLE} {{
 
 @dataclass
 class UdpOutage:
-    """Drops every UDP packet on loopback from :meth:`start` until :meth:`stop`."""
+    """Drops the UDP to and from ``ports`` on loopback from :meth:`start` until :meth:`stop`."""
 
+    ports: frozenset[int]
     on: bool = False
 
     def start(self) -> None:
         interfaces = [name for _, name in socket.if_nameindex()]
         assert interfaces == ["lo"], f"run inside the suite's network namespace, not {interfaces}"
-        subprocess.run(["nft", "-f", "-"], input=RULES, text=True, check=True)
+        assert self.ports, "no port of the box to cut off"
+        subprocess.run(["nft", "-f", "-"], input=_rules(self.ports), text=True, check=True)
         self.on = True
 
     def dropped(self) -> int:
@@ -45,11 +62,14 @@ class UdpOutage:
             text=True,
             check=True,
         )
-        for item in json.loads(listed.stdout)["nftables"]:
-            for expr in item.get("rule", {}).get("expr", []):
-                if "counter" in expr:
-                    return int(expr["counter"]["packets"])
-        raise AssertionError("the outage rule has no counter")
+        counters = [
+            int(expr["counter"]["packets"])
+            for item in json.loads(listed.stdout)["nftables"]
+            for expr in item.get("rule", {}).get("expr", [])
+            if "counter" in expr
+        ]
+        assert counters, "the outage rules have no counter"
+        return sum(counters)
 
     def stop(self) -> None:
         if self.on:
