@@ -96,6 +96,12 @@ async def test_the_outcome_reaches_the_cad_signed_and_as_documented(
         "by": "PC 9 Okafor",
     }
     assert closed["incident"]["status"] == "closed"
+    # The CAD has each event before the sender has recorded its 2xx: wait for the records.
+    await until(
+        lambda: all(d.state == "delivered" for d in deliveries(live_server)),
+        "both deliveries recorded",
+        timeout=5,
+    )
     rows = deliveries(live_server)
     assert [(d.event, d.state, d.attempts) for d in rows] == [
         ("incident.outcome", "delivered", 1),
