@@ -31,7 +31,9 @@ def test_a_keyboard_only_caller_signs_by_typing_answers_the_survey_and_the_super
     context = browser.new_context(ignore_https_errors=True, locale="en-GB")
     context.set_default_timeout(15_000)
     supervisor = signed_in_handler(context, appliance, "sup1", role="supervisor")
-    supervisor.goto(appliance.base_url + "/evaluation")
+    # The first evaluation page imports the statistics and charts (numpy, scipy,
+    # statsmodels, matplotlib): 5 s on an idle box, over 15 s under the suite's load.
+    supervisor.goto(appliance.base_url + "/evaluation", timeout=60_000)
     expect(supervisor.get_by_role("heading", name="Evaluation")).to_be_visible()
     expect(supervisor.locator("#no-cases")).to_be_visible()
 
