@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -100,3 +101,22 @@ def require_same_origin(request: web.Request) -> None:
     origin = request.headers.get("Origin")
     if origin is not None and origin != f"{request.scheme}://{request.host}":
         raise web.HTTPForbidden(text="Cross-origin WebSocket refused.")
+
+
+SIGN_IN_THROTTLED = "Too many failed sign-ins from this address: try again in {seconds} seconds."
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path on this site: never an absolute or protocol-relative URL.
+
+    Judged as a browser would read it: control characters (a browser drops a tab or a
+    newline, so ``/%09/evil.example`` decoded becomes ``//evil.example``) and backslashes (read
+    as ``/``) are refused, then ``urlsplit`` must find no scheme and no host."""
+    if not value or not value.startswith("/") or "\\" in value:
+        return "/"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or value.startswith("//"):
+        return "/"
+    return value

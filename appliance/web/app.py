@@ -28,7 +28,7 @@ from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Guards
 from appliance.services.outbox import cad, messages
 from appliance.services.record.statements import TYPED_CONFIRMATION
-from appliance.web import auth, health, keys, middleware, toolkit
+from appliance.web import auth, health, keys, middleware, second_factor, toolkit
 from appliance.web.admin import cad as admin_cad
 from appliance.web.admin import users as admin_users
 from appliance.web.api import incidents as api_incidents
@@ -177,6 +177,7 @@ def create_app(
     app.on_response_prepare.append(health.server_header)
     for module in (
         auth,
+        second_factor,
         home,
         admin_users,
         admin_cad,

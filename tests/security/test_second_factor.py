@@ -183,3 +183,39 @@ async def test_the_shell_resets_a_lost_factor_and_enrolment_is_required_again(
     users, _ = await admin.get("/admin/users", allow_redirects=False)
     assert users.headers["Location"] == "/account/second-factor"
     assert "user.second_factor_reset" in _actions(live_server)
+
+
+async def test_wrong_codes_count_towards_the_addresss_sign_in_throttle(
+    live_server: LiveServer, admin: FormClient
+) -> None:
+    """Tried: wrong codes spread over three half-signed-in sessions from one address,
+    none reaching its own limit of five. Together they reach the address's ten a minute:
+    then the right code, and a security key's answer, are answered 429 with Retry-After
+    and sign no one in."""
+    await admin.sign_in("boss", PASSWORD)
+    totp, _, _ = await _enrol(admin)
+    await admin.post("/logout")
+    limit = live_server.settings.login_failures_per_source
+    clients = [FormClient(live_server.base_url) for _ in range(3)]
+    try:
+        wrong_left = limit
+        for client in clients:
+            assert (await client.sign_in("boss", PASSWORD)).status == 303
+            await client.get("/login/second-factor")
+            for _ in range(min(wrong_left, second_factor.MAX_FAILURES - 1)):
+                refused, _ = await client.post("/login/second-factor", {"code": "000000"})
+                assert refused.status == 401
+                wrong_left -= 1
+        assert wrong_left == 0
+        with live_server.db.session() as session:
+            factor = session.exec(select(TotpFactor)).one()
+            fresh = totp.generate_otp(factor.last_step + 1)
+        held, body = await clients[-1].post("/login/second-factor", {"code": fresh})
+        assert held.status == 429 and int(held.headers["Retry-After"]) > 0, body
+        key, _ = await clients[0].post("/login/second-factor/key", {"credential": "{}"})
+        assert key.status == 429
+        still, _ = await clients[-1].get("/admin/users", allow_redirects=False)
+        assert still.headers["Location"].startswith("/login/second-factor")
+    finally:
+        for client in clients:
+            await client.close()
