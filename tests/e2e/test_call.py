@@ -186,8 +186,12 @@ def test_the_callers_screen_through_a_call(
     expect(summary).to_contain_text("Select yes if you agree to a video call")
     shot(caller, "02-consent-error")
     assert_accessible(caller, "consent with its error summary")
+    # At 320 CSS px, and there with the text at 200% as well (a phone's larger text on
+    # the narrowest screen): nothing sideways, every control whole and apart.
     for path in (link, "/accessibility", "/privacy", "/v/not-a-real-link-at-all"):
-        assert_reflows(browser, path if "://" in path else appliance.base_url + path)
+        url = path if "://" in path else appliance.base_url + path
+        assert_reflows(browser, url)
+        assert_reflows(browser, url, text_zoom=200)
     assert_controls_edged_in_forced_colours(caller)
     summary.get_by_role("link").click()
     expect(caller.locator("#consent_video-yes")).to_be_focused()
