@@ -23,7 +23,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,6 +43,7 @@ from appliance.services.calls import invites
 from appliance.services.calls.invites import Consent
 from appliance.services.identity import accounts
 from appliance.services.intake import incidents
+from tests.support.coturn import running_coturn
 from tests.support.hostile import caller_http
 from tests.support.live import LiveServer
 
@@ -118,59 +118,16 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
-def _listening(port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            probe.settimeout(0.2)
-            if probe.connect_ex((TURN_ADDRESS, port)) == 0:
-                return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture
 def coturn(tmp_path: Path) -> Iterator[Coturn]:
     """coturn as the evr_coturn role runs it with TLS on 443, TLS its only listener here."""
     ca_file, cert, key = _certificates(tmp_path)
-    log = tmp_path / "coturn.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                "/usr/bin/turnserver",
-                "-n",
-                f"--listening-ip={TURN_ADDRESS}",
-                f"--relay-ip={TURN_ADDRESS}",
-                "--tls-listening-port=443",
-                "--no-udp",
-                "--no-tcp",
-                "--no-dtls",
-                "--min-port=40300",
-                "--max-port=40399",
-                "--use-auth-secret",
-                f"--static-auth-secret={TURN_SECRET}",
-                "--realm=evr.test",
-                "--fingerprint",
-                f"--cert={cert}",
-                f"--pkey={key}",
-                "--no-tlsv1",
-                "--no-tlsv1_1",
-                "--allow-loopback-peers",
-                "--no-cli",
-                f"--pidfile={tmp_path / 'turnserver.pid'}",
-                f"--userdb={tmp_path / 'turndb'}",
-                "--log-file=stdout",
-                "--simple-log",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        assert _listening(443, 10), log.read_text()
-        yield Coturn(ca_file, log)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    listeners = ["--tls-listening-port=443", "--no-udp", "--no-tcp", "--no-dtls"]
+    tls = [f"--cert={cert}", f"--pkey={key}", "--no-tlsv1", "--no-tlsv1_1"]
+    with running_coturn(
+        tmp_path, TURN_ADDRESS, TURN_SECRET, listeners + tls, 443, (40300, 40399)
+    ) as server:
+        yield Coturn(ca_file, server.log)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from appliance import i18n, metrics
+from appliance.live.ice import browser_ice_server, ice_servers
 from appliance.live.participants import CALLER, Participant
 from appliance.live.protocol import SignallingSocket
 from appliance.models import FINAL_STATES, Call, CallState, Incident, User
@@ -270,6 +271,12 @@ async def call_page(request: web.Request) -> web.StreamResponse:
             "token": request.match_info["token"],
             "call": call,
             "location_every": request.app[keys.SETTINGS].location_update_seconds,
+            # For the check before joining (network-check.js); the socket's hello
+            # brings the call's own, fresh ones.
+            "ice_servers": [
+                browser_ice_server(s)
+                for s in ice_servers(request.app[keys.SETTINGS], call.public_id)
+            ],
             **_who(request, call),
         },
     )

@@ -39,7 +39,7 @@
   let bannerTarget = null;
   const diagnostics = {
     pc: null, audioOnly: false, state: root.dataset.state, officerVideo: false, rejoined: false,
-    soundOnly: false, soundOnlyAutomatic: false,
+    soundOnly: false, soundOnlyAutomatic: false, network: "", networkCandidates: [],
   };
   window.evrCaller = diagnostics;
 
@@ -79,7 +79,33 @@
     if (LIVE.includes(root.dataset.state)) {
       diagnostics.rejoined = true;
       join();
+    } else {
+      checkNetwork();
     }
+  }
+
+  /* Can video get out of this network? Told before joining, with what to try if not
+     (network-check.js); the caller may join either way. */
+  async function checkNetwork() {
+    let servers = [];
+    try {
+      servers = JSON.parse(root.dataset.iceServers || "[]");
+    } catch (error) { return; }
+    if (!servers.length || !window.EVRNetworkCheck || !window.RTCPeerConnection) return;
+    const note = $("network-status");
+    note.textContent = _("Checking your connection…");
+    note.hidden = false;
+    let result = "blocked";
+    try {
+      const reached = await window.EVRNetworkCheck.reach(servers, 6000);
+      result = reached.verdict;
+      diagnostics.networkCandidates = reached.found;
+    } catch (error) { /* counted as blocked */ }
+    diagnostics.network = result;
+    note.hidden = !result;
+    note.textContent = result === "ok"
+      ? _("Your connection can reach the video service.")
+      : _("Your connection may block video calls. If the call does not connect, try Wi-Fi instead of mobile data, or the other way round.");
   }
 
   async function switchCamera() {
