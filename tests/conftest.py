@@ -168,7 +168,10 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
 
     prepared = await asyncio.to_thread(prepare, settings)
     app = create_app(settings, prepared.db, prepared.keyring)
-    runner = web.AppRunner(app, access_log=None)
+    # A handler still running when the test ends gets 5 s, not aiohttp's 60 s twice over
+    # (once to finish, once after its cancel): CI's test_caller_rejoin teardown sat out
+    # the whole 120 s test timeout that way, with the CAD sender still retrying.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(prepared.cert_path, prepared.key_path)

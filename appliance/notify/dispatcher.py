@@ -86,7 +86,8 @@ class Dispatcher(PollingTask):
 
     async def _send(self, sms: SmsMessage) -> DeliveryResult:
         try:
-            return await asyncio.wait_for(self.notifier.send(sms), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # not wait_for: see PollingTask.stop
+                return await self.notifier.send(sms)
         except TimeoutError:
             return DeliveryResult.retry(f"no answer within {self.timeout_s:g} s")
         except Exception as exc:  # an adapter bug must not lose the message

@@ -20,6 +20,7 @@ class PollingTask:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
 
     def poke(self) -> None:
         """Work now instead of at the next tick. Safe from any thread."""
@@ -37,11 +38,17 @@ class PollingTask:
 
     async def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.create_task(self._forever(), name=self.name)
 
     async def stop(self) -> None:
+        """Cancel the task and wait for it. It also stops at its next tick by itself:
+        Python 3.11's ``asyncio.wait_for`` could swallow a cancel that came as the wait
+        ended, and a teardown in CI waited on such a task until the test timed out."""
         if self._task is not None:
+            self._stopping = True
+            self._wake.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -49,15 +56,16 @@ class PollingTask:
         self._loop = None
 
     async def _forever(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
-                while await self.run_once() == self.batch:
+                while await self.run_once() == self.batch and not self._stopping:
                     pass
             except Exception:
                 log.exception("%s failed; trying again at the next tick", self.name)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self._wake.wait()
 
     async def run_once(self) -> int:
         """Work through one batch of what is due; how many items were tried."""
