@@ -61,10 +61,11 @@ class IdentitySettings(BaseModel):
         12, ge=8, le=128, description="Shortest password a user may choose."
     )
     local_admin_totp_required: bool = Field(
-        False,
+        True,
         description="A box account holding admin reaches nothing but enrolment until it "
         "has confirmed an authenticator app (TOTP) or enrolled a security key (WebAuthn); a "
-        "force (OpenID) account's MFA is the provider's.",
+        "force (OpenID) account's MFA is the provider's. On unless a force turns it off: a "
+        "box admin's password alone would open every recording on the box.",
     )
     oidc_issuer: str | None = Field(
         None,

@@ -31,6 +31,8 @@ def test_defaults_are_the_embedded_ones() -> None:
     assert settings.effective_database_url.endswith("/var/evr.db")
     assert settings.effective_database_url.startswith("sqlite:///")
     assert settings.tls_paths == (Path("var/tls/cert.pem"), Path("var/tls/key.pem"))
+    # A box admin's password alone opens nothing but enrolling a second factor.
+    assert settings.local_admin_totp_required is True
 
 
 def test_toml_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
