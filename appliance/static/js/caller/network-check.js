@@ -15,7 +15,7 @@
   async function reach(iceServers, timeoutMs) {
     const urls = [].concat(...iceServers.map((s) => [].concat(s.urls)));
     const turn = urls.some((u) => /^turns?:/.test(u));
-    const stun = urls.some((u) => /^stun:/.test(u));
+    const stun = urls.some((u) => /^stuns?:/.test(u));
     if (!turn && !stun) return { verdict: "", found: [] };
     let peer;
     try {
