@@ -59,7 +59,7 @@ SAMPLE: dict[str, Any] = {
     "login_max_failures": 7,
     "login_lockout_seconds": 600,
     "login_lockout_max_seconds": 1800,
-    "local_admin_totp_required": True,
+    "local_admin_totp_required": False,
     "oidc_issuer": "https://login.microsoftonline.com/wessex-tenant/v2.0",
     "oidc_client_id": "0f9b2c1e-aaaa-4e5f-8a9b-0c1d2e3f4a5b",
     "oidc_client_secret": "an Entra client secret",
