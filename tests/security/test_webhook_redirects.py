@@ -70,8 +70,8 @@ async def test_the_sms_webhook_does_not_follow_a_redirect() -> None:
     with a reason naming the redirect; sent to that gateway directly, it is sent."""
     elsewhere = WebhookGateway(SMS_SECRET)
     async with started(elsewhere), bouncer(307, elsewhere.url) as url:
-        bounced = WebhookNotifier(url + "/sms", SMS_SECRET, 2.0)
-        direct = WebhookNotifier(elsewhere.url, SMS_SECRET, 2.0)
+        bounced = WebhookNotifier(url + "/sms", SMS_SECRET, 10.0)
+        direct = WebhookNotifier(elsewhere.url, SMS_SECRET, 10.0)
         try:
             result = await bounced.send(SMS)
             assert elsewhere.requests == 0
