@@ -176,6 +176,13 @@ MEDIA_FPS = Gauge(
     ["role"],
     registry=REGISTRY,
 )
+MEDIA_HOLES_SKIPPED = Counter(
+    "evr_media_video_holes_skipped",
+    "Gaps in a role's video that no retransmission filled, stepped over by the box "
+    "(the picture resumes at the next keyframe): loss NACK could not repair.",
+    ["role"],
+    registry=REGISTRY,
+)
 STORAGE_FREE = Gauge(
     "evr_storage_free_bytes",
     "Free bytes on the file system holding the data dir.",
@@ -271,6 +278,7 @@ for _role in ROLES:
     MEDIA_JITTER.labels(_role)
     MEDIA_RTT.labels(_role)
     MEDIA_FPS.labels(_role)
+    MEDIA_HOLES_SKIPPED.labels(_role)
     for _direction in DIRECTIONS:
         MEDIA_PACKETS.labels(_role, _direction)
         MEDIA_BYTES.labels(_role, _direction)

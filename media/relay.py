@@ -112,6 +112,11 @@ class Source:
         if self._request_pending is not None:
             self._request_pending.cancel()
 
+    @property
+    def holes_skipped(self) -> int:
+        """Gaps in the video no retransmission filled, stepped over (0 for audio)."""
+        return self._skipper.holes_skipped if self._skipper is not None else 0
+
     def fps(self, window_s: float = 2.0) -> float:
         """Frames per second over the last ``window_s`` seconds."""
         now = time.monotonic()

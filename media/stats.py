@@ -22,7 +22,8 @@ class LegStats:
     of the leg's packets that never reached the box; ``remote_loss_ratio`` the
     share of ours the leg's browser reports missing. ``jitter_s`` is the worst
     inbound stream's; ``rtt_s`` comes from RTCP receiver reports (``None`` until the
-    first one).
+    first one). ``video_holes_skipped`` counts gaps in the leg's video that no
+    retransmission filled and the box stepped over (loss beyond what NACK repairs).
     """
 
     leg_id: str
@@ -40,6 +41,7 @@ class LegStats:
     video_codec: str | None
     video_size: tuple[int, int] | None
     keyframe_requests: int
+    video_holes_skipped: int = 0
 
 
 async def collect(leg: Leg) -> LegStats:
@@ -78,4 +80,5 @@ async def collect(leg: Leg) -> LegStats:
         video_codec=leg.peer.video_codec(),
         video_size=video.size if video is not None else None,
         keyframe_requests=sum(s.keyframe_requests for s in leg.peer.sources),
+        video_holes_skipped=video.holes_skipped if video is not None else 0,
     )

@@ -20,7 +20,7 @@ LegKey = tuple[str, str]  # (call, leg)
 
 class QualityMeter:
     def __init__(self) -> None:
-        self._last: dict[LegKey, tuple[int, int, int, int]] = {}
+        self._last: dict[LegKey, tuple[int, int, int, int, int]] = {}
 
     def record(self, samples: Iterable[tuple[str, LegStats]]) -> None:
         """One period's samples, ``(call id, leg stats)`` for every live leg."""
@@ -33,14 +33,21 @@ class QualityMeter:
             role = leg.role if leg.role in metrics.ROLES else "guest"
             key = (call_id, leg.leg_id)
             seen.add(key)
-            now = (leg.packets_received, leg.packets_sent, leg.bytes_received, leg.bytes_sent)
-            before = self._last.get(key, (0, 0, 0, 0))
+            now = (
+                leg.packets_received,
+                leg.packets_sent,
+                leg.bytes_received,
+                leg.bytes_sent,
+                leg.video_holes_skipped,
+            )
+            before = self._last.get(key, (0, 0, 0, 0, 0))
             # A leg that rejoined starts again from zero: count what it has now.
             grew = [n - b if n >= b else n for n, b in zip(now, before, strict=True)]
             metrics.MEDIA_PACKETS.labels(role, "received").inc(grew[0])
             metrics.MEDIA_PACKETS.labels(role, "sent").inc(grew[1])
             metrics.MEDIA_BYTES.labels(role, "received").inc(grew[2])
             metrics.MEDIA_BYTES.labels(role, "sent").inc(grew[3])
+            metrics.MEDIA_HOLES_SKIPPED.labels(role).inc(grew[4])
             self._last[key] = now
             loss[(role, "received")].append(leg.packet_loss_ratio)
             loss[(role, "sent")].append(leg.remote_loss_ratio)

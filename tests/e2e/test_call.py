@@ -36,6 +36,7 @@ from tests.support.browser import (
     wait_rising,
 )
 from tests.support.evidence import a_video_frame, files_containing, opened_in
+from tests.support.metrics import scrape, value
 from tests.support.outage import UdpOutage, box_ports
 
 pytestmark = pytest.mark.e2e
@@ -365,16 +366,19 @@ def frames_decoded(page: Page, diagnostics: str) -> int:
 
 
 OUTAGE_S = 5.0
-RECOVERY_LIMIT_S = 3.0
+HOLES_SKIPPED = "evr_media_video_holes_skipped_total"
 
 
 def test_the_call_comes_back_after_five_seconds_without_udp(
     handler: Page, phone: BrowserContext, appliance: Appliance, record_property: object
 ) -> None:
     """Mid-call every UDP packet is dropped for 5 s (both legs: caller to box and box to
-    console), then let through again; the caller's video is on the console again within
-    3 s, with nobody pressing anything. The drop rule's counter shows the outage was real
-    and the console's decoded frames show the picture froze during it.
+    console), then let through again; the caller's video is on the console again, with
+    nobody pressing anything, and the box's metrics show it stepped over the gap. The
+    drop rule's counter shows the outage was real and the console's decoded frames show
+    the picture froze during it. How soon it came back is recorded, not judged: on a
+    quiet box 1.5 s, on a box running three test workers up to 9 s; the gap stepped over
+    is what tells the fix from aiortc's wait for 512 more packets.
 
     What it found: Chromium kept its ICE pair through 5 s (consent resumed, no restart
     was needed), but the picture stayed frozen ~10 s after the line came back: the box's
@@ -384,6 +388,7 @@ def test_the_call_comes_back_after_five_seconds_without_udp(
     caller = caller_joins(phone, link)
     admit_first_waiting(handler, appliance, "CAD/E2E/NET1")
     wait_rising(lambda: frames_decoded(handler, "evrConsole"), floor=10)
+    holes_before = value(scrape(appliance), HOLES_SKIPPED, role="caller")
 
     outage = UdpOutage(
         box_ports(
@@ -413,7 +418,13 @@ def test_the_call_comes_back_after_five_seconds_without_udp(
     record_property("video_back_after_s", back_after)
     print(f"caller's video on the console again {back_after} s after UDP came back")
     assert back_after is not None, appliance.log_tail()
-    assert back_after <= RECOVERY_LIMIT_S, (back_after, appliance.log_tail())
+    # The picture came back because the box stepped over what never arrived, not because
+    # aiortc's buffer gave up 512 packets later (seen by the 2 s quality sample).
+    deadline = time.monotonic() + 6
+    while (holes := value(scrape(appliance), HOLES_SKIPPED, role="caller") - holes_before) < 1:
+        assert time.monotonic() < deadline, "the box never stepped over the outage's gap"
+        time.sleep(0.5)
+    record_property("video_holes_skipped", holes)
     # Both ways: the officer's voice reaches the caller again too.
     wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=0, timeout=5)
     expect(handler.locator("#call-state")).to_have_attribute("data-state", "connected")
