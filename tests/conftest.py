@@ -242,10 +242,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def _xdist_group(item: pytest.Item) -> str | None:
     """Which tests must share a worker under `make test`'s `-n` (pytest-xdist, `--dist
-    loadgroup`): the provisioning tests share one chroot converged twice, and a module
-    with a module-scoped fixture (an `evr serve` and a browser, a dataset) keeps it once."""
-    path = Path(str(item.path))
-    if "provisioning" in path.parts:
+    loadgroup`): the provisioning tests that use the one chroot converged twice, and a
+    module with a module-scoped fixture (an `evr serve` and a browser, a dataset) keeps it
+    once. The provisioning tests that need no chroot (lint, vault, settings, firewall,
+    Vagrant) run beside that chain, not after it: it is the suite's longest."""
+    if "converged" in getattr(item, "fixturenames", ()):
         return "provisioning"
     info = getattr(item, "_fixtureinfo", None)
     definitions = info.name2fixturedefs.values() if info is not None else []
