@@ -23,7 +23,7 @@ ISOLATE := $(shell [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null && echo ye
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder --durations=25
 
-.PHONY: run test test-fast bench lint format messages system-packages-test system-packages-run clean
+.PHONY: run test test-fast bench bench-impairment lint format messages system-packages-test system-packages-run clean
 
 # `evr serve` needs the force's name: with none configured, `make run` passes a demo one.
 DEMO_FORCE_NAME := Demo Constabulary (not a real force)
@@ -61,6 +61,12 @@ ifeq ($(ISOLATE),yes)
 else
 	$(BIN)/python bench/capacity.py
 endif
+
+# The caller's video through the box and browser to browser at 0, 3 and 10% UDP loss
+# per hop (bench/README.md); about 4 minutes. nftables needs root: as root it runs in a
+# network namespace of its own.
+bench-impairment: system-packages-test $(DEV_STAMP)
+	unshare -n -- sh -c 'ip link set lo up && exec $(BIN)/python bench/impairment.py'
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
