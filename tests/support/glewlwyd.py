@@ -27,6 +27,9 @@ Quirks met and how they are met here:
 - ``use_secure_connection`` present at all, even ``false``, demands certificate paths: left
   out. ``cookie_domain`` empty sends ``Domain=`` (Python's cookie jar drops that cookie):
   set to the address.
+- The OTP scheme checks a code against the current 30 s step only unless its undocumented
+  ``window`` parameter says otherwise (``totp-window`` is only shown to the user): 1 here,
+  measured to accept the step before and after, not two away.
 - The package has no user middleware modules; glewlwyd logs an error for the missing
   folder it is pointed at, so it is pointed at an empty one.
 """
@@ -247,8 +250,11 @@ class Glewlwyd:
                     "secret-minimum-size": 16,
                     "hotp-allow": False,
                     "totp-allow": True,
-                    "totp-window": 30,
                     "totp-start-offset": 0,
+                    # The steps either side accepted at validation (liboath's window; the
+                    # documented "totp-window" is only echoed to the profile page): with
+                    # none, a code typed as its 30 s step ends is refused.
+                    "window": 1,
                 },
             },
         )
