@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 # Debian packages the test suite drives: a PostgreSQL server, the browsers (chromium, and
-# WebKitGTK on an Xvfb display), promtool.
-TEST_DEB_PACKAGES := postgresql chromium fonts-dejavu-core prometheus iproute2 python3-venv debootstrap coturn nftables systemd vagrant webkit2gtk-driver xvfb gstreamer1.0-gl gstreamer1.0-plugins-bad gstreamer1.0-libav libgl1-mesa-dri
+# WebKitGTK on an Xvfb display), promtool, glewlwyd (a real OpenID provider; the suite runs
+# its own instance, so the package's service is disabled below, and dbconfig-no-thanks
+# keeps apt from choosing dbconfig-mysql and a MariaDB client for it).
+TEST_DEB_PACKAGES := postgresql chromium fonts-dejavu-core prometheus iproute2 python3-venv debootstrap coturn nftables systemd vagrant webkit2gtk-driver xvfb gstreamer1.0-gl gstreamer1.0-plugins-bad gstreamer1.0-libav libgl1-mesa-dri glewlwyd dbconfig-no-thanks
 RUN_DEB_PACKAGES := python3-venv iproute2 fonts-dejavu-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # As root the suite runs in a network namespace of its own with only loopback, so
@@ -99,13 +101,20 @@ $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(RUNTIME_STAMP)
 
-# Installs only what is missing, so a prepared machine pays nothing.
+# Installs only what is missing, so a prepared machine pays nothing. glewlwyd's package
+# would otherwise make a database through dbconfig ("Personalized", its default answer)
+# and enable a service that restarts on failure with its sample config: the suite answers
+# "No configuration" and disables the service (`--now` stops it where systemd runs; where
+# it does not, the disable alone is done and systemctl's complaint ignored).
 system-packages-test:
 	@missing=$$(for p in $(TEST_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
+	  echo "glewlwyd glewlwyd/config_type select No configuration" | $(SUDO) debconf-set-selections && \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing && \
+	  if echo "$$missing" | grep -qx glewlwyd; then \
+	    $(SUDO) systemctl disable --now glewlwyd.service 2>/dev/null || true; fi; \
 	fi
 
 system-packages-run:

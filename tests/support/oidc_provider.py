@@ -1,19 +1,19 @@
 """A small OpenID provider on loopback for the sign-in tests: the real protocol, real keys.
 
-Why not Debian's glewlwyd (2.7.5 in bookworm) or lemonldap-ng: either would be the
-better witness for the happy path, and is a follow-up. glewlwyd needs its SQLite schema
-loaded and then its OpenID plugin, client, users, groups and keys made through its admin
-REST API before it answers; lemonldap-ng needs a web server in front. Neither was tried
-here. The refusal tests need a provider that misbehaves on request (forges, rotates,
-expires), which neither does, so this one is needed anyway. It speaks the protocol as a
-real provider does: discovery, a JWKS of real RSA and EC public keys, the authorisation
-endpoint (it signs in whoever ``signing_in`` names, as if they had typed their password
-and used their authenticator), the token endpoint checking the client secret (or the
-client assertion of ``private_key_jwt``, RFC 7523, against the public key in
-``client_public_key``: signature, issuer and subject, audience, expiry, ``jti`` once), the
-redirect URI and the PKCE verifier, and ID tokens signed with PyJWT (the box verifies
-with joserfc, so two implementations check each other). ``tamper`` lets a test replace
-the ID token a code buys with a hostile one, written as an attacker would.
+The happy path also runs through a real provider, Debian's glewlwyd
+(tests/support/glewlwyd.py, tests/e2e/test_sign_in_glewlwyd.py). This one stays for what
+a real provider will not do on request: the refusal tests need one that misbehaves
+(forges, rotates, expires, signs with no key or an HMAC one), and the integration tests
+one that signs in whoever a test names without a login page, in-process and in
+milliseconds. It speaks the protocol as a real provider does: discovery, a JWKS of real
+RSA and EC public keys, the authorisation endpoint (it signs in whoever ``signing_in``
+names, as if they had typed their password and used their authenticator), the token
+endpoint checking the client secret (or the client assertion of ``private_key_jwt``, RFC
+7523, against the public key in ``client_public_key``: signature, issuer and subject,
+audience, expiry, ``jti`` once), the redirect URI and the PKCE verifier, and ID tokens
+signed with PyJWT (the box verifies with joserfc, so two implementations check each
+other). ``tamper`` lets a test replace the ID token a code buys with a hostile one,
+written as an attacker would.
 """
 
 from __future__ import annotations
