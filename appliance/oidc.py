@@ -27,6 +27,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -105,6 +106,24 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def certificate_thumbprints(path: Path) -> dict[str, str]:
+    """The JOSE header parameters that name a certificate by its thumbprint (RFC 7515
+    4.1.7 and 4.1.8): base64url SHA-1 and SHA-256 of its DER. Entra ID picks the key a
+    client assertion is checked with by ``x5t``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
+
+    def b64(digest: bytes) -> str:
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    return {
+        "x5t": b64(hashlib.sha1(der, usedforsecurity=False).digest()),
+        "x5t#S256": b64(hashlib.sha256(der).digest()),
+    }
+
+
 def _header(token: str) -> dict[str, Any]:
     try:
         head = token.split(".", 1)[0]
@@ -131,6 +150,11 @@ class RelyingParty:
         self._secret = secret.get_secret_value() if secret is not None else None
         self._client_key: RSAKey | ECKey | None = None
         self._client_key_id = settings.oidc_client_key_id
+        self._client_thumbprints = (
+            certificate_thumbprints(settings.oidc_client_certificate_file)
+            if settings.oidc_client_certificate_file is not None
+            else {}
+        )
         if settings.oidc_client_key_file is not None:
             pem = settings.oidc_client_key_file.read_bytes()
             try:
@@ -296,6 +320,7 @@ class RelyingParty:
         }
         if self._client_key_id:
             header["kid"] = self._client_key_id
+        header.update(self._client_thumbprints)
         claims = {
             "iss": self.client_id,
             "sub": self.client_id,

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-from appliance.config.checks import usable_ca_file
+from appliance.config.checks import certificate_holds_key, usable_ca_file
 from appliance.models.users import Role
 
 
@@ -94,6 +94,13 @@ class IdentitySettings(BaseModel):
         description="The `kid` put in the client assertion's header (with "
         "`oidc_client_key_file`), when the provider needs it to pick the key.",
     )
+    oidc_client_certificate_file: Path | None = Field(
+        None,
+        description="The certificate of `oidc_client_key_file` as uploaded at the provider "
+        "(PEM): set, the client assertion's header names it by thumbprint (`x5t`, SHA-1, "
+        "and `x5t#S256`), which Entra ID needs to pick the key. It must hold the public "
+        "half of that key.",
+    )
     oidc_redirect_url: str | None = Field(
         None,
         description="Where the identity provider sends the browser back; registered there "
@@ -155,6 +162,19 @@ class IdentitySettings(BaseModel):
     def _client_ca(cls, value: Path | None) -> Path | None:
         return usable_ca_file(value)
 
+    @field_validator("oidc_client_certificate_file")
+    @classmethod
+    def _client_certificate(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        from cryptography import x509
+
+        try:
+            x509.load_pem_x509_certificate(value.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read {value} as a PEM certificate: {exc}") from None
+        return value
+
     @field_validator("oidc_client_key_file")
     @classmethod
     def _client_key(cls, value: Path | None) -> Path | None:
@@ -201,6 +221,16 @@ class IdentitySettings(BaseModel):
             missing.append("oidc_client_secret (or oidc_client_key_file)")
         if not self.oidc_role_map:
             missing.append("oidc_role_map")
+        if self.oidc_client_certificate_file is not None:
+            if self.oidc_client_key_file is None:
+                missing.append("oidc_client_key_file (for oidc_client_certificate_file)")
+            elif not certificate_holds_key(
+                self.oidc_client_certificate_file, self.oidc_client_key_file
+            ):
+                raise ValueError(
+                    f"{self.oidc_client_certificate_file} is not the certificate of "
+                    f"{self.oidc_client_key_file}: its public key is another"
+                )
         if missing:
             raise ValueError(f"oidc_issuer needs {' and '.join(missing)}")
         if "openid" not in self.oidc_scopes:

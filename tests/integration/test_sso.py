@@ -5,6 +5,9 @@ required when the settings say, sign-out offering the provider's end-session pag
 
 from __future__ import annotations
 
+import base64
+import datetime
+import hashlib
 import io
 import sys
 from collections.abc import AsyncIterator
@@ -14,8 +17,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 from sqlmodel import delete, select
 
 from appliance import cli
@@ -52,7 +57,7 @@ def settings(
     tmp_path: Path, database_url: str, provider: TestProvider, sso_overrides: dict[str, Any]
 ) -> Settings:
     made = {
-        name: value.make(tmp_path, provider) if isinstance(value, ClientKey) else value
+        name: value.make(tmp_path, provider) if isinstance(value, ClientKey | Made) else value
         for name, value in sso_overrides.items()
     }
     return sso_settings(tmp_path, database_url, provider, free_port(), **made)
@@ -451,6 +456,8 @@ class ClientKey:
 
     curve: bool = False
     provider_holds_another: bool = False
+    # A certificate of the key is uploaded at the provider, which picks the key by it.
+    certificate: bool = False
 
     @staticmethod
     def _new(curve: bool) -> Any:
@@ -470,7 +477,38 @@ class ClientKey:
         )
         held = self._new(self.curve) if self.provider_holds_another else key
         provider.client_public_key = held.public_key()
+        if self.certificate:
+            cert = _self_signed(held)
+            (folder / "client-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            der = cert.public_bytes(serialization.Encoding.DER)
+            sha1 = hashlib.sha1(der, usedforsecurity=False).digest()
+            provider.client_certificate_x5t = base64.urlsafe_b64encode(sha1).rstrip(b"=").decode()
         return path
+
+
+@dataclass(frozen=True)
+class Made:
+    """A file a :class:`ClientKey` listed before it in the overrides wrote."""
+
+    name: str
+
+    def make(self, folder: Path, _provider: TestProvider) -> Path:
+        return folder / self.name
+
+
+def _self_signed(key: Any) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "EVR appliance (Wessex)")])
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
 
 
 @pytest.mark.sqlite_only(reason="client authentication at the token endpoint, not the database")
@@ -492,6 +530,57 @@ async def test_private_key_jwt_client_authentication_signs_in_without_a_client_s
     response, page = await sign_in_through(browser, "/my")
     assert response.status == 200, page
     assert provider.client_auth == ["private_key_jwt"]
+
+
+@pytest.mark.sqlite_only(reason="client authentication at the token endpoint, not the database")
+@pytest.mark.parametrize(
+    "sso_overrides",
+    [
+        {
+            "oidc_client_secret": None,
+            "oidc_client_key_file": ClientKey(curve=curve, certificate=True),
+            "oidc_client_certificate_file": Made("client-cert.pem"),
+        }
+        for curve in (False, True)
+    ],
+    ids=["rs256", "es256"],
+)
+async def test_a_provider_that_picks_the_key_by_certificate_thumbprint_gets_it(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    """Entra ID's way: the box's certificate is uploaded at the provider, which takes a
+    client assertion only if its header names that certificate by `x5t` (SHA-1 of the
+    DER). With `oidc_client_certificate_file` set the box sends it and signs in."""
+    provider.add_user("kim", ["grp-handlers"])
+    response, page = await sign_in_through(browser, "/my")
+    assert response.status == 200, page
+    assert provider.client_auth == ["private_key_jwt"]
+
+
+def test_a_client_certificate_of_another_key_is_refused_at_start_up(tmp_path: Path) -> None:
+    """The certificate set beside the key holds another public key (the wrong file was
+    copied): the settings are refused before the box starts, naming both files."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "client-key.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_file = tmp_path / "client-cert.pem"
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert_file.write_bytes(_self_signed(other).public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(SettingsError, match="is not the certificate of"):
+        load_settings(
+            data_dir=tmp_path,
+            oidc_issuer="https://login.example/tenant/v2.0",
+            oidc_client_id="evr",
+            oidc_client_key_file=key_file,
+            oidc_client_certificate_file=cert_file,
+            oidc_role_map={"grp-handlers": ["handler"]},
+        )
 
 
 @pytest.mark.sqlite_only(reason="client authentication at the token endpoint, not the database")

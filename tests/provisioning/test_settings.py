@@ -65,6 +65,7 @@ SAMPLE: dict[str, Any] = {
     "oidc_client_secret": "an Entra client secret",
     "oidc_client_key_file": "set by the test: a real private key",
     "oidc_client_key_id": "evr-box-2026",
+    "oidc_client_certificate_file": "set by the test: the key's certificate",
     "oidc_redirect_url": "https://evr.wessex.example/oidc/callback",
     "oidc_scopes": ["openid", "profile"],
     "oidc_groups_claim": "roles",
@@ -232,6 +233,24 @@ def _private_key(path: Path) -> Path:
     return path
 
 
+def _certificate_of(key_file: Path, path: Path) -> Path:
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "EVR appliance (Wessex)")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
 def _ca_file(path: Path) -> Path:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Wessex CAD CA")])
@@ -313,6 +332,9 @@ def test_every_setting_reaches_evr_toml_and_loads_back(
         "cad_webhook_ca_file": str(_ca_file(tmp_path / "cad-ca.pem")),
         "cad_client_ca_file": str(_ca_file(tmp_path / "cad-client-ca.pem")),
         "oidc_client_key_file": str(_private_key(tmp_path / "oidc-client.pem")),
+        "oidc_client_certificate_file": str(
+            _certificate_of(tmp_path / "oidc-client.pem", tmp_path / "oidc-client.crt")
+        ),
     }
     for name, value in expected.items():
         default = Settings.model_fields[name].get_default(call_default_factory=True)

@@ -141,6 +141,9 @@ class TestProvider:
         self.with_end_session = True
         # Set, the token endpoint takes only a client assertion signed by its private key.
         self.client_public_key: Any = None
+        # Set too, it picks that key by the assertion's `x5t` thumbprint, as Entra ID does,
+        # and refuses an assertion that does not name it.
+        self.client_certificate_x5t: str | None = None
         self.client_auth: list[str] = []  # how the box authenticated, each exchange
         self._assertions_seen: set[str] = set()
         self.issuer = ""
@@ -263,9 +266,17 @@ class TestProvider:
             "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
         ):
             return None
+        assertion = str(form.get("client_assertion", ""))
+        if self.client_certificate_x5t is not None:
+            try:
+                named = jwt.get_unverified_header(assertion).get("x5t")
+            except jwt.PyJWTError:
+                return None
+            if named != self.client_certificate_x5t:
+                return None
         try:
             claims = jwt.decode(
-                str(form.get("client_assertion", "")),
+                assertion,
                 self.client_public_key,
                 algorithms=["RS256", "ES256"],
                 audience=token_url,
