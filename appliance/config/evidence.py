@@ -77,6 +77,13 @@ class EvidenceSettings(BaseModel):
     upload_max_files: int = Field(
         20, ge=1, le=1000, description="Most files one upload link may receive."
     )
+    upload_resume_hours: float = Field(
+        24,
+        gt=0,
+        le=168,
+        description="How long a file sent in parts waits for its next part (a caller who "
+        "lost signal coming back to finish it); then what arrived of it is deleted.",
+    )
     upload_max_image_pixels: int = Field(
         50_000_000,
         ge=1_000_000,

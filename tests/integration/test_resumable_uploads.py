@@ -31,6 +31,8 @@ from tests.support.staff import add_incident, add_user
 CHUNK = 1024
 """Chunks far smaller than the product's 1 MiB so a small real video spans several."""
 MAX_FILES = 2
+RESUME_HOURS = 2.0
+"""Not the default 24: the expiry test proves the setting is what decides."""
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +41,16 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"upload_max_files": MAX_FILES})
+def refusals_per_source() -> int | None:
+    return None
+
+
+@pytest.fixture
+def settings(settings: Settings, refusals_per_source: int | None) -> Settings:
+    update: dict[str, Any] = {"upload_max_files": MAX_FILES, "upload_resume_hours": RESUME_HOURS}
+    if refusals_per_source is not None:
+        update["refusals_per_source"] = refusals_per_source
+    return settings.model_copy(update=update)
 
 
 @pytest.fixture
@@ -298,8 +308,10 @@ async def test_a_session_is_refused_to_another_link_and_another_phone(
 async def test_an_abandoned_session_expires_and_its_chunks_are_deleted(
     live_server: LiveServer, incident, caller: FormClient, tmp_path: Path
 ) -> None:
-    """One chunk sent, then nothing for longer than the session's time: the purge's
-    sweep deletes the row and the sealed chunks, and the page is told it is gone."""
+    """One chunk sent, then nothing for longer than the resume window
+    (``upload_resume_hours``, 2 h here): the purge's sweep keeps it a minute before the
+    window ends, then deletes the row and the sealed chunks, and the page is told it is
+    gone."""
     incident, user = incident
     token = _link(live_server, incident, user)
     await _agree(caller, token)
@@ -312,7 +324,10 @@ async def test_an_abandoned_session_expires_and_its_chunks_are_deleted(
 
     with live_server.db.session() as session:
         assert resumable.expire(session, live_server.settings.data_dir, utcnow()) == 0
-        later = utcnow() + resumable.SESSION_TTL + timedelta(seconds=1)
+        window = timedelta(hours=RESUME_HOURS)
+        almost = utcnow() + window - timedelta(minutes=1)
+        assert resumable.expire(session, live_server.settings.data_dir, almost) == 0
+        later = utcnow() + window + timedelta(seconds=1)
         assert resumable.expire(session, live_server.settings.data_dir, later) == 1
     assert not chunks.exists() and _sessions(live_server) == []
     status, body = await _json(caller, "GET", f"/v/{token}/uploads/{upload}")
@@ -345,3 +360,40 @@ async def test_files_under_way_count_against_the_links_limit(
     assert (status, body["reason"]) == (413, "too_many_files")
     assert (await _begin(caller, token, first))["id"] == upload
     assert len(_sessions(live_server)) == MAX_FILES
+
+
+@pytest.mark.sqlite_only(reason="a per-address tally in the web process, not the database")
+@pytest.mark.parametrize("refusals_per_source", [2])
+async def test_an_address_whose_declarations_keep_being_refused_gets_429(
+    live_server: LiveServer, incident, caller: FormClient
+) -> None:
+    """Two declarations of a file larger than any may be (413 each, audited) from one
+    address: the third, even of a file that would fit, is answered 429 with Retry-After
+    and no session is begun, as the one-shot form's upload is."""
+    incident, user = incident
+    token = _link(live_server, incident, user)
+    await _agree(caller, token)
+    too_big = live_server.settings.upload_max_file_bytes + 1
+    for _ in range(2):
+        status, body = await _json(
+            caller,
+            "POST",
+            f"/v/{token}/uploads",
+            json={"name": "big.mp4", "type": "video/mp4", "size": too_big, "sha256": "ab" * 32},
+        )
+        assert (status, body["reason"]) == (413, "file_too_large")
+    headers = {"X-CSRF-Token": caller.csrf}
+    async with caller.session.post(
+        caller.base_url + f"/v/{token}/uploads",
+        json={"name": "small.jpg", "type": "image/jpeg", "size": 10, "sha256": "cd" * 32},
+        headers=headers,
+    ) as response:
+        assert response.status == 429
+        assert int(response.headers["Retry-After"]) >= 1
+        assert "wait a minute" in (await response.json())["error"]
+    assert _sessions(live_server) == []
+    with live_server.db.reader() as session:
+        refused = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "upload.refused")
+        ).all()
+    assert len(refused) == 2

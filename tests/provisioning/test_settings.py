@@ -87,6 +87,7 @@ SAMPLE: dict[str, Any] = {
     "console_chat_shown": 300,
     "chat_presets": ["Are you somewhere safe?", "Please hold the phone still."],
     "upload_max_image_pixels": 40_000_000,
+    "upload_resume_hours": 6.0,
     "password_min_length": 14,
     "min_free_bytes": 2 * 1024**3,
     "invite_ttl_hours": 48,

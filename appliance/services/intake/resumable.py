@@ -9,7 +9,7 @@ a chunk cut off mid-way, sent twice, out of order, too long or altered is refuse
 loses nothing already confirmed. When the last chunk lands the chunks are read back in
 order into ``uploads.receive``: the file is sniffed, checked and hashed exactly as a
 one-shot upload, and kept only if its SHA-256 is the one declared. A session left
-alone for ``SESSION_TTL`` expires and its chunks are deleted.
+alone for the resume window (``upload_resume_hours``) expires and its chunks are deleted.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ from media.sealed import new_data_key, open_bytes, seal_bytes
 
 CHUNK_BYTES = 1024 * 1024
 """The most one chunk may carry: small enough to resend cheaply on a bad line."""
-SESSION_TTL = timedelta(hours=24)
-"""How long a session waits for its next chunk before it and its chunks are deleted."""
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -140,7 +138,7 @@ def begin(
         confirmed_bytes=0,
         wrapped_key=keyring.wrap(new_data_key()),
         created_at=now,
-        expires_at=now + SESSION_TTL,
+        expires_at=now + limits.resume_window,
     )
     session.add(upload)
     session.flush()
@@ -217,9 +215,12 @@ async def store_chunk(
     await asyncio.to_thread(write)
 
 
-def confirm(session: Session, public_id: str, offset: int, length: int) -> UploadSession:
+def confirm(
+    session: Session, public_id: str, offset: int, length: int, resume_window: timedelta
+) -> UploadSession:
     """Count a sealed chunk, only if nothing was counted since it was checked (two
-    requests carrying the same chunk: the second is refused as out of order)."""
+    requests carrying the same chunk: the second is refused as out of order); the
+    session then waits ``resume_window`` for the next."""
     upload = session.exec(
         select(UploadSession).where(UploadSession.public_id == public_id).with_for_update()
     ).one()
@@ -228,7 +229,7 @@ def confirm(session: Session, public_id: str, offset: int, length: int) -> Uploa
             f"The next part expected starts at byte {upload.confirmed_bytes}.", "offset", 409
         )
     upload.confirmed_bytes = offset + length
-    upload.expires_at = utcnow() + SESSION_TTL
+    upload.expires_at = utcnow() + resume_window
     session.add(upload)
     return upload
 

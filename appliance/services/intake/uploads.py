@@ -17,6 +17,7 @@ import unicodedata
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import av
@@ -83,6 +84,7 @@ class Limits:
     max_total_bytes: int
     max_files: int
     max_image_pixels: int = 50_000_000
+    resume_window: timedelta = timedelta(hours=24)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -91,6 +93,7 @@ class Limits:
             settings.upload_max_total_bytes,
             settings.upload_max_files,
             settings.upload_max_image_pixels,
+            timedelta(hours=settings.upload_resume_hours),
         )
 
 

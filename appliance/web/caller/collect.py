@@ -417,7 +417,9 @@ async def upload_chunk(request: web.Request) -> web.StreamResponse:
         data = await _chunk_body(request, min(resumable.CHUNK_BYTES, upload.total_bytes - offset))
         await resumable.store_chunk(settings.data_dir, keyring, upload, data, digest)
         with db.session() as session:
-            upload = resumable.confirm(session, public_id, offset, len(data))
+            upload = resumable.confirm(
+                session, public_id, offset, len(data), Limits.from_settings(settings).resume_window
+            )
         confirmed = upload.confirmed_bytes
     except ChunkRefused as refusal:
         return _refused(refusal, confirmed)
