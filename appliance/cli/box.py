@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from appliance import migrate
+from appliance.cli.common import EXIT_USAGE, hold_serve_lock
 from appliance.config import Settings
 from appliance.db import Database
 
@@ -13,7 +15,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from appliance.server import serve
 
     settings.require_for_serve()
-    serve(settings)
+    lock = hold_serve_lock(settings)
+    if lock is None:
+        print(
+            f"another evr serve is serving {settings.data_dir}: stop it first",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    with lock:
+        serve(settings)
     return 0
 
 

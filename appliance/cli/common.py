@@ -4,9 +4,12 @@ brought to the newest schema, the master key."""
 from __future__ import annotations
 
 import argparse
+import fcntl
 import getpass
 import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import IO
 
 from appliance import migrate
 from appliance.config import Settings
@@ -52,3 +55,32 @@ def close_opened() -> None:
 def open_keyring(settings: Settings, db: Database) -> master_key.Keyring:
     with db.session() as session:
         return master_key.open_keyring(settings, session)
+
+
+def _serve_lock_path(settings: Settings) -> Path:
+    return settings.data_dir / "evr-serve.lock"
+
+
+def hold_serve_lock(settings: Settings) -> IO[bytes] | None:
+    """Mark the data dir as served by this process for as long as it lives (the kernel
+    drops the lock when the process ends, however it ends). None if another process
+    serves it already."""
+    path = _serve_lock_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def served_now(settings: Settings) -> bool:
+    """Whether an `evr serve` holds this data dir (a command that changes what the
+    running server keeps in memory, such as the master key, must wait for it to stop)."""
+    held = hold_serve_lock(settings)
+    if held is None:
+        return True
+    held.close()
+    return False

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from appliance.cli.common import EXIT_FAILED, cli_actor, open_db, open_keyring
+from appliance.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    cli_actor,
+    open_db,
+    open_keyring,
+    served_now,
+)
 from appliance.config import Settings, SettingsError
 from appliance.models import Incident
 from appliance.services import audit
@@ -16,6 +23,15 @@ from appliance.services.evidence import backup, export, integrity, master_key, r
 
 
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    if served_now(settings):
+        # The server keeps the old key in memory: what it sealed after the rotation would
+        # be wrapped by a key file no longer kept, and the next start refused.
+        print(
+            "the appliance is running on this data dir: stop it (systemctl stop evr), "
+            "rotate, then start it again",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     db = open_db(settings)
     keyring = open_keyring(settings, db)
     with db.session() as session:

@@ -10,12 +10,14 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
+from appliance.cli.common import hold_serve_lock
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import (
@@ -27,6 +29,7 @@ from appliance.models import (
     OfficerDraft,
     OutboundMessage,
     Role,
+    UploadSession,
     User,
 )
 from appliance.services.audit import Actor
@@ -34,6 +37,7 @@ from appliance.services.calls import invites
 from appliance.services.evidence import captures, master_key, sealing
 from appliance.services.outbox import messages
 from appliance.services.record import drafts
+from media.sealed import new_data_key
 from tests.support import media_files
 from tests.support.cli import Ran, run_evr
 from tests.support.evidence import files_containing
@@ -300,18 +304,47 @@ def test_start_up_refuses_a_missing_or_wrong_master_key(settings: Settings) -> N
 
 
 def test_rotation_rewraps_keys_and_leaves_media_alone(settings: Settings) -> None:
+    """A sealed snapshot and a caller's file still arriving in parts: refused while the
+    data dir is served (the server holds the old key in memory); then every data key is
+    re-wrapped, the upload's included, and the media bytes are untouched."""
     from appliance import migrate
 
     db = Database(settings.effective_database_url)
     migrate.upgrade(db.engine)
+    data_key = new_data_key()
     with db.session() as session:
         keyring = master_key.open_keyring(settings, session)
         user: User = add_user(session, "pc1", Role.HANDLER)
         incident = add_incident(session, user, "CAD/EV/4")
         path = settings.data_dir / "y.jpg"
         sealing.seal_bytes(session, keyring, path, b"evidence", FileKind.SNAPSHOT, incident.id)
+        invite, _, _ = invites.create_invite(
+            session, Actor("pc1"), incident, user, timedelta(hours=1), kind=invites.UPLOAD
+        )
+        session.add(
+            UploadSession(
+                public_id="0" * 32,
+                incident_id=incident.id or 0,
+                invite_id=invite.id or 0,
+                device_hash="d" * 64,
+                original_name="clip.mp4",
+                declared_type="video/mp4",
+                total_bytes=2048,
+                sha256="ab" * 32,
+                confirmed_bytes=1024,
+                wrapped_key=keyring.wrap(data_key),
+            )
+        )
     before = path.read_bytes()
     db.dispose()
+
+    serving = hold_serve_lock(settings)
+    assert serving is not None
+    with serving:
+        refused = evr(settings, "keys", "rotate")
+    assert refused.returncode == 2 and "stop it" in refused.stderr
+    assert settings.effective_master_key_file.read_bytes() == keyring.master
+
     result = evr(settings, "keys", "rotate")
     assert result.returncode == 0, result.stderr
     assert f"{keyring.key_id} -> " in result.stdout
@@ -319,7 +352,13 @@ def test_rotation_rewraps_keys_and_leaves_media_alone(settings: Settings) -> Non
     assert settings.effective_master_key_file.read_bytes() != keyring.master
     result = evr(settings, "evidence", "verify")
     assert result.returncode == 0, result.stderr
-    assert "keys.rotated" in [a for a, _, _ in actions(Database(settings.effective_database_url))]
+    db = Database(settings.effective_database_url)
+    assert "keys.rotated" in [a for a, _, _ in actions(db)]
+    with db.session() as session:
+        rotated = master_key.open_keyring(settings, session)
+        upload = session.exec(select(UploadSession)).one()
+        assert rotated.unwrap(upload.wrapped_key) == data_key
+    db.dispose()
 
 
 def _age(db: Database, file_id: int, days: int) -> None:
@@ -617,3 +656,15 @@ def audit_ok(session: Any) -> bool:
     from appliance.services import audit
 
     return audit.verify(session).ok
+
+
+@pytest.mark.sqlite_only(reason="a lock on the data dir, not the database")
+def test_a_second_serve_of_one_data_dir_is_refused(settings: Settings) -> None:
+    """The data dir is held by a serving process (its lock, as `evr serve` takes it): a
+    second `evr serve` of it stops at once, saying so, and serves nothing."""
+    serving = hold_serve_lock(settings)
+    assert serving is not None
+    with serving:
+        second = evr(settings, "serve")
+    assert second.returncode == 2
+    assert f"another evr serve is serving {settings.data_dir}" in second.stderr

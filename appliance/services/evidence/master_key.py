@@ -27,7 +27,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from appliance.config import Settings, SettingsError
-from appliance.models import EvidenceFile
+from appliance.models import EvidenceFile, UploadSession
 from appliance.services import audit
 from appliance.services.audit import Actor
 
@@ -164,7 +164,8 @@ def open_keyring(settings: Settings, session: Session) -> Keyring:
 
 
 def rotate(session: Session, settings: Settings, keyring: Keyring, actor: Actor) -> Keyring:
-    """Make a new master key and re-wrap every data key under it (media untouched).
+    """Make a new master key and re-wrap every data key under it (media untouched),
+    those of uploads still arriving in parts included.
 
     The new key is written beside the old one first (``.new``), the re-wrapped keys
     commit, then the new file replaces the old; ``open_keyring`` finishes a rotation
@@ -183,13 +184,23 @@ def rotate(session: Session, settings: Settings, keyring: Keyring, actor: Actor)
         file.wrapped_key = new.wrap(keyring.unwrap(file.wrapped_key))
         file.master_key_id = new.key_id
         session.add(file)
+    # A caller's file still arriving in parts: its chunks are sealed with its data key,
+    # which must open under the new master key when the caller comes back to finish.
+    under_way = session.exec(select(UploadSession)).all()
+    for upload in under_way:
+        upload.wrapped_key = new.wrap(keyring.unwrap(upload.wrapped_key))
+        session.add(upload)
     audit.record(
         session,
         actor,
         "keys.rotated",
         object_type="master_key",
         object_id=new.key_id,
-        detail={"previous": keyring.key_id, "data_keys": len(files)},
+        detail={
+            "previous": keyring.key_id,
+            "data_keys": len(files),
+            "uploads_under_way": len(under_way),
+        },
     )
     session.commit()
     pending.replace(path)
