@@ -24,6 +24,7 @@ class LegStats:
     inbound stream's; ``rtt_s`` comes from RTCP receiver reports (``None`` until the
     first one). ``video_holes_skipped`` counts gaps in the leg's video that no
     retransmission filled and the box stepped over (loss beyond what NACK repairs).
+    ``packets_lost`` is the count behind ``packet_loss_ratio`` (cumulative).
     """
 
     leg_id: str
@@ -42,6 +43,7 @@ class LegStats:
     video_size: tuple[int, int] | None
     keyframe_requests: int
     video_holes_skipped: int = 0
+    packets_lost: int = 0
 
 
 async def collect(leg: Leg) -> LegStats:
@@ -81,4 +83,5 @@ async def collect(leg: Leg) -> LegStats:
         video_size=video.size if video is not None else None,
         keyframe_requests=sum(s.keyframe_requests for s in leg.peer.sources),
         video_holes_skipped=video.holes_skipped if video is not None else 0,
+        packets_lost=lost,
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from appliance.live.weak_line import WeakLine
 from appliance.models import Call, GuestInvite, User
 from appliance.services.audit import Actor
 from appliance.services.calls import guests
@@ -126,6 +127,8 @@ class LiveCall:
     # sent again in a `hello`: a page whose socket came back missed what changed meanwhile.
     slots: dict[str, dict[str, str | None]] = field(default_factory=dict)
     sound_only: bool = False  # video switched off both ways (a ``sound_only`` message)
+    sound_only_by_box: bool = False  # ... by the box, for the caller's line (weak_line.py)
+    weak_line: WeakLine = field(default_factory=WeakLine)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def broadcast(
@@ -143,9 +146,15 @@ class LiveCall:
         pages follow it and say who did; a guest's or observer's page only shows it."""
         if by.role not in (CALLER, HANDLER):
             raise CallError("only the caller or the officer switches the call to sound only")
-        self.sound_only = on
+        self.sound_only, self.sound_only_by_box = on, False
         message = {"type": "sound_only", "on": on, "automatic": automatic, "by": by.role}
         await self.broadcast(message, exclude=by.leg_id)
+
+    async def switch_sound_only_for_the_line(self, on: bool) -> None:
+        """The box judged the caller's line (``weak_line``): every page follows, each
+        saying the signal was too weak for video (or that video is back)."""
+        self.sound_only, self.sound_only_by_box = on, on
+        await self.broadcast({"type": "sound_only", "on": on, "automatic": True, "by": "box"})
 
     def state_of(self, call: Call, observers: bool = True, viewers: bool = True) -> dict[str, Any]:
         """The call as every page on it sees it: its state and who is here. Without

@@ -19,7 +19,7 @@ from typing import Any
 from appliance import metrics
 from appliance.config import Settings
 from appliance.db import Database
-from appliance.live.participants import HANDLER, LiveCall
+from appliance.live.participants import CALLER, HANDLER, LiveCall
 from appliance.live.quality import QualityMeter
 from appliance.models import utcnow
 from appliance.services.calls import life, states
@@ -29,6 +29,9 @@ from media.background import spawn
 log = logging.getLogger("evr.live")
 
 STATS_INTERVAL_S = 2.0
+LATE_S = 0.5
+"""A period whose sample came this late (the loop or the media worker busy) tells
+nothing about the caller's line (weak_line.py)."""
 
 
 class Sampler:
@@ -62,17 +65,19 @@ class Sampler:
 
     async def _forever(self, period_s: float) -> None:
         while True:
+            asleep = time.monotonic()
             await asyncio.sleep(period_s)
             try:
-                await self.sample()
+                await self.sample(woke_late=time.monotonic() - asleep - period_s > LATE_S)
             except Exception:
                 log.exception("sampling failed")
 
     def active_calls(self) -> int:
         return sum(1 for live in self.live_calls.values() if live.admitted_at is not None)
 
-    async def sample(self) -> None:
-        """One period: each live room's stats to its handler and to the metrics; the queue."""
+    async def sample(self, woke_late: bool = False) -> None:
+        """One period: each live room's stats to its handler and to the metrics, and to
+        the caller's line's judge; the queue."""
         samples: list[tuple[str, LegStats]] = []
         for live in list(self.live_calls.values()):
             room = live.room
@@ -81,12 +86,15 @@ class Sampler:
             if self.abandoned(live):
                 spawn(self._abandon(live))
                 continue
+            asked = time.monotonic()
             try:
                 stats = await room.stats()
             except Exception:
                 log.exception("stats failed", extra={"call": live.public_id})
                 continue
+            late = woke_late or time.monotonic() - asked > LATE_S
             samples.extend((live.public_id, leg) for leg in stats.values())
+            await self._judge_the_line(live, stats, late)
             message = {
                 "type": "stats",
                 "legs": {leg: dataclasses.asdict(s) for leg, s in stats.items()},
@@ -98,6 +106,26 @@ class Sampler:
         self.count_attendees()
         await asyncio.to_thread(self._sample_queue)
         await asyncio.to_thread(self.close_lapsed_rejoins)
+
+    async def _judge_the_line(self, live: LiveCall, stats: dict[str, LegStats], late: bool) -> None:
+        """Sound only by itself when the caller's line cannot carry video (weak_line.py)."""
+        caller = next((s for s in stats.values() if s.role == CALLER), None)
+        if caller is None or live.admitted_at is None or caller.state != "connected":
+            return
+        verdict = live.weak_line.observe(
+            caller.packets_received,
+            caller.packets_lost,
+            late,
+            live.sound_only,
+            live.sound_only_by_box,
+        )
+        if verdict is not None:
+            log.info(
+                "caller's line %s video",
+                "cannot carry" if verdict else "carries",
+                extra={"call": live.public_id},
+            )
+            await live.switch_sound_only_for_the_line(verdict)
 
     def count_attendees(self) -> None:
         """Guests, observers and viewers on live calls now (the gauge), and for each call

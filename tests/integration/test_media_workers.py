@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import json
 import os
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -21,9 +18,7 @@ from prometheus_client import REGISTRY
 from appliance.config import Settings
 from appliance.live.hub import CallHub
 from appliance.models import CallState, Role
-from appliance.services.audit import Actor
-from appliance.services.calls import invites, states
-from appliance.services.calls.invites import Consent
+from appliance.services.calls import states
 from appliance.services.evidence import master_key, sealing
 from appliance.services.identity import accounts
 from appliance.web import keys
@@ -31,22 +26,13 @@ from media.workers import RoomProxy
 from tests.support.hostile import caller_http
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
+from tests.support.live_calls import DEVICE, LiveCallClients, connect, hang_up, receive
 from tests.support.peers import Client, until
-from tests.support.staff import PASSWORD, add_incident, add_user
+from tests.support.staff import PASSWORD, add_user
 
 pytestmark = pytest.mark.sqlite_only(
     reason="media worker processes and real aiortc peers are under test, not the database"
 )
-
-DEVICE = "worker-test-device"
-
-
-@dataclass
-class LiveCallClients:
-    public_id: str
-    caller_ws: aiohttp.ClientWebSocketResponse
-    handler_ws: aiohttp.ClientWebSocketResponse
-    peers: list[Client] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -74,57 +60,6 @@ async def officer(live_server: LiveServer) -> AsyncIterator[FormClient]:
         await client.close()
 
 
-def _invite(server: LiveServer, reference: str) -> tuple[str, str]:
-    with server.db.session() as session:
-        user = accounts.require(session, "pc1")
-        incident = add_incident(session, user, reference)
-        _, call, token = invites.create_invite(
-            session, Actor("pc1"), incident, user, timedelta(hours=1)
-        )
-        invites.record_consent(
-            session,
-            call,
-            Consent(video=True, recording=True, location=False),
-            hashlib.sha256(DEVICE.encode()).hexdigest(),
-            "",
-        )
-        return call.public_id, token
-
-
-async def _receive(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> dict:
-    while True:
-        message = await ws.receive(timeout=20)
-        if message.type != aiohttp.WSMsgType.TEXT:
-            raise AssertionError(f"socket closed waiting for {wanted!r}: {message}")
-        data = json.loads(message.data)
-        if data["type"] == wanted:
-            return data
-
-
-async def _join(ws: aiohttp.ClientWebSocketResponse, peer: Client) -> None:
-    await _receive(ws, "hello")
-    await ws.send_json({"type": "join", "sdp": await peer.offer()})
-    await peer.accept((await _receive(ws, "answer"))["sdp"])
-
-
-async def _connect(
-    server: LiveServer,
-    phone: aiohttp.ClientSession,
-    officer: FormClient,
-    reference: str,
-    caller: Client | None = None,
-) -> LiveCallClients:
-    public_id, token = _invite(server, reference)
-    wss = server.base_url.replace("https://", "wss://")
-    caller_ws = await phone.ws_connect(f"{wss}/ws/v/{token}")
-    handler_ws = await officer.session.ws_connect(f"{wss}/ws/calls/{public_id}")
-    peers = [caller or Client("caller"), Client("handler")]
-    live = LiveCallClients(public_id, caller_ws, handler_ws, peers)
-    await _join(caller_ws, live.peers[0])
-    await _join(handler_ws, live.peers[1])
-    return live
-
-
 def _room(server: LiveServer, public_id: str) -> RoomProxy:
     assert server.app is not None
     hub: CallHub = server.app[keys.HUB]
@@ -140,18 +75,11 @@ def _state(server: LiveServer, public_id: str) -> str:
         return call.state
 
 
-async def _hang_up(live: LiveCallClients) -> None:
-    for ws in (live.caller_ws, live.handler_ws):
-        await ws.close()
-    for peer in live.peers:
-        await peer.close()
-
-
 async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call(
     live_server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient
 ) -> None:
-    first = await _connect(live_server, phone, officer, "CAD/W/1")
-    second = await _connect(live_server, phone, officer, "CAD/W/2")
+    first = await connect(live_server, phone, officer, "CAD/W/1")
+    second = await connect(live_server, phone, officer, "CAD/W/2")
     made: list[LiveCallClients] = [first, second]
     try:
         room_1, room_2 = _room(live_server, first.public_id), _room(live_server, second.public_id)
@@ -165,9 +93,9 @@ async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call
 
         restarts = REGISTRY.get_sample_value("evr_media_worker_restarts_total") or 0.0
         os.kill(pid, signal.SIGKILL)
-        ended = await _receive(first.handler_ws, "ended")
+        ended = await receive(first.handler_ws, "ended")
         assert (ended["state"], ended["reason"]) == ("failed", "media_failed")
-        assert (await _receive(first.caller_ws, "ended"))["state"] == "failed"
+        assert (await receive(first.caller_ws, "ended"))["state"] == "failed"
         assert _state(live_server, first.public_id) == CallState.FAILED
         with live_server.db.session() as session:
             call = states.by_public_id(session, first.public_id)
@@ -180,14 +108,14 @@ async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call
         assert room_2.leg_ids == ["caller", "handler"]
         assert (await room_2.stats())["caller"].state in ("new", "connecting", "connected")
 
-        third = await _connect(live_server, phone, officer, "CAD/W/3")
+        third = await connect(live_server, phone, officer, "CAD/W/3")
         made.append(third)
         room_3 = _room(live_server, third.public_id)
         assert room_3.worker.pid not in (pid, room_2.worker.pid)
         assert _state(live_server, third.public_id) == CallState.CONNECTED
     finally:
         for live in made:
-            await _hang_up(live)
+            await hang_up(live)
 
 
 async def test_an_h264_caller_is_relayed_snapshotted_and_kept_as_matroska_when_its_worker_dies(
@@ -199,7 +127,7 @@ async def test_an_h264_caller_is_relayed_snapshotted_and_kept_as_matroska_when_i
     H.264) while the call goes on; then the worker is killed mid-recording. The partial
     recording is that file, sealed, and PyAV reads it back as Matroska with an H.264
     track that decodes."""
-    live = await _connect(
+    live = await connect(
         live_server, phone, officer, "CAD/W/H264", Client("caller", video_codec="video/H264")
     )
     try:
@@ -235,7 +163,7 @@ async def test_an_h264_caller_is_relayed_snapshotted_and_kept_as_matroska_when_i
             assert file is not None and file.path.endswith(".mkv")
         assert room.recording and room.worker.pid is not None
         os.kill(room.worker.pid, signal.SIGKILL)
-        ended = await _receive(live.handler_ws, "ended")
+        ended = await receive(live.handler_ws, "ended")
         assert (ended["state"], ended["reason"]) == ("failed", "media_failed")
         with live_server.db.session() as session:
             call = states.by_public_id(session, live.public_id)
@@ -255,7 +183,7 @@ async def test_an_h264_caller_is_relayed_snapshotted_and_kept_as_matroska_when_i
             decoded = sum(1 for _ in container.decode(video=0))
         assert decoded >= 15, decoded
     finally:
-        await _hang_up(live)
+        await hang_up(live)
 
 
 async def test_a_call_both_sides_left_ends_as_abandoned_and_one_side_keeps_it(
@@ -263,8 +191,8 @@ async def test_a_call_both_sides_left_ends_as_abandoned_and_one_side_keeps_it(
 ) -> None:
     """Tried: both pages close without ending the call; then only the caller's closes."""
     live_server.settings.call_abandoned_seconds = 1.0
-    left = await _connect(live_server, phone, officer, "CAD/W/A1")
-    kept = await _connect(live_server, phone, officer, "CAD/W/A2")
+    left = await connect(live_server, phone, officer, "CAD/W/A1")
+    kept = await connect(live_server, phone, officer, "CAD/W/A2")
     try:
         assert _state(live_server, left.public_id) == CallState.CONNECTED
         await left.caller_ws.close()
@@ -282,5 +210,5 @@ async def test_a_call_both_sides_left_ends_as_abandoned_and_one_side_keeps_it(
         await asyncio.sleep(3)  # two more sampler periods: the handler is still there
         assert _state(live_server, kept.public_id) == CallState.CONNECTED
     finally:
-        await _hang_up(left)
-        await _hang_up(kept)
+        await hang_up(left)
+        await hang_up(kept)

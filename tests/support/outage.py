@@ -1,4 +1,5 @@
-"""A network outage for a browser call: nftables drops its UDP on loopback, then stops.
+"""Network trouble for a call: nftables drops its UDP on loopback (all of it for a while,
+an outage, or a random share of one peer's, a weak line), then stops.
 
 This kernel has no ``tc netem``; nftables does the job inside the suite's own network
 namespace (``unshare -n``, loopback only), never in a host's ruleset. The rule drops only
@@ -13,6 +14,7 @@ own way back (ICE restart on the caller's page, consent on the others).
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -74,4 +76,40 @@ class UdpOutage:
     def stop(self) -> None:
         if self.on:
             subprocess.run(["nft", "delete", "table", "inet", TABLE], check=True)
+            self.on = False
+
+
+@dataclass
+class UdpLoss:
+    """Drops ``percent``% of the UDP sent from ``ports`` (one peer's sockets), chosen at
+    random per packet (nftables ``numgen random``), from :meth:`start` until :meth:`stop`:
+    a weak line on that peer's way in to the box, not an outage."""
+
+    ports: frozenset[int]
+    percent: int
+    on: bool = False
+
+    @property
+    def table(self) -> str:
+        return f"evr_test_udp_loss_{os.getpid()}"
+
+    def start(self) -> None:
+        interfaces = [name for _, name in socket.if_nameindex()]
+        assert interfaces == ["lo"], f"run inside the suite's network namespace, not {interfaces}"
+        assert self.ports and 0 < self.percent < 100
+        listed = ", ".join(str(port) for port in sorted(self.ports))
+        rules = f"""
+table inet {self.table} {{
+    chain input {{
+        type filter hook input priority 0; policy accept;
+        iif "lo" udp sport {{ {listed} }} numgen random mod 100 < {self.percent} counter drop
+    }}
+}}
+"""
+        subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+        self.on = True
+
+    def stop(self) -> None:
+        if self.on:
+            subprocess.run(["nft", "delete", "table", "inet", self.table], check=True)
             self.on = False

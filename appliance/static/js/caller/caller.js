@@ -410,8 +410,8 @@
 
   /* Sound only, both ways: the caller's camera stops going out (replaceTrack(null), no
      renegotiation), the officer's page is told and does likewise; either side presses it.
-     An `automatic` switch (none is made yet: see docs/handler-guide.md) tries video again
-     after a while. `by` says who switched: "caller" is this page. */
+     An `automatic` switch is the box's, for the caller's line (by "box", undone by the box
+     when the line carries video again). `by` says who switched: "caller" is this page. */
   let soundOnlyRetry = null;
   async function soundOnly(on, by, automatic, tell) {
     diagnostics.soundOnly = on;
@@ -429,7 +429,7 @@
         : _("Sound only: you have turned video off. They can still hear you.");
     $("stage").dataset.soundOnly = String(on || diagnostics.audioOnly);
     clearTimeout(soundOnlyRetry);
-    if (on && automatic) soundOnlyRetry = setTimeout(() => switchSoundOnly(false, true), 30000);
+    if (on && automatic && by === "caller") soundOnlyRetry = setTimeout(() => switchSoundOnly(false, true), 30000);
     if (tell && signal) signal.send({ type: "sound_only", on: on, automatic: automatic });
     // The first video slot carries the camera (newPeer); its track may be null by now.
     const slot = pc && pc.getTransceivers().find((t) => t.receiver.track.kind === "video");

@@ -1,0 +1,72 @@
+"""Sound only by itself on a weak line (appliance/live/weak_line.py), through the hub with
+real aiortc peers: half of the caller's UDP dropped on its way in (nftables in the suite's
+network namespace), then the line made good again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from appliance.config import Settings
+from appliance.models import Role
+from tests.support.hostile import caller_http
+from tests.support.http import FormClient
+from tests.support.live import LiveServer
+from tests.support.live_calls import DEVICE, connect, hang_up, receive
+from tests.support.outage import UdpLoss, box_ports
+from tests.support.staff import PASSWORD, add_user
+
+pytestmark = pytest.mark.sqlite_only(
+    reason="the box's judgement of a line from real peers' packets, not the database"
+)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"media_allow_loopback": True})
+
+
+@pytest.fixture
+async def phone(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
+    async with caller_http(live_server, DEVICE) as session:
+        yield session
+
+
+@pytest.fixture
+async def officer(live_server: LiveServer) -> AsyncIterator[FormClient]:
+    with live_server.db.session() as session:
+        add_user(session, "pc1", Role.HANDLER)
+    client = FormClient(live_server.base_url)
+    await client.sign_in("pc1", PASSWORD)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_a_caller_line_losing_half_its_packets_goes_sound_only_and_back(
+    live_server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient
+) -> None:
+    """Half the caller's packets lost for three 2 s periods: both pages are told the box
+    switched the call to sound only for the line. The loss stops: after five clean
+    periods both are told video is back. Nobody pressed anything."""
+    call = await connect(live_server, phone, officer, "CAD/WL/1")
+    caller = call.peers[0]
+    loss = UdpLoss(box_ports(caller.pc.localDescription.sdp), 50)
+    try:
+        loss.start()
+        for ws in (call.handler_ws, call.caller_ws):
+            async with asyncio.timeout(30):  # stats arrive every 2 s meanwhile
+                told = await receive(ws, "sound_only")
+            assert told == {"type": "sound_only", "on": True, "automatic": True, "by": "box"}
+        loss.stop()
+        for ws in (call.handler_ws, call.caller_ws):
+            async with asyncio.timeout(40):
+                told = await receive(ws, "sound_only")
+            assert told == {"type": "sound_only", "on": False, "automatic": True, "by": "box"}
+    finally:
+        loss.stop()
+        await hang_up(call)
