@@ -7,6 +7,10 @@ each language's translation is ``appliance/locale/<code>/LC_MESSAGES/messages.po
 ``.po`` files are the only thing kept: Babel reads them at first use and compiles them in
 memory (no ``.mo`` is committed or built), so a translator's edit is live at the next start.
 
+The accessibility statement's facts live in a data file (``appliance/data/accessibility.toml``):
+``extract_toml`` puts its wording in the template, and its page shows it through
+``translated`` (translated, never %-formatted).
+
 Staff pages stay English, but their templates can take ``_()`` as the caller's do: the
 i18n extension is installed in the one Jinja environment and a page without a language
 renders English.
@@ -157,7 +161,8 @@ def _template_long_date(context: jinja2.runtime.Context, day: date) -> str:
 
 
 def long_date(code: str | None, day: date) -> str:
-    """ "3 December 2026" in the language's month names, digits 0-9 in every language."""
+    """A day as "3 December 2026", in the language's month names and digits 0-9 in every
+    language (as the SMS and the statement write them, docs/languages.md)."""
     chosen = language(code).code
     return format_date(day, "d MMMM y", locale="en_GB" if chosen in (SOURCE, PSEUDO) else chosen)
 

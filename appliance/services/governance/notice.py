@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -124,13 +125,26 @@ def _facts(
         facts |= {
             "language": language,
             "translations": {
-                message.id: i18n.gettext(language, message.id)
+                _key(message.id): _translated(language, message.id)
                 for message in i18n.template()
-                if isinstance(message.id, str)
-                and any(path in files for path, _line in message.locations)
+                if message.id and any(path in files for path, _line in message.locations)
             },
         }
     return facts
+
+
+def _key(message_id: str | Sequence[str]) -> str:
+    return message_id if isinstance(message_id, str) else message_id[0]
+
+
+def _translated(language: str, message_id: str | Sequence[str]) -> str | list[str]:
+    """A message's translation; a plural one (the notice's "%(num)s days") as every form
+    the language has, since which one the caller read depends on the number shown."""
+    if isinstance(message_id, str):
+        return i18n.gettext(language, message_id)
+    found = i18n.catalogue(language).get(tuple(message_id))
+    forms = found.string if found is not None and isinstance(found.string, tuple) else message_id
+    return list(forms)
 
 
 def version(
