@@ -334,3 +334,27 @@ async def test_the_privacy_notice_and_the_accessibility_statement_open_in_the_ca
 
     response, unknown = await caller.get("/privacy?lang=xx")
     assert response.status == 200 and '<html lang="en-GB" dir="ltr">' in unknown
+
+
+async def test_the_processors_are_named_in_the_callers_language(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """Tried: GOV.UK Notify sending the SMS and a TURN relay (the settings the notice reads
+    at each request), on a Welsh consent page and the Welsh and Arabic privacy notices:
+    each says who they are and what they do in the language, and no English of it shows;
+    the relay's host stays as written."""
+    live_server.settings.notify_adapter = "govuk_notify"
+    live_server.settings.turn_urls = ["turn:relay.wessex.example:3478?transport=udp"]
+    processors = notice.of(live_server.settings).processors
+    assert len(processors) == 2
+    _, consent = await caller.get(f"/v/{_link(live_server, 'CAD/L/12', 'cy')}")
+    _, welsh = await caller.get("/privacy?lang=cy")
+    _, arabic = await caller.get("/privacy?lang=ar")
+    assert "Cyfnewidfa cyfryngau (relay.wessex.example)" in welsh
+    assert "Swyddfa'r Cabinet" in consent and "Swyddfa'r Cabinet" in welsh
+    assert "مُرحِّل الوسائط (relay.wessex.example)" in arabic
+    for code, page in (("cy", consent), ("cy", welsh), ("ar", arabic)):
+        english = english_shown(
+            " ".join(read(page).parts), code, (live_server.settings.force_name,)
+        )
+        assert english == [], (code, english)
