@@ -7,6 +7,10 @@ each language's translation is ``appliance/locale/<code>/LC_MESSAGES/messages.po
 ``.po`` files are the only thing kept: Babel reads them at first use and compiles them in
 memory (no ``.mo`` is committed or built), so a translator's edit is live at the next start.
 
+The accessibility statement's facts live in a data file (``appliance/data/accessibility.toml``):
+``extract_toml`` puts its wording in the template, and its page shows it through
+``translated`` (translated, never %-formatted).
+
 Staff pages stay English, but their templates can take ``_()`` as the caller's do: the
 i18n extension is installed in the one Jinja environment and a page without a language
 renders English.
@@ -22,12 +26,15 @@ import functools
 import gettext as gettext_module
 import io
 import re
-from collections.abc import Callable, Iterable
+import tomllib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import jinja2
+from babel.dates import format_date
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -142,6 +149,25 @@ def _template_gettext(context: jinja2.runtime.Context, message: str) -> str:
 
 
 @jinja2.pass_context
+def _template_translated(context: jinja2.runtime.Context, text: str) -> str:
+    """A data file's text (the accessibility statement's), translated but never formatted:
+    ``_()`` would read a "400%" in it as a placeholder."""
+    return gettext(context.get("language"), text)
+
+
+@jinja2.pass_context
+def _template_long_date(context: jinja2.runtime.Context, day: date) -> str:
+    return long_date(context.get("language"), day)
+
+
+def long_date(code: str | None, day: date) -> str:
+    """A day as "3 December 2026", in the language's month names and digits 0-9 in every
+    language (as the SMS and the statement write them, docs/languages.md)."""
+    chosen = language(code).code
+    return format_date(day, "d MMMM y", locale="en_GB" if chosen in (SOURCE, PSEUDO) else chosen)
+
+
+@jinja2.pass_context
 def _template_ngettext(context: jinja2.runtime.Context, singular: str, plural: str, n: int) -> str:
     return ngettext(context.get("language"), singular, plural, n)
 
@@ -154,6 +180,34 @@ def install(environment: jinja2.Environment) -> None:
     environment.install_gettext_callables(  # type: ignore[attr-defined]
         _template_gettext, _template_ngettext, newstyle=True
     )
+    environment.globals["translated"] = _template_translated
+    environment.filters["translated"] = _template_translated
+    environment.globals["long_date"] = _template_long_date
+
+
+def extract_toml(
+    fileobj: IO[bytes], keywords: object, comment_tags: object, options: dict[str, Any]
+) -> Iterator[tuple[int, str, str, list[str]]]:
+    """Babel's extractor for a data file whose text a caller reads (babel.cfg): every
+    string, or list of strings, under the keys the ``keys`` option names, at any depth."""
+    source = fileobj.read().decode("utf-8")
+    lines = source.splitlines()
+    wanted = set(str(options.get("keys", "")).split())
+
+    def strings(node: object) -> Iterator[str]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in wanted:
+                    yield from [value] if isinstance(value, str) else value
+                else:
+                    yield from strings(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from strings(item)
+
+    for text in strings(tomllib.loads(source)):
+        line = next((n for n, got in enumerate(lines, 1) if text in got), 1)
+        yield line, "_", text, []
 
 
 def page_context(code: str | None) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from appliance.i18n import N_
+
 
 class BoxSettings(BaseModel):
     force_name: str = Field(
@@ -23,14 +25,14 @@ class BoxSettings(BaseModel):
         "of the force, usually). Default: the force's name.",
     )
     dpo_contact: str = Field(
-        "The force's Data Protection Officer, through the contact details on its website",
+        N_("The force's Data Protection Officer, through the contact details on its website"),
         min_length=5,
         max_length=500,
         description="How a caller reaches the force's Data Protection Officer, shown in the "
         "privacy notice.",
     )
     accessibility_contact: str = Field(
-        "The force's contact centre, through the contact details on its website",
+        N_("The force's contact centre, through the contact details on its website"),
         min_length=5,
         max_length=500,
         description="Where a caller reports an accessibility problem or asks for a page in "

@@ -62,6 +62,7 @@ MAX_REQUEST_BYTES = 1024 * 1024
 async def _template_context(request: web.Request) -> dict[str, Any]:
     return {
         "force_name": request.app[keys.SETTINGS].force_name,
+        "caller_language_default": request.app[keys.SETTINGS].caller_language_default,
         "password_min_length": request.app[keys.SETTINGS].password_min_length,
         "refresh_seconds": request.app[keys.SETTINGS].staff_refresh_seconds,
         "current_user": request.get(keys.USER),

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 from sqlmodel import Session
@@ -455,6 +457,16 @@ def media_label(mime: str) -> str:
     return f"{kind} ({form})"
 
 
+@jinja2.pass_context
+def public_link(context: jinja2.runtime.Context, path: str) -> str:
+    """A caller page's link to a page anyone may open, in the caller page's look and
+    language (read back by :func:`use_asked_language`); bare where both are the default."""
+    query = {"look": "neutral"} if context.get("neutral_look") else {}
+    if context.get("language", i18n.SOURCE) != context.get("caller_language_default"):
+        query["lang"] = context.get("language", i18n.SOURCE)
+    return f"{path}?{urlencode(query)}" if query else path
+
+
 # Jinja filters every page may use (registered once in app.py).
 TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {
     "national_phone": incidents.national_format,
@@ -463,6 +475,7 @@ TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {
     "evidence_label": evidence_label,
     "media_label": media_label,
     "sms_length": sms_length,
+    "public_link": public_link,
 }
 
 
@@ -791,6 +804,26 @@ def use_language(request: web.Request, code: str) -> None:
     request[keys.LANGUAGE] = i18n.language(code).code
     context = request.setdefault(aiohttp_jinja2.REQUEST_CONTEXT_KEY, {})
     context.update(i18n.page_context(code))
+
+
+def use_asked_language(request: web.Request) -> None:
+    """A page anyone may open from a caller's page (the privacy notice, the accessibility
+    statement) is in the language its link asks for (``?lang=``, written by
+    :func:`public_link`), else in the box's default; it links the other offered ones.
+    Call it after the page's look is set: the links keep it."""
+    default = request.app[keys.SETTINGS].caller_language_default
+    asked = request.query.get("lang", "")
+    code = asked if asked in i18n.LANGUAGES else default
+    use_language(request, code)
+    look = {"look": "neutral"} if request.get(keys.NEUTRAL_LOOK, False) else {}
+    links = []
+    for other in i18n.OFFERED:
+        if other != code:
+            query = urlencode(look | ({} if other == default else {"lang": other}))
+            links.append(
+                (i18n.LANGUAGES[other], f"{request.path}?{query}" if query else request.path)
+            )
+    request[aiohttp_jinja2.REQUEST_CONTEXT_KEY]["language_links"] = links
 
 
 def caller_gettext(request: web.Request) -> Callable[[str], str]:

@@ -188,8 +188,10 @@ def test_the_callers_screen_through_a_call(
     shot(caller, "02-consent-error")
     assert_accessible(caller, "consent with its error summary")
     # At 320 CSS px, and there with the text at 200% as well (a phone's larger text on
-    # the narrowest screen): nothing sideways, every control whole and apart.
-    for path in (link, "/accessibility", "/privacy", "/v/not-a-real-link-at-all"):
+    # the narrowest screen): nothing sideways, every control whole and apart. Welsh has
+    # the longest words; Arabic runs right to left.
+    pages = ("/accessibility", "/privacy", "/privacy?lang=cy", "/accessibility?lang=ar")
+    for path in (link, *pages, "/v/not-a-real-link-at-all"):
         url = path if "://" in path else appliance.base_url + path
         assert_reflows(browser, url)
         assert_reflows(browser, url, text_zoom=200)

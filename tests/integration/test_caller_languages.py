@@ -4,6 +4,7 @@ link shows no English; an Arabic one runs right to left and shows no English eit
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from appliance.models import AuditEvent, Call, Invite, NoticeText, OutboundMessa
 from appliance.services.audit import Actor
 from appliance.services.calls import invites, life, states
 from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO
-from appliance.services.governance import notice
+from appliance.services.governance import accessibility, notice
 from appliance.services.intake import incidents
 from tests.support.http import FormClient
 from tests.support.languages import english_shown, read, script_messages, untranslated
@@ -63,6 +64,10 @@ async def _pages(server: LiveServer, caller: FormClient, language: str) -> dict[
 
     video = _link(server, "CAD/L/1", language)
     await get("consent", f"/v/{video}")
+    # The privacy notice and the accessibility statement, as the consent page links them.
+    for name in ("privacy", "accessibility"):
+        [href] = set(re.findall(f'href="(/{name}[^"]*)"', seen["consent"]))
+        await get(name, html.unescape(href))
     await post("consent unanswered", f"/v/{video}", {}, 400)
     await post("consent declined", f"/v/{video}", {"consent_video": "no"}, 400)
     await caller.post(f"/v/{video}", {"consent_video": "yes"}, allow_redirects=False)
@@ -129,6 +134,7 @@ def _data(server: LiveServer) -> tuple[str, ...]:
     """What a caller's page shows as given: the force's and the officer's names, the
     references, the operator's notice settings."""
     facts = notice.of(server.settings)
+    shown = accessibility.statement()
     return (
         server.settings.force_name,
         "Pat",
@@ -138,6 +144,8 @@ def _data(server: LiveServer) -> tuple[str, ...]:
         *(p.name for p in facts.processors),
         *(p.does for p in facts.processors),
         *(language.name for language in i18n.LANGUAGES.values()),  # the switch's buttons
+        # The accessibility statement's dates, in the pseudo-locale's (English) month names.
+        *(i18n.long_date(i18n.PSEUDO, day) for day in (shown.prepared, shown.reviewed)),
     )
 
 
@@ -282,3 +290,71 @@ async def test_the_survey_sms_and_its_page_follow_the_calls_language(
     assert response.status == 200 and 'lang="cy"' in page and "Sut gwnaethom ni?" in page
     response, page = await caller.post(f"/s/{found.group(1)}", {"handling": "4"})
     assert response.status == 400 and "Heb ei anfon: dewiswch ateb o 1 i 5" in page
+
+
+async def test_the_privacy_notice_and_the_accessibility_statement_open_in_the_callers_language(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """Tried: the footer links of a Welsh and of an English consent page, the pages they
+    open, each page's links to the other languages, the neutral look kept through them,
+    a language nobody offers, and the privacy notice's version per language. (Every
+    word of both pages in each language is held by the tests above.)"""
+    welsh = _link(live_server, "CAD/L/10", "cy")
+    english = _link(live_server, "CAD/L/11", "en")
+    _, page = await caller.get(f"/v/{welsh}")
+    assert 'href="/privacy?lang=cy"' in page and 'href="/accessibility?lang=cy"' in page
+    _, page = await caller.get(f"/v/{english}")
+    assert 'href="/privacy"' in page and 'href="/accessibility"' in page  # the box's default
+
+    _, statement = await caller.get("/accessibility?lang=cy")
+    assert read(statement).html_attrs == {"lang": "cy", "dir": "ltr"}
+    assert "<h1>Datganiad hygyrchedd</h1>" in statement
+    prepared = accessibility.statement().prepared
+    assert f'<time datetime="{prepared.isoformat()}">{i18n.long_date("cy", prepared)}</time>' in (
+        statement
+    )
+    # The other languages, each a plain link: English is the box's default, so it is bare.
+    assert 'href="/accessibility" lang="en-GB" hreflang="en-GB">English<' in statement
+    assert 'href="/accessibility?lang=ar" lang="ar" hreflang="ar">العربية<' in statement
+    assert 'hreflang="cy"' not in statement
+
+    _, notice_ar = await caller.get("/privacy?lang=ar")
+    assert read(notice_ar).html_attrs == {"lang": "ar", "dir": "rtl"}
+    assert "<h1>كيف تُستخدم معلوماتك</h1>" in notice_ar
+    versions = {
+        code: notice.version(live_server.settings, notice.PRIVACY_PAGE, False, code)
+        for code in ("en", "ar")
+    }
+    assert versions["ar"] != versions["en"] and versions["ar"] in notice_ar
+
+    _, neutral = await caller.get("/privacy?look=neutral&lang=cy")
+    assert 'href="/privacy?look=neutral&amp;lang=ar"' in neutral
+    assert 'href="/privacy?look=neutral" lang="en-GB"' in neutral
+    assert live_server.settings.force_name not in neutral
+
+    response, unknown = await caller.get("/privacy?lang=xx")
+    assert response.status == 200 and '<html lang="en-GB" dir="ltr">' in unknown
+
+
+async def test_the_processors_are_named_in_the_callers_language(
+    live_server: LiveServer, caller: FormClient
+) -> None:
+    """Tried: GOV.UK Notify sending the SMS and a TURN relay (the settings the notice reads
+    at each request), on a Welsh consent page and the Welsh and Arabic privacy notices:
+    each says who they are and what they do in the language, and no English of it shows;
+    the relay's host stays as written."""
+    live_server.settings.notify_adapter = "govuk_notify"
+    live_server.settings.turn_urls = ["turn:relay.wessex.example:3478?transport=udp"]
+    processors = notice.of(live_server.settings).processors
+    assert len(processors) == 2
+    _, consent = await caller.get(f"/v/{_link(live_server, 'CAD/L/12', 'cy')}")
+    _, welsh = await caller.get("/privacy?lang=cy")
+    _, arabic = await caller.get("/privacy?lang=ar")
+    assert "Cyfnewidfa cyfryngau (relay.wessex.example)" in welsh
+    assert "Swyddfa'r Cabinet" in consent and "Swyddfa'r Cabinet" in welsh
+    assert "مُرحِّل الوسائط (relay.wessex.example)" in arabic
+    for code, page in (("cy", consent), ("cy", welsh), ("ar", arabic)):
+        english = english_shown(
+            " ".join(read(page).parts), code, (live_server.settings.force_name,)
+        )
+        assert english == [], (code, english)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from sqlmodel import Session
 from appliance import i18n
 from appliance.config import Settings
 from appliance.config.evidence import FILE_KINDS, RECORD_KINDS
+from appliance.i18n import N_
 from appliance.models import NoticeText
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -37,8 +39,13 @@ CONSENT_PAGES = {
 
 @dataclass(frozen=True)
 class Processor:
+    """Who processes a caller's data: ``name`` in English (the DPIA's), ``label`` the same
+    as the catalogue holds it, with ``%(where)s`` for the host it names, and what it does."""
+
     name: str
     does: str
+    label: str = ""
+    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,37 +59,34 @@ class Notice:
     upload_limits: dict[str, int]
 
 
+SENDS_SMS = N_("sends the text messages with your links; it sees your phone number and the message")
+RELAYS_MEDIA = N_(
+    "passes the call's encrypted sound and pictures when your network needs it; "
+    "it cannot see or hear them"
+)
+
+
 def processors(settings: Settings) -> list[Processor]:
     """Who processes a caller's data for the force, from the settings in use."""
     found = []
     if settings.notify_adapter == "govuk_notify":
-        found.append(
-            Processor(
-                "GOV.UK Notify (Government Digital Service, Cabinet Office)",
-                "sends the text messages with your links; it sees your phone number and "
-                "the message",
-            )
-        )
+        label = N_("GOV.UK Notify (Government Digital Service, Cabinet Office)")
+        found.append(Processor(label, SENDS_SMS, label))
     elif settings.notify_adapter == "webhook" and settings.notify_webhook_url:
         host = urlsplit(settings.notify_webhook_url).hostname or "the force's SMS gateway"
-        found.append(
-            Processor(
-                f"The force's SMS gateway ({host})",
-                "sends the text messages with your links; it sees your phone number and "
-                "the message",
-            )
-        )
+        label = N_("The force's SMS gateway (%(where)s)")
+        found.append(Processor(label % {"where": host}, SENDS_SMS, label, host))
     if settings.turn_urls:
-        hosts = sorted(
-            {urlsplit(u.replace("turn:", "turn://", 1)).hostname or u for u in settings.turn_urls}
-        )
-        found.append(
-            Processor(
-                f"Media relay ({', '.join(hosts)})",
-                "passes the call's encrypted sound and pictures when your network needs it; "
-                "it cannot see or hear them",
+        hosts = ", ".join(
+            sorted(
+                {
+                    urlsplit(u.replace("turn:", "turn://", 1)).hostname or u
+                    for u in settings.turn_urls
+                }
             )
         )
+        label = N_("Media relay (%(where)s)")
+        found.append(Processor(label % {"where": hosts}, RELAYS_MEDIA, label, hosts))
     return found
 
 
@@ -115,17 +119,32 @@ def _facts(
             "rvr_show_force_name": settings.rvr_show_force_name,
         }
     if language != i18n.SOURCE:
-        files = {f"appliance/templates/{name}" for name in (page, PARTIAL)}
+        files = {f"appliance/templates/{name}" for name in (page, PARTIAL)} | {
+            "appliance/services/governance/notice.py"
+        }
         facts |= {
             "language": language,
             "translations": {
-                message.id: i18n.gettext(language, message.id)
+                _key(message.id): _translated(language, message.id)
                 for message in i18n.template()
-                if isinstance(message.id, str)
-                and any(path in files for path, _line in message.locations)
+                if message.id and any(path in files for path, _line in message.locations)
             },
         }
     return facts
+
+
+def _key(message_id: str | Sequence[str]) -> str:
+    return message_id if isinstance(message_id, str) else message_id[0]
+
+
+def _translated(language: str, message_id: str | Sequence[str]) -> str | list[str]:
+    """A message's translation; a plural one (the notice's "%(num)s days") as every form
+    the language has, since which one the caller read depends on the number shown."""
+    if isinstance(message_id, str):
+        return i18n.gettext(language, message_id)
+    found = i18n.catalogue(language).get(tuple(message_id))
+    forms = found.string if found is not None and isinstance(found.string, tuple) else message_id
+    return list(forms)
 
 
 def version(

@@ -6,6 +6,13 @@ DejaVu Sans (Debian's fonts-dejavu-core) is embedded so any name or account in a
 script prints as typed; without it the core Helvetica font is used and characters it
 cannot show are replaced, which the stored text in the database never is.
 
+Right-to-left and joined scripts (Arabic) are set by HarfBuzz (``uharfbuzz``, through
+fpdf2's ``set_text_shaping``): without it fpdf2 still runs the bidi algorithm but prints
+each Arabic letter in its isolated form, unjoined, and a PDF reader extracts the words
+backwards. Shaping costs CPU (an Arabic statement's render took 0.26 s unshaped, 0.39 s
+shaped), so it is switched on only for a statement in a right-to-left language or holding
+such text; Latin (English, Welsh) is set exactly as before.
+
 Its fixed text is in the language the witness read the statement in (``statement.language``,
 appliance/i18n.py), and it says which: the page, the declaration and the PDF agree.
 """
@@ -13,6 +20,8 @@ appliance/i18n.py), and it says which: the page, the declaration and the PDF agr
 from __future__ import annotations
 
 import io
+import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,13 +35,24 @@ FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 LONDON = ZoneInfo("Europe/London")
 
 
-def _pdf() -> tuple[FPDF, str, bool]:
+def _needs_shaping(texts: Iterable[str]) -> bool:
+    """Whether any text is in a script that HarfBuzz must set: right to left (Arabic,
+    Hebrew: their letters join or reorder) or carrying combining marks (Indic scripts)."""
+    return any(
+        unicodedata.bidirectional(c) in ("R", "AL") or unicodedata.category(c) in ("Mn", "Mc")
+        for text in texts
+        for c in text
+    )
+
+
+def _pdf(shaped: bool) -> tuple[FPDF, str, bool]:
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=18)
     regular, bold = FONT_DIR / "DejaVuSans.ttf", FONT_DIR / "DejaVuSans-Bold.ttf"
     if regular.exists() and bold.exists():
         pdf.add_font("DejaVu", "", str(regular))
         pdf.add_font("DejaVu", "B", str(bold))
+        pdf.set_text_shaping(shaped)
         return pdf, "DejaVu", True
     return pdf, "Helvetica", False
 
@@ -44,15 +64,16 @@ def render(
     officer: str,
     typed_confirmation: str = "",
 ) -> bytes:
-    pdf, family, unicode_font = _pdf()
+    language = i18n.language(statement.language)
+    _ = i18n.translator(language.code)
+    written = (statement.witness_name, statement.signed_name, statement.account, officer)
+    pdf, family, unicode_font = _pdf(language.rtl or _needs_shaping(written))
 
     def text(value: str) -> str:
         return value if unicode_font else value.encode("latin-1", "replace").decode("latin-1")
 
     assert statement.signed_at is not None
     signed_local = statement.signed_at.astimezone(LONDON)
-    language = i18n.language(statement.language)
-    _ = i18n.translator(language.code)
     pdf.set_title(f"Witness statement {incident.cad_reference} v{statement.version}")
     pdf.set_author(text(statement.signed_name))
     pdf.set_creator("EVR appliance")

@@ -8,6 +8,7 @@ from aiohttp import web
 from appliance.services.governance import accessibility
 from appliance.web import keys
 from appliance.web.access import public
+from appliance.web.toolkit import use_asked_language
 
 routes = web.RouteTableDef()
 
@@ -18,10 +19,11 @@ async def statement(request: web.Request) -> web.StreamResponse:
     """The public-sector model statement, rendered from ``appliance/data/accessibility.toml``.
 
     Like the privacy notice, an RVR page links ``?look=neutral``: the same statement in
-    the page's neutral look, naming the force only where ``rvr_show_force_name`` allows."""
+    the page's neutral look, naming the force only where ``rvr_show_force_name`` allows,
+    and ``?lang=`` in the caller's language."""
     settings = request.app[keys.SETTINGS]
-    neutral = request.query.get("look") == "neutral"
-    request[keys.NEUTRAL_LOOK] = neutral
+    request[keys.NEUTRAL_LOOK] = request.query.get("look") == "neutral"
+    use_asked_language(request)
     return aiohttp_jinja2.render_template(
         "caller/accessibility.html",
         request,

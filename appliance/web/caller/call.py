@@ -42,7 +42,7 @@ from appliance.web.toolkit import (
     open_for,
     problem_page,
     rejoin_refused_page,
-    use_language,
+    use_asked_language,
 )
 
 routes = web.RouteTableDef()
@@ -113,17 +113,19 @@ async def privacy(request: web.Request) -> web.StreamResponse:
 
     An RVR page links ``?look=neutral``: the same notice in the page's neutral look, the
     force named only where ``rvr_show_force_name`` allows, so opening it on a watched
-    phone gives away no more than the page did."""
+    phone gives away no more than the page did. ``?lang=`` carries the caller's language."""
     settings = request.app[keys.SETTINGS]
     neutral = request.query.get("look") == "neutral"
     request[keys.NEUTRAL_LOOK] = neutral
-    use_language(request, i18n.SOURCE)  # not yet in the catalogue (docs/languages.md)
+    use_asked_language(request)
     return aiohttp_jinja2.render_template(
         notice.PRIVACY_PAGE,
         request,
         {
             "notice": notice.of(settings),
-            "notice_version": notice.version(settings, notice.PRIVACY_PAGE, neutral),
+            "notice_version": notice.version(
+                settings, notice.PRIVACY_PAGE, neutral, request[keys.LANGUAGE]
+            ),
             "page_title": "Privacy notice",
             "token": "",
         },
