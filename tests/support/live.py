@@ -6,9 +6,11 @@ from here, never from the conftest: a test module imports only from `tests.suppo
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from aiohttp import web
 
@@ -16,11 +18,30 @@ from appliance.config import Settings
 from appliance.db import Database
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing is bound to right now, chosen at random below
+    the kernel's ephemeral range. A port the kernel hands out itself (bind to 0) is one it
+    may hand to another socket's outgoing connection a moment later, before the server
+    that asked for it binds it: on a busy CI box a live server then found its port taken
+    ("address already in use")."""
+    ephemeral = _ephemeral_ports()
+    candidates = [p for p in range(10000, ephemeral.start) if p not in ephemeral]
+    for port in random.sample(candidates, 50):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port on 127.0.0.1 below the ephemeral range")
 
 
 class LiveServer:
