@@ -6,7 +6,12 @@ blocks), the console shows what arrives. Each page reads the number off every fr
 paints (``requestVideoFrameCallback``, the frame drawn to a canvas and the blocks read
 back): the caller off its own preview (the moment the camera's frame is on its screen),
 the console off the remote video. Glass to glass is the time between the two paints of
-one frame, on one machine's clock. Nothing is read from the product's statistics.
+one frame, on one machine's clock; a freeze, the longest gap between two paints on the
+console. Delivery is counted on frames, not paints (a screen refreshing at 60 Hz skips a
+30 fps frame now and then, on a direct call too): each page also reads every frame its
+track gives out (``MediaStreamTrackProcessor``: the camera's, and the console's
+decoder's), and delivery is the share of the camera's frames the console decoded.
+Nothing is read from the product's statistics.
 
 * **box**: caller → ``media.Room`` (the box's relay, in this process, with the
   appliance's defaults) → console; both hops are UDP on loopback.
@@ -80,10 +85,10 @@ PAGE = """<!doctype html><html><body>
 const BITS = @BITS@, BLOCK = @BLOCK@, STRIP_Y = @STRIP_Y@;
 let pc = null, stream = null;
 window.paints = [];
+window.frames = [];
 const canvas = new OffscreenCanvas(BITS * BLOCK, BLOCK);
 const ctx = canvas.getContext('2d', {willReadFrequently: true});
-function readNumber(video) {
-  const w = video.videoWidth, h = video.videoHeight;
+function readNumber(video, w, h) {
   if (!w || !h) return null;
   // The strip as sent is BITS blocks of BLOCK px across the top of a 640x480 frame; a
   // smaller picture (the encoder scaled it down) is read at the same proportions.
@@ -97,9 +102,22 @@ function readNumber(video) {
   }
   return n;
 }
+// Every frame the track delivers (the camera's, or the decoder's), painted or not.
+async function count(track) {
+  const reader = new MediaStreamTrackProcessor({track}).readable.getReader();
+  for (;;) {
+    const {value: frame, done} = await reader.read();
+    if (done) return;
+    const at = performance.timeOrigin + performance.now();
+    const n = readNumber(frame, frame.displayWidth, frame.displayHeight);
+    frame.close();
+    if (n !== null) window.frames.push([n, at]);
+  }
+}
+// Every frame painted on the screen, when it is.
 function watch(video) {
   const step = (now, meta) => {
-    const n = readNumber(video);
+    const n = readNumber(video, video.videoWidth, video.videoHeight);
     if (n !== null) window.paints.push([n, performance.timeOrigin + meta.expectedDisplayTime]);
     video.requestVideoFrameCallback(step);
   };
@@ -115,11 +133,15 @@ window.start = async (watchLocal) => {
     {video: {width: @WIDTH@, height: @HEIGHT@, frameRate: @FPS@}, audio: true});
   const local = document.getElementById('local');
   local.srcObject = stream;
-  if (watchLocal) watch(local);
+  if (watchLocal) { watch(local); count(stream.getVideoTracks()[0]); }
   pc = new RTCPeerConnection({iceServers: []});
   stream.getTracks().forEach(t => pc.addTrack(t, stream));
   pc.ontrack = (e) => {
     const remote = document.getElementById('remote');
+    if (e.track.kind === 'video' && !watchLocal && !window.counting) {
+      window.counting = true;
+      count(e.track);
+    }
     if (remote.srcObject !== e.streams[0]) {
       remote.srcObject = e.streams[0];
       if (!watchLocal) watch(remote);
@@ -138,7 +160,12 @@ window.answer = async (sdp) => {
   return pc.localDescription.sdp;
 };
 window.accept = async (sdp) => { await pc.setRemoteDescription({type: 'answer', sdp}); };
-window.take = () => { const p = window.paints; window.paints = []; return p; };
+window.take = () => {
+  const taken = {paints: window.paints, frames: window.frames};
+  window.paints = [];
+  window.frames = [];
+  return taken;
+};
 window.connected = () => pc && pc.connectionState === 'connected';
 window.stop = () => { if (pc) pc.close(); stream.getTracks().forEach(t => t.stop()); };
 </script></body></html>"""
@@ -256,14 +283,17 @@ async def measure(caller: Page, console: Page, seconds: float, loss: int) -> Mea
     shown = await console.evaluate("take()")
     count = dropped()
     set_loss(0)
-    delivery, delays, freeze, frames = summarise(sent, shown, (start, end))
+    # Delivery: of the camera's frames, those the console's decoder gave out. Latency and
+    # freezes: as painted on the two screens.
+    delivery, _, _, frames = summarise(sent["frames"], shown["frames"], (start, end))
+    _, delays, freeze, _ = summarise(sent["paints"], shown["paints"], (start, end))
     return Measured(
         delivery=round(delivery, 4),
         g2g_median_ms=round(statistics.median(delays), 1) if delays else None,
         g2g_p95_ms=round(statistics.quantiles(delays, n=20)[18], 1) if len(delays) > 20 else None,
         longest_freeze_ms=round(freeze, 1) if freeze is not None else None,
         caller_frames=frames,
-        console_frames=len([1 for _, t in shown if start <= t <= end]),
+        console_frames=len([1 for _, t in shown["frames"] if start <= t <= end]),
         dropped_packets=count,
     )
 
