@@ -188,6 +188,8 @@ class CallHub:
                 await self.whereabouts.share(live, participant, lat, lon, accuracy)
             case protocol.SoundOnly(on=on, automatic=automatic):
                 await live.switch_sound_only(participant, on, automatic)
+            case protocol.TextFirst(on=on):
+                await live.switch_text_first(participant, on)
             case protocol.End() if participant.role in (GUEST, OBSERVER, VIEWER):
                 await participant.ws.close(code=1000, message=b"left the call")
             case protocol.End():

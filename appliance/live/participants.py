@@ -129,6 +129,7 @@ class LiveCall:
     sound_only: bool = False  # video switched off both ways (a ``sound_only`` message)
     sound_only_by_box: bool = False  # ... by the box, for the caller's line (weak_line.py)
     weak_line: WeakLine = field(default_factory=WeakLine)
+    text_first: bool = False  # messages are the call's main way to talk (``text_first``)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def broadcast(
@@ -149,6 +150,14 @@ class LiveCall:
         self.sound_only, self.sound_only_by_box = on, False
         message = {"type": "sound_only", "on": on, "automatic": automatic, "by": by.role}
         await self.broadcast(message, exclude=by.leg_id)
+
+    async def switch_text_first(self, by: Participant, on: bool) -> None:
+        """The officer made messages the main way to talk (or stopped): every page
+        follows; the caller's puts the messages first and the cursor in them."""
+        if by.role != HANDLER:
+            raise CallError("only the officer switches the call to messages first")
+        self.text_first = on
+        await self.broadcast({"type": "text_first", "on": on}, exclude=by.leg_id)
 
     async def switch_sound_only_for_the_line(self, on: bool) -> None:
         """The box judged the caller's line (``weak_line``): every page follows, each
@@ -178,6 +187,8 @@ class LiveCall:
             "rejoin": call.rejoin_of_id is not None,
             # Video switched off both ways: a page that (re)joins starts without it.
             "soundOnly": self.sound_only,
+            # Messages first: a page that (re)joins starts with them first.
+            "textFirst": self.text_first,
             # The caller's page names who they are talking to (its top bar).
             "officer": next(
                 (p.name for p in self.participants.values() if p.role == HANDLER), None

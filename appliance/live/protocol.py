@@ -60,6 +60,14 @@ class SoundOnly(_Message):
     automatic: bool = Field(default=False, strict=True)
 
 
+class TextFirst(_Message):
+    """The officer makes messages the call's main way to talk (``on``), for a deaf or
+    hard-of-hearing caller or one who cannot speak safely; video and sound stay optional."""
+
+    type: Literal["text_first"]
+    on: bool = Field(strict=True)
+
+
 class End(_Message):
     type: Literal["end"]
 
@@ -69,10 +77,20 @@ class Ping(_Message):
 
 
 ClientMessage = Annotated[
-    Join | Restart | Chat | Location | SoundOnly | End | Ping, Field(discriminator="type")
+    Join | Restart | Chat | Location | SoundOnly | TextFirst | End | Ping,
+    Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
-CLIENT_TYPES = ("join", "restart", "chat", "location", "sound_only", "end", "ping")
+CLIENT_TYPES = (
+    "join",
+    "restart",
+    "chat",
+    "location",
+    "sound_only",
+    "text_first",
+    "end",
+    "ping",
+)
 
 
 class ProtocolError(Exception):
@@ -82,7 +100,9 @@ class ProtocolError(Exception):
         self.message = message
 
 
-def parse(raw: str | bytes) -> Join | Restart | Chat | Location | SoundOnly | End | Ping:
+def parse(
+    raw: str | bytes,
+) -> Join | Restart | Chat | Location | SoundOnly | TextFirst | End | Ping:
     size = len(raw.encode() if isinstance(raw, str) else raw)
     if size > MAX_MESSAGE_BYTES:
         raise ProtocolError(

@@ -257,6 +257,24 @@ def test_the_callers_screen_through_a_call(
     expect(banner).to_be_hidden()
     expect(caller.locator("#chat-text")).to_be_focused()
 
+    # Messages first (a deaf caller): the officer switches; the caller's messages move
+    # above the video in the page itself (reading and tab order follow), the cursor is
+    # in the message box, and a note says video and sound are optional. Then back.
+    caller.locator("#chat-text").blur()
+    handler.get_by_role("button", name="Messages first").click()
+    expect(handler.get_by_role("button", name="Messages first")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(caller.locator("#text-first-note")).to_contain_text("would like to talk by messages")
+    expect(caller.locator("#chat-text")).to_be_focused()
+    # compareDocumentPosition: 4, the stage follows the messages; 2, it precedes them.
+    order = "() => document.getElementById('chat-card').compareDocumentPosition(stage)"
+    assert caller.evaluate(order) & 4, "the messages are not above the video"
+    assert_accessible(caller, "messages first")
+    handler.get_by_role("button", name="Messages first").click()
+    expect(caller.locator("#text-first-note")).to_be_hidden()
+    assert caller.evaluate(order) & 2, "the messages did not go back below the video"
+
     # End call asks first; Go back keeps the call.
     caller.locator("#end").click()
     dialog = caller.locator("#end-dialog")

@@ -222,3 +222,35 @@ async def test_sound_only_passes_between_caller_and_officer(
             assert told == {"type": "sound_only", "on": False, "automatic": False, "by": "handler"}
     finally:
         await officer.close()
+
+
+async def test_messages_first_is_the_officers_to_switch_and_reaches_the_caller(
+    live_server: LiveServer, http: aiohttp.ClientSession
+) -> None:
+    """The officer makes messages the call's main way to talk: the caller's page is told,
+    a page opened afterwards starts with it in ``hello``; the caller asking for it is
+    refused (``not_allowed``), as is a malformed one, and nothing changes."""
+    _handler(live_server, "pc1")
+    call = consented_call(live_server, "pc1", "CAD/S/TF")
+    officer = FormClient(live_server.base_url)
+    try:
+        await officer.sign_in("pc1", PASSWORD)
+        console_url = ws_url(live_server, f"/ws/calls/{call.call.public_id}")
+        async with (
+            http.ws_connect(ws_url(live_server, f"/ws/v/{call.token}")) as caller,
+            officer.session.ws_connect(console_url) as console,
+        ):
+            assert (await receive(caller, "hello"))["textFirst"] is False
+            await receive(console, "hello")
+            await caller.send_json({"type": "text_first", "on": True})
+            assert (await receive(caller, "error"))["code"] == "not_allowed"
+            await console.send_json({"type": "text_first", "on": "yes"})
+            assert (await receive(console, "error"))["code"] == "invalid"
+            await console.send_json({"type": "text_first", "on": True})
+            assert await receive(caller, "text_first") == {"type": "text_first", "on": True}
+            async with officer.session.ws_connect(console_url) as reloaded:
+                assert (await receive(reloaded, "hello"))["textFirst"] is True
+                await reloaded.send_json({"type": "text_first", "on": False})
+                assert await receive(caller, "text_first") == {"type": "text_first", "on": False}
+    finally:
+        await officer.close()

@@ -39,7 +39,7 @@
   let bannerTarget = null;
   const diagnostics = {
     pc: null, audioOnly: false, state: root.dataset.state, officerVideo: false, rejoined: false,
-    soundOnly: false, soundOnlyAutomatic: false, network: "", networkCandidates: [],
+    soundOnly: false, soundOnlyAutomatic: false, network: "", networkCandidates: [], textFirst: false,
   };
   window.evrCaller = diagnostics;
 
@@ -246,11 +246,30 @@
     $("call-timer").textContent = EVR.formatDuration(connectedAt ? (Date.now() - connectedAt.getTime()) / 1000 : 0);
   }
 
+  /* Messages first (the officer chose it: a deaf caller, or one who cannot speak safely):
+     the messages move above the video in the page itself, so reading and tab order follow,
+     and the cursor goes to the message box once. */
+  let chatHome = null;
+  function textFirst(on) {
+    if (on === diagnostics.textFirst) return;
+    diagnostics.textFirst = on;
+    const card = $("chat-card");
+    if (!chatHome) chatHome = card.previousElementSibling;
+    $("text-first-note").hidden = !on;
+    if (on) {
+      $("stage").before(card);
+      $("chat-text").focus();
+    } else {
+      chatHome.after(card);
+    }
+  }
+
   function applyState(message) {
     diagnostics.state = message.state;
     if (typeof message.soundOnly === "boolean" && message.soundOnly !== diagnostics.soundOnly) {
       soundOnly(message.soundOnly, "", false, false);
     }
+    if (typeof message.textFirst === "boolean") textFirst(message.textFirst);
     if (message.guests) showGuests(message.guests, message.observers, message.viewers);
     if (message.officer) officerName = message.officer;
     if (message.connectedAt) connectedAt = new Date(message.connectedAt);
@@ -301,6 +320,9 @@
         break;
       case "sound_only":
         soundOnly(message.on, message.by, message.automatic, false);
+        break;
+      case "text_first":
+        textFirst(message.on);
         break;
       case "officer_changing":
         officerChanging = true;

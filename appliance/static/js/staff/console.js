@@ -30,7 +30,7 @@
   let guestNames = {}; // leg → "Interpreter (Ana Silva)"
   let tiles = null;
   let handedTo = null;
-  const diagnostics = { pc: null, state: root.dataset.state, stats: null, mode: mode, closed: null, soundOnly: false };
+  const diagnostics = { pc: null, state: root.dataset.state, stats: null, mode: mode, closed: null, soundOnly: false, textFirst: false };
   window.evrConsole = diagnostics;
 
   const WORDS = { waiting: "WAITING", connected: "LIVE", invited: "NOT JOINED" };
@@ -80,7 +80,7 @@
     }
     $("wait-target").hidden = state !== "waiting";
     showIndicators();
-    ["mute", "camera", "snapshot", "end", "sound-only-toggle"].forEach((id) => { $(id).disabled = !live || mode !== "handle"; });
+    ["mute", "camera", "snapshot", "end", "sound-only-toggle", "text-first-toggle"].forEach((id) => { $(id).disabled = !live || mode !== "handle"; });
     $("admit").hidden = live || ended || mode !== "handle";
     $("admit").disabled = state !== "waiting" || admitted;
     if (mode !== "handle") return;
@@ -99,6 +99,7 @@
         if (typeof message.guestSlots === "number") guestSlots = message.guestSlots;
         rejoin = !!message.rejoin;
         if (message.soundOnly) soundOnly(true, "", false);
+        textFirst(!!message.textFirst);
         if (message.role === "observer") observing();
         else if (mode === "observe") handling();
         showGuests(message.guests || []);
@@ -119,6 +120,7 @@
         break;
       case "state":
         if (typeof message.soundOnly === "boolean" && message.soundOnly !== diagnostics.soundOnly) soundOnly(message.soundOnly, "", false);
+        if (typeof message.textFirst === "boolean") textFirst(message.textFirst);
         showGuests(message.guests || []);
         rejoin = !!message.rejoin;
         showObservers(message.observers || []);
@@ -334,6 +336,25 @@
     const own = stream && stream.getVideoTracks()[0];
     if (videoTransceiver && own) {
       try { await videoTransceiver.sender.replaceTrack(on ? null : own); } catch (error) { /* the call goes on */ }
+    }
+  }
+
+  /* Messages first: the caller's page puts the messages above the video; here the flag
+     says so and the chat is brought forward, with the cursor in it. */
+  function textFirst(on) {
+    diagnostics.textFirst = on;
+    $("text-first-toggle").setAttribute("aria-pressed", String(on));
+    $("text-first-flag").hidden = !on;
+  }
+
+  function pressTextFirst() {
+    const on = !diagnostics.textFirst;
+    if (!(signal && signal.send({ type: "text_first", on: on }))) return;
+    textFirst(on);
+    if (on) {
+      const tab = $("tab-chat");
+      if (tab) tab.click();
+      $("chat-text").focus();
     }
   }
 
@@ -585,6 +606,7 @@
   $("admit").addEventListener("click", admit);
   $("camera").addEventListener("click", toggleCamera);
   $("sound-only-toggle").addEventListener("click", pressSoundOnly);
+  $("text-first-toggle").addEventListener("click", pressTextFirst);
   $("snapshot").addEventListener("click", takeSnapshot);
   $("mute").addEventListener("click", () => {
     const button = $("mute");
