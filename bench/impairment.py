@@ -13,8 +13,9 @@ track gives out (``MediaStreamTrackProcessor``: the camera's, and the console's
 decoder's), and delivery is the share of the camera's frames the console decoded.
 Nothing is read from the product's statistics.
 
-* **box**: caller → ``media.Room`` (the box's relay, in this process, with the
-  appliance's defaults) → console; both hops are UDP on loopback.
+* **box**: caller → ``media.Room`` (the box's relay, in a media worker process as
+  ``evr serve`` runs it, with the appliance's defaults) → console; both hops are UDP on
+  loopback.
 * **direct**: the same two pages connected to each other, one hop.
 
 Loss is an nftables rule inside this network namespace (``numgen random``; this kernel
@@ -48,7 +49,8 @@ from typing import Any
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
-from media import Room, RoomConfig
+from media import RoomConfig
+from media.workers import WorkerPool
 
 WIDTH, HEIGHT, FPS, CLIP_FRAMES = 640, 480, 30, 300
 BITS, BLOCK, STRIP_Y = 12, 48, 8
@@ -307,7 +309,7 @@ async def connected(*pages: Page) -> None:
 
 
 async def run_path(
-    browser: Browser, url: str, path: str, levels: list[int], seconds: float
+    pool: WorkerPool, browser: Browser, url: str, path: str, levels: list[int], seconds: float
 ) -> dict[int, Measured]:
     caller_context = await browser.new_context(permissions=["camera", "microphone"])
     console_context = await browser.new_context(permissions=["camera", "microphone"])
@@ -316,7 +318,7 @@ async def run_path(
     await console.goto(url)
     await caller.evaluate("start(true)")
     await console.evaluate("start(false)")
-    room = Room(f"bench-{path}", RoomConfig(allow_loopback=True)) if path == "box" else None
+    room = pool.room(f"bench-{path}", RoomConfig(allow_loopback=True)) if path == "box" else None
     results: dict[int, Measured] = {}
     try:
         if room is not None:
@@ -387,6 +389,9 @@ async def main(levels: list[int], seconds: float) -> int:
     await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
     by_path: dict[str, dict[int, Measured]] = {}
+    # The box's relay in a media worker process of its own, as `evr serve` runs it (in
+    # this process it would share a loop with the Playwright driver).
+    pool = WorkerPool(1)
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
@@ -394,9 +399,10 @@ async def main(levels: list[int], seconds: float) -> int:
                 args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={clip}"],
             )
             for path in ("direct", "box"):
-                by_path[path] = await run_path(browser, url, path, levels, seconds)
+                by_path[path] = await run_path(pool, browser, url, path, levels, seconds)
             await browser.close()
     finally:
+        await pool.stop()
         await runner.cleanup()
     table = {
         str(loss): {path: asdict(by_path[path][loss]) for path in ("box", "direct")}
