@@ -49,8 +49,11 @@ from typing import Any
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from media import RoomConfig
 from media.workers import WorkerPool
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 WIDTH, HEIGHT, FPS, CLIP_FRAMES = 640, 480, 30, 300
 BITS, BLOCK, STRIP_Y = 12, 48, 8
@@ -64,21 +67,6 @@ TARGETS = {
     "0": {"median_within_ms_of_direct": 40},
 }
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-timer-throttling",
-]
 
 PAGE = """<!doctype html><html><body>
 <video id="local" autoplay muted playsinline></video>
@@ -395,8 +383,12 @@ async def main(levels: list[int], seconds: float) -> int:
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={clip}"],
+                executable_path=CHROMIUM,
+                args=[
+                    *CHROMIUM_ARGS,
+                    "--disable-background-timer-throttling",
+                    f"--use-file-for-fake-video-capture={clip}",
+                ],
             )
             for path in ("direct", "box"):
                 by_path[path] = await run_path(pool, browser, url, path, levels, seconds)

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from appliance.config import Settings
 from appliance.live.hub import CallHub
-from appliance.models import CallState, Role
+from appliance.models import CallState
 from appliance.services.calls import states
 from appliance.services.evidence import master_key, sealing
 from appliance.services.identity import accounts
@@ -26,9 +26,15 @@ from media.workers import RoomProxy
 from tests.support.hostile import caller_http
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
-from tests.support.live_calls import DEVICE, LiveCallClients, connect, hang_up, receive
+from tests.support.live_calls import (
+    DEVICE,
+    LiveCallClients,
+    connect,
+    hang_up,
+    receive,
+    signed_in_officer,
+)
 from tests.support.peers import Client, until
-from tests.support.staff import PASSWORD, add_user
 
 pytestmark = pytest.mark.sqlite_only(
     reason="media worker processes and real aiortc peers are under test, not the database"
@@ -50,14 +56,8 @@ async def phone(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]
 
 @pytest.fixture
 async def officer(live_server: LiveServer) -> AsyncIterator[FormClient]:
-    with live_server.db.session() as session:
-        add_user(session, "pc1", Role.HANDLER)
-    client = FormClient(live_server.base_url)
-    await client.sign_in("pc1", PASSWORD)
-    try:
+    async with signed_in_officer(live_server) as client:
         yield client
-    finally:
-        await client.close()
 
 
 def _room(server: LiveServer, public_id: str) -> RoomProxy:

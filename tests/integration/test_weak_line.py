@@ -11,13 +11,11 @@ import aiohttp
 import pytest
 
 from appliance.config import Settings
-from appliance.models import Role
 from tests.support.hostile import caller_http
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
-from tests.support.live_calls import DEVICE, connect, hang_up, receive
+from tests.support.live_calls import DEVICE, connect, hang_up, receive, signed_in_officer
 from tests.support.outage import UdpLoss, box_ports
-from tests.support.staff import PASSWORD, add_user
 
 pytestmark = pytest.mark.sqlite_only(
     reason="the box's judgement of a line from real peers' packets, not the database"
@@ -37,14 +35,8 @@ async def phone(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]
 
 @pytest.fixture
 async def officer(live_server: LiveServer) -> AsyncIterator[FormClient]:
-    with live_server.db.session() as session:
-        add_user(session, "pc1", Role.HANDLER)
-    client = FormClient(live_server.base_url)
-    await client.sign_in("pc1", PASSWORD)
-    try:
+    async with signed_in_officer(live_server) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def test_a_caller_line_losing_half_its_packets_goes_sound_only_and_back(

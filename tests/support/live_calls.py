@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import aiohttp
 
+from appliance.models import Role
 from appliance.services.audit import Actor
 from appliance.services.calls import invites
 from appliance.services.calls.invites import Consent
@@ -18,7 +21,7 @@ from appliance.services.identity import accounts
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.peers import Client
-from tests.support.staff import add_incident
+from tests.support.staff import PASSWORD, add_incident, add_user
 
 DEVICE = "live-call-device"
 
@@ -57,6 +60,19 @@ async def receive(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> dict:
         data = json.loads(message.data)
         if data["type"] == wanted:
             return data
+
+
+@asynccontextmanager
+async def signed_in_officer(server: LiveServer, username: str = "pc1") -> AsyncIterator[FormClient]:
+    """A handler account made on ``server`` and signed in: the officer's browser."""
+    with server.db.session() as session:
+        add_user(session, username, Role.HANDLER)
+    client = FormClient(server.base_url)
+    await client.sign_in(username, PASSWORD)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 async def join(ws: aiohttp.ClientWebSocketResponse, peer: Client) -> None:
