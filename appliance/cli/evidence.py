@@ -166,6 +166,15 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    if served_now(settings):
+        # Replacing the database and the media under a running server would mix its
+        # writes with the backup's.
+        print(
+            "the appliance is running on this data dir: stop it (systemctl stop evr), "
+            "restore, then start it again",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         info = backup.restore(settings, args.src, args.identity)
     except backup.BackupError as exc:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from appliance import migrate
+from appliance.cli.common import hold_serve_lock
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import FileKind, Role
@@ -92,3 +93,42 @@ def test_backup_keep_below_one_is_refused_and_makes_nothing(
     assert run.returncode == 2
     assert "must be 1 or more" in run.stderr
     assert not parent.exists()
+
+
+def test_backup_leaves_out_uploads_still_arriving_and_the_serve_lock(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A caller's file half-sent in parts (its sealed chunks in `.session-*` beside the
+    evidence) and `evr serve`'s lock file: neither is evidence, neither is backed up;
+    the sealed snapshot is."""
+    _seal_one(settings)
+    session_dir = settings.data_dir / "uploads" / "inc1" / ".session-0123"
+    session_dir.mkdir(parents=True)
+    (session_dir / f"{0:016d}.chunk").write_bytes(b"sealed chunk " * 50)
+    held = hold_serve_lock(settings)
+    assert held is not None
+    held.close()
+    assert (settings.data_dir / "evr-serve.lock").exists()
+    dest = tmp_path / "backup"
+    run = evr(settings, "backup", str(dest))
+    assert run.returncode == 0, run.stderr
+    names = [p.name for p in dest.rglob("*") if p.is_file()]
+    assert "s.jpg" in names
+    assert f"{0:016d}.chunk" not in names and "evr-serve.lock" not in names
+
+
+def test_restore_is_refused_while_the_data_dir_is_served(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A backup made, then restored while `evr serve` holds the data dir (its lock): the
+    restore stops at once, exit code 2, saying to stop the appliance; nothing replaced."""
+    _seal_one(settings)
+    dest = tmp_path / "backup"
+    assert evr(settings, "backup", str(dest)).returncode == 0
+    serving = hold_serve_lock(settings)
+    assert serving is not None
+    before = sorted(p.name for p in settings.data_dir.rglob("*"))
+    with serving:
+        refused = evr(settings, "restore", str(dest))
+    assert refused.returncode == 2 and "stop it" in refused.stderr
+    assert sorted(p.name for p in settings.data_dir.rglob("*")) == before

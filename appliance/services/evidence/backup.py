@@ -50,7 +50,7 @@ SQLITE_FILE = "db.sqlite"
 PG_FILE = "db.pgdump"
 AGE = ".age"
 MEDIA = "media"
-NOT_MEDIA = {"evr.db", "evr.db-wal", "evr.db-shm", "evr.db-journal"}
+NOT_MEDIA = {"evr.db", "evr.db-wal", "evr.db-shm", "evr.db-journal", "evr-serve.lock"}
 NOT_MEDIA_DIRS = {"keys", "tls"}
 KEPT_NAME = re.compile(r"evr-\d{8}T\d{6}Z(-\d+)?")
 
@@ -102,8 +102,10 @@ def _media_files(data_dir: Path) -> list[Path]:
             continue
         if len(relative.parts) == 1 and relative.name in NOT_MEDIA:
             continue
-        if path.name.startswith("."):
-            continue  # a write in progress (.partial): not evidence yet
+        if any(part.startswith(".") for part in relative.parts):
+            # A write in progress (.partial), or the chunks of a caller's file still
+            # arriving in parts (.session-*): not evidence yet.
+            continue
         found.append(path)
     return found
 
