@@ -102,6 +102,9 @@ def media_context(
         options.update(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     context = browser.new_context(**options)  # type: ignore[arg-type]
     context.set_default_timeout(15_000)
+    # A new profile's first page starts a renderer; under three workers on two cores
+    # that has taken more than 15 s (CI, a supervisor opening the console).
+    context.set_default_navigation_timeout(45_000)
     if not camera:
         context.add_init_script(
             """(() => {
