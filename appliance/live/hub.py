@@ -258,14 +258,18 @@ class CallHub:
     async def _end(
         self, live: LiveCall, move: Move, reason: str, code: int = 1000, why: bytes = b"call ended"
     ) -> bool:
-        """Close the media (the recording first), make the move, tell the pages. Whether
-        the move changed the call's state is the service's answer, passed on."""
-        await self._close_media(live)
+        """Make the move, tell the pages, then close the media. Whether the move changed
+        the call's state is the service's answer, passed on.
+
+        The pages hear first: closing a recording seals it, which for a long call takes
+        seconds a caller should not spend looking at a call that has ended. A crash in
+        between leaves the recording open, and start-up keeps it as partial."""
         with self.db.session() as session:
             call = states.get(session, live.public_id)
             moved = move(session, call)
             state = call.state
         await self._farewell(live, state, reason, code, why)
+        await self._close_media(live)
         return moved
 
     async def _close_media(self, live: LiveCall) -> None:
@@ -309,8 +313,8 @@ class CallHub:
             state = self._load(public_id).state
             if CallState(state) not in FINAL_STATES or self.calls.get(public_id) is not live:
                 return
-            await self._close_media(live)
             await self._farewell(live, state, reason, 1000, b"call ended")
+            await self._close_media(live)
 
     async def snapshot(self, public_id: str, user: User, source: str) -> Snapshot:
         return await self.recordings.snapshot(self.calls.get(public_id), user, source)

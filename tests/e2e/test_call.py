@@ -35,7 +35,12 @@ from tests.support.browser import (
     new_link,
     wait_rising,
 )
-from tests.support.evidence import a_video_frame, files_containing, opened_in
+from tests.support.evidence import (
+    a_video_frame,
+    files_containing,
+    opened_in,
+    wait_recordings_sealed,
+)
 from tests.support.metrics import scrape, value
 from tests.support.outage import UdpOutage, box_ports
 
@@ -88,6 +93,7 @@ def test_a_recorded_video_call_from_link_to_end(
     expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
     expect(handler.locator("#call-state")).to_have_attribute("data-state", "ended")
 
+    wait_recordings_sealed(appliance.data_dir)
     recordings = list((appliance.data_dir / "calls").glob("*/recording-*.webm"))
     assert len(recordings) == 1, appliance.log_tail()
     plain = opened_in(appliance.data_dir, recordings[0])

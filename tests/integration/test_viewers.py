@@ -347,6 +347,8 @@ async def test_viewers_add_nothing_to_the_recording(scene: Scene) -> None:
     await asyncio.gather(
         _closed_with(ws), _closed_with(scene.caller_ws), _closed_with(scene.handler_ws)
     )
+    # The pages hear the end before the recording is sealed (the hub tells them first).
+    await until(lambda: _recordings(scene)[0].status != "recording", 20, "the seal")
     [recording] = _recordings(scene)
     assert recording.status == "complete", recording.status
     guests_max = scene.server.settings.guests_max

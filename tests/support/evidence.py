@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+from sqlmodel import select
 
 from appliance.config import Settings
 from appliance.db import Database
+from appliance.models import Recording
 from appliance.services.evidence import master_key, sealing
 
 
@@ -16,6 +20,25 @@ def opened(settings: Settings, db: Database, path: Path | str) -> bytes:
         file = sealing.file_at(session, keyring, path)
         assert file is not None, f"no evidence row for {path}"
         return sealing.open_bytes(keyring, file)
+
+
+def wait_recordings_sealed(data_dir: Path, timeout: float = 30.0) -> None:
+    """Until no recording of an appliance run on ``data_dir`` (SQLite) is still open: the
+    pages hear that a call has ended before its recording is sealed."""
+    from appliance.config import load_settings
+
+    db = Database(load_settings(data_dir=data_dir).effective_database_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with db.reader() as session:
+                statuses = session.exec(select(Recording.status)).all()
+            if "recording" not in statuses:
+                return
+            assert time.monotonic() < deadline, f"recordings still open after {timeout} s"
+            time.sleep(0.2)
+    finally:
+        db.dispose()
 
 
 def files_containing(root: Path, pattern: bytes) -> list[Path]:
