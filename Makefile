@@ -5,11 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
-# Debian packages the test suite drives: a PostgreSQL server, the browsers (chromium, and
-# WebKitGTK on an Xvfb display), promtool, glewlwyd (a real OpenID provider; the suite runs
-# its own instance, so the package's service is disabled below, and dbconfig-no-thanks
-# keeps apt from choosing dbconfig-mysql and a MariaDB client for it).
-TEST_DEB_PACKAGES := postgresql chromium fonts-dejavu-core prometheus iproute2 python3-venv debootstrap coturn nftables systemd vagrant webkit2gtk-driver xvfb gstreamer1.0-gl gstreamer1.0-plugins-bad gstreamer1.0-libav libgl1-mesa-dri glewlwyd dbconfig-no-thanks
+# Debian packages the test suite drives: a PostgreSQL server, the browsers (chromium's
+# headless shell; chromium itself for bench/; WebKitGTK on an Xvfb display), promtool,
+# glewlwyd (a real OpenID provider; the suite runs its own instance, so the package's
+# service is disabled below, and dbconfig-no-thanks keeps apt from choosing
+# dbconfig-mysql and a MariaDB client for it).
+TEST_DEB_PACKAGES := postgresql chromium chromium-headless-shell fonts-dejavu-core prometheus iproute2 python3-venv debootstrap coturn nftables systemd vagrant webkit2gtk-driver xvfb gstreamer1.0-gl gstreamer1.0-plugins-bad gstreamer1.0-libav libgl1-mesa-dri glewlwyd dbconfig-no-thanks
 RUN_DEB_PACKAGES := python3-venv iproute2 fonts-dejavu-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # As root the suite runs in a network namespace of its own with only loopback, so

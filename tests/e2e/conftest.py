@@ -38,7 +38,9 @@ def browser() -> Iterator[Browser]:
     Sync Playwright keeps an event loop running in this thread while it lives, which
     the asyncio tests that follow could not share.
     """
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: make test installs Debian's chromium"
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} missing: make test installs it (Debian's chromium-headless-shell)"
+    )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
