@@ -202,6 +202,14 @@ async def test_a_call_both_sides_left_ends_as_abandoned_and_one_side_keeps_it(
         while _state(live_server, left.public_id) != CallState.ENDED:
             assert asyncio.get_running_loop().time() < deadline, "the abandoned call stayed up"
             await asyncio.sleep(0.2)
+
+        def sealed() -> bool:  # the call ends first, its recording is sealed after
+            with live_server.db.session() as session:
+                call = states.by_public_id(session, left.public_id)
+                assert call is not None
+                return states.recordings_of(session, call)[0].status != "recording"
+
+        await until(sealed, 15, "the abandoned call's recording to be sealed")
         with live_server.db.session() as session:
             call = states.by_public_id(session, left.public_id)
             assert call is not None and call.end_reason == "abandoned"
