@@ -105,8 +105,11 @@ async def test_h264_caller_is_recorded_as_matroska(
     await until(lambda: "recording_opened" in events.kinds(), what="the file opened")
     [opened] = [e for e in events if e.kind == "recording_opened"]
     assert opened.detail == {"path": str(tmp_path / "call.mkv"), "video_codec": "h264"}
+    assert caller.video_track is not None
+    sent_before = caller.video_track.frames_sent
     await asyncio.sleep(2.5)
     info = await room.stop_recording()
+    sent = caller.video_track.frames_sent - sent_before
     still = await room.snapshot("caller-1")
     with av.open(io.BytesIO(still), format="image2pipe") as container:
         assert next(container.decode(video=0)).width == 640
@@ -119,4 +122,6 @@ async def test_h264_caller_is_recorded_as_matroska(
     assert decoded.video_codecs == ["h264"]
     assert decoded.first_video_keyframe
     assert decoded.video_size == (640, 480)
-    assert decoded.video_frames >= 0.5 * 15 * 2.5
+    # A starved box encodes fewer frames than 15 a second: what the caller sent is the bar.
+    assert decoded.video_frames >= min(0.8 * sent - 3, 0.5 * 15 * 2.5), (decoded, sent)
+    assert sent >= 10, sent
