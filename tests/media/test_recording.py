@@ -27,6 +27,8 @@ async def test_recording_remuxes_the_call(
     await until(lambda: handler.video_frames >= 5 and caller.audio_frames >= 5, what="media")
 
     path = tmp_path / "call.webm"
+    assert caller.video_track is not None
+    sent_before = caller.video_track.frames_sent
     started = time.monotonic()
     await room.start_recording(path)
     with pytest.raises(RecordingError):
@@ -34,6 +36,7 @@ async def test_recording_remuxes_the_call(
     await asyncio.sleep(4.0)
     info = await room.stop_recording()
     wall = time.monotonic() - started
+    sent = caller.video_track.frames_sent - sent_before
 
     assert info.path == str(path)
     assert info.video_codec == "vp8"
@@ -47,7 +50,9 @@ async def test_recording_remuxes_the_call(
     assert decoded.audio_codecs == ["opus", "opus"]
     assert decoded.first_video_keyframe
     assert decoded.video_size == (640, 480)
-    assert decoded.video_frames >= 0.6 * 15 * 4
+    # The bar is what the caller sent: a starved box encodes fewer than 15 a second.
+    assert decoded.video_frames >= min(0.8 * sent - 3, 0.6 * 15 * 4), (decoded, sent)
+    assert sent >= 10, sent
     assert decoded.audio_frames >= 0.6 * 50 * 4 * 2, "both parties' audio, 50 frames/s each"
     media_span = max(decoded.last_video_s, decoded.last_audio_s) - decoded.first_s
     assert abs(media_span - wall) <= 0.2 * wall, (media_span, wall)

@@ -32,9 +32,15 @@ async def test_sealed_recording_plays_and_hides_its_frames(
     await until(lambda: handler.video_frames >= 5 and caller.audio_frames >= 5, what="media")
     key = new_data_key()
     path = tmp_path / "call.webm"
+    assert caller.video_track is not None
+    sent_before = caller.video_track.frames_sent
     await room.start_recording(path, key)
     await asyncio.sleep(3.0)
     info = await room.stop_recording()
+    # The bar is what the caller sent: a starved box encodes fewer than 15 a second.
+    sent = caller.video_track.frames_sent - sent_before
+    assert sent >= 10, sent
+    least = min(0.8 * sent - 3, 0.6 * 15 * 3)
 
     plain = _plain(path, key, tmp_path)
     assert info.sha256 == hashlib.sha256(plain.read_bytes()).hexdigest()
@@ -47,10 +53,10 @@ async def test_sealed_recording_plays_and_hides_its_frames(
         assert reader.finished and reader.chunks >= 3, "a chunk sealed at each cluster"
         with PlainView(reader) as view, av.open(view) as container:
             assert [s.codec_context.name for s in container.streams.video] == ["vp8"]
-            assert sum(1 for _ in container.demux(video=0)) >= 0.6 * 15 * 3
+            assert sum(1 for _ in container.demux(video=0)) >= least
     decoded = decode_file(str(plain))
     assert decoded.video_codecs == ["vp8"]
-    assert decoded.video_frames >= 0.6 * 15 * 3
+    assert decoded.video_frames >= least
 
 
 def test_sealed_sigkill_leaves_a_readable_file(tmp_path: Path) -> None:
