@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from appliance import migrate
-from appliance.cli.common import EXIT_USAGE, hold_serve_lock
+from appliance.cli.common import EXIT_USAGE, hold_serve_lock, refused_while_served
 from appliance.config import Settings
 from appliance.db import Database
 
@@ -28,6 +28,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    # A running server was written for the schema it found at its start; `evr serve`
+    # migrates by itself at every start.
+    if refused_while_served(settings, "upgrade", " and migrates by itself at every start"):
+        return EXIT_USAGE
     db = Database(settings.effective_database_url)
     migrate.upgrade(db.engine)
     print(f"database at revision {migrate.current(db.engine)}")

@@ -7,6 +7,7 @@ import argparse
 import fcntl
 import getpass
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -84,3 +85,16 @@ def served_now(settings: Settings) -> bool:
         return True
     held.close()
     return False
+
+
+def refused_while_served(settings: Settings, act: str, why: str = "") -> bool:
+    """True, having told the operator to stop the appliance first, when an `evr serve`
+    holds this data dir; the caller then exits with ``EXIT_USAGE``."""
+    if not served_now(settings):
+        return False
+    print(
+        f"the appliance is running on this data dir{why}: stop it (systemctl stop evr), "
+        f"{act}, then start it again",
+        file=sys.stderr,
+    )
+    return True

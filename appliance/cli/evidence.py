@@ -14,7 +14,7 @@ from appliance.cli.common import (
     cli_actor,
     open_db,
     open_keyring,
-    served_now,
+    refused_while_served,
 )
 from appliance.config import Settings, SettingsError
 from appliance.models import Incident
@@ -23,14 +23,9 @@ from appliance.services.evidence import backup, export, integrity, master_key, r
 
 
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
-    if served_now(settings):
-        # The server keeps the old key in memory: what it sealed after the rotation would
-        # be wrapped by a key file no longer kept, and the next start refused.
-        print(
-            "the appliance is running on this data dir: stop it (systemctl stop evr), "
-            "rotate, then start it again",
-            file=sys.stderr,
-        )
+    # The server keeps the old key in memory: what it sealed after the rotation would
+    # be wrapped by a key file no longer kept, and the next start refused.
+    if refused_while_served(settings, "rotate"):
         return EXIT_USAGE
     db = open_db(settings)
     keyring = open_keyring(settings, db)
@@ -60,6 +55,12 @@ def cmd_evidence_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    # A running server with a purge interval purges on its own timer: two purges at once
+    # would each delete, audit and shred the same files. A dry run changes nothing.
+    interval = settings.purge_interval_minutes
+    why = f" and purges by itself every {interval} minutes (--dry-run shows what is due)"
+    if interval and not args.dry_run and refused_while_served(settings, "purge", why):
+        return EXIT_USAGE
     db = open_db(settings)
     keyring = open_keyring(settings, db)
     with db.session() as session:
@@ -166,14 +167,9 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
-    if served_now(settings):
-        # Replacing the database and the media under a running server would mix its
-        # writes with the backup's.
-        print(
-            "the appliance is running on this data dir: stop it (systemctl stop evr), "
-            "restore, then start it again",
-            file=sys.stderr,
-        )
+    # Replacing the database and the media under a running server would mix its
+    # writes with the backup's.
+    if refused_while_served(settings, "restore"):
         return EXIT_USAGE
     try:
         info = backup.restore(settings, args.src, args.identity)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from appliance.cli.common import hold_serve_lock
+from appliance.config import Settings
 from appliance.db import Database
 from appliance.models import Role
 from appliance.services.identity import accounts
@@ -32,6 +37,25 @@ def test_help_lists_the_commands() -> None:
     ).stdout
     for command in ("add", "list", "disable", "reset-password", "set-roles"):
         assert command in user_help
+
+
+@pytest.mark.sqlite_only(reason="a lock on the data dir, not the database")
+def test_db_upgrade_waits_for_the_running_server(empty_database_url: str, tmp_path: Path) -> None:
+    """`evr db upgrade` while `evr serve` holds the data dir (its lock): refused, exit code
+    2, nothing migrated (the running server was written for the schema it started on);
+    once the server has stopped, the same command migrates."""
+    env = {"EVR_DATABASE_URL": empty_database_url, "EVR_DATA_DIR": str(tmp_path / "data")}
+    settings = Settings(database_url=empty_database_url, data_dir=tmp_path / "data")
+    serving = hold_serve_lock(settings)
+    assert serving is not None
+    with serving:
+        refused = run_evr(env, "db", "upgrade")
+    assert refused.returncode == 2
+    assert "migrates by itself at every start" in refused.stderr
+    assert "current None" in run_evr(env, "db", "current").stdout
+    upgraded = run_evr(env, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "current None" not in run_evr(env, "db", "current").stdout
 
 
 def test_user_lifecycle_from_the_command_line(empty_database_url: str) -> None:

@@ -417,6 +417,17 @@ def test_purge_dry_run_lists_exactly_what_the_purge_deletes(settings: Settings) 
     assert f"review due (evidential, kept) snapshot #{ids['exhibit']}" in dry.stdout
     assert all((settings.data_dir / f"{n}.jpg").exists() for n in ids)
 
+    # While `evr serve` holds the data dir (it purges on its own timer): the dry run
+    # still answers, the real purge stops at once and deletes nothing.
+    serving = hold_serve_lock(settings)
+    assert serving is not None
+    with serving:
+        assert evr(settings, "purge", "--dry-run").stdout == dry.stdout
+        refused = evr(settings, "purge")
+    assert refused.returncode == 2, refused.stdout
+    assert "purges by itself every 60 minutes" in refused.stderr and "stop it" in refused.stderr
+    assert all((settings.data_dir / f"{n}.jpg").exists() for n in ids)
+
     real = evr(settings, "purge")
     assert real.returncode == 0, real.stderr
     deleted = [
