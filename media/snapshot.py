@@ -54,7 +54,8 @@ class KeyframeBuffer:
         """Wait up to ``timeout_s`` for the next keyframe; True if one came."""
         self._keyframe.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._keyframe.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._keyframe.wait()
             return True
         return False
 

@@ -84,7 +84,8 @@ class Worker:
             child.close()
         reader, self._writer = await asyncio.open_unix_connection(sock=parent)
         try:
-            hello = await asyncio.wait_for(ipc.read(reader), WORKER_START_TIMEOUT_S)
+            async with asyncio.timeout(WORKER_START_TIMEOUT_S):
+                hello = await ipc.read(reader)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
             self._writer.close()
             self._died()
@@ -160,7 +161,8 @@ class Worker:
             self._writer.close()
         if self._process is not None and self._process.returncode is None:
             try:
-                await asyncio.wait_for(self._process.wait(), 10)
+                async with asyncio.timeout(10):
+                    await self._process.wait()
             except TimeoutError:
                 self._process.kill()
                 await self._process.wait()

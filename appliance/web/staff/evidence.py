@@ -265,7 +265,8 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         while (chunk := await asyncio.to_thread(pipe.next_chunk)) is not None:
-            await asyncio.wait_for(response.write(chunk), EXPORT_STALL_SECONDS)
+            async with asyncio.timeout(EXPORT_STALL_SECONDS):
+                await response.write(chunk)
         await worker
     except TimeoutError:
         pipe.abort()
