@@ -68,6 +68,16 @@ def ice_credentials(description: sdp.SessionDescription) -> set[tuple[str, str]]
     }
 
 
+def sent_kinds(description: sdp.SessionDescription) -> set[str]:
+    """The kinds of media the offerer will send (a section of that kind that is
+    ``sendrecv`` or ``sendonly``): a phone with no microphone offers audio receive-only."""
+    return {
+        m.kind
+        for m in description.media
+        if m.kind in _MEDIA and (m.direction or "sendrecv") in ("sendrecv", "sendonly")
+    }
+
+
 def fingerprints(description: sdp.SessionDescription) -> set[str]:
     """The DTLS certificate fingerprints an offer carries."""
     return {

@@ -54,7 +54,7 @@ from media import Room, RoomConfig, RoomEvent, SdpError
 from media.background import spawn
 from media.errors import UnknownLegError
 from media.protocols import MediaRoom
-from media.sdp import parse_offer
+from media.sdp import parse_offer, sent_kinds
 from media.workers import WorkerPool
 
 log = logging.getLogger("evr.live")
@@ -232,6 +232,8 @@ class CallHub:
         await participant.send({"type": "answer", "sdp": answer})
         if participant.role in (OBSERVER, VIEWER):
             return  # audited when its socket opened; the call does not move
+        if participant.role == CALLER:
+            live.caller_sends = frozenset(sent_kinds(offer))
 
         with self.db.session() as session:
             call = states.get(session, live.public_id)

@@ -127,6 +127,9 @@ class LiveCall:
     # sent again in a `hello`: a page whose socket came back missed what changed meanwhile.
     slots: dict[str, dict[str, str | None]] = field(default_factory=dict)
     sound_only: bool = False  # video switched off both ways (a ``sound_only`` message)
+    # What the caller's page sends (its offer's sending sections): a phone whose
+    # microphone is refused joins to show and type. None until the caller joins.
+    caller_sends: frozenset[str] | None = None
     sound_only_by_box: bool = False  # ... by the box, for the caller's line (weak_line.py)
     weak_line: WeakLine = field(default_factory=WeakLine)
     text_first: bool = False  # messages are the call's main way to talk (``text_first``)
@@ -189,6 +192,7 @@ class LiveCall:
             "soundOnly": self.sound_only,
             # Messages first: a page that (re)joins starts with them first.
             "textFirst": self.text_first,
+            "callerSends": sorted(self.caller_sends) if self.caller_sends is not None else None,
             # The caller's page names who they are talking to (its top bar).
             "officer": next(
                 (p.name for p in self.participants.values() if p.role == HANDLER), None

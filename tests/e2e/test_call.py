@@ -136,6 +136,69 @@ def test_a_caller_without_a_camera_still_gets_an_audio_call(
         no_camera.close()
 
 
+def test_a_caller_without_a_microphone_shows_the_scene_and_types(
+    browser: Browser, handler: Page, appliance: Appliance
+) -> None:
+    """The phone refuses the microphone (its settings block it): the caller is told they
+    can still join to show the scene and type. On the call the officer sees the camera,
+    the caller hears the officer, the console says the caller has no microphone (not
+    "sound only"), and the messages carry the conversation. Then a phone that refuses
+    both joins to watch and listen: its offer receives audio and video and sends none."""
+    link = new_link(handler, appliance, "CAD/E2E/4")
+    silent = media_context(browser, mobile=True, microphone=False)
+    try:
+        caller = silent.new_page()
+        caller.goto(link)
+        caller.get_by_label("I agree to a video call with the police").check()
+        caller.get_by_role("button", name="Continue").click()
+        expect(caller.locator("#check-status")).to_have_text(
+            re.compile("^Your microphone is not available. You can still join: the officer")
+        )
+        caller.get_by_role("button", name="Join video call").click()
+        admit_first_waiting(handler, appliance, "CAD/E2E/4")
+        wait_rising(lambda: frames_shown(handler, "#remote-video"), floor=5)
+        wait_rising(lambda: inbound_packets(caller, "evrCaller", "audio"), floor=10)
+        expect(handler.locator("#no-microphone")).to_have_text(
+            "Caller has no microphone – use messages"
+        )
+        expect(handler.locator("#sound-only")).to_be_hidden()
+        expect(caller.locator("#no-microphone-note")).to_be_visible()
+        expect(caller.get_by_role("button", name="Mute")).to_be_hidden()
+        expect(caller.locator("#self-caption")).to_be_visible()
+        caller.get_by_label("Message to the officer").fill("He is still outside")
+        caller.get_by_role("button", name="Send", exact=True).click()
+        expect(handler.locator("#chat")).to_contain_text("He is still outside")
+        assert_accessible(caller, "call: no microphone")
+        shot(caller, "13-no-microphone")
+        handler.get_by_role("button", name="End call").click()
+        expect(caller.get_by_role("heading", name="The call has ended")).to_be_visible()
+    finally:
+        silent.close()
+
+    link = new_link(handler, appliance, "CAD/E2E/5")
+    neither = media_context(browser, mobile=True, camera=False, microphone=False)
+    try:
+        caller = neither.new_page()
+        caller.goto(link)
+        caller.get_by_label("I agree to a video call with the police").check()
+        caller.get_by_role("button", name="Continue").click()
+        expect(caller.locator("#check-status")).to_have_text(
+            "Your camera and microphone are not available. You can still join to see and "
+            "hear the officer and type messages."
+        )
+        caller.get_by_role("button", name="Join video call").click()
+        expect(caller.get_by_role("heading", name="Please wait")).to_be_visible()
+        caller.wait_for_function("() => evrCaller.pc && evrCaller.pc.remoteDescription")
+        directions = caller.evaluate(
+            "() => evrCaller.pc.getTransceivers().slice(0, 2)"
+            ".map((t) => t.receiver.track.kind + ' ' + t.direction)"
+        )
+        assert directions == ["audio recvonly", "video recvonly"]
+        assert_accessible(caller, "waiting: no camera and no microphone")
+    finally:
+        neither.close()
+
+
 def test_bad_links_show_a_plain_page_and_open_no_media(
     phone: BrowserContext, handler: Page, appliance: Appliance
 ) -> None:

@@ -9,6 +9,7 @@ the spike on this machine found them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -90,11 +91,16 @@ H264_ONLY = """(() => {
 
 
 def media_context(
-    browser: Browser, mobile: bool = False, camera: bool = True, h264_only: bool = False
+    browser: Browser,
+    mobile: bool = False,
+    camera: bool = True,
+    h264_only: bool = False,
+    microphone: bool = True,
 ) -> BrowserContext:
-    """A browser profile with the fake camera and microphone granted (or the camera
-    refused); ``h264_only`` makes its peer connections offer no video codec but H.264."""
-    permissions = ["microphone", "camera"] if camera else ["microphone"]
+    """A browser profile with the fake camera and microphone granted (or either refused,
+    as a phone's settings refuse them); ``h264_only`` makes its peer connections offer
+    no video codec but H.264."""
+    permissions = [kind for kind, on in (("microphone", microphone), ("camera", camera)) if on]
     options: dict[str, object] = {
         "ignore_https_errors": True,
         "locale": "en-GB",
@@ -107,15 +113,19 @@ def media_context(
     # A new profile's first page starts a renderer; under three workers on two cores
     # that has taken more than 15 s (CI, a supervisor opening the console).
     context.set_default_navigation_timeout(45_000)
-    if not camera:
+    if not (camera and microphone):
+        # The fake UI grants every request: a refused kind is refused here instead, as
+        # the browser does when the phone's settings block it (the whole request fails).
+        refused = json.dumps([k for k, on in (("audio", microphone), ("video", camera)) if not on])
         context.add_init_script(
-            """(() => {
+            f"""(() => {{
+                const refused = {refused};
                 const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-                const refuse = () => Promise.reject(
-                    new DOMException("Permission denied", "NotAllowedError"));
                 navigator.mediaDevices.getUserMedia = (constraints) =>
-                    constraints && constraints.video ? refuse() : real(constraints);
-            })();"""
+                    refused.some((kind) => constraints && constraints[kind])
+                        ? Promise.reject(new DOMException("Permission denied", "NotAllowedError"))
+                        : real(constraints);
+            }})();"""
         )
     if h264_only:
         context.add_init_script(H264_ONLY)

@@ -40,41 +40,53 @@
   const diagnostics = {
     pc: null, audioOnly: false, state: root.dataset.state, officerVideo: false, rejoined: false,
     soundOnly: false, soundOnlyAutomatic: false, network: "", networkCandidates: [], textFirst: false,
+    noMicrophone: false,
   };
   window.evrCaller = diagnostics;
 
+  /* The camera and the microphone, or what of them the phone allows: without a microphone
+     the caller joins to show the scene and type, with neither to watch, listen and type. */
   async function camera(facingMode) {
-    try {
-      return await navigator.mediaDevices.getUserMedia({
-        audio: true,
-        video: { facingMode: { ideal: facingMode }, width: { ideal: 1280 }, height: { ideal: 720 } },
-      });
-    } catch (error) {
-      const audioOnly = await navigator.mediaDevices.getUserMedia({ audio: true });
-      diagnostics.audioOnly = true;
-      $("check-status").textContent = _("Your camera is not available. You can still join with sound only.");
-      $("blocked-help").open = true;
-      return audioOnly;
+    const video = { facingMode: { ideal: facingMode }, width: { ideal: 1280 }, height: { ideal: 720 } };
+    for (const constraints of [{ audio: true, video: video }, { audio: true }, { video: video }]) {
+      try {
+        return await navigator.mediaDevices.getUserMedia(constraints);
+      } catch (error) { /* try with less */ }
     }
+    return new MediaStream();
+  }
+
+  function checkSays() {
+    if (!diagnostics.noMicrophone) {
+      return diagnostics.audioOnly
+        ? _("Your camera is not available. You can still join with sound only.")
+        : _("You should see what your camera sees. When you are ready, join the call.");
+    }
+    if (!diagnostics.audioOnly) {
+      return neutral
+        ? _("Your microphone is not available. You can still join: they will see what your camera shows, and you can type messages.")
+        : _("Your microphone is not available. You can still join: the officer will see what your camera shows, and you can type messages.");
+    }
+    return neutral
+      ? _("Your camera and microphone are not available. You can still join to see and hear them and type messages.")
+      : _("Your camera and microphone are not available. You can still join to see and hear the officer and type messages.");
   }
 
   async function start() {
-    try {
-      stream = await camera(facing);
-    } catch (error) {
-      $("check-status").textContent = _("We could not use your microphone. Follow the steps below, then reload the page.");
-      $("blocked-help").open = true;
-      return;
-    }
+    stream = await camera(facing);
+    diagnostics.audioOnly = !stream.getVideoTracks().length;
+    diagnostics.noMicrophone = !stream.getAudioTracks().length;
     $("preview").srcObject = stream;
     $("self").srcObject = stream;
     $("stage").dataset.soundOnly = String(diagnostics.audioOnly);
     $("switch-camera-call").hidden = diagnostics.audioOnly;
-    $("sound-only-toggle").hidden = diagnostics.audioOnly;
-    if (!diagnostics.audioOnly) {
-      $("check-status").textContent = _("You should see what your camera sees. When you are ready, join the call.");
-      $("switch-camera").disabled = false;
-    }
+    $("stage").dataset.noMicrophone = String(diagnostics.noMicrophone);
+    $("sound-only-toggle").hidden = diagnostics.audioOnly || diagnostics.noMicrophone;
+    $("mute").hidden = diagnostics.noMicrophone;
+    $("no-microphone-note").hidden = !diagnostics.noMicrophone;
+    $("check-status").textContent = checkSays();
+    $("blocked-help").open = diagnostics.audioOnly || diagnostics.noMicrophone;
+    $("switch-camera").disabled = diagnostics.audioOnly;
     $("join").disabled = false;
     if (LIVE.includes(root.dataset.state)) {
       diagnostics.rejoined = true;
@@ -129,6 +141,8 @@
 
   function newPeer() {
     const peer = new RTCPeerConnection({ iceServers: iceServers });
+    // No microphone: the caller still hears the officer.
+    if (!stream.getAudioTracks().length) peer.addTransceiver("audio", { direction: "recvonly" });
     stream.getTracks().forEach((track) => {
       const transceiver = peer.addTransceiver(track, { direction: "sendrecv", streams: [stream] });
       if (track.kind === "video") EVR.preferCodecs(transceiver);
@@ -441,7 +455,7 @@
     const button = $("sound-only-toggle");
     button.setAttribute("aria-pressed", String(on));
     button.textContent = on ? _("Turn video back on") : _("Sound only");
-    button.hidden = diagnostics.audioOnly;
+    button.hidden = diagnostics.audioOnly || diagnostics.noMicrophone;
     const note = $("sound-only-note");
     note.hidden = !on;
     note.textContent = !on ? "" : automatic

@@ -30,6 +30,9 @@
   let guestNames = {}; // leg → "Interpreter (Ana Silva)"
   let tiles = null;
   let handedTo = null;
+  // What the caller's phone sends, read by the box off their offer ("audio", "video"):
+  // a caller whose microphone is refused shows the scene and types. Null until they join.
+  let callerSends = null;
   const diagnostics = { pc: null, state: root.dataset.state, stats: null, mode: mode, closed: null, soundOnly: false, textFirst: false };
   window.evrConsole = diagnostics;
 
@@ -63,6 +66,11 @@
     $("not-recording").textContent = declined ? "Not recording – caller declined" : "Not recording";
     $("quality").hidden = !live;
     if (!live) $("sound-only").hidden = true;
+    const silent = Array.isArray(callerSends) && !callerSends.includes("audio");
+    $("no-microphone").hidden = !(live && silent);
+    $("no-microphone").textContent = silent && !callerSends.includes("video")
+      ? "Caller has no camera or microphone – use messages"
+      : "Caller has no microphone – use messages";
   }
 
   let rejoin = false;  // this call is a caller's rejoin after ending (docs/signalling.md)
@@ -100,6 +108,7 @@
         rejoin = !!message.rejoin;
         if (message.soundOnly) soundOnly(true, "", false);
         textFirst(!!message.textFirst);
+        callerSends = message.callerSends === undefined ? null : message.callerSends;
         if (message.role === "observer") observing();
         else if (mode === "observe") handling();
         showGuests(message.guests || []);
@@ -121,6 +130,7 @@
       case "state":
         if (typeof message.soundOnly === "boolean" && message.soundOnly !== diagnostics.soundOnly) soundOnly(message.soundOnly, "", false);
         if (typeof message.textFirst === "boolean") textFirst(message.textFirst);
+        if (message.callerSends !== undefined) callerSends = message.callerSends;
         showGuests(message.guests || []);
         rejoin = !!message.rejoin;
         showObservers(message.observers || []);
@@ -516,7 +526,8 @@
     if (frames !== lastFrames) { lastFrames = frames; stillSince = null; }
     else if (stillSince === null) stillSince = Date.now();
     const live = diagnostics.state === "connected" && !ended;
-    $("sound-only").hidden = !(live && stillSince !== null && Date.now() - stillSince > 3000);
+    const silent = Array.isArray(callerSends) && !callerSends.includes("audio");
+    $("sound-only").hidden = silent || !(live && stillSince !== null && Date.now() - stillSince > 3000);
     if (video.videoWidth) $("stage").dataset.orientation = video.videoHeight > video.videoWidth ? "portrait" : "landscape";
   }
 
