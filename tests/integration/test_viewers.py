@@ -363,3 +363,43 @@ def _recordings(scene: Scene) -> list[Recording]:
     with scene.server.db.session() as session:
         call = states.get(session, scene.public_id)
         return list(session.exec(select(Recording).where(Recording.call_id == call.id)).all())
+
+
+async def test_a_viewer_keeps_watching_through_a_take_over(scene: Scene) -> None:
+    """A supervisor takes the call over while a responder watches: the viewer's socket
+    stays open and the caller's video keeps arriving; the supervisor, now the handler,
+    is told of the viewer and can revoke the link (audited as theirs)."""
+    link = await scene.make_link("PC 9 Patel")
+    ws, viewer = await scene.watch(link)
+    await until(lambda: viewer.frames_by_mid.get("1", 0) > 5, 20, "the caller's video")
+    with scene.server.db.session() as session:
+        add_user(session, "sgt1", Role.SUPERVISOR)
+    sergeant = FormClient(scene.server.base_url)
+    scene.clients.append(sergeant)
+    await sergeant.sign_in("sgt1", PASSWORD)
+    await sergeant.get(f"/calls/{scene.public_id}")
+    response, body = await sergeant.post(
+        f"/calls/{scene.public_id}/take-over", {"reason": "escalating"}
+    )
+    assert response.status == 200, body
+    assert (await _closed_with(scene.handler_ws))[0] == 4004
+
+    supervisor_ws = await scene.socket(sergeant, f"/calls/{scene.public_id}")
+    supervisor = Client("supervisor")
+    scene.peers.append(supervisor)
+    hello = await receive(supervisor_ws, "hello")
+    assert hello["role"] == "handler"
+    assert [v["name"] for v in hello["viewers"]] == ["PC 9 Patel"]
+    await supervisor_ws.send_json({"type": "join", "sdp": await supervisor.offer()})
+    await supervisor.accept((await receive(supervisor_ws, "answer"))["sdp"])
+    before = viewer.frames_by_mid.get("1", 0)
+    await until(
+        lambda: viewer.frames_by_mid.get("1", 0) > before + 15, 20, "video after the take-over"
+    )
+    assert not ws.closed
+
+    response, _ = await sergeant.post(f"/calls/{scene.public_id}/viewers/{link['id']}/revoke", {})
+    assert response.status == 200
+    assert await _closed_with(ws) == (4006, "the officer revoked this link")
+    revoking = next(e for e in scene.audit() if e.action == "viewer.link_revoked")
+    assert revoking.actor == "sgt1"
