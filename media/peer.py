@@ -86,6 +86,8 @@ class Peer:
                 passthrough.tap_receiver(transceiver.receiver, _discard)
                 if transceiver.kind == "video":
                     passthrough.skip_holes(transceiver.receiver, self.config.hole_wait_s)
+                else:
+                    passthrough.pass_audio(transceiver.receiver)
             if self.config.allow_loopback:
                 passthrough.gather_loopback(self.pc)
             await self.pc.setLocalDescription(await self.pc.createAnswer())

@@ -116,14 +116,61 @@ def test_a_video_hole_no_retransmission_fills_is_stepped_over() -> None:
             if frame is not None:
                 out[name].append(frame.timestamp)
             plis += pli and name == "skipping"
-    # A frame is whole when the next one starts, so frame 0 waits behind the hole too;
-    # frames 1..5 are lost or cut (17 belongs to frame 5). The skipping buffer gives
-    # frames 6..8 (frame 9 is whole only when a later packet arrives).
-    assert out["waiting"] == []
-    assert out["skipping"] == [6, 7, 8]
+    # Frame 0 is whole at its last packet (the marker), before the hole; frames 1..5
+    # are lost or cut (17 belongs to frame 5). The skipping buffer gives frames 6..9.
+    assert out["waiting"] == [0]
+    assert out["skipping"] == [0, 6, 7, 8, 9]
     assert plis == 1 and skipping.holes_skipped == 1
     # Nothing is skipped while the frame the hole cut has not ended.
     early = passthrough.HoleSkippingJitterBuffer(512, wait_s=0)
     for packet in (_packet(0, 0, False), _packet(2, 0, False)):
         assert early.add(packet) == (False, None)
     assert early.holes_skipped == 0
+
+
+def test_a_video_frame_goes_on_at_its_last_packet() -> None:
+    """A frame is whole at its marker packet, not when the next frame's first packet
+    comes (aiortc's rule, one frame interval at every hop, and more when that packet is
+    lost); a sender that marks no frame end still gets its frames at the next frame."""
+    buffer = passthrough.HoleSkippingJitterBuffer(512, wait_s=60)
+    given = [buffer.add(p)[1] for p in _frames(0, 2)]
+    assert [f.timestamp if f else None for f in given] == [None, None, 0, None, None, 1]
+    assert given[2] is not None and given[2].data == bytes([0, 1, 2])
+    unmarked = passthrough.HoleSkippingJitterBuffer(512, wait_s=60)
+    given = [unmarked.add(_packet(seq, seq // 2, False))[1] for seq in range(5)]
+    assert [f.timestamp if f else None for f in given] == [None, None, 0, None, 1]
+
+
+def test_a_video_hole_is_asked_for_again_until_it_fills() -> None:
+    """Packet 4 is lost, and its first NACK (aiortc's) or the retransmission with it: the
+    buffer asks again for what is still missing every ``renack_s`` while packets keep
+    coming, and stops once the retransmission fills the hole (the frames behind it then
+    go on)."""
+    asked: list[list[int]] = []
+    buffer = passthrough.HoleSkippingJitterBuffer(
+        512, wait_s=60, renack=lambda ssrc, seqs: asked.append(seqs), renack_s=0
+    )
+    packets = _frames(0, 4)
+    for packet in packets[:4] + packets[5:9]:
+        buffer.add(packet)
+    assert asked == [[4]] * 4, "with renack_s 0: at each packet from the one that showed it"
+    assert buffer.nacks_repeated == 4
+    pli, frame = buffer.add(packets[4])
+    assert frame is not None and frame.timestamp == 1 and not pli
+    buffer.add(packets[9])
+    assert len(asked) == 4
+    late = passthrough.HoleSkippingJitterBuffer(
+        512, wait_s=60, renack=lambda ssrc, seqs: asked.append(seqs), renack_s=60
+    )
+    for packet in packets[:4] + packets[5:9]:
+        late.add(packet)
+    assert late.nacks_repeated == 0, "not before renack_s"
+
+
+def test_audio_goes_on_packet_by_packet_through_a_loss() -> None:
+    """Each audio packet is passed on as it comes: one missing holds nothing up (aiortc's
+    buffer held four frames first and waited sixteen packets at a gap); one that comes
+    late or twice is dropped."""
+    buffer = passthrough.PassingAudioBuffer()
+    given = [buffer.add(_packet(seq, seq * 960, True))[1] for seq in (0, 1, 3, 4, 2, 4, 5)]
+    assert [f.timestamp // 960 if f else None for f in given] == [0, 1, 3, 4, None, None, 5]
