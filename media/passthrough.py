@@ -22,7 +22,7 @@ import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.codecs.opus import OpusEncoder
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -32,7 +32,7 @@ from aiortc.rtp import (
     pack_remb_fci,
     unpack_remb_fci,
 )
-from aiortc.utils import uint16_add, uint16_gt
+from aiortc.utils import uint16_add
 
 from media.background import spawn
 
@@ -290,8 +290,10 @@ class PassingAudioBuffer(JitterBuffer):
         self._newest: int | None = None
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        if self._newest is not None and not uint16_gt(packet.sequence_number, self._newest):
-            return False, None
+        if self._newest is not None:
+            behind = uint16_add(self._newest, -packet.sequence_number)
+            if behind < MAX_MISORDER:
+                return False, None  # late or repeated; far behind is a sender restarted
         self._newest = packet.sequence_number
         return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
 

@@ -174,3 +174,5 @@ def test_audio_goes_on_packet_by_packet_through_a_loss() -> None:
     buffer = passthrough.PassingAudioBuffer()
     given = [buffer.add(_packet(seq, seq * 960, True))[1] for seq in (0, 1, 3, 4, 2, 4, 5)]
     assert [f.timestamp // 960 if f else None for f in given] == [0, 1, 3, 4, None, None, 5]
+    restarted = buffer.add(_packet(60_000, 7 * 960, True))[1]  # a sender that started over
+    assert restarted is not None and buffer.add(_packet(60_001, 8 * 960, True))[1] is not None
