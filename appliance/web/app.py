@@ -26,9 +26,20 @@ from appliance.services.evidence import master_key
 from appliance.services.evidence.custody import ReadLedger
 from appliance.services.evidence.master_key import Keyring
 from appliance.services.identity.throttle import Guards
+from appliance.services.intake.incidents import national_format
 from appliance.services.outbox import cad, messages
 from appliance.services.record.statements import TYPED_CONFIRMATION
-from appliance.web import auth, health, keys, middleware, second_factor, toolkit
+from appliance.sms import length as sms_length
+from appliance.web import (
+    auth,
+    caller_links,
+    files,
+    health,
+    keys,
+    middleware,
+    second_factor,
+    toolkit,
+)
 from appliance.web.admin import cad as admin_cad
 from appliance.web.admin import users as admin_users
 from appliance.web.api import incidents as api_incidents
@@ -169,7 +180,16 @@ def create_app(
         autoescape=jinja2.select_autoescape(default=True),
         context_processors=[_template_context],
     )
-    templates.filters.update(toolkit.TEMPLATE_FILTERS)
+    # Jinja filters every page may use.
+    templates.filters.update(
+        national_phone=national_format,
+        uk_time=toolkit.uk_time,
+        plain_event=toolkit.plain_event,
+        evidence_label=files.evidence_label,
+        media_label=files.media_label,
+        sms_length=sms_length,
+        public_link=caller_links.public_link,
+    )
     i18n.install(templates)
     templates.globals["script_messages"] = i18n.script_messages
     # The words a caller ticks to sign by typing, the same words the PDF quotes.

@@ -1,63 +1,52 @@
 """What the web handlers share: who is acting, the incident or call a request names,
 acting on a form (JSON for the console's fetch, the page for a plain form), the incident
-page, API errors, sealed files streamed with ranges, statement views, and the caller's
-link resolved once per request.
+page, API errors and refusals from outside. Beside it: ``files`` (sealed files streamed
+with ranges), ``statement_views`` and ``caller_links`` (the caller's link resolved once
+per request).
 
-A handler imports its helpers from here and never from another handler, so each
+A handler imports its helpers from these and never from another handler, so each
 handler module stays one audience's routes and nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlencode
 
 import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 from sqlmodel import Session
 
-from appliance import i18n, metrics
-from appliance.i18n import N_
+from appliance import i18n
 from appliance.models import (
     THRIVE_PARTS,
     THRIVE_RATINGS,
     Call,
     CallState,
-    EvidenceFile,
     Incident,
     Role,
-    Statement,
     User,
     WebSession,
 )
 from appliance.services.audit import Actor
-from appliance.services.calls import invites, life, states
-from appliance.services.calls.invites import LOCATION, UPLOAD, VIDEO, CallerLink, LinkProblem
+from appliance.services.calls import invites, states
+from appliance.services.calls.invites import VIDEO
 from appliance.services.evaluation import trial
-from appliance.services.evidence import sealing
-from appliance.services.evidence.master_key import UnwrapError
 from appliance.services.identity import accounts, web_sessions
 from appliance.services.intake import appointments, incidents, locations, uploads
-from appliance.services.intake.appointments import LONDON, london_label
+from appliance.services.intake.appointments import LONDON
 from appliance.services.intake.incidents import IncidentError
 from appliance.services.outbox import cad, messages
 from appliance.services.record import officer, statements
 from appliance.services.record.statements import StatementConflict, StatementError
 from appliance.services.rvr import track
-from appliance.sms import length as sms_length
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, source_of
-from media.sealed import SealedError
 
 log = logging.getLogger("evr.web")
 # The static files again for the caller's pages, sent no-store (caller_safety.py).
@@ -401,439 +390,6 @@ def api_error(status: int, code: str, message: str, field: str | None = None) ->
     if field:
         error["field"] = field
     return web.json_response({"error": error}, status=status)
-
-
-# -- sealed files -------------------------------------------------------------------------
-
-RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
-
-
-TYPES = {
-    ".webm": "video/webm",
-    ".mkv": "video/x-matroska",
-    ".jpg": "image/jpeg",
-    ".pdf": "application/pdf",
-} | {suffix: kind for kind, suffix in uploads.ACCEPTED.items()}
-
-
-def content_type(file: EvidenceFile) -> str:
-    return TYPES.get(Path(file.path).suffix.lower(), "application/octet-stream")
-
-
-# What an evidence file is, as staff say it: "Signed statement (PDF)", not "statement 7".
-KIND_WORDS = {
-    "recording": "Recording",
-    "snapshot": "Snapshot",
-    "upload": "Photo or video from the caller",
-    "statement": "Signed statement",
-}
-FORMAT_WORDS = {
-    ".webm": "WebM",
-    ".mkv": "MKV",
-    ".jpg": "JPEG",
-    ".png": "PNG",
-    ".heic": "HEIC",
-    ".heif": "HEIF",
-    ".mp4": "MP4",
-    ".mov": "MOV",
-    ".pdf": "PDF",
-}
-
-
-def evidence_label(file: EvidenceFile) -> str:
-    """An evidence item's kind and format in words, for every page that lists evidence."""
-    suffix = Path(file.path).suffix.lower()
-    kind = KIND_WORDS.get(file.kind, file.kind.capitalize())
-    form = FORMAT_WORDS.get(suffix, suffix.lstrip(".").upper())
-    return f"{kind} ({form})" if form else kind
-
-
-def media_label(mime: str) -> str:
-    """A caller's upload by what it is: "Photo (JPEG)", "Video (MP4)"."""
-    kind = (
-        "Photo" if mime.startswith("image/") else "Video" if mime.startswith("video/") else "File"
-    )
-    form = FORMAT_WORDS.get(uploads.ACCEPTED.get(mime, ""), mime)
-    return f"{kind} ({form})"
-
-
-@jinja2.pass_context
-def public_link(context: jinja2.runtime.Context, path: str) -> str:
-    """A caller page's link to a page anyone may open, in the caller page's look and
-    language (read back by :func:`use_asked_language`); bare where both are the default."""
-    query = {"look": "neutral"} if context.get("neutral_look") else {}
-    if context.get("language", i18n.SOURCE) != context.get("caller_language_default"):
-        query["lang"] = context.get("language", i18n.SOURCE)
-    return f"{path}?{urlencode(query)}" if query else path
-
-
-# Jinja filters every page may use (registered once in app.py).
-TEMPLATE_FILTERS: dict[str, Callable[..., Any]] = {
-    "national_phone": incidents.national_format,
-    "uk_time": uk_time,
-    "plain_event": plain_event,
-    "evidence_label": evidence_label,
-    "media_label": media_label,
-    "sms_length": sms_length,
-    "public_link": public_link,
-}
-
-
-def download_name(file: EvidenceFile) -> str:
-    return f"{file.kind}-{file.id}{Path(file.path).suffix.lower()}"
-
-
-def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end exclusive) of a single-range request, None for the whole file;
-    raises 416 for a range outside the file."""
-    if not header:
-        return None
-    match = RANGE_RE.match(header.strip())
-    if match is None:
-        return None  # multiple or odd ranges: answer with the whole file (RFC 9110 allows it)
-    first, last = match.groups()
-    if first:
-        start = int(first)
-        end = min(int(last) + 1, size) if last else size
-    elif last:
-        start, end = max(size - int(last), 0), size
-    else:
-        return None
-    if start >= size or end <= start:
-        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
-    return start, end
-
-
-async def stream_file(
-    request: web.Request,
-    file: EvidenceFile,
-    inline: bool = True,
-    before_send: Callable[[int, int, int], None] | None = None,
-) -> web.StreamResponse:
-    """Decrypt and send a sealed file, whole (200) or the range asked for (206).
-
-    ``before_send(start, end, size)`` hears the range as parsed (not the header's text,
-    which can say "the whole file" in many ways) before a byte goes out: custody audits
-    on it. The first chunk is opened before any header goes out, so a file that fails
-    its check answers 500 and says so; a later chunk failing cuts the connection (the
-    player stops loudly rather than playing altered media).
-    """
-    keyring = request.app[keys.KEYRING]
-    try:
-        reader = await asyncio.to_thread(sealing.reader, keyring, file)
-    except (SealedError, UnwrapError, OSError) as exc:
-        return _integrity_failure(file, exc)
-    try:
-        wanted = _byte_range(request.headers.get("Range"), reader.size)
-        start, end = wanted or (0, reader.size)
-        if before_send is not None:
-            before_send(start, end, reader.size)
-        pieces = reader.read_range(start, end)
-        try:
-            first = await asyncio.to_thread(next, pieces, b"")
-        except SealedError as exc:
-            return _integrity_failure(file, exc)
-        response = web.StreamResponse(status=206 if wanted else 200)
-        response.content_type = content_type(file)
-        response.content_length = end - start
-        response.headers["Accept-Ranges"] = "bytes"
-        response.headers["Cache-Control"] = "no-store"
-        disposition = "inline" if inline else "attachment"
-        response.headers["Content-Disposition"] = f'{disposition}; filename="{download_name(file)}"'
-        if wanted:
-            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{reader.size}"
-        await response.prepare(request)
-        await response.write(first)
-        while True:
-            try:
-                piece = await asyncio.to_thread(next, pieces, None)
-            except SealedError as exc:
-                _integrity_failure(file, exc)
-                raise ConnectionResetError(str(exc)) from None
-            if piece is None:
-                break
-            await response.write(piece)
-        await response.write_eof()
-        return response
-    finally:
-        reader.close()
-
-
-def _integrity_failure(file: EvidenceFile, exc: Exception) -> web.Response:
-    log.error("evidence file fails its check", extra={"file": file.id, "error": str(exc)})
-    metrics.EVIDENCE_INTEGRITY_FAILURES.inc()
-    return web.Response(
-        status=500,
-        text=f"This {file.kind} fails its integrity check and is not shown: {exc}. "
-        "Tell the evidence officer; run `evr evidence verify`.",
-    )
-
-
-# -- statements ---------------------------------------------------------------------------
-
-
-def caller_view(statement: Statement) -> dict[str, Any]:
-    """What the caller's page shows: the text to read, never the officer's workings."""
-    return {
-        "id": statement.id,
-        "version": statement.version,
-        "state": statement.state,
-        "witnessName": statement.witness_name,
-        "witnessAge": statement.witness_age,
-        "witnessOccupation": statement.witness_occupation,
-        "account": statement.account,
-        "declaration": statement.declaration,
-        "signedName": statement.signed_name,
-        "signedBy": statement.signed_by,
-        "signedAt": statement.signed_at.isoformat() if statement.signed_at else None,
-    }
-
-
-def officer_view(statement: Statement) -> dict[str, Any]:
-    return {
-        **caller_view(statement),
-        "changeRequest": statement.change_request,
-        "contentSha256": statement.content_sha256,
-        "pdf": pdf_url(statement) if statement.pdf_path else None,
-    }
-
-
-def pdf_url(statement: Statement) -> str:
-    return f"/incidents/{statement.incident_id}/statements/{statement.id}.pdf"
-
-
-def caller_safe(view: dict[str, Any]) -> dict[str, Any]:
-    """The caller sees the text only when it is theirs to sign or signed."""
-    if view["state"] in ("sent", "signed"):
-        return {key: view[key] for key in CALLER_KEYS}
-    return {"id": view["id"], "version": view["version"], "state": view["state"]}
-
-
-CALLER_KEYS = (
-    "id",
-    "version",
-    "state",
-    "witnessName",
-    "witnessAge",
-    "witnessOccupation",
-    "account",
-    "declaration",
-    "signedName",
-    "signedBy",
-    "signedAt",
-)
-
-
-# -- the caller's link --------------------------------------------------------------------
-
-PROBLEMS = {
-    LinkProblem.UNKNOWN: (
-        404,
-        N_("This link does not work"),
-        N_("Check that you opened the whole link from the message."),
-    ),
-    LinkProblem.EXPIRED: (
-        410,
-        N_("This link has expired"),
-        N_("Links only work for a short time. Call us again if you still need help."),
-    ),
-    LinkProblem.REVOKED: (
-        410,
-        N_("This link is no longer in use"),
-        N_("The officer cancelled this video call. They may send you a new link."),
-    ),
-    LinkProblem.FINISHED: (
-        410,
-        N_("This video call has finished"),
-        N_("Thank you. If you need us again, please call."),
-    ),
-    LinkProblem.OTHER_DEVICE: (
-        409,
-        N_("This link is open on another phone"),
-        N_(
-            "A video call can only use one phone at a time. Use the phone "
-            "you started on, or ask the officer for a new link."
-        ),
-    ),
-    LinkProblem.TOO_EARLY: (
-        409,
-        N_("Your video call has not started yet"),
-        N_("This link works from {opens} (UK time). Please open it again then."),
-    ),
-}
-
-
-# Wording for upload and location links where the video call's would mislead.
-COLLECTION_PROBLEMS = {
-    LinkProblem.REVOKED: (
-        410,
-        N_("This link is no longer in use"),
-        N_("The officer cancelled this link. They may send you a new one."),
-    ),
-    LinkProblem.FINISHED: (
-        410,
-        N_("This link has been used"),
-        N_("Thank you: what you sent has reached us. If you need us again, please call."),
-    ),
-    LinkProblem.OTHER_DEVICE: (
-        409,
-        N_("This link is open on another phone"),
-        N_(
-            "This link works on one phone only. Use the phone you started on, or ask the "
-            "officer for a new link."
-        ),
-    ),
-}
-
-
-TITLES = {
-    VIDEO: N_("Video call"),
-    UPLOAD: N_("Send photos and videos"),
-    LOCATION: N_("Share where you are"),
-}
-
-
-def open_for(request: web.Request) -> tuple[Call | LinkProblem, CallerLink]:
-    """The link's call (or its problem) and what the link is; notes the page's look."""
-    with request.app[keys.DB].session() as session:
-        link = caller_link(request, session)
-        result = invites.open_link(session, link, device_hash_of(request), source_of(request))
-    return result, link
-
-
-def problem_page(request: web.Request, problem: LinkProblem, link: CallerLink) -> web.Response:
-    """A plain page saying why the link does not work (called after any session closed)."""
-    kind = link.kind
-    if problem is LinkProblem.FINISHED and kind == VIDEO and _statement_waiting(request, link):
-        raise web.HTTPSeeOther(f"/v/{link.token}/statement/sign")
-    status, title, text = PROBLEMS[problem]
-    if kind != VIDEO:
-        status, title, text = COLLECTION_PROBLEMS.get(problem, (status, title, text))
-    _ = caller_gettext(request)
-    title, text = _(title), _(text)
-    if problem is LinkProblem.TOO_EARLY:
-        opens_at = link.opens_at
-        text = text.format(
-            opens=london_label(opens_at, request.get(keys.LANGUAGE, i18n.SOURCE))
-            if opens_at
-            else _("shortly before")
-        )
-    rejoin = 0
-    if problem is LinkProblem.FINISHED and link.call is not None and link.invite is not None:
-        rejoin = life.rejoin_seconds_left(link.call, link.invite, device_hash_of(request))
-    return aiohttp_jinja2.render_template(
-        "caller/problem.html",
-        request,
-        {
-            "title": title,
-            "text": text,
-            "page_title": TITLES.get(kind, TITLES[VIDEO]),
-            "token": link.token,
-            "rejoin_seconds": rejoin,
-        },
-        status=status,
-    )
-
-
-def rejoin_refused_page(request: web.Request, link: CallerLink) -> web.Response:
-    """Why "Rejoin the call" did not work: the link was withdrawn, or the time is up."""
-    _ = caller_gettext(request)
-    if link.invite is not None and link.invite.revoked_at is not None:
-        status, title, text = PROBLEMS[LinkProblem.REVOKED]
-        title, text = _(title), _(text)
-    else:
-        status, title = 410, _("You can no longer rejoin this call")
-        text = (
-            _(
-                "The time to rejoin has passed, or the call was ended for you. "
-                "If you still need help, ask for a new link."
-            )
-            if request.get(keys.NEUTRAL_LOOK)
-            else _(
-                "The time to rejoin has passed, or the call was ended for you. "
-                "If you still need us, the officer can send you a new link."
-            )
-        )
-    return aiohttp_jinja2.render_template(
-        "caller/problem.html",
-        request,
-        {"title": title, "text": text, "page_title": TITLES[VIDEO], "token": link.token},
-        status=status,
-    )
-
-
-def _statement_waiting(request: web.Request, link: CallerLink) -> bool:
-    """After the call, this phone still has a statement to read and sign."""
-    with request.app[keys.DB].reader() as session:
-        call = invites.call_after(
-            session,
-            link,
-            device_hash_of(request),
-            request.app[keys.SETTINGS].statement_sign_hours,
-        )
-        statement = statements.for_caller(session, call) if call else None
-        return statement is not None and statement.state == "sent"
-
-
-def caller_link(request: web.Request, session: Session) -> CallerLink:
-    """The link the route names, looked up once; decides the page's look from it:
-    neutral for RVR, and for a link we cannot place (a mistyped RVR link must not show
-    the force's name either)."""
-    link = invites.find_link(session, request.match_info["token"])
-    request[keys.NEUTRAL_LOOK] = link.incident is None or track.is_rvr(
-        request.app[keys.SETTINGS], link.incident
-    )
-    use_language(
-        request,
-        link.invite.language
-        if link.invite is not None
-        else request.app[keys.SETTINGS].caller_language_default,
-    )
-    if link.invite is not None:  # the page offers the other languages (caller/base.html)
-        request[aiohttp_jinja2.REQUEST_CONTEXT_KEY]["language_switch"] = [
-            (code, i18n.LANGUAGES[code]) for code in i18n.OFFERED if code != link.invite.language
-        ]
-        request[aiohttp_jinja2.REQUEST_CONTEXT_KEY]["page_path"] = request.path
-    return link
-
-
-def use_language(request: web.Request, code: str) -> None:
-    """Write this request's caller page, and what handlers say on it, in ``code``. The
-    template context was made before the handler ran (aiohttp-jinja2's processors run as
-    middleware), so the language's part of it is replaced here."""
-    request[keys.LANGUAGE] = i18n.language(code).code
-    context = request.setdefault(aiohttp_jinja2.REQUEST_CONTEXT_KEY, {})
-    context.update(i18n.page_context(code))
-
-
-def use_asked_language(request: web.Request) -> None:
-    """A page anyone may open from a caller's page (the privacy notice, the accessibility
-    statement) is in the language its link asks for (``?lang=``, written by
-    :func:`public_link`), else in the box's default; it links the other offered ones.
-    Call it after the page's look is set: the links keep it."""
-    default = request.app[keys.SETTINGS].caller_language_default
-    asked = request.query.get("lang", "")
-    code = asked if asked in i18n.LANGUAGES else default
-    use_language(request, code)
-    look = {"look": "neutral"} if request.get(keys.NEUTRAL_LOOK, False) else {}
-    links = []
-    for other in i18n.OFFERED:
-        if other != code:
-            query = urlencode(look | ({} if other == default else {"lang": other}))
-            links.append(
-                (i18n.LANGUAGES[other], f"{request.path}?{query}" if query else request.path)
-            )
-    request[aiohttp_jinja2.REQUEST_CONTEXT_KEY]["language_links"] = links
-
-
-def caller_gettext(request: web.Request) -> Callable[[str], str]:
-    """``_`` for text a handler writes for the caller, in the caller's page's language."""
-    return i18n.translator(request.get(keys.LANGUAGE))
-
-
-def device_hash_of(request: web.Request) -> str | None:
-    token = request.cookies.get(keys.CALLER_DEVICE_COOKIE)
-    return hashlib.sha256(token.encode()).hexdigest() if token else None
 
 
 # -- refusals from outside -----------------------------------------------------------------

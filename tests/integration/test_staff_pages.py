@@ -18,8 +18,9 @@ from appliance.services.calls.invites import Consent
 from appliance.services.evaluation import trial
 from appliance.services.identity import accounts
 from appliance.services.intake import incidents
+from appliance.web.files import evidence_label, media_label
 from appliance.web.staff import incidents as incident_pages
-from appliance.web.toolkit import evidence_label, media_label, uk_time
+from appliance.web.toolkit import uk_time
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.staff import PASSWORD, add_incident, add_user

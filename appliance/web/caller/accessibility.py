@@ -8,7 +8,7 @@ from aiohttp import web
 from appliance.services.governance import accessibility
 from appliance.web import keys
 from appliance.web.access import public
-from appliance.web.toolkit import use_asked_language
+from appliance.web.caller_links import use_asked_language
 
 routes = web.RouteTableDef()
 

@@ -34,7 +34,7 @@ from appliance.web.access import (
     require_same_origin,
     source_of,
 )
-from appliance.web.toolkit import (
+from appliance.web.caller_links import (
     TITLES,
     caller_gettext,
     caller_link,

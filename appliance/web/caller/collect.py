@@ -26,7 +26,7 @@ from appliance.services.intake.resumable import ChunkRefused, Declared
 from appliance.services.intake.uploads import Limits, UploadRefused
 from appliance.web import keys
 from appliance.web.access import csrf_matches, grants, public, source_of, streams_body
-from appliance.web.toolkit import (
+from appliance.web.caller_links import (
     TITLES,
     caller_gettext,
     caller_link,

@@ -19,7 +19,7 @@ from appliance.models import Call
 from appliance.services.calls import invites, life
 from appliance.web import keys
 from appliance.web.access import public, source_of
-from appliance.web.toolkit import device_hash_of
+from appliance.web.caller_links import device_hash_of
 
 routes = web.RouteTableDef()
 

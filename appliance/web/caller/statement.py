@@ -25,14 +25,8 @@ from appliance.services.record import statements
 from appliance.services.record.statements import StatementConflict, StatementError, StatementNotKept
 from appliance.web import keys
 from appliance.web.access import public, source_of
-from appliance.web.toolkit import (
-    caller_gettext,
-    caller_link,
-    caller_safe,
-    caller_view,
-    device_hash_of,
-    officer_view,
-)
+from appliance.web.caller_links import caller_gettext, caller_link, device_hash_of
+from appliance.web.statement_views import caller_safe, caller_view, officer_view
 
 routes = web.RouteTableDef()
 PNG_DATA_URL = "data:image/png;base64,"

@@ -12,7 +12,7 @@ from appliance.services.evaluation import survey
 from appliance.services.evaluation.survey import PAGE, SMS, SurveyError, SurveyProblem
 from appliance.web import keys
 from appliance.web.access import public, source_of
-from appliance.web.toolkit import caller_gettext, caller_link, device_hash_of, use_language
+from appliance.web.caller_links import caller_gettext, caller_link, device_hash_of, use_language
 
 routes = web.RouteTableDef()
 TITLE = N_("Feedback")

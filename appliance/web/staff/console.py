@@ -46,14 +46,8 @@ from appliance.web.access import (
     requires,
     source_of,
 )
-from appliance.web.toolkit import (
-    STAFF,
-    actor_of,
-    call_for,
-    staff_recheck,
-    stream_file,
-    uk_time,
-)
+from appliance.web.files import stream_file
+from appliance.web.toolkit import STAFF, actor_of, call_for, staff_recheck, uk_time
 
 routes = web.RouteTableDef()
 HANDLER_ENDED = "handler_ended"

@@ -29,7 +29,8 @@ from appliance.services.evidence import custody, export, signing
 from appliance.services.evidence.custody import CustodyError, Mark
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, public, requires
-from appliance.web.toolkit import actor_of, content_type, stream_file
+from appliance.web.files import content_type, stream_file
+from appliance.web.toolkit import actor_of
 
 log = logging.getLogger("evr.evidence")
 

@@ -23,7 +23,8 @@ from appliance.services.calls.guests import GuestError, GuestProblem
 from appliance.web import keys
 from appliance.web.access import current_user, grants, public, require_same_origin, requires
 from appliance.web.access import source_of as source
-from appliance.web.toolkit import STAFF, actor_of, call_for, caller_gettext, use_language
+from appliance.web.caller_links import caller_gettext, use_language
+from appliance.web.toolkit import STAFF, actor_of, call_for
 
 routes = web.RouteTableDef()
 DEVICE_COOKIE = "__Host-evr_guest"

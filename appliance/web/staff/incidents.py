@@ -22,6 +22,7 @@ from appliance.services.outbox.messages import MessageError
 from appliance.services.rvr import track
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, requires
+from appliance.web.files import stream_file
 from appliance.web.toolkit import (
     STAFF,
     actor_of,
@@ -29,7 +30,6 @@ from appliance.web.toolkit import (
     remember_link,
     render_incident,
     shown_link,
-    stream_file,
 )
 
 routes = web.RouteTableDef()

@@ -21,14 +21,9 @@ from appliance.services.record import statements
 from appliance.services.record.statements import StatementError, Witness
 from appliance.web import keys
 from appliance.web.access import current_roles, current_user, requires
-from appliance.web.toolkit import (
-    STAFF,
-    act_on_form,
-    actor_of,
-    caller_safe,
-    officer_view,
-    stream_file,
-)
+from appliance.web.files import stream_file
+from appliance.web.statement_views import caller_safe, officer_view
+from appliance.web.toolkit import STAFF, act_on_form, actor_of
 
 routes = web.RouteTableDef()
 
