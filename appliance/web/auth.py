@@ -15,9 +15,11 @@ from appliance.services.identity import (
     accounts,
     federation,
     second_factor,
+    signing_in,
     web_sessions,
 )
-from appliance.services.identity.accounts import AccountError, SignInStatus
+from appliance.services.identity.accounts import AccountError
+from appliance.services.identity.signing_in import SignInStatus
 from appliance.web import keys
 from appliance.web.access import (
     SIGN_IN_THROTTLED,
@@ -67,7 +69,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     db = request.app[keys.DB]
     guards = request.app[keys.GUARDS]
     source = source_of(request)
-    policy = accounts.LockoutPolicy.from_settings(settings)
+    policy = signing_in.LockoutPolicy.from_settings(settings)
 
     def page(message: str, status: int) -> web.StreamResponse:
         return aiohttp_jinja2.render_template(
@@ -92,15 +94,15 @@ async def login(request: web.Request) -> web.StreamResponse:
         response.headers["Retry-After"] = str(seconds)
         return response
 
-    def read() -> accounts.Credentials:
+    def read() -> signing_in.Credentials:
         with db.reader() as session:
-            return accounts.credentials(session, username)
+            return signing_in.credentials(session, username)
 
     def record(
-        creds: accounts.Credentials, matched: bool
-    ) -> tuple[accounts.SignInResult, str | None]:
+        creds: signing_in.Credentials, matched: bool
+    ) -> tuple[signing_in.SignInResult, str | None]:
         with db.session() as session:
-            result = accounts.record_sign_in(
+            result = signing_in.record_sign_in(
                 session,
                 creds,
                 matched,
@@ -124,7 +126,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     guards.sign_in.hit(source)  # counted while in flight; a success is refunded
     creds = await asyncio.to_thread(read)
     matched = await asyncio.get_running_loop().run_in_executor(
-        guards.password_checks, accounts.check_password, creds, password
+        guards.password_checks, signing_in.check_password, creds, password
     )
     result, token = await asyncio.to_thread(record, creds, matched)
     refused = result.status is SignInStatus.NOT_BREAK_GLASS

@@ -11,8 +11,9 @@ from sqlmodel import select
 from appliance.db import Database
 from appliance.models import AuditEvent, Role, User, WebSession, utcnow
 from appliance.services.audit import Actor
-from appliance.services.identity import accounts, passwords, web_sessions
-from appliance.services.identity.accounts import AccountError, LockoutPolicy, SignInStatus
+from appliance.services.identity import accounts, passwords, signing_in, web_sessions
+from appliance.services.identity.accounts import AccountError
+from appliance.services.identity.signing_in import LockoutPolicy, SignInStatus
 from tests.support.staff import PASSWORD, add_user
 
 ADMIN = Actor("root-admin", "cli")
@@ -62,15 +63,15 @@ def test_wrong_passwords_lock_the_account_and_each_lock_is_longer(db: Database) 
     password = _create(db)
     with db.session() as session:
         for _ in range(2):
-            assert accounts.sign_in(session, "pc1234", "wrong", "1.2.3.4", POLICY).status is (
+            assert signing_in.sign_in(session, "pc1234", "wrong", "1.2.3.4", POLICY).status is (
                 SignInStatus.WRONG
             )
-        third = accounts.sign_in(session, "pc1234", "wrong", "1.2.3.4", POLICY)
+        third = signing_in.sign_in(session, "pc1234", "wrong", "1.2.3.4", POLICY)
         assert third.status is SignInStatus.LOCKED
         first_lock = third.locked_until - utcnow()
         assert timedelta(seconds=55) < first_lock <= timedelta(seconds=60)
         # The right password does not open a locked account.
-        assert accounts.sign_in(session, "pc1234", password, "1.2.3.4", POLICY).status is (
+        assert signing_in.sign_in(session, "pc1234", password, "1.2.3.4", POLICY).status is (
             SignInStatus.LOCKED
         )
         # Let the lock run out; three more failures lock it for twice as long.
@@ -78,7 +79,7 @@ def test_wrong_passwords_lock_the_account_and_each_lock_is_longer(db: Database) 
         user.locked_until = utcnow() - timedelta(seconds=1)
         session.add(user)
         for _ in range(3):
-            result = accounts.sign_in(session, "pc1234", "wrong", "1.2.3.4", POLICY)
+            result = signing_in.sign_in(session, "pc1234", "wrong", "1.2.3.4", POLICY)
         assert result.status is SignInStatus.LOCKED
         assert result.locked_until - utcnow() > timedelta(seconds=115)
     actions = _actions(db)
@@ -90,8 +91,8 @@ def test_wrong_passwords_lock_the_account_and_each_lock_is_longer(db: Database) 
 def test_good_sign_in_clears_failures(db: Database) -> None:
     password = _create(db)
     with db.session() as session:
-        accounts.sign_in(session, "pc1234", "wrong", "", POLICY)
-        result = accounts.sign_in(session, "pc1234", password, "", POLICY)
+        signing_in.sign_in(session, "pc1234", "wrong", "", POLICY)
+        result = signing_in.sign_in(session, "pc1234", password, "", POLICY)
         assert result.status is SignInStatus.OK
         assert result.user.failed_logins == 0
         assert result.user.last_login_at is not None
@@ -104,8 +105,8 @@ def test_unknown_and_disabled_users_get_the_same_answer_as_a_wrong_password(
     _create(db, "boss", Role.ADMIN)
     with db.session() as session:
         accounts.set_disabled(session, ADMIN, "pc1234", True)
-        assert accounts.sign_in(session, "nobody", "x", "", POLICY).status is SignInStatus.WRONG
-        assert accounts.sign_in(session, "pc1234", password, "", POLICY).status is (
+        assert signing_in.sign_in(session, "nobody", "x", "", POLICY).status is SignInStatus.WRONG
+        assert signing_in.sign_in(session, "pc1234", password, "", POLICY).status is (
             SignInStatus.WRONG
         )
     assert _actions(db).count("login.failed") == 2
@@ -114,14 +115,14 @@ def test_unknown_and_disabled_users_get_the_same_answer_as_a_wrong_password(
 def test_reset_password_unlocks_and_ends_sessions(db: Database) -> None:
     password = _create(db)
     with db.session() as session:
-        user = accounts.sign_in(session, "pc1234", password, "", POLICY).user
+        user = signing_in.sign_in(session, "pc1234", password, "", POLICY).user
         token, _ = web_sessions.start(session, user, "")
         for _ in range(3):
-            accounts.sign_in(session, "pc1234", "wrong", "", POLICY)
+            signing_in.sign_in(session, "pc1234", "wrong", "", POLICY)
         _, new_password = accounts.reset_password(session, ADMIN, "pc1234")
         assert new_password != password
         assert web_sessions.resolve(session, token, web_sessions.SessionPolicy()) is None
-        assert accounts.sign_in(session, "pc1234", new_password, "", POLICY).status is (
+        assert signing_in.sign_in(session, "pc1234", new_password, "", POLICY).status is (
             SignInStatus.OK
         )
         assert accounts.require(session, "pc1234").must_change_password
@@ -145,7 +146,7 @@ def test_password_change_checks_policy_and_ends_other_sessions(db: Database) -> 
     password = _create(db)
     policy = accounts.PasswordPolicy(min_length=12)
     with db.session() as session:
-        user = accounts.sign_in(session, "pc1234", password, "", POLICY).user
+        user = signing_in.sign_in(session, "pc1234", password, "", POLICY).user
         keep_token, keep = web_sessions.start(session, user, "")
         other_token, _ = web_sessions.start(session, user, "")
         with pytest.raises(AccountError, match="current password is wrong"):
@@ -167,7 +168,7 @@ def test_sessions_end_when_idle_or_too_old(db: Database) -> None:
     password = _create(db)
     policy = web_sessions.SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12))
     with db.session() as session:
-        user = accounts.sign_in(session, "pc1234", password, "", POLICY).user
+        user = signing_in.sign_in(session, "pc1234", password, "", POLICY).user
         idle_token, idle = web_sessions.start(session, user, "")
         old_token, old = web_sessions.start(session, user, "")
         idle.last_seen_at = utcnow() - timedelta(minutes=31)
@@ -211,7 +212,7 @@ def test_passwords_are_hashed_with_the_rfc_9106_profile_and_weaker_hashes_upgrad
         user.password_hash = weak.hash(PASSWORD)
         session.add(user)
     with db.session() as session:
-        result = accounts.sign_in(session, "pc77", PASSWORD, "test", POLICY)
+        result = signing_in.sign_in(session, "pc77", PASSWORD, "test", POLICY)
         assert result.status is SignInStatus.OK
     with db.session() as session:
         upgraded = accounts.require(session, "pc77").password_hash

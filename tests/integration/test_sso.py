@@ -28,7 +28,7 @@ from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
 from appliance.models import AuditEvent, Role, User, UserRole
 from appliance.services.audit import Actor
-from appliance.services.identity import accounts
+from appliance.services.identity import accounts, signing_in
 from appliance.services.identity.accounts import AccountError
 from appliance.web import keys
 from tests.support.http import FormClient
@@ -308,10 +308,10 @@ async def test_a_force_account_has_no_password_here_and_none_can_be_given(
     with pytest.raises(AccountError, match="identity provider"), live_server.db.session() as s:
         accounts.reset_password(s, Actor("root", "cli"), username, privileged_ok=True)
     with live_server.db.session() as session:
-        result = accounts.sign_in(
-            session, username, "any password at all", "127.0.0.1", accounts.LockoutPolicy()
+        result = signing_in.sign_in(
+            session, username, "any password at all", "127.0.0.1", signing_in.LockoutPolicy()
         )
-    assert result.status is accounts.SignInStatus.WRONG
+    assert result.status is signing_in.SignInStatus.WRONG
 
 
 async def test_the_users_page_shows_a_force_account_with_its_roles_from_the_groups(

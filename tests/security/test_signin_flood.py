@@ -13,7 +13,7 @@ from sqlmodel import select
 from appliance.config import Settings
 from appliance.models import AuditEvent, Role
 from appliance.services import audit
-from appliance.services.identity import accounts
+from appliance.services.identity import signing_in
 from appliance.services.identity.throttle import Throttle
 from appliance.web import keys
 from tests.support.http import FormClient
@@ -49,13 +49,13 @@ async def test_a_flooding_address_is_refused_before_any_password_check(
         add_user(session, "pc1", Role.HANDLER)
     await caller.get("/login")
     checks = []
-    real_check = accounts.check_password
+    real_check = signing_in.check_password
 
-    def counted_check(creds: accounts.Credentials, password: str) -> bool:
+    def counted_check(creds: signing_in.Credentials, password: str) -> bool:
         checks.append(creds.username)
         return real_check(creds, password)
 
-    monkeypatch.setattr(accounts, "check_password", counted_check)
+    monkeypatch.setattr(signing_in, "check_password", counted_check)
 
     async def attempt(n: int) -> int:
         response, _ = await caller.post("/login", {"username": f"ghost{n}", "password": "x"})
@@ -110,7 +110,7 @@ async def test_unknown_wrong_and_locked_all_get_the_same_answer(
 def test_a_stranger_cannot_lock_an_account_for_long() -> None:
     """However many locks a stranger provokes, each lasts at most the setting (15 min by
     default); a huge lock count does not overflow the doubling."""
-    policy = accounts.LockoutPolicy(max_failures=5, lockout_seconds=300, max_lockout_seconds=900)
+    policy = signing_in.LockoutPolicy(max_failures=5, lockout_seconds=300, max_lockout_seconds=900)
     assert policy.lock_length(1) == timedelta(seconds=300)
     assert policy.lock_length(2) == timedelta(seconds=600)
     assert policy.lock_length(3) == policy.lock_length(10**6) == timedelta(seconds=900)
@@ -123,9 +123,9 @@ def test_unknown_usernames_are_tallied_not_chained_one_by_one(live_server: LiveS
     tally = audit.RefusalTally()
     with live_server.db.session() as session:
         for n in range(25):
-            creds = accounts.credentials(session, f"guess{n}")
-            accounts.record_sign_in(
-                session, creds, False, "x", "198.51.100.7", accounts.LockoutPolicy(), tally
+            creds = signing_in.credentials(session, f"guess{n}")
+            signing_in.record_sign_in(
+                session, creds, False, "x", "198.51.100.7", signing_in.LockoutPolicy(), tally
             )
         tally.flush(session, everything=True)
     with live_server.db.reader() as session:
