@@ -14,9 +14,19 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Route, expect
+from sqlmodel import col, select
 
+from appliance.config import load_settings
+from appliance.db import Database
+from appliance.models import Call, Incident, Invite
+from appliance.services.audit import Actor
+from appliance.services.calls import life, states
+from appliance.services.identity import accounts
+from appliance.services.record import statements
+from appliance.services.record.statements import Witness
 from tests.support import media_files
 from tests.support.appliance import Appliance, running_appliance
+from tests.support.axe import assert_accessible
 from tests.support.browser import (
     answer_checklist,
     frames_shown,
@@ -225,6 +235,113 @@ def test_a_caller_upload_survives_a_lost_answer_and_arrives_whole(
         expect(handler.locator("#uploads")).to_contain_text(
             hashlib.sha256(video).hexdigest(), timeout=30_000
         )
+    finally:
+        phone.close()
+        staff.close()
+
+
+def _statement_sent_and_call_ended(appliance: Appliance, reference: str) -> None:
+    """The officer sent a statement to sign and ended the call (by the services, beside
+    the running appliance): what a caller finds on opening their link after the call."""
+    settings = load_settings(data_dir=appliance.data_dir)
+    database = Database(settings.effective_database_url)
+    try:
+        with database.session() as session:
+            incident = session.exec(
+                select(Incident).where(Incident.cad_reference == reference)
+            ).one()
+            call = session.exec(
+                select(Call)
+                .join(Invite, col(Invite.id) == col(Call.invite_id))
+                .where(Call.incident_id == incident.id, Invite.kind == "video")
+            ).one()
+            officer = accounts.require(session, "pc5004")
+            states.caller_waiting(session, call, "t")
+            life.admit(session, settings, call, officer, "t")
+            statements.save(
+                session,
+                Actor("pc5004"),
+                officer,
+                incident,
+                Witness.clean("Jane Marple", "", "", "I saw the van at 21:40."),
+                settings.statement_declaration,
+                call,
+            )
+            statements.send(session, Actor("pc5004"), incident, call)
+            life.end(session, settings, call, Actor("pc5004"), "handler_ended")
+    finally:
+        database.dispose()
+
+
+def test_the_upload_location_and_statement_pages_pass_axe_in_every_state(
+    browser: Browser, appliance: Appliance, tmp_path: Path
+) -> None:
+    """axe-core (WCAG 2.2 A and AA) on each state of the pages a caller reaches beside the
+    call: photos and videos (consent, ready, a file refused, a file received),
+    the location (consent, ready, refused by the phone, sent) and the statement signed
+    after the call (to read and sign, signed)."""
+    (tmp_path / "note.txt").write_text("not a photo")
+    (tmp_path / "photo.jpg").write_bytes(media_files.jpeg())
+    staff = media_context(browser)
+    phone = media_context(browser, mobile=True)
+    try:
+        handler = signed_in_handler(staff, appliance, "pc5004")
+        video_link = new_link(handler, appliance, "CAD/E2E/PAGES")
+        handler.get_by_role("button", name="Ask for photos and videos (link)").click()
+        upload_link = handler.get_by_role("textbox", name="Photos and videos link").input_value()
+        handler.get_by_role("button", name="Ask for the location (link)").click()
+        location_link = handler.get_by_role("textbox", name="Location link").input_value()
+
+        caller = phone.new_page()
+        caller.goto(upload_link)
+        assert_accessible(caller, "upload: consent")
+        caller.get_by_label("I agree to send photos and videos to the police").check()
+        caller.get_by_role("button", name="Continue").click()
+        expect(caller.locator("#upload-form")).to_be_visible()
+        caller.wait_for_load_state("load")
+        assert_accessible(caller, "upload: ready")
+        caller.set_input_files("#files", str(tmp_path / "note.txt"))
+        caller.get_by_role("button", name="Send").click()
+        expect(caller.locator("#upload-status")).not_to_contain_text("Sending")
+        expect(caller.locator("#upload-status")).not_to_be_empty()
+        assert_accessible(caller, "upload: a file refused")
+        caller.set_input_files("#files", str(tmp_path / "photo.jpg"))
+        caller.get_by_role("button", name="Send").click()
+        expect(caller.locator("#upload-status")).to_contain_text("Received: photo.jpg")
+        assert_accessible(caller, "upload: a file received")
+
+        caller.goto(location_link)
+        assert_accessible(caller, "location: consent")
+        caller.get_by_label(re.compile("I agree to share")).check()
+        caller.get_by_role("button", name="Continue").click()
+        expect(caller.locator("#share-location")).to_be_enabled()
+        assert_accessible(caller, "location: ready")
+        caller.get_by_role("button", name="Share my location").click()  # not allowed yet
+        expect(caller.locator("#location-status")).to_contain_text("Location was not allowed")
+        assert_accessible(caller, "location: refused by the phone")
+        phone.grant_permissions(["geolocation"])
+        phone.set_geolocation({"latitude": 50.7156, "longitude": -2.4400, "accuracy": 12})
+        caller.get_by_role("button", name="Share my location").click()
+        expect(caller.get_by_text("Your location has reached the officer")).to_be_visible()
+        assert_accessible(caller, "location: sent")
+
+        caller.goto(video_link)
+        caller.get_by_label("I agree to a video call with the police").check()
+        caller.get_by_role("button", name="Continue").click()
+        expect(caller.get_by_role("button", name="Join video call")).to_be_visible()
+        _statement_sent_and_call_ended(appliance, "CAD/E2E/PAGES")
+        caller.goto(video_link)
+        expect(caller).to_have_url(re.compile(r"/statement/sign$"))
+        expect(caller.locator("#st-account")).to_contain_text("I saw the van at 21:40.")
+        assert_accessible(caller, "statement after the call: to read and sign")
+        caller.get_by_label("Type your full name").fill("Jane Marple")
+        caller.get_by_label("Sign by my typed name, without drawing").check()
+        caller.get_by_label("I confirm that typing my full name").check()
+        caller.get_by_role("button", name="Sign statement").click()
+        expect(caller.locator("#statement-status")).to_contain_text(
+            "You signed this statement as Jane Marple", timeout=20_000
+        )
+        assert_accessible(caller, "statement after the call: signed")
     finally:
         phone.close()
         staff.close()
