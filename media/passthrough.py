@@ -211,9 +211,9 @@ class HoleSkippingJitterBuffer(JitterBuffer):
                 break
         else:
             return None
-        frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=packets[0].timestamp)  # type: ignore[attr-defined]
+        data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]
         self.remove(count)
-        return frame
+        return JitterFrame(data=data, timestamp=packets[0].timestamp)
 
     def _first_hole(self, newest: int) -> int | None:
         """The sequence number of the first missing packet before ``newest``, if any."""
