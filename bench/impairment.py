@@ -52,7 +52,7 @@ from playwright.async_api import Browser, Page, async_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from media import RoomConfig
-from media.workers import WorkerPool
+from media.workers import RoomProxy, WorkerPool
 from tests.support.browser import CHROMIUM_ARGS
 
 WIDTH, HEIGHT, FPS, CLIP_FRAMES = 640, 480, 30, 300
@@ -296,6 +296,14 @@ async def connected(*pages: Page) -> None:
         await asyncio.sleep(0.2)
 
 
+async def sample(room: RoomProxy) -> None:
+    """Read the room's stats every 2 s, as the appliance's sampler does (the legs' round
+    trips pace the box's repeated NACKs)."""
+    while True:
+        await asyncio.sleep(2)
+        await room.stats()
+
+
 async def run_path(
     pool: WorkerPool, browser: Browser, url: str, path: str, levels: list[int], seconds: float
 ) -> dict[int, Measured]:
@@ -308,6 +316,7 @@ async def run_path(
     await console.evaluate("start(false)")
     room = pool.room(f"bench-{path}", RoomConfig(allow_loopback=True)) if path == "box" else None
     results: dict[int, Measured] = {}
+    sampler: asyncio.Future[None] | None = None
     try:
         if room is not None:
             await caller.evaluate(
@@ -320,12 +329,16 @@ async def run_path(
             answer = await console.evaluate("answer", await caller.evaluate("offer()"))
             await caller.evaluate("accept", answer)
         await connected(caller, console)
+        if room is not None:
+            sampler = asyncio.ensure_future(sample(room))
         await asyncio.sleep(3)
         for loss in levels:
             results[loss] = await measure(caller, console, seconds, loss)
             print(f"{path:6} {loss:3}% {asdict(results[loss])}", flush=True)
     finally:
         set_loss(0)
+        if sampler is not None:
+            sampler.cancel()
         await caller.evaluate("stop()")
         await console.evaluate("stop()")
         if room is not None:

@@ -117,6 +117,11 @@ class Source:
         """Gaps in the video no retransmission filled, stepped over (0 for audio)."""
         return self._skipper.holes_skipped if self._skipper is not None else 0
 
+    def follow_round_trip(self, rtt_s: float | None) -> None:
+        """The leg's measured round trip sets how often a video hole is asked for again."""
+        if self._skipper is not None:
+            self._skipper.follow_round_trip(rtt_s)
+
     def fps(self, window_s: float = 2.0) -> float:
         """Frames per second over the last ``window_s`` seconds."""
         now = time.monotonic()

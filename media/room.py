@@ -228,9 +228,14 @@ class Room:
         return await asyncio.to_thread(snapshot_jpeg, frames)
 
     async def stats(self) -> dict[str, LegStats]:
-        """Per-leg statistics; cheap, safe to poll every few seconds."""
+        """Per-leg statistics; cheap, safe to poll every few seconds. Each leg's measured
+        round trip also paces its video receiver's repeated NACKs (the appliance polls
+        this every 2 s)."""
         legs = list(self._legs.values())
         results = await asyncio.gather(*(collect(leg) for leg in legs))
+        for leg, result in zip(legs, results, strict=True):
+            for source in leg.peer.sources:
+                source.follow_round_trip(result.rtt_s)
         return {leg.leg_id: result for leg, result in zip(legs, results, strict=True)}
 
     async def close(self) -> RecordingInfo | None:

@@ -4,7 +4,7 @@ import asyncio
 
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
-from media import Room, RoomConfig
+from media import Room, RoomConfig, passthrough
 from tests.support.peers import Client, Events, PatternVideoTrack, connect, until
 
 
@@ -84,6 +84,11 @@ async def test_stats_describe_each_leg(room: Room, clients: list[Client]) -> Non
     assert 0.0 <= c.packet_loss_ratio <= 0.05
     assert c.jitter_s is not None and 0.0 <= c.jitter_s < 0.5
     assert h.rtt_s is not None and 0.0 <= h.rtt_s < 0.5
+    # The caller's measured round trip now paces the NACKs its video holes repeat.
+    assert c.rtt_s is not None
+    source = room.leg("caller-1").video_source()
+    skipper = passthrough.hole_skipper(source.receiver) if source is not None else None
+    assert skipper is not None and skipper.renack_s == max(1.5 * c.rtt_s, 0.02)
     assert 10 <= c.fps_received <= 20
     assert c.video_codec == "video/vp8" and c.video_size == (640, 480)
     assert h.fps_received == 0.0

@@ -167,6 +167,21 @@ def test_a_video_hole_is_asked_for_again_until_it_fills() -> None:
     assert late.nacks_repeated == 0, "not before renack_s"
 
 
+def test_a_hole_is_asked_for_again_every_round_trip_and_a_half() -> None:
+    """The leg's measured RTT paces the repeated NACKs, within 20–250 ms; until one is
+    measured, every 40 ms."""
+    buffer = passthrough.HoleSkippingJitterBuffer(512, wait_s=0.3)
+    assert buffer.renack_s == 0.04
+    buffer.follow_round_trip(None)
+    assert buffer.renack_s == 0.04
+    buffer.follow_round_trip(0.08)
+    assert buffer.renack_s == pytest.approx(0.12)
+    buffer.follow_round_trip(0.001)
+    assert buffer.renack_s == 0.02
+    buffer.follow_round_trip(2.0)
+    assert buffer.renack_s == 0.25
+
+
 def test_audio_goes_on_packet_by_packet_through_a_loss() -> None:
     """Each audio packet is passed on as it comes: one missing holds nothing up (aiortc's
     buffer held four frames first and waited sixteen packets at a gap); one that comes
