@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from _pytest.nodes import coerce_node_id
 from aiohttp import web
@@ -21,6 +22,8 @@ from appliance import migrate
 from appliance.config import Settings, load_settings
 from appliance.db import Database
 from appliance.services.identity import passwords
+from tests.support import live_calls
+from tests.support.hostile import caller_http
 from tests.support.http import FormClient
 from tests.support.live import LiveServer, free_port
 from tests.support.postgres import Databases, PostgresCluster
@@ -200,6 +203,20 @@ async def caller(live_server: LiveServer) -> AsyncIterator[FormClient]:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def live_phone(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
+    """The caller's phone of a call made by tests/support/live_calls.py (its device)."""
+    async with caller_http(live_server, live_calls.DEVICE) as session:
+        yield session
+
+
+@pytest.fixture
+async def live_officer(live_server: LiveServer) -> AsyncIterator[FormClient]:
+    """The handler (pc1) of a call made by tests/support/live_calls.py, signed in."""
+    async with live_calls.signed_in_officer(live_server) as client:
+        yield client
 
 
 def pytest_configure(config: pytest.Config) -> None:

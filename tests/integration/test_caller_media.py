@@ -7,16 +7,14 @@ officer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from appliance.config import Settings
-from tests.support.hostile import caller_http
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
-from tests.support.live_calls import DEVICE, connect, hang_up, receive, signed_in_officer
+from tests.support.live_calls import connect, hang_up, receive
 from tests.support.peers import Client, until
 
 pytestmark = pytest.mark.sqlite_only(reason="what the peers send, not the database")
@@ -25,18 +23,6 @@ pytestmark = pytest.mark.sqlite_only(reason="what the peers send, not the databa
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"media_allow_loopback": True})
-
-
-@pytest.fixture
-async def phone(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with caller_http(live_server, DEVICE) as session:
-        yield session
-
-
-@pytest.fixture
-async def officer(live_server: LiveServer) -> AsyncIterator[FormClient]:
-    async with signed_in_officer(live_server) as client:
-        yield client
 
 
 async def _caller_sends(ws: aiohttp.ClientWebSocketResponse) -> list[str] | None:
@@ -53,13 +39,13 @@ async def _caller_sends(ws: aiohttp.ClientWebSocketResponse) -> list[str] | None
 )
 async def test_a_caller_without_a_microphone_is_on_the_call(
     live_server: LiveServer,
-    phone: aiohttp.ClientSession,
-    officer: FormClient,
+    live_phone: aiohttp.ClientSession,
+    live_officer: FormClient,
     camera: bool,
     sends: list[str],
 ) -> None:
     caller = Client("caller", audio=False, video=camera)
-    call = await connect(live_server, phone, officer, "CAD/MIC/1", caller=caller)
+    call = await connect(live_server, live_phone, live_officer, "CAD/MIC/1", caller=caller)
     handler = call.peers[1]
     try:
         assert await _caller_sends(call.handler_ws) == sends
@@ -76,10 +62,10 @@ async def test_a_caller_without_a_microphone_is_on_the_call(
 
 
 async def test_a_caller_with_both_sends_both(
-    live_server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient
+    live_server: LiveServer, live_phone: aiohttp.ClientSession, live_officer: FormClient
 ) -> None:
     """The ordinary caller, for contrast: the console is told audio and video."""
-    call = await connect(live_server, phone, officer, "CAD/MIC/2")
+    call = await connect(live_server, live_phone, live_officer, "CAD/MIC/2")
     try:
         assert await _caller_sends(call.handler_ws) == ["audio", "video"]
     finally:

@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -23,16 +22,13 @@ from appliance.services.evidence import master_key, sealing
 from appliance.services.identity import accounts
 from appliance.web import keys
 from media.workers import RoomProxy
-from tests.support.hostile import caller_http
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
 from tests.support.live_calls import (
-    DEVICE,
     LiveCallClients,
     connect,
     hang_up,
     receive,
-    signed_in_officer,
 )
 from tests.support.peers import Client, until
 
@@ -46,18 +42,6 @@ def settings(settings: Settings) -> Settings:
     settings.media_workers = 2
     settings.media_allow_loopback = True
     return settings
-
-
-@pytest.fixture
-async def phone(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with caller_http(live_server, DEVICE) as session:
-        yield session
-
-
-@pytest.fixture
-async def officer(live_server: LiveServer) -> AsyncIterator[FormClient]:
-    async with signed_in_officer(live_server) as client:
-        yield client
 
 
 def _room(server: LiveServer, public_id: str) -> RoomProxy:
@@ -76,10 +60,10 @@ def _state(server: LiveServer, public_id: str) -> str:
 
 
 async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call(
-    live_server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient
+    live_server: LiveServer, live_phone: aiohttp.ClientSession, live_officer: FormClient
 ) -> None:
-    first = await connect(live_server, phone, officer, "CAD/W/1")
-    second = await connect(live_server, phone, officer, "CAD/W/2")
+    first = await connect(live_server, live_phone, live_officer, "CAD/W/1")
+    second = await connect(live_server, live_phone, live_officer, "CAD/W/2")
     made: list[LiveCallClients] = [first, second]
     try:
         room_1, room_2 = _room(live_server, first.public_id), _room(live_server, second.public_id)
@@ -108,7 +92,7 @@ async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call
         assert room_2.leg_ids == ["caller", "handler"]
         assert (await room_2.stats())["caller"].state in ("new", "connecting", "connected")
 
-        third = await connect(live_server, phone, officer, "CAD/W/3")
+        third = await connect(live_server, live_phone, live_officer, "CAD/W/3")
         made.append(third)
         room_3 = _room(live_server, third.public_id)
         assert room_3.worker.pid not in (pid, room_2.worker.pid)
@@ -119,7 +103,7 @@ async def test_calls_spread_over_workers_and_a_killed_worker_fails_only_its_call
 
 
 async def test_an_h264_caller_is_relayed_snapshotted_and_kept_as_matroska_when_its_worker_dies(
-    live_server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient
+    live_server: LiveServer, live_phone: aiohttp.ClientSession, live_officer: FormClient
 ) -> None:
     """Tried: a caller that offers only H.264 (as Safari on an older iPhone does) through
     the hub and a worker process; the officer's peer decodes its video, a snapshot is a
@@ -128,7 +112,11 @@ async def test_an_h264_caller_is_relayed_snapshotted_and_kept_as_matroska_when_i
     recording is that file, sealed, and PyAV reads it back as Matroska with an H.264
     track that decodes."""
     live = await connect(
-        live_server, phone, officer, "CAD/W/H264", Client("caller", video_codec="video/H264")
+        live_server,
+        live_phone,
+        live_officer,
+        "CAD/W/H264",
+        Client("caller", video_codec="video/H264"),
     )
     try:
         handler = live.peers[1]
@@ -143,7 +131,7 @@ async def test_an_h264_caller_is_relayed_snapshotted_and_kept_as_matroska_when_i
         with live_server.db.session() as session:
             user = accounts.require(session, "pc1")
         snapshot = await hub.snapshot(live.public_id, user, "")
-        async with officer.session.get(
+        async with live_officer.session.get(
             f"{live_server.base_url}/calls/{live.public_id}/snapshots/{snapshot.id}"
         ) as response:
             assert response.status == 200
@@ -187,12 +175,12 @@ async def test_an_h264_caller_is_relayed_snapshotted_and_kept_as_matroska_when_i
 
 
 async def test_a_call_both_sides_left_ends_as_abandoned_and_one_side_keeps_it(
-    live_server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient
+    live_server: LiveServer, live_phone: aiohttp.ClientSession, live_officer: FormClient
 ) -> None:
     """Tried: both pages close without ending the call; then only the caller's closes."""
     live_server.settings.call_abandoned_seconds = 1.0
-    left = await connect(live_server, phone, officer, "CAD/W/A1")
-    kept = await connect(live_server, phone, officer, "CAD/W/A2")
+    left = await connect(live_server, live_phone, live_officer, "CAD/W/A1")
+    kept = await connect(live_server, live_phone, live_officer, "CAD/W/A2")
     try:
         assert _state(live_server, left.public_id) == CallState.CONNECTED
         await left.caller_ws.close()

@@ -5,16 +5,14 @@ network namespace), then the line made good again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from appliance.config import Settings
-from tests.support.hostile import caller_http
 from tests.support.http import FormClient
 from tests.support.live import LiveServer
-from tests.support.live_calls import DEVICE, connect, hang_up, receive, signed_in_officer
+from tests.support.live_calls import connect, hang_up, receive
 from tests.support.outage import UdpLoss, box_ports
 
 pytestmark = pytest.mark.sqlite_only(
@@ -27,25 +25,13 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"media_allow_loopback": True})
 
 
-@pytest.fixture
-async def phone(live_server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with caller_http(live_server, DEVICE) as session:
-        yield session
-
-
-@pytest.fixture
-async def officer(live_server: LiveServer) -> AsyncIterator[FormClient]:
-    async with signed_in_officer(live_server) as client:
-        yield client
-
-
 async def test_a_caller_line_losing_half_its_packets_goes_sound_only_and_back(
-    live_server: LiveServer, phone: aiohttp.ClientSession, officer: FormClient
+    live_server: LiveServer, live_phone: aiohttp.ClientSession, live_officer: FormClient
 ) -> None:
     """Half the caller's packets lost for three 2 s periods: both pages are told the box
     switched the call to sound only for the line. The loss stops: after five clean
     periods both are told video is back. Nobody pressed anything."""
-    call = await connect(live_server, phone, officer, "CAD/WL/1")
+    call = await connect(live_server, live_phone, live_officer, "CAD/WL/1")
     caller = call.peers[0]
     loss = UdpLoss(box_ports(caller.pc.localDescription.sdp), 50)
     try:
