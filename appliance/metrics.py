@@ -19,6 +19,18 @@ HTTP_REQUESTS = Counter(
     ["method", "route", "status"],
     registry=REGISTRY,
 )
+EVENT_LOOP_LAG = Histogram(
+    "evr_event_loop_lag_seconds",
+    "How late the web process's event loop ran a quarter-second timer: every page and "
+    "every call's signalling waits that long.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+EVENT_LOOP_STALLS = Counter(
+    "evr_event_loop_stalls",
+    "Times the event loop did not turn for over a second (each logged with where it stood).",
+    registry=REGISTRY,
+)
 HTTP_REQUEST_DURATION = Histogram(
     "evr_http_request_duration_seconds",
     "Time to answer an HTTP request, by method and route template.",

@@ -14,7 +14,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from appliance import i18n, metrics
+from appliance import i18n, metrics, watchdog
 from appliance.config import Settings
 from appliance.db import Database
 from appliance.live.hub import CallHub
@@ -171,6 +171,7 @@ def create_app(
     app[keys.SHOWN_LINKS] = {}
     if settings.oidc_issuer is not None:
         app[keys.OIDC] = RelyingParty(settings)
+    app.cleanup_ctx.append(watchdog.watching)
     app.cleanup_ctx.append(_refusal_flusher)
     app[keys.READS] = ReadLedger()
     app.cleanup_ctx.append(_read_flusher)

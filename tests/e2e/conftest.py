@@ -25,6 +25,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed browser test shows the server's last lines: its request log (route,
+    status, time) and any event-loop stall with its stack say whether the box or the
+    browser was the one that hung."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    appliance = getattr(item, "funcargs", {}).get("appliance")
+    if report.failed and isinstance(appliance, Appliance):
+        report.sections.append(("evr serve: its last lines", appliance.log_tail(120)))
+
+
 @pytest.fixture(scope="module")
 def appliance() -> Iterator[Appliance]:
     with running_appliance() as running:
