@@ -5,6 +5,7 @@ The helpers they use live in tests/support/browser.py and tests/support/applianc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.support.appliance import Appliance, running_appliance
 from tests.support.browser import CHROMIUM, chromium_args, media_context, signed_in_handler
+from tests.support.process import https_get
 
 # pytest-timeout counts a test's fixtures: a module's first test starts `evr serve` and
 # the browser, its last stops them, on top of the call itself.
@@ -35,6 +37,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     appliance = getattr(item, "funcargs", {}).get("appliance")
     if report.failed and isinstance(appliance, Appliance):
         report.sections.append(("evr serve: its last lines", appliance.log_tail(120)))
+        report.sections.append(("evr serve: answering now?", _probe(appliance)))
+
+
+def _probe(appliance: Appliance) -> str:
+    started = time.perf_counter()
+    try:
+        status, _ = https_get(appliance.base_url + "/healthz")
+    except OSError as exc:
+        return f"/healthz: no answer after {time.perf_counter() - started:.1f} s ({exc})"
+    return f"/healthz: {status} in {time.perf_counter() - started:.2f} s"
 
 
 @pytest.fixture(scope="module")
