@@ -18,6 +18,13 @@ still held the old value leave the WAL file too. On PostgreSQL an update leaves 
 row version in the table's file until a vacuum, so ``scrub_freed`` rewrites the tables
 the purge changed (``VACUUM FULL``, which writes a new file and drops the old one).
 
+The web process folds the WAL into the database in a thread of its own
+(``checkpoint_on_commit=False``, ``Database.checkpoint`` every few seconds) instead of in
+whichever commit crosses SQLite's 1,000-page mark. That commit is often one made on the
+event loop, and a checkpoint syncs the WAL and the database file to disk: on a box whose
+disk is busy with recordings the sync waits behind their pages, and every page and
+call's signalling waits with it (``bench/checkpoint.py``).
+
 Side effects that leave the box (an SMS, a CAD event) are queued in the same
 transaction as the change that causes them; the service marks the session with
 ``wake_after_commit`` and the senders registered for that outbox are woken only once
@@ -37,6 +44,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A WAL file that grew in a burst shrinks back to this once a checkpoint has emptied it.
+SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024
 READ_ONLY = "evr_read_only"
 _WAKE = "evr_wake_after_commit"
 _REWRITTEN = "evr_rewritten_tables"
@@ -78,6 +87,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA secure_delete=ON")
+        cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_SIZE_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -129,15 +139,22 @@ def scrub_freed(session: Session) -> None:
         return
     if engine.dialect.name != "sqlite":
         return
+    busy, _, _ = _checkpoint(engine, "TRUNCATE")
+    if busy:
+        log.warning("the WAL checkpoint after a deletion was blocked by a reader")
+
+
+def _checkpoint(engine: Engine, mode: str) -> tuple[int, int, int]:
+    """SQLite's (busy, frames in the WAL, frames copied), on a connection of its own
+    outside any transaction (a checkpoint inside one cannot finish)."""
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        busy, frames, copied = cursor.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         cursor.close()
     finally:
         raw.close()
-    if busy:
-        log.warning("the WAL checkpoint after a deletion was blocked by a reader")
+    return int(busy), int(frames), int(copied)
 
 
 class NestedSessionError(RuntimeError):
@@ -147,14 +164,32 @@ class NestedSessionError(RuntimeError):
 class Database:
     """The engine plus a session factory; one per process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, checkpoint_on_commit: bool = True) -> None:
+        """``checkpoint_on_commit=False`` (the web process): no commit checkpoints the
+        WAL; the owner calls ``checkpoint`` from a thread instead."""
         self.url = url
         self.engine = make_engine(url)
+        self.checkpoints_owed = not checkpoint_on_commit and self.engine.dialect.name == "sqlite"
+        if self.checkpoints_owed:
+
+            @event.listens_for(self.engine, "connect")
+            def _no_checkpoint_on_commit(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
         self._read_engine = self.engine.execution_options(
             **{READ_ONLY: True, "postgresql_readonly": True}
         )
         self._local = threading.local()
         self._wakers: dict[str, list[Callable[[], None]]] = {}
+
+    def checkpoint(self) -> tuple[int, int, int] | None:
+        """Copy what the WAL holds into the database, without waiting on anyone (PASSIVE:
+        frames a reader still needs wait for the next one). Blocks on the disk: call it
+        off the event loop. Returns SQLite's (busy, frames in the WAL, frames copied), or
+        None where nothing is owed (PostgreSQL, or SQLite checkpointing on commit)."""
+        if not self.checkpoints_owed:
+            return None
+        return _checkpoint(self.engine, "PASSIVE")
 
     def add_waker(self, outbox: str, wake: Callable[[], None]) -> None:
         """Call ``wake`` after every commit that queued something in ``outbox``.

@@ -38,7 +38,7 @@ def prepare(settings: Settings) -> Prepared:
     """Everything ``serve`` does before it listens; idempotent, so every start runs it."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, checkpoint_on_commit=False)
     migrate.upgrade(db.engine)
     with db.session() as session:
         keyring = master_key.open_keyring(settings, session)

@@ -68,6 +68,7 @@ log = logging.getLogger("evr.web")
 PACKAGE = Path(__file__).resolve().parent.parent
 # A form body larger than this is refused before it is read (413).
 MAX_REQUEST_BYTES = 1024 * 1024
+CHECKPOINT_EVERY_S = 5.0
 
 
 async def _template_context(request: web.Request) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def _free_bytes(path: Path) -> float:
 
 @contextlib.asynccontextmanager
 async def _flushing(
-    flush: Callable[[bool], None], every_s: float, what: str
+    flush: Callable[[bool], object], every_s: float, what: str
 ) -> AsyncIterator[None]:
     """Run ``flush(False)`` in a thread every ``every_s`` while the app lives (a failure
     is logged and tried again), then ``flush(True)`` once it stops: counts kept in memory
@@ -116,6 +117,17 @@ async def _flushing(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await asyncio.to_thread(flush, True)
+
+
+async def _checkpointer(app: web.Application) -> AsyncIterator[None]:
+    """Fold SQLite's WAL into the database every few seconds, in a thread, when the
+    database leaves that to us (db.py says why), and once more at the end."""
+    db = app[keys.DB]
+    if not db.checkpoints_owed:
+        yield
+        return
+    async with _flushing(lambda _everything: db.checkpoint(), CHECKPOINT_EVERY_S, "the WAL"):
+        yield
 
 
 async def _refusal_flusher(app: web.Application) -> AsyncIterator[None]:
@@ -172,6 +184,7 @@ def create_app(
     if settings.oidc_issuer is not None:
         app[keys.OIDC] = RelyingParty(settings)
     app.cleanup_ctx.append(watchdog.watching)
+    app.cleanup_ctx.append(_checkpointer)
     app.cleanup_ctx.append(_refusal_flusher)
     app[keys.READS] = ReadLedger()
     app.cleanup_ctx.append(_read_flusher)

@@ -33,7 +33,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     status, time) and any event-loop stall with its stack say whether the box or the
     browser was the one that hung."""
     outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
+    report = outcome.get_result()
     appliance = getattr(item, "funcargs", {}).get("appliance")
     if report.failed and isinstance(appliance, Appliance):
         report.sections.append(("evr serve: its last lines", appliance.log_tail(120)))
