@@ -15,7 +15,9 @@ FAILURES: tuple[type[Exception], ...] = (accounts.AccountError, api_keys.ApiKeyE
 
 def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     roles = accounts.parse_roles(args.role or [])
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    chosen = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    # Hashed before the transaction: `evr serve` may be writing to the same database.
+    made = accounts.NewPassword.of(chosen)
     with open_db(settings).session() as session:
         user, password = accounts.create_user(
             session,
@@ -23,7 +25,7 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
             args.username,
             args.name or args.username,
             roles,
-            password,
+            made,
             accounts.PasswordPolicy.from_settings(settings),
             break_glass=args.break_glass,
         )
@@ -57,9 +59,10 @@ def cmd_user_disable(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_user_reset_password(settings: Settings, args: argparse.Namespace) -> int:
+    made = accounts.NewPassword.of()
     with open_db(settings).session() as session:
         user, password = accounts.reset_password(
-            session, cli_actor(), args.username, privileged_ok=True
+            session, cli_actor(), args.username, privileged_ok=True, password=made
         )
     print(f"one-time password for {user.username} (shown once): {password}")
     return 0

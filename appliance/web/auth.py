@@ -10,6 +10,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from appliance import metrics
+from appliance.models import User
 from appliance.oidc import BROWSER_COOKIE, OidcError
 from appliance.services.identity import (
     accounts,
@@ -308,20 +309,22 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     keep = request[keys.WEB_SESSION].id
 
     def attempt() -> str | None:
-        """The refusal, if any. A refusal still commits: a wrong current password is audited."""
+        """The refusal, if any. A refusal still commits: a wrong current password is
+        audited. The two Argon2 runs happen before the write transaction opens."""
         if new != confirm:
             return "the new password and its confirmation differ"
+        with db.reader() as session:
+            stored = session.get(User, user.id)
+        if stored is None:
+            return "this account no longer exists"
+        policy = accounts.PasswordPolicy.from_settings(settings)
+        change = accounts.prepare_password_change(stored, current, new, policy)
         with db.session() as session:
+            fresh = session.get(User, user.id)
+            if fresh is None:
+                return "this account no longer exists"
             try:
-                accounts.change_password(
-                    session,
-                    session.merge(user),
-                    current,
-                    new,
-                    source,
-                    accounts.PasswordPolicy.from_settings(settings),
-                    keep_session_id=keep,
-                )
+                accounts.change_password(session, fresh, change, source, keep_session_id=keep)
             except AccountError as exc:
                 return str(exc)
         return None

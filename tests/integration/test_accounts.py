@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -149,19 +150,57 @@ def test_password_change_checks_policy_and_ends_other_sessions(db: Database) -> 
         user = signing_in.sign_in(session, "pc1234", password, "", POLICY).user
         keep_token, keep = web_sessions.start(session, user, "")
         other_token, _ = web_sessions.start(session, user, "")
+
+        def change(current: str, new: str, keep_session_id: int | None = None) -> None:
+            checked = accounts.prepare_password_change(user, current, new, policy)
+            accounts.change_password(session, user, checked, "", keep_session_id)
+
         with pytest.raises(AccountError, match="current password is wrong"):
-            accounts.change_password(session, user, "nope", "x" * 20, "", policy)
+            change("nope", "x" * 20)
         with pytest.raises(AccountError, match="at least 12"):
-            accounts.change_password(session, user, password, "short", "", policy)
+            change(password, "short")
         with pytest.raises(AccountError, match="username"):
-            accounts.change_password(session, user, password, "my-pc1234-pass", "", policy)
-        accounts.change_password(
-            session, user, password, "correct horse battery", "", policy, keep_session_id=keep.id
-        )
+            change(password, "my-pc1234-pass")
+        with pytest.raises(AccountError, match="must differ"):
+            change(password, password)
+        change(password, "correct horse battery", keep_session_id=keep.id)
         assert not user.must_change_password
         session_policy = web_sessions.SessionPolicy()
         assert web_sessions.resolve(session, keep_token, session_policy) is not None
         assert web_sessions.resolve(session, other_token, session_policy) is None
+
+
+def test_a_password_changed_between_its_check_and_its_record_is_refused(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tried: two changes of one account checked against the same stored hash (two tabs,
+    or an admin's reset in between); the second to be recorded is refused, not applied
+    over the first, and no Argon2 run happens while a session is open."""
+    password = _create(db)
+    argon2_runs: list[bool] = []
+
+    def watched(real: Callable[..., object]) -> Callable[..., object]:
+        def run(*args: object) -> object:
+            argon2_runs.append(bool(getattr(db._local, "open", False)))
+            return real(*args)
+
+        return run
+
+    monkeypatch.setattr(accounts, "hash_password", watched(accounts.hash_password))
+    monkeypatch.setattr(accounts, "verify_password", watched(accounts.verify_password))
+    policy = accounts.PasswordPolicy(min_length=12)
+    with db.reader() as session:
+        user = accounts.require(session, "pc1234")
+    first = accounts.prepare_password_change(user, password, "first new passphrase", policy)
+    second = accounts.prepare_password_change(user, password, "second new passphrase", policy)
+    with db.session() as session:
+        accounts.change_password(session, accounts.require(session, "pc1234"), first, "")
+    with db.session() as session, pytest.raises(AccountError, match="try again"):
+        accounts.change_password(session, accounts.require(session, "pc1234"), second, "")
+    with db.reader() as session:
+        stored = accounts.require(session, "pc1234").password_hash
+    assert first.new is not None and stored == first.new.hashed
+    assert argon2_runs == [False] * 4  # two checks and two hashes, none in a session
 
 
 def test_sessions_end_when_idle_or_too_old(db: Database) -> None:

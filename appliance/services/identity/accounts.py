@@ -118,13 +118,62 @@ def check_password_policy(password: str, username: str, policy: PasswordPolicy) 
         raise AccountError("the password is too simple")
 
 
+@dataclass(frozen=True)
+class NewPassword:
+    """A password and its Argon2id hash, made before the transaction that stores it
+    opens. A hash is a quarter second of CPU or more, and on SQLite a writer holds the
+    box's one write lock while its transaction is open: every other write, a call's
+    signalling included, would wait for the hash."""
+
+    plain: str
+    hashed: str
+    chosen: bool  # by a person (the password policy applies), not generated
+
+    @classmethod
+    def of(cls, plain: str | None = None) -> NewPassword:
+        """``plain`` as chosen, or a generated one-time password when None."""
+        if plain is None:
+            plain = generate_password()
+            return cls(plain, hash_password(plain), chosen=False)
+        return cls(plain, hash_password(plain), chosen=True)
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    """A change of one's own password as checked with no transaction open: whether the
+    current password matched the hash it was checked against, and the new one hashed
+    (``prepare_password_change``); ``change_password`` then only records it."""
+
+    checked_against: str | None
+    current_matches: bool
+    new: NewPassword | None
+    refusal: str | None = None
+
+
+def prepare_password_change(
+    user: User, current: str, new: str, policy: PasswordPolicy
+) -> PasswordChange:
+    """The slow part of a password change (two Argon2 runs), outside any transaction."""
+    stored = user.password_hash
+    if not verify_password(stored, current):
+        return PasswordChange(stored, current_matches=False, new=None)
+    if new == current:
+        refusal = "the new password must differ from the current one"
+        return PasswordChange(stored, current_matches=True, new=None, refusal=refusal)
+    try:
+        check_password_policy(new, user.username, policy)
+    except AccountError as exc:
+        return PasswordChange(stored, current_matches=True, new=None, refusal=str(exc))
+    return PasswordChange(stored, current_matches=True, new=NewPassword.of(new))
+
+
 def create_user(
     session: Session,
     actor: Actor,
     username: str,
     display_name: str,
     roles: Iterable[Role],
-    password: str | None = None,
+    password: str | NewPassword | None = None,
     policy: PasswordPolicy | None = None,
     *,
     hold_privileged: bool = False,
@@ -132,7 +181,8 @@ def create_user(
 ) -> tuple[User, str]:
     """Create an account that must change its password at first sign-in.
 
-    Returns the user and the one-time password (generated unless given). With
+    Returns the user and the one-time password (generated unless given). A caller with
+    a transaction others wait on passes a ``NewPassword`` made before it opened. With
     ``hold_privileged`` (the web), privileged roles are not given but asked for: they
     wait for a second admin, and the account may start with no role at all.
     ``break_glass`` (the shell only) lets it sign in with its password under SSO.
@@ -150,16 +200,17 @@ def create_user(
     role_set = set(roles)
     if not role_set:
         raise AccountError("give the user at least one role")
-    if password is None:
-        password = generate_password()
-    else:
+    if isinstance(password, str):
         check_password_policy(password, username, policy or PasswordPolicy())
+    elif password is not None and password.chosen:
+        check_password_policy(password.plain, username, policy or PasswordPolicy())
+    made = password if isinstance(password, NewPassword) else NewPassword.of(password)
     held = role_set & PRIVILEGED if hold_privileged else set()
     given = role_set - held
     user = User(
         username=username,
         display_name=display_name,
-        password_hash=hash_password(password),
+        password_hash=made.hashed,
         break_glass=break_glass,
     )
     session.add(user)
@@ -177,7 +228,7 @@ def create_user(
     )
     for role in sorted(held):
         _request_grant(session, actor, user, role)
-    return user, password
+    return user, made.plain
 
 
 def _active_admins(session: Session) -> set[int]:
@@ -397,7 +448,12 @@ def set_break_glass(session: Session, actor: Actor, username: str, on: bool) -> 
 
 
 def reset_password(
-    session: Session, actor: Actor, username: str, *, privileged_ok: bool = False
+    session: Session,
+    actor: Actor,
+    username: str,
+    *,
+    privileged_ok: bool = False,
+    password: NewPassword | None = None,
 ) -> tuple[User, str]:
     """Set a new one-time password, lift any lock and sign the user out everywhere.
 
@@ -417,8 +473,8 @@ def reset_password(
             f"{username} holds a privileged role, so their password is reset on the box "
             "(evr user reset-password), not here"
         )
-    password = generate_password()
-    user.password_hash = hash_password(password)
+    made = password or NewPassword.of()
+    user.password_hash = made.hashed
     user.must_change_password = True
     user.failed_logins = 0
     user.lockouts = 0
@@ -426,25 +482,27 @@ def reset_password(
     session.add(user)
     web_sessions.end_all_for(session, user.id)
     audit.record(session, actor, "user.password_reset", object_type="user", object_id=user.username)
-    return user, password
+    return user, made.plain
 
 
 def change_password(
     session: Session,
     user: User,
-    current: str,
-    new: str,
+    change: PasswordChange,
     source: str,
-    policy: PasswordPolicy,
     keep_session_id: int | None = None,
 ) -> None:
-    """Change one's own password; other sessions of the user end.
+    """Record a change of one's own password (``prepare_password_change`` checked it);
+    other sessions of the user end.
 
     A wrong current password is audited before ``AccountError`` is raised: the caller
-    commits its session on that refusal to keep the event.
+    commits its session on that refusal to keep the event. A password changed by anyone
+    between the check and this transaction is refused, to be tried again.
     """
     actor = Actor(user.username, source)
-    if not verify_password(user.password_hash, current):
+    if user.password_hash != change.checked_against:
+        raise AccountError("the password changed while this one was being checked: try again")
+    if not change.current_matches:
         audit.record(
             session,
             actor,
@@ -454,10 +512,9 @@ def change_password(
             detail={"reason": "wrong_current_password"},
         )
         raise AccountError("the current password is wrong")
-    if new == current:
-        raise AccountError("the new password must differ from the current one")
-    check_password_policy(new, user.username, policy)
-    user.password_hash = hash_password(new)
+    if change.new is None:
+        raise AccountError(change.refusal or "the new password was refused")
+    user.password_hash = change.new.hashed
     user.must_change_password = False
     user.password_changed_at = utcnow()
     session.add(user)

@@ -69,9 +69,10 @@ async def create(request: web.Request) -> web.StreamResponse:
 
     def work() -> str:
         roles.update(accounts.parse_roles(str(r) for r in form.getall("roles", [])))
+        made = accounts.NewPassword.of()
         with db.session() as session:
             _, password = accounts.create_user(
-                session, actor, username, display_name, roles, hold_privileged=True
+                session, actor, username, display_name, roles, made, hold_privileged=True
             )
             return password
 
@@ -165,8 +166,9 @@ async def reset_password(request: web.Request) -> web.StreamResponse:
     db = request.app[keys.DB]
 
     def work() -> str:
+        made = accounts.NewPassword.of()
         with db.session() as session:
-            _, password = accounts.reset_password(session, actor, username)
+            _, password = accounts.reset_password(session, actor, username, password=made)
             return password
 
     try:
