@@ -100,14 +100,14 @@ async def login(request: web.Request) -> web.StreamResponse:
             return signing_in.credentials(session, username)
 
     def record(
-        creds: signing_in.Credentials, matched: bool
+        creds: signing_in.Credentials, matched: bool, rehashed: str | None
     ) -> tuple[signing_in.SignInResult, str | None]:
         with db.session() as session:
             result = signing_in.record_sign_in(
                 session,
                 creds,
                 matched,
-                password,
+                rehashed,
                 source,
                 policy,
                 guards.tally,
@@ -126,10 +126,10 @@ async def login(request: web.Request) -> web.StreamResponse:
 
     guards.sign_in.hit(source)  # counted while in flight; a success is refunded
     creds = await asyncio.to_thread(read)
-    matched = await asyncio.get_running_loop().run_in_executor(
-        guards.password_checks, signing_in.check_password, creds, password
+    matched, rehashed = await asyncio.get_running_loop().run_in_executor(
+        guards.password_checks, signing_in.check_and_refresh, creds, password
     )
-    result, token = await asyncio.to_thread(record, creds, matched)
+    result, token = await asyncio.to_thread(record, creds, matched, rehashed)
     refused = result.status is SignInStatus.NOT_BREAK_GLASS
     metrics.SIGN_INS.labels("refused" if refused else result.status.value).inc()
     if result.status is SignInStatus.OK and token is not None:

@@ -5,15 +5,18 @@ exists, the password is wrong or the account is locked; a lock cannot be made lo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlmodel import select
 
 from appliance.config import Settings
 from appliance.models import AuditEvent, Role
 from appliance.services import audit
-from appliance.services.identity import signing_in
+from appliance.services.identity import accounts, passwords, signing_in
 from appliance.services.identity.throttle import Throttle
 from appliance.web import keys
 from tests.support.http import FormClient
@@ -125,7 +128,7 @@ def test_unknown_usernames_are_tallied_not_chained_one_by_one(live_server: LiveS
         for n in range(25):
             creds = signing_in.credentials(session, f"guess{n}")
             signing_in.record_sign_in(
-                session, creds, False, "x", "198.51.100.7", signing_in.LockoutPolicy(), tally
+                session, creds, False, None, "198.51.100.7", signing_in.LockoutPolicy(), tally
             )
         tally.flush(session, everything=True)
     with live_server.db.reader() as session:
@@ -133,3 +136,38 @@ def test_unknown_usernames_are_tallied_not_chained_one_by_one(live_server: LiveS
         assert [r.action for r in rows] == ["login.failed", audit.REPEATED]
         assert rows[1].detail["count"] == 24 and rows[1].detail["action"] == "login.failed"
         assert audit.verify(session).ok
+
+
+async def test_a_hash_of_older_parameters_is_renewed_at_sign_in_outside_any_session(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tried: an account whose hash was made with weaker Argon2 parameters (a box upgraded
+    since) signs in through the web. The hash is renewed with today's parameters, and
+    neither the check nor the new hash ran while a database session was open in that
+    thread (on SQLite a writer would hold the box's one write lock meanwhile)."""
+    old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    with live_server.db.session() as session:
+        user = add_user(session, "pc7", Role.HANDLER)
+        user.password_hash = old.hash(PASSWORD)
+        session.add(user)
+    in_session: list[bool] = []  # at each Argon2 run: was a session open in its thread?
+
+    def watched(real: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            in_session.append(bool(getattr(live_server.db._local, "open", False)))
+            return real(*args)
+
+        return run
+
+    monkeypatch.setattr(signing_in, "verify_password", watched(signing_in.verify_password))
+    monkeypatch.setattr(signing_in, "hash_password", watched(signing_in.hash_password))
+    staff = FormClient(live_server.base_url)
+    try:
+        assert (await staff.sign_in("pc7", PASSWORD)).status == 303
+    finally:
+        await staff.close()
+    with live_server.db.reader() as session:
+        renewed = accounts.require(session, "pc7").password_hash
+    assert in_session == [False, False]  # the check, then the new hash
+    assert renewed is not None and renewed.startswith("$argon2id$")
+    assert not passwords.needs_rehash(renewed) and passwords.verify_password(renewed, PASSWORD)

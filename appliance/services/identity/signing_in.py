@@ -82,6 +82,16 @@ def check_password(creds: Credentials, password: str) -> bool:
     return verify_password(None if locked else creds.password_hash, password)
 
 
+def check_and_refresh(creds: Credentials, password: str) -> tuple[bool, str | None]:
+    """``check_password``, and a new hash when the password matched one made with older
+    Argon2 parameters (the day after an upgrade changes them, every sign-in has one):
+    both before the transaction that records them, as every hash is."""
+    matched = check_password(creds, password)
+    if matched and creds.password_hash is not None and needs_rehash(creds.password_hash):
+        return matched, hash_password(password)
+    return matched, None
+
+
 def sign_in(
     session: Session,
     username: str,
@@ -93,11 +103,12 @@ def sign_in(
 ) -> SignInResult:
     """Read, check and record in one session (the CLI and tests; the web splits them)."""
     creds = credentials(session, username)
+    matched, rehashed = check_and_refresh(creds, password)
     return record_sign_in(
         session,
         creds,
-        check_password(creds, password),
-        password,
+        matched,
+        rehashed,
         source,
         policy,
         break_glass_only=break_glass_only,
@@ -108,7 +119,7 @@ def record_sign_in(
     session: Session,
     creds: Credentials,
     matched: bool,
-    password: str,
+    rehashed: str | None,
     source: str,
     policy: LockoutPolicy,
     tally: audit.RefusalTally | None = None,
@@ -118,7 +129,8 @@ def record_sign_in(
     """Record a checked sign-in, counting failures towards a lock that doubles each time.
 
     The account is read again here: if its password changed since ``creds`` were read,
-    the check no longer counts. Failures for usernames nobody has go through ``tally``
+    the check no longer counts. ``rehashed`` (``check_and_refresh``) replaces a hash made
+    with older parameters. Failures for usernames nobody has go through ``tally``
     (one row per source a minute) when given.
 
     ``break_glass_only`` (single sign-on is on): a right password of an account not
@@ -193,8 +205,8 @@ def record_sign_in(
             detail={"reason": "not_break_glass"},
         )
         return SignInResult(SignInStatus.NOT_BREAK_GLASS)
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if rehashed is not None and user.password_hash == creds.password_hash:
+        user.password_hash = rehashed
     user.failed_logins = 0
     user.lockouts = 0
     user.locked_until = None
