@@ -22,6 +22,7 @@ from appliance import migrate
 from appliance.config import Settings, load_settings
 from appliance.db import Database
 from appliance.services.identity import passwords
+from tests.support import appliance as appliance_support
 from tests.support import live_calls
 from tests.support.hostile import caller_http
 from tests.support.http import FormClient
@@ -307,7 +308,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _db_outcomes[(str(backend), report.outcome)] += 1
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, or a run without -n
+        shutil.rmtree(appliance_support.STALLS, ignore_errors=True)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    _summarise_stalls(terminalreporter)
     if not _db_outcomes:
         return
     parts = []
@@ -317,3 +324,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         parts.append(f"{backend}: {shown}")
     terminalreporter.write_sep("=", "database tests by engine")
     terminalreporter.write_line("; ".join(parts))
+
+
+def _summarise_stalls(terminalreporter: Any) -> None:
+    """Where `evr serve`'s event loop stood whenever it stalled over a second in this run
+    (tests/support/appliance.py keeps them; at most the first 12 files)."""
+    files = sorted(appliance_support.STALLS.glob("*.txt"))
+    if not files:
+        return
+    terminalreporter.write_sep("=", f"evr serve's event loop stalled ({len(files)} servers)")
+    for path in files[:12]:
+        terminalreporter.write_line(f"--- {path.stem}")
+        terminalreporter.write_line(path.read_text().rstrip())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import shutil
 import subprocess
 import tempfile
@@ -30,12 +32,46 @@ class Appliance:
         return "".join(self.output.lines[-lines:]) if self.output else ""
 
 
+STALLS = Path(__file__).resolve().parents[2] / "test-artifacts" / "loop-stalls"
+STALL_LINE = "the event loop has not turned for"
+_kept = itertools.count()
+
+
+def stalls_in(lines: list[str]) -> list[str]:
+    """Each event-loop stall the server logged (appliance/watchdog.py): its line and the
+    last frames of the stack it stood on."""
+    stalls: list[list[str]] = []
+    current: list[str] | None = None
+    for line in lines:
+        if STALL_LINE in line:
+            current = [line.rstrip()]
+            stalls.append(current)
+        elif current is not None and line.startswith((" ", "\t")):
+            current.append(line.rstrip())
+        else:
+            current = None
+    return ["\n".join(stall[:1] + stall[1:][-8:]) for stall in stalls]
+
+
+def keep_stalls(lines: list[str], label: str) -> None:
+    """Kept for the run's summary (tests/conftest.py prints them): a stall under load is
+    no failure, but where the loop stood says what to move off it."""
+    found = stalls_in(lines)
+    if not found:
+        return
+    STALLS.mkdir(parents=True, exist_ok=True)
+    name = f"{label}-{os.getpid()}-{next(_kept)}.txt"
+    (STALLS / name).write_text("\n\n".join(found) + "\n")
+
+
 @contextlib.contextmanager
 def running_appliance(public_host: str = "127.0.0.1", **extra_env: str) -> Iterator[Appliance]:
     """`evr serve` in a fresh data dir, on its own port, with the printed admin password.
     ``public_host`` names it in its public URL and the tests' (``localhost`` where a test
     needs a domain: WebAuthn refuses an IP address as its relying party)."""
     root = Path(tempfile.mkdtemp(prefix="evr-e2e-"))
+    # The test module that started it, to name its stalls in the run's summary.
+    label = Path(os.environ.get("PYTEST_CURRENT_TEST", "serve").split("::")[0]).stem
     port, metrics_port = free_port(), free_port()
     env = {
         "EVR_DATA_DIR": str(root / "var"),
@@ -71,4 +107,6 @@ def running_appliance(public_host: str = "127.0.0.1", **extra_env: str) -> Itera
         yield appliance
     finally:
         stop(appliance.process, appliance.output)
+        if appliance.output is not None:
+            keep_stalls(appliance.output.lines, label)
         shutil.rmtree(root, ignore_errors=True)
