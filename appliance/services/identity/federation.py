@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -36,7 +35,7 @@ from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.identity import web_sessions
 from appliance.services.identity.accounts import USERNAME_RE, get_by_username, roles_of
-from appliance.services.identity.passwords import hash_password
+from appliance.services.identity.passwords import unusable_hash
 
 
 class FederatedStatus(StrEnum):
@@ -189,8 +188,8 @@ def sign_in(session: Session, claims: Claims, policy: Policy, source: str) -> Fe
         user = User(
             username=_username_for(session, claims),
             display_name=claims.name.strip()[:120] or claims.subject[:120],
-            # Never used: a random secret nobody holds keeps the local form's timing equal.
-            password_hash=hash_password(secrets.token_urlsafe(32)),
+            # Never checked (a provider's account has no local password): no one's secret.
+            password_hash=unusable_hash(),
             must_change_password=False,
             oidc_issuer=claims.issuer,
             oidc_subject=claims.subject,

@@ -23,6 +23,13 @@ def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
 
 
+def unusable_hash() -> str:
+    """For an account with no password of its own (one made at its first sign-in through
+    the force's provider): a hash of a secret nobody was told, made once per process, so
+    a sign-in's transaction never waits for a hash."""
+    return _dummy_hash()
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
