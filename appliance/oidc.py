@@ -26,7 +26,7 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -94,6 +94,9 @@ class Identity:
     amr: tuple[str, ...]
     acr: str | None
     claims: dict[str, Any] = field(repr=False, default_factory=dict)
+    # The token as the provider signed it: sent back as ``id_token_hint`` at sign-out,
+    # which some providers (glewlwyd; Keycloak without a confirmation page) require.
+    id_token: str = field(repr=False, default="")
 
 
 def _digest(value: str) -> str:
@@ -358,7 +361,7 @@ class RelyingParty:
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         if len(audiences) > 1 and claims.get("azp") != self.client_id:
             raise OidcError("token_azp")  # OpenID Connect Core 3.1.3.7, items 4 and 5
-        return self._identity(claims)
+        return replace(self._identity(claims), id_token=id_token)
 
     def _identity(self, claims: dict[str, Any]) -> Identity:
         names = claims.get("_claim_names")
@@ -388,13 +391,18 @@ class RelyingParty:
             claims=claims,
         )
 
-    async def end_session_url(self, post_logout: str) -> str | None:
-        """The provider's sign-out page (RP-initiated logout), if it has one."""
+    async def end_session_url(
+        self, post_logout: str, id_token_hint: str | None = None
+    ) -> str | None:
+        """The provider's sign-out page (RP-initiated logout 1.0), if it has one; with the
+        ID token of the sign-in, so the provider knows whose session to end."""
         try:
             provider = await self.provider()
         except OidcError:
             return None
         if provider.end_session_endpoint is None:
             return None
-        query = urlencode({"client_id": self.client_id, "post_logout_redirect_uri": post_logout})
-        return f"{provider.end_session_endpoint}?{query}"
+        parameters = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout}
+        if id_token_hint:
+            parameters["id_token_hint"] = id_token_hint
+        return f"{provider.end_session_endpoint}?{urlencode(parameters)}"

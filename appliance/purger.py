@@ -15,6 +15,7 @@ from appliance.services import audit
 from appliance.services.audit import Actor
 from appliance.services.evidence import retention
 from appliance.services.evidence.master_key import Keyring
+from appliance.services.identity import web_sessions
 from appliance.services.intake import resumable
 
 log = logging.getLogger("evr.purge")
@@ -33,6 +34,8 @@ class Purger:
                 session, self.settings, self.keyring, Actor(audit.SYSTEM, "purge"), dry_run=False
             )
             resumable.expire(session, self.settings.data_dir)
+            policy = web_sessions.SessionPolicy.from_settings(self.settings)
+            web_sessions.forget_lapsed_hints(session, policy)
         metrics.EVIDENCE_PURGED.inc(len(done.delete))
         if done.delete:
             log.info("purged evidence past retention", extra={"files": len(done.delete)})

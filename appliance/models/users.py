@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from appliance.models.base import now_field, time_field
@@ -99,6 +99,9 @@ class WebSession(SQLModel, table=True):
     # first answer, right or wrong.
     key_challenge: str | None = Field(default=None, max_length=128)
     key_challenge_at: datetime | None = time_field()
+    # A sign-in through the force's provider: its ID token, for the provider's sign-out
+    # (``id_token_hint``); cleared when the session ends.
+    id_token_hint: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class TotpFactor(SQLModel, table=True):

@@ -247,7 +247,9 @@ async def oidc_callback(request: web.Request) -> web.StreamResponse:
             result = federation.sign_in(session, claims, policy, source)
             token = None
             if result.user is not None and result.status is federation.FederatedStatus.OK:
-                token, _ = web_sessions.start(session, result.user, source)
+                token, _ = web_sessions.start(
+                    session, result.user, source, id_token_hint=identity.id_token
+                )
             return result, token
 
     result, token = await asyncio.to_thread(record)
@@ -272,11 +274,12 @@ async def logout(request: web.Request) -> web.StreamResponse:
     db = request.app[keys.DB]
     user = current_user(request)
     with db.session() as session:
-        web_sessions.sign_out(session, request[keys.WEB_SESSION], user, source_of(request))
+        hint = web_sessions.sign_out(session, request[keys.WEB_SESSION], user, source_of(request))
     rp = request.app.get(keys.OIDC)
     if user.oidc_subject is not None and rp is not None:
         settings = request.app[keys.SETTINGS]
-        end_session = await rp.end_session_url(f"{settings.effective_public_url}/login")
+        post_logout = f"{settings.effective_public_url}/login"
+        end_session = await rp.end_session_url(post_logout, hint)
         response: web.StreamResponse = aiohttp_jinja2.render_template(
             "signed_out.html", request, {"end_session": end_session}
         )

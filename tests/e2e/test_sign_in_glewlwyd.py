@@ -9,8 +9,9 @@ for ``openid evr`` and, as a force that enforces MFA would, requires ``otp`` in 
 (glewlwyd lists the factors used: ``["password", "otp"]``). The refusals each have a test
 against the suite's own provider (tests/integration/test_sso.py,
 tests/security/test_oidc_tokens.py), which can misbehave on request; this module is the
-witness that the happy path works with somebody else's provider, plus the refusal a real
-directory produces by itself: a user in no mapped group."""
+witness that the happy path works with somebody else's provider, plus what a real
+directory produces by itself: a user in no mapped group, a user moved out of the group,
+and the provider's own end-session page at sign-out."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -58,7 +60,7 @@ def appliance(glewlwyd: Glewlwyd) -> Iterator[Appliance]:
         EVR_OIDC_ROLE_MAP=json.dumps({"grp-handlers": ["handler"]}),
         EVR_OIDC_REQUIRED_AMR=json.dumps(["otp"]),
     ) as running:
-        glewlwyd.add_client(f"{running.base_url}/oidc/callback")
+        glewlwyd.add_client(f"{running.base_url}/oidc/callback", f"{running.base_url}/login")
         yield running
 
 
@@ -124,4 +126,67 @@ def test_a_glewlwyd_user_in_no_mapped_group_is_refused_with_the_box_page(
     assert refused["reason"] == "no_role" and refused["iss"] == glewlwyd.issuer, refused
     response = page.goto(appliance.base_url + "/calls")
     assert response is not None
+    expect(page).to_have_url(re.compile(r"/login\?next=/calls$"))
+
+
+def test_a_user_glewlwyd_takes_out_of_the_group_loses_the_box_at_their_next_sign_in(
+    page: Page, appliance: Appliance, glewlwyd: Glewlwyd
+) -> None:
+    """A handler signed in through glewlwyd is moved out of the handlers' group there
+    (a leaver). Their next sign-in, still within glewlwyd's own session, comes back with
+    no mapped group: the box refuses it, takes the handler role away, and ends the box
+    session they already had, so the page that was open goes to sign-in."""
+    person = glewlwyd.add_user("pc2002", "Kit's force password", "Kit Force", ["grp-handlers"])
+    page.goto(appliance.base_url + "/login")
+    page.get_by_role("link", name="Sign in with your Wessex Police account").click()
+    _sign_in_at_glewlwyd(page, person)
+    expect(page.get_by_role("heading", name="Welcome, Kit Force")).to_be_visible(timeout=STEP)
+    open_page = page.context.new_page()  # the box session a leaver would still hold
+    open_page.goto(appliance.base_url + "/calls")
+    expect(open_page.get_by_role("heading", name="Waiting callers")).to_be_visible()
+
+    glewlwyd.set_groups("pc2002", [])
+    page.goto(appliance.base_url + "/oidc/start")
+    # glewlwyd still knows the person: it offers to continue without asking again.
+    refused = page.get_by_text("not in any group that gives access to this box")
+    carry_on = page.get_by_role("button", name="Continue")
+    expect(refused.or_(carry_on)).to_be_visible(timeout=STEP)
+    if carry_on.is_visible():
+        carry_on.click()
+    expect(refused).to_be_visible(timeout=STEP)
+    assert _audit(appliance, "login.refused")[-1]["reason"] == "no_role"
+    changed = _audit(appliance, "user.roles_from_idp")[-1]
+    assert changed["from"] == ["handler"] and changed["to"] == [], changed
+    assert changed["sessions_ended"] is True, changed
+
+    open_page.reload()
+    expect(open_page).to_have_url(re.compile(r"/login\?next=/calls$"))
+
+
+def test_signing_out_offers_glewlwyds_own_end_session_page_for_this_sign_in(
+    page: Page, appliance: Appliance, glewlwyd: Glewlwyd
+) -> None:
+    """Sign out on the box, then take its offer to sign out of the force account too:
+    the box's session has ended, and glewlwyd opens its own end-session page for this
+    sign-in, having checked the box's return address against the client's. It needs the
+    sign-in's ID token for that (``id_token_hint``): without it glewlwyd answers with an
+    empty page, which is how this was found."""
+    person = glewlwyd.add_user("pc2003", "Jo's force password", "Jo Force", ["grp-handlers"])
+    page.goto(appliance.base_url + "/login")
+    page.get_by_role("link", name="Sign in with your Wessex Police account").click()
+    _sign_in_at_glewlwyd(page, person)
+    expect(page.get_by_role("heading", name="Welcome, Jo Force")).to_be_visible(timeout=STEP)
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Signed out of this box")).to_be_visible()
+    box_login = page.url.rsplit("/", 1)[0] + "/login"
+    page.get_by_role("link", name="Sign out of your Wessex Police account too").click()
+    expect(page.get_by_text("The client wishes you to close the current session")).to_be_visible(
+        timeout=STEP
+    )
+    asked = parse_qs(urlsplit(page.url).query)
+    assert asked["prompt"] == ["end_session"] and asked["client_id"] == ["evr-box"], page.url
+    assert asked["callback_url"] == [box_login], page.url  # checked against the client's
+
+    page.goto(appliance.base_url + "/calls")
     expect(page).to_have_url(re.compile(r"/login\?next=/calls$"))

@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import html
 import io
+import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,14 +23,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-from sqlmodel import delete, select
+from sqlmodel import col, delete, select
 
 from appliance import cli
 from appliance.config import Settings, SettingsError, load_settings
 from appliance.db import Database
-from appliance.models import AuditEvent, Role, User, UserRole
+from appliance.models import AuditEvent, Role, User, UserRole, WebSession, utcnow
 from appliance.services.audit import Actor
-from appliance.services.identity import accounts, signing_in
+from appliance.services.identity import accounts, signing_in, web_sessions
 from appliance.services.identity.accounts import AccountError
 from appliance.web import keys
 from tests.support.http import FormClient
@@ -239,16 +241,49 @@ async def test_an_acr_listed_as_mfa_is_accepted(
 async def test_sign_out_ends_the_session_and_offers_the_providers_sign_out(
     live_server: LiveServer, provider: TestProvider, browser: FormClient
 ) -> None:
+    """The provider's sign-out link names the client, where to come back, and the ID
+    token of this sign-in (``id_token_hint``, which glewlwyd, and Keycloak without its
+    confirmation page, need to know whose session to end); the box keeps that token
+    only while the session lasts."""
     provider.add_user("max", ["grp-handlers"])
     await sign_in_through(browser)
     await browser.get("/my")
+    with live_server.db.reader() as session:
+        kept = session.exec(select(WebSession).where(col(WebSession.ended_at).is_(None))).all()
+    assert [s.id_token_hint for s in kept] == [provider.id_tokens[-1]]
     response, page = await browser.post("/logout")
     assert response.status == 200
-    assert f'href="{provider.issuer}/logout?client_id=evr-box' in page
-    assert "post_logout_redirect_uri=https%3A%2F%2F127.0.0.1" in page
+    link = html.unescape(re.search(r'id="end-session" href="([^"]+)"', page).group(1))
+    assert link.startswith(f"{provider.issuer}/logout?"), link
+    query = parse_qs(urlsplit(link).query)
+    assert query["client_id"] == ["evr-box"]
+    assert query["post_logout_redirect_uri"][0].startswith("https://127.0.0.1")
+    assert query["id_token_hint"] == [provider.id_tokens[-1]]
     after, _ = await browser.get("/my", allow_redirects=False)
     assert after.status == 303 and after.headers["Location"].startswith("/login")
     assert _events(live_server.db, "logout")
+    with live_server.db.reader() as session:
+        hints = session.exec(select(WebSession.id_token_hint)).all()
+    assert hints == [None], "the ID token outlived the session"
+
+
+async def test_an_id_token_is_not_kept_past_the_sessions_absolute_age(
+    live_server: LiveServer, provider: TestProvider, browser: FormClient
+) -> None:
+    """A session nobody came back to end keeps its ID token only until the purge after
+    its absolute age (``forget_lapsed_hints``, run with the scheduled purge)."""
+    provider.add_user("max", ["grp-handlers"])
+    await sign_in_through(browser)
+    policy = web_sessions.SessionPolicy.from_settings(live_server.settings)
+    with live_server.db.session() as session:
+        assert web_sessions.forget_lapsed_hints(session, policy) == 0  # still young
+        for web_session in session.exec(select(WebSession)).all():
+            web_session.created_at = utcnow() - policy.absolute - datetime.timedelta(minutes=1)
+            session.add(web_session)
+    with live_server.db.session() as session:
+        assert web_sessions.forget_lapsed_hints(session, policy) == 1
+    with live_server.db.reader() as session:
+        assert session.exec(select(WebSession.id_token_hint)).all() == [None]
 
 
 async def test_the_login_page_offers_the_force_sign_in_beside_the_local_form(

@@ -234,6 +234,15 @@ class Glewlwyd:
         }
         self.admin.call("PUT", "/mod/user/database", backend)
         self.admin.call("PUT", "/mod/user/database/reset")
+        # And the client backend, the URLs a client may be sent back to after sign-out.
+        clients = self.admin.call("GET", "/mod/client/database")
+        clients["parameters"]["data-format"]["post_logout_redirect_uris"] = {
+            "multiple": True,
+            "read": True,
+            "write": True,
+        }
+        self.admin.call("PUT", "/mod/client/database", clients)
+        self.admin.call("PUT", "/mod/client/database/reset")
         self.admin.call(
             "POST",
             "/mod/scheme/",
@@ -296,6 +305,10 @@ class Glewlwyd:
                     "pkce-allowed": True,
                     "pkce-method-plain-allowed": False,
                     "subject-type": "public",
+                    # RP-initiated logout: discovery then names an end_session_endpoint.
+                    "session-management-allowed": True,
+                    "session-cookie-name": "GLEWLWYD2_OIDC_SID",
+                    "session-cookie-expiration": 3600,
                     "name-claim": "mandatory",
                     "email-claim": "no",
                     "scope-claim": "no",
@@ -311,7 +324,7 @@ class Glewlwyd:
             },
         )
 
-    def add_client(self, redirect_uri: str) -> None:
+    def add_client(self, redirect_uri: str, post_logout_redirect_uri: str = "") -> None:
         """The box, as a confidential client sending its secret in the token request."""
         self.admin.call(
             "POST",
@@ -323,6 +336,9 @@ class Glewlwyd:
                 "confidential": True,
                 "password": CLIENT_SECRET,
                 "redirect_uri": [redirect_uri],
+                "post_logout_redirect_uris": [post_logout_redirect_uri]
+                if post_logout_redirect_uri
+                else [],
                 "authorization_type": ["code"],
                 "token_endpoint_auth_method": ["client_secret_post"],
                 "scope": ["openid", SCOPE],
@@ -357,6 +373,12 @@ class Glewlwyd:
             },
         )
         return GlewlwydUser(username, password, name, groups, pyotp.TOTP(secret))
+
+    def set_groups(self, username: str, groups: list[str]) -> None:
+        """Move a user between groups, as force IT does for a mover or a leaver."""
+        user = self.admin.call("GET", f"/user/{username}")
+        user["groups"] = groups
+        self.admin.call("PUT", f"/user/{username}", user)
 
 
 @contextlib.contextmanager

@@ -145,6 +145,7 @@ class TestProvider:
         # and refuses an assertion that does not name it.
         self.client_certificate_x5t: str | None = None
         self.client_auth: list[str] = []  # how the box authenticated, each exchange
+        self.id_tokens: list[str] = []  # every ID token given out, in order
         self._assertions_seen: set[str] = set()
         self.issuer = ""
         self._runner: web.AppRunner | None = None
@@ -250,6 +251,7 @@ class TestProvider:
             return web.json_response({"error": "invalid_grant", "why": "pkce"}, status=400)
         claims = self.claims_for(grant["user"], grant["nonce"])
         id_token = self.tamper(claims) if self.tamper is not None else self.sign(claims)
+        self.id_tokens.append(id_token)
         return web.json_response(
             {
                 "access_token": secrets.token_urlsafe(16),

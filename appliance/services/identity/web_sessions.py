@@ -41,8 +41,15 @@ def _hash(token: str) -> str:
 
 
 def start(
-    session: Session, user: User, source: str, *, needs_second_factor: bool = False
+    session: Session,
+    user: User,
+    source: str,
+    *,
+    needs_second_factor: bool = False,
+    id_token_hint: str | None = None,
 ) -> tuple[str, WebSession]:
+    """``id_token_hint``: the force's provider's ID token of this sign-in, kept for its
+    sign-out and cleared when the session ends."""
     assert user.id is not None
     token = secrets.token_urlsafe(32)
     web_session = WebSession(
@@ -51,6 +58,7 @@ def start(
         csrf_token=secrets.token_urlsafe(32),
         source=source[:64],
         needs_second_factor=needs_second_factor,
+        id_token_hint=id_token_hint,
     )
     session.add(web_session)
     session.flush()
@@ -97,6 +105,7 @@ def resolve(
     now = utcnow()
     if found is None:
         web_session.ended_at = now
+        web_session.id_token_hint = None
     else:
         web_session.last_seen_at = now
     session.add(web_session)
@@ -119,9 +128,13 @@ def socket_refusal(session: Session, session_id: int, policy: SessionPolicy) -> 
     return None
 
 
-def sign_out(session: Session, web_session: WebSession, user: User, source: str) -> None:
-    if web_session.ended_at is None:
-        web_session.ended_at = utcnow()
+def sign_out(session: Session, web_session: WebSession, user: User, source: str) -> str | None:
+    """End the session; returns the provider's ID token it held (for the provider's
+    sign-out page), which is not kept."""
+    hint = web_session.id_token_hint
+    if web_session.ended_at is None or hint is not None:
+        web_session.ended_at = web_session.ended_at or utcnow()
+        web_session.id_token_hint = None
         session.add(web_session)
     audit.record(
         session,
@@ -130,13 +143,27 @@ def sign_out(session: Session, web_session: WebSession, user: User, source: str)
         object_type="user",
         object_id=user.username,
     )
+    return hint
+
+
+def forget_lapsed_hints(session: Session, policy: SessionPolicy) -> int:
+    """Clear the provider's ID token from sessions past their absolute age that nobody
+    came back to end (an ended session has none): nothing of a sign-in is kept longer
+    than the sign-in could be used."""
+    lapsed = utcnow() - policy.absolute
+    statement = (
+        update(WebSession)
+        .where(col(WebSession.created_at) < lapsed, col(WebSession.id_token_hint).is_not(None))
+        .values(id_token_hint=None)
+    )
+    return int(session.exec(statement).rowcount)
 
 
 def end_all_for(session: Session, user_id: int, except_id: int | None = None) -> None:
     statement = (
         update(WebSession)
         .where(col(WebSession.user_id) == user_id, col(WebSession.ended_at).is_(None))
-        .values(ended_at=utcnow())
+        .values(ended_at=utcnow(), id_token_hint=None)
     )
     if except_id is not None:
         statement = statement.where(col(WebSession.id) != except_id)
