@@ -38,7 +38,6 @@ from tests.support.browser import (
     inbound_packets,
     media_context,
     new_link,
-    open_in_new_page,
     signed_in_handler,
     wait_rising,
 )
@@ -441,8 +440,8 @@ def test_a_supervisor_observes_takes_over_and_hands_the_call_back(
 
     context = media_context(browser)
     try:
-        first_sign_in(context, appliance, "sgt2001", password).close()
-        supervisor = open_in_new_page(context, appliance, console_url)
+        supervisor = first_sign_in(context, appliance, "sgt2001", password)
+        supervisor.goto(console_url)
         expect(supervisor.locator("#console-notice")).to_contain_text("You are observing")
         wait_rising(lambda: frames_shown(supervisor, "#remote-video"), 5, timeout=30)
         expect(handler.locator("#observers")).to_contain_text("Observing this call")

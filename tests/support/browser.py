@@ -16,16 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import av
 import pyotp
 from playwright.sync_api import Browser, BrowserContext, Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.support.appliance import Appliance
-from tests.support.process import https_get
 
 CHROMIUM = os.environ.get("EVR_TEST_CHROMIUM", "/usr/bin/chromium-headless-shell")
 CHROMIUM_ARGS = [
@@ -113,8 +110,7 @@ def media_context(
         options.update(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     context = browser.new_context(**options)  # type: ignore[arg-type]
     context.set_default_timeout(15_000)
-    # A new profile's first page starts a renderer; under three workers on two cores
-    # that has taken more than 15 s (CI, a supervisor opening the console).
+    # A new profile's first page starts a renderer: generous under three workers.
     context.set_default_navigation_timeout(45_000)
     if not (camera and microphone):
         # The fake UI grants every request: a refused kind is refused here instead, as
@@ -323,35 +319,3 @@ def _assert_playable(path: Path, call_seconds: float) -> None:
             if packet.pts is not None:
                 last = max(last, float(packet.pts * packet.time_base))
     assert abs(last - call_seconds) <= 0.2 * call_seconds, (last, call_seconds)
-
-
-def open_in_new_page(context: BrowserContext, appliance: Appliance, url: str) -> Page:
-    """Open ``url`` in a new page of ``context``; if it does not load within the
-    context's navigation timeout, say what the server was doing then (its last lines, and
-    whether it answers at all), and try once more in another page.
-
-    Twice in CI a supervisor's console page did not load in 15 s, then in 45 s, on a box
-    running two other workers, and never here. A server that hangs fails the second try
-    too, with the first one's evidence in the warning; a browser that lost one
-    navigation passes with the warning shown in the run's summary.
-    """
-    page = context.new_page()
-    try:
-        page.goto(url)
-        return page
-    except PlaywrightTimeout as exc:
-        started = time.perf_counter()
-        try:
-            health = f"/healthz {https_get(appliance.base_url + '/healthz')[0]}"
-        except OSError as probe:
-            health = f"/healthz failed ({probe})"
-        health += f" in {time.perf_counter() - started:.2f} s"
-        warnings.warn(
-            f"{url} did not load ({exc.message.splitlines()[0]}); then {health}; "
-            f"the server's last lines:\n{appliance.log_tail(40)}",
-            stacklevel=2,
-        )
-        page.close()
-    page = context.new_page()
-    page.goto(url)
-    return page

@@ -99,6 +99,26 @@ window.EVR = (function () {
     return { audio: audio, video: video, stream: new MediaStream() };
   }
 
+  /* Show `stream` (or nothing: null) in a video or audio element. A media element given
+     a stream before the page's load event holds that event back until the stream shows
+     a frame (HTML's "delaying-the-load-event flag"): a remote stream with no video yet,
+     or an officer whose camera is off, kept a phone's page "loading" for the whole call.
+     So a stream is put in once the page has loaded; `attached` says what is, or will be,
+     shown. */
+  function attach(element, stream) {
+    element.evrStream = stream;
+    if (document.readyState === "complete") {
+      element.srcObject = stream;
+    } else if (!element.evrWaitsForLoad) {
+      element.evrWaitsForLoad = true;
+      window.addEventListener("load", () => { element.srcObject = element.evrStream; }, { once: true });
+    }
+  }
+
+  function attached(element) {
+    return element.evrStream !== undefined ? element.evrStream : element.srcObject;
+  }
+
   /* Receive-only slots for the guests, as many as may be on a call (the hello's
      guestSlots): the box fills them as guests arrive and empties them as they leave,
      so nobody is renegotiated. Returns their transceivers. */
@@ -138,9 +158,10 @@ window.EVR = (function () {
         const tile = this.tiles[leg] || (this.tiles[leg] = this.make(leg));
         const video = tile.querySelector("video");
         const tracks = byLeg[leg];
-        const playing = video.srcObject ? video.srcObject.getTracks() : [];
+        const shown = attached(video);
+        const playing = shown ? shown.getTracks() : [];
         if (playing.length !== tracks.length || tracks.some((t) => playing.indexOf(t) < 0)) {
-          video.srcObject = new MediaStream(tracks);
+          attach(video, new MediaStream(tracks));
         }
         tile.querySelector("figcaption").textContent = this.caption(leg);
         tile.hidden = false;
@@ -164,7 +185,7 @@ window.EVR = (function () {
       delete this.tiles[leg];
       if (tile !== this.template) { tile.remove(); return; }
       tile.hidden = true;
-      tile.querySelector("video").srcObject = null;
+      attach(tile.querySelector("video"), null);
       delete tile.dataset.leg;
     }
   }
@@ -188,5 +209,5 @@ window.EVR = (function () {
     list.scrollTop = list.scrollHeight;
   }
 
-  return { Signal, offer, gathered, preferCodecs, extraSlot, guestSlots, Tiles, formatDuration, appendChat };
+  return { Signal, offer, gathered, preferCodecs, extraSlot, guestSlots, Tiles, formatDuration, appendChat, attach, attached };
 })();

@@ -76,8 +76,8 @@
     stream = await camera(facing);
     diagnostics.audioOnly = !stream.getVideoTracks().length;
     diagnostics.noMicrophone = !stream.getAudioTracks().length;
-    $("preview").srcObject = stream;
-    $("self").srcObject = stream;
+    EVR.attach($("preview"), stream);
+    EVR.attach($("self"), stream);
     $("stage").dataset.soundOnly = String(diagnostics.audioOnly);
     $("switch-camera-call").hidden = diagnostics.audioOnly;
     $("stage").dataset.noMicrophone = String(diagnostics.noMicrophone);
@@ -135,8 +135,8 @@
     }
     if (old) { stream.removeTrack(old); old.stop(); }
     stream.addTrack(track);
-    $("preview").srcObject = stream;
-    $("self").srcObject = stream;
+    EVR.attach($("preview"), stream);
+    EVR.attach($("self"), stream);
   }
 
   function newPeer() {
@@ -154,7 +154,7 @@
     if (tiles) tiles.route({}); // a new connection: the old one's tiles go
     tiles = new EVR.Tiles(peer, $("guest-tile"), (leg) => guestNames[leg] || "");
     const remote = new MediaStream();
-    $("remote").srcObject = remote;
+    EVR.attach($("remote"), remote);
     peer.ontrack = (event) => {
       const forGuest = forGuests.indexOf(event.transceiver) >= 0;
       if (!forGuest) remote.addTrack(event.track);
@@ -561,8 +561,8 @@
     stream.removeTrack(old);
     old.stop();
     stream.addTrack(fresh);
-    $("preview").srcObject = stream;
-    $("self").srcObject = stream;
+    EVR.attach($("preview"), stream);
+    EVR.attach($("self"), stream);
     diagnostics.cameraBack = (diagnostics.cameraBack || 0) + 1;
   }
 

@@ -198,7 +198,7 @@
     if (tiles) tiles.route({}); // a console admitting again: the old connection's tiles go
     tiles = new EVR.Tiles(pc, $("guest-tile"), (leg) => guestNames[leg] || "Guest");
     const remote = new MediaStream();
-    $("remote-video").srcObject = remote;
+    EVR.attach($("remote-video"), remote);
     pc.ontrack = (event) => {
       if (forGuests.indexOf(event.transceiver) < 0) remote.addTrack(event.track);
     };
@@ -244,8 +244,8 @@
     EVR.preferCodecs(pc.addTransceiver("video", { direction: "recvonly" }));
     const officer = EVR.extraSlot(pc);
     const remote = new MediaStream();
-    $("remote-video").srcObject = remote;
-    $("guest-video").srcObject = officer.stream;
+    EVR.attach($("remote-video"), remote);
+    EVR.attach($("guest-video"), officer.stream);
     $("guest-caption").textContent = root.dataset.holder ? "Officer (" + root.dataset.holder + ")" : "Officer";
     $("guest-tile").hidden = false;
     pc.ontrack = (event) => {
@@ -320,12 +320,12 @@
       }
       stream.addTrack(video);
       await videoTransceiver.sender.replaceTrack(video);
-      $("local-video").srcObject = stream;
+      EVR.attach($("local-video"), stream);
     } else {
       const video = stream.getVideoTracks()[0];
       await videoTransceiver.sender.replaceTrack(null);
       if (video) { stream.removeTrack(video); video.stop(); }
-      $("local-video").srcObject = null;
+      EVR.attach($("local-video"), null);
     }
     $("local-video").hidden = !on;
     button.setAttribute("aria-pressed", String(on));

@@ -30,7 +30,7 @@
         return;
       }
     }
-    $("guest-preview").srcObject = stream;
+    EVR.attach($("guest-preview"), stream);
     $("guest-status").textContent = _("When you are ready, join.");
     $("guest-join").disabled = false;
   }
@@ -44,8 +44,8 @@
     const officer = EVR.extraSlot(peer);
     const others = EVR.guestSlots(peer, Math.max(0, guestSlots - 1));
     tiles = new EVR.Tiles(peer, $("guest-other"), (leg) => guestNames[leg] || "");
-    $("guest-remote-caller").srcObject = caller;
-    $("guest-remote-officer").srcObject = officer.stream;
+    EVR.attach($("guest-remote-caller"), caller);
+    EVR.attach($("guest-remote-officer"), officer.stream);
     peer.ontrack = (event) => {
       if (others.indexOf(event.transceiver) >= 0) return; // the other guests' tiles play these
       const second = event.transceiver === officer.audio || event.transceiver === officer.video;
@@ -90,7 +90,7 @@
         diagnostics.state = "joined";
         $("guest-check").hidden = true;
         $("guest-call").hidden = false;
-        $("guest-self").srcObject = stream;
+        EVR.attach($("guest-self"), stream);
         break;
       case "state":
         nameGuests(message.guests);

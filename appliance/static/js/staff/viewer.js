@@ -18,7 +18,7 @@
     const caller = new MediaStream();
     peer.addTransceiver("audio", { direction: "recvonly" });
     EVR.preferCodecs(peer.addTransceiver("video", { direction: "recvonly" }));
-    $("viewer-remote").srcObject = caller;
+    EVR.attach($("viewer-remote"), caller);
     peer.ontrack = (event) => caller.addTrack(event.track);
     diagnostics.pc = peer;
     return peer;
