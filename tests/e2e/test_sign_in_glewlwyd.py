@@ -11,7 +11,7 @@ against the suite's own provider (tests/integration/test_sso.py,
 tests/security/test_oidc_tokens.py), which can misbehave on request; this module is the
 witness that the happy path works with somebody else's provider, plus what a real
 directory produces by itself: a user in no mapped group, a user moved out of the group,
-and the provider's own end-session page at sign-out."""
+and a sign-out that ends the provider's session too."""
 
 from __future__ import annotations
 
@@ -163,14 +163,15 @@ def test_a_user_glewlwyd_takes_out_of_the_group_loses_the_box_at_their_next_sign
     expect(open_page).to_have_url(re.compile(r"/login\?next=/calls$"))
 
 
-def test_signing_out_offers_glewlwyds_own_end_session_page_for_this_sign_in(
+def test_signing_out_of_the_box_and_then_of_glewlwyd_ends_both_sessions(
     page: Page, appliance: Appliance, glewlwyd: Glewlwyd
 ) -> None:
-    """Sign out on the box, then take its offer to sign out of the force account too:
-    the box's session has ended, and glewlwyd opens its own end-session page for this
-    sign-in, having checked the box's return address against the client's. It needs the
-    sign-in's ID token for that (``id_token_hint``): without it glewlwyd answers with an
-    empty page, which is how this was found."""
+    """Sign out on the box, then take its offer to sign out of the force account too.
+    The box's session has ended; glewlwyd opens its end-session page for this sign-in
+    (it needs the sign-in's ID token for that, ``id_token_hint``: without it, it answers
+    with an empty page, which is how this was found), checks the box's return address
+    against the client's and ends its own session: signing in again, glewlwyd asks for
+    the password."""
     person = glewlwyd.add_user("pc2003", "Jo's force password", "Jo Force", ["grp-handlers"])
     page.goto(appliance.base_url + "/login")
     page.get_by_role("link", name="Sign in with your Wessex Police account").click()
@@ -181,12 +182,21 @@ def test_signing_out_offers_glewlwyds_own_end_session_page_for_this_sign_in(
     expect(page.get_by_role("heading", name="Signed out of this box")).to_be_visible()
     box_login = page.url.rsplit("/", 1)[0] + "/login"
     page.get_by_role("link", name="Sign out of your Wessex Police account too").click()
-    expect(page.get_by_text("The client wishes you to close the current session")).to_be_visible(
-        timeout=STEP
-    )
+    expect(page.get_by_role("heading", name="End session")).to_be_visible(timeout=STEP)
+    expect(page.get_by_text("The client EVR appliance wishes you to close")).to_be_visible()
+    expect(page.get_by_text(f"Then you will be redirected to: {box_login}")).to_be_visible()
     asked = parse_qs(urlsplit(page.url).query)
     assert asked["prompt"] == ["end_session"] and asked["client_id"] == ["evr-box"], page.url
     assert asked["callback_url"] == [box_login], page.url  # checked against the client's
+    # Its page ends the session (DELETE of the OpenID session, then of its sign-in);
+    # glewlwyd 2.7.5's script then stays on the page instead of following the address.
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/auth/") and r.request.method == "DELETE", timeout=STEP
+    ) as signed_out:
+        page.get_by_role("button", name="Logout").click()
+    assert signed_out.value.status == 200
 
     page.goto(appliance.base_url + "/calls")
     expect(page).to_have_url(re.compile(r"/login\?next=/calls$"))
+    page.get_by_role("link", name="Sign in with your Wessex Police account").click()
+    expect(page.get_by_label("Password")).to_be_visible(timeout=STEP)  # asked again

@@ -309,6 +309,9 @@ class Glewlwyd:
                     "session-management-allowed": True,
                     "session-cookie-name": "GLEWLWYD2_OIDC_SID",
                     "session-cookie-expiration": 3600,
+                    # Its end-session page lists the session's clients through the
+                    # front-channel code, and answers 400 while that is off.
+                    "front-channel-logout-allowed": True,
                     "name-claim": "mandatory",
                     "email-claim": "no",
                     "scope-claim": "no",
